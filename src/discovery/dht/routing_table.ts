@@ -420,9 +420,11 @@ export class RoutingTable {
    * console.assert(table.bucketsToRefresh().length > 0);
    * ```
    *
+   * @param all When `true`, list every bucket in that range however recently it was looked
+   *   up (bootstrap refreshes them all once).
    * @returns Bucket indices, farthest first.
    */
-  bucketsToRefresh(): number[] {
+  bucketsToRefresh(all = false): number[] {
     let nearest = KEY_BITS;
     for (let i = 0; i < KEY_BITS; i++) {
       if (this.#buckets[i].length > 0) {
@@ -433,7 +435,7 @@ export class RoutingTable {
     const now = this.#clock.now();
     const out: number[] = [];
     for (let i = KEY_BITS - 1; i >= nearest; i--) {
-      if (now - this.#lastRefresh[i] >= this.#refreshIntervalMs) out.push(i);
+      if (all || now - this.#lastRefresh[i] >= this.#refreshIntervalMs) out.push(i);
     }
     return out;
   }

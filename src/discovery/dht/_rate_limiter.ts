@@ -1,0 +1,51 @@
+/**
+ * Per-peer token buckets for incoming DHT requests. Kept tiny and private to the DHT so the
+ * service does not depend on the transport's pool.
+ *
+ * @module
+ */
+
+import type { DhtClock } from "./clock.ts";
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Admits at most `burst` requests at once and `perSecond` sustained, per peer id. */
+export class PeerRateLimiter {
+  readonly #perSecond: number;
+  readonly #burst: number;
+  readonly #maxPeers: number;
+  readonly #clock: DhtClock;
+  // Insertion order doubles as least-recently-used order, bounding memory under id floods.
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(perSecond: number, burst: number, maxPeers: number, clock: DhtClock) {
+    this.#perSecond = perSecond;
+    this.#burst = burst;
+    this.#maxPeers = maxPeers;
+    this.#clock = clock;
+  }
+
+  /** Takes one token for `peerId`; returns `false` if the peer is over its rate. */
+  take(peerId: string): boolean {
+    const now = this.#clock.now();
+    let bucket = this.#buckets.get(peerId);
+    if (bucket === undefined) {
+      bucket = { tokens: this.#burst, at: now };
+      if (this.#buckets.size >= this.#maxPeers) {
+        this.#buckets.delete(this.#buckets.keys().next().value!);
+      }
+    } else {
+      this.#buckets.delete(peerId);
+      const refill = (Math.max(0, now - bucket.at) / 1000) * this.#perSecond;
+      bucket.tokens = Math.min(this.#burst, bucket.tokens + refill);
+      bucket.at = now;
+    }
+    this.#buckets.set(peerId, bucket);
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * A discovery node for the namespace tests: started by `ip netns exec`, it prints one JSON
+ * object per line (`ready`, `discovered`, `expired`, `stats`, `closed`) and takes commands on
+ * stdin, one a line: `stats` and `close`.
+ *
+ * Usage: `_mdns_node.ts PEER_ID PORT INTERFACE [TTL_SECONDS]`
+ *
+ * @module
+ */
+
+import { MdnsDiscovery } from "../../src/discovery/mod.ts";
+
+const [peerId, port, iface, ttl] = Deno.args;
+const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
+
+const mdns = new MdnsDiscovery({
+  peerId,
+  port: Number(port),
+  interfaces: [iface],
+  ttl: ttl === undefined ? undefined : Number(ttl),
+});
+mdns.on("discovered", (peer) => print({ event: "discovered", ...peer }));
+mdns.on("expired", ({ peerId }) => print({ event: "expired", peerId }));
+mdns.on("error", (e) => print({ event: "error", message: e.message }));
+await mdns.start();
+print({ event: "ready" });
+
+const decoder = new TextDecoderStream();
+let buffered = "";
+for await (const chunk of Deno.stdin.readable.pipeThrough(decoder)) {
+  buffered += chunk;
+  let nl: number;
+  while ((nl = buffered.indexOf("\n")) >= 0) {
+    const cmd = buffered.slice(0, nl).trim();
+    buffered = buffered.slice(nl + 1);
+    if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
+    if (cmd === "close") {
+      await mdns.close();
+      print({ event: "closed" });
+      Deno.exit(0);
+    }
+  }
+}
+await mdns.close();
