@@ -1,0 +1,31 @@
+/**
+ * NAT traversal services: a STUN Binding client on the node's socket, RFC 5780 NAT behaviour
+ * discovery, and the pure classification and hole-punch scheduling logic behind them.
+ *
+ * @module
+ */
+
+export {
+  RFC8489_RETRANSMIT,
+  type StunBindingOptions,
+  type StunBindingResult,
+  StunClient,
+  type StunClientOptions,
+  type StunClock,
+  StunErrorResponse,
+  type StunRetransmitOptions,
+  type StunRetransmitSchedule,
+  stunRetransmitSchedule,
+} from "./stun_client.ts";
+export {
+  classifyFiltering,
+  classifyMapping,
+  classifyNat,
+  type FilteringSample,
+  type MappingSample,
+  type NatBehavior,
+  type NatClassification,
+  type NatObservations,
+  type NatType,
+} from "./nat_classifier.ts";
+export { discoverNat, type NatDiscoveryOptions, type NatDiscoveryResult } from "./nat_discovery.ts";
