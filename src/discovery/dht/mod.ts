@@ -1,0 +1,18 @@
+/**
+ * Kademlia DHT: 256-bit keys, k-bucket routing table, iterative lookups, signed peer records
+ * and provider records, and the node that combines them over an abstract RPC.
+ *
+ * @module
+ */
+
+export * from "./clock.ts";
+export * from "./key.ts";
+export * from "./contact.ts";
+export * from "./routing_table.ts";
+export * from "./lookup.ts";
+export * from "./record_error.ts";
+export * from "./records.ts";
+export * from "./record_store.ts";
+export * from "./republish.ts";
+export * from "./rpc.ts";
+export * from "./dht_node.ts";
