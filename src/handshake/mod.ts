@@ -1,0 +1,21 @@
+/**
+ * The post-quantum handshake run on the first stream of every connection, the record framing
+ * that carries it, and the AEAD that seals application frames with its session keys.
+ *
+ * @module
+ */
+
+export {
+  HandshakeDialer,
+  type HandshakeDialerOptions,
+  HandshakeError,
+  HandshakeListener,
+  type HandshakeListenerOptions,
+  type HandshakeOptions,
+  type HandshakeResult,
+  type HandshakeStep,
+  hashCertificate,
+  type SessionKeys,
+} from "./handshake.ts";
+export { encodeRecord, MAX_HANDSHAKE_RECORD, RecordDecoder, type RecordOptions } from "./record.ts";
+export { FrameCipher } from "./frame_cipher.ts";

@@ -1,0 +1,90 @@
+/**
+ * Fixtures for the handshake tests: identities made once per run (ML-DSA key generation and
+ * signing dominate the run time), deterministic randomness, and a driver that runs a dialer and
+ * a listener against each other in memory.
+ *
+ * @module
+ */
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import type {
+  HandshakeDialer,
+  HandshakeListener,
+  HandshakeResult,
+} from "../../src/handshake/mod.ts";
+import { Identity } from "../../src/identity/mod.ts";
+
+export const dialerIdentity: Identity = Identity.fromSeeds({
+  ed25519Seed: new Uint8Array(32).fill(1),
+  mlDsa65Seed: new Uint8Array(32).fill(2),
+});
+export const listenerIdentity: Identity = Identity.fromSeeds({
+  ed25519Seed: new Uint8Array(32).fill(3),
+  mlDsa65Seed: new Uint8Array(32).fill(4),
+});
+
+export const DIALER_CERT: Uint8Array = sha256(new TextEncoder().encode("dialer cert"));
+export const LISTENER_CERT: Uint8Array = sha256(new TextEncoder().encode("listener cert"));
+export const ALPN = "cretoai/1";
+
+/** A reproducible stand-in for the system's random source: SHA-256 in counter mode. */
+export function seededRandom(seed: string): (n: number) => Uint8Array {
+  let counter = 0;
+  return (n: number) => {
+    const out = new Uint8Array(n);
+    for (let at = 0; at < n; at += 32) {
+      const block = sha256(new TextEncoder().encode(`${seed}/${counter++}`));
+      out.set(block.subarray(0, Math.min(32, n - at)), at);
+    }
+    return out;
+  };
+}
+
+/** Options for a dialer and a listener that see the same certificates (no relay). */
+export function pairOptions(pqEncryption: boolean, seed = "seed") {
+  return {
+    dialer: {
+      identity: dialerIdentity,
+      alpn: ALPN,
+      localCertHash: DIALER_CERT,
+      peerCertHash: LISTENER_CERT,
+      pqEncryption,
+      randomBytes: seededRandom(`${seed}/dialer`),
+    },
+    listener: {
+      identity: listenerIdentity,
+      alpn: ALPN,
+      localCertHash: LISTENER_CERT,
+      peerCertHash: DIALER_CERT,
+      pqEncryption,
+      randomBytes: seededRandom(`${seed}/listener`),
+    },
+  };
+}
+
+/** The messages and results of one complete handshake. */
+export interface Run {
+  clientHello: Uint8Array;
+  serverHello: Uint8Array;
+  clientFinish: Uint8Array;
+  dialer: HandshakeResult;
+  listener: HandshakeResult;
+}
+
+/** Runs a handshake to completion, failing loudly if any step does not do what it should. */
+export function run(dialer: HandshakeDialer, listener: HandshakeListener): Run {
+  const clientHello = dialer.start();
+  const s1 = listener.receive(clientHello);
+  if (s1.send === undefined || s1.done !== undefined) throw new Error("expected a ServerHello");
+  const s2 = dialer.receive(s1.send);
+  if (s2.send === undefined || s2.done === undefined) throw new Error("expected ClientFinish");
+  const s3 = listener.receive(s2.send);
+  if (s3.send !== undefined || s3.done === undefined) throw new Error("expected listener done");
+  return {
+    clientHello,
+    serverHello: s1.send,
+    clientFinish: s2.send,
+    dialer: s2.done,
+    listener: s3.done,
+  };
+}
