@@ -209,6 +209,7 @@ export class MdnsDiscovery {
   #service: LocalService | undefined;
   #links: Link[] = [];
   #state: "new" | "starting" | "running" | "closed" = "new";
+  #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #timers = new Set<Timer>();
   #expiryTimer: Timer | undefined;
@@ -338,11 +339,19 @@ export class MdnsDiscovery {
    * @throws {NetworkError} `ERR_MDNS` when a socket cannot be bound or the service was started
    * or closed before.
    */
-  async start(): Promise<void> {
-    if (this.#state !== "new") {
-      throw new NetworkError("ERR_MDNS", `Cannot start mDNS discovery: it is ${this.#state}`);
+  start(): Promise<void> {
+    if (this.#state !== "new" || this.#closing !== undefined) {
+      const state = this.#closing !== undefined ? "closed" : this.#state;
+      return Promise.reject(
+        new NetworkError("ERR_MDNS", `Cannot start mDNS discovery: it is ${state}`),
+      );
     }
     this.#state = "starting";
+    this.#starting = this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     try {
       const linkAddresses = resolveInterfaces(this.#interfaces);
       this.#service = {
@@ -366,8 +375,6 @@ export class MdnsDiscovery {
       await this.#shutdown(false);
       throw e;
     }
-    // close() may have run while the sockets were opening.
-    if (this.#state !== "starting") return;
     this.#state = "running";
     await Promise.all([this.#announce(), this.#browse()]);
     // RFC 6762 section 8.3: announce at least twice, one second apart; the querier side
@@ -394,7 +401,11 @@ export class MdnsDiscovery {
    * @returns Resolves when every socket is closed.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#shutdown(this.#state === "running");
+    // A start in progress finishes first, so the sockets it is opening are closed too.
+    this.#closing ??= (this.#starting ?? Promise.resolve()).then(
+      () => this.#shutdown(true),
+      () => {},
+    );
     return this.#closing;
   }
 

@@ -1,7 +1,7 @@
 /**
  * A discovery node for the namespace tests: started by `ip netns exec`, it prints one JSON
  * object per line (`ready`, `discovered`, `expired`, `stats`, `closed`) and takes commands on
- * stdin, one a line: `stats` and `close`.
+ * stdin, one a line: `stats` and `close` (which also ends the script).
  *
  * Usage: `_mdns_node.ts PEER_ID PORT INTERFACE [TTL_SECONDS]`
  *
@@ -25,20 +25,24 @@ mdns.on("error", (e) => print({ event: "error", message: e.message }));
 await mdns.start();
 print({ event: "ready" });
 
+// No Deno.exit() after `close`: the script must end by itself, which it only does when the
+// service left no socket or timer behind. The test checks that it does.
 const decoder = new TextDecoderStream();
 let buffered = "";
+let closed = false;
 for await (const chunk of Deno.stdin.readable.pipeThrough(decoder)) {
   buffered += chunk;
   let nl: number;
-  while ((nl = buffered.indexOf("\n")) >= 0) {
+  while (!closed && (nl = buffered.indexOf("\n")) >= 0) {
     const cmd = buffered.slice(0, nl).trim();
     buffered = buffered.slice(nl + 1);
     if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
     if (cmd === "close") {
       await mdns.close();
       print({ event: "closed" });
-      Deno.exit(0);
+      closed = true;
     }
   }
+  if (closed) break;
 }
 await mdns.close();

@@ -273,7 +273,7 @@ export class DhtNode implements DhtRpcHandler {
       );
     }
     await this.#refreshBuckets(this.table.bucketsToRefresh(true));
-    await this.publishSelf();
+    await this.#publishSelf(result.closest);
     return this.table.size;
   }
 
@@ -290,6 +290,11 @@ export class DhtNode implements DhtRpcHandler {
    */
   async publishSelf(): Promise<number> {
     this.#checkOpen();
+    return await this.#publishSelf(undefined);
+  }
+
+  /** Publishes to `closest`, or to the result of a fresh self lookup. */
+  async #publishSelf(closest: readonly DhtContact[] | undefined): Promise<number> {
     const now = this.#clock.now();
     // Wall-clock sequence numbers keep increasing across restarts without stored state.
     this.#seq = Math.max(this.#seq + 1, Math.floor(now));
@@ -301,7 +306,7 @@ export class DhtNode implements DhtRpcHandler {
     );
     this.#ownRecord = { bytes, record: decodePeerRecord(bytes, this.#limits) };
     this.#schedule.schedule(SELF_ITEM, now, expiresAt);
-    const { closest } = await this.#findNode(this.contact.key);
+    closest ??= (await this.#findNode(this.contact.key)).closest;
     return await this.#storeAt(closest, (c) => this.#rpc.putPeerRecord(c, bytes));
   }
 
@@ -677,10 +682,7 @@ export class DhtNode implements DhtRpcHandler {
 
   #closer(target: DhtKey, from: DhtContact): DhtContact[] {
     // The asker knows itself; one more contact is worth more than echoing it back.
-    return this.table.closest(target, this.#k + 1).filter((c) => c.id !== from.id).slice(
-      0,
-      this.#k,
-    );
+    return this.table.closest(target, this.#k, from.id);
   }
 
   #seen(contact: DhtContact): void {

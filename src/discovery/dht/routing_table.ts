@@ -338,9 +338,10 @@ export class RoutingTable {
    *
    * @param target The key.
    * @param count How many to return at most.
+   * @param exclude A peer id to leave out, typically the one who asked.
    * @returns Up to `count` contacts.
    */
-  closest(target: DhtKey, count: number = this.k): DhtContact[] {
+  closest(target: DhtKey, count: number = this.k, exclude?: string): DhtContact[] {
     // Contacts in the target's own bucket are closer than any others; contacts in lower
     // buckets come next (all at the same top bit), then higher buckets in order. Walking the
     // buckets this way sorts a few small groups instead of the whole table.
@@ -350,7 +351,7 @@ export class RoutingTable {
       group.sort(cmp);
       for (const c of group) {
         if (out.length >= count) return;
-        out.push(c);
+        if (c.id !== exclude) out.push(c);
       }
     };
     const cpl = commonPrefixLength(this.selfKey, target);

@@ -1,0 +1,415 @@
+/**
+ * A two-namespace link for mDNS tests, so nothing is ever sent on the host network:
+ *
+ * ```
+ * nsA: lo, vA 10.77.0.1/24 ===veth=== vB 10.77.0.2/24, lo :nsB
+ * ```
+ *
+ * Both ends have multicast on and a route for 224.0.0.0/4. Every process the lab starts is a
+ * child of the test, killed and waited on in `close()` (PID 1 here does not reap orphans), and
+ * the namespaces get names unique to the run. Waits are driven by the children's output lines
+ * and bounded by a deadline.
+ *
+ * @module
+ */
+
+/** Addresses of the lab's two ends. */
+export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
+
+const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
+const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
+const REPO = new URL("../../", import.meta.url).pathname;
+const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];
+const AVAHI_PID_FILE = "/run/avahi-daemon/pid";
+
+let labCounter = 0;
+
+/**
+ * Why the namespace tests cannot run here, or `undefined` when they can.
+ *
+ * @returns The reason to skip.
+ */
+export function labSkip(): string | undefined {
+  if (Deno.build.os !== "linux") return `network namespaces need Linux, this is ${Deno.build.os}`;
+  if (Deno.uid() !== 0) return `network namespaces need root, uid is ${Deno.uid()}`;
+  const missing = TOOLS.filter((t) => which(t) === undefined);
+  if (missing.length > 0) {
+    return `missing tools: ${missing.join(", ")} (run tools/setup.sh --system)`;
+  }
+  return undefined;
+}
+
+/**
+ * Why Avahi cannot be started here (another avahi-daemon owns the bus name and PID file), or
+ * `undefined`.
+ *
+ * @returns The reason to skip.
+ */
+export function avahiSkip(): string | undefined {
+  try {
+    const pid = Deno.readTextFileSync(AVAHI_PID_FILE).trim();
+    const state = Deno.readTextFileSync(`/proc/${pid}/stat`).split(" ")[2];
+    if (state !== "Z") {
+      return `another avahi-daemon (PID ${pid}) is running; only one can own the D-Bus name`;
+    }
+  } catch {
+    // No PID file, or its process is gone.
+  }
+  return undefined;
+}
+
+/** A child process whose output is collected line by line. */
+export class LabChild {
+  /** Every stdout line so far. */
+  readonly lines: string[] = [];
+  /** Every stderr line so far. */
+  readonly errLines: string[] = [];
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  readonly #waiters = new Set<() => void>();
+  readonly #pumps: Promise<void>[];
+  #exited = false;
+  /** Resolves with the exit status. */
+  readonly status: Promise<Deno.CommandStatus>;
+
+  constructor(readonly label: string, cmd: string, args: string[], stdin: boolean) {
+    this.#child = new Deno.Command(cmd, {
+      args,
+      stdin: stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#writer = stdin ? this.#child.stdin.getWriter() : undefined;
+    this.#pumps = [
+      this.#pump(this.#child.stdout, this.lines),
+      this.#pump(this.#child.stderr, this.errLines),
+    ];
+    this.status = this.#child.status.then((s) => {
+      this.#exited = true;
+      this.#wake();
+      return s;
+    });
+  }
+
+  /** Writes one command line to the child's stdin. */
+  async send(line: string): Promise<void> {
+    await this.#writer!.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /**
+   * Waits for a stdout or stderr line that matches, scanning from line `from` of stdout.
+   * Rejects when the child exits first or `timeoutMs` passes, with its output for the report.
+   */
+  async waitLine(
+    match: (line: string) => boolean,
+    timeoutMs: number,
+    what: string,
+    { from = 0, stderr = false }: { from?: number; stderr?: boolean } = {},
+  ): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    const source = stderr ? this.errLines : this.lines;
+    let i = stderr ? 0 : from;
+    while (true) {
+      for (; i < source.length; i++) if (match(source[i])) return source[i];
+      if (this.#exited) await Promise.all(this.#pumps);
+      if (this.#exited && i >= source.length) {
+        throw new Error(`${this.label} exited before ${what}:\n${this.dump()}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(`${this.label}: no ${what} within ${timeoutMs} ms:\n${this.dump()}`);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.add(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for a JSON line whose fields include all of `fields`, and returns it parsed. */
+  async waitEvent(
+    fields: Record<string, unknown>,
+    timeoutMs: number,
+    from = 0,
+  ): Promise<Record<string, unknown>> {
+    const line = await this.waitLine(
+      (l) => {
+        const o = parseJson(l);
+        return o !== undefined && Object.entries(fields).every(([k, v]) => o[k] === v);
+      },
+      timeoutMs,
+      JSON.stringify(fields),
+      { from },
+    );
+    return parseJson(line)!;
+  }
+
+  /** Waits for the child to exit by itself; rejects (without killing it) after `timeoutMs`. */
+  async waitExit(timeoutMs: number): Promise<Deno.CommandStatus> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      return await Promise.race([
+        this.status,
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () =>
+              reject(
+                new Error(`${this.label} did not exit within ${timeoutMs} ms:\n${this.dump()}`),
+              ),
+            timeoutMs,
+          )
+        ),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stdout and stderr, for failure messages. */
+  dump(): string {
+    return `--- stdout\n${this.lines.join("\n")}\n--- stderr\n${this.errLines.join("\n")}`;
+  }
+
+  /** Terminates the child (SIGTERM, then SIGKILL after 3 s) and waits for it. */
+  async stop(): Promise<Deno.CommandStatus> {
+    await this.#writer?.close().catch(() => {});
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGTERM");
+      } catch {
+        // Already gone.
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const killed = await Promise.race([
+        this.status.then(() => false),
+        new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(true), 3000)),
+      ]);
+      clearTimeout(timer);
+      if (killed) {
+        try {
+          this.#child.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    const status = await this.status;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
+  async #pump(stream: ReadableStream<Uint8Array>, into: string[]): Promise<void> {
+    let buffered = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        into.push(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+        this.#wake();
+      }
+    }
+    if (buffered) into.push(buffered);
+    this.#wake();
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters) w();
+    this.#waiters.clear();
+  }
+}
+
+/** The lab: two namespaces joined by a veth pair, and the children started in them. */
+export class MdnsLab {
+  readonly #children: LabChild[] = [];
+  #tmp: string | undefined;
+
+  private constructor(
+    readonly nsA: string,
+    readonly nsB: string,
+    readonly devA: string,
+    readonly devB: string,
+  ) {}
+
+  /** Creates the namespaces and the link; on failure removes whatever was made. */
+  static async create(): Promise<MdnsLab> {
+    const id = `${Deno.pid.toString(36)}${(labCounter++).toString(36)}`;
+    const vA = `vma${id}`.slice(0, 15);
+    const vB = `vmb${id}`.slice(0, 15);
+    const lab = new MdnsLab(`mdnsA-${id}`, `mdnsB-${id}`, vA, vB);
+    try {
+      await ip("netns", "add", lab.nsA);
+      await ip("netns", "add", lab.nsB);
+      await ip(
+        "link",
+        "add",
+        vA,
+        "netns",
+        lab.nsA,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        vB,
+        "netns",
+        lab.nsB,
+      );
+      for (const [ns, dev, addr] of [[lab.nsA, vA, ADDR.a], [lab.nsB, vB, ADDR.b]]) {
+        await ip("-n", ns, "link", "set", "lo", "up");
+        await ip("-n", ns, "addr", "add", `${addr}/24`, "dev", dev);
+        await ip("-n", ns, "link", "set", dev, "multicast", "on", "up");
+        await ip("-n", ns, "route", "add", "224.0.0.0/4", "dev", dev);
+      }
+      lab.#tmp = await Deno.makeTempDir({ prefix: "mdns-lab-" });
+    } catch (e) {
+      await lab.close();
+      throw e;
+    }
+    return lab;
+  }
+
+  /** Starts a command inside a namespace. */
+  spawn(ns: string, label: string, cmd: string[], { stdin = false } = {}): LabChild {
+    const child = new LabChild(label, "ip", ["netns", "exec", ns, ...cmd], stdin);
+    this.#children.push(child);
+    return child;
+  }
+
+  /** Starts a Deno script of this folder inside a namespace, with the permissions it needs. */
+  spawnDeno(
+    ns: string,
+    label: string,
+    script: string,
+    args: string[],
+    opts = { stdin: true },
+  ): LabChild {
+    return this.spawn(
+      ns,
+      label,
+      [DENO, "run", "--quiet", "--allow-net", `--allow-read=${REPO}`, script, ...args],
+      opts,
+    );
+  }
+
+  /** Starts one discovery node and waits until it announced itself. */
+  async startNode(ns: string, peerId: string, port: number, ttl?: number): Promise<LabChild> {
+    const addr = ns === this.nsA ? ADDR.a : ADDR.b;
+    const args = [peerId, String(port), addr, ...(ttl === undefined ? [] : [String(ttl)])];
+    const node = this.spawnDeno(ns, `node ${peerId}`, NODE_SCRIPT, args);
+    await node.waitEvent({ event: "ready" }, 20_000);
+    return node;
+  }
+
+  /** Asks a node for its stats and returns them. */
+  async stats(node: LabChild): Promise<Record<string, unknown>> {
+    const from = node.lines.length;
+    await node.send("stats");
+    return await node.waitEvent({ event: "stats" }, 5000, from);
+  }
+
+  /**
+   * Starts dbus (if no system bus answers) and an avahi-daemon confined to the veth of `ns`,
+   * and waits until it reports startup complete.
+   */
+  async startAvahi(ns: string): Promise<LabChild> {
+    if (!(await busAnswers())) {
+      await Deno.mkdir("/run/dbus", { recursive: true });
+      const bus = this.spawn(ns, "dbus-daemon", [
+        "dbus-daemon",
+        "--system",
+        "--nofork",
+        "--nopidfile",
+        "--print-address",
+      ]);
+      await bus.waitLine((l) => l.startsWith("unix:"), 10_000, "bus address");
+    }
+    const conf = `${this.#tmp}/avahi-${ns}.conf`;
+    await Deno.writeTextFile(
+      conf,
+      [
+        "[server]",
+        "use-ipv4=yes",
+        "use-ipv6=no",
+        `allow-interfaces=${ns === this.nsA ? this.devA : this.devB}`,
+        "ratelimit-interval-usec=1000000",
+        "ratelimit-burst=1000",
+        "[wide-area]",
+        "enable-wide-area=no",
+        "[publish]",
+        "publish-hinfo=no",
+        "publish-workstation=no",
+        "",
+      ].join("\n"),
+    );
+    const avahi = this.spawn(ns, "avahi-daemon", [
+      "avahi-daemon",
+      "--no-drop-root",
+      "--no-chroot",
+      "--no-rlimits",
+      "-f",
+      conf,
+    ]);
+    await avahi.waitLine((l) => l.includes("Server startup complete"), 15_000, "avahi startup", {
+      stderr: true,
+    });
+    return avahi;
+  }
+
+  /** Stops every child (last started first), then removes the namespaces and files. */
+  async close(): Promise<void> {
+    for (const child of this.#children.reverse()) await child.stop();
+    this.#children.length = 0;
+    for (const ns of [this.nsA, this.nsB]) await ip("netns", "del", ns).catch(() => {});
+    if (this.#tmp) await Deno.remove(this.#tmp, { recursive: true }).catch(() => {});
+  }
+
+  /** Closes the lab, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Parses a JSON object line, or returns `undefined`. */
+export function parseJson(line: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(line);
+    return typeof v === "object" && v !== null ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function ip(...args: string[]): Promise<void> {
+  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+async function busAnswers(): Promise<boolean> {
+  const out = await new Deno.Command("dbus-send", {
+    args: [
+      "--system",
+      "--print-reply",
+      "--dest=org.freedesktop.DBus",
+      "/",
+      "org.freedesktop.DBus.GetId",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return out.success;
+}
+
+function which(tool: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
+    try {
+      if (Deno.statSync(`${dir}/${tool}`).isFile) return `${dir}/${tool}`;
+    } catch {
+      // Not in this directory.
+    }
+  }
+  return undefined;
+}

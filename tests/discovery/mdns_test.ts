@@ -1,0 +1,213 @@
+/**
+ * mDNS discovery against real peers: our nodes, Avahi, and a sender of hostile packets, each in
+ * network namespaces joined by a veth pair (see `_mdns_lab.ts`); nothing is sent on the host
+ * network. Option validation runs without any network.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { InvalidConfigError } from "../../src/errors.ts";
+import { MdnsDiscovery } from "../../src/discovery/mod.ts";
+import { ADDR, avahiSkip, labSkip, MdnsLab, parseJson } from "./_mdns_lab.ts";
+
+const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
+const GARBAGE = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
+const INNS_TEST = new URL("./_mdns_inns_test.ts", import.meta.url).pathname;
+
+const skip = labSkip();
+const skipAvahi = skip ?? avahiSkip();
+if (skip) console.warn(`mdns_test: namespace tests skipped: ${skip}`);
+else if (skipAvahi) console.warn(`mdns_test: Avahi interop skipped: ${skipAvahi}`);
+
+Deno.test("options are validated up front, naming the option and the value", () => {
+  const bad: [Record<string, unknown>, string, RegExp][] = [
+    [{ peerId: "", port: 1 }, "peerId", /current value is ""/],
+    [{ peerId: "has space", port: 1 }, "peerId", /"has space"/],
+    [{ peerId: "p", port: 0 }, "port", /from 1 to 65535: current value is 0/],
+    [{ peerId: "p", port: 70000 }, "port", /current value is 70000/],
+    [{ peerId: "p", port: 1, version: "1 0" }, "version", /"1 0"/],
+    [{ peerId: "p", port: 1, instance: "a.b" }, "instance", /"a.b"/],
+    [{ peerId: "p", port: 1, hostname: "host.lan" }, "hostname", /"host.lan"/],
+    [{ peerId: "p", port: 1, ttl: 0 }, "ttl", /current value is 0/],
+    [{ peerId: "p", port: 1, interfaces: [] }, "interfaces", /current value is \[\]/],
+    [{ peerId: "p", port: 1, addresses: ["224.0.0.1"] }, "addresses", /224.0.0.1/],
+    [{ peerId: "p", port: 1, maxPacketSize: 100 }, "maxPacketSize", /current value is 100/],
+  ];
+  for (const [options, field, message] of bad) {
+    assert.throws(
+      () => new MdnsDiscovery(options as never),
+      (e: unknown) =>
+        e instanceof InvalidConfigError && e.field === field && message.test(e.message),
+      `${field}: ${JSON.stringify(options)}`,
+    );
+  }
+  const long = "x".repeat(100);
+  assert.doesNotThrow(
+    () => new MdnsDiscovery({ peerId: long, port: 1 }),
+    "long ids get a hashed instance",
+  );
+});
+
+Deno.test("an unknown interface name is refused at start", async () => {
+  const m = new MdnsDiscovery({ peerId: "p", port: 1, interfaces: ["no-such-if0"] });
+  await assert.rejects(
+    () => m.start(),
+    (e: unknown) => e instanceof InvalidConfigError && /"no-such-if0"/.test(e.message),
+  );
+  await m.close();
+});
+
+Deno.test({
+  name: "Avahi resolves our node with peer= in TXT, and we discover and expire an Avahi service",
+  ignore: skipAvahi !== undefined,
+
+  fn: async () => {
+    await using lab = await MdnsLab.create();
+    await lab.startAvahi(lab.nsB);
+    const node = await lab.startNode(lab.nsA, "peerA1", 9001);
+
+    // Avahi learnt of us from our announcement or asks now; `-t` ends after "all for now", so
+    // browse again (bounded) until the resolved line shows up.
+    let resolved: string | undefined;
+    for (let attempt = 0; attempt < 5 && resolved === undefined; attempt++) {
+      const browse = lab.spawn(lab.nsB, "avahi-browse", [
+        "avahi-browse",
+        "-r",
+        "-t",
+        "-p",
+        "_cretoai._udp",
+      ]);
+      await browse.waitExit(15_000);
+      resolved = browse.lines.find((l) => l.startsWith("=") && l.includes("peer=peerA1"));
+    }
+    assert.ok(resolved, "avahi-browse resolved our service");
+    // =;iface;IPv4;instance;type;domain;host;address;port;txt
+    const f = resolved.split(";");
+    assert.equal(f[3], "cretoai-peerA1");
+    assert.equal(f[4], "_cretoai._udp");
+    assert.equal(f[7], ADDR.a);
+    assert.equal(f[8], "9001");
+    assert.match(f[9], /"peer=peerA1"/);
+    assert.match(f[9], /"v=1"/);
+
+    const publish = lab.spawn(lab.nsB, "avahi-publish", [
+      "avahi-publish",
+      "-s",
+      "avahi-node",
+      "_cretoai._udp",
+      "9002",
+      "peer=peerAV",
+      "v=1",
+    ]);
+    const found = await node.waitEvent({ event: "discovered", peerId: "peerAV" }, 15_000);
+    assert.deepEqual(found.addresses, [{ hostname: ADDR.b, port: 9002 }]);
+    assert.equal(found.instance, "avahi-node");
+    assert.equal(found.version, "1");
+
+    // avahi-publish withdraws its service (TTL 0 goodbye) when terminated.
+    await publish.stop();
+    await node.waitEvent({ event: "expired", peerId: "peerAV" }, 10_000);
+  },
+});
+
+Deno.test({
+  name: "three nodes discover each other; a closed node's goodbye expires it at the others",
+  ignore: skip !== undefined,
+
+  fn: async () => {
+    await using lab = await MdnsLab.create();
+    const t0 = performance.now();
+    // Two nodes share namespace A (multicast loopback), one is across the veth in B.
+    const a1 = await lab.startNode(lab.nsA, "peerA1", 9001);
+    const a2 = await lab.startNode(lab.nsA, "peerA2", 9002);
+    const b = await lab.startNode(lab.nsB, "peerB", 9003);
+    const want: [typeof a1, string, string, number][] = [
+      [a1, "peerA2", ADDR.a, 9002],
+      [a1, "peerB", ADDR.b, 9003],
+      [a2, "peerA1", ADDR.a, 9001],
+      [a2, "peerB", ADDR.b, 9003],
+      [b, "peerA1", ADDR.a, 9001],
+      [b, "peerA2", ADDR.a, 9002],
+    ];
+    for (const [node, peerId, hostname, port] of want) {
+      const e = await node.waitEvent({ event: "discovered", peerId }, 10_000);
+      assert.deepEqual(e.addresses, [{ hostname, port }], `${node.label} sees ${peerId}`);
+      assert.equal(e.version, "1");
+    }
+    const tDiscovered = performance.now();
+
+    await a2.send("close");
+    await a2.waitEvent({ event: "closed" }, 5000);
+    assert.equal((await a2.waitExit(5000)).code, 0, "the node process ends by itself after close");
+    await a1.waitEvent({ event: "expired", peerId: "peerA2" }, 5000);
+    await b.waitEvent({ event: "expired", peerId: "peerA2" }, 5000);
+    const tExpired = performance.now();
+
+    for (const node of [a1, b]) {
+      const s = await lab.stats(node);
+      assert.equal(s.dropped, 0, `${node.label}: nothing dropped in clean traffic`);
+      assert.ok((s.ownIgnored as number) > 0, `${node.label}: heard its own announcements`);
+      assert.ok(
+        !node.lines.some((l) =>
+          parseJson(l)?.peerId === node.label.slice(5) && l.includes("discovered")
+        ),
+      );
+    }
+    console.log(
+      `three nodes: all discovered ${(tDiscovered - t0).toFixed(0)} ms after the first start, ` +
+        `goodbye seen ${(tExpired - tDiscovered).toFixed(0)} ms after close was asked`,
+    );
+  },
+});
+
+Deno.test({
+  name: "garbage, oversized and invalid mDNS packets are dropped and counted; discovery goes on",
+  ignore: skip !== undefined,
+
+  fn: async () => {
+    await using lab = await MdnsLab.create();
+    const a = await lab.startNode(lab.nsA, "peerA1", 9001);
+    const garbage = lab.spawnDeno(lab.nsB, "garbage", GARBAGE, [ADDR.b], { stdin: false });
+    const sent = await garbage.waitEvent({ event: "sent" }, 15_000);
+    assert.equal((await garbage.waitExit(5000)).code, 0);
+
+    // Datagrams on the link arrive in order, so once B is discovered the garbage was handled.
+    const b = await lab.startNode(lab.nsB, "peerB", 9003);
+    await a.waitEvent({ event: "discovered", peerId: "peerB" }, 10_000);
+    await b.waitEvent({ event: "discovered", peerId: "peerA1" }, 10_000);
+
+    const s = await lab.stats(a);
+    const by = s.droppedBy as Record<string, number>;
+    assert.equal(by.malformed, sent.malformed, JSON.stringify(s));
+    assert.equal(by.oversized, sent.oversized, JSON.stringify(s));
+    assert.equal(by.invalid, sent.invalid, JSON.stringify(s));
+    assert.equal(s.dropped, by.malformed + by.oversized + by.invalid + by.overflow);
+    assert.equal(s.peers, 1, "only the real peer is known: " + JSON.stringify(s));
+    const discovered = a.lines.map(parseJson).filter((o) => o?.event === "discovered");
+    assert.deepEqual(discovered.map((o) => o!.peerId), ["peerB"]);
+  },
+});
+
+Deno.test({
+  name: "in-process services close cleanly under Deno's test sanitizers (run inside a namespace)",
+  ignore: skip !== undefined,
+
+  fn: async () => {
+    await using lab = await MdnsLab.create();
+    const run = lab.spawn(lab.nsA, "deno test", [
+      "env",
+      `MDNS_TEST_ADDR=${ADDR.a}`,
+      "NO_COLOR=1",
+      DENO,
+      "test",
+      "--quiet",
+      // Reading /proc/net/udp (the leftover-socket check) needs --allow-all in Deno 2.
+      "--allow-all",
+      INNS_TEST,
+    ]);
+    const status = await run.waitExit(60_000);
+    assert.equal(status.code, 0, run.dump());
+    assert.ok(run.lines.some((l) => /ok \| 2 passed/.test(l)), run.dump());
+  },
+});
