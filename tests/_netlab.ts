@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts ignore
- * Deno.test({ name: "...", ignore: labSkip() !== undefined, fn: async () => {
+ * Deno.test({ name: "...", ignore: labSkipReason() !== undefined, fn: async () => {
  *   await using lab = await NatLab.create({ modeA: "sym" });
  *   await using turn = await lab.startCoturn();
  *   const r = await lab.run(lab.ns.hA, ["turnutils_natdiscovery", "-m", LAB.server1]);
@@ -56,23 +56,24 @@ export interface ChildResult {
   stderr: string;
 }
 
-const REQUIRED_TOOLS = ["ip", "iptables", "turnserver"];
-
 /**
- * Why lab tests cannot run here (not root, a tool missing, no `--allow-run`), printed once;
- * `undefined` when they can.
+ * Why tests that run real components cannot run here (no `--allow-run`, not root when
+ * `root` is asked for, a tool missing), printed once per reason; `undefined` when they can.
  *
- * @param tools Extra executables the test needs.
+ * @param options `root`: needs uid 0 (namespaces, iptables); `tools`: executables on PATH.
  * @returns The reason, or `undefined`.
  */
-export function labSkipReason(tools: readonly string[] = []): string | undefined {
+export function skipReason(
+  options: { root?: boolean; tools?: readonly string[] } = {},
+): string | undefined {
+  const { root = false, tools = [] } = options;
   let reason: string | undefined;
   try {
     if (Deno.permissions.querySync({ name: "run" }).state !== "granted") {
       reason = "no --allow-run permission";
-    } else if (Deno.uid() !== 0) reason = `not root (uid ${Deno.uid()})`;
+    } else if (root && Deno.uid() !== 0) reason = `not root (uid ${Deno.uid()})`;
     else {
-      const missing = [...REQUIRED_TOOLS, ...tools].filter((t) => findExecutable(t) === undefined);
+      const missing = tools.filter((t) => findExecutable(t) === undefined);
       if (missing.length > 0) reason = `missing tools: ${missing.join(", ")}`;
     }
   } catch (e) {
@@ -80,9 +81,20 @@ export function labSkipReason(tools: readonly string[] = []): string | undefined
   }
   if (reason !== undefined && !printedSkips.has(reason)) {
     printedSkips.add(reason);
-    console.warn(`[netlab] skipping lab tests: ${reason}`);
+    console.warn(`[netlab] skipping tests: ${reason}`);
   }
   return reason;
+}
+
+/**
+ * Why NAT lab tests cannot run here: {@link skipReason} with root and `ip`, `iptables`,
+ * `turnserver` plus `tools`.
+ *
+ * @param tools Extra executables the test needs.
+ * @returns The reason, or `undefined`.
+ */
+export function labSkipReason(tools: readonly string[] = []): string | undefined {
+  return skipReason({ root: true, tools: ["ip", "iptables", "turnserver", ...tools] });
 }
 
 const printedSkips = new Set<string>();
