@@ -133,6 +133,8 @@ export class HandshakeError extends NetworkError {
   readonly alert: Uint8Array | undefined;
 
   /**
+   * Creates a handshake error.
+   *
    * @param code The error code, usually `ERR_HANDSHAKE_FAILED` or `ERR_PEER_ID_MISMATCH`.
    * @param message What went wrong, and the value seen.
    * @param alert The Alert message for the peer, if any.
