@@ -27,8 +27,8 @@ const PEER_ID_STRING_LENGTH = 52;
  * (RFC 4648 alphabet `a-z2-7`). Base32 rather than base58 because it is case-insensitive-safe
  * (DNS labels, file names) and trivially canonical.
  *
- * A peer id commits to both keys, so an attacker must break both SHA-256 second preimages and
- * cannot swap in a key pair of their own for either algorithm.
+ * A peer id commits to both keys: replacing either one changes the id, so taking over an id
+ * would need a SHA-256 second preimage, not just a break of one signature algorithm.
  *
  * @example Parsing, formatting, comparing
  * ```ts
