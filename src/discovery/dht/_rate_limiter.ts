@@ -18,7 +18,7 @@ export class PeerRateLimiter {
   readonly #burst: number;
   readonly #maxPeers: number;
   readonly #clock: DhtClock;
-  // Insertion order doubles as least-recently-used order, bounding memory under id floods.
+  // Under an id flood the oldest-created buckets go first; a dropped peer only regains its burst.
   readonly #buckets = new Map<string, Bucket>();
 
   constructor(perSecond: number, burst: number, maxPeers: number, clock: DhtClock) {
@@ -37,13 +37,12 @@ export class PeerRateLimiter {
       if (this.#buckets.size >= this.#maxPeers) {
         this.#buckets.delete(this.#buckets.keys().next().value!);
       }
+      this.#buckets.set(peerId, bucket);
     } else {
-      this.#buckets.delete(peerId);
       const refill = (Math.max(0, now - bucket.at) / 1000) * this.#perSecond;
       bucket.tokens = Math.min(this.#burst, bucket.tokens + refill);
       bucket.at = now;
     }
-    this.#buckets.set(peerId, bucket);
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;

@@ -70,6 +70,16 @@ interface Entry {
   contact: DhtContact;
   lastSeen: number;
   failures: number;
+  /** First 32 bits of the key, so most distance comparisons are one XOR. */
+  head: number;
+}
+
+function entry(contact: DhtContact, lastSeen: number): Entry {
+  return { contact, lastSeen, failures: 0, head: head32(contact.key) };
+}
+
+function head32(key: DhtKey): number {
+  return ((key[0] << 24) | (key[1] << 16) | (key[2] << 8) | key[3]) >>> 0;
 }
 
 /**
@@ -102,6 +112,8 @@ export class RoutingTable {
   readonly #bucketOf = new Map<string, number>();
   readonly #pinging = new Set<string>();
   readonly #lastRefresh: Float64Array;
+  /** Index of the nearest non-empty bucket, or KEY_BITS when all are empty; -1 = unknown. */
+  #nearest = KEY_BITS;
 
   /**
    * Creates an empty table.
@@ -163,16 +175,19 @@ export class RoutingTable {
     const index = bucketIndex(this.selfKey, contact.key);
     const bucket = this.#buckets[index];
     const now = this.#clock.now();
-    const at = bucket.findIndex((e) => e.contact.id === contact.id);
+    const at = this.#bucketOf.has(contact.id)
+      ? bucket.findIndex((e) => e.contact.id === contact.id)
+      : -1;
     if (at >= 0) {
       bucket.splice(at, 1);
       // Addresses can change between sightings; the latest sighting wins.
-      bucket.push({ contact, lastSeen: now, failures: 0 });
+      bucket.push(entry(contact, now));
       return UPDATED;
     }
     if (bucket.length < this.k) {
-      bucket.push({ contact, lastSeen: now, failures: 0 });
+      bucket.push(entry(contact, now));
       this.#bucketOf.set(contact.id, index);
+      if (index < this.#nearest) this.#nearest = index;
       this.#removeReplacement(index, contact.id);
       return ADDED;
     }
@@ -211,8 +226,8 @@ export class RoutingTable {
     const bucket = this.#buckets[index];
     const at = bucket.findIndex((e) => e.contact.id === id);
     if (alive) {
-      const [entry] = bucket.splice(at, 1);
-      bucket.push({ contact: entry.contact, lastSeen: this.#clock.now(), failures: 0 });
+      const [old] = bucket.splice(at, 1);
+      bucket.push(entry(old.contact, this.#clock.now()));
       return undefined;
     }
     return this.#evict(index, at);
@@ -342,31 +357,33 @@ export class RoutingTable {
    * @returns Up to `count` contacts.
    */
   closest(target: DhtKey, count: number = this.k, exclude?: string): DhtContact[] {
-    // Contacts in the target's own bucket are closer than any others; contacts in lower
-    // buckets come next (all at the same top bit), then higher buckets in order. Walking the
-    // buckets this way sorts a few small groups instead of the whole table.
+    // Bucket i holds contacts whose distance to self has its top bit at i, so seen from the
+    // target, bit i of d(self, target) decides the order of whole buckets: where it is 1 the
+    // bucket's contacts are closer than every lower bucket (farthest such bucket first), where
+    // it is 0 farther (nearest first). Only the buckets actually taken need sorting.
     const out: DhtContact[] = [];
-    const cmp = (a: DhtContact, b: DhtContact) => compareDistance(target, a.key, b.key);
-    const take = (group: DhtContact[]) => {
-      group.sort(cmp);
-      for (const c of group) {
+    const buckets = this.#buckets;
+    const d = new Uint8Array(32);
+    for (let b = 0; b < 32; b++) d[b] = this.selfKey[b] ^ target[b];
+    const th = head32(target);
+    const cmp = (a: Entry, b: Entry) => {
+      const da = (a.head ^ th) >>> 0, db = (b.head ^ th) >>> 0;
+      return da !== db ? da - db : compareDistance(target, a.contact.key, b.contact.key);
+    };
+    const take = (bucket: Entry[]) => {
+      for (const e of bucket.length > 1 ? [...bucket].sort(cmp) : bucket) {
         if (out.length >= count) return;
-        if (c.id !== exclude) out.push(c);
+        if (e.contact.id !== exclude) out.push(e.contact);
       }
     };
-    const cpl = commonPrefixLength(this.selfKey, target);
-    if (cpl === KEY_BITS) {
-      for (let i = 0; i < KEY_BITS && out.length < count; i++) take(this.bucket(i));
-      return out;
+    // Buckets below the nearest non-empty one are empty; skip them without looking.
+    const low = this.#nearestBucket();
+    for (let i = KEY_BITS - 1; i >= low && out.length < count; i--) {
+      if (buckets[i].length > 0 && ((d[31 - (i >> 3)] >> (i & 7)) & 1) === 1) take(buckets[i]);
     }
-    const j = KEY_BITS - 1 - cpl;
-    take(this.bucket(j));
-    if (out.length < count) {
-      const lower: DhtContact[] = [];
-      for (let i = 0; i < j; i++) for (const e of this.#buckets[i]) lower.push(e.contact);
-      take(lower);
+    for (let i = low; i < KEY_BITS && out.length < count; i++) {
+      if (buckets[i].length > 0 && ((d[31 - (i >> 3)] >> (i & 7)) & 1) === 0) take(buckets[i]);
     }
-    for (let i = j + 1; i < KEY_BITS && out.length < count; i++) take(this.bucket(i));
     return out;
   }
 
@@ -426,13 +443,7 @@ export class RoutingTable {
    * @returns Bucket indices, farthest first.
    */
   bucketsToRefresh(all = false): number[] {
-    let nearest = KEY_BITS;
-    for (let i = 0; i < KEY_BITS; i++) {
-      if (this.#buckets[i].length > 0) {
-        nearest = i;
-        break;
-      }
-    }
+    const nearest = this.#nearestBucket();
     const now = this.#clock.now();
     const out: number[] = [];
     for (let i = KEY_BITS - 1; i >= nearest; i--) {
@@ -441,14 +452,30 @@ export class RoutingTable {
     return out;
   }
 
+  #nearestBucket(): number {
+    if (this.#nearest < 0) {
+      this.#nearest = KEY_BITS;
+      for (let i = 0; i < KEY_BITS; i++) {
+        if (this.#buckets[i].length > 0) {
+          this.#nearest = i;
+          break;
+        }
+      }
+    }
+    return this.#nearest;
+  }
+
   #evict(index: number, at: number): DhtContact | undefined {
     const bucket = this.#buckets[index];
     const [gone] = bucket.splice(at, 1);
     this.#bucketOf.delete(gone.contact.id);
     this.#pinging.delete(gone.contact.id);
     const promoted = this.#replacements[index].pop();
-    if (promoted === undefined) return undefined;
-    bucket.push({ contact: promoted, lastSeen: this.#clock.now(), failures: 0 });
+    if (promoted === undefined) {
+      if (bucket.length === 0 && index === this.#nearest) this.#nearest = -1;
+      return undefined;
+    }
+    bucket.push(entry(promoted, this.#clock.now()));
     this.#bucketOf.set(promoted.id, index);
     return promoted;
   }

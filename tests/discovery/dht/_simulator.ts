@@ -65,6 +65,7 @@ export class VirtualClock implements DhtClock {
   #now: number;
   #order = 0;
   #heap: Timer[] = [];
+  #cancelled = 0;
 
   constructor(start = 0) {
     this.#now = start;
@@ -83,7 +84,10 @@ export class VirtualClock implements DhtClock {
     };
     this.#push(timer);
     return () => {
+      if (timer.cancelled) return;
       timer.cancelled = true;
+      // Timeouts are nearly always cancelled; dropping them keeps the heap small.
+      if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#compact();
     };
   }
 
@@ -138,6 +142,13 @@ export class VirtualClock implements DhtClock {
       if (!t.cancelled) t.callback();
     }
     return true;
+  }
+
+  #compact(): void {
+    const live = this.#heap.filter((t) => !t.cancelled);
+    live.sort((a, b) => a.at - b.at || a.order - b.order);
+    this.#heap = live;
+    this.#cancelled = 0;
   }
 
   #less(a: Timer, b: Timer): boolean {
