@@ -11,6 +11,7 @@
 import dgram from "node:dgram";
 import makeMdns from "multicast-dns";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
+import { PeerId } from "../identity/peer_id.ts";
 import { type MdnsPeer, PeerTable, type PeerTableEvent } from "./mdns_peers.ts";
 import {
   answerQuery,
@@ -107,7 +108,7 @@ export interface MdnsDiscoveryOptions {
   /**
    * Decides whether a received TXT `peer=` value is a peer id. Also applied to `peerId`.
    *
-   * @default {1-128 characters of `A-Z a-z 0-9 . _ ~ + / = : -`}
+   * @default {the project's peer id format: `PeerId.parse` accepts it (52 base32 characters)}
    */
   isValidPeerId?: (peerId: string) => boolean;
 }
@@ -154,7 +155,6 @@ export interface MdnsDiscoveryEventMap {
 /** One event as yielded by {@linkcode MdnsDiscovery.events}. */
 export type MdnsDiscoveryEvent = PeerTableEvent;
 
-const DEFAULT_PEER_ID_RE = /^[A-Za-z0-9._~+/=:-]{1,128}$/;
 const MDNS_PORT = 5353;
 /** RFC 6762 section 6: a record is multicast at most once a second per interface. */
 const MIN_MULTICAST_INTERVAL_MS = 1000;
@@ -183,9 +183,10 @@ type Listener<K extends keyof MdnsDiscoveryEventMap> = (event: MdnsDiscoveryEven
  *
  * @example Finding peers on the LAN
  * ```ts ignore
- * import { MdnsDiscovery } from "@cretoai/network";
+ * import { Identity, MdnsDiscovery } from "@cretoai/network";
  *
- * const mdns = new MdnsDiscovery({ peerId: "12D3KooW...", port: 9001 });
+ * const identity = Identity.generate();
+ * const mdns = new MdnsDiscovery({ peerId: identity.peerId.toString(), port: 9001 });
  * mdns.on("discovered", (peer) => console.log("found", peer.peerId, peer.addresses));
  * mdns.on("expired", ({ peerId }) => console.log("gone", peerId));
  * await mdns.start();
@@ -234,9 +235,10 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001, interfaces: ["10.0.0.5"] });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["10.0.0.5"] });
    * console.assert(mdns.stats().peers === 0);
    * ```
    *
@@ -248,7 +250,7 @@ export class MdnsDiscovery {
       peerId,
       port,
       version = "1",
-      isValidPeerId = (id: string) => DEFAULT_PEER_ID_RE.test(id),
+      isValidPeerId = isPeerId,
       instance,
       hostname,
       interfaces,
@@ -328,7 +330,8 @@ export class MdnsDiscovery {
    * ```ts ignore
    * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001, interfaces: ["eth0"] });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["eth0"] });
    * await mdns.start();
    * await mdns.close();
    * ```
@@ -392,9 +395,10 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * await mdns.close(); // never started: nothing to send
    * ```
    *
@@ -414,10 +418,11 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * {
-   *   await using mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   *   await using mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * }
    * ```
    *
@@ -432,9 +437,10 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * const off = mdns.on("discovered", (peer) => console.log(peer.peerId, peer.addresses));
    * off();
    * ```
@@ -443,7 +449,10 @@ export class MdnsDiscovery {
    * @param listener Called with the event's payload; exceptions it throws are swallowed.
    * @returns A function that removes the listener.
    */
-  on<K extends keyof MdnsDiscoveryEventMap>(type: K, listener: Listener<K>): () => void {
+  on<K extends keyof MdnsDiscoveryEventMap>(
+    type: K,
+    listener: (event: MdnsDiscoveryEventMap[K]) => void,
+  ): () => void {
     const set = this.#listeners[type] as Set<Listener<K>>;
     set.add(listener);
     return () => set.delete(listener);
@@ -456,7 +465,8 @@ export class MdnsDiscovery {
    * ```ts ignore
    * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * await mdns.start();
    * for await (const event of mdns.events()) {
    *   if (event.type === "discovered") console.log(event.peer.addresses);
@@ -504,9 +514,10 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * console.assert(mdns.peers().length === 0);
    * ```
    *
@@ -521,9 +532,10 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "./mdns.ts";
+   * import { MdnsDiscovery } from "@cretoai/network";
    *
-   * const mdns = new MdnsDiscovery({ peerId: "peerA", port: 9001 });
+   * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+   * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
    * console.assert(mdns.stats().dropped === 0);
    * ```
    *
@@ -831,6 +843,15 @@ function resolveInterfaces(requested: string[] | undefined): string[] {
     out.add(found.address);
   }
   return [...out];
+}
+
+function isPeerId(text: string): boolean {
+  try {
+    PeerId.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function requireInt(field: string, value: unknown, min: number, max: number): void {

@@ -2,7 +2,8 @@
  * Sends hostile mDNS traffic to 224.0.0.251:5353 from inside a test namespace, then prints
  * `{"event":"sent",...}` with how many packets of each kind went out.
  *
- * Usage: `_mdns_garbage.ts INTERFACE_ADDRESS`
+ * Usage: `_mdns_garbage.ts INTERFACE_ADDRESS VALID_PEER_ID` (the id makes each invalid record
+ * break exactly one rule).
  *
  * @module
  */
@@ -10,7 +11,7 @@
 import dgram from "node:dgram";
 import makeMdns from "multicast-dns";
 
-const [iface] = Deno.args;
+const [iface, validPeerId] = Deno.args;
 const socket = dgram.createSocket({ type: "udp4", reuseAddr: true });
 const mdns = makeMdns({ socket, interface: iface, bind: "0.0.0.0" });
 await new Promise<void>((resolve) => mdns.once("ready", () => resolve()));
@@ -97,13 +98,13 @@ await raw(new Uint8Array(20_000));
 oversized++;
 
 // Decodes, but breaks our rules: port 0, TXT without peer=, invalid peer id, huge TXT, bad A.
-await respond([ptr("p0"), srv("p0", 0), txt("p0", ["peer=portzero", "v=1"]), a]);
+await respond([ptr("p0"), srv("p0", 0), txt("p0", [`peer=${validPeerId}`, "v=1"]), a]);
 await respond([ptr("nopeer"), srv("nopeer", 9000), txt("nopeer", ["v=1"]), a]);
 await respond([ptr("badid"), srv("badid", 9000), txt("badid", ["peer=has space", "v=1"]), a]);
 await respond([
   ptr("hugetxt"),
   srv("hugetxt", 9000),
-  txt("hugetxt", ["peer=x", ...Array(6).fill("z".repeat(250))]),
+  txt("hugetxt", [`peer=${validPeerId}`, ...Array(6).fill("z".repeat(250))]),
   a,
 ]);
 await respond([{ name: "evil.local", type: "A", ttl: 120, data: "224.0.0.1" }]);

@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { MdnsDiscovery, type MdnsPeer } from "../../src/discovery/mod.ts";
+import { testPeerId } from "./_mdns_lab.ts";
 
 const addr = Deno.env.get("MDNS_TEST_ADDR");
 
@@ -34,15 +35,15 @@ Deno.test({
   name: "two services in one process discover each other, goodbye expires, close is clean",
   ignore: addr === undefined,
   fn: async () => {
-    const a = new MdnsDiscovery({ peerId: "inproc-a", port: 7001, interfaces: [addr!] });
-    const b = new MdnsDiscovery({ peerId: "inproc-b", port: 7002, interfaces: [addr!] });
+    const a = new MdnsDiscovery({ peerId: testPeerId(11), port: 7001, interfaces: [addr!] });
+    const b = new MdnsDiscovery({ peerId: testPeerId(12), port: 7002, interfaces: [addr!] });
     try {
       const aSeesB = nextEvent<MdnsPeer>((f) => a.on("discovered", f), 10_000, "discovery of b");
       const iter = b.events();
       await a.start();
       await b.start();
       const peer = await aSeesB;
-      assert.equal(peer.peerId, "inproc-b");
+      assert.equal(peer.peerId, testPeerId(12));
       assert.deepEqual(peer.addresses, [{ hostname: addr, port: 7002 }]);
       const first = await iter.next();
       assert.equal(first.done, false);
@@ -50,7 +51,7 @@ Deno.test({
 
       const expired = nextEvent<{ peerId: string }>((f) => b.on("expired", f), 10_000, "expiry");
       await a.close();
-      assert.equal((await expired).peerId, "inproc-a");
+      assert.equal((await expired).peerId, testPeerId(11));
       assert.equal((await iter.next()).value?.type, "expired");
       assert.equal(a.stats().peers, 1, "closing does not forget");
       await b.close();
@@ -67,7 +68,7 @@ Deno.test({
   name: "close during start, double close, and start after close",
   ignore: addr === undefined,
   fn: async () => {
-    const m = new MdnsDiscovery({ peerId: "inproc-c", port: 7003, interfaces: [addr!] });
+    const m = new MdnsDiscovery({ peerId: testPeerId(13), port: 7003, interfaces: [addr!] });
     const starting = m.start();
     const closing = m.close();
     await starting;

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { PeerId } from "../../src/identity/peer_id.ts";
+
 /** Addresses of the lab's two ends. */
 export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
 
@@ -369,6 +371,11 @@ export class MdnsLab {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** A valid peer id (the project's 52-character form) made from one repeated byte. */
+export function testPeerId(n: number): string {
+  return PeerId.fromBytes(new Uint8Array(32).fill(n)).toString();
 }
 
 /** Parses a JSON object line, or returns `undefined`. */

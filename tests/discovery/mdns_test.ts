@@ -9,30 +9,36 @@
 import assert from "node:assert/strict";
 import { InvalidConfigError } from "../../src/errors.ts";
 import { MdnsDiscovery } from "../../src/discovery/mod.ts";
-import { ADDR, avahiSkip, labSkip, MdnsLab, parseJson } from "./_mdns_lab.ts";
+import { ADDR, avahiSkip, labSkip, MdnsLab, parseJson, testPeerId } from "./_mdns_lab.ts";
 
 const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
 const GARBAGE = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const INNS_TEST = new URL("./_mdns_inns_test.ts", import.meta.url).pathname;
 
+const A1 = testPeerId(1);
+const A2 = testPeerId(2);
+const B = testPeerId(3);
+const AV = testPeerId(4);
 const skip = labSkip();
 const skipAvahi = skip ?? avahiSkip();
 if (skip) console.warn(`mdns_test: namespace tests skipped: ${skip}`);
 else if (skipAvahi) console.warn(`mdns_test: Avahi interop skipped: ${skipAvahi}`);
 
 Deno.test("options are validated up front, naming the option and the value", () => {
+  const p = A1;
   const bad: [Record<string, unknown>, string, RegExp][] = [
     [{ peerId: "", port: 1 }, "peerId", /current value is ""/],
     [{ peerId: "has space", port: 1 }, "peerId", /"has space"/],
-    [{ peerId: "p", port: 0 }, "port", /from 1 to 65535: current value is 0/],
-    [{ peerId: "p", port: 70000 }, "port", /current value is 70000/],
-    [{ peerId: "p", port: 1, version: "1 0" }, "version", /"1 0"/],
-    [{ peerId: "p", port: 1, instance: "a.b" }, "instance", /"a.b"/],
-    [{ peerId: "p", port: 1, hostname: "host.lan" }, "hostname", /"host.lan"/],
-    [{ peerId: "p", port: 1, ttl: 0 }, "ttl", /current value is 0/],
-    [{ peerId: "p", port: 1, interfaces: [] }, "interfaces", /current value is \[\]/],
-    [{ peerId: "p", port: 1, addresses: ["224.0.0.1"] }, "addresses", /224.0.0.1/],
-    [{ peerId: "p", port: 1, maxPacketSize: 100 }, "maxPacketSize", /current value is 100/],
+    [{ peerId: A1.toUpperCase(), port: 1 }, "peerId", /must be a valid peer id/],
+    [{ peerId: p, port: 0 }, "port", /from 1 to 65535: current value is 0/],
+    [{ peerId: p, port: 70000 }, "port", /current value is 70000/],
+    [{ peerId: p, port: 1, version: "1 0" }, "version", /"1 0"/],
+    [{ peerId: p, port: 1, instance: "a.b" }, "instance", /"a.b"/],
+    [{ peerId: p, port: 1, hostname: "host.lan" }, "hostname", /"host.lan"/],
+    [{ peerId: p, port: 1, ttl: 0 }, "ttl", /current value is 0/],
+    [{ peerId: p, port: 1, interfaces: [] }, "interfaces", /current value is \[\]/],
+    [{ peerId: p, port: 1, addresses: ["224.0.0.1"] }, "addresses", /224.0.0.1/],
+    [{ peerId: p, port: 1, maxPacketSize: 100 }, "maxPacketSize", /current value is 100/],
   ];
   for (const [options, field, message] of bad) {
     assert.throws(
@@ -44,13 +50,13 @@ Deno.test("options are validated up front, naming the option and the value", () 
   }
   const long = "x".repeat(100);
   assert.doesNotThrow(
-    () => new MdnsDiscovery({ peerId: long, port: 1 }),
-    "long ids get a hashed instance",
+    () => new MdnsDiscovery({ peerId: long, port: 1, isValidPeerId: () => true }),
+    "ids too long for a label get a hashed instance name",
   );
 });
 
 Deno.test("an unknown interface name is refused at start", async () => {
-  const m = new MdnsDiscovery({ peerId: "p", port: 1, interfaces: ["no-such-if0"] });
+  const m = new MdnsDiscovery({ peerId: A1, port: 1, interfaces: ["no-such-if0"] });
   await assert.rejects(
     () => m.start(),
     (e: unknown) => e instanceof InvalidConfigError && /"no-such-if0"/.test(e.message),
@@ -65,7 +71,7 @@ Deno.test({
   fn: async () => {
     await using lab = await MdnsLab.create();
     await lab.startAvahi(lab.nsB);
-    const node = await lab.startNode(lab.nsA, "peerA1", 9001);
+    const node = await lab.startNode(lab.nsA, A1, 9001);
 
     // Avahi learnt of us from our announcement or asks now; `-t` ends after "all for now", so
     // browse again (bounded) until the resolved line shows up.
@@ -79,16 +85,16 @@ Deno.test({
         "_cretoai._udp",
       ]);
       await browse.waitExit(15_000);
-      resolved = browse.lines.find((l) => l.startsWith("=") && l.includes("peer=peerA1"));
+      resolved = browse.lines.find((l) => l.startsWith("=") && l.includes(`peer=${A1}`));
     }
     assert.ok(resolved, "avahi-browse resolved our service");
     // =;iface;IPv4;instance;type;domain;host;address;port;txt
     const f = resolved.split(";");
-    assert.equal(f[3], "cretoai-peerA1");
+    assert.equal(f[3], `cretoai-${A1}`);
     assert.equal(f[4], "_cretoai._udp");
     assert.equal(f[7], ADDR.a);
     assert.equal(f[8], "9001");
-    assert.match(f[9], /"peer=peerA1"/);
+    assert.ok(f[9].includes(`"peer=${A1}"`), f[9]);
     assert.match(f[9], /"v=1"/);
 
     const publish = lab.spawn(lab.nsB, "avahi-publish", [
@@ -97,17 +103,17 @@ Deno.test({
       "avahi-node",
       "_cretoai._udp",
       "9002",
-      "peer=peerAV",
+      `peer=${AV}`,
       "v=1",
     ]);
-    const found = await node.waitEvent({ event: "discovered", peerId: "peerAV" }, 15_000);
+    const found = await node.waitEvent({ event: "discovered", peerId: AV }, 15_000);
     assert.deepEqual(found.addresses, [{ hostname: ADDR.b, port: 9002 }]);
     assert.equal(found.instance, "avahi-node");
     assert.equal(found.version, "1");
 
     // avahi-publish withdraws its service (TTL 0 goodbye) when terminated.
     await publish.stop();
-    await node.waitEvent({ event: "expired", peerId: "peerAV" }, 10_000);
+    await node.waitEvent({ event: "expired", peerId: AV }, 10_000);
   },
 });
 
@@ -119,16 +125,16 @@ Deno.test({
     await using lab = await MdnsLab.create();
     const t0 = performance.now();
     // Two nodes share namespace A (multicast loopback), one is across the veth in B.
-    const a1 = await lab.startNode(lab.nsA, "peerA1", 9001);
-    const a2 = await lab.startNode(lab.nsA, "peerA2", 9002);
-    const b = await lab.startNode(lab.nsB, "peerB", 9003);
+    const a1 = await lab.startNode(lab.nsA, A1, 9001);
+    const a2 = await lab.startNode(lab.nsA, A2, 9002);
+    const b = await lab.startNode(lab.nsB, B, 9003);
     const want: [typeof a1, string, string, number][] = [
-      [a1, "peerA2", ADDR.a, 9002],
-      [a1, "peerB", ADDR.b, 9003],
-      [a2, "peerA1", ADDR.a, 9001],
-      [a2, "peerB", ADDR.b, 9003],
-      [b, "peerA1", ADDR.a, 9001],
-      [b, "peerA2", ADDR.a, 9002],
+      [a1, A2, ADDR.a, 9002],
+      [a1, B, ADDR.b, 9003],
+      [a2, A1, ADDR.a, 9001],
+      [a2, B, ADDR.b, 9003],
+      [b, A1, ADDR.a, 9001],
+      [b, A2, ADDR.a, 9002],
     ];
     for (const [node, peerId, hostname, port] of want) {
       const e = await node.waitEvent({ event: "discovered", peerId }, 10_000);
@@ -140,8 +146,8 @@ Deno.test({
     await a2.send("close");
     await a2.waitEvent({ event: "closed" }, 5000);
     assert.equal((await a2.waitExit(5000)).code, 0, "the node process ends by itself after close");
-    await a1.waitEvent({ event: "expired", peerId: "peerA2" }, 5000);
-    await b.waitEvent({ event: "expired", peerId: "peerA2" }, 5000);
+    await a1.waitEvent({ event: "expired", peerId: A2 }, 5000);
+    await b.waitEvent({ event: "expired", peerId: A2 }, 5000);
     const tExpired = performance.now();
 
     for (const node of [a1, b]) {
@@ -167,15 +173,17 @@ Deno.test({
 
   fn: async () => {
     await using lab = await MdnsLab.create();
-    const a = await lab.startNode(lab.nsA, "peerA1", 9001);
-    const garbage = lab.spawnDeno(lab.nsB, "garbage", GARBAGE, [ADDR.b], { stdin: false });
+    const a = await lab.startNode(lab.nsA, A1, 9001);
+    const garbage = lab.spawnDeno(lab.nsB, "garbage", GARBAGE, [ADDR.b, testPeerId(9)], {
+      stdin: false,
+    });
     const sent = await garbage.waitEvent({ event: "sent" }, 15_000);
     assert.equal((await garbage.waitExit(5000)).code, 0);
 
     // Datagrams on the link arrive in order, so once B is discovered the garbage was handled.
-    const b = await lab.startNode(lab.nsB, "peerB", 9003);
-    await a.waitEvent({ event: "discovered", peerId: "peerB" }, 10_000);
-    await b.waitEvent({ event: "discovered", peerId: "peerA1" }, 10_000);
+    const b = await lab.startNode(lab.nsB, B, 9003);
+    await a.waitEvent({ event: "discovered", peerId: B }, 10_000);
+    await b.waitEvent({ event: "discovered", peerId: A1 }, 10_000);
 
     const s = await lab.stats(a);
     const by = s.droppedBy as Record<string, number>;
@@ -185,7 +193,7 @@ Deno.test({
     assert.equal(s.dropped, by.malformed + by.oversized + by.invalid + by.overflow);
     assert.equal(s.peers, 1, "only the real peer is known: " + JSON.stringify(s));
     const discovered = a.lines.map(parseJson).filter((o) => o?.event === "discovered");
-    assert.deepEqual(discovered.map((o) => o!.peerId), ["peerB"]);
+    assert.deepEqual(discovered.map((o) => o!.peerId), [B]);
   },
 });
 
