@@ -339,8 +339,8 @@ export class MdnsDiscovery {
    * @returns Resolves once the sockets are bound and the first announcement and query are sent.
    * @throws {InvalidConfigError} When an interface is unknown or has no IPv4 address, or the
    * announcement would not fit in `maxPacketSize`.
-   * @throws {NetworkError} `ERR_MDNS` when a socket cannot be bound or the service was started
-   * or closed before.
+   * @throws {NetworkError} `ERR_MDNS` when a socket cannot be bound, the interfaces cannot be
+   * listed, or the service was started or closed before.
    */
   start(): Promise<void> {
     if (this.#state !== "new" || this.#closing !== undefined) {
@@ -810,7 +810,17 @@ export class MdnsDiscovery {
 /** The IPv4 addresses to open sockets on, one per interface. */
 function resolveInterfaces(requested: string[] | undefined): string[] {
   const needLookup = requested === undefined || requested.some((i) => !isUsableIpv4(i));
-  const all = needLookup ? Deno.networkInterfaces().filter((i) => i.family === "IPv4") : [];
+  let all: Deno.NetworkInterfaceInfo[] = [];
+  try {
+    if (needLookup) all = Deno.networkInterfaces().filter((i) => i.family === "IPv4");
+  } catch (e) {
+    throw new NetworkError(
+      "ERR_MDNS",
+      `Cannot list network interfaces to choose from ${JSON.stringify(requested ?? "all")} ` +
+        `(choosing by name or by default needs --allow-sys=networkInterfaces): ${e}`,
+      { cause: e },
+    );
+  }
   if (requested === undefined) {
     const byName = new Map<string, string>();
     for (const i of all) {

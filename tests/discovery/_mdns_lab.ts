@@ -20,7 +20,6 @@ export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
 
 const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
 const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
-const REPO = new URL("../../", import.meta.url).pathname;
 const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];
 const AVAHI_PID_FILE = "/run/avahi-daemon/pid";
 
@@ -279,7 +278,7 @@ export class MdnsLab {
     return child;
   }
 
-  /** Starts a Deno script of this folder inside a namespace, with the permissions it needs. */
+  /** Starts a Deno script of this folder inside a namespace, allowed only the network. */
   spawnDeno(
     ns: string,
     label: string,
@@ -290,7 +289,8 @@ export class MdnsLab {
     return this.spawn(
       ns,
       label,
-      [DENO, "run", "--quiet", "--allow-net", `--allow-read=${REPO}`, script, ...args],
+      // The service needs nothing more than --allow-net when interfaces are given as addresses.
+      [DENO, "run", "--quiet", "--allow-net", script, ...args],
       opts,
     );
   }
