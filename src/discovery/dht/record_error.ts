@@ -41,6 +41,8 @@ export class DhtRecordError extends NetworkError {
   readonly reason: DhtRecordErrorReason;
 
   /**
+   * Creates a record error.
+   *
    * @param reason Which rule the record broke.
    * @param message What was wrong, and the value seen.
    */

@@ -366,14 +366,32 @@ export class RoutingTable {
     const d = new Uint8Array(32);
     for (let b = 0; b < 32; b++) d[b] = this.selfKey[b] ^ target[b];
     const th = head32(target);
-    const cmp = (a: Entry, b: Entry) => {
-      const da = (a.head ^ th) >>> 0, db = (b.head ^ th) >>> 0;
-      return da !== db ? da - db : compareDistance(target, a.contact.key, b.contact.key);
-    };
+    const order: number[] = [];
+    const dist: number[] = [];
     const take = (bucket: Entry[]) => {
-      for (const e of bucket.length > 1 ? [...bucket].sort(cmp) : bucket) {
-        if (out.length >= count) return;
-        if (e.contact.id !== exclude) out.push(e.contact);
+      // Insertion sort on the 32-bit distance heads: buckets are small, and this runs for
+      // every FIND_NODE a node answers.
+      const n = bucket.length;
+      for (let a = 0; a < n; a++) {
+        const d = (bucket[a].head ^ th) >>> 0;
+        let b = a;
+        while (
+          b > 0 &&
+          (dist[b - 1] > d ||
+            (dist[b - 1] === d &&
+              compareDistance(target, bucket[order[b - 1]].contact.key, bucket[a].contact.key) >
+                0))
+        ) {
+          dist[b] = dist[b - 1];
+          order[b] = order[b - 1];
+          b--;
+        }
+        dist[b] = d;
+        order[b] = a;
+      }
+      for (let a = 0; a < n && out.length < count; a++) {
+        const contact = bucket[order[a]].contact;
+        if (contact.id !== exclude) out.push(contact);
       }
     };
     // Buckets below the nearest non-empty one are empty; skip them without looking.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
   contentKey,
-  DhtNode,
+  type DhtNode,
   DhtRecordError,
   makeContact,
   signPeerRecord,
