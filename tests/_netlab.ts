@@ -420,8 +420,14 @@ export interface NatLabOptions {
   lossB?: number;
 }
 
+// The xtables lock is one file for all namespaces: wait for it rather than fail when another
+// lab (or another test suite) runs iptables at the same moment.
+const IPTABLES = ["iptables", "-w", "10"];
+
 let labCounter = 0;
-const PREFIX_PATTERN = /^cnl([0-9a-z]+)x[0-9a-z]+-/;
+// `cnl-<creator pid in decimal>-<unique>-`: the pid field has its own delimiters, so a stale
+// lab's owner is read back exactly (a base-36 pid would run into the random part).
+const PREFIX_PATTERN = /^cnl-(\d+)-[0-9a-z]+-/;
 
 /**
  * A NAT lab of five namespaces with unique names. Create with {@link NatLab.create}; tear
@@ -458,7 +464,7 @@ export class NatLab implements AsyncDisposable {
     const { modeA = "eim", modeB = "eim", lossA = 0, lossB = 0 } = options;
     await removeStaleLabs();
     const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
-    const lab = new NatLab(`cnl${Deno.pid.toString(36)}x${(labCounter++).toString(36)}${rand}-`);
+    const lab = new NatLab(`cnl-${Deno.pid}-${(labCounter++).toString(36)}${rand}-`);
     try {
       await lab.#build();
       await lab.setNat("A", modeA);
@@ -480,10 +486,10 @@ export class NatLab implements AsyncDisposable {
    */
   async setNat(router: "A" | "B", mode: NatMode): Promise<void> {
     const ns = router === "A" ? this.ns.rA : this.ns.rB;
-    await this.exec(ns, ["iptables", "-t", "nat", "-F", "POSTROUTING"]);
+    await this.exec(ns, [...IPTABLES, "-t", "nat", "-F", "POSTROUTING"]);
     const extra = mode === "sym" ? ["--random-fully"] : [];
     await this.exec(ns, [
-      "iptables",
+      ...IPTABLES,
       "-t",
       "nat",
       "-A",
@@ -514,14 +520,14 @@ export class NatLab implements AsyncDisposable {
     const rule = ["FORWARD", "-p", "udp", "-m", "comment", "--comment", "netlab-loss"];
     // Bounded: at most one loss rule is ever inserted per call.
     for (let i = 0; i < 10; i++) {
-      const listed = await this.run(ns, ["iptables", "-S", "FORWARD"], { timeoutMs: 5000 });
+      const listed = await this.run(ns, [...IPTABLES, "-S", "FORWARD"], { timeoutMs: 5000 });
       const line = listed.stdout.split("\n").find((l) => l.includes("netlab-loss"));
       if (line === undefined) break;
-      await this.exec(ns, ["iptables", ...line.replace(/^-A /, "-D ").split(" ")]);
+      await this.exec(ns, [...IPTABLES, ...line.replace(/^-A /, "-D ").split(" ")]);
     }
     if (percent > 0) {
       await this.exec(ns, [
-        "iptables",
+        ...IPTABLES,
         "-I",
         ...rule.slice(0, 1),
         "1",
@@ -673,7 +679,7 @@ export class NatLab implements AsyncDisposable {
       await root(["ip", "-n", hns, "route", "add", "default", "via", `${lan}.1`]);
       await this.exec(rns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
       // A home router: forward outbound, let in only what conntrack knows.
-      const ipt = (...args: string[]) => this.exec(rns, ["iptables", ...args]);
+      const ipt = (...args: string[]) => this.exec(rns, [...IPTABLES, ...args]);
       await ipt("-P", "FORWARD", "DROP");
       await ipt("-A", "FORWARD", "-i", "lan", "-o", "wan", "-j", "ACCEPT");
       await ipt(
@@ -733,7 +739,7 @@ async function removeStaleLabs(): Promise<void> {
     const name = line.split(" ")[0];
     const m = PREFIX_PATTERN.exec(name);
     if (m === null) continue;
-    const owner = parseInt(m[1], 36);
+    const owner = Number(m[1]);
     let alive = true;
     try {
       Deno.statSync(`/proc/${owner}`);

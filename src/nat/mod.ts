@@ -29,3 +29,11 @@ export {
   type NatType,
 } from "./nat_classifier.ts";
 export { discoverNat, type NatDiscoveryOptions, type NatDiscoveryResult } from "./nat_discovery.ts";
+export {
+  type HolePunchOptions,
+  type HolePunchPlan,
+  planHolePunch,
+  predictPorts,
+  type PunchPeer,
+  type PunchSend,
+} from "./hole_punch.ts";

@@ -55,7 +55,7 @@ export interface StunRetransmitOptions {
  *
  * @example
  * ```ts
- * import { RFC8489_RETRANSMIT, stunRetransmitSchedule } from "@cretoai/network/nat";
+ * import { RFC8489_RETRANSMIT, stunRetransmitSchedule } from "@cretoai/network";
  *
  * const { giveUpAt } = stunRetransmitSchedule(RFC8489_RETRANSMIT);
  * console.assert(giveUpAt === 39_500);
@@ -81,7 +81,7 @@ export interface StunRetransmitSchedule {
  *
  * @example
  * ```ts
- * import { stunRetransmitSchedule } from "@cretoai/network/nat";
+ * import { stunRetransmitSchedule } from "@cretoai/network";
  *
  * const s = stunRetransmitSchedule({ rto: 100, rc: 4, rm: 2 });
  * console.assert(s.sendAt.join() === "0,100,300,700" && s.giveUpAt === 900);
@@ -191,7 +191,7 @@ export interface StunBindingResult {
  *
  * @example
  * ```ts
- * import { StunErrorResponse } from "@cretoai/network/nat";
+ * import { StunErrorResponse } from "@cretoai/network";
  *
  * const e = new StunErrorResponse({ hostname: "192.0.2.1", port: 3478 }, 420, "Unknown Attribute");
  * console.assert(e.code === "ERR_STUN" && e.errorCode === 420);
@@ -206,6 +206,8 @@ export class StunErrorResponse extends NetworkError {
   readonly reason: string;
 
   /**
+   * Creates the error from the response's ERROR-CODE.
+   *
    * @param server The server that answered.
    * @param errorCode The STUN error code from ERROR-CODE.
    * @param reason The reason phrase from ERROR-CODE.
@@ -233,7 +235,7 @@ interface Pending {
  *
  * @example Learning the public address of the node's socket
  * ```ts ignore
- * import { StunClient } from "@cretoai/network/nat";
+ * import { StunClient } from "@cretoai/network";
  * import type { RawDatagramPort } from "@cretoai/network";
  *
  * declare const port: RawDatagramPort;

@@ -6,13 +6,12 @@
 import assert from "node:assert/strict";
 import type { NatBehavior, NatDiscoveryResult } from "../../src/nat/mod.ts";
 import { type ChildResult, LAB, labSkipReason, NatLab, type NatMode } from "../_netlab.ts";
-import { udpSkipReason } from "./_udp_port.ts";
 
 const ignore = labSkipReason(["turnutils_natdiscovery"]) !== undefined;
 const CHILD = new URL("./_discover_child.ts", import.meta.url).pathname;
 const SERVER = `${LAB.server1}:3478`;
 
-/** Runs our discovery in hA; Deno needs --unstable-net for Deno.listenDatagram. */
+/** Runs our discovery in hA; the child gets --unstable-net for Deno.listenDatagram itself. */
 async function ourDiscovery(lab: NatLab, extra: string[] = []): Promise<NatDiscoveryResult> {
   const r = await lab.run(
     lab.ns.hA,
@@ -52,7 +51,7 @@ const expected: Record<NatMode, { type: string; mapping: NatBehavior }> = {
 for (const mode of ["eim", "sym"] as const) {
   Deno.test({
     name: `NAT lab (${mode}): our discovery matches the mode and turnutils_natdiscovery`,
-    ignore: ignore || udpSkipReason() !== undefined,
+    ignore,
     fn: async () => {
       const t0 = performance.now();
       let prefix = "";
@@ -93,7 +92,7 @@ for (const mode of ["eim", "sym"] as const) {
 
 Deno.test({
   name: "NAT lab (eim, 10% loss in router A): retransmissions still find the cone",
-  ignore: ignore || udpSkipReason() !== undefined,
+  ignore,
   fn: async () => {
     const t0 = performance.now();
     await using lab = await NatLab.create({ modeA: "eim", lossA: 10 });

@@ -54,3 +54,19 @@ Deno.test({
     assert.match(route, /via 10\.2\.0\.1 dev eth0/);
   },
 });
+
+Deno.test({
+  name: "netlab: a leftover of a dead run is removed, a live run's lab is not",
+  ignore,
+  fn: async () => {
+    // pid 999999999 is above any pid_max: its creator is certainly gone.
+    const stale = "cnl-999999999-zz-pub";
+    await new Deno.Command("ip", { args: ["netns", "add", stale] }).output();
+    await using live = await NatLab.create();
+    await using other = await NatLab.create();
+    const names = await namespaces();
+    assert.ok(!names.includes(stale), "stale namespace survived");
+    assert.ok(names.includes(live.ns.pub), "a live lab's namespace was removed");
+    assert.ok(names.includes(other.ns.pub));
+  },
+});
