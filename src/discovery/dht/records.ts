@@ -57,6 +57,7 @@ export interface ProviderRecord {
  *   publicKey: new Uint8Array([1, 2, 3]),
  *   sign: (payload) => payload.slice(0, 8),
  * };
+ * console.assert((await signer.sign(new Uint8Array(16))).length === 8);
  * ```
  */
 export interface RecordSigner {
@@ -74,6 +75,7 @@ export interface RecordSigner {
  * import type { RecordVerifier } from "@cretoai/network";
  *
  * const verifier: RecordVerifier = { verify: (_key, _payload, signature) => signature.length > 0 };
+ * console.assert(!(await verifier.verify(new Uint8Array(32), new Uint8Array(8), new Uint8Array())));
  * ```
  */
 export interface RecordVerifier {

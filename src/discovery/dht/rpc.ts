@@ -33,13 +33,14 @@ export interface FindProvidersReply {
  *
  * @example An RPC that reaches nobody
  * ```ts
- * import { type DhtRpc, NetworkError } from "@cretoai/network";
+ * import { type DhtRpc, makeContact, NetworkError } from "@cretoai/network";
  *
  * const down = () => Promise.reject(new NetworkError("ERR_DHT", "offline"));
  * const rpc: DhtRpc = {
  *   ping: down, findNode: down, getPeerRecord: down,
  *   putPeerRecord: down, findProviders: down, addProvider: down,
  * };
+ * await rpc.ping(makeContact("anyone")).catch((e) => console.assert(e.code === "ERR_DHT"));
  * ```
  */
 export interface DhtRpc {
@@ -65,7 +66,7 @@ export interface DhtRpc {
  * ```ts
  * import type { DhtContact, DhtRpcHandler } from "@cretoai/network";
  *
- * function servePing(handler: DhtRpcHandler, from: DhtContact): void {
+ * export function servePing(handler: DhtRpcHandler, from: DhtContact): void {
  *   handler.handlePing(from);
  * }
  * ```
