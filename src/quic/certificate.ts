@@ -1,0 +1,136 @@
+/**
+ * A TLS certificate generated in memory when an endpoint starts, so that no files are needed.
+ * TLS here only protects the QUIC connection: who the peer is gets decided by the handshake on
+ * top of it, which signs a hash of both certificates (see docs/handshake.md). The certificate
+ * is therefore self-signed and short-lived; its Ed25519 key is fresh for every endpoint.
+ *
+ * @module
+ */
+
+/** A certificate and its private key, in the forms quiche and the handshake need. */
+export interface TlsCertificate {
+  /** The certificate, DER encoded. */
+  readonly der: Uint8Array;
+  /** The certificate as PEM text bytes, for quiche's TLS context. */
+  readonly certPem: Uint8Array;
+  /** The private key (PKCS#8) as PEM text bytes, for quiche's TLS context. */
+  readonly keyPem: Uint8Array;
+}
+
+/** Options of {@linkcode generateCertificate}. */
+export interface GenerateCertificateOptions {
+  /**
+   * Common name of subject and issuer.
+   * @default {"cretoai"}
+   */
+  commonName?: string;
+  /**
+   * How long the certificate is valid, in days, starting one hour ago (clock skew).
+   * @default {30}
+   */
+  validityDays?: number;
+}
+
+/**
+ * Generates a self-signed Ed25519 X.509 certificate with a fresh key.
+ *
+ * @example
+ * ```ts
+ * import { generateCertificate } from "@cretoai/network";
+ *
+ * const cert = await generateCertificate({ commonName: "node-1" });
+ * console.assert(cert.der[0] === 0x30); // a DER SEQUENCE
+ * ```
+ *
+ * @param options Name and validity.
+ * @returns The certificate and key.
+ */
+export async function generateCertificate(
+  options: GenerateCertificateOptions = {},
+): Promise<TlsCertificate> {
+  const { commonName = "cretoai", validityDays = 30 } = options;
+  const keys = await crypto.subtle.generateKey("Ed25519", true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", keys.publicKey));
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+
+  const serial = crypto.getRandomValues(new Uint8Array(16));
+  serial[0] &= 0x7f; // a positive INTEGER
+  const notBefore = new Date(Date.now() - 3600_000);
+  const notAfter = new Date(notBefore.getTime() + validityDays * 86400_000);
+  const name = seq(set(seq(oid(OID_COMMON_NAME), tlv(0x0c, utf8(commonName)))));
+  const tbs = seq(
+    tlv(0xa0, int(new Uint8Array([2]))), // version v3
+    int(serial),
+    ED25519_ALGORITHM,
+    name,
+    seq(time(notBefore), time(notAfter)),
+    name,
+    seq(ED25519_ALGORITHM, bitString(publicKey)),
+  );
+  const signature = new Uint8Array(
+    await crypto.subtle.sign("Ed25519", keys.privateKey, tbs),
+  );
+  const der = seq(tbs, ED25519_ALGORITHM, bitString(signature));
+  return { der, certPem: pem("CERTIFICATE", der), keyPem: pem("PRIVATE KEY", pkcs8) };
+}
+
+const OID_ED25519 = [0x2b, 0x65, 0x70]; // 1.3.101.112
+const OID_COMMON_NAME = [0x55, 0x04, 0x03]; // 2.5.4.3
+const ED25519_ALGORITHM = seq(oid(OID_ED25519));
+
+function tlv(tag: number, body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const n = body.byteLength;
+  const head = n < 0x80 ? [tag, n] : n < 0x100 ? [tag, 0x81, n] : [tag, 0x82, n >> 8, n & 0xff];
+  const out = new Uint8Array(head.length + n);
+  out.set(head);
+  out.set(body, head.length);
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function seq(...items: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  return tlv(0x30, concat(items));
+}
+
+function set(...items: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  return tlv(0x31, concat(items));
+}
+
+function oid(bytes: number[]): Uint8Array<ArrayBuffer> {
+  return tlv(0x06, new Uint8Array(bytes));
+}
+
+function int(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return tlv(0x02, bytes);
+}
+
+function bitString(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return tlv(0x03, concat([new Uint8Array([0]), bytes]));
+}
+
+function utf8(text: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(text);
+}
+
+function time(date: Date): Uint8Array<ArrayBuffer> {
+  // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
+  const iso = date.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
+  return date.getUTCFullYear() < 2050 ? tlv(0x17, utf8(iso.slice(2))) : tlv(0x18, utf8(iso));
+}
+
+function pem(label: string, der: Uint8Array): Uint8Array<ArrayBuffer> {
+  const lines = btoa(String.fromCharCode(...der)).match(/.{1,64}/g) ?? [];
+  return utf8(`-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`);
+}

@@ -1,0 +1,572 @@
+/**
+ * A QUIC connection on a {@linkcode QuicEndpoint}: streams, timers and close.
+ *
+ * @module
+ */
+import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import type { QuicheConnection, QuicheHost, QuicheRecvInfo } from "./_quiche.ts";
+import type { UdpAddress } from "./datagram_port.ts";
+import { formatAddress } from "./address.ts";
+import { QuicStream, type StreamHost } from "./stream.ts";
+import type { DatagramSocket } from "./udp_socket.ts";
+
+/** What a connection needs from its endpoint. @internal */
+export interface ConnectionHost {
+  readonly socket: DatagramSocket;
+  readonly localHost: QuicheHost;
+  readonly keepAliveIntervalMs: number;
+  /** Runs `flush` of the connection after this turn's receives. */
+  schedule(connection: QuicConnection): void;
+  /** Runs `flush` of the connection in a microtask: for application calls. */
+  scheduleSoon(connection: QuicConnection): void;
+  /** An inbound connection is ready to be accepted. */
+  announce(connection: QuicConnection): void;
+  /** The connection is gone: forget its ids. */
+  release(connection: QuicConnection): void;
+}
+
+/** Transport statistics of a connection, from quiche. */
+export interface QuicConnectionStats {
+  /** Smoothed round-trip time of the active path, in milliseconds. */
+  rttMs: number;
+  /** Congestion window, in bytes. */
+  congestionWindow: number;
+  /** QUIC packets sent. */
+  packetsSent: number;
+  /** QUIC packets received. */
+  packetsReceived: number;
+  /** QUIC packets declared lost. */
+  packetsLost: number;
+  /** Bytes sent, including retransmissions and headers. */
+  bytesSent: number;
+  /** Bytes received. */
+  bytesReceived: number;
+  /** Bytes declared lost. */
+  bytesLost: number;
+}
+
+/** Options of {@linkcode QuicConnection.close}. */
+export interface CloseOptions {
+  /**
+   * Application error code sent in CONNECTION_CLOSE.
+   * @default {0}
+   */
+  code?: number;
+  /**
+   * Reason phrase sent in CONNECTION_CLOSE.
+   * @default {""}
+   */
+  reason?: string;
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (e: Error) => void;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A QUIC connection. Made by {@linkcode QuicEndpoint.connect} (outbound) or handed out by
+ * {@linkcode QuicEndpoint.accept} (inbound).
+ *
+ * @example Opening a stream and closing with a code
+ * ```ts
+ * import { QuicEndpoint } from "@cretoai/network";
+ *
+ * await using a = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+ * await using b = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+ * const accepted = b.accept();
+ * const conn = await a.connect(b.localAddr);
+ * const stream = await conn.openUni();
+ * await stream.write(new Uint8Array([1, 2, 3]), true);
+ * const peer = await accepted;
+ * const incoming = await peer.acceptUni();
+ * console.assert((await incoming.readAll()).length === 3);
+ * await conn.close({ code: 7, reason: "done" });
+ * const why = await peer.closed;
+ * console.assert(why.errorCode === 7);
+ * ```
+ */
+export class QuicConnection implements StreamHost {
+  /** Whether this side dialed or accepted. */
+  readonly direction: "outbound" | "inbound";
+  /** Our TLS certificate (DER) as the peer sees it. */
+  readonly localCertificate: Uint8Array;
+  /** Settles when the TLS handshake completes, or rejects when the connection fails first. */
+  readonly established: Promise<void>;
+  /** Resolves, never rejects, once the connection is fully closed, with why it closed. */
+  readonly closed: Promise<ConnectionClosedError>;
+  /** The quiche connection. @internal */
+  readonly native: QuicheConnection;
+  /** @internal */
+  readonly isServer: boolean;
+  /** @internal */
+  readonly scratch: Uint8Array;
+  /** Routing keys of this connection's ids at the endpoint. @internal */
+  readonly routingKeys: number[] = [];
+  #host: ConnectionHost;
+  #remote: UdpAddress;
+  #recvInfo: QuicheRecvInfo;
+  #streams = new Map<number, QuicStream>();
+  #readers = new Set<QuicStream>();
+  #writers = new Set<QuicStream>();
+  #acceptedBidi: QuicStream[] = [];
+  #acceptedUni: QuicStream[] = [];
+  #bidiAcceptors: Waiter<QuicStream>[] = [];
+  #uniAcceptors: Waiter<QuicStream>[] = [];
+  #bidiOpeners: Waiter<QuicStream>[] = [];
+  #uniOpeners: Waiter<QuicStream>[] = [];
+  #nextBidi: number;
+  #nextUni: number;
+  // Peer-opened ids seen so far, per type: all below `next` plus the set above it.
+  #remoteNext: [number, number];
+  #remoteAbove: [Set<number>, Set<number>] = [new Set(), new Set()];
+  #established = false;
+  #announced = false;
+  #resolveEstablished!: () => void;
+  #rejectEstablished!: (e: Error) => void;
+  #resolveClosed!: (e: ConnectionClosedError) => void;
+  #closedError: Error | undefined;
+  #localClose: { code: number; reason: string } | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #lastSendAt = performance.now();
+  #flushing = false;
+  #onTimer = () => this.#timerFired();
+
+  /**
+   * Connections are made by {@linkcode QuicEndpoint}. @internal
+   *
+   * @param host The endpoint.
+   * @param quiche The quiche connection.
+   * @param remote The peer's address.
+   * @param direction Whether we dialed.
+   * @param localCertificate Our certificate, DER.
+   * @param scratch The endpoint's read buffer.
+   */
+  constructor(
+    host: ConnectionHost,
+    quiche: QuicheConnection,
+    remote: UdpAddress,
+    direction: "outbound" | "inbound",
+    localCertificate: Uint8Array,
+    scratch: Uint8Array,
+  ) {
+    this.#host = host;
+    this.native = quiche;
+    this.#remote = { hostname: remote.hostname, port: remote.port };
+    this.#recvInfo = { from: { host: remote.hostname, port: remote.port }, to: host.localHost };
+    this.direction = direction;
+    this.isServer = direction === "inbound";
+    this.localCertificate = localCertificate;
+    this.scratch = scratch;
+    this.#nextBidi = this.isServer ? 1 : 0;
+    this.#nextUni = this.isServer ? 3 : 2;
+    this.#remoteNext = this.isServer ? [0, 2] : [1, 3];
+    this.established = new Promise((resolve, reject) => {
+      this.#resolveEstablished = resolve;
+      this.#rejectEstablished = reject;
+    });
+    this.established.catch(() => {}); // observed through `closed` too; never unhandled
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+  }
+
+  /** The peer's address (the latest one it sent from). */
+  get remoteAddr(): UdpAddress {
+    return this.#remote;
+  }
+
+  /** Whether the TLS handshake has completed. */
+  get isEstablished(): boolean {
+    return this.#established;
+  }
+
+  /** Whether this connection resumed an earlier TLS session. */
+  get isResumed(): boolean {
+    return this.native.isResumed();
+  }
+
+  /** Whether the connection is still in 0-RTT (early data may be sent or was received). */
+  get isInEarlyData(): boolean {
+    return this.native.isInEarlyData();
+  }
+
+  /** The negotiated application protocol. */
+  get alpn(): string {
+    return new TextDecoder().decode(this.native.applicationProto());
+  }
+
+  /** The error operations fail with once the connection is closed, else undefined. */
+  get closedError(): Error | undefined {
+    return this.#closedError;
+  }
+
+  /**
+   * The peer's TLS certificate chain (DER, leaf first), once the handshake completed.
+   * TLS accepts any certificate; the peer's identity is checked by the handshake on top,
+   * which signs the hashes of both certificates.
+   *
+   * @returns The chain, or an empty list before the handshake completed.
+   */
+  peerCertificates(): Uint8Array[] {
+    return this.native.peerCertChain() ?? [];
+  }
+
+  /**
+   * Opens a bidirectional stream, waiting while the peer's stream limit is used up.
+   *
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  openBidi(): Promise<QuicStream> {
+    return this.#open(this.#bidiOpeners, false);
+  }
+
+  /**
+   * Opens a unidirectional stream, waiting while the peer's stream limit is used up.
+   *
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  openUni(): Promise<QuicStream> {
+    return this.#open(this.#uniOpeners, true);
+  }
+
+  /**
+   * Waits for the next bidirectional stream the peer opens.
+   *
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  acceptBidi(): Promise<QuicStream> {
+    return this.#accept(this.#acceptedBidi, this.#bidiAcceptors);
+  }
+
+  /**
+   * Waits for the next unidirectional stream the peer opens.
+   *
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  acceptUni(): Promise<QuicStream> {
+    return this.#accept(this.#acceptedUni, this.#uniAcceptors);
+  }
+
+  /**
+   * Closes the connection with CONNECTION_CLOSE (an application close with `code` and
+   * `reason`); pending operations fail. Resolves once the close has been sent and the
+   * connection has drained (quiche's draining period of three probe timeouts).
+   *
+   * @param options Code and reason.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    const { code = 0, reason = "" } = options;
+    if (this.#closedError === undefined) {
+      this.#localClose = { code, reason };
+      try {
+        this.native.close(true, code, new TextEncoder().encode(reason));
+      } catch {
+        // Already closing: quiche keeps the first close.
+      }
+      this.#host.scheduleSoon(this);
+    }
+    return this.closed.then(() => {});
+  }
+
+  /** Transport statistics from quiche. */
+  stats(): QuicConnectionStats {
+    const s = this.native.stats();
+    const path = this.native.pathStats()[0];
+    return {
+      rttMs: path === undefined ? 0 : path.rtt / 1e6,
+      congestionWindow: path?.cwnd ?? 0,
+      packetsSent: s.sent,
+      packetsReceived: s.recv,
+      packetsLost: s.lost,
+      bytesSent: s.sentBytes,
+      bytesReceived: s.recvBytes,
+      bytesLost: s.lostBytes,
+    };
+  }
+
+  /** Feeds one datagram to quiche. @internal */
+  receive(data: Uint8Array, from: UdpAddress): void {
+    const info = this.#recvInfo;
+    if (info.from.port !== from.port || info.from.host !== from.hostname) {
+      this.#recvInfo = { from: { host: from.hostname, port: from.port }, to: info.to };
+      this.#remote = { hostname: from.hostname, port: from.port };
+    }
+    try {
+      this.native.recv(data, this.#recvInfo);
+    } catch {
+      // quiche drops what it cannot use (bad packets, "Done"); a fatal error closes the
+      // connection, which the next flush sees.
+    }
+    this.#host.schedule(this);
+  }
+
+  /**
+   * Runs the application side (handshake state, stream reads, writes and opens), then sends
+   * everything quiche has to send and re-arms the timer. Returns false when the socket ran
+   * out of send buffers. @internal
+   */
+  flush(): boolean {
+    const native = this.native;
+    this.#flushing = true;
+    if (this.#closedError === undefined) {
+      if (!this.#established && native.isEstablished()) this.#onEstablished();
+      if (this.isServer && !this.#announced && (this.#established || native.isInEarlyData())) {
+        this.#announced = true;
+        this.#host.announce(this);
+      }
+      if (this.#established || native.isInEarlyData()) this.#serviceStreams();
+    }
+    this.#flushing = false;
+    const drained = this.#drain();
+    if (native.isClosed()) this.#finalize();
+    else this.#armTimer();
+    return drained;
+  }
+
+  /** Drops the connection at once, without CONNECTION_CLOSE. @internal */
+  abort(error: Error): void {
+    if (this.#closedError !== undefined) return;
+    try {
+      this.native.close(false, 0, EMPTY);
+    } catch {
+      // already closing
+    }
+    this.#finalize(error);
+  }
+
+  wantsRead(stream: QuicStream): void {
+    this.#readers.add(stream);
+    this.#host.scheduleSoon(this);
+  }
+
+  wantsWrite(stream: QuicStream): void {
+    this.#writers.add(stream);
+    this.#host.scheduleSoon(this);
+  }
+
+  finished(stream: QuicStream): void {
+    this.#streams.delete(stream.id);
+    this.#readers.delete(stream);
+    this.#writers.delete(stream);
+  }
+
+  schedule(): void {
+    // During a flush, the drain that follows sends whatever the streams just produced.
+    if (!this.#flushing) this.#host.scheduleSoon(this);
+  }
+
+  #onEstablished(): void {
+    this.#established = true;
+    this.#resolveEstablished();
+  }
+
+  #serviceStreams(): void {
+    const native = this.native;
+    // New peer streams show up only in quiche's readable set, so it is walked every time.
+    for (const id of native.readable()) {
+      const stream = this.#streams.get(id) ?? this.#newRemoteStream(id);
+      if (stream !== undefined && this.#readers.has(stream) && stream.onReadable()) {
+        this.#readers.delete(stream);
+      }
+    }
+    if (this.#writers.size > 0) {
+      for (const stream of this.#writers) {
+        if (stream.onWritable()) this.#writers.delete(stream);
+      }
+    }
+    this.#serveOpeners(this.#bidiOpeners, false);
+    this.#serveOpeners(this.#uniOpeners, true);
+  }
+
+  #newRemoteStream(id: number): QuicStream | undefined {
+    const localParity = this.isServer ? 1 : 0;
+    if ((id & 1) === localParity) return undefined; // a local stream we already forgot
+    const type = (id & 2) >> 1;
+    const above = this.#remoteAbove[type];
+    if (id < this.#remoteNext[type] || above.has(id)) return undefined; // already handed out
+    above.add(id);
+    while (above.delete(this.#remoteNext[type])) this.#remoteNext[type] += 4;
+    const stream = new QuicStream(this, id, this.native.isInEarlyData());
+    this.#streams.set(id, stream);
+    const uni = type === 1;
+    const acceptors = uni ? this.#uniAcceptors : this.#bidiAcceptors;
+    const acceptor = acceptors.shift();
+    if (acceptor !== undefined) acceptor.resolve(stream);
+    else (uni ? this.#acceptedUni : this.#acceptedBidi).push(stream);
+    return stream;
+  }
+
+  #accept(backlog: QuicStream[], acceptors: Waiter<QuicStream>[]): Promise<QuicStream> {
+    const ready = backlog.shift();
+    if (ready !== undefined) return Promise.resolve(ready);
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
+    return new Promise((resolve, reject) => {
+      acceptors.push({ resolve, reject });
+      this.#host.scheduleSoon(this);
+    });
+  }
+
+  #open(openers: Waiter<QuicStream>[], uni: boolean): Promise<QuicStream> {
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
+    if (openers.length === 0 && this.#canOpen(uni)) return Promise.resolve(this.#create(uni));
+    return new Promise((resolve, reject) => {
+      openers.push({ resolve, reject });
+      this.#host.scheduleSoon(this);
+    });
+  }
+
+  #canOpen(uni: boolean): boolean {
+    const native = this.native;
+    if (!this.#established && !native.isInEarlyData()) return false;
+    return (uni ? native.peerStreamsLeftUni() : native.peerStreamsLeftBidi()) > 0;
+  }
+
+  #serveOpeners(openers: Waiter<QuicStream>[], uni: boolean): void {
+    while (openers.length > 0 && this.#canOpen(uni)) openers.shift()!.resolve(this.#create(uni));
+  }
+
+  #create(uni: boolean): QuicStream {
+    const id = uni ? this.#nextUni : this.#nextBidi;
+    if (uni) this.#nextUni += 4;
+    else this.#nextBidi += 4;
+    // A zero-length send makes quiche create the stream and count it against the peer's
+    // limit, so the next peerStreamsLeft*() is right.
+    this.native.streamSend(id, EMPTY, false);
+    const stream = new QuicStream(this, id, false);
+    this.#streams.set(id, stream);
+    return stream;
+  }
+
+  #drain(): boolean {
+    const native = this.native;
+    const socket = this.#host.socket;
+    let sent = false;
+    for (;;) {
+      const buffer = socket.nextSendBuffer();
+      if (buffer === null) {
+        if (sent) this.#lastSendAt = performance.now();
+        return false;
+      }
+      let result;
+      try {
+        result = native.send(buffer);
+      } catch {
+        result = null; // "Done"
+      }
+      if (result === null) break;
+      const to = result[1].to;
+      const remote = this.#remote;
+      socket.send(
+        result[0],
+        to.port === remote.port && to.host === remote.hostname
+          ? remote
+          : { hostname: to.host, port: to.port },
+      );
+      sent = true;
+    }
+    if (sent) this.#lastSendAt = performance.now();
+    return true;
+  }
+
+  #armTimer(): void {
+    const now = performance.now();
+    const timeout = this.native.timeout();
+    let at = timeout === null ? Infinity : now + timeout;
+    const keepAlive = this.#host.keepAliveIntervalMs;
+    if (keepAlive > 0 && this.#established) at = Math.min(at, this.#lastSendAt + keepAlive);
+    if (at === Infinity) {
+      this.#clearTimer();
+      return;
+    }
+    // Only re-arm when the deadline moved earlier: a timer that fires early is harmless,
+    // quiche's onTimeout checks the time itself.
+    if (this.#timer !== undefined && this.#timerAt <= at + 0.5) return;
+    this.#clearTimer();
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #timerFired(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const keepAlive = this.#host.keepAliveIntervalMs;
+    if (
+      keepAlive > 0 && this.#established && !this.native.isDraining() &&
+      performance.now() >= this.#lastSendAt + keepAlive - 1
+    ) {
+      this.native.sendAckEliciting();
+    }
+    this.native.onTimeout();
+    this.#host.schedule(this);
+  }
+
+  #finalize(error?: Error): void {
+    if (this.#closedError !== undefined) return;
+    this.#clearTimer();
+    const closed = error instanceof ConnectionClosedError ? error : this.#closeReason();
+    const failure = error ?? closed;
+    this.#closedError = failure;
+    if (!this.#established) this.#rejectEstablished(failure);
+    for (const stream of this.#streams.values()) stream.fail(failure);
+    this.#streams.clear();
+    this.#readers.clear();
+    this.#writers.clear();
+    for (
+      const waiters of [
+        this.#bidiAcceptors,
+        this.#uniAcceptors,
+        this.#bidiOpeners,
+        this.#uniOpeners,
+      ]
+    ) {
+      for (const w of waiters.splice(0)) w.reject(failure);
+    }
+    this.#host.release(this);
+    this.#resolveClosed(closed);
+  }
+
+  #closeReason(): ConnectionClosedError {
+    const native = this.native;
+    const where = formatAddress(this.#remote);
+    const peer = native.peerError();
+    if (peer !== null) {
+      return new ConnectionClosedError(`closed by peer ${where}`, {
+        isApp: peer.isApp,
+        errorCode: peer.errorCode,
+        reason: new TextDecoder().decode(peer.reason),
+      });
+    }
+    if (this.#localClose !== undefined) {
+      return new ConnectionClosedError(`closed locally, peer ${where}`, {
+        isApp: true,
+        errorCode: this.#localClose.code,
+        reason: this.#localClose.reason,
+      });
+    }
+    const local = native.localError();
+    if (local !== null) {
+      return new ConnectionClosedError(`closed by this endpoint after an error, peer ${where}`, {
+        isApp: local.isApp,
+        errorCode: local.errorCode,
+        reason: new TextDecoder().decode(local.reason),
+      });
+    }
+    if (native.isTimedOut()) {
+      return new ConnectionClosedError(`idle timeout, no packets from peer ${where}`);
+    }
+    return new ConnectionClosedError(`peer ${where}`);
+  }
+}
+
+/** Error for operations attempted on a closed endpoint. @internal */
+export function endpointClosed(what: string): NetworkError {
+  return new NetworkError("ERR_ENDPOINT_CLOSED", `Cannot ${what}: the endpoint is closed`);
+}

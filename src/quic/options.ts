@@ -1,0 +1,230 @@
+/**
+ * Options of a QUIC endpoint, their defaults and their validation.
+ *
+ * @module
+ */
+import { InvalidConfigError } from "../errors.ts";
+import type { TlsCertificate } from "./certificate.ts";
+import type { DatagramSocket } from "./udp_socket.ts";
+
+/** Congestion controllers quiche 0.18 offers. */
+export type CongestionControl = "reno" | "cubic" | "bbr";
+
+/** The ALPN every cretoai endpoint speaks. */
+export const CRETOAI_ALPN = "cretoai/1";
+
+/**
+ * Options of {@linkcode QuicEndpoint.bind}.
+ *
+ * @example
+ * ```ts
+ * import type { QuicEndpointOptions } from "@cretoai/network";
+ *
+ * const options: QuicEndpointOptions = { hostname: "127.0.0.1", port: 0, idleTimeoutMs: 10_000 };
+ * ```
+ */
+export interface QuicEndpointOptions {
+  /**
+   * Address to bind the endpoint's one UDP socket to.
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * Port to bind; 0 picks a free one.
+   * @default {0}
+   */
+  port?: number;
+  /**
+   * Application protocols offered and accepted (ALPN).
+   * @default {["cretoai/1"]}
+   */
+  alpn?: string[];
+  /** TLS certificate; a fresh self-signed Ed25519 one is generated when absent. */
+  certificate?: TlsCertificate;
+  /**
+   * Congestion controller. Reno lost least and ran fastest on loopback here.
+   * @default {"reno"}
+   */
+  congestionControl?: CongestionControl;
+  /**
+   * Largest UDP payload sent and received.
+   * @default {1350}
+   */
+  maxUdpPayloadSize?: number;
+  /**
+   * Connection-level flow-control window, in bytes.
+   * @default {16777216}
+   */
+  initialMaxData?: number;
+  /**
+   * Per-stream flow-control window, in bytes.
+   * @default {4194304}
+   */
+  initialMaxStreamData?: number;
+  /**
+   * Bidirectional streams the peer may have open at once.
+   * @default {1024}
+   */
+  maxStreamsBidi?: number;
+  /**
+   * Unidirectional streams the peer may have open at once.
+   * @default {128}
+   */
+  maxStreamsUni?: number;
+  /**
+   * A connection with no traffic for this long closes. 0 disables the idle timeout.
+   * @default {30000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Sends a QUIC PING after this long without sending, so that idle connections and NAT
+   * mappings stay alive. 0 disables it.
+   * @default {10000}
+   */
+  keepAliveIntervalMs?: number;
+  /**
+   * Default time a `connect` may take until the handshake completes.
+   * @default {5000}
+   */
+  connectTimeoutMs?: number;
+  /**
+   * `"retry"` validates the address of every new inbound connection with a stateless
+   * Retry (one extra round trip, no state for spoofed sources); `"none"` skips it.
+   * @default {"retry"}
+   */
+  addressValidation?: "retry" | "none";
+  /**
+   * Accept and send 0-RTT early data on resumed connections.
+   * @default {true}
+   */
+  earlyData?: boolean;
+  /**
+   * Established inbound connections waiting for {@linkcode QuicEndpoint.accept}; more are
+   * refused with CONNECTION_REFUSED.
+   * @default {128}
+   */
+  acceptBacklog?: number;
+  /**
+   * Receives kept outstanding on the socket.
+   * @default {16}
+   */
+  receiveConcurrency?: number;
+  /**
+   * Send buffers in the socket's pool.
+   * @default {1024}
+   */
+  sendBuffers?: number;
+  /**
+   * Session tickets remembered for 0-RTT, one per remote address.
+   * @default {1024}
+   */
+  sessionCacheSize?: number;
+  /** A socket to use instead of binding one (for another backend); `hostname`/`port` are ignored. */
+  socket?: DatagramSocket;
+}
+
+/** Endpoint options with every default applied. */
+export type ResolvedEndpointOptions =
+  & Required<Omit<QuicEndpointOptions, "certificate" | "socket">>
+  & Pick<QuicEndpointOptions, "certificate" | "socket">;
+
+/**
+ * Applies defaults and checks every value.
+ *
+ * @throws {InvalidConfigError} naming the option, the rule and the value.
+ */
+export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEndpointOptions {
+  const {
+    hostname = "0.0.0.0",
+    port = 0,
+    alpn = [CRETOAI_ALPN],
+    certificate,
+    congestionControl = "reno",
+    maxUdpPayloadSize = 1350,
+    initialMaxData = 16 * 1024 * 1024,
+    initialMaxStreamData = 4 * 1024 * 1024,
+    maxStreamsBidi = 1024,
+    maxStreamsUni = 128,
+    idleTimeoutMs = 30_000,
+    keepAliveIntervalMs = 10_000,
+    connectTimeoutMs = 5_000,
+    addressValidation = "retry",
+    earlyData = true,
+    acceptBacklog = 128,
+    receiveConcurrency = 16,
+    sendBuffers = 1024,
+    sessionCacheSize = 1024,
+    socket,
+  } = options;
+  if (typeof hostname !== "string" || hostname === "") {
+    throw new InvalidConfigError("hostname", "a non-empty IP address", hostname);
+  }
+  checkInteger("port", port, 0, 65535);
+  if (!Array.isArray(alpn) || alpn.length === 0 || alpn.some((p) => !validAlpn(p))) {
+    throw new InvalidConfigError("alpn", "a non-empty list of 1-255 byte protocol names", alpn);
+  }
+  if (!["reno", "cubic", "bbr"].includes(congestionControl)) {
+    throw new InvalidConfigError(
+      "congestionControl",
+      '"reno", "cubic" or "bbr"',
+      congestionControl,
+    );
+  }
+  checkInteger("maxUdpPayloadSize", maxUdpPayloadSize, 1200, 1452);
+  checkInteger("initialMaxData", initialMaxData, 1, 2 ** 40);
+  checkInteger("initialMaxStreamData", initialMaxStreamData, 1, 2 ** 40);
+  checkInteger("maxStreamsBidi", maxStreamsBidi, 0, 2 ** 20);
+  checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
+  checkInteger("idleTimeoutMs", idleTimeoutMs, 0, 2 ** 31);
+  checkInteger("keepAliveIntervalMs", keepAliveIntervalMs, 0, 2 ** 31);
+  checkInteger("connectTimeoutMs", connectTimeoutMs, 1, 2 ** 31);
+  if (addressValidation !== "retry" && addressValidation !== "none") {
+    throw new InvalidConfigError("addressValidation", '"retry" or "none"', addressValidation);
+  }
+  if (typeof earlyData !== "boolean") {
+    throw new InvalidConfigError("earlyData", "a boolean", earlyData);
+  }
+  checkInteger("acceptBacklog", acceptBacklog, 1, 2 ** 20);
+  checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
+  checkInteger("sendBuffers", sendBuffers, 16, 65536);
+  checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
+  return {
+    hostname,
+    port,
+    alpn,
+    certificate,
+    congestionControl,
+    maxUdpPayloadSize,
+    initialMaxData,
+    initialMaxStreamData,
+    maxStreamsBidi,
+    maxStreamsUni,
+    idleTimeoutMs,
+    keepAliveIntervalMs,
+    connectTimeoutMs,
+    addressValidation,
+    earlyData,
+    acceptBacklog,
+    receiveConcurrency,
+    sendBuffers,
+    sessionCacheSize,
+    socket,
+  };
+}
+
+/**
+ * Checks that `value` is an integer in `[min, max]`.
+ *
+ * @throws {InvalidConfigError} naming the field, the rule and the value.
+ */
+export function checkInteger(field: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidConfigError(field, `an integer from ${min} to ${max}`, value);
+  }
+}
+
+function validAlpn(protocol: unknown): boolean {
+  if (typeof protocol !== "string") return false;
+  const length = new TextEncoder().encode(protocol).byteLength;
+  return length >= 1 && length <= 255;
+}

@@ -1,0 +1,362 @@
+/**
+ * QUIC streams: ordered byte streams within a connection, with flow control both ways.
+ *
+ * @module
+ */
+import { NetworkError, StreamResetError } from "../errors.ts";
+import type { QuicheConnection } from "./_quiche.ts";
+import { native } from "./_quiche.ts";
+
+/** What a stream needs from its connection. @internal */
+export interface StreamHost {
+  readonly native: QuicheConnection;
+  /** Whether this side accepted the connection (server-initiated stream ids are odd). */
+  readonly isServer: boolean;
+  /** A buffer to read into; its contents are copied out before the next use. */
+  readonly scratch: Uint8Array;
+  /** The error every operation fails with once the connection is gone. */
+  readonly closedError: Error | undefined;
+  /** Asks for a flush of the connection in this event-loop turn. */
+  schedule(): void;
+  /** The stream has data to write that quiche did not take yet. */
+  wantsWrite(stream: QuicStream): void;
+  /** The stream waits for data. */
+  wantsRead(stream: QuicStream): void;
+  /** Both directions are finished: forget the stream. */
+  finished(stream: QuicStream): void;
+}
+
+interface PendingWrite {
+  data: Uint8Array;
+  fin: boolean;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const EMPTY = new Uint8Array(0);
+const RESOLVED = Promise.resolve();
+
+/**
+ * One QUIC stream. Bidirectional streams can be read and written; unidirectional ones only
+ * in one direction. Reads pull from the connection only when asked, so a reader that stops
+ * reading stops the peer through flow control; writes resolve once the connection has taken
+ * the bytes, and wait while flow control is closed.
+ *
+ * @example A request and its response on one bidirectional stream
+ * ```ts
+ * import { QuicEndpoint } from "@cretoai/network";
+ *
+ * await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+ * await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+ * (async () => {
+ *   const conn = await server.accept();
+ *   const stream = await conn.acceptBidi();
+ *   await stream.write(await stream.readAll(), true); // echo
+ * })();
+ * const conn = await client.connect(server.localAddr);
+ * const stream = await conn.openBidi();
+ * await stream.write(new TextEncoder().encode("hello"), true);
+ * console.assert(new TextDecoder().decode(await stream.readAll()) === "hello");
+ * ```
+ */
+export class QuicStream {
+  /** The QUIC stream id. */
+  readonly id: number;
+  /** True when the first bytes of this peer-opened stream arrived as 0-RTT early data. */
+  readonly early: boolean;
+  #host: StreamHost;
+  #readWaiter:
+    | { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
+    | undefined;
+  #readFinished: boolean;
+  #readError: Error | undefined;
+  #writes: PendingWrite[] = [];
+  #finQueued: boolean;
+  #writeFinished: boolean;
+  #writeError: Error | undefined;
+
+  /**
+   * Streams are made by {@linkcode QuicConnection}: use `openBidi`, `openUni`, `acceptBidi`
+   * or `acceptUni`.
+   *
+   * @param host The connection.
+   * @param id The stream id.
+   * @param early Whether the stream's data arrived as 0-RTT data.
+   */
+  constructor(host: StreamHost, id: number, early: boolean) {
+    this.#host = host;
+    this.id = id;
+    this.early = early;
+    const isServer = host.isServer;
+    const localInitiated = (id & 1) === (isServer ? 1 : 0);
+    const unidirectional = (id & 2) !== 0;
+    // A unidirectional stream has only the direction its opener writes.
+    this.#readFinished = unidirectional && localInitiated;
+    this.#writeFinished = unidirectional && !localInitiated;
+    this.#finQueued = this.#writeFinished;
+  }
+
+  /** Whether the peer opened this stream. */
+  get isRemote(): boolean {
+    return (this.id & 1) === (this.#host.isServer ? 0 : 1);
+  }
+
+  /** Whether the stream is unidirectional. */
+  get isUnidirectional(): boolean {
+    return (this.id & 2) !== 0;
+  }
+
+  /**
+   * Reads the next chunk of data.
+   *
+   * @returns The chunk, or `null` once the peer finished the stream.
+   * @throws {StreamResetError} `ERR_STREAM_RESET` when the peer reset the stream.
+   * @throws {ConnectionClosedError} when the connection closed.
+   */
+  read(): Promise<Uint8Array | null> {
+    if (this.#readError !== undefined) return Promise.reject(this.#readError);
+    if (this.#readFinished) return Promise.resolve(null);
+    const closed = this.#host.closedError;
+    if (closed !== undefined) return Promise.reject(closed);
+    if (this.#readWaiter !== undefined) {
+      return Promise.reject(
+        new NetworkError("ERR_STREAM_CLOSED", `Cannot read stream ${this.id}: a read is pending`),
+      );
+    }
+    const chunk = this.#pull();
+    if (chunk !== undefined) return Promise.resolve(chunk);
+    if (this.#readError !== undefined) return Promise.reject(this.#readError);
+    return new Promise((resolve, reject) => {
+      this.#readWaiter = { resolve, reject };
+      this.#host.wantsRead(this);
+    });
+  }
+
+  /**
+   * Reads until the peer finishes the stream.
+   *
+   * @param maxBytes Most bytes accepted; more rejects with `ERR_MESSAGE_TOO_LARGE` and
+   *   stops the stream.
+   * @returns All bytes, concatenated.
+   */
+  async readAll(maxBytes = 64 * 1024 * 1024): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (let chunk = await this.read(); chunk !== null; chunk = await this.read()) {
+      total += chunk.byteLength;
+      if (total > maxBytes) {
+        this.stopSending(0);
+        throw new NetworkError(
+          "ERR_MESSAGE_TOO_LARGE",
+          `Stream ${this.id} carried more than ${maxBytes} bytes: ${total} so far`,
+        );
+      }
+      chunks.push(chunk);
+    }
+    if (chunks.length === 1) return chunks[0];
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.byteLength;
+    }
+    return all;
+  }
+
+  /**
+   * Writes bytes; with `fin`, they are the last ones. Resolves once the connection has taken
+   * all of them (waiting while flow control is closed). Do not change `data` before then.
+   *
+   * @param data The bytes.
+   * @param fin Whether to finish the stream after them.
+   * @throws {StreamResetError} `ERR_STREAM_STOPPED` when the peer asked to stop (STOP_SENDING).
+   * @throws {NetworkError} `ERR_STREAM_CLOSED` after the stream was finished or reset.
+   */
+  write(data: Uint8Array, fin = false): Promise<void> {
+    if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
+    const closed = this.#host.closedError;
+    if (closed !== undefined) return Promise.reject(closed);
+    if (this.#finQueued) {
+      return Promise.reject(
+        new NetworkError("ERR_STREAM_CLOSED", `Cannot write stream ${this.id}: it is finished`),
+      );
+    }
+    if (fin) this.#finQueued = true;
+    if (this.#writes.length === 0) {
+      const taken = this.#push(data, fin);
+      if (taken < 0) return Promise.reject(this.#writeError!);
+      this.#host.schedule();
+      if (taken === data.byteLength) {
+        if (fin) this.#finishWrite();
+        return RESOLVED;
+      }
+      data = data.subarray(taken);
+    }
+    return new Promise((resolve, reject) => {
+      this.#writes.push({ data, fin, resolve, reject });
+      this.#host.wantsWrite(this);
+    });
+  }
+
+  /** Finishes the stream (FIN) after the data already written. */
+  close(): Promise<void> {
+    return this.#finQueued ? RESOLVED : this.write(EMPTY, true);
+  }
+
+  /**
+   * Abandons sending (RESET_STREAM): the peer's reads fail with `code`.
+   *
+   * @param code Application error code.
+   */
+  reset(code = 0): void {
+    if (this.#writeFinished && this.#writes.length === 0) return;
+    this.#shutdown(native.Shutdown.Write, code);
+    this.#failWrites(
+      new NetworkError("ERR_STREAM_CLOSED", `Stream ${this.id} was reset locally (code ${code})`),
+    );
+  }
+
+  /**
+   * Asks the peer to stop sending (STOP_SENDING) and discards what arrives.
+   *
+   * @param code Application error code.
+   */
+  stopSending(code = 0): void {
+    if (this.#readFinished) return;
+    this.#shutdown(native.Shutdown.Read, code);
+    this.#failRead(
+      new NetworkError("ERR_STREAM_CLOSED", `Stream ${this.id} was stopped locally (code ${code})`),
+    );
+  }
+
+  #shutdown(direction: number, code: number): void {
+    try {
+      this.#host.native.streamShutdown(this.id, direction, code);
+    } catch {
+      // Already finished or collected by quiche: nothing left to shut down.
+    }
+    this.#host.schedule();
+  }
+
+  /** Hands data to a waiting reader. Called by the connection when quiche has data. @internal */
+  onReadable(): boolean {
+    const waiter = this.#readWaiter;
+    if (waiter === undefined) return false;
+    const chunk = this.#pull();
+    if (chunk === undefined) {
+      if (this.#readError === undefined) return false;
+      this.#readWaiter = undefined;
+      waiter.reject(this.#readError);
+      return true;
+    }
+    this.#readWaiter = undefined;
+    waiter.resolve(chunk);
+    return true;
+  }
+
+  /** Retries pending writes. Returns true when none is left. @internal */
+  onWritable(): boolean {
+    const writes = this.#writes;
+    while (writes.length > 0) {
+      const head = writes[0];
+      const taken = this.#push(head.data, head.fin);
+      if (taken < 0) return true;
+      if (taken < head.data.byteLength) {
+        head.data = head.data.subarray(taken);
+        return false;
+      }
+      writes.shift();
+      if (head.fin) this.#finishWrite();
+      head.resolve();
+    }
+    return true;
+  }
+
+  /** Fails every pending operation: the connection is gone. @internal */
+  fail(error: Error): void {
+    this.#failRead(error);
+    this.#failWrites(error);
+  }
+
+  /** The next chunk from quiche: a chunk, null at the end, undefined when there is none yet. */
+  #pull(): Uint8Array | null | undefined {
+    const host = this.#host;
+    let result: [number, boolean] | null;
+    try {
+      result = host.native.streamRecv(this.id, host.scratch);
+    } catch (e) {
+      this.#readError = streamError(e, this.id);
+      this.#readFinished = true;
+      this.#maybeFinished();
+      return undefined;
+    }
+    if (result === null) return undefined;
+    const [length, fin] = result;
+    host.schedule(); // reading frees flow-control credit that the peer should hear about
+    if (fin) {
+      this.#readFinished = true;
+      this.#maybeFinished();
+    }
+    if (length === 0) return fin ? null : undefined;
+    return host.scratch.slice(0, length);
+  }
+
+  /** Offers bytes to quiche: how many it took, or -1 after recording a write error. */
+  #push(data: Uint8Array, fin: boolean): number {
+    try {
+      return this.#host.native.streamSend(this.id, data, fin) ?? 0;
+    } catch (e) {
+      if ((e as Error).message === "Done") return 0;
+      this.#failWrites(streamError(e, this.id));
+      return -1;
+    }
+  }
+
+  #finishWrite(): void {
+    this.#writeFinished = true;
+    this.#maybeFinished();
+  }
+
+  #failRead(error: Error): void {
+    this.#readError ??= error;
+    this.#readFinished = true;
+    const waiter = this.#readWaiter;
+    this.#readWaiter = undefined;
+    waiter?.reject(error);
+    this.#maybeFinished();
+  }
+
+  #failWrites(error: Error): void {
+    this.#writeError ??= error;
+    this.#finQueued = true;
+    this.#writeFinished = true;
+    const writes = this.#writes;
+    this.#writes = [];
+    for (const w of writes) w.reject(error);
+    this.#maybeFinished();
+  }
+
+  #maybeFinished(): void {
+    if (this.#readFinished && this.#writeFinished && this.#readWaiter === undefined) {
+      this.#host.finished(this);
+    }
+  }
+}
+
+/** Turns quiche's `StreamReset(n)` / `StreamStopped(n)` messages into typed errors. */
+function streamError(e: unknown, id: number): Error {
+  const message = (e as Error).message ?? String(e);
+  const match = /^Stream(Reset|Stopped)\((\d+)\)$/.exec(message);
+  if (match !== null) {
+    return new StreamResetError(
+      match[1] === "Reset" ? "ERR_STREAM_RESET" : "ERR_STREAM_STOPPED",
+      id,
+      Number(match[2]),
+    );
+  }
+  return new NetworkError(
+    "ERR_STREAM_CLOSED",
+    `Stream ${id} failed in quiche: ${message}`,
+    { cause: e },
+  );
+}
