@@ -87,6 +87,8 @@ export class InvalidConfigError extends NetworkError {
   readonly field: string;
 
   /**
+   * Creates the error.
+   *
    * @param field Name of the option.
    * @param rule What the value must be.
    * @param value The value seen.
@@ -113,6 +115,8 @@ export class InvalidConfigError extends NetworkError {
  */
 export class InvalidAddressError extends NetworkError {
   /**
+   * Creates the error.
+   *
    * @param address The address as given.
    * @param reason What is wrong with it.
    */
@@ -141,6 +145,8 @@ export class ConnectionClosedError extends NetworkError {
   readonly reason: string;
 
   /**
+   * Creates the error.
+   *
    * @param what Which side closed, or why.
    * @param detail The close frame's fields, when known.
    */
@@ -179,6 +185,8 @@ export class StreamResetError extends NetworkError {
   readonly errorCode: number;
 
   /**
+   * Creates the error.
+   *
    * @param code `ERR_STREAM_RESET` for RESET_STREAM, `ERR_STREAM_STOPPED` for STOP_SENDING.
    * @param streamId The stream's id.
    * @param errorCode The peer's application error code.

@@ -7,7 +7,7 @@ import { ConnectionClosedError, NetworkError } from "../errors.ts";
 import type { QuicheConnection, QuicheHost, QuicheRecvInfo } from "./_quiche.ts";
 import type { UdpAddress } from "./datagram_port.ts";
 import { formatAddress } from "./address.ts";
-import { QuicStream, type StreamHost } from "./stream.ts";
+import { QuicStream } from "./stream.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 
 /** What a connection needs from its endpoint. @internal */
@@ -66,6 +66,10 @@ interface Waiter<T> {
 
 const EMPTY = new Uint8Array(0);
 
+// Set in QuicConnection's static block: the endpoint reaches a connection's quiche state
+// without it being part of the public class.
+let nativeOf: (connection: QuicConnection) => QuicheConnection;
+
 /**
  * A QUIC connection. Made by {@linkcode QuicEndpoint.connect} (outbound) or handed out by
  * {@linkcode QuicEndpoint.accept} (inbound).
@@ -88,7 +92,7 @@ const EMPTY = new Uint8Array(0);
  * console.assert(why.errorCode === 7);
  * ```
  */
-export class QuicConnection implements StreamHost {
+export class QuicConnection {
   /** Whether this side dialed or accepted. */
   readonly direction: "outbound" | "inbound";
   /** Our TLS certificate (DER) as the peer sees it. */
@@ -97,8 +101,7 @@ export class QuicConnection implements StreamHost {
   readonly established: Promise<void>;
   /** Resolves, never rejects, once the connection is fully closed, with why it closed. */
   readonly closed: Promise<ConnectionClosedError>;
-  /** The quiche connection. @internal */
-  readonly native: QuicheConnection;
+  #native: QuicheConnection;
   /** @internal */
   readonly isServer: boolean;
   /** @internal */
@@ -135,6 +138,10 @@ export class QuicConnection implements StreamHost {
   #flushing = false;
   #onTimer = () => this.#timerFired();
 
+  static {
+    nativeOf = (connection) => connection.#native;
+  }
+
   /**
    * Connections are made by {@linkcode QuicEndpoint}. @internal
    *
@@ -154,7 +161,7 @@ export class QuicConnection implements StreamHost {
     scratch: Uint8Array,
   ) {
     this.#host = host;
-    this.native = quiche;
+    this.#native = quiche;
     this.#remote = { hostname: remote.hostname, port: remote.port };
     this.#recvInfo = { from: { host: remote.hostname, port: remote.port }, to: host.localHost };
     this.direction = direction;
@@ -184,17 +191,17 @@ export class QuicConnection implements StreamHost {
 
   /** Whether this connection resumed an earlier TLS session. */
   get isResumed(): boolean {
-    return this.native.isResumed();
+    return this.#native.isResumed();
   }
 
   /** Whether the connection is still in 0-RTT (early data may be sent or was received). */
   get isInEarlyData(): boolean {
-    return this.native.isInEarlyData();
+    return this.#native.isInEarlyData();
   }
 
   /** The negotiated application protocol. */
   get alpn(): string {
-    return new TextDecoder().decode(this.native.applicationProto());
+    return new TextDecoder().decode(this.#native.applicationProto());
   }
 
   /** The error operations fail with once the connection is closed, else undefined. */
@@ -210,7 +217,7 @@ export class QuicConnection implements StreamHost {
    * @returns The chain, or an empty list before the handshake completed.
    */
   peerCertificates(): Uint8Array[] {
-    return this.native.peerCertChain() ?? [];
+    return this.#native.peerCertChain() ?? [];
   }
 
   /**
@@ -261,7 +268,7 @@ export class QuicConnection implements StreamHost {
     if (this.#closedError === undefined) {
       this.#localClose = { code, reason };
       try {
-        this.native.close(true, code, new TextEncoder().encode(reason));
+        this.#native.close(true, code, new TextEncoder().encode(reason));
       } catch {
         // Already closing: quiche keeps the first close.
       }
@@ -272,8 +279,8 @@ export class QuicConnection implements StreamHost {
 
   /** Transport statistics from quiche. */
   stats(): QuicConnectionStats {
-    const s = this.native.stats();
-    const path = this.native.pathStats()[0];
+    const s = this.#native.stats();
+    const path = this.#native.pathStats()[0];
     return {
       rttMs: path === undefined ? 0 : path.rtt / 1e6,
       congestionWindow: path?.cwnd ?? 0,
@@ -294,7 +301,7 @@ export class QuicConnection implements StreamHost {
       this.#remote = { hostname: from.hostname, port: from.port };
     }
     try {
-      this.native.recv(data, this.#recvInfo);
+      this.#native.recv(data, this.#recvInfo);
     } catch {
       // quiche drops what it cannot use (bad packets, "Done"); a fatal error closes the
       // connection, which the next flush sees.
@@ -308,7 +315,7 @@ export class QuicConnection implements StreamHost {
    * out of send buffers. @internal
    */
   flush(): boolean {
-    const native = this.native;
+    const native = this.#native;
     this.#flushing = true;
     if (this.#closedError === undefined) {
       if (!this.#established && native.isEstablished()) this.#onEstablished();
@@ -329,29 +336,33 @@ export class QuicConnection implements StreamHost {
   abort(error: Error): void {
     if (this.#closedError !== undefined) return;
     try {
-      this.native.close(false, 0, EMPTY);
+      this.#native.close(false, 0, EMPTY);
     } catch {
       // already closing
     }
     this.#finalize(error);
   }
 
+  /** A stream waits for data. @internal */
   wantsRead(stream: QuicStream): void {
     this.#readers.add(stream);
     this.#host.scheduleSoon(this);
   }
 
+  /** A stream has bytes quiche did not take yet. @internal */
   wantsWrite(stream: QuicStream): void {
     this.#writers.add(stream);
     this.#host.scheduleSoon(this);
   }
 
+  /** Both directions of a stream are done: forget it. @internal */
   finished(stream: QuicStream): void {
     this.#streams.delete(stream.id);
     this.#readers.delete(stream);
     this.#writers.delete(stream);
   }
 
+  /** A stream changed state that quiche must act on. @internal */
   schedule(): void {
     // During a flush, the drain that follows sends whatever the streams just produced.
     if (!this.#flushing) this.#host.scheduleSoon(this);
@@ -363,7 +374,7 @@ export class QuicConnection implements StreamHost {
   }
 
   #serviceStreams(): void {
-    const native = this.native;
+    const native = this.#native;
     // New peer streams show up only in quiche's readable set, so it is walked every time.
     for (const id of native.readable()) {
       const stream = this.#streams.get(id) ?? this.#newRemoteStream(id);
@@ -388,7 +399,7 @@ export class QuicConnection implements StreamHost {
     if (id < this.#remoteNext[type] || above.has(id)) return undefined; // already handed out
     above.add(id);
     while (above.delete(this.#remoteNext[type])) this.#remoteNext[type] += 4;
-    const stream = new QuicStream(this, id, this.native.isInEarlyData());
+    const stream = new QuicStream(this, this.#native, id, this.#native.isInEarlyData());
     this.#streams.set(id, stream);
     const uni = type === 1;
     const acceptors = uni ? this.#uniAcceptors : this.#bidiAcceptors;
@@ -418,7 +429,7 @@ export class QuicConnection implements StreamHost {
   }
 
   #canOpen(uni: boolean): boolean {
-    const native = this.native;
+    const native = this.#native;
     if (!this.#established && !native.isInEarlyData()) return false;
     return (uni ? native.peerStreamsLeftUni() : native.peerStreamsLeftBidi()) > 0;
   }
@@ -433,14 +444,14 @@ export class QuicConnection implements StreamHost {
     else this.#nextBidi += 4;
     // A zero-length send makes quiche create the stream and count it against the peer's
     // limit, so the next peerStreamsLeft*() is right.
-    this.native.streamSend(id, EMPTY, false);
-    const stream = new QuicStream(this, id, false);
+    this.#native.streamSend(id, EMPTY, false);
+    const stream = new QuicStream(this, this.#native, id, false);
     this.#streams.set(id, stream);
     return stream;
   }
 
   #drain(): boolean {
-    const native = this.native;
+    const native = this.#native;
     const socket = this.#host.socket;
     let sent = false;
     for (;;) {
@@ -472,7 +483,7 @@ export class QuicConnection implements StreamHost {
 
   #armTimer(): void {
     const now = performance.now();
-    const timeout = this.native.timeout();
+    const timeout = this.#native.timeout();
     let at = timeout === null ? Infinity : now + timeout;
     const keepAlive = this.#host.keepAliveIntervalMs;
     if (keepAlive > 0 && this.#established) at = Math.min(at, this.#lastSendAt + keepAlive);
@@ -499,12 +510,12 @@ export class QuicConnection implements StreamHost {
     this.#timerAt = Infinity;
     const keepAlive = this.#host.keepAliveIntervalMs;
     if (
-      keepAlive > 0 && this.#established && !this.native.isDraining() &&
+      keepAlive > 0 && this.#established && !this.#native.isDraining() &&
       performance.now() >= this.#lastSendAt + keepAlive - 1
     ) {
-      this.native.sendAckEliciting();
+      this.#native.sendAckEliciting();
     }
-    this.native.onTimeout();
+    this.#native.onTimeout();
     this.#host.schedule(this);
   }
 
@@ -534,7 +545,7 @@ export class QuicConnection implements StreamHost {
   }
 
   #closeReason(): ConnectionClosedError {
-    const native = this.native;
+    const native = this.#native;
     const where = formatAddress(this.#remote);
     const peer = native.peerError();
     if (peer !== null) {
@@ -564,6 +575,11 @@ export class QuicConnection implements StreamHost {
     }
     return new ConnectionClosedError(`peer ${where}`);
   }
+}
+
+/** The quiche state of a connection, for its endpoint. @internal */
+export function quicheOf(connection: QuicConnection): QuicheConnection {
+  return nativeOf(connection);
 }
 
 /** Error for operations attempted on a closed endpoint. @internal */

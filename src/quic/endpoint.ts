@@ -17,7 +17,7 @@ import {
 } from "./_packet.ts";
 import { checkAddress, formatAddress, parseAddress } from "./address.ts";
 import { generateCertificate, type TlsCertificate } from "./certificate.ts";
-import { type ConnectionHost, endpointClosed, QuicConnection } from "./connection.ts";
+import { endpointClosed, QuicConnection, quicheOf } from "./connection.ts";
 import type { RawDatagramHandler, RawDatagramPort, UdpAddress } from "./datagram_port.ts";
 import {
   checkInteger,
@@ -100,7 +100,7 @@ export interface QuicEndpointStats {
  * console.assert((await stream.readAll()).length === 3);
  * ```
  */
-export class QuicEndpoint implements RawDatagramPort, AsyncDisposable, ConnectionHost {
+export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   /** The certificate this endpoint presents in TLS. */
   readonly certificate: TlsCertificate;
   /** @internal */
@@ -339,7 +339,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable, Connectio
     const bye = new TextEncoder().encode("endpoint closing");
     for (const conn of this.#connections) {
       try {
-        conn.native.close(true, 0, bye);
+        quicheOf(conn).close(true, 0, bye);
       } catch {
         // already closing
       }
@@ -383,7 +383,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable, Connectio
     } else {
       this.#stats.connectionsRefused++;
       try {
-        connection.native.close(
+        quicheOf(connection).close(
           false,
           CONNECTION_REFUSED,
           new TextEncoder().encode("backlog full"),
@@ -404,7 +404,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable, Connectio
     this.#blocked.delete(connection);
     const sessionKey = this.#sessionKeys.get(connection);
     if (sessionKey !== undefined) {
-      const session = connection.native.session();
+      const session = quicheOf(connection).session();
       if (session !== null && connection.isEstablished) this.#sessions.set(sessionKey, session);
     }
   }

@@ -9,7 +9,6 @@ import { native } from "./_quiche.ts";
 
 /** What a stream needs from its connection. @internal */
 export interface StreamHost {
-  readonly native: QuicheConnection;
   /** Whether this side accepted the connection (server-initiated stream ids are odd). */
   readonly isServer: boolean;
   /** A buffer to read into; its contents are copied out before the next use. */
@@ -65,6 +64,7 @@ export class QuicStream {
   /** True when the first bytes of this peer-opened stream arrived as 0-RTT early data. */
   readonly early: boolean;
   #host: StreamHost;
+  #native: QuicheConnection;
   #readWaiter:
     | { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
     | undefined;
@@ -80,11 +80,13 @@ export class QuicStream {
    * or `acceptUni`.
    *
    * @param host The connection.
+   * @param quiche The connection's quiche state.
    * @param id The stream id.
    * @param early Whether the stream's data arrived as 0-RTT data.
    */
-  constructor(host: StreamHost, id: number, early: boolean) {
+  constructor(host: StreamHost, quiche: QuicheConnection, id: number, early: boolean) {
     this.#host = host;
+    this.#native = quiche;
     this.id = id;
     this.early = early;
     const isServer = host.isServer;
@@ -231,7 +233,7 @@ export class QuicStream {
 
   #shutdown(direction: number, code: number): void {
     try {
-      this.#host.native.streamShutdown(this.id, direction, code);
+      this.#native.streamShutdown(this.id, direction, code);
     } catch {
       // Already finished or collected by quiche: nothing left to shut down.
     }
@@ -283,7 +285,7 @@ export class QuicStream {
     const host = this.#host;
     let result: [number, boolean] | null;
     try {
-      result = host.native.streamRecv(this.id, host.scratch);
+      result = this.#native.streamRecv(this.id, host.scratch);
     } catch (e) {
       this.#readError = streamError(e, this.id);
       this.#readFinished = true;
@@ -304,7 +306,7 @@ export class QuicStream {
   /** Offers bytes to quiche: how many it took, or -1 after recording a write error. */
   #push(data: Uint8Array, fin: boolean): number {
     try {
-      return this.#host.native.streamSend(this.id, data, fin) ?? 0;
+      return this.#native.streamSend(this.id, data, fin) ?? 0;
     } catch (e) {
       if ((e as Error).message === "Done") return 0;
       this.#failWrites(streamError(e, this.id));
