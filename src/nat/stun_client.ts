@@ -20,6 +20,7 @@ import {
   transactionKey,
 } from "./_stun_codec.ts";
 import { formatAddress, isIpLiteral } from "./_address.ts";
+import { realClock, retransmit } from "./_retransmit.ts";
 
 /**
  * Retransmission parameters of a STUN transaction over UDP (RFC 8489 section 6.2.1).
@@ -125,14 +126,6 @@ export interface StunClock {
   /** Calls `fn` once after `ms` milliseconds; returns a function that cancels the call. */
   schedule(fn: () => void, ms: number): () => void;
 }
-
-const realClock: StunClock = {
-  now: () => performance.now(),
-  schedule(fn, ms) {
-    const id = setTimeout(fn, ms);
-    return () => clearTimeout(id);
-  },
-};
 
 /** Options of a {@link StunClient}. */
 export interface StunClientOptions extends StunRetransmitOptions {
@@ -409,32 +402,19 @@ export class StunClient implements Disposable {
     return new Promise<StunBindingResult>((resolve, reject) => {
       const start = clock.now();
       let sent = 0;
-      let cancelTimer = () => {};
+      let stop = () => {};
       let done = false;
       const finish = (outcome: () => void) => {
         if (done) return;
         done = true;
-        cancelTimer();
+        stop();
         signal?.removeEventListener("abort", onAbort);
         this.#pending.delete(key);
         outcome();
       };
       const onAbort = () => finish(() => reject(abortError(signal!)));
-      const step = () => {
-        if (done) return;
-        if (sent >= schedule.sendAt.length) {
-          finish(() =>
-            reject(
-              new NetworkError(
-                "ERR_TIMEOUT",
-                `STUN server ${formatAddress(server)} did not answer ${sent} Binding requests ` +
-                  `within ${schedule.giveUpAt} ms`,
-              ),
-            )
-          );
-          return;
-        }
-        sent++;
+      const send = (attempt: number) => {
+        sent = attempt;
         this.#port.sendRaw(packet, server).catch((e: unknown) =>
           finish(() =>
             reject(
@@ -446,10 +426,17 @@ export class StunClient implements Disposable {
             )
           )
         );
-        // Relative to the start, so timer lateness does not stretch the whole schedule.
-        const next = sent < schedule.sendAt.length ? schedule.sendAt[sent] : schedule.giveUpAt;
-        cancelTimer = clock.schedule(step, Math.max(0, next - (clock.now() - start)));
       };
+      const giveUp = () =>
+        finish(() =>
+          reject(
+            new NetworkError(
+              "ERR_TIMEOUT",
+              `STUN server ${formatAddress(server)} did not answer ${sent} Binding requests ` +
+                `within ${schedule.giveUpAt} ms`,
+            ),
+          )
+        );
       const pending: Pending = {
         onMessage: (message, from) => {
           finish(() => {
@@ -490,7 +477,7 @@ export class StunClient implements Disposable {
       };
       this.#pending.set(key, pending);
       signal?.addEventListener("abort", onAbort, { once: true });
-      step();
+      stop = retransmit(clock, schedule, send, giveUp);
     });
   }
 }
