@@ -22,13 +22,30 @@ const KEY_LENGTH = 32;
  */
 const MAX_BLOCKS_PER_KEY = 2 ** 34;
 
-/** 96-bit GCM nonce: four zero bytes, then the frame counter as a big-endian u64. */
-function nonce(counter: number): Uint8Array<ArrayBuffer> {
+/**
+ * Largest stream id a cipher can be bound to: the nonce has 7 bytes for it, a number holds 53
+ * bits exactly. QUIC stream ids go to 2^62, but a connection would need 2^51 streams to get here.
+ */
+const MAX_STREAM_ID = Number.MAX_SAFE_INTEGER;
+
+/**
+ * 96-bit GCM nonce: the stream id as a big-endian u56, then the frame counter as a big-endian
+ * u40. The counter cannot outgrow 40 bits: every frame uses at least one of the key's 2^34
+ * blocks. For stream 0 this is the same as four zero bytes and a u64 counter.
+ */
+function nonce(streamId: number, counter: number): Uint8Array<ArrayBuffer> {
   const iv = new Uint8Array(12);
   const view = new DataView(iv.buffer);
-  view.setUint32(4, Math.floor(counter / 2 ** 32));
+  view.setUint32(0, Math.floor(streamId / 2 ** 24));
+  view.setUint32(4, (streamId % 2 ** 24) * 2 ** 8 + Math.floor(counter / 2 ** 32));
   view.setUint32(8, counter >>> 0);
   return iv;
+}
+
+/** Blocks processed under each key, shared by every stream's cipher made from the same keys. */
+interface KeyUsage {
+  send: number;
+  recv: number;
 }
 
 /** WebCrypto refuses views of a SharedArrayBuffer; copy only in that rare case. */
@@ -43,7 +60,11 @@ function blocks(length: number): number {
   return Math.ceil(length / 16) + 1;
 }
 
-async function importKey(which: string, key: Uint8Array, usage: KeyUsage): Promise<CryptoKey> {
+async function importKey(
+  which: string,
+  key: Uint8Array,
+  usage: "encrypt" | "decrypt",
+): Promise<CryptoKey> {
   if (!(key instanceof Uint8Array) || key.byteLength !== KEY_LENGTH) {
     throw new NetworkError(
       "ERR_INVALID_KEY",
@@ -75,17 +96,20 @@ async function importKey(which: string, key: Uint8Array, usage: KeyUsage): Promi
  * ```
  */
 export class FrameCipher {
+  /** The QUIC stream this cipher's frames travel on; it is part of every nonce. */
+  readonly streamId: number;
   readonly #sendKey: CryptoKey;
   readonly #recvKey: CryptoKey;
+  readonly #usage: KeyUsage;
   #sendCounter = 0;
   #recvCounter = 0;
-  #sendBlocks = 0;
-  #recvBlocks = 0;
   #failed: NetworkError | undefined;
 
-  private constructor(sendKey: CryptoKey, recvKey: CryptoKey) {
+  private constructor(sendKey: CryptoKey, recvKey: CryptoKey, usage: KeyUsage, streamId: number) {
     this.#sendKey = sendKey;
     this.#recvKey = recvKey;
+    this.#usage = usage;
+    this.streamId = streamId;
   }
 
   /**
@@ -112,7 +136,39 @@ export class FrameCipher {
     if (keys.send.every((b, i) => b === keys.recv[i])) {
       throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
     }
-    return new FrameCipher(send, recv);
+    return new FrameCipher(send, recv, { send: 0, recv: 0 }, 0);
+  }
+
+  /**
+   * Makes a cipher for another QUIC stream of the same connection: same keys and the same
+   * per-key block budget, its own counters, and the stream id in every nonce. Nonces therefore
+   * never repeat under a key as long as each stream id gets one cipher per side, which QUIC
+   * guarantees by never reusing a stream id; a frame moved to another stream fails to open.
+   *
+   * @example One cipher per stream
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network";
+   *
+   * const k1 = new Uint8Array(32).fill(1);
+   * const k2 = new Uint8Array(32).fill(2);
+   * const a = await FrameCipher.create({ send: k1, recv: k2 });
+   * const b = await FrameCipher.create({ send: k2, recv: k1 });
+   * const frame = await a.forStream(4).seal(new Uint8Array([1]));
+   * console.assert((await b.forStream(4).open(frame))[0] === 1);
+   * ```
+   *
+   * @param streamId The QUIC stream id, an integer from 0 to 2^53-1.
+   * @returns A cipher with counters at 0.
+   * @throws {RangeError} when `streamId` is out of range.
+   */
+  forStream(streamId: number): FrameCipher {
+    if (!Number.isInteger(streamId) || streamId < 0 || streamId > MAX_STREAM_ID) {
+      throw new RangeError(
+        `Cannot bind a cipher to a stream as 'streamId' must be an integer from 0 to 2^53-1: ` +
+          `current value is ${describe(streamId)}`,
+      );
+    }
+    return new FrameCipher(this.#sendKey, this.#recvKey, this.#usage, streamId);
   }
 
   /**
@@ -163,7 +219,7 @@ export class FrameCipher {
    * (256 GiB): reconnect for fresh keys.
    */
   async seal(plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    const used = this.#sendBlocks + blocks(plaintext.byteLength);
+    const used = this.#usage.send + blocks(plaintext.byteLength);
     if (used > MAX_BLOCKS_PER_KEY) {
       throw new NetworkError(
         "ERR_LIMIT_EXCEEDED",
@@ -171,8 +227,8 @@ export class FrameCipher {
           `AES blocks (256 GiB); reconnect to agree fresh keys`,
       );
     }
-    this.#sendBlocks = used;
-    const iv = nonce(this.#sendCounter++);
+    this.#usage.send = used;
+    const iv = nonce(this.streamId, this.#sendCounter++);
     const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
     if (aad !== undefined) params.additionalData = source(aad);
     return new Uint8Array(await crypto.subtle.encrypt(params, this.#sendKey, source(plaintext)));
@@ -220,18 +276,18 @@ export class FrameCipher {
           `current value is ${describe(frame)}`,
       );
     }
-    const used = this.#recvBlocks + blocks(frame.byteLength - TAG_LENGTH);
+    const used = this.#usage.recv + blocks(frame.byteLength - TAG_LENGTH);
     if (used > MAX_BLOCKS_PER_KEY) {
       throw new NetworkError(
         "ERR_LIMIT_EXCEEDED",
         `Cannot open frame ${counter}: the receive key reached its limit of 2^34 AES blocks`,
       );
     }
-    this.#recvBlocks = used;
+    this.#usage.recv = used;
     this.#recvCounter++;
     const params: AesGcmParams = {
       name: "AES-GCM",
-      iv: nonce(counter),
+      iv: nonce(this.streamId, counter),
       tagLength: TAG_LENGTH * 8,
     };
     if (aad !== undefined) params.additionalData = source(aad);

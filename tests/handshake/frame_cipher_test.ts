@@ -112,3 +112,33 @@ Deno.test("bad keys are refused", async () => {
     "'keys'",
   );
 });
+
+Deno.test("forStream puts the stream id in the nonce: known answers, shared key budget", async () => {
+  // Python `cryptography`: AESGCM(bytes([1]*32)).encrypt(sid.to_bytes(7, "big") +
+  // c.to_bytes(5, "big"), b"hello", None)
+  const { a, b } = await pair();
+  const s5 = a.forStream(5);
+  await s5.seal(text("x"));
+  assertEquals(hex(await s5.seal(text("hello"))), "d7e1dd17a5141868f342cf51bc1854df89828022d0");
+  assertEquals(
+    hex(await a.forStream(2 ** 53 - 1).seal(text("hello"))),
+    "218e6c99e4544930d88c7c96370ba682263a6c2ce0",
+  );
+  // Stream 0 is the plain cipher's nonce layout.
+  assertEquals(
+    hex(await a.forStream(0).seal(text("hello"))),
+    "d750f4b01ad351ab21bdff24b8dae64e9272dd9b18",
+  );
+  // A frame sealed for one stream does not open on another.
+  const frame = await a.forStream(8).seal(text("hi"));
+  await assertRejects(() => b.forStream(12).open(frame), NetworkError, "authentication failed");
+  assertEquals(new TextDecoder().decode(await b.forStream(8).open(frame)), "hi");
+  for (const bad of [-1, 1.5, 2 ** 53, NaN]) {
+    try {
+      a.forStream(bad);
+      throw new Error(`forStream(${bad}) must throw`);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+    }
+  }
+});
