@@ -5,16 +5,8 @@
  * @module
  */
 
-import type { StunClock, StunRetransmitSchedule } from "./stun_client.ts";
-
-/** `performance.now` and `setTimeout`: the clock outside tests. */
-export const realClock: StunClock = {
-  now: () => performance.now(),
-  schedule(fn, ms) {
-    const id = setTimeout(fn, ms);
-    return () => clearTimeout(id);
-  },
-};
+import type { Clock } from "../clock.ts";
+import type { StunRetransmitSchedule } from "./stun_client.ts";
 
 /**
  * Runs one transaction's send schedule: calls `send` at every time in `schedule.sendAt`, then
@@ -28,7 +20,7 @@ export const realClock: StunClock = {
  * @returns A function that stops the schedule (idempotent).
  */
 export function retransmit(
-  clock: StunClock,
+  clock: Clock,
   schedule: StunRetransmitSchedule,
   send: (attempt: number) => void,
   giveUp: (sent: number) => void,

@@ -11,7 +11,6 @@ export {
   type StunBindingResult,
   StunClient,
   type StunClientOptions,
-  type StunClock,
   StunErrorResponse,
   type StunRetransmitOptions,
   type StunRetransmitSchedule,

@@ -20,7 +20,8 @@ import {
   transactionKey,
 } from "./_stun_codec.ts";
 import { formatAddress, isIpLiteral } from "./_address.ts";
-import { realClock, retransmit } from "./_retransmit.ts";
+import { retransmit } from "./_retransmit.ts";
+import { type Clock, systemClock } from "../clock.ts";
 
 /**
  * Retransmission parameters of a STUN transaction over UDP (RFC 8489 section 6.2.1).
@@ -117,24 +118,14 @@ export function stunRetransmitSchedule(
   return { sendAt, giveUpAt: sendAt[rc - 1] + rm * rto };
 }
 
-/**
- * The clock and timers a {@link StunClient} uses; injectable so tests run on virtual time.
- */
-export interface StunClock {
-  /** Current time in milliseconds (any fixed origin). */
-  now(): number;
-  /** Calls `fn` once after `ms` milliseconds; returns a function that cancels the call. */
-  schedule(fn: () => void, ms: number): () => void;
-}
-
 /** Options of a {@link StunClient}. */
 export interface StunClientOptions extends StunRetransmitOptions {
   /**
-   * Clock and timers.
+   * Clock and timers; injectable so tests run on virtual time.
    *
-   * @default {performance.now and setTimeout}
+   * @default {systemClock}
    */
-  clock?: StunClock;
+  clock?: Clock;
 }
 
 /** Options of one {@link StunClient.binding} call. */
@@ -242,7 +233,7 @@ interface Pending {
  */
 export class StunClient implements Disposable {
   readonly #port: RawDatagramPort;
-  readonly #clock: StunClock;
+  readonly #clock: Clock;
   readonly #retransmit: Required<StunRetransmitOptions>;
   readonly #pending = new Map<string, Pending>();
   readonly #removeHandler: () => void;
@@ -256,7 +247,7 @@ export class StunClient implements Disposable {
    * @throws {InvalidConfigError} If a retransmission value is invalid.
    */
   constructor(port: RawDatagramPort, options: StunClientOptions = {}) {
-    const { rto = 100, rc = 5, rm = 8, clock = realClock } = options;
+    const { rto = 100, rc = 5, rm = 8, clock = systemClock } = options;
     stunRetransmitSchedule({ rto, rc, rm });
     this.#port = port;
     this.#clock = clock;

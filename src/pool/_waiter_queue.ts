@@ -7,7 +7,7 @@
  */
 
 import { NetworkError } from "../errors.ts";
-import type { Scheduler } from "./clock.ts";
+import type { Clock } from "../clock.ts";
 
 /** What a serve pass decided: the requests granted now, and when to look again. */
 export interface ServeResult<T> {
@@ -33,11 +33,11 @@ interface Entry<T> {
 export class WaiterQueue<T> {
   #entries: Entry<T>[] = [];
   #cancelTimer: (() => void) | undefined;
-  #scheduler: Scheduler;
+  #clock: Clock;
   #serve: ServePass<T>;
 
-  constructor(scheduler: Scheduler, serve: ServePass<T>) {
-    this.#scheduler = scheduler;
+  constructor(clock: Clock, serve: ServePass<T>) {
+    this.#clock = clock;
     this.#serve = serve;
   }
 
@@ -99,7 +99,7 @@ export class WaiterQueue<T> {
       }
     }
     if (this.#entries.length > 0 && retryInMs !== undefined) {
-      this.#cancelTimer = this.#scheduler.schedule(() => {
+      this.#cancelTimer = this.#clock.schedule(() => {
         this.#cancelTimer = undefined;
         this.pump();
       }, retryInMs);

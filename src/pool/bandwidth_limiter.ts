@@ -6,8 +6,7 @@
  */
 
 import { NetworkError } from "../errors.ts";
-import type { Clock, Scheduler } from "./clock.ts";
-import { systemClock, systemScheduler } from "./clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { RateMeter } from "./rate_meter.ts";
 import { TokenBucket } from "./token_bucket.ts";
 import { WaiterQueue } from "./_waiter_queue.ts";
@@ -53,17 +52,11 @@ export interface BandwidthLimiterOptions {
    */
   windowMs?: number;
   /**
-   * Source of the current time.
+   * Source of the current time, and the timers that wake waiting `acquire` calls.
    *
    * @default {systemClock}
    */
   clock?: Clock;
-  /**
-   * Arms the timers that wake waiting `acquire` calls.
-   *
-   * @default {systemScheduler}
-   */
-  scheduler?: Scheduler;
 }
 
 /** Current send usage: the node-wide rate and the rate of every known peer. */
@@ -122,7 +115,7 @@ export class BandwidthLimiter {
   /**
    * Creates a limiter with full buckets.
    *
-   * @param options Rates, bursts, meter window, clock and scheduler.
+   * @param options Rates, bursts, meter window and clock.
    * @throws {InvalidConfigError} If a rate is not greater than 0, a burst is not finite and
    * greater than 0, or `windowMs` is not finite and greater than 0.
    */
@@ -134,7 +127,6 @@ export class BandwidthLimiter {
       peerBurst = 1024 * 1024,
       windowMs = 1000,
       clock = systemClock,
-      scheduler = systemScheduler,
     } = options;
     // Checked here, under the limiter's option names, and before the first send creates a
     // peer bucket.
@@ -149,7 +141,7 @@ export class BandwidthLimiter {
     this.#peerBurst = peerBurst;
     this.#windowMs = windowMs;
     this.#clock = clock;
-    this.#queue = new WaiterQueue(scheduler, (queue) => this.#serve(queue));
+    this.#queue = new WaiterQueue(clock, (queue) => this.#serve(queue));
   }
 
   /**

@@ -4,8 +4,7 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { InvalidConfigError } from "../errors.ts";
 import { requireByteCount, requirePositiveFinite } from "./_validate.ts";
 
@@ -25,11 +24,11 @@ export interface RateMeterOptions {
    */
   slots?: number;
   /**
-   * Source of the current time.
+   * Source of the current time; the meter arms no timers.
    *
    * @default {systemClock}
    */
-  clock?: Clock;
+  clock?: Pick<Clock, "now">;
 }
 
 /**
@@ -54,7 +53,7 @@ export class RateMeter {
   #slotMs: number;
   #counts: number[];
   #ids: number[];
-  #clock: Clock;
+  #clock: Pick<Clock, "now">;
   #start: number;
   #total = 0;
 

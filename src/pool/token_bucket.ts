@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { Clock, Scheduler } from "./clock.ts";
-import { systemClock, systemScheduler } from "./clock.ts";
+import { type Clock, systemClock } from "../clock.ts";
 import { WaiterQueue } from "./_waiter_queue.ts";
 import { requireByteCount, requirePositive, requirePositiveFinite } from "./_validate.ts";
 
@@ -20,17 +19,11 @@ export interface TokenBucketOptions {
   /** Bucket capacity in bytes, the most that can be sent at once after a pause. Must be finite and greater than 0. */
   burst: number;
   /**
-   * Source of the current time.
+   * Source of the current time, and the timers that wake waiting `acquire` calls.
    *
    * @default {systemClock}
    */
   clock?: Clock;
-  /**
-   * Arms the timers that wake waiting `acquire` calls.
-   *
-   * @default {systemScheduler}
-   */
-  scheduler?: Scheduler;
 }
 
 /** Options of {@linkcode TokenBucket.prototype.acquire}. */
@@ -79,12 +72,12 @@ export class TokenBucket {
   /**
    * Creates a full bucket.
    *
-   * @param options Rate, burst, clock and scheduler.
+   * @param options Rate, burst and clock.
    * @throws {InvalidConfigError} If `rate` is not greater than 0, or `burst` is not finite
    * and greater than 0.
    */
   constructor(options: TokenBucketOptions) {
-    const { rate, burst, clock = systemClock, scheduler = systemScheduler } = options;
+    const { rate, burst, clock = systemClock } = options;
     requirePositive("rate", rate);
     requirePositiveFinite("burst", burst);
     this.rate = rate;
@@ -92,7 +85,7 @@ export class TokenBucket {
     this.#clock = clock;
     this.#tokens = burst;
     this.#last = clock.now();
-    this.#queue = new WaiterQueue(scheduler, (queue) => {
+    this.#queue = new WaiterQueue(clock, (queue) => {
       const granted: { bytes: number }[] = [];
       for (const request of queue) {
         const delay = this.delayUntil(request.bytes);
@@ -155,7 +148,8 @@ export class TokenBucket {
    * import { TokenBucket } from "@cretoai/network";
    *
    * let now = 0;
-   * const bucket = new TokenBucket({ rate: 1000, burst: 1000, clock: { now: () => now } });
+   * const clock = { now: () => now, schedule: () => () => {} };
+   * const bucket = new TokenBucket({ rate: 1000, burst: 1000, clock });
    * bucket.tryTake(1000);
    * console.assert(bucket.delayUntil(250) === 250);
    * ```

@@ -1,5 +1,5 @@
 /**
- * Test doubles for the NAT tests: a virtual clock, an in-memory raw datagram port, and STUN
+ * Test doubles for the NAT tests: an in-memory raw datagram port, and STUN
  * response builders (on npm `stun`, independent of the code under test).
  *
  * @module
@@ -7,7 +7,6 @@
 
 import stun from "stun";
 import { Buffer } from "node:buffer";
-import type { StunClock } from "../../src/nat/mod.ts";
 import type {
   RawDatagramHandler,
   RawDatagramPort,
@@ -17,50 +16,6 @@ import type {
 // npm `stun`'s `constants` object is filled at run time, so TypeScript sees it empty: numbers
 // from RFC 8489 / RFC 5780 instead (Binding success 0x0101, error 0x0111; CHANGE-REQUEST
 // 0x0003, RESPONSE-ORIGIN 0x802b, OTHER-ADDRESS 0x802c).
-
-/** A clock that only moves when told to, running due timers in order. */
-export class VirtualClock implements StunClock {
-  #now = 0;
-  #nextId = 0;
-  readonly #timers = new Map<number, { at: number; fn: () => void }>();
-
-  now(): number {
-    return this.#now;
-  }
-
-  schedule(fn: () => void, ms: number): () => void {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + ms, fn });
-    return () => this.#timers.delete(id);
-  }
-
-  /** Pending timers. */
-  get timers(): number {
-    return this.#timers.size;
-  }
-
-  /** Runs every timer due up to `t` (in order), letting promise jobs run after each. */
-  async advanceTo(t: number): Promise<void> {
-    // Bounded: each round removes one timer, and timers scheduled at or before `t` are finite
-    // for the code under test (it schedules one timer per step).
-    for (let round = 0; round < 10_000; round++) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.#timers) if (e[1].at <= t && (!next || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.#timers.delete(next[0]);
-      this.#now = next[1].at;
-      next[1].fn();
-      await flush();
-    }
-    this.#now = t;
-    await flush();
-  }
-}
-
-/** Lets pending promise jobs and the macrotask queue run once. */
-export function flush(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 0));
-}
 
 /** One datagram a {@link FakePort} sent. */
 export interface Sent {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { InvalidConfigError } from "../../src/errors.ts";
 import { planHolePunch, predictPorts } from "../../src/nat/mod.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
-import { VirtualClock } from "./_fakes.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 
 const ip = "203.0.113.9";
 const at = (port: number, hostname = ip): UdpAddress => ({ hostname, port });

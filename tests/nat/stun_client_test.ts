@@ -6,15 +6,8 @@ import {
   StunErrorResponse,
   stunRetransmitSchedule,
 } from "../../src/nat/mod.ts";
-import {
-  bindingError,
-  bindingSuccess,
-  changeFlagsOf,
-  FakePort,
-  flush,
-  txOf,
-  VirtualClock,
-} from "./_fakes.ts";
+import { bindingError, bindingSuccess, changeFlagsOf, FakePort, txOf } from "./_fakes.ts";
+import { settle, VirtualClock } from "../_virtual_clock.ts";
 
 const S1 = { hostname: "192.0.2.1", port: 3478 };
 const S2 = { hostname: "192.0.2.2", port: 3478 };
@@ -234,5 +227,5 @@ Deno.test("StunClient: abort, closed client, send failure, bad input", async () 
   assert.equal(port.handlers, 0);
   await rejects(client.binding(S1), "ERR_ENDPOINT_CLOSED");
   assert.equal(clock.timers, 0);
-  await flush();
+  await settle();
 });

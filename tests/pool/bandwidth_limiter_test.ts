@@ -5,10 +5,10 @@ import {
   type BandwidthLimiterOptions,
   type TrafficClass,
 } from "../../src/pool/bandwidth_limiter.ts";
-import { VirtualClock } from "./_virtual_clock.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 
 function limiter(clock: VirtualClock, options: BandwidthLimiterOptions): BandwidthLimiter {
-  return new BandwidthLimiter({ ...options, clock, scheduler: clock });
+  return new BandwidthLimiter({ ...options, clock });
 }
 
 Deno.test("BandwidthLimiter rejects invalid options under their own names", () => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { InvalidConfigError } from "../../src/errors.ts";
 import { RateMeter } from "../../src/pool/rate_meter.ts";
-import { VirtualClock } from "./_virtual_clock.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 
 Deno.test("RateMeter reads a steady flow at its rate", async () => {
   const clock = new VirtualClock();

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { TokenBucket } from "../../src/pool/token_bucket.ts";
-import { VirtualClock } from "./_virtual_clock.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 
 function bucket(rate: number, burst: number, clock: VirtualClock): TokenBucket {
-  return new TokenBucket({ rate, burst, clock, scheduler: clock });
+  return new TokenBucket({ rate, burst, clock });
 }
 
 Deno.test("TokenBucket rejects invalid rate and burst, naming the field and value", () => {

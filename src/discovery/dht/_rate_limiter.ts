@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DhtClock } from "./clock.ts";
+import type { Clock } from "../../clock.ts";
 
 interface Bucket {
   tokens: number;
@@ -17,11 +17,11 @@ export class PeerRateLimiter {
   readonly #perSecond: number;
   readonly #burst: number;
   readonly #maxPeers: number;
-  readonly #clock: DhtClock;
+  readonly #clock: Clock;
   // Under an id flood the oldest-created buckets go first; a dropped peer only regains its burst.
   readonly #buckets = new Map<string, Bucket>();
 
-  constructor(perSecond: number, burst: number, maxPeers: number, clock: DhtClock) {
+  constructor(perSecond: number, burst: number, maxPeers: number, clock: Clock) {
     this.#perSecond = perSecond;
     this.#burst = burst;
     this.#maxPeers = maxPeers;

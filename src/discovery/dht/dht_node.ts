@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type DhtClock, systemClock } from "./clock.ts";
+import { type Clock, wallClock } from "../../clock.ts";
 import { type DhtContact, makeContact } from "./contact.ts";
 import { assertKey, type DhtKey, keyToHex, peerIdToKey, randomKeyInBucket } from "./key.ts";
 import {
@@ -61,9 +61,9 @@ export interface DhtNodeOptions {
   /**
    * Time source.
    *
-   * @default {systemClock}
+   * @default {wallClock}
    */
-  clock?: DhtClock;
+  clock?: Clock;
   /**
    * Source of random bytes for refresh targets.
    *
@@ -170,7 +170,7 @@ export class DhtNode implements DhtRpcHandler {
   readonly #signer: RecordSigner;
   readonly #verifier: RecordVerifier;
   readonly #peerIdMatches: PeerIdBinding;
-  readonly #clock: DhtClock;
+  readonly #clock: Clock;
   readonly #randomBytes: (length: number) => Uint8Array;
   readonly #k: number;
   readonly #alpha: number;
@@ -204,7 +204,7 @@ export class DhtNode implements DhtRpcHandler {
       signer,
       verifier,
       peerIdMatches,
-      clock = systemClock,
+      clock = wallClock,
       randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n)),
       k = 20,
       alpha = 3,
@@ -748,7 +748,7 @@ export class DhtNode implements DhtRpcHandler {
 
   #withTimeout<T>(promise: Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const cancel = this.#clock.setTimer(() => {
+      const cancel = this.#clock.schedule(() => {
         this.#timers.delete(cancel);
         reject(
           new NetworkError(

@@ -10,7 +10,7 @@
  */
 
 import type { DhtContact } from "./contact.ts";
-import type { DhtClock } from "./clock.ts";
+import type { Clock } from "../../clock.ts";
 import { compareDistance, type DhtKey } from "./key.ts";
 import { positiveInteger, positiveNumber } from "./_validate.ts";
 import { NetworkError } from "../../errors.ts";
@@ -26,7 +26,7 @@ export interface LookupReply<T> {
 /** Options of {@linkcode iterativeLookup}. */
 export interface LookupOptions<T> {
   /** Time source for per-request timeouts. */
-  clock: DhtClock;
+  clock: Clock;
   /**
    * How many closest contacts the lookup converges on.
    *
@@ -119,14 +119,14 @@ interface Candidate {
  *
  * @example A lookup over an in-memory "network" of three nodes
  * ```ts
- * import { iterativeLookup, makeContact, systemClock } from "@cretoai/network";
+ * import { iterativeLookup, makeContact, wallClock } from "@cretoai/network";
  *
  * const a = makeContact("a"), b = makeContact("b"), c = makeContact("c");
  * const knows: Record<string, typeof a[]> = { a: [b], b: [c], c: [] };
  * const result = await iterativeLookup(c.key, [a], async (contact) => ({
  *   closer: knows[contact.id],
  *   values: contact.id === "c" ? ["found"] : [],
- * }), { clock: systemClock, enough: (v) => v.length > 0 });
+ * }), { clock: wallClock, enough: (v) => v.length > 0 });
  * console.assert(result.values[0] === "found" && result.stats.hops === 3);
  * ```
  *
@@ -222,7 +222,7 @@ export function iterativeLookup<T>(
         onFailure?.(c.contact, error);
         pump();
       };
-      const cancelTimer = clock.setTimer(() => {
+      const cancelTimer = clock.schedule(() => {
         fail(
           new NetworkError(
             "ERR_TIMEOUT",

@@ -5,7 +5,8 @@
  * @module
  */
 
-export * from "./clock.ts";
+export type { Clock } from "../../clock.ts";
+export { wallClock } from "../../clock.ts";
 export * from "./key.ts";
 export * from "./contact.ts";
 export * from "./routing_table.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type DhtClock, systemClock } from "./clock.ts";
+import { type Clock, wallClock } from "../../clock.ts";
 import { type DhtKey, keyToHex } from "./key.ts";
 import type { ProviderRecord, SignedPeerRecord } from "./records.ts";
 import { DhtRecordError } from "./record_error.ts";
@@ -31,9 +31,9 @@ export interface PeerRecordStoreOptions {
   /**
    * Time source for expiry.
    *
-   * @default {systemClock}
+   * @default {wallClock}
    */
-  clock?: DhtClock;
+  clock?: Clock;
 }
 
 /**
@@ -55,7 +55,7 @@ export interface PeerRecordStoreOptions {
 export class PeerRecordStore {
   readonly #records = new Map<string, StoredPeerRecord>();
   readonly #maxRecords: number;
-  readonly #clock: DhtClock;
+  readonly #clock: Clock;
 
   /**
    * Creates an empty store.
@@ -64,7 +64,7 @@ export class PeerRecordStore {
    * @throws {InvalidConfigError} If `maxRecords` is not a positive integer.
    */
   constructor(options: PeerRecordStoreOptions = {}) {
-    const { maxRecords = 10_000, clock = systemClock } = options;
+    const { maxRecords = 10_000, clock = wallClock } = options;
     positiveInteger("maxRecords", maxRecords);
     this.#maxRecords = maxRecords;
     this.#clock = clock;
@@ -194,9 +194,9 @@ export interface ProviderStoreOptions {
   /**
    * Time source for expiry.
    *
-   * @default {systemClock}
+   * @default {wallClock}
    */
-  clock?: DhtClock;
+  clock?: Clock;
 }
 
 /**
@@ -216,7 +216,7 @@ export class ProviderStore {
   readonly #byKey = new Map<string, Map<string, ProviderRecord>>();
   readonly #maxKeys: number;
   readonly #maxProvidersPerKey: number;
-  readonly #clock: DhtClock;
+  readonly #clock: Clock;
 
   /**
    * Creates an empty store.
@@ -225,7 +225,7 @@ export class ProviderStore {
    * @throws {InvalidConfigError} If a capacity is not a positive integer.
    */
   constructor(options: ProviderStoreOptions = {}) {
-    const { maxKeys = 10_000, maxProvidersPerKey = 64, clock = systemClock } = options;
+    const { maxKeys = 10_000, maxProvidersPerKey = 64, clock = wallClock } = options;
     positiveInteger("maxKeys", maxKeys);
     positiveInteger("maxProvidersPerKey", maxProvidersPerKey);
     this.#maxKeys = maxKeys;

@@ -11,7 +11,7 @@
  */
 
 import type { DhtContact } from "./contact.ts";
-import { type DhtClock, systemClock } from "./clock.ts";
+import { type Clock, wallClock } from "../../clock.ts";
 import { bucketIndex, commonPrefixLength, compareDistance, type DhtKey, KEY_BITS } from "./key.ts";
 import { InvalidConfigError } from "../../errors.ts";
 import { positiveInteger } from "./_validate.ts";
@@ -45,9 +45,9 @@ export interface RoutingTableOptions {
   /**
    * Time source.
    *
-   * @default {systemClock}
+   * @default {wallClock}
    */
-  clock?: DhtClock;
+  clock?: Clock;
 }
 
 /** What {@linkcode RoutingTable.update} did with a contact. */
@@ -106,7 +106,7 @@ export class RoutingTable {
   readonly #replacementCacheSize: number;
   readonly #maxFailures: number;
   readonly #refreshIntervalMs: number;
-  readonly #clock: DhtClock;
+  readonly #clock: Clock;
   readonly #buckets: Entry[][] = Array.from({ length: KEY_BITS }, () => []);
   readonly #replacements: DhtContact[][] = Array.from({ length: KEY_BITS }, () => []);
   readonly #bucketOf = new Map<string, number>();
@@ -128,7 +128,7 @@ export class RoutingTable {
       replacementCacheSize = 20,
       maxFailures = 2,
       refreshIntervalMs = 3_600_000,
-      clock = systemClock,
+      clock = wallClock,
     } = options;
     positiveInteger("k", k);
     positiveInteger("maxFailures", maxFailures);
@@ -449,7 +449,7 @@ export class RoutingTable {
    * import { makeContact, RoutingTable } from "@cretoai/network";
    *
    * let now = 0;
-   * const clock = { now: () => now, setTimer: () => () => {} };
+   * const clock = { now: () => now, schedule: () => () => {} };
    * const table = new RoutingTable(makeContact("me").key, { clock, refreshIntervalMs: 1000 });
    * table.update(makeContact("peer"));
    * now = 1000;

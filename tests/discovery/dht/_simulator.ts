@@ -10,7 +10,7 @@ import { setImmediate } from "node:timers";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
-  type DhtClock,
+  type Clock,
   type DhtContact,
   DhtNode,
   type DhtNodeOptions,
@@ -60,8 +60,13 @@ interface Timer {
   cancelled: boolean;
 }
 
-/** A clock whose time moves only when {@linkcode VirtualClock.run} finds nothing else to do. */
-export class VirtualClock implements DhtClock {
+/**
+ * A clock whose time moves only when {@linkcode SimulationClock.run} finds nothing else to do.
+ * Unlike the unit tests' `VirtualClock` (`tests/_virtual_clock.ts`) it is an event queue built
+ * for thousands of nodes: a heap with lazy cancellation, all timers due at one instant fired
+ * before promises run, and `run(promise)` as the simulation's event loop.
+ */
+export class SimulationClock implements Clock {
   #now: number;
   #order = 0;
   #heap: Timer[] = [];
@@ -75,7 +80,7 @@ export class VirtualClock implements DhtClock {
     return this.#now;
   }
 
-  setTimer(callback: () => void, delayMs: number): () => void {
+  schedule(callback: () => void, delayMs: number): () => void {
     const timer: Timer = {
       at: this.#now + Math.max(0, delayMs),
       order: this.#order++,
@@ -257,7 +262,7 @@ export interface SimOptions {
 
 /** A simulated network of DHT nodes. */
 export class SimNetwork {
-  readonly clock = new VirtualClock(1_700_000_000_000);
+  readonly clock = new SimulationClock(1_700_000_000_000);
   readonly prng: Prng;
   readonly registry = new HmacRegistry();
   readonly nodes: DhtNode[] = [];
@@ -346,7 +351,7 @@ export class SimNetwork {
   /** Delivers a request after a latency, and its answer after another; none if `to` is gone. */
   #call<T>(to: DhtContact, handle: (node: DhtNode) => T | Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.clock.setTimer(() => {
+      this.clock.schedule(() => {
         const node = this.#alive.get(to.id);
         if (node === undefined) return;
         this.messages++;
@@ -357,8 +362,8 @@ export class SimNetwork {
           answer = Promise.reject(error);
         }
         answer.then(
-          (value) => this.clock.setTimer(() => resolve(value), this.latency()),
-          (error) => this.clock.setTimer(() => reject(error), this.latency()),
+          (value) => this.clock.schedule(() => resolve(value), this.latency()),
+          (error) => this.clock.schedule(() => reject(error), this.latency()),
         );
       }, this.latency());
     });

@@ -9,7 +9,7 @@ import {
   makeContact,
 } from "../../../src/discovery/dht/mod.ts";
 import { NetworkError } from "../../../src/errors.ts";
-import { VirtualClock } from "./_simulator.ts";
+import { SimulationClock } from "./_simulator.ts";
 
 const target = contentKey("target");
 const byDistance = (t: DhtKey) => (a: DhtContact, b: DhtContact) =>
@@ -28,14 +28,14 @@ function fullKnowledge(all: DhtContact[], k: number) {
 }
 
 Deno.test("lookup converges on the k closest and stops once they all answered", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const all = population(100);
   const asked: string[] = [];
   const answer = fullKnowledge(all, 5);
   const result = await clock.run(iterativeLookup<never>(target, all.slice(60, 63), (c) => {
     asked.push(c.id);
     return new Promise<LookupReply<never>>((resolve) =>
-      clock.setTimer(() => resolve(answer(c)), 10)
+      clock.schedule(() => resolve(answer(c)), 10)
     );
   }, { clock, k: 5, alpha: 3 }));
   assert.deepEqual(result.closest.map((c) => c.id), all.slice(0, 5).map((c) => c.id));
@@ -48,14 +48,14 @@ Deno.test("lookup converges on the k closest and stops once they all answered", 
 });
 
 Deno.test("lookup keeps at most alpha queries in flight", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const all = population(60);
   let inFlight = 0, peak = 0;
   const answer = fullKnowledge(all, 20);
   await clock.run(iterativeLookup<never>(target, all.slice(40), (c) => {
     peak = Math.max(peak, ++inFlight);
     return new Promise<LookupReply<never>>((resolve) =>
-      clock.setTimer(() => {
+      clock.schedule(() => {
         inFlight--;
         resolve(answer(c));
       }, 5 + (c.key[0] % 7))
@@ -65,7 +65,7 @@ Deno.test("lookup keeps at most alpha queries in flight", async () => {
 });
 
 Deno.test("a query that never answers times out on the virtual clock and is replaced", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const all = population(30);
   const dead = new Set([all[0].id, all[2].id]);
   const failures: string[] = [];
@@ -74,7 +74,7 @@ Deno.test("a query that never answers times out on the virtual clock and is repl
   const result = await clock.run(iterativeLookup<never>(target, all.slice(20), (c) => {
     if (dead.has(c.id)) return new Promise<never>(() => {}); // vanished: never answers
     return new Promise<LookupReply<never>>((resolve) =>
-      clock.setTimer(() => resolve(answer(c)), 20)
+      clock.schedule(() => resolve(answer(c)), 20)
     );
   }, {
     clock,
@@ -97,7 +97,7 @@ Deno.test("a query that never answers times out on the virtual clock and is repl
 });
 
 Deno.test("rejections count as failures; the lookup ends when nobody is left", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const seeds = population(3);
   const result = await clock.run(
     iterativeLookup<never>(target, seeds, () => Promise.reject(new Error("refused")), { clock }),
@@ -112,7 +112,7 @@ Deno.test("rejections count as failures; the lookup ends when nobody is left", a
 });
 
 Deno.test("a value ends the lookup early; hops count the depth it was found at", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   // A chain: a -> b -> c -> d, each only knowing the next; d holds the value.
   const chain = ["a", "b", "c", "d"].map((id) => makeContact(id));
   const queried: string[] = [];
@@ -130,7 +130,7 @@ Deno.test("a value ends the lookup early; hops count the depth it was found at",
 });
 
 Deno.test("the local node is never queried, even when others name it", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const me = makeContact("me");
   const other = makeContact("other");
   const asked: string[] = [];
@@ -142,7 +142,7 @@ Deno.test("the local node is never queried, even when others name it", async () 
 });
 
 Deno.test("late answers after a timeout are ignored", async () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   const [slow, fast] = population(2);
   const extra = makeContact("extra");
   const result = await clock.run(
@@ -151,7 +151,7 @@ Deno.test("late answers after a timeout are ignored", async () => {
       [slow, fast],
       (c) =>
         new Promise<LookupReply<never>>((resolve) =>
-          clock.setTimer(
+          clock.schedule(
             () => resolve({ closer: c.id === slow.id ? [extra] : [] }),
             c.id === slow.id ? 300 : 10,
           )
@@ -165,7 +165,7 @@ Deno.test("late answers after a timeout are ignored", async () => {
 });
 
 Deno.test("options are validated", () => {
-  const clock = new VirtualClock();
+  const clock = new SimulationClock();
   assert.throws(
     () => iterativeLookup<never>(target, [], () => Promise.reject(), { clock, alpha: 0 }),
     {

@@ -8,7 +8,7 @@ import {
   type SignedPeerRecord,
 } from "../../../src/discovery/dht/mod.ts";
 import { NetworkError } from "../../../src/errors.ts";
-import { VirtualClock } from "./_simulator.ts";
+import { VirtualClock } from "../../_virtual_clock.ts";
 
 function record(peerId: string, seq: number, expiresAt: number): SignedPeerRecord {
   return {

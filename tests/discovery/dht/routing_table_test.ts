@@ -8,7 +8,8 @@ import {
   RoutingTable,
 } from "../../../src/discovery/dht/mod.ts";
 import { InvalidConfigError } from "../../../src/errors.ts";
-import { Prng, VirtualClock } from "./_simulator.ts";
+import { Prng } from "./_simulator.ts";
+import { VirtualClock } from "../../_virtual_clock.ts";
 
 const self = makeContact("self");
 

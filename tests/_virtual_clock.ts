@@ -1,11 +1,13 @@
 /**
- * A virtual clock and scheduler for the pool tests: time moves only when a test advances it,
- * timers fire in due order at their due time, and promise callbacks run between timers.
+ * A virtual {@linkcode Clock} for unit tests: time moves only when a test advances it, timers
+ * fire in due order (first armed first on ties) at their due time, and promise callbacks run
+ * after each timer. The DHT simulator keeps its own event-queue clock
+ * (`tests/discovery/dht/_simulator.ts`), built for thousands of nodes.
  *
  * @module
  */
 
-import type { Clock, Scheduler } from "../../src/pool/clock.ts";
+import type { Clock } from "../src/clock.ts";
 
 interface Timer {
   at: number;
@@ -18,8 +20,8 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** A clock and scheduler that only move when {@linkcode VirtualClock.advance} is called. */
-export class VirtualClock implements Clock, Scheduler {
+/** A clock that only moves when {@linkcode VirtualClock.advance} or `advanceTo` is called. */
+export class VirtualClock implements Clock {
   #now: number;
   #seq = 0;
   #timers: Timer[] = [];
@@ -46,8 +48,12 @@ export class VirtualClock implements Clock, Scheduler {
   }
 
   /** Moves time forward by `ms`, firing due timers in order and settling promises after each. */
-  async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
+  advance(ms: number): Promise<void> {
+    return this.advanceTo(this.#now + ms);
+  }
+
+  /** Moves time forward to `target`, firing due timers in order and settling after each. */
+  async advanceTo(target: number): Promise<void> {
     await settle();
     for (;;) {
       const next = this.#timers
