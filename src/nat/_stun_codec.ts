@@ -1,6 +1,6 @@
 /**
- * STUN message encoding and decoding for the Binding method (RFC 8489, RFC 5780 attributes),
- * on top of npm `stun`. Private to `src/nat/`.
+ * STUN message encoding and decoding for the Binding method (RFC 8489, RFC 5780 attributes)
+ * and decoding of the TURN attributes (RFC 8656), on top of npm `stun`. Private to `src/nat/`.
  *
  * npm `stun` decodes ERROR-CODE as `class * (number + 100)` (401 reads as 404), and re-encodes
  * a decoded message before checking FINGERPRINT, which is lossy; so ERROR-CODE and FINGERPRINT
@@ -22,11 +22,18 @@ export const BINDING_SUCCESS = 0x0101;
 /** Binding error response message type. */
 export const BINDING_ERROR = 0x0111;
 
-const HEADER_SIZE = 20;
+/** Size of the STUN header: type, length, magic cookie, transaction id. */
+export const HEADER_SIZE = 20;
 const ATTR_MAPPED_ADDRESS = 0x0001;
 const ATTR_CHANGE_REQUEST = 0x0003;
 const ATTR_ERROR_CODE = 0x0009;
 const ATTR_XOR_MAPPED_ADDRESS = 0x0020;
+const ATTR_LIFETIME = 0x000d;
+const ATTR_XOR_PEER_ADDRESS = 0x0012;
+const ATTR_DATA = 0x0013;
+const ATTR_REALM = 0x0014;
+const ATTR_NONCE = 0x0015;
+const ATTR_XOR_RELAYED_ADDRESS = 0x0016;
 const ATTR_FINGERPRINT = 0x8028;
 const ATTR_RESPONSE_ORIGIN = 0x802b;
 const ATTR_OTHER_ADDRESS = 0x802c;
@@ -34,7 +41,7 @@ const FINGERPRINT_XOR = 0x5354554e;
 const CHANGE_IP_FLAG = 0x04;
 const CHANGE_PORT_FLAG = 0x02;
 
-/** A decoded Binding response (success or error), reduced to what the client uses. */
+/** A decoded STUN or TURN message, reduced to what the clients use. */
 export interface DecodedStunMessage {
   /** Message type, for example {@link BINDING_SUCCESS}. */
   type: number;
@@ -50,6 +57,18 @@ export interface DecodedStunMessage {
   otherAddress?: UdpAddress;
   /** ERROR-CODE read from the raw bytes, when present. */
   error?: { code: number; reason: string };
+  /** TURN XOR-RELAYED-ADDRESS, when present. */
+  relayedAddress?: UdpAddress;
+  /** TURN XOR-PEER-ADDRESS (the first one), when present. */
+  peerAddress?: UdpAddress;
+  /** TURN LIFETIME in seconds, when present. */
+  lifetime?: number;
+  /** REALM, when present. */
+  realm?: string;
+  /** NONCE as sent (echoed byte for byte), when present. */
+  nonce?: Uint8Array;
+  /** TURN DATA, a view into the datagram, when present. */
+  data?: Uint8Array;
 }
 
 /**
@@ -120,6 +139,18 @@ export function decodeStunMessage(data: Uint8Array): DecodedStunMessage | undefi
   out.mappedAddress = address(ATTR_MAPPED_ADDRESS);
   out.responseOrigin = address(ATTR_RESPONSE_ORIGIN);
   out.otherAddress = address(ATTR_OTHER_ADDRESS);
+  out.relayedAddress = address(ATTR_XOR_RELAYED_ADDRESS);
+  out.peerAddress = address(ATTR_XOR_PEER_ADDRESS);
+  const value = (type: number): Uint8Array | undefined => {
+    const a = raw.find((r) => r.type === type);
+    return a === undefined ? undefined : data.subarray(a.offset, a.offset + a.length);
+  };
+  const lifetime = value(ATTR_LIFETIME);
+  if (lifetime?.byteLength === 4) out.lifetime = view(lifetime).getUint32(0);
+  const realm = value(ATTR_REALM);
+  if (realm !== undefined) out.realm = new TextDecoder().decode(realm);
+  out.nonce = value(ATTR_NONCE);
+  out.data = value(ATTR_DATA);
   const error = raw.find((a) => a.type === ATTR_ERROR_CODE);
   if (error !== undefined && error.length >= 4) {
     const v = data.subarray(error.offset, error.offset + error.length);
@@ -131,7 +162,8 @@ export function decodeStunMessage(data: Uint8Array): DecodedStunMessage | undefi
   return out;
 }
 
-interface RawAttribute {
+/** One attribute's place in a message. */
+export interface RawAttribute {
   type: number;
   offset: number;
   length: number;
@@ -144,7 +176,7 @@ function view(data: Uint8Array): DataView {
 }
 
 /** Walks the TLV attributes; `undefined` when one runs past the end. */
-function rawAttributes(data: Uint8Array): RawAttribute[] | undefined {
+export function rawAttributes(data: Uint8Array): RawAttribute[] | undefined {
   const v = view(data);
   const out: RawAttribute[] = [];
   let at = HEADER_SIZE;
