@@ -12,6 +12,7 @@ import dgram from "node:dgram";
 import makeMdns from "multicast-dns";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
+import { requireInteger } from "../_validate.ts";
 import { type MdnsPeer, PeerTable, type PeerTableEvent } from "./mdns_peers.ts";
 import {
   answerQuery,
@@ -265,7 +266,7 @@ export class MdnsDiscovery {
     if (typeof peerId !== "string" || !isValidPeerId(peerId)) {
       throw new InvalidConfigError("peerId", "a valid peer id", peerId);
     }
-    requireInt("port", port, 1, 65535);
+    requireInteger("port", port, 1, 65535);
     if (!isValidVersion(version)) {
       throw new InvalidConfigError("version", "1-16 of 0-9 A-Z a-z . + -", version);
     }
@@ -296,12 +297,12 @@ export class MdnsDiscovery {
         addresses,
       );
     }
-    requireInt("ttl", ttl, 1, 86_400);
-    requireInt("browseInterval", browseInterval, 1000, 86_400_000);
-    requireInt("maxPacketSize", maxPacketSize, 512, 65_507);
-    requireInt("maxRecordSize", maxRecordSize, 64, 65_535);
-    requireInt("maxRecords", maxRecords, 4, 10_000);
-    requireInt("maxPeers", maxPeers, 1, 1_000_000);
+    requireInteger("ttl", ttl, 1, 86_400);
+    requireInteger("browseInterval", browseInterval, 1000, 86_400_000);
+    requireInteger("maxPacketSize", maxPacketSize, 512, 65_507);
+    requireInteger("maxRecordSize", maxRecordSize, 64, 65_535);
+    requireInteger("maxRecords", maxRecords, 4, 10_000);
+    requireInteger("maxPeers", maxPeers, 1, 1_000_000);
 
     this.#opts = {
       peerId,
@@ -861,12 +862,6 @@ function isPeerId(text: string): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-function requireInt(field: string, value: unknown, min: number, max: number): void {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidConfigError(field, `an integer from ${min} to ${max}`, value);
   }
 }
 

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { InvalidConfigError, NetworkError } from "../errors.ts";
+import { NetworkError } from "../errors.ts";
+import { requireInteger } from "../_validate.ts";
 import { MAX_HANDSHAKE_MESSAGE } from "./_messages.ts";
 
 /** Default and suggested maximum record payload for the handshake: 16 KiB. */
@@ -27,9 +28,7 @@ export interface RecordOptions {
 
 function maxSizeOf(options: RecordOptions | undefined): number {
   const { maxSize = MAX_HANDSHAKE_RECORD } = options ?? {};
-  if (!Number.isInteger(maxSize) || maxSize < 0 || maxSize > 0xffff_ffff) {
-    throw new InvalidConfigError("maxSize", "an integer from 0 to 2^32-1", maxSize);
-  }
+  requireInteger("maxSize", maxSize, 0, 0xffff_ffff);
   return maxSize;
 }
 

@@ -8,6 +8,7 @@
  */
 
 import { InvalidConfigError } from "../errors.ts";
+import { requireInteger, requirePositiveFinite } from "../_validate.ts";
 import type { UdpAddress } from "../quic/datagram_port.ts";
 import { formatAddress, sameAddress } from "./_address.ts";
 import type { NatType } from "./nat_classifier.ts";
@@ -161,18 +162,10 @@ export function planHolePunch(options: HolePunchOptions): HolePunchPlan {
   if (peer.addresses.length === 0) {
     throw new InvalidConfigError("peer.addresses", "a non-empty list", []);
   }
-  if (!(Number.isFinite(interval) && interval > 0)) {
-    throw new InvalidConfigError("interval", "a positive number of milliseconds", interval);
-  }
-  if (!(Number.isFinite(duration) && duration > 0)) {
-    throw new InvalidConfigError("duration", "a positive number of milliseconds", duration);
-  }
-  if (!(Number.isInteger(maxPackets) && maxPackets > 0)) {
-    throw new InvalidConfigError("maxPackets", "a positive integer", maxPackets);
-  }
-  if (!(Number.isInteger(predictedPorts) && predictedPorts >= 0)) {
-    throw new InvalidConfigError("predictedPorts", "a non-negative integer", predictedPorts);
-  }
+  requirePositiveFinite("interval", interval);
+  requirePositiveFinite("duration", duration);
+  requireInteger("maxPackets", maxPackets, 1);
+  requireInteger("predictedPorts", predictedPorts, 0);
   const peerType = peer.natType ?? "Unknown";
   const reasons: string[] = [];
   const targets: UdpAddress[] = [];

@@ -22,6 +22,7 @@ import {
 import { formatAddress, isIpLiteral } from "./_address.ts";
 import { retransmit } from "./_retransmit.ts";
 import { type Clock, systemClock } from "../clock.ts";
+import { requireInteger, requirePositiveFinite } from "../_validate.ts";
 
 /**
  * Retransmission parameters of a STUN transaction over UDP (RFC 8489 section 6.2.1).
@@ -98,15 +99,9 @@ export function stunRetransmitSchedule(
   options: StunRetransmitOptions = {},
 ): StunRetransmitSchedule {
   const { rto = 100, rc = 5, rm = 8 } = options;
-  if (!(Number.isFinite(rto) && rto > 0)) {
-    throw new InvalidConfigError("rto", "a positive finite number of milliseconds", rto);
-  }
-  if (!(Number.isInteger(rc) && rc > 0 && rc <= 32)) {
-    throw new InvalidConfigError("rc", "an integer from 1 to 32", rc);
-  }
-  if (!(Number.isInteger(rm) && rm > 0)) {
-    throw new InvalidConfigError("rm", "a positive integer", rm);
-  }
+  requirePositiveFinite("rto", rto);
+  requireInteger("rc", rc, 1, 32);
+  requireInteger("rm", rm, 1);
   const sendAt: number[] = [];
   let at = 0;
   let interval = rto;

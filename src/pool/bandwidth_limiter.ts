@@ -10,7 +10,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { RateMeter } from "./rate_meter.ts";
 import { TokenBucket } from "./token_bucket.ts";
 import { WaiterQueue } from "./_waiter_queue.ts";
-import { requireByteCount, requirePositive, requirePositiveFinite } from "./_validate.ts";
+import { requireByteCount, requirePositive, requirePositiveFinite } from "../_validate.ts";
 
 /**
  * Traffic classes, most urgent first: consensus messages, then DAG vertices, then the rest.

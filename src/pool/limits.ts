@@ -9,7 +9,7 @@
  */
 
 import { describe, NetworkError } from "../errors.ts";
-import { requireLimit } from "./_validate.ts";
+import { requireLimit } from "../_validate.ts";
 
 /** Close code for a limit enforced outside {@linkcode ResourceLimits}, such as a codec's. */
 export const APP_ERROR_LIMIT_EXCEEDED = 0x10;

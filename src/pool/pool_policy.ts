@@ -6,8 +6,7 @@
  * @module
  */
 
-import { InvalidConfigError } from "../errors.ts";
-import { requireLimit } from "./_validate.ts";
+import { requireLimit, requirePositive } from "../_validate.ts";
 
 /** Options of {@linkcode PoolPolicy}. */
 export interface PoolPolicyOptions {
@@ -84,9 +83,7 @@ export class PoolPolicy {
   constructor(options: PoolPolicyOptions = {}) {
     const { maxConnections = 256, idleTimeoutMs = 120_000 } = options;
     requireLimit("maxConnections", maxConnections);
-    if (!(typeof idleTimeoutMs === "number" && idleTimeoutMs > 0)) {
-      throw new InvalidConfigError("idleTimeoutMs", "a number greater than 0", idleTimeoutMs);
-    }
+    requirePositive("idleTimeoutMs", idleTimeoutMs);
     this.maxConnections = maxConnections;
     this.idleTimeoutMs = idleTimeoutMs;
   }

@@ -5,8 +5,7 @@
  */
 
 import { type Clock, systemClock } from "../clock.ts";
-import { InvalidConfigError } from "../errors.ts";
-import { requireByteCount, requirePositiveFinite } from "./_validate.ts";
+import { requireByteCount, requireInteger, requirePositiveFinite } from "../_validate.ts";
 
 /** Options of {@linkcode RateMeter}. */
 export interface RateMeterOptions {
@@ -68,9 +67,7 @@ export class RateMeter {
     const { windowMs = 1000, slots = 10, clock = systemClock } = options;
     requirePositiveFinite("windowMs", windowMs);
     // One slot would be a tumbling window, which forgets everything at each boundary.
-    if (!(Number.isSafeInteger(slots) && slots >= 2)) {
-      throw new InvalidConfigError("slots", "an integer of at least 2", slots);
-    }
+    requireInteger("slots", slots, 2);
     this.windowMs = windowMs;
     this.#slotMs = windowMs / slots;
     this.#counts = new Array<number>(slots).fill(0);

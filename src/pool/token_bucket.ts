@@ -7,7 +7,7 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { WaiterQueue } from "./_waiter_queue.ts";
-import { requireByteCount, requirePositive, requirePositiveFinite } from "./_validate.ts";
+import { requireByteCount, requirePositive, requirePositiveFinite } from "../_validate.ts";
 
 // Tokens are floats; a shortfall below this is rounding, not a reason to wait.
 const EPSILON = 1e-6;

@@ -33,7 +33,7 @@ import { RepublishSchedule } from "./republish.ts";
 import { RoutingTable } from "./routing_table.ts";
 import type { DhtRpc, DhtRpcHandler, FindProvidersReply, GetPeerRecordReply } from "./rpc.ts";
 import { PeerRateLimiter } from "./_rate_limiter.ts";
-import { positiveInteger, positiveNumber } from "./_validate.ts";
+import { requireInteger, requirePositiveFinite } from "../../_validate.ts";
 import { NetworkError } from "../../errors.ts";
 
 /** Per-peer limit on incoming requests. */
@@ -214,12 +214,12 @@ export class DhtNode implements DhtRpcHandler {
       rateLimit = { requestsPerSecond: 50, burst: 200 },
       limits = {},
     } = options;
-    positiveInteger("k", k);
-    positiveInteger("alpha", alpha);
-    positiveNumber("requestTimeoutMs", requestTimeoutMs);
-    positiveNumber("recordTtlMs", recordTtlMs);
-    positiveNumber("rateLimit.requestsPerSecond", rateLimit.requestsPerSecond);
-    positiveInteger("rateLimit.burst", rateLimit.burst);
+    requireInteger("k", k, 1);
+    requireInteger("alpha", alpha, 1);
+    requirePositiveFinite("requestTimeoutMs", requestTimeoutMs);
+    requirePositiveFinite("recordTtlMs", recordTtlMs);
+    requirePositiveFinite("rateLimit.requestsPerSecond", rateLimit.requestsPerSecond);
+    requireInteger("rateLimit.burst", rateLimit.burst, 1);
     this.contact = makeContact(id, addresses);
     this.#rpc = rpc;
     this.#signer = signer;

@@ -12,7 +12,7 @@
 import type { DhtContact } from "./contact.ts";
 import type { Clock } from "../../clock.ts";
 import { compareDistance, type DhtKey } from "./key.ts";
-import { positiveInteger, positiveNumber } from "./_validate.ts";
+import { requireInteger, requirePositiveFinite } from "../../_validate.ts";
 import { NetworkError } from "../../errors.ts";
 
 /** What one contact answered to a lookup query. */
@@ -153,9 +153,9 @@ export function iterativeLookup<T>(
     onReply,
     onFailure,
   } = options;
-  positiveInteger("k", k);
-  positiveInteger("alpha", alpha);
-  positiveNumber("requestTimeoutMs", requestTimeoutMs);
+  requireInteger("k", k, 1);
+  requireInteger("alpha", alpha, 1);
+  requirePositiveFinite("requestTimeoutMs", requestTimeoutMs);
 
   const started = clock.now();
   // Sorted closest first; every contact ever heard of, so a failed one is never re-added.

@@ -9,7 +9,7 @@ import { type Clock, wallClock } from "../../clock.ts";
 import { type DhtKey, keyToHex } from "./key.ts";
 import type { ProviderRecord, SignedPeerRecord } from "./records.ts";
 import { DhtRecordError } from "./record_error.ts";
-import { positiveInteger } from "./_validate.ts";
+import { requireInteger } from "../../_validate.ts";
 import { NetworkError } from "../../errors.ts";
 
 /** A peer record as held: decoded, and the exact bytes to serve. */
@@ -65,7 +65,7 @@ export class PeerRecordStore {
    */
   constructor(options: PeerRecordStoreOptions = {}) {
     const { maxRecords = 10_000, clock = wallClock } = options;
-    positiveInteger("maxRecords", maxRecords);
+    requireInteger("maxRecords", maxRecords, 1);
     this.#maxRecords = maxRecords;
     this.#clock = clock;
   }
@@ -226,8 +226,8 @@ export class ProviderStore {
    */
   constructor(options: ProviderStoreOptions = {}) {
     const { maxKeys = 10_000, maxProvidersPerKey = 64, clock = wallClock } = options;
-    positiveInteger("maxKeys", maxKeys);
-    positiveInteger("maxProvidersPerKey", maxProvidersPerKey);
+    requireInteger("maxKeys", maxKeys, 1);
+    requireInteger("maxProvidersPerKey", maxProvidersPerKey, 1);
     this.#maxKeys = maxKeys;
     this.#maxProvidersPerKey = maxProvidersPerKey;
     this.#clock = clock;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { positiveNumber } from "./_validate.ts";
+import { requirePositiveFinite } from "../../_validate.ts";
 import { InvalidConfigError } from "../../errors.ts";
 
 /** Options of a {@linkcode RepublishSchedule}. */
@@ -52,7 +52,7 @@ export class RepublishSchedule {
    */
   constructor(options: RepublishScheduleOptions = {}) {
     const { fraction = 0.5, minLeadMs = 60_000 } = options;
-    positiveNumber("fraction", fraction);
+    requirePositiveFinite("fraction", fraction);
     if (fraction > 1) throw new InvalidConfigError("fraction", "in (0, 1]", fraction);
     if (!Number.isFinite(minLeadMs) || minLeadMs < 0) {
       throw new InvalidConfigError("minLeadMs", "a non-negative number", minLeadMs);

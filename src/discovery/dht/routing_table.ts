@@ -13,8 +13,7 @@
 import type { DhtContact } from "./contact.ts";
 import { type Clock, wallClock } from "../../clock.ts";
 import { bucketIndex, commonPrefixLength, compareDistance, type DhtKey, KEY_BITS } from "./key.ts";
-import { InvalidConfigError } from "../../errors.ts";
-import { positiveInteger } from "./_validate.ts";
+import { requireInteger } from "../../_validate.ts";
 
 /** Options of a {@linkcode RoutingTable}. */
 export interface RoutingTableOptions {
@@ -130,16 +129,10 @@ export class RoutingTable {
       refreshIntervalMs = 3_600_000,
       clock = wallClock,
     } = options;
-    positiveInteger("k", k);
-    positiveInteger("maxFailures", maxFailures);
-    positiveInteger("refreshIntervalMs", refreshIntervalMs);
-    if (!Number.isInteger(replacementCacheSize) || replacementCacheSize < 0) {
-      throw new InvalidConfigError(
-        "replacementCacheSize",
-        "a non-negative integer",
-        replacementCacheSize,
-      );
-    }
+    requireInteger("k", k, 1);
+    requireInteger("maxFailures", maxFailures, 1);
+    requireInteger("refreshIntervalMs", refreshIntervalMs, 1);
+    requireInteger("replacementCacheSize", replacementCacheSize, 0);
     this.selfKey = selfKey;
     this.k = k;
     this.#replacementCacheSize = replacementCacheSize;

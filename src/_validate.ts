@@ -5,7 +5,7 @@
  * @module
  */
 
-import { describe, InvalidConfigError } from "../errors.ts";
+import { describe, InvalidConfigError } from "./errors.ts";
 
 /** Throws `InvalidConfigError` unless `value` is a number above 0; `Infinity` passes. */
 export function requirePositive(field: string, value: number): void {
@@ -18,6 +18,32 @@ export function requirePositive(field: string, value: number): void {
 export function requirePositiveFinite(field: string, value: number): void {
   if (!(typeof value === "number" && value > 0 && Number.isFinite(value))) {
     throw new InvalidConfigError(field, "a finite number greater than 0", value);
+  }
+}
+
+/**
+ * Throws `InvalidConfigError` unless `value` is a safe integer from `min` to `max`.
+ *
+ * @param field Name of the option.
+ * @param value The value seen.
+ * @param min Smallest allowed value.
+ * @param max Largest allowed value; without it, only `min` is stated in the rule.
+ */
+export function requireInteger(
+  field: string,
+  value: unknown,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): void {
+  if (!(Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max)) {
+    const rule = max !== Number.MAX_SAFE_INTEGER
+      ? `an integer from ${min} to ${max}`
+      : min === 1
+      ? "a positive integer"
+      : min === 0
+      ? "a non-negative integer"
+      : `an integer of at least ${min}`;
+    throw new InvalidConfigError(field, rule, value);
   }
 }
 
