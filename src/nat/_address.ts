@@ -1,20 +1,39 @@
 /**
- * UDP address helpers shared by the NAT modules. Private to `src/nat/`.
+ * UDP address helpers shared by the NAT modules. Private to `src/nat/`. Formatting is the
+ * QUIC layer's, re-exported so that NAT modules import their address helpers from one place.
  *
  * @module
  */
 
 import { isIP } from "node:net";
+import { InvalidAddressError } from "../errors.ts";
+import { formatAddress } from "../quic/address.ts";
 import type { UdpAddress } from "../quic/datagram_port.ts";
+
+export { formatAddress };
 
 /** Whether `host` is an IPv4 or IPv6 literal (no zone, no brackets). */
 export function isIpLiteral(host: string): boolean {
   return isIP(host) !== 0;
 }
 
-/** `ip:port`, IPv6 in brackets. */
-export function formatAddress(a: UdpAddress): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+/**
+ * Throws `InvalidAddressError` unless a server address is an IP literal with a port 1-65535:
+ * servers are given by address, name resolution is the application's choice.
+ *
+ * @param server The address to check.
+ * @param kind The kind of server, for the message (`"STUN"`, `"TURN"`).
+ */
+export function requireServerAddress(server: UdpAddress, kind: string): void {
+  if (!isIpLiteral(server?.hostname)) {
+    throw new InvalidAddressError(
+      String(server?.hostname),
+      `a ${kind} server must be an IP literal`,
+    );
+  }
+  if (!(Number.isInteger(server.port) && server.port > 0 && server.port < 65536)) {
+    throw new InvalidAddressError(formatAddress(server), "port must be an integer 1-65535");
+  }
 }
 
 /** Whether two addresses have the same IP (compared as written, lowercase) and port. */

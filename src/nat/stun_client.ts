@@ -8,7 +8,7 @@
  * @module
  */
 
-import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
+import { InvalidConfigError, NetworkError } from "../errors.ts";
 import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
 import {
   BINDING_ERROR,
@@ -19,7 +19,7 @@ import {
   looksLikeStun,
   transactionKey,
 } from "./_stun_codec.ts";
-import { formatAddress, isIpLiteral } from "./_address.ts";
+import { formatAddress, requireServerAddress } from "./_address.ts";
 import { retransmit } from "./_retransmit.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { requireInteger, requirePositiveFinite } from "../_validate.ts";
@@ -286,14 +286,7 @@ export class StunClient implements Disposable {
   ): Promise<StunBindingResult> {
     const list: readonly UdpAddress[] = "hostname" in servers ? [servers] : servers;
     if (list.length === 0) throw new InvalidConfigError("servers", "a non-empty list", []);
-    for (const s of list) {
-      if (!isIpLiteral(s.hostname)) {
-        throw new InvalidAddressError(s.hostname, "a STUN server must be an IP literal");
-      }
-      if (!(Number.isInteger(s.port) && s.port > 0 && s.port < 65536)) {
-        throw new InvalidAddressError(formatAddress(s), "port must be an integer 1-65535");
-      }
-    }
+    for (const s of list) requireServerAddress(s, "STUN");
     const {
       changeIp = false,
       changePort = false,
