@@ -9,6 +9,8 @@
  * @module
  */
 
+import { utf8Length } from "../_bytes.ts";
+
 /** The DNS-SD service type every node announces and browses. */
 export const MDNS_SERVICE_TYPE = "_cretoai._udp.local";
 
@@ -602,8 +604,4 @@ function portOf(d: unknown): string {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null;
-}
-
-function utf8Length(s: string): number {
-  return new TextEncoder().encode(s).byteLength;
 }

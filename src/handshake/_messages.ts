@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ByteReader, ByteWriter } from "../identity/_bytes.ts";
+import { ByteReader, ByteWriter } from "../_bytes.ts";
 import type { HybridSignature } from "../identity/identity.ts";
 import { NetworkError } from "../errors.ts";
 
@@ -117,7 +117,7 @@ export function peekType(msg: Uint8Array): number {
 }
 
 function reader(msg: Uint8Array, type: number): ByteReader {
-  const r = new ByteReader(msg, typeName(type), "ERR_HANDSHAKE_FAILED");
+  const r = new ByteReader(msg, typeName(type), (m) => new NetworkError("ERR_HANDSHAKE_FAILED", m));
   const seen = r.u8("type");
   if (seen !== type) r.fail(`expected a ${typeName(type)}, got ${typeName(seen)}`);
   return r;

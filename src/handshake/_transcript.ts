@@ -8,7 +8,7 @@
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
-import { ByteWriter } from "../identity/_bytes.ts";
+import { ByteWriter } from "../_bytes.ts";
 
 const encoder = new TextEncoder();
 

@@ -26,6 +26,11 @@ export const ML_DSA65_SIGNATURE_LENGTH = 3309;
 /** Suite byte of encodings: Ed25519 + ML-DSA-65. Another suite gets another number. */
 export const SUITE_ED25519_MLDSA65 = 1;
 
+/** Makes the `ERR_INVALID_KEY` error of key and identity decoding (a `ByteErrorFactory`). */
+export function invalidKey(message: string): NetworkError {
+  return new NetworkError("ERR_INVALID_KEY", message);
+}
+
 /**
  * Checks a key's length and throws `ERR_INVALID_KEY` naming the key, the expected and the seen
  * size.

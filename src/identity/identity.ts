@@ -7,10 +7,11 @@
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { NetworkError } from "../errors.ts";
-import { ByteReader, ByteWriter } from "./_bytes.ts";
+import { ByteReader, ByteWriter } from "../_bytes.ts";
 import {
   checkKeyLength,
   ED25519_SEED_LENGTH,
+  invalidKey,
   ML_DSA65_SEED_LENGTH,
   signatureInput,
   verifyHybrid,
@@ -249,7 +250,7 @@ export class Identity {
    */
   static async load(path: string | URL): Promise<Identity> {
     const data = await Deno.readFile(path);
-    const r = new ByteReader(data, `identity file ${String(path)}`, "ERR_INVALID_KEY");
+    const r = new ByteReader(data, `identity file ${String(path)}`, invalidKey);
     const magic = r.bytes(FILE_MAGIC.byteLength, "magic");
     if (magic.some((b, i) => b !== FILE_MAGIC[i])) r.fail('it does not start with "CRID"');
     const version = r.u8("version");

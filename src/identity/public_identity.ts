@@ -4,10 +4,11 @@
  * @module
  */
 
-import { ByteReader, ByteWriter } from "./_bytes.ts";
+import { ByteReader, ByteWriter } from "../_bytes.ts";
 import {
   checkKeyLength,
   ED25519_PUBLIC_KEY_LENGTH,
+  invalidKey,
   ML_DSA65_PUBLIC_KEY_LENGTH,
   SUITE_ED25519_MLDSA65,
 } from "./_keys.ts";
@@ -117,7 +118,7 @@ export class PublicIdentity {
    * of the wrong size, or trailing bytes.
    */
   static decode(bytes: Uint8Array): PublicIdentity {
-    const r = new ByteReader(bytes, "public identity", "ERR_INVALID_KEY");
+    const r = new ByteReader(bytes, "public identity", invalidKey);
     const suite = r.u8("suite");
     if (suite !== SUITE_ED25519_MLDSA65) {
       r.fail(`unknown key suite ${suite}, expected ${SUITE_ED25519_MLDSA65} (Ed25519+ML-DSA-65)`);

@@ -12,7 +12,7 @@
 
 import { assertKey, type DhtKey, KEY_BYTES } from "./key.ts";
 import { DhtRecordError } from "./record_error.ts";
-import { Reader, utf8Length, Writer } from "./_codec.ts";
+import { type ByteErrorKind, ByteReader, ByteWriter, utf8Length } from "../../_bytes.ts";
 
 /** A peer's signed statement of where it can be reached. */
 export interface PeerRecord {
@@ -155,6 +155,9 @@ const PROVIDER_RECORD_KIND = 2;
 const VERSION = 1;
 const PEER_RECORD_DOMAIN = new TextEncoder().encode("cretoai-dht/peer-record/v1\0");
 
+/** Record decoding fails with a `DhtRecordError` whose reason is the reader's error kind. */
+const recordError = (message: string, kind: ByteErrorKind) => new DhtRecordError(kind, message);
+
 function resolveLimits(limits: RecordLimits = {}): Required<RecordLimits> {
   const {
     maxRecordBytes = 12288,
@@ -203,8 +206,8 @@ function checkFields(
   }
 }
 
-function writePeerPayload(w: Writer, record: PeerRecord): Writer {
-  w.u8(VERSION).u8(PEER_RECORD_KIND).string16(record.peerId).bytes16(record.publicKey);
+function writePeerPayload(w: ByteWriter, record: PeerRecord): ByteWriter {
+  w.u8(VERSION).u8(PEER_RECORD_KIND).string16(record.peerId).vec16(record.publicKey);
   w.u64(record.seq).u64(record.expiresAt).u8(record.addresses.length);
   for (const address of record.addresses) w.string16(address);
   return w;
@@ -228,7 +231,7 @@ function writePeerPayload(w: Writer, record: PeerRecord): Writer {
  * @returns The payload to sign or verify.
  */
 export function peerRecordPayload(record: PeerRecord): Uint8Array {
-  return writePeerPayload(new Writer().raw(PEER_RECORD_DOMAIN), record).finish();
+  return writePeerPayload(new ByteWriter().bytes(PEER_RECORD_DOMAIN), record).finish();
 }
 
 /**
@@ -266,7 +269,7 @@ export function encodePeerRecord(record: SignedPeerRecord, limits?: RecordLimits
         `${record.publicKey.length} and ${record.signature.length}`,
     );
   }
-  const bytes = writePeerPayload(new Writer(), record).bytes16(record.signature).finish();
+  const bytes = writePeerPayload(new ByteWriter(), record).vec16(record.signature).finish();
   tooLarge("peer record", bytes.length, l.maxRecordBytes);
   return bytes;
 }
@@ -294,14 +297,14 @@ export function encodePeerRecord(record: SignedPeerRecord, limits?: RecordLimits
 export function decodePeerRecord(bytes: Uint8Array, limits?: RecordLimits): SignedPeerRecord {
   const l = resolveLimits(limits);
   tooLarge("peer record", bytes.length, l.maxRecordBytes);
-  const r = new Reader(bytes, "peer record");
+  const r = new ByteReader(bytes, "peer record", recordError);
   header(r, PEER_RECORD_KIND, "peer record");
   const peerId = r.string16("peerId", l.maxPeerIdBytes);
-  const publicKey = r.bytes16("publicKey", l.maxRecordBytes);
+  const publicKey = r.vec16("publicKey", l.maxRecordBytes);
   const seq = r.u64("seq");
   const expiresAt = r.u64("expiresAt");
   const addresses = readAddresses(r, l);
-  const signature = r.bytes16("signature", l.maxRecordBytes);
+  const signature = r.vec16("signature", l.maxRecordBytes);
   r.end();
   checkFields("peer record", peerId, addresses, expiresAt, l);
   return { peerId, publicKey, addresses, seq, expiresAt, signature };
@@ -423,7 +426,7 @@ export function encodeProviderRecord(record: ProviderRecord, limits?: RecordLimi
   const l = resolveLimits(limits);
   assertKey(record.key, "key");
   checkFields("provider record", record.providerId, record.addresses, record.expiresAt, l);
-  const w = new Writer().u8(VERSION).u8(PROVIDER_RECORD_KIND).raw(record.key);
+  const w = new ByteWriter().u8(VERSION).u8(PROVIDER_RECORD_KIND).bytes(record.key);
   w.string16(record.providerId).u64(record.expiresAt).u8(record.addresses.length);
   for (const address of record.addresses) w.string16(address);
   return w.finish();
@@ -451,9 +454,9 @@ export function encodeProviderRecord(record: ProviderRecord, limits?: RecordLimi
 export function decodeProviderRecord(bytes: Uint8Array, limits?: RecordLimits): ProviderRecord {
   const l = resolveLimits(limits);
   tooLarge("provider record", bytes.length, l.maxRecordBytes);
-  const r = new Reader(bytes, "provider record");
+  const r = new ByteReader(bytes, "provider record", recordError);
   header(r, PROVIDER_RECORD_KIND, "provider record");
-  const key = r.raw(KEY_BYTES, "key");
+  const key = r.bytes(KEY_BYTES, "key");
   const providerId = r.string16("providerId", l.maxPeerIdBytes);
   const expiresAt = r.u64("expiresAt");
   const addresses = readAddresses(r, l);
@@ -531,7 +534,7 @@ function tooLarge(what: string, size: number, max: number): void {
   }
 }
 
-function header(r: Reader, kind: number, what: string): void {
+function header(r: ByteReader, kind: number, what: string): void {
   const version = r.u8("version");
   const k = r.u8("kind");
   if (version !== VERSION || k !== kind) {
@@ -542,7 +545,7 @@ function header(r: Reader, kind: number, what: string): void {
   }
 }
 
-function readAddresses(r: Reader, l: Required<RecordLimits>): string[] {
+function readAddresses(r: ByteReader, l: Required<RecordLimits>): string[] {
   const count = r.u8("addressCount");
   if (count > l.maxAddresses) {
     throw new DhtRecordError(

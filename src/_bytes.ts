@@ -1,12 +1,25 @@
 /**
- * Byte writer and reader shared by the identity and handshake encodings. Big-endian, bounds
- * checked; the reader reports truncation as a `NetworkError` with the code its caller chose, so
- * a key file and a handshake message fail with their own codes and a message that says where.
+ * Byte writer and reader shared by the identity, handshake and DHT record encodings.
+ * Big-endian, bounds checked; the reader reports bad input through an error its caller makes,
+ * so a key file, a handshake message and a DHT record fail with their own error types and a
+ * message that says where.
  *
  * @module
  */
 
-import { NetworkError, type NetworkErrorCode } from "../errors.ts";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Why input was refused: truncated or inconsistent, or a field over its size limit. */
+export type ByteErrorKind = "malformed" | "too-large";
+
+/** Makes the error a {@linkcode ByteReader} throws, from its message and kind. */
+export type ByteErrorFactory = (message: string, kind: ByteErrorKind) => Error;
+
+/** UTF-8 length of a string in bytes. */
+export function utf8Length(s: string): number {
+  return encoder.encode(s).byteLength;
+}
 
 /** Builds a byte string from fields; grows as needed. */
 export class ByteWriter {
@@ -44,6 +57,13 @@ export class ByteWriter {
     return this;
   }
 
+  /** A non-negative safe integer as 8 bytes. */
+  u64(value: number): this {
+    const at = this.#reserve(8);
+    new DataView(this.#buf.buffer).setBigUint64(at, BigInt(value));
+    return this;
+  }
+
   bytes(value: Uint8Array): this {
     const at = this.#reserve(value.byteLength);
     this.#buf.set(value, at);
@@ -60,32 +80,37 @@ export class ByteWriter {
     return this.u32(value.byteLength).bytes(value);
   }
 
+  /** Writes a string as UTF-8 with a u16 length. */
+  string16(value: string): this {
+    return this.vec16(encoder.encode(value));
+  }
+
   finish(): Uint8Array {
     return this.#buf.slice(0, this.#len);
   }
 }
 
-/** Reads fields from a byte string, failing with a typed error on truncation. */
+/** Reads fields from a byte string, failing with the caller's error on bad input. */
 export class ByteReader {
   readonly #buf: Uint8Array;
   readonly #what: string;
-  readonly #code: NetworkErrorCode;
+  readonly #error: ByteErrorFactory;
   #pos = 0;
 
   /**
    * @param buf The bytes to read.
    * @param what What is being read, for error messages ("ClientHello", "identity file").
-   * @param code The error code for truncated or malformed input.
+   * @param error Makes the error for truncated, malformed or over-long input.
    */
-  constructor(buf: Uint8Array, what: string, code: NetworkErrorCode) {
+  constructor(buf: Uint8Array, what: string, error: ByteErrorFactory) {
     this.#buf = buf;
     this.#what = what;
-    this.#code = code;
+    this.#error = error;
   }
 
-  /** Throws this reader's error type with the given detail. */
+  /** Throws this reader's error for malformed input with the given detail. */
   fail(detail: string): never {
-    throw new NetworkError(this.#code, `Malformed ${this.#what}: ${detail}`);
+    throw this.#error(`Malformed ${this.#what}: ${detail}`, "malformed");
   }
 
   #take(n: number, field: string): number {
@@ -115,18 +140,46 @@ export class ByteReader {
     return new DataView(this.#buf.buffer, this.#buf.byteOffset).getUint32(at);
   }
 
+  /** Reads 8 bytes; fails unless they hold a safe integer. */
+  u64(field: string): number {
+    const at = this.#take(8, field);
+    const v = new DataView(this.#buf.buffer, this.#buf.byteOffset).getBigUint64(at);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+      this.fail(`'${field}' must be a safe integer: current value is ${v}`);
+    }
+    return Number(v);
+  }
+
   /** Copies `n` bytes, so that the result outlives a caller-owned buffer. */
   bytes(n: number, field: string): Uint8Array {
     const at = this.#take(n, field);
     return this.#buf.slice(at, at + n);
   }
 
-  vec16(field: string): Uint8Array {
-    return this.bytes(this.u16(field), field);
+  /** Reads a u16 length then the bytes; a length over `max` is refused as too large. */
+  vec16(field: string, max = 0xffff): Uint8Array {
+    const n = this.u16(field);
+    if (n > max) {
+      throw this.#error(
+        `Refused ${this.#what}: '${field}' must be at most ${max} bytes: current size is ${n}`,
+        "too-large",
+      );
+    }
+    return this.bytes(n, field);
   }
 
   vec32(field: string): Uint8Array {
     return this.bytes(this.u32(field), field);
+  }
+
+  /** Reads a UTF-8 string with a u16 length of at most `max` bytes. */
+  string16(field: string, max = 0xffff): string {
+    const bytes = this.vec16(field, max);
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      return this.fail(`'${field}' is not UTF-8`);
+    }
   }
 
   /** Offset of the next unread byte. */
