@@ -27,6 +27,11 @@ export const DIALER_CERT: Uint8Array = sha256(new TextEncoder().encode("dialer c
 export const LISTENER_CERT: Uint8Array = sha256(new TextEncoder().encode("listener cert"));
 export const ALPN = "cretoai/1";
 
+/** Lowercase hex of `bytes`, for comparing with published test vectors. */
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 /** A reproducible stand-in for the system's random source: SHA-256 in counter mode. */
 export function seededRandom(seed: string): (n: number) => Uint8Array {
   let counter = 0;

@@ -1,15 +1,11 @@
-import { assertEquals, assertRejects } from "../identity/_assert.ts";
+import { assertEquals, assertRejects } from "../_assert.ts";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { FrameCipher, HandshakeDialer, HandshakeListener } from "../../src/handshake/mod.ts";
-import { pairOptions, run } from "./_util.ts";
+import { hex, pairOptions, run } from "./_util.ts";
 
 const K1 = new Uint8Array(32).fill(1);
 const K2 = new Uint8Array(32).fill(2);
 const text = (s: string) => new TextEncoder().encode(s);
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 async function pair() {
   return {

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../identity/_assert.ts";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import {
   HandshakeDialer,

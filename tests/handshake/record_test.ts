@@ -1,4 +1,4 @@
-import { assertEquals, assertThrows } from "../identity/_assert.ts";
+import { assertEquals, assertThrows } from "../_assert.ts";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import {
   encodeRecord,

@@ -16,12 +16,9 @@
 //          + struct.pack(">I", 3) + bytes([1, 2, 3]) + struct.pack(">I", 2) + bytes([4, 5])
 //   hashlib.sha256(data).hexdigest()
 
-import { assertEquals } from "../identity/_assert.ts";
+import { assertEquals } from "../_assert.ts";
 import { deriveSessionKeys, transcriptHash } from "../../src/handshake/_transcript.ts";
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
+import { hex } from "./_util.ts";
 
 Deno.test("key schedule: known answer", () => {
   const sharedSecret = Uint8Array.from({ length: 32 }, (_, i) => i);

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { Identity, PublicIdentity } from "../../src/identity/mod.ts";
 

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { Identity, PeerId } from "../../src/identity/mod.ts";
 
