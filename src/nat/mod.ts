@@ -1,6 +1,7 @@
 /**
  * NAT traversal services: a STUN Binding client on the node's socket, RFC 5780 NAT behaviour
- * discovery, and the pure classification and hole-punch scheduling logic behind them.
+ * discovery, the pure classification and hole-punch scheduling logic behind them, and a TURN
+ * client with a socket decorator that runs QUIC through the relay.
  *
  * @module
  */
@@ -36,3 +37,11 @@ export {
   type PunchPeer,
   type PunchSend,
 } from "./hole_punch.ts";
+export {
+  TurnClient,
+  type TurnClientOptions,
+  type TurnDataHandler,
+  TurnError,
+  type TurnErrorCode,
+} from "./turn_client.ts";
+export { RelaySocket, type RelaySocketStats } from "./relay_socket.ts";
