@@ -1,0 +1,164 @@
+/**
+ * The transport's own frames: control frames on the connection's first stream (after the
+ * handshake) and the header of a request stream. Same framing as messages (`length u32 |
+ * body`, body sealed when pqEncryption is on); bodies start with a version byte.
+ *
+ * ```
+ * control = version u8 (=1) | type u8 | fields
+ *   ready  type 1                       listener -> dialer: the connection is accepted
+ *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver
+ *   ping   type 3  id u32               answered at once with a pong
+ *   pong   type 4  id u32
+ *   other types are ignored (a newer peer)
+ * request = version u8 (=1) | vec8 protocol id (UTF-8) | request bytes
+ * response = version u8 (=1) | response bytes
+ * ```
+ *
+ * @module
+ */
+
+import { describe, NetworkError } from "../errors.ts";
+
+const VERSION = 1;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** A decoded control frame. */
+export type ControlFrame =
+  | { type: "ready" }
+  | { type: "ack"; lane: number; count: number }
+  | { type: "ping"; id: number }
+  | { type: "pong"; id: number };
+
+const CODES = { ready: 1, ack: 2, ping: 3, pong: 4 } as const;
+
+function malformed(message: string): NetworkError {
+  return new NetworkError("ERR_MALFORMED_FRAME", message);
+}
+
+/** Encodes a control frame body. */
+export function encodeControl(frame: ControlFrame): Uint8Array {
+  switch (frame.type) {
+    case "ready":
+      return new Uint8Array([VERSION, CODES.ready]);
+    case "ack": {
+      const body = new Uint8Array(11);
+      const view = new DataView(body.buffer);
+      body[0] = VERSION;
+      body[1] = CODES.ack;
+      body[2] = frame.lane;
+      view.setUint32(3, Math.floor(frame.count / 2 ** 32));
+      view.setUint32(7, frame.count >>> 0);
+      return body;
+    }
+    case "ping":
+    case "pong": {
+      const body = new Uint8Array(6);
+      body[0] = VERSION;
+      body[1] = CODES[frame.type];
+      new DataView(body.buffer).setUint32(2, frame.id);
+      return body;
+    }
+  }
+}
+
+/**
+ * Decodes a control frame body.
+ *
+ * @returns The frame, or `undefined` for a type this version does not know.
+ * @throws {NetworkError} `ERR_MALFORMED_FRAME` for another version or a wrong length.
+ */
+export function decodeControl(body: Uint8Array): ControlFrame | undefined {
+  if (body.byteLength < 2 || body[0] !== VERSION) {
+    throw malformed(`Control frame has version ${body[0]} or is too short (${body.byteLength} B)`);
+  }
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const expect = (length: number, name: string) => {
+    if (body.byteLength !== length) {
+      throw malformed(`A ${name} control frame must be ${length} bytes: it has ${body.byteLength}`);
+    }
+  };
+  switch (body[1]) {
+    case CODES.ready:
+      expect(2, "ready");
+      return { type: "ready" };
+    case CODES.ack: {
+      expect(11, "ack");
+      const count = view.getUint32(3) * 2 ** 32 + view.getUint32(7);
+      return { type: "ack", lane: body[2], count };
+    }
+    case CODES.ping:
+      expect(6, "ping");
+      return { type: "ping", id: view.getUint32(2) };
+    case CODES.pong:
+      expect(6, "pong");
+      return { type: "pong", id: view.getUint32(2) };
+    default:
+      return undefined;
+  }
+}
+
+/** Checks a protocol id: 1 to 255 bytes of UTF-8. */
+export function checkProtocolId(protocolId: string): Uint8Array {
+  const bytes = typeof protocolId === "string" ? encoder.encode(protocolId) : undefined;
+  if (bytes === undefined || bytes.byteLength < 1 || bytes.byteLength > 255) {
+    throw new TypeError(
+      `Invalid 'protocolId': must be a string of 1 to 255 UTF-8 bytes: current value is ${
+        describe(protocolId)
+      }`,
+    );
+  }
+  return bytes;
+}
+
+/** Encodes the one frame a requester sends: protocol id first, then the request bytes. */
+export function encodeRequest(protocolId: Uint8Array, request: Uint8Array): Uint8Array {
+  const body = new Uint8Array(2 + protocolId.byteLength + request.byteLength);
+  body[0] = VERSION;
+  body[1] = protocolId.byteLength;
+  body.set(protocolId, 2);
+  body.set(request, 2 + protocolId.byteLength);
+  return body;
+}
+
+/**
+ * Decodes a request frame body.
+ *
+ * @throws {NetworkError} `ERR_MALFORMED_FRAME` for another version, a bad length or bad UTF-8.
+ */
+export function decodeRequest(body: Uint8Array): { protocolId: string; request: Uint8Array } {
+  if (body.byteLength < 3 || body[0] !== VERSION || body[1] === 0) {
+    throw malformed(`Request frame is malformed (${body.byteLength} bytes, version ${body[0]})`);
+  }
+  const end = 2 + body[1];
+  if (end > body.byteLength) {
+    throw malformed(`Request frame's protocol id of ${body[1]} bytes runs past its end`);
+  }
+  let protocolId: string;
+  try {
+    protocolId = decoder.decode(body.subarray(2, end));
+  } catch {
+    throw malformed("Request frame's protocol id is not valid UTF-8");
+  }
+  return { protocolId, request: body.subarray(end) };
+}
+
+/** Encodes a response frame body. */
+export function encodeResponse(response: Uint8Array): Uint8Array {
+  const body = new Uint8Array(1 + response.byteLength);
+  body[0] = VERSION;
+  body.set(response, 1);
+  return body;
+}
+
+/**
+ * Decodes a response frame body.
+ *
+ * @throws {NetworkError} `ERR_MALFORMED_FRAME` for an empty body or another version.
+ */
+export function decodeResponse(body: Uint8Array): Uint8Array {
+  if (body.byteLength < 1 || body[0] !== VERSION) {
+    throw malformed(`Response frame is malformed (${body.byteLength} bytes, version ${body[0]})`);
+  }
+  return body.subarray(1);
+}

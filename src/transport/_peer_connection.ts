@@ -1,0 +1,567 @@
+/**
+ * One authenticated connection to a peer, after the handshake: the control stream (acks,
+ * pings), three outgoing message lanes (one ordered QUIC stream per traffic class, so a
+ * consensus message never waits behind a large vertex), the peer's lanes, and request
+ * streams. The transport owns the map from peer id to these.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ConnectionClosedError, NetworkError, StreamResetError } from "../errors.ts";
+import type { FrameCipher } from "../handshake/frame_cipher.ts";
+import type { PeerId } from "../identity/peer_id.ts";
+import type { QuicConnection } from "../quic/connection.ts";
+import type { UdpAddress } from "../quic/datagram_port.ts";
+import type { QuicStream } from "../quic/stream.ts";
+import type { BandwidthLimiter, TrafficClass } from "../pool/bandwidth_limiter.ts";
+import { APP_ERROR_MESSAGE_TOO_LARGE } from "../pool/limits.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  MESSAGE_HEADER_BYTES,
+  type NetworkMessage,
+} from "./codec.ts";
+import {
+  type ControlFrame,
+  decodeControl,
+  decodeRequest,
+  decodeResponse,
+  encodeControl,
+  encodeRequest,
+  encodeResponse,
+} from "./_frames.ts";
+import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
+import type { InboundQueue } from "./_inbound_queue.ts";
+import { APP_ERROR_DECRYPT, APP_ERROR_PROTOCOL, type SecureSession } from "./_secure_session.ts";
+import type { ConnectionDirection } from "./events.ts";
+import { LatencyHistogram } from "./latency_histogram.ts";
+
+const log = getLogger(["cretoai", "transport"]);
+
+/** Stream error code: the responder has no handler for the protocol id. */
+export const STREAM_UNKNOWN_PROTOCOL = 0x30;
+/** Stream error code: the responder's handler failed. */
+export const STREAM_HANDLER_FAILED = 0x31;
+/** Stream error code: the requester gave up (abort or timeout). */
+export const STREAM_CANCELLED = 0x32;
+
+/** Lanes by traffic class; lane `i` is the peer's `i`-th unidirectional stream. */
+const LANES: readonly TrafficClass[] = ["consensus", "vertex", "other"];
+/** Control writes in flight before the control reader waits for them to drain. */
+const MAX_CONTROL_BACKLOG = 64;
+
+/** A message taken from a peer, as `messages()` yields it. */
+export interface InboundMessage {
+  /** The peer that sent it. */
+  from: PeerId;
+  /** The message. */
+  message: NetworkMessage;
+}
+
+/** Traffic counters and latency of one peer connection. */
+export interface PeerStats {
+  /** Mean round-trip time of pings, in milliseconds (0 before the first). */
+  avgLatencyMs: number;
+  /** Median ping round-trip time, in milliseconds. */
+  p50LatencyMs: number;
+  /** 99th percentile ping round-trip time, in milliseconds. */
+  p99LatencyMs: number;
+  /** Messages the peer acknowledged (sends that resolved). */
+  messagesSent: number;
+  /** Messages received from the peer. */
+  messagesReceived: number;
+  /** Message bytes written to the peer, frame headers and seal included. */
+  bytesSent: number;
+  /** Message bytes read from the peer, frame headers and seal included. */
+  bytesReceived: number;
+  /** When the connection became ready, in milliseconds since the epoch. */
+  connectedAt: number;
+  /** When the last frame arrived from the peer, in milliseconds since the epoch. */
+  lastSeen: number;
+}
+
+/** Called by a request handler's caller: the request and who sent it. */
+export interface RequestContext {
+  /** The requesting peer. */
+  peerId: PeerId;
+  /** The protocol id the request named. */
+  protocolId: string;
+}
+
+/** Answers requests of one protocol. Throwing resets the stream; the requester gets an error. */
+export type RequestHandler = (
+  request: Uint8Array,
+  context: RequestContext,
+) => Uint8Array | Promise<Uint8Array>;
+
+/** What a peer connection needs from its transport. */
+export interface PeerHost {
+  readonly maxMessageBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly inbound: InboundQueue<InboundMessage>;
+  readonly limiter: BandwidthLimiter | undefined;
+  handler(protocolId: string): RequestHandler | undefined;
+  touch(peer: PeerConnection): void;
+  closed(peer: PeerConnection, error: Error): void;
+}
+
+interface PendingSend {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface Lane {
+  writer: FrameWriter;
+  tail: Promise<void>;
+  written: number;
+  acked: number;
+  pending: PendingSend[];
+}
+
+/** The connection to one authenticated peer. @internal */
+export class PeerConnection {
+  readonly peerId: PeerId;
+  readonly key: string;
+  readonly conn: QuicConnection;
+  readonly direction: ConnectionDirection;
+  readonly connectedAt = Date.now();
+  readonly histogram = new LatencyHistogram();
+  readonly #host: PeerHost;
+  readonly #cipher: FrameCipher | undefined;
+  readonly #controlReader: FrameReader;
+  readonly #controlWriter: FrameWriter;
+  #controlBacklog = 0;
+  #lanes: Lane[] = [];
+  #lanesReady: Promise<void>;
+  #pings = new Map<
+    number,
+    { start: number; resolve: (ms: number) => void; reject: (e: Error) => void }
+  >();
+  #pingId = 0;
+  #failure: Error | undefined;
+  #closedError: Error | undefined;
+  #stats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, lastSeen: 0 };
+
+  constructor(
+    host: PeerHost,
+    session: SecureSession,
+    direction: ConnectionDirection,
+    control: { reader: FrameReader; writer: FrameWriter },
+  ) {
+    this.#host = host;
+    this.peerId = session.peerId;
+    this.key = session.peerId.toString();
+    this.conn = session.conn;
+    this.direction = direction;
+    this.#cipher = session.cipher;
+    this.#controlReader = control.reader;
+    this.#controlWriter = control.writer;
+    this.#stats.lastSeen = this.connectedAt;
+    this.#lanesReady = this.#openLanes();
+    this.#lanesReady.catch(() => {});
+  }
+
+  /** Starts the readers; called once the transport registered the peer. */
+  start(): void {
+    this.conn.closed.then((closed) => this.#onClosed(closed));
+    this.#readControl().catch((e) => this.fail(e));
+    this.#acceptLanes().catch((e) => this.fail(e));
+    this.#serveRequests().catch((e) => this.fail(e));
+  }
+
+  /** The peer's address on this connection. */
+  get address(): UdpAddress {
+    return this.conn.remoteAddr;
+  }
+
+  /** The error operations fail with once closed. */
+  get closedError(): Error | undefined {
+    return this.#closedError;
+  }
+
+  /** Counters and latency. */
+  stats(): PeerStats {
+    const h = this.histogram;
+    return {
+      avgLatencyMs: h.mean,
+      p50LatencyMs: h.percentile(50),
+      p99LatencyMs: h.percentile(99),
+      ...this.#stats,
+      connectedAt: this.connectedAt,
+    };
+  }
+
+  /** Sends a message and resolves once the peer acknowledged it. */
+  send(message: NetworkMessage, signal?: AbortSignal): Promise<void> {
+    const body = encodeMessage(message);
+    const max = this.#host.maxMessageBytes;
+    if (body.byteLength - MESSAGE_HEADER_BYTES > max) {
+      return Promise.reject(
+        new NetworkError(
+          "ERR_MESSAGE_TOO_LARGE",
+          `Cannot send a ${message.type} message of ${
+            body.byteLength - MESSAGE_HEADER_BYTES
+          } bytes: maxMessageBytes is ${max}`,
+        ),
+      );
+    }
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
+    if (signal?.aborted) return Promise.reject(aborted(signal));
+    const laneIndex = message.type === "consensus" ? 0 : message.type === "vertex" ? 1 : 2;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const finish = (error?: Error) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) {
+          this.#stats.messagesSent++;
+          resolve();
+        } else {
+          reject(error);
+        }
+      };
+      const onAbort = () => finish(aborted(signal!));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const job = async () => {
+        await this.#lanesReady;
+        const lane = this.#lanes[laneIndex];
+        const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
+        if (this.#host.limiter !== undefined && !settled) {
+          await this.#host.limiter.acquire(this.key, wire, LANES[laneIndex], signal);
+        }
+        // An aborted send that was not written yet is dropped without taking a sequence number.
+        if (settled) return;
+        const seq = ++lane.written;
+        lane.pending.push({ seq, resolve: () => finish(), reject: finish });
+        this.#stats.bytesSent += wire;
+        this.#host.touch(this);
+        await lane.writer.write(body);
+      };
+      const run = this.#lanesReady.then(() => {
+        const lane = this.#lanes[laneIndex];
+        const next = lane.tail.then(job);
+        lane.tail = next.catch(() => {});
+        return next;
+      });
+      run.catch((e) => finish(this.#closedError ?? e));
+    });
+  }
+
+  /** Measures one round trip on the control stream. */
+  ping(timeoutMs = this.#host.requestTimeoutMs): Promise<number> {
+    if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
+    const id = this.#pingId = (this.#pingId + 1) >>> 0;
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pings.delete(id);
+        reject(
+          new NetworkError("ERR_TIMEOUT", `Ping to ${this.key} got no answer in ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.#pings.set(id, {
+        start: performance.now(),
+        resolve: (ms) => {
+          clearTimeout(timer);
+          resolve(ms);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.#writeControl({ type: "ping", id }).catch((e) => {
+        clearTimeout(timer);
+        this.#pings.delete(id);
+        reject(this.#closedError ?? e);
+      });
+    });
+  }
+
+  /** Sends a request on a new stream and returns the response. */
+  async request(
+    protocolId: string,
+    protocolBytes: Uint8Array,
+    payload: Uint8Array,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<Uint8Array> {
+    if (this.#closedError !== undefined) throw this.#closedError;
+    const max = this.#host.maxMessageBytes;
+    if (payload.byteLength > max) {
+      throw new NetworkError(
+        "ERR_MESSAGE_TOO_LARGE",
+        `Cannot send a request of ${payload.byteLength} bytes: maxMessageBytes is ${max}`,
+      );
+    }
+    const stream = await this.conn.openBidi();
+    this.#host.touch(this);
+    const cipher = this.#cipher?.forStream(stream.id);
+    const exchange = async () => {
+      await new FrameWriter(stream, cipher).write(encodeRequest(protocolBytes, payload), true);
+      const reader = new FrameReader(stream, cipher, max + 1);
+      let body: Uint8Array | null;
+      try {
+        body = await reader.next();
+      } catch (e) {
+        if (e instanceof StreamResetError && e.errorCode === STREAM_UNKNOWN_PROTOCOL) {
+          throw new NetworkError(
+            "ERR_UNKNOWN_PROTOCOL",
+            `Peer ${this.key} has no handler for protocol ${JSON.stringify(protocolId)}`,
+          );
+        }
+        throw e;
+      }
+      if (body === null || await reader.next() !== null) {
+        throw new NetworkError(
+          "ERR_MALFORMED_FRAME",
+          `Peer ${this.key} did not answer ${JSON.stringify(protocolId)} with exactly one frame`,
+        );
+      }
+      return decodeResponse(body);
+    };
+    return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
+      stream.reset(STREAM_CANCELLED);
+      stream.stopSending(STREAM_CANCELLED);
+    });
+  }
+
+  /**
+   * Closes the connection because of a local error (a bad frame, a failed decryption), with
+   * the application code that tells the peer why.
+   */
+  fail(error: unknown): void {
+    if (this.#closedError !== undefined) return;
+    const e = error instanceof Error ? error : new Error(String(error));
+    if (e instanceof ConnectionClosedError) return; // the close path reports it
+    this.#failure ??= e;
+    const code = e instanceof NetworkError && e.code === "ERR_DECRYPT"
+      ? APP_ERROR_DECRYPT
+      : e instanceof NetworkError && e.code === "ERR_MESSAGE_TOO_LARGE"
+      ? APP_ERROR_MESSAGE_TOO_LARGE
+      : APP_ERROR_PROTOCOL;
+    log.warn("Closing connection to {peer}: {error}", { peer: this.key, error: e.message });
+    this.conn.close({ code, reason: e.message.slice(0, 200) }).catch(() => {});
+  }
+
+  /** Closes the connection with a code, for disconnects, eviction and duplicates. */
+  close(code: number, reason: string): Promise<void> {
+    return this.conn.close({ code, reason });
+  }
+
+  #onClosed(closed: Error): void {
+    const error = this.#failure ?? closed;
+    this.#closedError = closed;
+    for (const lane of this.#lanes) {
+      for (const p of lane.pending.splice(0)) p.reject(closed);
+    }
+    for (const ping of this.#pings.values()) ping.reject(closed);
+    this.#pings.clear();
+    this.#host.limiter?.removePeer(this.key);
+    this.#host.closed(this, error);
+  }
+
+  async #openLanes(): Promise<void> {
+    for (let i = 0; i < LANES.length; i++) {
+      const stream = await this.conn.openUni();
+      this.#lanes.push({
+        writer: new FrameWriter(stream, this.#cipher?.forStream(stream.id)),
+        tail: Promise.resolve(),
+        written: 0,
+        acked: 0,
+        pending: [],
+      });
+    }
+  }
+
+  #writeControl(frame: ControlFrame): Promise<void> {
+    this.#controlBacklog++;
+    return this.#controlWriter.write(encodeControl(frame)).finally(() => this.#controlBacklog--);
+  }
+
+  async #readControl(): Promise<void> {
+    let last: Promise<void> = Promise.resolve();
+    for (;;) {
+      if (this.#controlBacklog > MAX_CONTROL_BACKLOG) await last;
+      const body = await this.#controlReader.next();
+      if (body === null) throw protocol("The peer finished its control stream");
+      this.#seen(0);
+      const frame = decodeControl(body);
+      if (frame === undefined) continue;
+      switch (frame.type) {
+        case "ack":
+          this.#onAck(frame.lane, frame.count);
+          break;
+        case "ping":
+          last = this.#writeControl({ type: "pong", id: frame.id });
+          last.catch(() => {});
+          break;
+        case "pong": {
+          const ping = this.#pings.get(frame.id);
+          if (ping === undefined) break;
+          this.#pings.delete(frame.id);
+          const ms = performance.now() - ping.start;
+          this.histogram.record(ms);
+          ping.resolve(ms);
+          break;
+        }
+        case "ready":
+          throw protocol("The peer sent a second ready frame");
+      }
+    }
+  }
+
+  #onAck(laneIndex: number, count: number): void {
+    const lane = this.#lanes[laneIndex];
+    if (lane === undefined || count > lane.written || count < lane.acked) {
+      throw protocol(
+        `The peer acknowledged ${count} messages on lane ${laneIndex}, but ${
+          lane?.written ?? 0
+        } were sent and ${lane?.acked ?? 0} already acknowledged`,
+      );
+    }
+    lane.acked = count;
+    while (lane.pending.length > 0 && lane.pending[0].seq <= count) lane.pending.shift()!.resolve();
+  }
+
+  async #acceptLanes(): Promise<void> {
+    for (let i = 0; i < LANES.length; i++) {
+      const stream = await this.conn.acceptUni();
+      const lane = stream.id >> 2;
+      if (lane >= LANES.length) {
+        throw protocol(`The peer opened a fourth unidirectional stream (${stream.id})`);
+      }
+      this.#readLane(stream, lane).catch((e) => this.fail(e));
+    }
+    // Lanes are all the peer may open; a further unidirectional stream is a violation.
+    const extra = await this.conn.acceptUni();
+    throw protocol(`The peer opened an unexpected unidirectional stream (${extra.id})`);
+  }
+
+  async #readLane(stream: QuicStream, lane: number): Promise<void> {
+    const overhead = this.#cipher === undefined ? 0 : SEAL_OVERHEAD;
+    const reader = new FrameReader(
+      stream,
+      this.#cipher?.forStream(stream.id),
+      this.#host.maxMessageBytes + MESSAGE_HEADER_BYTES,
+    );
+    const queue = this.#host.inbound;
+    let count = 0;
+    let acked = 0;
+    const ack = () => {
+      if (count === acked) return;
+      acked = count;
+      this.#writeControl({ type: "ack", lane, count }).catch(() => {});
+    };
+    for (;;) {
+      const body = await reader.next();
+      if (body === null) return;
+      const message = decodeMessage(body);
+      this.#seen(body.byteLength + 4 + overhead);
+      this.#stats.messagesReceived++;
+      const item = { from: this.peerId, message };
+      if (!queue.tryPush(item, body.byteLength)) {
+        // Acknowledge what the queue holds before stopping to read: those sends are done.
+        ack();
+        await queue.push(item, body.byteLength, () => this.#closedError ?? closedTransport());
+      }
+      count++;
+      if (!reader.hasBuffered) ack();
+    }
+  }
+
+  async #serveRequests(): Promise<void> {
+    for (;;) {
+      const stream = await this.conn.acceptBidi();
+      this.#serveRequest(stream).catch((e) => this.fail(e));
+    }
+  }
+
+  async #serveRequest(stream: QuicStream): Promise<void> {
+    const cipher = this.#cipher?.forStream(stream.id);
+    const reader = new FrameReader(stream, cipher, this.#host.maxMessageBytes + 257);
+    const body = await reader.next();
+    if (body === null || await reader.next() !== null) {
+      throw protocol(`Request stream ${stream.id} did not carry exactly one frame`);
+    }
+    this.#seen(0);
+    const { protocolId, request } = decodeRequest(body);
+    const handler = this.#host.handler(protocolId);
+    if (handler === undefined) {
+      stream.reset(STREAM_UNKNOWN_PROTOCOL);
+      return;
+    }
+    let response: Uint8Array;
+    try {
+      response = await handler(request, { peerId: this.peerId, protocolId });
+      if (!(response instanceof Uint8Array)) {
+        throw new TypeError(`The handler of ${protocolId} returned no Uint8Array`);
+      }
+    } catch (e) {
+      log.warn("Handler of {protocol} failed for {peer}: {error}", {
+        protocol: protocolId,
+        peer: this.key,
+        error: String(e),
+      });
+      stream.reset(STREAM_HANDLER_FAILED);
+      return;
+    }
+    if (response.byteLength > this.#host.maxMessageBytes) {
+      stream.reset(APP_ERROR_MESSAGE_TOO_LARGE);
+      return;
+    }
+    await new FrameWriter(stream, cipher).write(encodeResponse(response), true).catch(() => {});
+  }
+
+  #seen(bytes: number): void {
+    this.#stats.lastSeen = Date.now();
+    this.#stats.bytesReceived += bytes;
+    if (bytes > 0) this.#host.touch(this);
+  }
+}
+
+function protocol(message: string): NetworkError {
+  return new NetworkError("ERR_MALFORMED_FRAME", message);
+}
+
+function aborted(signal: AbortSignal): NetworkError {
+  return new NetworkError("ERR_ABORTED", "The operation was aborted", { cause: signal.reason });
+}
+
+function closedTransport(): NetworkError {
+  return new NetworkError("ERR_ENDPOINT_CLOSED", "The transport closed");
+}
+
+/** Races `work` against an abort signal and a timeout; `cancel` cleans up on either. */
+export function withDeadline<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  timeoutMs: number,
+  what: string,
+  cancel: () => void,
+): Promise<T> {
+  work.catch(() => {});
+  if (signal?.aborted) {
+    cancel();
+    return Promise.reject(aborted(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      cancel();
+      reject(aborted(signal!));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      cancel();
+      reject(new NetworkError("ERR_TIMEOUT", `Cannot ${what}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    });
+  });
+}

@@ -1,0 +1,287 @@
+/**
+ * The transport's configuration: the design's `NetworkConfig` fields with their defaults, and
+ * the checks that make a bad value fail at construction instead of on first use.
+ *
+ * @module
+ */
+
+import { InvalidConfigError } from "../errors.ts";
+import { parseAddress } from "../quic/address.ts";
+
+/** A TURN server the NAT traversal service may relay through. */
+export interface TurnServerConfig {
+  /** The server's `HOST:PORT`. */
+  address: string;
+  /** Long-term credential user name. */
+  username: string;
+  /** Long-term credential password. */
+  password: string;
+}
+
+/**
+ * Configuration of a {@linkcode QuicTransport}. Every field is optional; the defaults are the
+ * design's.
+ *
+ * @example
+ * ```ts
+ * import type { NetworkConfig } from "@cretoai/network";
+ *
+ * const config: NetworkConfig = { listenAddr: "127.0.0.1", quicPort: 0, maxConnections: 50 };
+ * ```
+ */
+export interface NetworkConfig {
+  /**
+   * IP address to listen on.
+   * @default {"0.0.0.0"}
+   */
+  listenAddr?: string;
+  /**
+   * UDP port for QUIC; 0 picks a free one.
+   * @default {9001}
+   */
+  quicPort?: number;
+  /**
+   * `HOST:PORT` addresses of peers to join at start (dialed by the application or a service).
+   * @default {[]}
+   */
+  bootstrapPeers?: string[];
+  /**
+   * Most peer connections kept; when full, the least recently used unprotected peer is closed.
+   * @default {100}
+   */
+  maxConnections?: number;
+  /**
+   * Time a dial may take until the QUIC (TLS) handshake completes, in milliseconds.
+   * @default {5000}
+   */
+  connectionTimeoutMs?: number;
+  /**
+   * Interval of the keep-alive pings that also measure latency, in seconds; 0 disables them.
+   * @default {30}
+   */
+  keepAliveIntervalSecs?: number;
+  /**
+   * Node-wide send rate for messages, in bits per second; `Infinity` for no limit.
+   * @default {100000000}
+   */
+  maxBandwidthBps?: number;
+  /**
+   * Whether the NAT traversal service should run (read by that service, not by the transport).
+   * @default {true}
+   */
+  enableNatTraversal?: boolean;
+  /**
+   * STUN servers (`HOST:PORT`) for the NAT traversal service.
+   * @default {[]}
+   */
+  stunServers?: string[];
+  /**
+   * TURN servers for the NAT traversal service.
+   * @default {[]}
+   */
+  turnServers?: TurnServerConfig[];
+  /**
+   * Whether the mDNS discovery service should run (read by that service).
+   * @default {true}
+   */
+  enableMdns?: boolean;
+  /**
+   * Whether the DHT service should run (read by that service).
+   * @default {true}
+   */
+  enableDht?: boolean;
+  /**
+   * Largest message (and request or response) payload, in bytes; larger sends fail with
+   * `ERR_MESSAGE_TOO_LARGE`, a peer announcing a larger frame is disconnected.
+   * @default {16777216}
+   */
+  maxMessageBytes?: number;
+  /**
+   * Time the identity handshake may take once QUIC is up, in milliseconds; a peer that does
+   * not finish in time is dropped with `ERR_HANDSHAKE_TIMEOUT`.
+   * @default {10000}
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Seal application data with the handshake's ML-KEM-768 session keys (AES-256-GCM) inside
+   * TLS. Both peers must agree; when off, the handshake still authenticates both sides.
+   * @default {true}
+   */
+  pqEncryption?: boolean;
+  /**
+   * Messages received but not yet taken from `messages()`. When full, the transport stops
+   * reading from peers, so QUIC flow control holds their sends back.
+   * @default {1024}
+   */
+  inboundQueueLength?: number;
+  /**
+   * Bytes of received messages not yet taken from `messages()`; a message larger than this
+   * is still accepted into an empty queue.
+   * @default {67108864}
+   */
+  inboundQueueBytes?: number;
+  /**
+   * A connection with no packets for this long is closed, in milliseconds. Must exceed the
+   * keep-alive interval.
+   * @default {90000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Default time a `request()` may take, in milliseconds.
+   * @default {10000}
+   */
+  requestTimeoutMs?: number;
+}
+
+/** A configuration with every default applied. */
+export type ResolvedNetworkConfig = Readonly<Required<NetworkConfig>>;
+
+const MAX_MS = 2 ** 31 - 1;
+
+/**
+ * Applies the defaults and checks every value.
+ *
+ * @example
+ * ```ts
+ * import { resolveNetworkConfig } from "@cretoai/network";
+ *
+ * const config = resolveNetworkConfig({ quicPort: 0 });
+ * console.assert(config.maxConnections === 100 && config.pqEncryption);
+ * ```
+ *
+ * @param config The options given.
+ * @returns The full configuration.
+ * @throws {InvalidConfigError} naming the field, the rule and the value seen.
+ */
+export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetworkConfig {
+  if (typeof config !== "object" || config === null) {
+    throw new InvalidConfigError("config", "an object", config);
+  }
+  const {
+    listenAddr = "0.0.0.0",
+    quicPort = 9001,
+    bootstrapPeers = [],
+    maxConnections = 100,
+    connectionTimeoutMs = 5000,
+    keepAliveIntervalSecs = 30,
+    maxBandwidthBps = 100_000_000,
+    enableNatTraversal = true,
+    stunServers = [],
+    turnServers = [],
+    enableMdns = true,
+    enableDht = true,
+    maxMessageBytes = 16 * 1024 * 1024,
+    handshakeTimeoutMs = 10_000,
+    pqEncryption = true,
+    inboundQueueLength = 1024,
+    inboundQueueBytes = 64 * 1024 * 1024,
+    idleTimeoutMs = 90_000,
+    requestTimeoutMs = 10_000,
+  } = config;
+  if (typeof listenAddr !== "string") {
+    throw new InvalidConfigError("listenAddr", "an IP address string", listenAddr);
+  }
+  try {
+    parseAddress(listenAddr.includes(":") ? `[${listenAddr}]:1` : `${listenAddr}:1`);
+  } catch {
+    throw new InvalidConfigError("listenAddr", 'an IP address or "localhost"', listenAddr);
+  }
+  integer("quicPort", quicPort, 0, 65535);
+  addresses("bootstrapPeers", bootstrapPeers);
+  integer("maxConnections", maxConnections, 1, 1_000_000);
+  integer("connectionTimeoutMs", connectionTimeoutMs, 1, MAX_MS);
+  if (
+    typeof keepAliveIntervalSecs !== "number" || !Number.isFinite(keepAliveIntervalSecs) ||
+    keepAliveIntervalSecs < 0 || keepAliveIntervalSecs * 1000 > MAX_MS
+  ) {
+    throw new InvalidConfigError(
+      "keepAliveIntervalSecs",
+      "a number of seconds from 0 (off) to 2147483",
+      keepAliveIntervalSecs,
+    );
+  }
+  if (typeof maxBandwidthBps !== "number" || !(maxBandwidthBps >= 8)) {
+    throw new InvalidConfigError(
+      "maxBandwidthBps",
+      "a number of bits per second of at least 8, or Infinity",
+      maxBandwidthBps,
+    );
+  }
+  boolean("enableNatTraversal", enableNatTraversal);
+  addresses("stunServers", stunServers);
+  if (!Array.isArray(turnServers)) {
+    throw new InvalidConfigError("turnServers", "an array", turnServers);
+  }
+  turnServers.forEach((server, i) => {
+    const field = `turnServers[${i}]`;
+    if (
+      typeof server !== "object" || server === null || typeof server.username !== "string" ||
+      typeof server.password !== "string"
+    ) {
+      throw new InvalidConfigError(field, "{ address, username, password } strings", server);
+    }
+    address(`${field}.address`, server.address);
+  });
+  boolean("enableMdns", enableMdns);
+  boolean("enableDht", enableDht);
+  integer("maxMessageBytes", maxMessageBytes, 1, 1024 * 1024 * 1024);
+  integer("handshakeTimeoutMs", handshakeTimeoutMs, 1, MAX_MS);
+  boolean("pqEncryption", pqEncryption);
+  integer("inboundQueueLength", inboundQueueLength, 1, 1_000_000);
+  integer("inboundQueueBytes", inboundQueueBytes, 1, Number.MAX_SAFE_INTEGER);
+  integer("idleTimeoutMs", idleTimeoutMs, 0, MAX_MS);
+  if (
+    idleTimeoutMs > 0 && keepAliveIntervalSecs > 0 && idleTimeoutMs <= keepAliveIntervalSecs * 1000
+  ) {
+    throw new InvalidConfigError(
+      "idleTimeoutMs",
+      `greater than keepAliveIntervalSecs * 1000 (${keepAliveIntervalSecs * 1000} ms), or 0`,
+      idleTimeoutMs,
+    );
+  }
+  integer("requestTimeoutMs", requestTimeoutMs, 1, MAX_MS);
+  return Object.freeze({
+    listenAddr,
+    quicPort,
+    bootstrapPeers: [...bootstrapPeers],
+    maxConnections,
+    connectionTimeoutMs,
+    keepAliveIntervalSecs,
+    maxBandwidthBps,
+    enableNatTraversal,
+    stunServers: [...stunServers],
+    turnServers: turnServers.map((s) => ({ ...s })),
+    enableMdns,
+    enableDht,
+    maxMessageBytes,
+    handshakeTimeoutMs,
+    pqEncryption,
+    inboundQueueLength,
+    inboundQueueBytes,
+    idleTimeoutMs,
+    requestTimeoutMs,
+  });
+}
+
+function integer(field: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidConfigError(field, `an integer from ${min} to ${max}`, value);
+  }
+}
+
+function boolean(field: string, value: unknown): void {
+  if (typeof value !== "boolean") throw new InvalidConfigError(field, "a boolean", value);
+}
+
+function addresses(field: string, value: unknown): void {
+  if (!Array.isArray(value)) throw new InvalidConfigError(field, "an array of HOST:PORT", value);
+  value.forEach((entry, i) => address(`${field}[${i}]`, entry));
+}
+
+function address(field: string, value: unknown): void {
+  try {
+    parseAddress(value as string);
+  } catch {
+    throw new InvalidConfigError(field, "a HOST:PORT address", value);
+  }
+}

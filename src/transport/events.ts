@@ -1,0 +1,128 @@
+/**
+ * The transport's events and a small typed `EventTarget` to carry them.
+ *
+ * @module
+ */
+
+import type { UdpAddress } from "../quic/datagram_port.ts";
+import type { PeerId } from "../identity/peer_id.ts";
+import type { NetworkError } from "../errors.ts";
+
+/** Which side opened a connection. */
+export type ConnectionDirection = "inbound" | "outbound";
+
+/** Detail of `peer:connected`. */
+export interface PeerConnectedDetail {
+  /** The authenticated peer. */
+  peerId: PeerId;
+  /** The peer's address as seen on this connection. */
+  address: UdpAddress;
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
+}
+
+/** Detail of `peer:disconnected`. */
+export interface PeerDisconnectedDetail {
+  /** The peer. */
+  peerId: PeerId;
+  /** The peer's last address on the connection. */
+  address: UdpAddress;
+  /** Whether this node had dialed. */
+  direction: ConnectionDirection;
+  /**
+   * Why: the connection's close (a `ConnectionClosedError` with the code), or the error that
+   * made this node close it (`ERR_DECRYPT`, `ERR_MALFORMED_FRAME`, ...).
+   */
+  error: Error;
+}
+
+/** Detail of `connection:failed`: a connection that never became a peer. */
+export interface ConnectionFailedDetail {
+  /** The remote address. */
+  address: UdpAddress;
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
+  /** What failed: the handshake, its timeout, a refused duplicate, a full pool, ... */
+  error: NetworkError | Error;
+}
+
+/** The events of a `QuicTransport`, by name. */
+export interface TransportEventMap {
+  /** A peer finished the handshake and is ready for messages. */
+  "peer:connected": CustomEvent<PeerConnectedDetail>;
+  /** A peer's connection closed. */
+  "peer:disconnected": CustomEvent<PeerDisconnectedDetail>;
+  /** An inbound or outbound connection failed before it became a peer. */
+  "connection:failed": CustomEvent<ConnectionFailedDetail>;
+}
+
+/**
+ * An `EventTarget` whose `addEventListener`/`removeEventListener` know the event types.
+ *
+ * @example
+ * ```ts
+ * import { TypedEventTarget } from "@cretoai/network";
+ *
+ * interface Events {
+ *   tick: CustomEvent<number>;
+ * }
+ * const target = new TypedEventTarget<Events>();
+ * let seen = 0;
+ * target.addEventListener("tick", (e) => seen = e.detail);
+ * target.dispatchEvent(new CustomEvent("tick", { detail: 3 }));
+ * console.assert(seen === 3);
+ * ```
+ */
+export class TypedEventTarget<M extends { [K in keyof M]: Event }> extends EventTarget {
+  /**
+   * Adds a listener for an event type.
+   *
+   * @param type The event name.
+   * @param listener Called with the event.
+   * @param options Standard listener options.
+   */
+  override addEventListener<K extends keyof M & string>(
+    type: K,
+    listener: ((event: M[K]) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    // deno-lint-ignore no-explicit-any
+    listener: any,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode TypedEventTarget.addEventListener}.
+   *
+   * @param type The event name.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   */
+  override removeEventListener<K extends keyof M & string>(
+    type: K,
+    listener: ((event: M[K]) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    // deno-lint-ignore no-explicit-any
+    listener: any,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener, options);
+  }
+}

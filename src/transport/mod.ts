@@ -1,0 +1,57 @@
+/**
+ * The transport: `QuicTransport` (authenticated, post-quantum sealed messages, requests and
+ * peer events over QUIC), its configuration, the message codec and the latency histogram.
+ *
+ * @module
+ */
+
+export {
+  type BroadcastResult,
+  type ConnectPeerOptions,
+  type PeerInfo,
+  QuicTransport,
+  type QuicTransportOptions,
+  type RequestOptions,
+  type SendOptions,
+} from "./transport.ts";
+export {
+  type NetworkConfig,
+  type ResolvedNetworkConfig,
+  resolveNetworkConfig,
+  type TurnServerConfig,
+} from "./config.ts";
+export {
+  decodeMessage,
+  encodeFrame,
+  encodeMessage,
+  FrameDecoder,
+  MESSAGE_HEADER_BYTES,
+  MESSAGE_VERSION,
+  type NetworkMessage,
+  type NetworkMessageType,
+} from "./codec.ts";
+export {
+  type ConnectionDirection,
+  type ConnectionFailedDetail,
+  type PeerConnectedDetail,
+  type PeerDisconnectedDetail,
+  type TransportEventMap,
+  TypedEventTarget,
+} from "./events.ts";
+export { LatencyHistogram } from "./latency_histogram.ts";
+export {
+  type InboundMessage,
+  type PeerStats,
+  type RequestContext,
+  type RequestHandler,
+  STREAM_CANCELLED,
+  STREAM_HANDLER_FAILED,
+  STREAM_UNKNOWN_PROTOCOL,
+} from "./_peer_connection.ts";
+export {
+  APP_ERROR_DECRYPT,
+  APP_ERROR_HANDSHAKE_FAILED,
+  APP_ERROR_HANDSHAKE_TIMEOUT,
+  APP_ERROR_PEER_ID_MISMATCH,
+  APP_ERROR_PROTOCOL,
+} from "./_secure_session.ts";

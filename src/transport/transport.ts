@@ -1,0 +1,835 @@
+/**
+ * `QuicTransport`: authenticated, post-quantum sealed messaging between peers over QUIC. This
+ * file is the API and the wiring; the pieces live beside it (`_secure_session.ts`,
+ * `_peer_connection.ts`, `codec.ts`, ...). NAT traversal, mDNS and the DHT are services built
+ * on this public API (`connectPeer`, `handle`, `request`, events).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
+import { Identity } from "../identity/identity.ts";
+import { PeerId } from "../identity/peer_id.ts";
+import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
+import type { QuicConnection } from "../quic/connection.ts";
+import type { UdpAddress } from "../quic/datagram_port.ts";
+import { QuicEndpoint } from "../quic/endpoint.ts";
+import { BandwidthLimiter } from "../pool/bandwidth_limiter.ts";
+import {
+  APP_ERROR_DUPLICATE_CONNECTION,
+  APP_ERROR_EVICTED,
+  APP_ERROR_LIMIT_EXCEEDED,
+} from "../pool/limits.ts";
+import { PoolPolicy } from "../pool/pool_policy.ts";
+import { SingleFlight } from "../pool/single_flight.ts";
+import { keepOutbound } from "../pool/tie_break.ts";
+import type { NetworkMessage } from "./codec.ts";
+import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
+import type { ConnectionDirection, TransportEventMap } from "./events.ts";
+import { TypedEventTarget } from "./events.ts";
+import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
+import { FrameReader, FrameWriter } from "./_framed_stream.ts";
+import { InboundQueue } from "./_inbound_queue.ts";
+import {
+  type InboundMessage,
+  PeerConnection,
+  type PeerHost,
+  type PeerStats,
+  type RequestHandler,
+  withDeadline,
+} from "./_peer_connection.ts";
+import {
+  acceptSession,
+  APP_ERROR_HANDSHAKE_TIMEOUT,
+  closeCodeOf,
+  dialSession,
+  type SecureSession,
+} from "./_secure_session.ts";
+
+const log = getLogger(["cretoai", "transport"]);
+
+/** Options of {@linkcode QuicTransport}'s constructor. */
+export interface QuicTransportOptions {
+  /** This node's long-term identity; its peer id is the node's name. */
+  identity: Identity;
+  /**
+   * Network settings; see {@linkcode NetworkConfig} for each field's default.
+   * @default {{}}
+   */
+  config?: NetworkConfig;
+}
+
+/** Options of {@linkcode QuicTransport.connectPeer}. */
+export interface ConnectPeerOptions {
+  /**
+   * The peer id expected at the address; another peer fails with `ERR_PEER_ID_MISMATCH`
+   * before any application data flows.
+   * @default {undefined} (any authenticated peer is accepted)
+   */
+  expectedPeerId?: PeerId | string;
+  /** Abandons the dial (shared by concurrent dials of the same address). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode QuicTransport.send}. */
+export interface SendOptions {
+  /**
+   * Stops waiting. A message already handed to QUIC may still be delivered.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode QuicTransport.request}. */
+export interface RequestOptions {
+  /** Abandons the request and resets its stream. */
+  signal?: AbortSignal;
+  /**
+   * Time the response may take, in milliseconds.
+   * @default {the config's `requestTimeoutMs`}
+   */
+  timeoutMs?: number;
+}
+
+/** A connected peer. */
+export interface PeerInfo {
+  /** The peer's id. */
+  peerId: PeerId;
+  /** The peer's addresses as `HOST:PORT` (the connection's current one). */
+  addresses: string[];
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
+  /** Traffic counters and latency. */
+  stats: PeerStats;
+}
+
+/** The outcome of a broadcast for one peer. */
+export type BroadcastResult =
+  | {
+    /** The peer. */
+    peerId: PeerId;
+    /** The peer acknowledged the message. */
+    ok: true;
+  }
+  | {
+    /** The peer. */
+    peerId: PeerId;
+    /** The send failed. */
+    ok: false;
+    /** Why. */
+    error: Error;
+  };
+
+/**
+ * A peer-to-peer transport over QUIC. Every connection runs the identity handshake on its
+ * first stream before anything else; with `pqEncryption` every frame is then sealed with
+ * AES-256-GCM under ML-KEM-768 session keys inside TLS.
+ *
+ * Delivery guarantee of {@linkcode QuicTransport.send}: the promise resolves once the peer's
+ * transport has decoded the whole message, authenticated it and put it in its `messages()`
+ * queue (a light acknowledgement on the connection's control stream, cumulative per lane).
+ * It rejects if that cannot happen: the connection dies before the acknowledgement (with
+ * `ConnectionClosedError`; the message may or may not have reached the peer's queue), the
+ * message is too large, the signal aborts. Messages of one traffic class (consensus, vertex,
+ * other) arrive in send order; classes travel on separate streams, so a consensus message
+ * never waits behind a large vertex.
+ *
+ * @example Two nodes exchange a message
+ * ```ts
+ * import { Identity, QuicTransport } from "@cretoai/network";
+ *
+ * const config = { listenAddr: "127.0.0.1", quicPort: 0 };
+ * await using a = new QuicTransport({ identity: Identity.generate(), config });
+ * await using b = new QuicTransport({ identity: Identity.generate(), config });
+ * await a.bindAndListen();
+ * const { port } = await b.bindAndListen();
+ * const remote = await a.connectPeer(`127.0.0.1:${port}`);
+ * await a.send(remote, { type: "vertex", data: new Uint8Array([1, 2, 3]) });
+ * for await (const { from, message } of b.messages()) {
+ *   console.assert(from.equals(a.peerId) && message.type === "vertex");
+ *   break;
+ * }
+ * ```
+ */
+export class QuicTransport extends TypedEventTarget<TransportEventMap> implements AsyncDisposable {
+  /** The configuration with defaults applied. */
+  readonly config: ResolvedNetworkConfig;
+  readonly #identity: Identity;
+  #endpoint: QuicEndpoint | undefined;
+  #binding: Promise<UdpAddress> | undefined;
+  #peers = new Map<string, PeerConnection>();
+  #handlers = new Map<string, RequestHandler>();
+  #dials = new SingleFlight<string, PeerId>();
+  #inbound: InboundQueue<InboundMessage>;
+  #limiter: BandwidthLimiter | undefined;
+  #pool: PoolPolicy;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #closing: Promise<void> | undefined;
+  #host: PeerHost;
+
+  /**
+   * Creates a transport; nothing is bound until {@linkcode QuicTransport.bindAndListen}.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * const transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * console.assert(transport.config.maxConnections === 100);
+   * await transport.close();
+   * ```
+   *
+   * @param options Identity and configuration.
+   * @throws {InvalidConfigError} naming the field, the rule and the value, for a bad config.
+   */
+  constructor(options: QuicTransportOptions) {
+    super();
+    const { identity, config = {} } = options ?? {};
+    if (!(identity instanceof Identity)) {
+      throw new InvalidConfigError("identity", "an Identity", identity);
+    }
+    this.#identity = identity;
+    this.config = resolveNetworkConfig(config);
+    const c = this.config;
+    this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
+    if (c.maxBandwidthBps !== Infinity) {
+      const rate = c.maxBandwidthBps / 8;
+      this.#limiter = new BandwidthLimiter({
+        totalRate: rate,
+        totalBurst: Math.max(256 * 1024, rate / 10),
+        peerRate: Infinity,
+        peerBurst: Math.max(256 * 1024, rate / 10),
+      });
+    }
+    this.#pool = new PoolPolicy({ maxConnections: c.maxConnections, idleTimeoutMs: Infinity });
+    const transport = this;
+    this.#host = {
+      maxMessageBytes: c.maxMessageBytes,
+      requestTimeoutMs: c.requestTimeoutMs,
+      inbound: this.#inbound,
+      limiter: this.#limiter,
+      handler: (id) => this.#handlers.get(id),
+      touch: (peer) => this.#pool.touch(peer.key, performance.now()),
+      closed: (peer, error) => transport.#onPeerClosed(peer, error),
+    };
+  }
+
+  /** This node's peer id. */
+  get peerId(): PeerId {
+    return this.#identity.peerId;
+  }
+
+  /**
+   * The bound UDP address.
+   *
+   * @throws {NetworkError} `ERR_ENDPOINT_CLOSED` before {@linkcode QuicTransport.bindAndListen}.
+   */
+  get localAddr(): UdpAddress {
+    return this.#requireEndpoint("read localAddr").localAddr;
+  }
+
+  /**
+   * Binds the QUIC endpoint to `listenAddr:quicPort` and starts accepting peers.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({
+   *   identity: Identity.generate(),
+   *   config: { listenAddr: "127.0.0.1", quicPort: 0 },
+   * });
+   * const { hostname, port } = await transport.bindAndListen();
+   * console.assert(hostname === "127.0.0.1" && port > 0);
+   * ```
+   *
+   * @returns The bound hostname and port.
+   * @throws {NetworkError} `ERR_ENDPOINT_CLOSED` after close; the bind error when the port is
+   * taken.
+   */
+  bindAndListen(): Promise<UdpAddress> {
+    if (this.#closing !== undefined) return Promise.reject(closedError("bind"));
+    this.#binding ??= this.#bind();
+    return this.#binding;
+  }
+
+  /**
+   * Connects to a peer, runs the handshake and resolves with the peer's id once both sides
+   * accepted the connection. Concurrent calls for one address share one dial; an address or
+   * peer already connected resolves at once. When two peers dial each other at the same
+   * time, both end up on the connection the `keepOutbound` rule picks.
+   *
+   * @example
+   * ```ts ignore
+   * const remote = await transport.connectPeer("127.0.0.1:9002", { expectedPeerId });
+   * ```
+   *
+   * @param address `HOST:PORT` or an address object.
+   * @param options Expected peer id and abort signal.
+   * @returns The remote peer's id.
+   * @throws {InvalidAddressError} for an invalid address or this node's own.
+   * @throws {NetworkError} `ERR_CONNECT_TIMEOUT`, `ERR_HANDSHAKE_TIMEOUT`,
+   * `ERR_HANDSHAKE_FAILED`, `ERR_PEER_ID_MISMATCH`, `ERR_LIMIT_EXCEEDED` (pool full of
+   * protected peers), `ERR_ABORTED`, `ERR_ENDPOINT_CLOSED`.
+   * @throws {ConnectionClosedError} when the peer refuses the connection.
+   */
+  async connectPeer(
+    address: string | UdpAddress,
+    options: ConnectPeerOptions = {},
+  ): Promise<PeerId> {
+    const endpoint = this.#requireEndpoint("connect");
+    const remote = typeof address === "string" ? parseAddress(address) : checkAddress(address);
+    const { signal } = options;
+    const expected = options.expectedPeerId === undefined
+      ? undefined
+      : toPeerId(options.expectedPeerId);
+    if (expected !== undefined && this.#peers.has(expected.toString())) return expected;
+    const where = formatAddress(remote);
+    const local = endpoint.localAddr;
+    if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
+      throw new InvalidAddressError(where, "it is this node's own address");
+    }
+    for (const peer of this.#peers.values()) {
+      if (formatAddress(peer.address) === where && (expected?.equals(peer.peerId) ?? true)) {
+        return peer.peerId;
+      }
+    }
+    return await this.#dials.run(where, () => this.#dial(endpoint, remote, expected, signal));
+  }
+
+  /**
+   * Sends a message to a connected peer and resolves once the peer's transport holds all of
+   * it (see the class documentation for the exact guarantee).
+   *
+   * @example
+   * ```ts ignore
+   * await transport.send(remote, { type: "consensus", data: new Uint8Array([1]) });
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param message The message.
+   * @param options Abort signal.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER` when not connected; `ERR_MESSAGE_TOO_LARGE`
+   * above `maxMessageBytes` (the connection stays up); `ERR_ABORTED`.
+   * @throws {ConnectionClosedError} when the connection closes before the acknowledgement.
+   * @throws {TypeError} for a message of the wrong shape.
+   */
+  send(peer: PeerId | string, message: NetworkMessage, options: SendOptions = {}): Promise<void> {
+    try {
+      return this.#peer(peer).send(message, options.signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Sends a message to every connected peer in parallel.
+   *
+   * @example
+   * ```ts ignore
+   * const results = await transport.broadcast({ type: "consensus", data });
+   * const failed = results.filter((r) => !r.ok);
+   * ```
+   *
+   * @param message The message.
+   * @param options Abort signal, shared by every send.
+   * @returns One result per peer, success or the error.
+   */
+  async broadcast(message: NetworkMessage, options: SendOptions = {}): Promise<BroadcastResult[]> {
+    const peers = [...this.#peers.values()];
+    const settled = await Promise.allSettled(peers.map((p) => p.send(message, options.signal)));
+    return settled.map((s, i): BroadcastResult =>
+      s.status === "fulfilled"
+        ? { peerId: peers[i].peerId, ok: true }
+        : { peerId: peers[i].peerId, ok: false, error: s.reason }
+    );
+  }
+
+  /**
+   * The messages received from all peers, in arrival order. The queue behind it is bounded
+   * (`inboundQueueLength`, `inboundQueueBytes`): while it is full, peers are not read and
+   * their sends stay pending. Several iterators share one queue; each message goes to one.
+   * Iteration ends when the transport closes.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const { from, message } of transport.messages()) {
+   *   if (message.type === "vertex") handleVertex(from, message.data);
+   * }
+   * ```
+   *
+   * @returns An async iterator of `{ from, message }`.
+   */
+  async *messages(): AsyncGenerator<InboundMessage, void, undefined> {
+    for (;;) {
+      const next = await this.#inbound.pull();
+      if (next === undefined) return;
+      yield next;
+    }
+  }
+
+  /**
+   * Counters and latency of a connected peer.
+   *
+   * @example
+   * ```ts ignore
+   * const { p99LatencyMs, messagesSent } = transport.getStats(remote);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @returns The statistics.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER` when not connected.
+   */
+  getStats(peer: PeerId | string): PeerStats {
+    return this.#peer(peer).stats();
+  }
+
+  /**
+   * Measures the round-trip time to a peer on the control stream; the sample also feeds the
+   * peer's latency statistics.
+   *
+   * @example
+   * ```ts ignore
+   * const rttMs = await transport.ping(remote);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @returns Milliseconds.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER`; `ERR_TIMEOUT` after `requestTimeoutMs`.
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  ping(peer: PeerId | string): Promise<number> {
+    try {
+      return this.#peer(peer).ping();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * The connected peers.
+   *
+   * @example
+   * ```ts ignore
+   * for (const { peerId, addresses, direction } of transport.peers()) console.log(peerId, addresses, direction);
+   * ```
+   *
+   * @returns One entry per peer.
+   */
+  peers(): PeerInfo[] {
+    return [...this.#peers.values()].map((p) => ({
+      peerId: p.peerId,
+      addresses: [formatAddress(p.address)],
+      direction: p.direction,
+      stats: p.stats(),
+    }));
+  }
+
+  /**
+   * Closes the connection to a peer (application code 0). Resolves once it is closed; a peer
+   * not connected is ignored.
+   *
+   * @example
+   * ```ts ignore
+   * await transport.disconnectPeer(remote);
+   * ```
+   *
+   * @param peer The peer's id.
+   */
+  async disconnectPeer(peer: PeerId | string): Promise<void> {
+    const connection = this.#peers.get(toPeerId(peer).toString());
+    if (connection === undefined) return;
+    const closed = new Promise<void>((resolve) => {
+      const onDisconnected = (e: TransportEventMap["peer:disconnected"]) => {
+        if (!e.detail.peerId.equals(connection.peerId)) return;
+        this.removeEventListener("peer:disconnected", onDisconnected);
+        resolve();
+      };
+      this.addEventListener("peer:disconnected", onDisconnected);
+    });
+    connection.close(0, "disconnect").catch(() => {});
+    await closed;
+  }
+
+  /**
+   * Registers the handler of a request/response protocol; replaces an earlier one.
+   *
+   * @example
+   * ```ts ignore
+   * transport.handle("/echo/1", (request) => request);
+   * ```
+   *
+   * @param protocolId 1 to 255 bytes of UTF-8, for example `"/cretoai/dht/1"`.
+   * @param handler Returns the response; throwing resets the stream (the requester sees
+   * `ERR_STREAM_RESET`).
+   * @returns A function that removes the handler.
+   * @throws {TypeError} for an invalid protocol id or handler.
+   */
+  handle(protocolId: string, handler: RequestHandler): () => void {
+    checkProtocolId(protocolId);
+    if (typeof handler !== "function") {
+      throw new TypeError(`Invalid 'handler' for ${JSON.stringify(protocolId)}: not a function`);
+    }
+    this.#handlers.set(protocolId, handler);
+    return () => {
+      if (this.#handlers.get(protocolId) === handler) this.#handlers.delete(protocolId);
+    };
+  }
+
+  /**
+   * Sends a request to a peer on a new stream (protocol id first) and returns the response.
+   *
+   * @example Echo between two nodes
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * const config = { listenAddr: "127.0.0.1", quicPort: 0 };
+   * await using a = new QuicTransport({ identity: Identity.generate(), config });
+   * await using b = new QuicTransport({ identity: Identity.generate(), config });
+   * b.handle("/echo/1", (request) => request);
+   * await a.bindAndListen();
+   * const { port } = await b.bindAndListen();
+   * const remote = await a.connectPeer(`127.0.0.1:${port}`);
+   * const response = await a.request(remote, "/echo/1", new Uint8Array([4, 2]));
+   * console.assert(response.join() === "4,2");
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param protocolId The protocol.
+   * @param request The request bytes, at most `maxMessageBytes`.
+   * @param options Abort signal and timeout.
+   * @returns The response bytes.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER`; `ERR_UNKNOWN_PROTOCOL` when the peer has no
+   * handler; `ERR_MESSAGE_TOO_LARGE`; `ERR_TIMEOUT`; `ERR_ABORTED`.
+   * @throws {StreamResetError} when the peer's handler failed.
+   * @throws {ConnectionClosedError} when the connection closes first.
+   */
+  async request(
+    peer: PeerId | string,
+    protocolId: string,
+    request: Uint8Array,
+    options: RequestOptions = {},
+  ): Promise<Uint8Array> {
+    const { signal, timeoutMs = this.config.requestTimeoutMs } = options;
+    const protocolBytes = checkProtocolId(protocolId);
+    if (!(request instanceof Uint8Array)) {
+      throw new TypeError(`Invalid 'request': must be a Uint8Array: got ${typeof request}`);
+    }
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      throw new InvalidConfigError("timeoutMs", "a positive integer", timeoutMs);
+    }
+    return await this.#peer(peer).request(protocolId, protocolBytes, request, signal, timeoutMs);
+  }
+
+  /**
+   * Protects a peer from eviction when the pool is full (for example validators); tags may be
+   * set before the peer connects.
+   *
+   * @example
+   * ```ts ignore
+   * transport.protect(validator, "consensus");
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param tag Why; the peer stays protected while it has any tag.
+   */
+  protect(peer: PeerId | string, tag: string): void {
+    this.#pool.protect(toPeerId(peer).toString(), tag);
+  }
+
+  /**
+   * Removes a protection tag set with {@linkcode QuicTransport.protect}.
+   *
+   * @example
+   * ```ts ignore
+   * transport.unprotect(validator, "consensus");
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param tag The tag.
+   * @returns Whether the peer had the tag.
+   */
+  unprotect(peer: PeerId | string, tag: string): boolean {
+    return this.#pool.unprotect(toPeerId(peer).toString(), tag);
+  }
+
+  /**
+   * Closes every connection and the endpoint, ends `messages()`, and fails pending
+   * operations. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * const transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * await transport.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /** Same as {@linkcode QuicTransport.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
+    this.#keepAlive = undefined;
+    this.#inbound.close();
+    if (this.#binding !== undefined) await this.#binding.catch(() => {});
+    await this.#endpoint?.close();
+  }
+
+  async #bind(): Promise<UdpAddress> {
+    const c = this.config;
+    const endpoint = await QuicEndpoint.bind({
+      hostname: c.listenAddr,
+      port: c.quicPort,
+      idleTimeoutMs: c.idleTimeoutMs,
+      keepAliveIntervalMs: Math.round(c.keepAliveIntervalSecs * 1000),
+      connectTimeoutMs: c.connectionTimeoutMs,
+    });
+    if (this.#closing !== undefined) {
+      await endpoint.close();
+      throw closedError("bind");
+    }
+    this.#endpoint = endpoint;
+    this.#acceptLoop(endpoint);
+    if (c.keepAliveIntervalSecs > 0) {
+      this.#keepAlive = setInterval(() => {
+        for (const peer of this.#peers.values()) peer.ping().catch(() => {});
+      }, c.keepAliveIntervalSecs * 1000);
+    }
+    log.info("Listening on {address} as {peer}", {
+      address: formatAddress(endpoint.localAddr),
+      peer: this.peerId.toString(),
+    });
+    return { ...endpoint.localAddr };
+  }
+
+  async #acceptLoop(endpoint: QuicEndpoint): Promise<void> {
+    for (;;) {
+      let conn: QuicConnection;
+      try {
+        conn = await endpoint.accept();
+      } catch {
+        return; // the endpoint closed
+      }
+      this.#setUp(conn, "inbound", undefined).catch(() => {});
+    }
+  }
+
+  async #dial(
+    endpoint: QuicEndpoint,
+    remote: UdpAddress,
+    expected: PeerId | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<PeerId> {
+    const conn = await endpoint.connect(remote, {
+      timeoutMs: this.config.connectionTimeoutMs,
+      signal,
+    });
+    return await this.#setUp(conn, "outbound", expected, signal);
+  }
+
+  /** Handshake, duplicate and pool checks, ready frame; then the peer is registered. */
+  async #setUp(
+    conn: QuicConnection,
+    direction: ConnectionDirection,
+    expected: PeerId | undefined,
+    signal?: AbortSignal,
+  ): Promise<PeerId> {
+    let session: SecureSession | undefined;
+    try {
+      const setUp = async () => {
+        const options = {
+          identity: this.#identity,
+          pqEncryption: this.config.pqEncryption,
+          expectedPeerId: expected,
+        };
+        session = direction === "outbound"
+          ? await dialSession(conn, options)
+          : await acceptSession(conn, options);
+        if (session.peerId.equals(this.peerId)) {
+          throw new NetworkError("ERR_HANDSHAKE_FAILED", "The peer is this node itself");
+        }
+        const control = {
+          reader: new FrameReader(session.control, session.cipher, 64, session.leftover),
+          writer: new FrameWriter(session.control, session.cipher),
+        };
+        if (direction === "outbound") {
+          const ready = await control.reader.next();
+          if (ready === null || decodeControl(ready)?.type !== "ready") {
+            throw new NetworkError("ERR_MALFORMED_FRAME", "Expected a ready frame from the peer");
+          }
+          return { session, control };
+        }
+        return { session, control };
+      };
+      const { session: s, control } = await withDeadline(
+        setUp(),
+        signal,
+        this.config.handshakeTimeoutMs,
+        `finish the handshake with ${formatAddress(conn.remoteAddr)}`,
+        () => {},
+      ).catch((e) => {
+        if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") {
+          throw new NetworkError(
+            "ERR_HANDSHAKE_TIMEOUT",
+            `No handshake with ${
+              formatAddress(conn.remoteAddr)
+            } within ${this.config.handshakeTimeoutMs} ms`,
+          );
+        }
+        throw e;
+      });
+      const peer = new PeerConnection(this.#host, s, direction, control);
+      if (!this.#admit(peer)) return s.peerId;
+      if (direction === "inbound") await control.writer.write(encodeControl({ type: "ready" }));
+      this.#register(peer);
+      return s.peerId;
+    } catch (e) {
+      // The dialer of a losing simultaneous connection is told so by the close code; it then
+      // uses the connection the other dial set up.
+      const duplicate = session !== undefined && isDuplicateClose(e);
+      if (duplicate) {
+        const existing = await this.#whenConnected(session!.peerId.toString());
+        if (existing !== undefined) return existing;
+      }
+      const code = e instanceof NetworkError && e.code === "ERR_HANDSHAKE_TIMEOUT"
+        ? APP_ERROR_HANDSHAKE_TIMEOUT
+        : closeCodeOf(e);
+      conn.close({ code, reason: (e as Error).message?.slice(0, 200) ?? "" }).catch(() => {});
+      log.info("Connection with {address} failed: {error}", {
+        address: formatAddress(conn.remoteAddr),
+        error: String(e),
+      });
+      this.dispatchEvent(
+        new CustomEvent("connection:failed", {
+          detail: { address: conn.remoteAddr, direction, error: e as Error },
+        }),
+      );
+      throw e;
+    }
+  }
+
+  /**
+   * Applies the duplicate rule and the pool; returns false when `peer` is closed instead of
+   * registered.
+   */
+  #admit(peer: PeerConnection): boolean {
+    const existing = this.#peers.get(peer.key);
+    if (existing !== undefined) {
+      let keepNew: boolean;
+      if (existing.direction !== peer.direction) {
+        const keep = keepOutbound(this.peerId.toString(), peer.key) ? "outbound" : "inbound";
+        keepNew = peer.direction === keep;
+      } else {
+        // A peer that dials again lost its old connection (a restart); our own second dial
+        // of the same peer under another address is redundant.
+        keepNew = peer.direction === "inbound";
+      }
+      const loser = keepNew ? existing : peer;
+      loser.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
+      return keepNew;
+    }
+    const decision = this.#pool.admit(peer.key, performance.now());
+    if (!decision.admitted) {
+      peer.close(APP_ERROR_LIMIT_EXCEEDED, "connection pool full").catch(() => {});
+      throw new NetworkError(
+        "ERR_LIMIT_EXCEEDED",
+        `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
+      );
+    }
+    for (const key of decision.evict) {
+      this.#peers.get(key)?.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
+    }
+    return true;
+  }
+
+  #register(peer: PeerConnection): void {
+    const replaced = this.#peers.get(peer.key);
+    this.#peers.set(peer.key, peer);
+    peer.start();
+    // A first sample right away, so latency statistics exist before the first keep-alive.
+    if (this.config.keepAliveIntervalSecs > 0) peer.ping().catch(() => {});
+    if (replaced !== undefined) return; // the peer stays connected, on its new connection
+    this.dispatchEvent(
+      new CustomEvent("peer:connected", {
+        detail: { peerId: peer.peerId, address: peer.address, direction: peer.direction },
+      }),
+    );
+  }
+
+  #onPeerClosed(peer: PeerConnection, error: Error): void {
+    if (this.#peers.get(peer.key) !== peer) return; // replaced by a newer connection
+    this.#peers.delete(peer.key);
+    this.#pool.remove(peer.key);
+    log.info("Peer {peer} disconnected: {error}", { peer: peer.key, error: error.message });
+    this.dispatchEvent(
+      new CustomEvent("peer:disconnected", {
+        detail: { peerId: peer.peerId, address: peer.address, direction: peer.direction, error },
+      }),
+    );
+  }
+
+  /** Waits for a connection to `key` that another dial or accept is setting up. */
+  #whenConnected(key: string): Promise<PeerId | undefined> {
+    const existing = this.#peers.get(key);
+    if (existing !== undefined) return Promise.resolve(existing.peerId);
+    return new Promise((resolve) => {
+      const done = (id: PeerId | undefined) => {
+        clearTimeout(timer);
+        this.removeEventListener("peer:connected", onConnected);
+        resolve(id);
+      };
+      const onConnected = (e: TransportEventMap["peer:connected"]) => {
+        if (e.detail.peerId.toString() === key) done(e.detail.peerId);
+      };
+      const timer = setTimeout(() => done(undefined), this.config.handshakeTimeoutMs);
+      this.addEventListener("peer:connected", onConnected);
+    });
+  }
+
+  #peer(peer: PeerId | string): PeerConnection {
+    const id = toPeerId(peer);
+    const connection = this.#peers.get(id.toString());
+    if (connection === undefined) {
+      throw new NetworkError("ERR_UNKNOWN_PEER", `Peer ${id} is not connected`);
+    }
+    return connection;
+  }
+
+  #requireEndpoint(what: string): QuicEndpoint {
+    if (this.#closing !== undefined) throw closedError(what);
+    if (this.#endpoint === undefined) {
+      throw new NetworkError(
+        "ERR_ENDPOINT_CLOSED",
+        `Cannot ${what}: the transport is not bound, call bindAndListen() first`,
+      );
+    }
+    return this.#endpoint;
+  }
+}
+
+function toPeerId(peer: PeerId | string): PeerId {
+  return peer instanceof PeerId ? peer : PeerId.parse(peer);
+}
+
+function closedError(what: string): NetworkError {
+  return new NetworkError("ERR_ENDPOINT_CLOSED", `Cannot ${what}: the transport is closed`);
+}
+
+function isDuplicateClose(e: unknown): boolean {
+  return e instanceof NetworkError && "errorCode" in e &&
+    (e as { errorCode?: number }).errorCode === APP_ERROR_DUPLICATE_CONNECTION;
+}
+
+function isOwnHost(remote: string, local: string): boolean {
+  if (remote === local) return true;
+  const loopback = remote === "127.0.0.1" || remote === "::1";
+  return loopback && (local === "0.0.0.0" || local === "::" || local === "127.0.0.1");
+}
