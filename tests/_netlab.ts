@@ -713,14 +713,15 @@ export class NatLab implements AsyncDisposable {
   }
 }
 
-async function runRoot(argv: readonly string[]): Promise<string> {
+/** Runs a command in the test's own namespace; throws with its stderr if it fails. */
+export async function runRoot(argv: readonly string[]): Promise<string> {
   const r = await new LabProcess(argv).wait(10_000);
   if (r.code !== 0) throw new Error(`Failed (exit ${r.code}): ${argv.join(" ")}\n${r.stderr}`);
   return r.stdout;
 }
 
 /** Kills what still runs in a namespace (only lab namespaces come here), then deletes it. */
-async function deleteNamespace(ns: string): Promise<void> {
+export async function deleteNamespace(ns: string): Promise<void> {
   const pids = await new LabProcess(["ip", "netns", "pids", ns]).wait(5000).catch(() => undefined);
   for (const pid of (pids?.stdout ?? "").split(/\s+/).filter(Boolean).map(Number)) {
     try {

@@ -14,6 +14,7 @@
  */
 
 import { PeerId } from "../../src/identity/peer_id.ts";
+import { deleteNamespace, runRoot, skipReason } from "../_netlab.ts";
 
 /** Addresses of the lab's two ends. */
 export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
@@ -32,12 +33,7 @@ let labCounter = 0;
  */
 export function labSkip(): string | undefined {
   if (Deno.build.os !== "linux") return `network namespaces need Linux, this is ${Deno.build.os}`;
-  if (Deno.uid() !== 0) return `network namespaces need root, uid is ${Deno.uid()}`;
-  const missing = TOOLS.filter((t) => which(t) === undefined);
-  if (missing.length > 0) {
-    return `missing tools: ${missing.join(", ")} (run tools/setup.sh --system)`;
-  }
-  return undefined;
+  return skipReason({ root: true, tools: TOOLS });
 }
 
 /**
@@ -363,7 +359,7 @@ export class MdnsLab {
   async close(): Promise<void> {
     for (const child of this.#children.reverse()) await child.stop();
     this.#children.length = 0;
-    for (const ns of [this.nsA, this.nsB]) await ip("netns", "del", ns).catch(() => {});
+    for (const ns of [this.nsA, this.nsB]) await deleteNamespace(ns);
     if (this.#tmp) await Deno.remove(this.#tmp, { recursive: true }).catch(() => {});
   }
 
@@ -389,10 +385,7 @@ export function parseJson(line: string): Record<string, unknown> | undefined {
 }
 
 async function ip(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
+  await runRoot(["ip", ...args]);
 }
 
 async function busAnswers(): Promise<boolean> {
@@ -408,15 +401,4 @@ async function busAnswers(): Promise<boolean> {
     stderr: "null",
   }).output();
   return out.success;
-}
-
-function which(tool: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":").concat(["/usr/sbin", "/sbin"])) {
-    try {
-      if (Deno.statSync(`${dir}/${tool}`).isFile) return `${dir}/${tool}`;
-    } catch {
-      // Not in this directory.
-    }
-  }
-  return undefined;
 }
