@@ -113,6 +113,8 @@ export class LatencyHistogram {
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.#counts[i];
+      // The last bucket also holds everything beyond the range: only the maximum is known.
+      if (seen >= rank && i === BUCKETS - 1) return this.#max;
       if (seen >= rank) return Math.min(this.#max, Math.max(this.#min, middleOf(i)));
     }
     return this.#max;

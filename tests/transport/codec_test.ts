@@ -1,0 +1,100 @@
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
+import { NetworkError } from "../../src/errors.ts";
+import {
+  decodeMessage,
+  encodeFrame,
+  encodeMessage,
+  FrameDecoder,
+  type NetworkMessage,
+} from "../../src/transport/codec.ts";
+
+Deno.test("codec: every message type round-trips, with the documented bytes", () => {
+  const messages: NetworkMessage[] = [
+    { type: "vertex", data: new Uint8Array([1, 2, 3]) },
+    { type: "consensus", data: new Uint8Array(0) },
+    { type: "ping", timestamp: 1234.5 },
+    { type: "pong", timestamp: -0.25 },
+    { type: "unknown", code: 200, data: new Uint8Array([9]) },
+    { type: "unknown", code: 0, data: new Uint8Array(0) },
+  ];
+  for (const m of messages) assertEquals(decodeMessage(encodeMessage(m)), m);
+  assertEquals([...encodeMessage(messages[0])], [1, 1, 1, 2, 3]);
+  assertEquals([...encodeMessage({ type: "ping", timestamp: 1 })], [
+    1,
+    3,
+    63,
+    240,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
+});
+
+Deno.test("codec: a type from a newer peer decodes as unknown, never a crash", () => {
+  const m = decodeMessage(new Uint8Array([1, 77, 5, 6]));
+  assertEquals(m, { type: "unknown", code: 77, data: new Uint8Array([5, 6]) });
+});
+
+Deno.test("codec: malformed bodies fail with ERR_MALFORMED_FRAME", () => {
+  for (
+    const body of [
+      new Uint8Array(0),
+      new Uint8Array([1]),
+      new Uint8Array([2, 1, 0]), // another version
+      new Uint8Array([1, 3, 0, 0]), // ping payload of 2 bytes
+      new Uint8Array([1, 4, ...new Uint8Array(9)]),
+    ]
+  ) {
+    const e = assertThrows(() => decodeMessage(body), NetworkError);
+    assertEquals(e.code, "ERR_MALFORMED_FRAME");
+  }
+});
+
+Deno.test("codec: bad messages are refused when encoding, naming the field and value", () => {
+  const bad = [
+    [{ type: "vertex", data: [1] }, "'data' must be a Uint8Array"],
+    [{ type: "ping", timestamp: NaN }, "'timestamp' must be a finite number"],
+    [{ type: "unknown", code: 2, data: new Uint8Array() }, "current value is 2"],
+    [{ type: "handshake" }, 'current value is "handshake"'],
+    [null, "current value is undefined"],
+  ] as const;
+  for (const [m, text] of bad) {
+    assertThrows(() => encodeMessage(m as unknown as NetworkMessage), TypeError, text);
+  }
+});
+
+Deno.test("codec: frames split and joined at any chunk boundary", () => {
+  const bodies = [new Uint8Array([1]), new Uint8Array(0), new Uint8Array(300).fill(7)];
+  const wire = new Uint8Array(bodies.reduce((n, b) => n + 4 + b.byteLength, 0));
+  let at = 0;
+  for (const b of bodies) {
+    wire.set(encodeFrame(b), at);
+    at += 4 + b.byteLength;
+  }
+  for (const step of [1, 3, 4, 5, 64, wire.byteLength]) {
+    const decoder = new FrameDecoder(1000);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < wire.byteLength; i += step) {
+      out.push(...decoder.push(wire.slice(i, i + step)));
+    }
+    assertEquals(out, bodies);
+    assertEquals(decoder.buffered, 0);
+    decoder.end();
+  }
+});
+
+Deno.test("codec: oversized frames are refused from the header, truncated ones at the end", () => {
+  const decoder = new FrameDecoder(10);
+  const e = assertThrows(() => decoder.push(new Uint8Array([0, 0, 0, 11])), NetworkError);
+  assertEquals(e.code, "ERR_MESSAGE_TOO_LARGE");
+  assert(e.message.includes("11 bytes"));
+  const truncated = new FrameDecoder(10);
+  truncated.push(new Uint8Array([0, 0, 0, 5, 1, 2]));
+  assertEquals(assertThrows(() => truncated.end(), NetworkError).code, "ERR_MALFORMED_FRAME");
+  const header = new FrameDecoder(10);
+  header.push(new Uint8Array([0, 0]));
+  assertEquals(assertThrows(() => header.end(), NetworkError).code, "ERR_MALFORMED_FRAME");
+});
