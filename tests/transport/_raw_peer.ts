@@ -1,0 +1,52 @@
+/**
+ * A hand-driven peer for the hostile tests: a bare QuicEndpoint that runs the real handshake
+ * (so it is authenticated) and then writes whatever frames a test wants on the wire.
+ *
+ * @module
+ */
+
+import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { QuicConnection } from "../../src/quic/connection.ts";
+import type { Identity } from "../../src/identity/identity.ts";
+import { decodeControl } from "../../src/transport/_frames.ts";
+import { FrameReader } from "../../src/transport/_framed_stream.ts";
+import { dialSession, type SecureSession } from "../../src/transport/_secure_session.ts";
+import type { QuicTransport } from "../../src/transport/transport.ts";
+
+/** A raw peer connected to a transport, past the handshake and its ready frame. */
+export interface RawPeer extends AsyncDisposable {
+  endpoint: QuicEndpoint;
+  conn: QuicConnection;
+  session: SecureSession;
+}
+
+/** Connects a raw endpoint to `target` and completes the handshake as the dialer. */
+export async function rawPeer(
+  target: QuicTransport,
+  identity: Identity,
+  pqEncryption: boolean,
+): Promise<RawPeer> {
+  const endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  try {
+    const conn = await endpoint.connect({ hostname: "127.0.0.1", port: target.localAddr.port });
+    const session = await dialSession(conn, { identity, pqEncryption });
+    const reader = new FrameReader(session.control, session.cipher, 64, session.leftover);
+    const ready = await reader.next();
+    if (ready === null || decodeControl(ready)?.type !== "ready") throw new Error("no ready");
+    return { endpoint, conn, session, [Symbol.asyncDispose]: () => endpoint.close() };
+  } catch (e) {
+    await endpoint.close();
+    throw e;
+  }
+}
+
+/** Writes `length u32 | body` on a stream without any sealing. */
+export async function writeRawFrame(
+  stream: { write(data: Uint8Array): Promise<void> },
+  body: Uint8Array,
+): Promise<void> {
+  const frame = new Uint8Array(4 + body.byteLength);
+  new DataView(frame.buffer).setUint32(0, body.byteLength);
+  frame.set(body, 4);
+  await stream.write(frame);
+}
