@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the project needs, once: npm packages (always) and, with --system, the Debian
-# packages that the tests run as real peers (coturn, avahi, iptables, iproute2). Safe to re-run.
+# packages that the tests run as real peers (coturn, avahi, dbus, iptables, iproute2, conntrack)
+# when root with apt-get; otherwise it says which tests will be skipped. Safe to re-run.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -13,18 +14,26 @@ if ! cmp -s package-lock.json node_modules/.installed-lock.json 2>/dev/null; the
 fi
 
 if [ "${1:-}" = "--system" ]; then
+  # One executable per package the tests use; root's sbin directories count even when PATH
+  # lacks them.
   need=""
-  command -v turnserver >/dev/null 2>&1 || need="$need coturn"
-  command -v avahi-daemon >/dev/null 2>&1 || need="$need avahi-daemon avahi-utils dbus"
-  command -v iptables >/dev/null 2>&1 || need="$need iptables"
-  command -v ip >/dev/null 2>&1 || need="$need iproute2"
-  command -v conntrack >/dev/null 2>&1 || need="$need conntrack"
+  for pair in turnserver:coturn turnutils_natdiscovery:coturn avahi-daemon:avahi-daemon \
+    avahi-browse:avahi-utils avahi-publish:avahi-utils dbus-daemon:dbus dbus-send:dbus \
+    iptables:iptables ip:iproute2 conntrack:conntrack; do
+    tool=${pair%%:*}
+    pkg=${pair#*:}
+    if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
+      case " $need " in *" $pkg "*) ;; *) need="$need $pkg" ;; esac
+    fi
+  done
   if [ -n "$need" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
       echo "setup: installing Debian packages:$need" >&2
-      apt-get update -qq >&2
       # shellcheck disable=SC2086
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >&2
+      if ! { apt-get update -qq >&2 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >&2; }; then
+        echo "setup: apt-get failed; tests that need$need will be skipped" >&2
+      fi
     else
       echo "setup: not root or no apt-get; tests that need$need will be skipped" >&2
     fi
