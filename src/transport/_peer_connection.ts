@@ -343,15 +343,27 @@ export class PeerConnection {
       ? APP_ERROR_MESSAGE_TOO_LARGE
       : APP_ERROR_PROTOCOL;
     log.warn("Closing connection to {peer}: {error}", { peer: this.key, error: e.message });
-    this.conn.close({ code, reason: e.message.slice(0, 200) }).catch(() => {});
+    this.close(code, e.message.slice(0, 200)).catch(() => {});
   }
 
-  /** Closes the connection with a code, for disconnects, eviction and duplicates. */
+  /**
+   * Closes the connection with a code, for disconnects, eviction and duplicates. The peer is
+   * gone for the transport at once; the promise waits for QUIC's draining period.
+   */
   close(code: number, reason: string): Promise<void> {
-    return this.conn.close({ code, reason });
+    const closing = this.conn.close({ code, reason });
+    this.#onClosed(
+      new ConnectionClosedError(`closed locally, peer ${this.key}`, {
+        isApp: true,
+        errorCode: code,
+        reason,
+      }),
+    );
+    return closing;
   }
 
   #onClosed(closed: Error): void {
+    if (this.#closedError !== undefined) return;
     const error = this.#failure ?? closed;
     this.#closedError = closed;
     for (const lane of this.#lanes) {
