@@ -14,7 +14,7 @@
 
 import type { UdpAddress } from "../quic/datagram_port.ts";
 import type { DatagramReceiver, DatagramSocket } from "../quic/udp_socket.ts";
-import { InvalidAddressError, NetworkError } from "../errors.ts";
+import { InvalidAddressError } from "../errors.ts";
 import { formatAddress, isIpLiteral, sameIp } from "./_address.ts";
 import { decodeStunMessage } from "./_stun_codec.ts";
 import {
@@ -26,7 +26,7 @@ import {
   isChannelData,
   writeChannelHeader,
 } from "./_turn_codec.ts";
-import type { TurnClient } from "./turn_client.ts";
+import { type TurnClient, TurnError } from "./turn_client.ts";
 
 /** Counters of a {@link RelaySocket}. */
 export interface RelaySocketStats {
@@ -259,10 +259,10 @@ export class RelaySocket implements DatagramSocket {
     if (peer.turn.expired) {
       this.#stats.droppedExpired++;
       return Promise.reject(
-        new NetworkError(
+        new TurnError(
           "ERR_TURN_ALLOCATION_EXPIRED",
-          `Cannot send to relayed peer ${formatAddress(to)}: the TURN allocation on ` +
-            `${formatAddress(peer.server.address)} expired`,
+          peer.server.address,
+          `cannot send to relayed peer ${formatAddress(to)}: the allocation expired`,
         ),
       );
     }

@@ -205,6 +205,7 @@ export class TurnClient implements AsyncDisposable {
   #cancelTimer = () => {};
   #expired: TurnError | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   private constructor(port: RawDatagramPort, options: Required<Omit<TurnClientOptions, "signal">>) {
     this.#port = port;
@@ -527,10 +528,14 @@ export class TurnClient implements AsyncDisposable {
    *
    * @returns Resolves when done.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#cancelTimer();
-    if (this.#expired === undefined && this.#relayed !== undefined) {
+    if (!this.#closed && this.#expired === undefined && this.#relayed !== undefined) {
       await this.#request(TurnMethod.refresh, { lifetime: 0 }).catch(() => {});
     }
     this.#shutDown();
@@ -598,6 +603,7 @@ export class TurnClient implements AsyncDisposable {
     const done = task.kind === "allocation"
       ? this.refresh().then(() => {})
       : task.kind === "permission"
+      // Permissions are per IP; the port of XOR-PEER-ADDRESS is ignored (RFC 8656 section 9).
       ? this.createPermission({ hostname: task.ip, port: 1 })
       : this.#request(TurnMethod.channelBind, { peers: [task.peer], channel: task.channel })
         .then(() => {
@@ -647,35 +653,27 @@ export class TurnClient implements AsyncDisposable {
       // Refresh 0 on close is allowed while closing; anything else needs a live client.
       if (!(method === TurnMethod.refresh && fields.lifetime === 0)) this.#checkUsable(name);
     }
-    let authTried = false;
+    // One 401 is expected per request (the first Allocate has no credentials yet; a server
+    // may also answer 401 instead of 438 to an expired nonce); a second means wrong ones.
+    let unauthorized = 0;
     for (let attempt = 0; attempt <= MAX_NONCE_RETRIES; attempt++) {
       const auth = this.#auth;
-      const { message, raw } = await this.#transaction(method, fields, name, auth, signal);
-      if (message.type === successOf(method)) {
-        if (auth !== undefined && !integrityMatches(raw, auth.key)) {
-          // #transaction already drops responses with a bad MESSAGE-INTEGRITY; unreachable.
-          throw new TurnError("ERR_TURN", this.#server, `${name} success failed integrity`);
-        }
-        return message;
-      }
+      const message = await this.#transaction(method, fields, name, auth, signal);
+      if (message.type === successOf(method)) return message;
       const code = message.error?.code ?? 0;
       const reason = message.error?.reason ?? "";
-      const withNonce = message.nonce !== undefined && (message.realm ?? auth?.realm);
-      if ((code === UNAUTHORIZED && !authTried) || code === STALE_NONCE) {
-        if (withNonce) {
-          const realm = message.realm ?? auth!.realm;
-          this.#auth = {
-            username: this.#username,
-            realm,
-            nonce: message.nonce!.slice(),
-            key: auth?.realm === realm
-              ? auth.key
-              : longTermKey(this.#username, realm, this.#password),
-          };
-          if (code === UNAUTHORIZED) authTried = auth === undefined ? false : true;
-          if (code === UNAUTHORIZED && auth === undefined) authTried = true;
-          continue;
-        }
+      const realm = message.realm ?? auth?.realm;
+      const retry = code === STALE_NONCE || (code === UNAUTHORIZED && unauthorized++ === 0);
+      if (retry && message.nonce !== undefined && realm !== undefined) {
+        this.#auth = {
+          username: this.#username,
+          realm,
+          nonce: message.nonce.slice(),
+          key: auth?.realm === realm
+            ? auth.key
+            : longTermKey(this.#username, realm, this.#password),
+        };
+        continue;
       }
       if (code === UNAUTHORIZED) {
         throw new TurnError(
@@ -706,7 +704,7 @@ export class TurnClient implements AsyncDisposable {
     name: string,
     auth: TurnAuth | undefined,
     signal: AbortSignal | undefined,
-  ): Promise<{ message: DecodedStunMessage; raw: Uint8Array }> {
+  ): Promise<DecodedStunMessage> {
     if (this.#closed) {
       return Promise.reject(
         new NetworkError("ERR_ENDPOINT_CLOSED", `TURN client is closed: cannot send ${name}`),
@@ -737,8 +735,8 @@ export class TurnClient implements AsyncDisposable {
           if (auth !== undefined && message.type === successOf(method)) {
             if (!integrityMatches(raw, auth.key)) return;
           }
-          const copy = raw.slice();
-          finish(() => resolve({ message: decodeStunMessage(copy)!, raw: copy }));
+          // Decoded again from a copy: the NONCE and DATA views must outlive the datagram.
+          finish(() => resolve(decodeStunMessage(raw.slice())!));
         },
         fail: (e) => finish(() => reject(e)),
       });
