@@ -33,6 +33,8 @@ import { type DatagramSocket, DenoUdpSocket } from "./udp_socket.ts";
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
 const MIN_INITIAL_SIZE = 1200;
 const CONNECTION_REFUSED = 0x2;
+// How long an address that completed a handshake skips the Retry (see #acceptNew).
+const VALIDATED_ADDRESS_MS = 10 * 60_000;
 
 /** Options of {@linkcode QuicEndpoint.connect}. */
 export interface ConnectOptions {
@@ -117,6 +119,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   #routes = new Map<number, QuicConnection>();
   #connections = new Set<QuicConnection>();
   #sessionKeys = new WeakMap<QuicConnection, string>();
+  // Addresses that completed a handshake here, oldest first, with when that stops counting.
+  #validated = new Map<string, number>();
   #dirty = new Set<QuicConnection>();
   #blocked = new Set<QuicConnection>();
   // Datagrams are flushed on setImmediate, after the whole batch of receives of this turn
@@ -375,6 +379,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
   /** @internal */
   announce(connection: QuicConnection): void {
+    if (connection.isEstablished) this.#rememberValidated(connection.remoteAddr);
     const acceptor = this.#acceptors.shift();
     if (acceptor !== undefined) {
       acceptor.resolve(connection);
@@ -402,6 +407,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     this.#connections.delete(connection);
     this.#dirty.delete(connection);
     this.#blocked.delete(connection);
+    if (connection.isServer && connection.isEstablished) {
+      this.#rememberValidated(connection.remoteAddr);
+    }
     const sessionKey = this.#sessionKeys.get(connection);
     if (sessionKey !== undefined) {
       const session = quicheOf(connection).session();
@@ -475,16 +483,24 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     let odcid: Uint8Array | null = null;
     if (this.#options.addressValidation === "retry") {
       const token = header.token;
-      if (token === undefined || token.byteLength === 0) return this.#sendRetry(header, from);
-      odcid = this.#tokens.validate(token, from, Date.now()) ?? null;
-      if (odcid === null) {
-        this.#stats.invalidTokens++;
-        return false;
+      if (token === undefined || token.byteLength === 0) {
+        // A Retry discards the 0-RTT packets of the client's first flight, so a resumed
+        // connection's early data would only arrive after the handshake. quiche 0.18 cannot
+        // send NEW_TOKEN tokens (RFC 9000 section 8.1.3), so an address that completed a
+        // handshake lately counts as validated instead.
+        if (!this.#validatedLately(from)) return this.#sendRetry(header, from);
+        scid = this.#newConnectionId();
+      } else {
+        odcid = this.#tokens.validate(token, from, Date.now()) ?? null;
+        if (odcid === null) {
+          this.#stats.invalidTokens++;
+          return false;
+        }
+        if (header.dcid.byteLength !== CID_LENGTH || this.#routes.has(cidKey(header.dcid))) {
+          return false;
+        }
+        scid = header.dcid.slice();
       }
-      if (header.dcid.byteLength !== CID_LENGTH || this.#routes.has(cidKey(header.dcid))) {
-        return false;
-      }
-      scid = header.dcid.slice();
     } else {
       scid = this.#newConnectionId();
     }
@@ -511,6 +527,25 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     this.#stats.connectionsAccepted++;
     conn.receive(data, from);
     return true;
+  }
+
+  #rememberValidated(address: UdpAddress): void {
+    if (this.#options.sessionCacheSize === 0) return;
+    const key = formatAddress(address);
+    this.#validated.delete(key);
+    this.#validated.set(key, Date.now() + VALIDATED_ADDRESS_MS);
+    if (this.#validated.size > this.#options.sessionCacheSize) {
+      this.#validated.delete(this.#validated.keys().next().value!);
+    }
+  }
+
+  #validatedLately(address: UdpAddress): boolean {
+    const key = formatAddress(address);
+    const until = this.#validated.get(key);
+    if (until === undefined) return false;
+    if (until >= Date.now()) return true;
+    this.#validated.delete(key);
+    return false;
   }
 
   #sendRetry(header: { scid: Uint8Array; dcid: Uint8Array; version: number }, from: UdpAddress) {
