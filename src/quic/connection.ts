@@ -27,7 +27,7 @@ export interface ConnectionHost {
 
 /** Transport statistics of a connection, from quiche. */
 export interface QuicConnectionStats {
-  /** Smoothed round-trip time of the active path, in milliseconds. */
+  /** Smoothed round-trip time of the active path, in whole milliseconds (rounded down). */
   rttMs: number;
   /** Congestion window, in bytes. */
   congestionWindow: number;
@@ -282,7 +282,7 @@ export class QuicConnection {
     const s = this.#native.stats();
     const path = this.#native.pathStats()[0];
     return {
-      rttMs: path === undefined ? 0 : path.rtt / 1e6,
+      rttMs: path?.rtt ?? 0, // the binding reports whole milliseconds (Duration::as_millis)
       congestionWindow: path?.cwnd ?? 0,
       packetsSent: s.sent,
       packetsReceived: s.recv,
