@@ -4,9 +4,11 @@
  *
  * @module
  */
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import { type ConnectOptions, QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicEndpointOptions } from "../../src/quic/options.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
+import type { QuicConnection } from "../../src/quic/connection.ts";
+import assert from "node:assert/strict";
 
 /** Two endpoints on 127.0.0.1, closed together by `await using`. */
 export interface Pair extends AsyncDisposable {
@@ -237,4 +239,35 @@ export function longHeaderDatagram(fields: LongHeaderFields): Uint8Array {
   out.set(varint(Math.max(0, rest)), head.length); // Length, 2 bytes for 64..16383
   out.set(randomBytes(Math.max(0, rest)), head.length + 2);
   return out;
+}
+
+/** One request and its echo on a fresh bidi stream; the server side must run `serveEcho`. */
+export async function roundTrip(conn: QuicConnection, size = 100): Promise<void> {
+  const stream = await conn.openBidi();
+  const sent = randomBytes(size);
+  await stream.write(sent, true);
+  assert.deepEqual(await within(stream.readAll(), 5000, "echo"), sent);
+}
+
+/** Echoes every bidi stream of a connection until it closes. */
+export async function serveEcho(conn: QuicConnection): Promise<void> {
+  for (;;) {
+    let stream;
+    try {
+      stream = await conn.acceptBidi();
+    } catch {
+      return; // closed
+    }
+    stream.readAll().then((data) => stream.write(data, true)).catch(() => {});
+  }
+}
+
+/** Dials the pair's server from its client; returns both ends of the connection. */
+export async function connect(
+  p: Pair,
+  options: ConnectOptions = {},
+): Promise<{ conn: QuicConnection; peer: QuicConnection }> {
+  const accepted = p.server.accept();
+  const conn = await p.client.connect(p.server.localAddr, options);
+  return { conn, peer: await within(accepted, 5000, "accept") };
 }

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, InvalidAddressError, NetworkError } from "../../src/errors.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
-import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import {
   longHeaderDatagram,
@@ -9,32 +8,13 @@ import {
   randomBytes,
   RawSocket,
   Relay,
+  roundTrip,
+  serveEcho,
   waitFor,
   within,
 } from "./_util.ts";
 
 const LOOPBACK = { hostname: "127.0.0.1" };
-
-/** One request and its echo on a fresh bidi stream; the server side must run `serveEcho`. */
-async function roundTrip(conn: QuicConnection, size = 100): Promise<void> {
-  const stream = await conn.openBidi();
-  const sent = randomBytes(size);
-  await stream.write(sent, true);
-  assert.deepEqual(await within(stream.readAll(), 5000, "echo"), sent);
-}
-
-/** Echoes every bidi stream of a connection until it closes. */
-async function serveEcho(conn: QuicConnection): Promise<void> {
-  for (;;) {
-    let stream;
-    try {
-      stream = await conn.acceptBidi();
-    } catch {
-      return; // closed
-    }
-    stream.readAll().then((data) => stream.write(data, true)).catch(() => {});
-  }
-}
 
 /** A port with nothing bound to it (bound and released at once). */
 function freePort(): number {

@@ -1,0 +1,234 @@
+import assert from "node:assert/strict";
+import { ConnectionClosedError } from "../../src/errors.ts";
+import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { QuicStream } from "../../src/quic/stream.ts";
+import {
+  connect,
+  delay,
+  isPending,
+  pair,
+  randomBytes,
+  roundTrip,
+  serveEcho,
+  within,
+} from "./_util.ts";
+
+Deno.test("connection: 1,000 concurrent bidi streams all open at once, each echoed", async () => {
+  const count = 1000;
+  await using p = await pair({ maxStreamsBidi: count }, { maxStreamsBidi: count });
+  const { conn, peer } = await connect(p);
+  // The server echoes nothing until all 1,000 streams are open at the same time.
+  const serving = (async () => {
+    const streams: QuicStream[] = [];
+    for (let i = 0; i < count; i++) streams.push(await peer.acceptBidi());
+    await Promise.all(streams.map(async (s) => await s.write(await s.readAll(), true)));
+    return streams.length;
+  })();
+  const results = await within(
+    Promise.all(Array.from({ length: count }, async (_, i) => {
+      const stream = await conn.openBidi();
+      const sent = randomBytes(64 + (i % 512));
+      await stream.write(sent, true);
+      const got = await stream.readAll();
+      assert.deepEqual(got, sent, `stream ${stream.id}`);
+      return stream.id;
+    })),
+    20_000,
+    "1,000 echoes",
+  );
+  assert.equal(new Set(results).size, count);
+  assert.equal(await serving, count);
+  await conn.close();
+  await peer.closed;
+});
+
+Deno.test("connection: opening more streams than the peer allows waits for credit", async () => {
+  const limit = 4;
+  await using p = await pair({ maxStreamsBidi: limit });
+  const { conn, peer } = await connect(p);
+  const open: QuicStream[] = [];
+  for (let i = 0; i < limit; i++) open.push(await conn.openBidi());
+  const extra = [conn.openBidi(), conn.openBidi()];
+  // The peer sees the first four, and a round trip on one of them passes: the extra opens
+  // still wait (they neither resolve nor throw).
+  const remote: QuicStream[] = [];
+  await open[0].write(new Uint8Array([1]));
+  remote.push(await peer.acceptBidi());
+  assert.deepEqual(await remote[0].read(), new Uint8Array([1]));
+  await remote[0].write(new Uint8Array([2]));
+  assert.deepEqual(await open[0].read(), new Uint8Array([2]));
+  assert.ok(await isPending(extra[0]), "fifth open waits");
+  assert.ok(await isPending(extra[1]), "sixth open waits");
+
+  // Finishing two streams both ways returns two credits.
+  for (const [i, s] of open.slice(0, 2).entries()) {
+    await s.write(new Uint8Array([3]), true);
+    const r = i === 0 ? remote[0] : await peer.acceptBidi();
+    await r.readAll();
+    await r.write(new Uint8Array([4]), true);
+    await s.readAll();
+  }
+  const [fifth, sixth] = await within(Promise.all(extra), 5000, "opens after credit");
+  assert.ok(fifth.id > open[limit - 1].id && sixth.id > fifth.id);
+  await fifth.write(new Uint8Array([5]), true);
+  // Streams 8 and 12 never carried data, so the peer has not seen them: the fifth is next.
+  const later = await within(peer.acceptBidi(), 5000, "accept the fifth");
+  assert.equal(later.id, fifth.id);
+  assert.deepEqual(await later.readAll(), new Uint8Array([5]));
+  await conn.close();
+});
+
+Deno.test("connection: a waiting open fails when the connection closes", async () => {
+  await using p = await pair({ maxStreamsBidi: 1, maxStreamsUni: 0 });
+  const { conn, peer } = await connect(p);
+  await conn.openBidi();
+  const waiting = conn.openBidi().catch((e) => e);
+  const waitingUni = conn.openUni().catch((e) => e);
+  assert.ok(await isPending(waiting));
+  await conn.close({ code: 1, reason: "give up" });
+  for (const err of [await waiting, await waitingUni]) {
+    assert.ok(err instanceof ConnectionClosedError, String(err));
+    assert.equal(err.errorCode, 1);
+  }
+  assert.equal((await peer.closed).reason, "give up");
+});
+
+Deno.test("connection: a resumed connection delivers 0-RTT early data", async () => {
+  await using p = await pair();
+  const first = await connect(p);
+  assert.equal(first.conn.isResumed, false);
+  assert.equal(first.peer.isResumed, false);
+  // A round trip after the handshake lets the session ticket arrive.
+  const serving = serveEcho(first.peer);
+  await roundTrip(first.conn);
+  await first.conn.close();
+  await serving;
+
+  const accepted = p.server.accept();
+  const started = performance.now();
+  const conn = await p.client.connect(p.server.localAddr, { earlyData: true });
+  assert.equal(conn.isInEarlyData, true, "connect resolved in 0-RTT");
+  assert.equal(conn.isEstablished, false, "before the handshake completed");
+  const stream = await conn.openBidi();
+  const sent = new TextEncoder().encode("early hello");
+  await stream.write(sent, true);
+  const peer = await within(accepted, 5000, "accept");
+  const incoming = await within(peer.acceptBidi(), 5000, "accept stream");
+  assert.equal(incoming.early, true, "stream arrived as early data");
+  assert.deepEqual(await incoming.readAll(), sent);
+  await incoming.write(new Uint8Array([1]), true);
+  assert.deepEqual(await stream.readAll(), new Uint8Array([1]));
+  await conn.established;
+  assert.equal(peer.isResumed, true);
+  assert.equal(conn.isResumed, true);
+  assert.ok(performance.now() - started < 5000);
+  await conn.close();
+  await peer.closed;
+});
+
+Deno.test("connection: earlyData without a cached session waits for the handshake", async () => {
+  await using p = await pair();
+  const { conn, peer } = await connect(p, { earlyData: true });
+  assert.equal(conn.isEstablished, true);
+  assert.equal(conn.isResumed, false);
+  const serving = serveEcho(peer);
+  await roundTrip(conn);
+  await conn.close();
+  await serving;
+});
+
+Deno.test("connection: the idle timeout closes a silent connection", async () => {
+  const idle = { idleTimeoutMs: 300, keepAliveIntervalMs: 0 };
+  await using p = await pair(idle, idle);
+  const { conn, peer } = await connect(p);
+  const started = performance.now();
+  const [mine, theirs] = await within(Promise.all([conn.closed, peer.closed]), 5000, "idle");
+  const elapsed = performance.now() - started;
+  for (const why of [mine, theirs]) {
+    assert.ok(why instanceof ConnectionClosedError);
+    assert.equal(why.code, "ERR_CONNECTION_CLOSED");
+    assert.match(why.message, /idle/);
+  }
+  assert.ok(elapsed >= 250 && elapsed < 3000, `closed after ${elapsed} ms`);
+  assert.equal(conn.closedError, mine);
+  assert.equal(p.client.stats().openConnections, 0);
+  assert.equal(p.server.stats().openConnections, 0);
+  const err = await conn.openBidi().catch((e) => e);
+  assert.ok(err instanceof ConnectionClosedError);
+});
+
+Deno.test("connection: keep-alive holds a connection open past the idle timeout", async () => {
+  await using p = await pair(
+    { idleTimeoutMs: 300, keepAliveIntervalMs: 0 },
+    { idleTimeoutMs: 300, keepAliveIntervalMs: 100 },
+  );
+  const { conn, peer } = await connect(p);
+  const serving = serveEcho(peer);
+  // Nothing is sent by the application for three idle timeouts.
+  const outcome = await Promise.race([
+    conn.closed.then((why) => `closed: ${why.message}`),
+    peer.closed.then((why) => `peer closed: ${why.message}`),
+    delay(900).then(() => "alive"),
+  ]);
+  assert.equal(outcome, "alive");
+  await roundTrip(conn);
+  assert.ok(conn.stats().packetsSent >= 6, `packets sent: ${conn.stats().packetsSent}`);
+  await conn.close();
+  await serving;
+});
+
+Deno.test("connection: graceful close delivers code and reason to the peer", async () => {
+  await using p = await pair();
+  const { conn, peer } = await connect(p);
+  const pendingAccept = peer.acceptBidi().catch((e) => e);
+  const stream = await conn.openBidi();
+  const pendingRead = stream.read().catch((e) => e);
+  await conn.close({ code: 42, reason: "shutting down" });
+  const why = await within(peer.closed, 5000, "peer closed");
+  assert.ok(why instanceof ConnectionClosedError);
+  assert.equal(why.isApp, true);
+  assert.equal(why.errorCode, 42);
+  assert.equal(why.reason, "shutting down");
+  assert.match(why.message, /closed by peer .*code 42.*"shutting down"/);
+  const local = await conn.closed;
+  assert.equal(local.errorCode, 42);
+  assert.match(local.message, /closed locally/);
+  assert.ok((await pendingAccept) instanceof ConnectionClosedError);
+  assert.ok((await pendingRead) instanceof ConnectionClosedError);
+  // Closing again does nothing and resolves.
+  await conn.close({ code: 7 });
+  assert.equal((await conn.closed).errorCode, 42);
+});
+
+Deno.test("connection: peers see each other's certificates and stats", async () => {
+  await using p = await pair();
+  const { conn, peer } = await connect(p);
+  const serving = serveEcho(peer);
+  await roundTrip(conn, 10_000);
+  assert.deepEqual(conn.peerCertificates()[0], p.server.certificate.der);
+  assert.deepEqual(peer.peerCertificates()[0], p.client.certificate.der);
+  assert.deepEqual(conn.localCertificate, p.client.certificate.der);
+  assert.equal(peer.remoteAddr.port, p.client.localAddr.port);
+  assert.equal(conn.remoteAddr.port, p.server.localAddr.port);
+  const stats = conn.stats();
+  assert.ok(stats.bytesSent > 10_000 && stats.bytesReceived > 10_000, JSON.stringify(stats));
+  assert.ok(
+    Number.isInteger(stats.rttMs) && stats.rttMs >= 0 && stats.rttMs < 1000,
+    JSON.stringify(stats),
+  );
+  await conn.close();
+  await serving;
+});
+
+Deno.test("connection: a full accept backlog refuses new connections", async () => {
+  await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1", acceptBacklog: 1 });
+  await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const first = await client.connect(server.localAddr);
+  const second = await client.connect(server.localAddr);
+  const why = await within(second.closed, 5000, "refused");
+  assert.equal(why.errorCode, 0x2);
+  assert.equal(server.stats().connectionsRefused, 1);
+  const peer = await server.accept();
+  assert.equal(peer.remoteAddr.port, client.localAddr.port);
+  await first.close();
+});
