@@ -34,7 +34,10 @@ export interface RelaySocketStats {
   relayedOut: number;
   /** Datagrams received from relayed peers (ChannelData or Data indications, unwrapped). */
   relayedIn: number;
-  /** Datagrams for a relayed peer dropped because its TURN allocation had expired. */
+  /**
+   * Datagrams for a relayed peer dropped because its TURN allocation had expired (or, rarely,
+   * because a full-size datagram had no room left for the ChannelData header).
+   */
   droppedExpired: number;
 }
 
@@ -89,6 +92,8 @@ export class RelaySocket implements DatagramSocket {
   // The inner buffers, each seen through a view past the ChannelData header room.
   readonly #views = new WeakMap<Uint8Array, Uint8Array>();
   #current: Uint8Array | undefined;
+  /** Whether the current buffer was handed out past the header room. */
+  #shifted = false;
   #stats: RelaySocketStats = { relayedOut: 0, relayedIn: 0, droppedExpired: 0 };
 
   /**
@@ -225,6 +230,9 @@ export class RelaySocket implements DatagramSocket {
     const buffer = this.#inner.nextSendBuffer();
     if (buffer === null) return null;
     this.#current = buffer;
+    // Nobody relayed: the inner buffer itself, so a wrapped socket costs nothing until used.
+    this.#shifted = this.#peers.size > 0;
+    if (!this.#shifted) return buffer;
     let view = this.#views.get(buffer);
     if (view === undefined) {
       view = buffer.subarray(CHANNEL_HEADER);
@@ -238,15 +246,24 @@ export class RelaySocket implements DatagramSocket {
     if (buffer === undefined) throw new Error("send() without a buffer from nextSendBuffer()");
     const peer = this.#peers.size === 0 ? undefined : this.#peer(to);
     if (peer === undefined) {
-      // A direct datagram: moved to the buffer's start (a memmove of at most one MTU).
-      buffer.copyWithin(0, CHANNEL_HEADER, CHANNEL_HEADER + length);
+      // A direct datagram written past the headroom: moved to the buffer's start (a memmove
+      // of at most one MTU).
+      if (this.#shifted) buffer.copyWithin(0, CHANNEL_HEADER, CHANNEL_HEADER + length);
       this.#inner.send(length, to);
       return;
     }
+    // Not handed to the inner socket in these two cases, so the buffer stays free.
     if (peer.turn.expired) {
-      // The buffer was not handed to the inner socket, so it stays free for the next send.
       this.#stats.droppedExpired++;
       return;
+    }
+    if (!this.#shifted) {
+      // Handed out before the peer was registered: make room for the header.
+      if (length + CHANNEL_HEADER > buffer.byteLength) {
+        this.#stats.droppedExpired++;
+        return;
+      }
+      buffer.copyWithin(CHANNEL_HEADER, 0, length);
     }
     writeChannelHeader(buffer, peer.channel, length);
     this.#stats.relayedOut++;

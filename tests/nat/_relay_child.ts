@@ -14,6 +14,7 @@
 
 import { RelaySocket, TurnClient } from "../../src/nat/mod.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import { generateCertificate } from "../../src/quic/certificate.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
@@ -25,6 +26,9 @@ interface Node {
 }
 
 let node: Node | undefined;
+// One certificate per node process, as a real node has: the tries differ in their sockets,
+// endpoints and allocations, not in identity.
+const certificate = await generateCertificate();
 const encoder = new TextEncoder();
 const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
 
@@ -111,7 +115,7 @@ for await (const chunk of lines) {
       if (command.cmd === "alloc") {
         await closeNode();
         const relay = new RelaySocket(DenoUdpSocket.bind({ hostname: "0.0.0.0", port: 0 }));
-        const endpoint = await QuicEndpoint.bind({ socket: relay });
+        const endpoint = await QuicEndpoint.bind({ socket: relay, certificate });
         const turn = await TurnClient.allocate(endpoint, {
           server: command.server,
           username: "test",

@@ -69,6 +69,7 @@ Deno.test("relay socket: headroom, ChannelData out for relayed peers, unchanged 
   const relay = new RelaySocket(inner);
   const { turn, asClient } = fakeTurn();
   assert.equal(relay.sendBufferSize, 1496);
+  assert.equal(relay.nextSendBuffer(), inner.buffers[0], "nobody relayed: the inner buffer");
   assert.equal(await relay.addPeer(PEER, asClient), 0x4001);
   assert.equal(relay.isRelayed(PEER), true);
   assert.equal(relay.isRelayed(DIRECT), false);
@@ -86,6 +87,18 @@ Deno.test("relay socket: headroom, ChannelData out for relayed peers, unchanged 
   relay.nextSendBuffer()!.set([0x41, 5, 6, 7]);
   relay.send(4, DIRECT);
   assert.deepEqual(inner.sent.at(-1), { data: new Uint8Array([0x41, 5, 6, 7]), to: DIRECT });
+
+  // A buffer handed out before the peer was registered still gets its header.
+  relay.removePeer(PEER);
+  const early = relay.nextSendBuffer()!;
+  assert.equal(early.byteLength, 1500, "handed out unshifted");
+  await relay.addPeer(PEER, asClient);
+  early.set([0x41, 8]);
+  relay.send(2, PEER);
+  assert.deepEqual(inner.sent.at(-1), {
+    data: new Uint8Array([0x40, 1, 0, 2, 0x41, 8]),
+    to: SERVER,
+  });
 
   await relay.sendCopy(new Uint8Array([9]), PEER);
   assert.deepEqual(inner.sent.at(-1), { data: new Uint8Array([0x40, 1, 0, 1, 9]), to: SERVER });
@@ -108,7 +121,7 @@ Deno.test("relay socket: headroom, ChannelData out for relayed peers, unchanged 
   relay.nextSendBuffer()!.set([0x41]);
   relay.send(1, PEER);
   assert.deepEqual(inner.sent.at(-1), { data: new Uint8Array([0x41]), to: PEER }, "direct again");
-  assert.deepEqual(relay.stats, { relayedOut: 2, relayedIn: 0, droppedExpired: 2 });
+  assert.deepEqual(relay.stats, { relayedOut: 3, relayedIn: 0, droppedExpired: 2 });
 });
 
 Deno.test("relay socket: demultiplexes ChannelData by source address (RFC 9443)", async () => {
