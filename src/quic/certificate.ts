@@ -15,6 +15,10 @@ export interface TlsCertificate {
   readonly certPem: Uint8Array;
   /** The private key (PKCS#8) as PEM text bytes, for quiche's TLS context. */
   readonly keyPem: Uint8Array;
+  /** The private key, to sign certificates issued by this one. */
+  readonly privateKey: CryptoKey;
+  /** The subject name, DER encoded, for certificates issued by this one. */
+  readonly subject: Uint8Array;
 }
 
 /** Options of {@linkcode generateCertificate}. */
@@ -29,6 +33,19 @@ export interface GenerateCertificateOptions {
    * @default {30}
    */
   validityDays?: number;
+  /**
+   * Make a certificate authority (basicConstraints CA:TRUE) that can issue others.
+   * @default {false}
+   */
+  ca?: boolean;
+  /** Sign with this CA instead of self-signing. */
+  issuer?: TlsCertificate;
+  /**
+   * DNS names for the subjectAltName extension; verifying TLS clients such as Deno's own
+   * QUIC need them.
+   * @default {[]}
+   */
+  dnsNames?: string[];
 }
 
 /**
@@ -48,7 +65,7 @@ export interface GenerateCertificateOptions {
 export async function generateCertificate(
   options: GenerateCertificateOptions = {},
 ): Promise<TlsCertificate> {
-  const { commonName = "cretoai", validityDays = 30 } = options;
+  const { commonName = "cretoai", validityDays = 30, ca = false, issuer, dnsNames = [] } = options;
   const keys = await crypto.subtle.generateKey("Ed25519", true, [
     "sign",
     "verify",
@@ -60,25 +77,45 @@ export async function generateCertificate(
   serial[0] &= 0x7f; // a positive INTEGER
   const notBefore = new Date(Date.now() - 3600_000);
   const notAfter = new Date(notBefore.getTime() + validityDays * 86400_000);
-  const name = seq(set(seq(oid(OID_COMMON_NAME), tlv(0x0c, utf8(commonName)))));
+  const subject = seq(set(seq(oid(OID_COMMON_NAME), tlv(0x0c, utf8(commonName)))));
+  const extensions = [
+    seq(
+      oid(OID_BASIC_CONSTRAINTS),
+      tlv(0x01, new Uint8Array([0xff])),
+      octets(seq(...(ca ? [tlv(0x01, new Uint8Array([0xff]))] : []))),
+    ),
+  ];
+  if (dnsNames.length > 0) {
+    extensions.push(
+      seq(oid(OID_SUBJECT_ALT_NAME), octets(seq(...dnsNames.map((n) => tlv(0x82, utf8(n)))))),
+    );
+  }
   const tbs = seq(
     tlv(0xa0, int(new Uint8Array([2]))), // version v3
     int(serial),
     ED25519_ALGORITHM,
-    name,
+    issuer?.subject ?? subject,
     seq(time(notBefore), time(notAfter)),
-    name,
+    subject,
     seq(ED25519_ALGORITHM, bitString(publicKey)),
+    tlv(0xa3, seq(...extensions)),
   );
-  const signature = new Uint8Array(
-    await crypto.subtle.sign("Ed25519", keys.privateKey, tbs),
-  );
+  const signer = issuer?.privateKey ?? keys.privateKey;
+  const signature = new Uint8Array(await crypto.subtle.sign("Ed25519", signer, tbs));
   const der = seq(tbs, ED25519_ALGORITHM, bitString(signature));
-  return { der, certPem: pem("CERTIFICATE", der), keyPem: pem("PRIVATE KEY", pkcs8) };
+  return {
+    der,
+    certPem: pem("CERTIFICATE", der),
+    keyPem: pem("PRIVATE KEY", pkcs8),
+    privateKey: keys.privateKey,
+    subject,
+  };
 }
 
 const OID_ED25519 = [0x2b, 0x65, 0x70]; // 1.3.101.112
 const OID_COMMON_NAME = [0x55, 0x04, 0x03]; // 2.5.4.3
+const OID_BASIC_CONSTRAINTS = [0x55, 0x1d, 0x13]; // 2.5.29.19
+const OID_SUBJECT_ALT_NAME = [0x55, 0x1d, 0x11]; // 2.5.29.17
 const ED25519_ALGORITHM = seq(oid(OID_ED25519));
 
 function tlv(tag: number, body: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -114,6 +151,10 @@ function oid(bytes: number[]): Uint8Array<ArrayBuffer> {
 
 function int(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return tlv(0x02, bytes);
+}
+
+function octets(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return tlv(0x04, bytes);
 }
 
 function bitString(bytes: Uint8Array): Uint8Array<ArrayBuffer> {

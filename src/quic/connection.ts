@@ -65,6 +65,8 @@ interface Waiter<T> {
 }
 
 const EMPTY = new Uint8Array(0);
+const MAX_READERS_CHECKED_ONE_BY_ONE = 64;
+const SCAN_INTERVAL_MS = 5;
 
 // Set in QuicConnection's static block: the endpoint reaches a connection's quiche state
 // without it being part of the public class.
@@ -136,6 +138,8 @@ export class QuicConnection {
   #timerAt = Infinity;
   #lastSendAt = performance.now();
   #flushing = false;
+  #lastScanAt = -Infinity;
+  #scanPending = false;
   #onTimer = () => this.#timerFired();
 
   static {
@@ -362,6 +366,11 @@ export class QuicConnection {
     this.#writers.delete(stream);
   }
 
+  /** A stream needs its packets sent before anything else happens. @internal */
+  flushNow(): void {
+    if (!this.#flushing && !this.flush()) this.#host.schedule(this);
+  }
+
   /** A stream changed state that quiche must act on. @internal */
   schedule(): void {
     // During a flush, the drain that follows sends whatever the streams just produced.
@@ -375,11 +384,23 @@ export class QuicConnection {
 
   #serviceStreams(): void {
     const native = this.#native;
-    // New peer streams show up only in quiche's readable set, so it is walked every time.
-    for (const id of native.readable()) {
-      const stream = this.#streams.get(id) ?? this.#newRemoteStream(id);
-      if (stream !== undefined && this.#readers.has(stream) && stream.onReadable()) {
-        this.#readers.delete(stream);
+    if (native.isReadable()) {
+      // quiche's readable() iterator costs tens of microseconds per call through the
+      // binding, so waiting readers are checked one by one while they are few, and new peer
+      // streams are looked for at the ids the peer opens next. A full scan, at most every
+      // SCAN_INTERVAL_MS, finds streams that arrive out of order.
+      if (this.#readers.size <= MAX_READERS_CHECKED_ONE_BY_ONE) {
+        for (const stream of this.#readers) {
+          if (native.streamReadable(stream.id) && stream.onReadable()) this.#readers.delete(stream);
+        }
+        for (let type = 0; type < 2; type++) {
+          while (native.streamReadable(this.#remoteNext[type])) {
+            this.#newRemoteStream(this.#remoteNext[type]);
+          }
+        }
+        if (native.isReadable()) this.#scanWhenDue();
+      } else {
+        this.#scanReadable();
       }
     }
     if (this.#writers.size > 0) {
@@ -389,6 +410,22 @@ export class QuicConnection {
     }
     this.#serveOpeners(this.#bidiOpeners, false);
     this.#serveOpeners(this.#uniOpeners, true);
+  }
+
+  #scanWhenDue(): void {
+    if (performance.now() - this.#lastScanAt >= SCAN_INTERVAL_MS) this.#scanReadable();
+    else this.#scanPending = true;
+  }
+
+  #scanReadable(): void {
+    this.#lastScanAt = performance.now();
+    this.#scanPending = false;
+    for (const id of this.#native.readable()) {
+      const stream = this.#streams.get(id) ?? this.#newRemoteStream(id);
+      if (stream !== undefined && this.#readers.has(stream) && stream.onReadable()) {
+        this.#readers.delete(stream);
+      }
+    }
   }
 
   #newRemoteStream(id: number): QuicStream | undefined {
@@ -487,6 +524,7 @@ export class QuicConnection {
     let at = timeout === null ? Infinity : now + timeout;
     const keepAlive = this.#host.keepAliveIntervalMs;
     if (keepAlive > 0 && this.#established) at = Math.min(at, this.#lastSendAt + keepAlive);
+    if (this.#scanPending) at = Math.min(at, this.#lastScanAt + SCAN_INTERVAL_MS);
     if (at === Infinity) {
       this.#clearTimer();
       return;

@@ -6,6 +6,7 @@
 import { NetworkError, StreamResetError } from "../errors.ts";
 import type { QuicheConnection } from "./_quiche.ts";
 import { native } from "./_quiche.ts";
+import { setImmediate } from "node:timers";
 
 /** What a stream needs from its connection. @internal */
 export interface StreamHost {
@@ -17,6 +18,8 @@ export interface StreamHost {
   readonly closedError: Error | undefined;
   /** Asks for a flush of the connection in this event-loop turn. */
   schedule(): void;
+  /** Flushes the connection now (outside of a flush). */
+  flushNow(): void;
   /** The stream has data to write that quiche did not take yet. */
   wantsWrite(stream: QuicStream): void;
   /** The stream waits for data. */
@@ -34,6 +37,8 @@ interface PendingWrite {
 
 const EMPTY = new Uint8Array(0);
 const RESOLVED = Promise.resolve();
+const PUSH_BLOCKED = -2;
+const PUSH_FAILED = -1;
 
 /**
  * One QUIC stream. Bidirectional streams can be read and written; unidirectional ones only
@@ -71,6 +76,7 @@ export class QuicStream {
   #readFinished: boolean;
   #readError: Error | undefined;
   #writes: PendingWrite[] = [];
+  #tail: Uint8Array | undefined;
   #finQueued: boolean;
   #writeFinished: boolean;
   #writeError: Error | undefined;
@@ -184,21 +190,55 @@ export class QuicStream {
       );
     }
     if (fin) this.#finQueued = true;
+    if (this.#tail !== undefined) {
+      data = concat(this.#tail, data);
+      this.#tail = undefined;
+    }
     if (this.#writes.length === 0) {
-      const taken = this.#push(data, fin);
-      if (taken < 0) return Promise.reject(this.#writeError!);
-      this.#host.schedule();
-      if (taken === data.byteLength) {
+      // The peer already finished its side, so this write is likely a reply followed by a
+      // close(): hold its last byte until the end of this event-loop turn so that the FIN
+      // can ride on it instead of going alone (see the quiche bug below).
+      const hold = !fin && this.#readFinished && data.byteLength > 0;
+      const now = hold ? data.subarray(0, data.byteLength - 1) : data;
+      const taken = this.#push(now, fin);
+      if (taken === PUSH_FAILED) return Promise.reject(this.#writeError!);
+      if (taken === 0 && fin) {
+        // quiche 0.18 drops a bare FIN whose offset is already acknowledged if it processes
+        // that ACK before the next send() (cloudflare/quiche#2525): the stream is collected
+        // and the peer never sees the end. Sending at once closes that window in practice.
+        this.#host.flushNow();
+      } else {
+        this.#host.schedule();
+      }
+      if (taken === now.byteLength) {
         if (fin) this.#finishWrite();
+        if (hold) {
+          this.#tail = data.slice(data.byteLength - 1);
+          setImmediate(this.#releaseTail);
+        }
         return RESOLVED;
       }
-      data = data.subarray(taken);
+      if (taken > 0) data = data.subarray(taken);
     }
     return new Promise((resolve, reject) => {
       this.#writes.push({ data, fin, resolve, reject });
       this.#host.wantsWrite(this);
     });
   }
+
+  #releaseTail = (): void => {
+    const tail = this.#tail;
+    if (tail === undefined) return;
+    this.#tail = undefined;
+    if (this.#writes.length === 0) {
+      const taken = this.#push(tail, false);
+      if (taken === PUSH_FAILED) return;
+      this.#host.schedule();
+      if (taken === 1) return;
+    }
+    this.#writes.push({ data: tail, fin: false, resolve: () => {}, reject: () => {} });
+    this.#host.wantsWrite(this);
+  };
 
   /** Finishes the stream (FIN) after the data already written. */
   close(): Promise<void> {
@@ -262,9 +302,9 @@ export class QuicStream {
     while (writes.length > 0) {
       const head = writes[0];
       const taken = this.#push(head.data, head.fin);
-      if (taken < 0) return true;
-      if (taken < head.data.byteLength) {
-        head.data = head.data.subarray(taken);
+      if (taken === PUSH_FAILED) return true;
+      if (taken !== head.data.byteLength) {
+        if (taken > 0) head.data = head.data.subarray(taken);
         return false;
       }
       writes.shift();
@@ -303,14 +343,18 @@ export class QuicStream {
     return host.scratch.slice(0, length);
   }
 
-  /** Offers bytes to quiche: how many it took, or -1 after recording a write error. */
+  /**
+   * Offers bytes to quiche: how many it took, PUSH_BLOCKED when it took nothing (not even
+   * an empty FIN), or PUSH_FAILED after recording a write error.
+   */
   #push(data: Uint8Array, fin: boolean): number {
     try {
-      return this.#native.streamSend(this.id, data, fin) ?? 0;
+      // quiche answers Done (null here) when its send capacity is 0, also to a bare FIN.
+      return this.#native.streamSend(this.id, data, fin) ?? PUSH_BLOCKED;
     } catch (e) {
-      if ((e as Error).message === "Done") return 0;
+      if ((e as Error).message === "Done") return PUSH_BLOCKED;
       this.#failWrites(streamError(e, this.id));
-      return -1;
+      return PUSH_FAILED;
     }
   }
 
@@ -330,6 +374,7 @@ export class QuicStream {
 
   #failWrites(error: Error): void {
     this.#writeError ??= error;
+    this.#tail = undefined;
     this.#finQueued = true;
     this.#writeFinished = true;
     const writes = this.#writes;
@@ -361,4 +406,11 @@ function streamError(e: unknown, id: number): Error {
     `Stream ${id} failed in quiche: ${message}`,
     { cause: e },
   );
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
 }

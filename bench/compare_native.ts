@@ -1,0 +1,102 @@
+// Runs the same three workloads on our QUIC endpoint and on Deno's native QUIC (quinn) in one
+// process, three rounds each, and prints medians with their ratios.
+//   deno run -A bench/compare_native.ts [--requests 1000] [--mib 64] [--inflight 100] [--total 4000]
+import { parseArgs } from "node:util";
+import { type BenchPair, cretoaiPair, nativePair } from "./quic/_pairs.ts";
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "1000" },
+    mib: { type: "string", default: "64" },
+    inflight: { type: "string", default: "100" },
+    total: { type: "string", default: "4000" },
+    rounds: { type: "string", default: "3" },
+  },
+});
+const requests = Number(values.requests);
+const bulkBytes = Number(values.mib) * 1024 * 1024;
+const inflight = Number(values.inflight);
+const total = Number(values.total);
+const rounds = Number(values.rounds);
+const payload = new Uint8Array(256).fill(1);
+
+interface Figures {
+  rttP50: number;
+  rttP99: number;
+  bulkMbps: number;
+  requestsPerSecond: number;
+}
+
+async function measure(pair: BenchPair): Promise<Figures> {
+  for (let i = 0; i < 50; i++) await pair.request(payload); // warm-up
+  const rtts: number[] = [];
+  for (let i = 0; i < requests; i++) {
+    const start = performance.now();
+    const size = await pair.request(payload);
+    rtts.push(performance.now() - start);
+    if (size !== payload.byteLength) throw new Error(`${pair.name}: echo of ${size} bytes`);
+  }
+  rtts.sort((a, b) => a - b);
+
+  let start = performance.now();
+  await pair.bulk(bulkBytes);
+  const bulkMbps = bulkBytes * 8 / ((performance.now() - start) / 1000) / 1e6;
+
+  let issued = 0;
+  start = performance.now();
+  await Promise.all(Array.from({ length: inflight }, async () => {
+    while (issued < total) {
+      issued++;
+      await pair.request(payload);
+    }
+  }));
+  const requestsPerSecond = total / ((performance.now() - start) / 1000);
+  return {
+    rttP50: percentile(rtts, 0.5),
+    rttP99: percentile(rtts, 0.99),
+    bulkMbps,
+    requestsPerSecond,
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+const results: Record<string, Figures[]> = { cretoai: [], native: [] };
+for (let round = 0; round < rounds; round++) {
+  for (const [key, make] of [["cretoai", cretoaiPair], ["native", nativePair]] as const) {
+    const pair = await make();
+    try {
+      results[key].push(await measure(pair));
+    } finally {
+      await pair.close();
+    }
+  }
+}
+
+const rows: [string, keyof Figures, string, string][] = [
+  ["RTT p50 (ms)", "rttP50", "lower", "<= 0.8x"],
+  ["RTT p99 (ms)", "rttP99", "lower", "<= 0.8x"],
+  ["bulk one-way (Mbit/s)", "bulkMbps", "higher", ">= 0.25x"],
+  [`${inflight} in flight (req/s)`, "requestsPerSecond", "higher", ">= 1.3x"],
+];
+console.log(
+  `medians of ${rounds} rounds; ${requests} requests of 256 B, ${values.mib} MiB bulk, ${total} requests ${inflight} in flight`,
+);
+console.log("| workload | cretoai | Deno native | ratio | goal |");
+console.log("|---|---|---|---|---|");
+for (const [label, key, , goal] of rows) {
+  const ours = median(results.cretoai.map((r) => r[key]));
+  const theirs = median(results.native.map((r) => r[key]));
+  console.log(
+    `| ${label} | ${ours.toFixed(3)} | ${theirs.toFixed(3)} | ${
+      (ours / theirs).toFixed(2)
+    }x | ${goal} |`,
+  );
+}
