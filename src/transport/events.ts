@@ -86,6 +86,13 @@ export class TypedEventTarget<M extends { [K in keyof M]: Event }> extends Event
     listener: ((event: M[K]) => void) | null,
     options?: boolean | AddEventListenerOptions,
   ): void;
+  /**
+   * Adds a listener for any event type, as `EventTarget` does.
+   *
+   * @param type The event name.
+   * @param listener Called with the event.
+   * @param options Standard listener options.
+   */
   override addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
@@ -112,6 +119,13 @@ export class TypedEventTarget<M extends { [K in keyof M]: Event }> extends Event
     listener: ((event: M[K]) => void) | null,
     options?: boolean | EventListenerOptions,
   ): void;
+  /**
+   * Removes a listener of any event type, as `EventTarget` does.
+   *
+   * @param type The event name.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   */
   override removeEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,

@@ -202,7 +202,6 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       });
     }
     this.#pool = new PoolPolicy({ maxConnections: c.maxConnections, idleTimeoutMs: Infinity });
-    const transport = this;
     this.#host = {
       maxMessageBytes: c.maxMessageBytes,
       requestTimeoutMs: c.requestTimeoutMs,
@@ -210,7 +209,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       limiter: this.#limiter,
       handler: (id) => this.#handlers.get(id),
       touch: (peer) => this.#pool.touch(peer.key, performance.now()),
-      closed: (peer, error) => transport.#onPeerClosed(peer, error),
+      closed: (peer, error) => this.#onPeerClosed(peer, error),
     };
   }
 
@@ -721,11 +720,21 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * registered.
    */
   #admit(peer: PeerConnection): boolean {
+    const outboundWins = keepOutbound(this.peerId.toString(), peer.key);
+    if (
+      peer.direction === "inbound" && outboundWins &&
+      this.#dials.get(formatAddress(peer.address)) !== undefined
+    ) {
+      // Our own dial to this peer is in flight and will win the tie: refusing now, before
+      // the ready frame, keeps both sides from ever using the losing connection.
+      peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
+      return false;
+    }
     const existing = this.#peers.get(peer.key);
     if (existing !== undefined) {
       let keepNew: boolean;
       if (existing.direction !== peer.direction) {
-        const keep = keepOutbound(this.peerId.toString(), peer.key) ? "outbound" : "inbound";
+        const keep = outboundWins ? "outbound" : "inbound";
         keepNew = peer.direction === keep;
       } else {
         // A peer that dials again lost its old connection (a restart); our own second dial
