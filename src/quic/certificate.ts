@@ -74,7 +74,7 @@ export async function generateCertificate(
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
 
   const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] &= 0x7f; // a positive INTEGER
+  serial[0] = (serial[0] & 0x7f) | 0x40; // positive, and minimal DER: no leading zero byte
   const notBefore = new Date(Date.now() - 3600_000);
   const notAfter = new Date(notBefore.getTime() + validityDays * 86400_000);
   const subject = seq(set(seq(oid(OID_COMMON_NAME), tlv(0x0c, utf8(commonName)))));
