@@ -114,6 +114,8 @@ export class DenoUdpSocket implements DatagramSocket {
   #onSent: (() => void)[];
   #onSendFailed: (() => void)[];
   #closed = false;
+  #lastTo: UdpAddress | undefined;
+  #lastAddr: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
 
   private constructor(conn: Deno.DatagramConn, options: Required<DenoUdpSocketOptions>) {
     this.#conn = conn;
@@ -205,8 +207,17 @@ export class DenoUdpSocket implements DatagramSocket {
     const index = this.#free.pop();
     if (index === undefined) throw new Error("send() without a buffer from nextSendBuffer()");
     this.#inFlight++;
-    this.#conn.send(this.#buffers[index].subarray(0, length), netAddr(to))
+    this.#conn.send(this.#buffers[index].subarray(0, length), this.#netAddr(to))
       .then(this.#onSent[index], this.#onSendFailed[index]);
+  }
+
+  // Datagrams mostly go to the address of the previous one: reuse its Deno.NetAddr.
+  #netAddr(to: UdpAddress): Deno.NetAddr {
+    if (to !== this.#lastTo) {
+      this.#lastTo = to;
+      this.#lastAddr = { transport: "udp", hostname: to.hostname, port: to.port };
+    }
+    return this.#lastAddr;
   }
 
   #released(index: number): void {
@@ -229,7 +240,7 @@ export class DenoUdpSocket implements DatagramSocket {
     }
     this.#inFlight++;
     try {
-      await this.#conn.send(data.slice(), netAddr(to));
+      await this.#conn.send(data.slice(), this.#netAddr(to));
     } catch (e) {
       this.#sendErrors++;
       throw new NetworkError(
@@ -251,8 +262,4 @@ export class DenoUdpSocket implements DatagramSocket {
     this.#conn.close();
     await Promise.allSettled(this.#receiveLoops);
   }
-}
-
-function netAddr(to: UdpAddress): Deno.NetAddr {
-  return { transport: "udp", hostname: to.hostname, port: to.port };
 }
