@@ -21,8 +21,10 @@
  */
 export * from "./src/errors.ts";
 export * from "./src/quic/mod.ts";
+export * from "./src/transport/mod.ts";
 export * from "./src/identity/mod.ts";
 export * from "./src/handshake/mod.ts";
+export * from "./src/clock.ts";
 export * from "./src/pool/mod.ts";
 export * from "./src/nat/mod.ts";
 export * from "./src/discovery/mod.ts";

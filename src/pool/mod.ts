@@ -6,9 +6,6 @@
  * @module
  */
 
-// The shared clock is re-exported here because the package root re-exports this module.
-export type { Clock } from "../clock.ts";
-export { systemClock, wallClock } from "../clock.ts";
 export type { AcquireOptions, TokenBucketOptions } from "./token_bucket.ts";
 export { TokenBucket } from "./token_bucket.ts";
 export type { RateMeterOptions } from "./rate_meter.ts";
