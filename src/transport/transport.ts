@@ -13,7 +13,8 @@ import { Identity } from "../identity/identity.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
-import type { UdpAddress } from "../quic/datagram_port.ts";
+import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
+import type { DatagramSocket } from "../quic/udp_socket.ts";
 import { QuicEndpoint } from "../quic/endpoint.ts";
 import { BandwidthLimiter } from "../pool/bandwidth_limiter.ts";
 import {
@@ -58,6 +59,11 @@ export interface QuicTransportOptions {
    * @default {{}}
    */
   config?: NetworkConfig;
+  /**
+   * The UDP socket to run on instead of binding `listenAddr:quicPort`, for example a
+   * `RelaySocket` so that connections can also run through a TURN relay.
+   */
+  socket?: DatagramSocket;
 }
 
 /** Options of {@linkcode QuicTransport.connectPeer}. */
@@ -156,6 +162,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   readonly config: ResolvedNetworkConfig;
   readonly #identity: Identity;
   #endpoint: QuicEndpoint | undefined;
+  #socket: DatagramSocket | undefined;
   #binding: Promise<UdpAddress> | undefined;
   #peers = new Map<string, PeerConnection>();
   #handlers = new Map<string, RequestHandler>();
@@ -184,11 +191,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   constructor(options: QuicTransportOptions) {
     super();
-    const { identity, config = {} } = options ?? {};
+    const { identity, config = {}, socket } = options ?? {};
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
     this.#identity = identity;
+    this.#socket = socket;
     this.config = resolveNetworkConfig(config);
     const c = this.config;
     this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
@@ -216,6 +224,28 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   /** This node's peer id. */
   get peerId(): PeerId {
     return this.#identity.peerId;
+  }
+
+  /**
+   * The node's UDP socket for datagrams that are not QUIC (STUN, TURN, hole punches): the
+   * NAT mapping they find or open is the one QUIC uses.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({
+   *   identity: Identity.generate(),
+   *   config: { listenAddr: "127.0.0.1", quicPort: 0 },
+   * });
+   * await transport.bindAndListen();
+   * console.assert(transport.datagramPort.localAddr.port === transport.localAddr.port);
+   * ```
+   *
+   * @throws {NetworkError} `ERR_ENDPOINT_CLOSED` before {@linkcode QuicTransport.bindAndListen}.
+   */
+  get datagramPort(): RawDatagramPort {
+    return this.#requireEndpoint("use the datagram port");
   }
 
   /**
@@ -590,6 +620,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       idleTimeoutMs: c.idleTimeoutMs,
       keepAliveIntervalMs: Math.round(c.keepAliveIntervalSecs * 1000),
       connectTimeoutMs: c.connectionTimeoutMs,
+      socket: this.#socket,
     });
     if (this.#closing !== undefined) {
       await endpoint.close();
