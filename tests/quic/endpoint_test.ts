@@ -404,3 +404,27 @@ Deno.test("endpoint: non-QUIC datagrams go to raw handlers, and sendRaw uses the
   await waitFor(() => endpoint.stats().datagramsDropped === 2, 2000, "unhandled one dropped");
   assert.deepEqual(seen, [3]);
 });
+
+Deno.test("endpoint: closing both endpoints mid-transfer leaves no timers, ops or sockets", async () => {
+  const server = await QuicEndpoint.bind({ ...LOOPBACK, keepAliveIntervalMs: 50 });
+  const client = await QuicEndpoint.bind({ ...LOOPBACK, keepAliveIntervalMs: 50 });
+  let outcomes: Promise<unknown>[] = [];
+  try {
+    const accepted = server.accept();
+    const conn = await client.connect(server.localAddr);
+    const peer = await within(accepted, 5000, "accept");
+    const idle = client.connect(server.localAddr); // a second one, not accepted by anyone
+    const stream = await conn.openBidi();
+    const writing = stream.write(randomBytes(8 * 1024 * 1024), true).catch((e) => e);
+    const incoming = await within(peer.acceptBidi(), 5000, "accept stream");
+    assert.ok((await incoming.read()) !== null);
+    const reading = incoming.read().catch((e) => e); // pending while the endpoints go away
+    outcomes = [writing, reading, idle.catch((e) => e), conn.closed, peer.closed];
+  } finally {
+    await Promise.all([client.close(), server.close()]);
+  }
+  const [write, read] = await within(Promise.all(outcomes), 5000, "everything settles");
+  assert.ok(write instanceof ConnectionClosedError, String(write));
+  assert.ok(read instanceof ConnectionClosedError, String(read));
+  // The sanitizers check at the end of the test that nothing is left running.
+});
