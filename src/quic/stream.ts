@@ -198,7 +198,7 @@ export class QuicStream {
       // The peer already finished its side, so this write is likely a reply followed by a
       // close(): hold its last byte until the end of this event-loop turn so that the FIN
       // can ride on it instead of going alone (see the quiche bug below).
-      const hold = !fin && this.#readFinished && data.byteLength > 0;
+      const hold = !fin && this.#readFinished && !this.isUnidirectional && data.byteLength > 0;
       const now = hold ? data.subarray(0, data.byteLength - 1) : data;
       const taken = this.#push(now, fin);
       if (taken === PUSH_FAILED) return Promise.reject(this.#writeError!);
