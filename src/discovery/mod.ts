@@ -1,5 +1,6 @@
 /**
- * Peer discovery services: mDNS on the local link.
+ * Peer discovery services: mDNS on the local link, alone (`MdnsDiscovery`) or bound to a
+ * transport that dials what it finds (`MdnsService`).
  *
  * @module
  */
@@ -14,3 +15,11 @@ export {
   type MdnsPeerAddress,
   type MdnsStats,
 } from "./mdns.ts";
+export {
+  type MdnsDialFailedDetail,
+  type MdnsExpiredDetail,
+  MdnsService,
+  type MdnsServiceEventMap,
+  type MdnsServiceOptions,
+  type MdnsServiceStats,
+} from "./mdns_service.ts";
