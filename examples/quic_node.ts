@@ -1,0 +1,496 @@
+/**
+ * A cretoai-network node: listens on a UDP port, joins the peers given with `--peer`, prints
+ * one line per event (human-readable, or one JSON object per line with `--json`) and runs
+ * until SIGINT/SIGTERM or `--duration`.
+ *
+ * Run (three terminals, see README "Running a node"):
+ *
+ * ```sh
+ * deno run --allow-net --allow-ffi=node_modules --allow-env \
+ *   --allow-read=node1.key --allow-write=node1.key \
+ *   examples/quic_node.ts --port 9001 --identity node1.key
+ * deno run --allow-net --allow-ffi=node_modules --allow-env examples/quic_node.ts \
+ *   --port 9002 --peer 127.0.0.1:9001
+ * deno run --allow-net --allow-ffi=node_modules --allow-env examples/quic_node.ts \
+ *   --port 9003 --peer 127.0.0.1:9001 --peer 127.0.0.1:9002
+ * ```
+ *
+ * `deno run examples/quic_node.ts --help` lists every flag. `examples/demo.ts` drives three of
+ * these with `--json`.
+ *
+ * Adding a flag for a service: add it to {@linkcode OPTIONS} and its help to {@linkcode HELP}
+ * (the compiler insists on both), read it in {@linkcode parseNodeArgs}, and report what the
+ * service does through `emit` with a new {@linkcode NodeEvent} variant and its line in
+ * {@linkcode HUMAN}.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import {
+  type ConnectionDirection,
+  formatAddress,
+  Identity,
+  type NetworkMessage,
+  parseAddress,
+  QuicTransport,
+  type UdpAddress,
+} from "../mod.ts";
+
+/** The command-line flags, in `node:util` `parseArgs` form. Numbers are parsed by hand. */
+export const OPTIONS = {
+  port: { type: "string", default: "9001" },
+  listen: { type: "string", default: "0.0.0.0" },
+  peer: { type: "string", multiple: true, default: [] },
+  identity: { type: "string" },
+  json: { type: "boolean", default: false },
+  duration: { type: "string" },
+  "stats-interval": { type: "string", default: "10" },
+  keepalive: { type: "string", default: "30" },
+  broadcast: { type: "string", default: "0" },
+  interval: { type: "string", default: "1000" },
+  size: { type: "string", default: "64" },
+  "wait-peers": { type: "string", default: "0" },
+  help: { type: "boolean", short: "h", default: false },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** `--help` text of each flag: the argument's name (empty for switches) and what it does. */
+export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
+  port: ["PORT", "UDP port to listen on; 0 picks a free one (default 9001)"],
+  listen: ["ADDR", "IP address to listen on (default 0.0.0.0)"],
+  peer: ["HOST:PORT", "a peer to join; repeatable; retried with backoff until it answers"],
+  identity: [
+    "FILE",
+    "identity key file: loaded if it exists, else generated and saved (mode 0600); without it the node has a fresh identity each run",
+  ],
+  json: ["", "print one JSON object per line per event instead of human-readable lines"],
+  duration: ["SECONDS", "stop after this long (default: run until SIGINT/SIGTERM)"],
+  "stats-interval": [
+    "SECONDS",
+    "print per-peer statistics this often; 0 turns them off (default 10)",
+  ],
+  keepalive: [
+    "SECONDS",
+    "keep-alive ping interval; the pings measure the RTT in the statistics (default 30)",
+  ],
+  broadcast: ["COUNT", "broadcast this many consensus messages to all peers (default 0)"],
+  interval: ["MS", "time between two broadcasts (default 1000)"],
+  size: ["BYTES", "payload size of each broadcast message (default 64)"],
+  "wait-peers": ["N", "start broadcasting once N peers are connected (default 0)"],
+  help: ["", "show this help and exit"],
+};
+
+/** The parsed and checked command line. */
+export interface NodeArgs {
+  /** UDP port. */
+  port: number;
+  /** Listen address. */
+  listen: string;
+  /** Peers to join, as given. */
+  peers: string[];
+  /** Identity file, if any. */
+  identity?: string;
+  /** JSON lines instead of human-readable lines. */
+  json: boolean;
+  /** Run time in milliseconds; `Infinity` until a signal. */
+  durationMs: number;
+  /** Statistics interval in milliseconds; 0 for none. */
+  statsIntervalMs: number;
+  /** Keep-alive interval in seconds. */
+  keepAliveSecs: number;
+  /** Broadcasts to send. */
+  broadcast: number;
+  /** Milliseconds between broadcasts. */
+  intervalMs: number;
+  /** Payload bytes per broadcast. */
+  size: number;
+  /** Peers to wait for before broadcasting. */
+  waitPeers: number;
+}
+
+/** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
+export class UsageError extends Error {}
+
+/** Per-peer statistics as printed. */
+export interface PeerStatsLine {
+  /** The peer. */
+  peerId: string;
+  /** Its address. */
+  address: string;
+  /** Median ping RTT, milliseconds. */
+  rttP50Ms: number;
+  /** 99th percentile ping RTT, milliseconds. */
+  rttP99Ms: number;
+  /** Messages the peer acknowledged. */
+  messagesSent: number;
+  /** Messages received from the peer. */
+  messagesReceived: number;
+  /** Bytes sent to the peer. */
+  bytesSent: number;
+  /** Bytes received from the peer. */
+  bytesReceived: number;
+}
+
+/** One event the node reports; `--json` prints it as is, plus `time`. */
+export type NodeEvent =
+  | {
+    event: "listening";
+    peerId: string;
+    address: string;
+    identity: "loaded" | "created" | "ephemeral";
+  }
+  | {
+    event: "connected";
+    peerId: string;
+    address: string;
+    direction: ConnectionDirection;
+    path: "direct";
+  }
+  | {
+    event: "disconnected";
+    peerId: string;
+    address: string;
+    direction: ConnectionDirection;
+    path: "direct";
+    reason: string;
+  }
+  | { event: "dial-failed"; address: string; attempt: number; error: string }
+  | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
+  | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
+  | ({ event: "stats" } & PeerStatsLine)
+  | { event: "stopping"; reason: string };
+
+/** Human-readable line of each event. */
+const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) => string } = {
+  listening: (e) => `listening on ${e.address} as ${e.peerId} (identity ${e.identity})`,
+  connected: (e) => `connected ${e.direction} ${e.peerId} at ${e.address} (${e.path})`,
+  disconnected: (e) => `disconnected ${e.peerId} at ${e.address}: ${e.reason}`,
+  "dial-failed": (e) => `dial ${e.address} failed (attempt ${e.attempt}): ${e.error}; retrying`,
+  message: (e) => `message ${e.type} of ${e.size} B from ${e.from}`,
+  broadcast: (e) =>
+    `broadcast #${e.seq} of ${e.size} B: ${e.ok} ok, ${e.failed} failed` +
+    (e.errors.length > 0 ? ` (${e.errors.join("; ")})` : ""),
+  stats: (e) =>
+    `stats ${e.peerId}: rtt p50 ${e.rttP50Ms.toFixed(2)} ms p99 ${
+      e.rttP99Ms.toFixed(2)
+    } ms, sent ${e.messagesSent} msgs ${e.bytesSent} B, received ${e.messagesReceived} msgs ${e.bytesReceived} B`,
+  stopping: (e) => `stopping: ${e.reason}`,
+};
+
+/**
+ * Makes the function every part of the node reports through.
+ *
+ * @param json One JSON object per line instead of human-readable lines.
+ * @param write Where lines go.
+ * @returns `emit(event)`.
+ */
+export function makeEmitter(
+  json: boolean,
+  write: (line: string) => void = (line) => console.log(line),
+): (event: NodeEvent) => void {
+  return (event) => {
+    const time = new Date().toISOString();
+    if (json) {
+      write(JSON.stringify({ time, ...event }));
+    } else {
+      const format = HUMAN[event.event] as (e: NodeEvent) => string;
+      write(`${time.slice(11, 23)} ${format(event)}`);
+    }
+  };
+}
+
+/** `--help` text. */
+export function usage(): string {
+  const rows = Object.entries(HELP).map(([name, [arg, text]]) => {
+    const short = "short" in OPTIONS[name as keyof typeof OPTIONS] ? "-h, " : "";
+    return [`  ${short}--${name}${arg ? ` ${arg}` : ""}`, text];
+  });
+  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  return [
+    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=FILE --allow-write=FILE]",
+    "         examples/quic_node.ts [flags]",
+    "",
+    "A cretoai-network node: authenticated, post-quantum sealed QUIC to its peers.",
+    "",
+    "Flags:",
+    ...rows.map(([flag, text]) => flag.padEnd(width) + text),
+  ].join("\n");
+}
+
+/**
+ * Parses and checks the command line.
+ *
+ * @param args The arguments after the script name.
+ * @returns The node's settings, or `"help"`.
+ * @throws {UsageError} naming the flag, the rule and the value.
+ */
+export function parseNodeArgs(args: string[]): NodeArgs | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return "help";
+  const peers = values.peer ?? [];
+  for (const peer of peers) {
+    try {
+      parseAddress(peer);
+    } catch {
+      throw new UsageError(`Invalid '--peer': expected HOST:PORT: got ${JSON.stringify(peer)}`);
+    }
+  }
+  const seconds = (flag: keyof typeof OPTIONS, text: string | undefined, min: number) =>
+    text === undefined ? Infinity : number(flag, text, min, false) * 1000;
+  return {
+    port: number("port", values.port, 0, true, 65535),
+    listen: values.listen,
+    peers,
+    identity: values.identity,
+    json: values.json,
+    durationMs: seconds("duration", values.duration, 0),
+    statsIntervalMs: seconds("stats-interval", values["stats-interval"], 0),
+    keepAliveSecs: number("keepalive", values.keepalive, 0, false),
+    broadcast: number("broadcast", values.broadcast, 0, true),
+    intervalMs: number("interval", values.interval, 0, true),
+    size: number("size", values.size, 4, true, 16 * 1024 * 1024),
+    waitPeers: number("wait-peers", values["wait-peers"], 0, true),
+  };
+}
+
+function number(
+  flag: keyof typeof OPTIONS,
+  text: string,
+  min: number,
+  integer: boolean,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const value = Number(text);
+  if (
+    text.trim() === "" || !Number.isFinite(value) || value < min || value > max ||
+    (integer && !Number.isInteger(value))
+  ) {
+    const kind = integer ? "an integer" : "a number";
+    throw new UsageError(
+      `Invalid '--${flag}': must be ${kind} from ${min} to ${max}: got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Loads the identity file, or creates it (mode 0600) when it does not exist.
+ *
+ * @param path The file; `undefined` for a fresh identity that is not saved.
+ * @returns The identity and what happened.
+ */
+export async function loadOrCreateIdentity(
+  path: string | undefined,
+): Promise<{ identity: Identity; how: "loaded" | "created" | "ephemeral" }> {
+  if (path === undefined) return { identity: Identity.generate(), how: "ephemeral" };
+  try {
+    return { identity: await Identity.load(path), how: "loaded" };
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const identity = Identity.generate();
+  await identity.save(path);
+  return { identity, how: "created" };
+}
+
+/** Prints the statistics of every connected peer. */
+function emitStats(transport: QuicTransport, emit: (event: NodeEvent) => void): void {
+  for (const { peerId, addresses, stats } of transport.peers()) {
+    emit({
+      event: "stats",
+      peerId: peerId.toString(),
+      address: addresses[0] ?? "",
+      rttP50Ms: stats.p50LatencyMs,
+      rttP99Ms: stats.p99LatencyMs,
+      messagesSent: stats.messagesSent,
+      messagesReceived: stats.messagesReceived,
+      bytesSent: stats.bytesSent,
+      bytesReceived: stats.bytesReceived,
+    });
+  }
+}
+
+/** Dials a peer until it answers or `signal` aborts, backing off from 250 ms to 5 s. */
+async function join(
+  transport: QuicTransport,
+  address: string,
+  signal: AbortSignal,
+  emit: (event: NodeEvent) => void,
+): Promise<void> {
+  for (
+    let attempt = 1, delay = 250;
+    !signal.aborted;
+    attempt++, delay = Math.min(delay * 2, 5000)
+  ) {
+    try {
+      await transport.connectPeer(address, { signal });
+      return; // `peer:connected` reports it
+    } catch (e) {
+      if (signal.aborted) return;
+      emit({ event: "dial-failed", address, attempt, error: (e as Error).message });
+    }
+    await sleep(delay, signal);
+  }
+}
+
+/** Broadcasts `args.broadcast` messages, once `args.waitPeers` peers are connected. */
+async function broadcastLoop(
+  transport: QuicTransport,
+  args: NodeArgs,
+  signal: AbortSignal,
+  emit: (event: NodeEvent) => void,
+): Promise<void> {
+  while (!signal.aborted && transport.peers().length < args.waitPeers) await sleep(20, signal);
+  for (let seq = 1; seq <= args.broadcast && !signal.aborted; seq++) {
+    const data = new Uint8Array(args.size);
+    new DataView(data.buffer).setUint32(0, seq);
+    const results = await transport.broadcast({ type: "consensus", data });
+    const errors = results.flatMap((r) => r.ok ? [] : [`${r.peerId}: ${r.error.message}`]);
+    emit({
+      event: "broadcast",
+      seq,
+      size: args.size,
+      ok: results.length - errors.length,
+      failed: errors.length,
+      errors,
+    });
+    if (seq < args.broadcast) await sleep(args.intervalMs, signal);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function addressOf(address: UdpAddress): string {
+  return formatAddress(address);
+}
+
+/**
+ * Runs a node until SIGINT/SIGTERM or the duration ends, then closes it.
+ *
+ * @param args The parsed command line.
+ * @param emit Where events go.
+ */
+export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void): Promise<void> {
+  const { identity, how } = await loadOrCreateIdentity(args.identity);
+  const transport = new QuicTransport({
+    identity,
+    config: {
+      listenAddr: args.listen,
+      quicPort: args.port,
+      bootstrapPeers: args.peers,
+      keepAliveIntervalSecs: args.keepAliveSecs,
+      // The idle timeout must exceed the keep-alive interval; keep the default's margin.
+      idleTimeoutMs: Math.max(90_000, Math.ceil(args.keepAliveSecs * 3000)),
+    },
+  });
+  const stop = new AbortController();
+  const onSignal = (name: Deno.Signal) => () => stop.abort(name);
+  const signals = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const handler = onSignal(name);
+    Deno.addSignalListener(name, handler);
+    return () => Deno.removeSignalListener(name, handler);
+  });
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  try {
+    transport.addEventListener("peer:connected", ({ detail }) =>
+      emit({
+        event: "connected",
+        peerId: detail.peerId.toString(),
+        address: addressOf(detail.address),
+        direction: detail.direction,
+        path: "direct",
+      }));
+    transport.addEventListener("peer:disconnected", ({ detail }) =>
+      emit({
+        event: "disconnected",
+        peerId: detail.peerId.toString(),
+        address: addressOf(detail.address),
+        direction: detail.direction,
+        path: "direct",
+        reason: detail.error.message,
+      }));
+    const local = await transport.bindAndListen();
+    emit({
+      event: "listening",
+      peerId: transport.peerId.toString(),
+      address: addressOf(local),
+      identity: how,
+    });
+
+    if (args.durationMs !== Infinity) {
+      timers.push(setTimeout(() => stop.abort("duration"), args.durationMs));
+    }
+    if (args.statsIntervalMs > 0 && args.statsIntervalMs !== Infinity) {
+      timers.push(setInterval(() => emitStats(transport, emit), args.statsIntervalMs));
+    }
+    const receiving = (async () => {
+      for await (const { from, message } of transport.messages()) {
+        emit({ event: "message", from: from.toString(), ...describe(message) });
+      }
+    })();
+    const tasks = [
+      ...args.peers.map((peer) => join(transport, peer, stop.signal, emit)),
+      broadcastLoop(transport, args, stop.signal, emit),
+    ];
+
+    if (!stop.signal.aborted) {
+      await new Promise((resolve) =>
+        stop.signal.addEventListener("abort", resolve, { once: true })
+      );
+    }
+    emit({ event: "stopping", reason: String(stop.signal.reason) });
+    await Promise.all(tasks);
+    emitStats(transport, emit);
+    await transport.close();
+    await receiving;
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    for (const remove of signals) remove();
+    await transport.close();
+  }
+}
+
+function describe(message: NetworkMessage): { type: NetworkMessage["type"]; size: number } {
+  return { type: message.type, size: "data" in message ? message.data.byteLength : 0 };
+}
+
+/**
+ * The command: parses the flags, prints help or a usage error (exit 2), else runs the node.
+ *
+ * @param args The arguments after the script name.
+ * @returns The exit code.
+ */
+export async function main(args: string[]): Promise<number> {
+  let parsed: NodeArgs | "help";
+  try {
+    parsed = parseNodeArgs(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`${e.message}\nRun with --help for the flags.`);
+    return 2;
+  }
+  if (parsed === "help") {
+    console.log(usage());
+    return 0;
+  }
+  await runNode(parsed, makeEmitter(parsed.json));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
