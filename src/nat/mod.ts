@@ -45,3 +45,14 @@ export {
   type TurnErrorCode,
 } from "./turn_client.ts";
 export { RelaySocket, type RelaySocketStats } from "./relay_socket.ts";
+export {
+  type PeerPath,
+  RELAY_PROTOCOL,
+  type RelayConnectedDetail,
+  type RelayConnectOptions,
+  type RelayFallbackInfo,
+  RelayService,
+  type RelayServiceEventMap,
+  type RelayServiceOptions,
+} from "./relay_service.ts";
+export { parseTurnUrl } from "./turn_url.ts";
