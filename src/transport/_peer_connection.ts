@@ -15,7 +15,13 @@ import type { QuicConnection } from "../quic/connection.ts";
 import type { UdpAddress } from "../quic/datagram_port.ts";
 import type { QuicStream } from "../quic/stream.ts";
 import type { BandwidthLimiter, TrafficClass } from "../pool/bandwidth_limiter.ts";
-import { APP_ERROR_MESSAGE_TOO_LARGE } from "../pool/limits.ts";
+import {
+  APP_ERROR_MESSAGE_TOO_LARGE,
+  limitError,
+  type LimitViolation,
+  type ResourceLimits,
+} from "../pool/limits.ts";
+import { RateMeter } from "../pool/rate_meter.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -59,6 +65,14 @@ export interface InboundMessage {
   message: NetworkMessage;
 }
 
+/** A message in the `messages()` queue; `release` uncounts it from its peer's buffered bytes. */
+export interface QueuedMessage {
+  /** The message as `messages()` yields it. */
+  item: InboundMessage;
+  /** Called once, when the application takes the message. */
+  release: () => void;
+}
+
 /** Traffic counters and latency of one peer connection. */
 export interface PeerStats {
   /** Mean round-trip time of pings, in milliseconds (0 before the first). */
@@ -75,6 +89,14 @@ export interface PeerStats {
   bytesSent: number;
   /** Message bytes read from the peer, frame headers and seal included. */
   bytesReceived: number;
+  /** Send rate to the peer over the last second, in bytes per second (as `bytesSent`). */
+  sendBytesPerSecond: number;
+  /** Receive rate from the peer over the last second, in bytes per second. */
+  receiveBytesPerSecond: number;
+  /** Bytes of the peer's messages in the `messages()` queue, not yet taken. */
+  bufferedBytes: number;
+  /** Request streams the peer holds open on this node. */
+  openStreams: number;
   /** When the connection became ready, in milliseconds since the epoch. */
   connectedAt: number;
   /** When the last frame arrived from the peer, in milliseconds since the epoch. */
@@ -99,8 +121,13 @@ export type RequestHandler = (
 export interface PeerHost {
   readonly maxMessageBytes: number;
   readonly requestTimeoutMs: number;
-  readonly inbound: InboundQueue<InboundMessage>;
+  readonly inbound: InboundQueue<QueuedMessage>;
   readonly limiter: BandwidthLimiter | undefined;
+  /** Checks and counts the per-peer limits; the counts themselves are the connection's. */
+  readonly limits: ResourceLimits;
+  /** Node-wide meters, fed alongside the connection's own. */
+  readonly sendMeter: RateMeter;
+  readonly receiveMeter: RateMeter;
   handler(protocolId: string): RequestHandler | undefined;
   touch(peer: PeerConnection): void;
   closed(peer: PeerConnection, error: Error): void;
@@ -143,6 +170,12 @@ export class PeerConnection {
   #failure: Error | undefined;
   #closedError: Error | undefined;
   #stats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, lastSeen: 0 };
+  #sendMeter = new RateMeter();
+  #receiveMeter = new RateMeter();
+  // Per connection, not per peer id: a replaced connection's leftovers must not count against
+  // the new one.
+  #buffered = 0;
+  #openStreams = 0;
 
   constructor(
     host: PeerHost,
@@ -189,6 +222,10 @@ export class PeerConnection {
       p50LatencyMs: h.percentile(50),
       p99LatencyMs: h.percentile(99),
       ...this.#stats,
+      sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
+      receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
+      bufferedBytes: this.#buffered,
+      openStreams: this.#openStreams,
       connectedAt: this.connectedAt,
     };
   }
@@ -237,6 +274,8 @@ export class PeerConnection {
         const seq = ++lane.written;
         lane.pending.push({ seq, resolve: () => finish(), reject: finish });
         this.#stats.bytesSent += wire;
+        this.#sendMeter.record(wire);
+        this.#host.sendMeter.record(wire);
         this.#host.touch(this);
         await lane.writer.write(body);
       };
@@ -336,6 +375,14 @@ export class PeerConnection {
     if (this.#closedError !== undefined) return;
     const e = error instanceof Error ? error : new Error(String(error));
     if (e instanceof ConnectionClosedError) return; // the close path reports it
+    if (e instanceof NetworkError && e.code === "ERR_MESSAGE_TOO_LARGE") {
+      // The frame decoder refused an announced frame above the reader's bound, which is
+      // messageBytes plus headers: always a messageBytes violation, counted as one.
+      const announced = (e.cause as { announcedBytes?: number } | undefined)?.announcedBytes;
+      const limit = this.#host.limits.limits.messageBytes;
+      const violation = this.#host.limits.check("messageBytes", announced ?? limit + 1, this.key);
+      if (violation !== undefined) return this.exceeded(violation);
+    }
     this.#failure ??= e;
     const code = e instanceof NetworkError && e.code === "ERR_DECRYPT"
       ? APP_ERROR_DECRYPT
@@ -344,6 +391,22 @@ export class PeerConnection {
       : APP_ERROR_PROTOCOL;
     log.warn("Closing connection to {peer}: {error}", { peer: this.key, error: e.message });
     this.close(code, e.message.slice(0, 200)).catch(() => {});
+  }
+
+  /**
+   * Closes the connection because the peer broke a resource limit, with the limit's code; the
+   * disconnect event carries `limitError(violation)`.
+   */
+  exceeded(violation: LimitViolation): void {
+    if (this.#closedError !== undefined) return;
+    this.#failure ??= limitError(violation);
+    log.warn("Closing connection to {peer}: {reason}", {
+      peer: this.key,
+      reason: violation.message,
+      limit: violation.kind,
+      appErrorCode: violation.appErrorCode,
+    });
+    this.close(violation.appErrorCode, violation.message.slice(0, 200)).catch(() => {});
   }
 
   /**
@@ -473,11 +536,32 @@ export class PeerConnection {
       const message = decodeMessage(body);
       this.#seen(body.byteLength + 4 + overhead);
       this.#stats.messagesReceived++;
-      const item = { from: this.peerId, message };
-      if (!queue.tryPush(item, body.byteLength)) {
+      const size = body.byteLength;
+      const violation = this.#host.limits.check(
+        "bufferedBytesPerPeer",
+        this.#buffered + size,
+        this.key,
+      );
+      if (violation !== undefined) return this.exceeded(violation);
+      this.#buffered += size;
+      let released = false;
+      const queued: QueuedMessage = {
+        item: { from: this.peerId, message },
+        release: () => {
+          if (released) return;
+          released = true;
+          this.#buffered -= size;
+        },
+      };
+      if (!queue.tryPush(queued, size)) {
         // Acknowledge what the queue holds before stopping to read: those sends are done.
         ack();
-        await queue.push(item, body.byteLength, () => this.#closedError ?? closedTransport());
+        try {
+          await queue.push(queued, size, () => this.#closedError ?? closedTransport());
+        } catch (e) {
+          queued.release();
+          throw e;
+        }
       }
       count++;
       if (!reader.hasBuffered) ack();
@@ -487,7 +571,17 @@ export class PeerConnection {
   async #serveRequests(): Promise<void> {
     for (;;) {
       const stream = await this.conn.acceptBidi();
-      this.#serveRequest(stream).catch((e) => this.fail(e));
+      const violation = this.#host.limits.check(
+        "streamsPerPeer",
+        this.#openStreams + 1,
+        this.key,
+      );
+      if (violation !== undefined) return this.exceeded(violation);
+      this.#openStreams++;
+      this.#host.touch(this);
+      this.#serveRequest(stream)
+        .catch((e) => this.fail(e))
+        .finally(() => this.#openStreams--);
     }
   }
 
@@ -529,8 +623,11 @@ export class PeerConnection {
 
   #seen(bytes: number): void {
     this.#stats.lastSeen = Date.now();
+    if (bytes === 0) return;
     this.#stats.bytesReceived += bytes;
-    if (bytes > 0) this.#host.touch(this);
+    this.#receiveMeter.record(bytes);
+    this.#host.receiveMeter.record(bytes);
+    this.#host.touch(this);
   }
 }
 

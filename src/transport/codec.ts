@@ -266,6 +266,8 @@ export class FrameDecoder {
           throw new NetworkError(
             "ERR_MESSAGE_TOO_LARGE",
             `Frame of ${length} bytes exceeds the maximum of ${this.maxBodyBytes} bytes`,
+            // The transport reports the announced size as the limit violation's value.
+            { cause: { announcedBytes: length } },
           );
         }
         this.#need = length;

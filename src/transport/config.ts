@@ -66,6 +66,40 @@ export interface NetworkConfig {
    */
   maxBandwidthBps?: number;
   /**
+   * Send rate to any one peer, in bits per second; `Infinity` for no per-peer limit. Applies
+   * below `maxBandwidthBps`, so one peer cannot take the whole node's rate.
+   * @default {Infinity}
+   */
+  maxPeerBandwidthBps?: number;
+  /**
+   * Inbound connections open at once from one IP address (counted from QUIC accept to close);
+   * one more is closed with `APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP` (0x11). `Infinity` disables.
+   * @default {8}
+   */
+  maxInboundPerIp?: number;
+  /**
+   * Inbound identity handshakes in progress at once, node-wide; one more connection is closed
+   * with `APP_ERROR_TOO_MANY_PENDING_HANDSHAKES` (0x12). Each handshake costs a post-quantum
+   * key exchange, so this bounds what an unauthenticated flood can take. Our own dials are not
+   * counted. `Infinity` disables.
+   * @default {64}
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Request streams one peer may hold open at once on this node (from the stream's arrival to
+   * the response; the control stream and the three message lanes are not counted); one more
+   * closes the connection with `APP_ERROR_TOO_MANY_STREAMS` (0x13). `Infinity` disables.
+   * @default {256}
+   */
+  maxStreamsPerPeer?: number;
+  /**
+   * Bytes of one peer's messages held in the `messages()` queue, not yet taken by the
+   * application; a message taking the peer above it closes the connection with
+   * `APP_ERROR_BUFFER_FULL` (0x15). At least `maxMessageBytes`, or `Infinity` to disable.
+   * @default {the larger of 16777216 (16 MiB) and maxMessageBytes}
+   */
+  maxBufferedBytesPerPeer?: number;
+  /**
    * Whether the NAT traversal service should run (read by that service, not by the transport).
    * @default {true}
    */
@@ -121,8 +155,10 @@ export interface NetworkConfig {
    */
   inboundQueueBytes?: number;
   /**
-   * A connection with no packets for this long is closed, in milliseconds. Must exceed the
-   * keep-alive interval.
+   * A connection that carries no message and no request for this long is closed with
+   * `APP_ERROR_IDLE_TIMEOUT` (0x18), unless the peer is protected (keep-alive pings do not
+   * count as use); QUIC also closes a connection with no packets at all for this long. In
+   * milliseconds; must exceed the keep-alive interval; 0 disables both.
    * @default {90000}
    */
   idleTimeoutMs?: number;
@@ -165,12 +201,17 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     connectionTimeoutMs = 5000,
     keepAliveIntervalSecs = 30,
     maxBandwidthBps = 100_000_000,
+    maxPeerBandwidthBps = Infinity,
+    maxInboundPerIp = 8,
+    maxPendingHandshakes = 64,
+    maxStreamsPerPeer = 256,
     enableNatTraversal = true,
     stunServers = [],
     turnServers = [],
     enableMdns = true,
     enableDht = true,
     maxMessageBytes = 16 * 1024 * 1024,
+    maxBufferedBytesPerPeer = Math.max(16 * 1024 * 1024, maxMessageBytes),
     handshakeTimeoutMs = 10_000,
     pqEncryption = true,
     inboundQueueLength = 1024,
@@ -207,6 +248,16 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
       maxBandwidthBps,
     );
   }
+  if (typeof maxPeerBandwidthBps !== "number" || !(maxPeerBandwidthBps >= 8)) {
+    throw new InvalidConfigError(
+      "maxPeerBandwidthBps",
+      "a number of bits per second of at least 8, or Infinity",
+      maxPeerBandwidthBps,
+    );
+  }
+  limit("maxInboundPerIp", maxInboundPerIp, 1);
+  limit("maxPendingHandshakes", maxPendingHandshakes, 1);
+  limit("maxStreamsPerPeer", maxStreamsPerPeer, 1);
   boolean("enableNatTraversal", enableNatTraversal);
   addresses("stunServers", stunServers);
   if (!Array.isArray(turnServers)) {
@@ -225,6 +276,8 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
   boolean("enableMdns", enableMdns);
   boolean("enableDht", enableDht);
   integer("maxMessageBytes", maxMessageBytes, 1, 1024 * 1024 * 1024);
+  // A single message of the largest size must fit, or every such message would close the peer.
+  limit("maxBufferedBytesPerPeer", maxBufferedBytesPerPeer, maxMessageBytes);
   integer("handshakeTimeoutMs", handshakeTimeoutMs, 1, MAX_MS);
   boolean("pqEncryption", pqEncryption);
   integer("inboundQueueLength", inboundQueueLength, 1, 1_000_000);
@@ -248,12 +301,17 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     connectionTimeoutMs,
     keepAliveIntervalSecs,
     maxBandwidthBps,
+    maxPeerBandwidthBps,
+    maxInboundPerIp,
+    maxPendingHandshakes,
+    maxStreamsPerPeer,
     enableNatTraversal,
     stunServers: [...stunServers],
     turnServers: turnServers.map((s) => ({ ...s })),
     enableMdns,
     enableDht,
     maxMessageBytes,
+    maxBufferedBytesPerPeer,
     handshakeTimeoutMs,
     pqEncryption,
     inboundQueueLength,
@@ -266,6 +324,12 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
 function integer(field: string, value: unknown, min: number, max: number): void {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidConfigError(field, `an integer from ${min} to ${max}`, value);
+  }
+}
+
+function limit(field: string, value: unknown, min: number): void {
+  if (!(value === Infinity || (Number.isSafeInteger(value) && (value as number) >= min))) {
+    throw new InvalidConfigError(field, `an integer of at least ${min}, or Infinity`, value);
   }
 }
 

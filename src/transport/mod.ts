@@ -13,6 +13,7 @@ export {
   type QuicTransportOptions,
   type RequestOptions,
   type SendOptions,
+  type TransportStats,
 } from "./transport.ts";
 export {
   type NetworkConfig,

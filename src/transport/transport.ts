@@ -20,9 +20,14 @@ import { BandwidthLimiter } from "../pool/bandwidth_limiter.ts";
 import {
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
+  APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
+  type LimitKind,
+  type LimitViolation,
+  ResourceLimits,
 } from "../pool/limits.ts";
 import { PoolPolicy } from "../pool/pool_policy.ts";
+import { RateMeter } from "../pool/rate_meter.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { keepOutbound } from "../pool/tie_break.ts";
 import type { NetworkMessage } from "./codec.ts";
@@ -37,6 +42,7 @@ import {
   PeerConnection,
   type PeerHost,
   type PeerStats,
+  type QueuedMessage,
   type RequestHandler,
   withDeadline,
 } from "./_peer_connection.ts";
@@ -109,6 +115,24 @@ export interface PeerInfo {
   stats: PeerStats;
 }
 
+/** Node-wide counters of a {@linkcode QuicTransport}, from {@linkcode QuicTransport.stats}. */
+export interface TransportStats {
+  /** Peers connected now. */
+  peers: number;
+  /** Inbound identity handshakes in progress now. */
+  pendingHandshakes: number;
+  /** Connections closed for breaking a resource limit, by limit, since the transport started. */
+  limitViolations: Record<LimitKind, number>;
+  /** Connections closed after `idleTimeoutMs` without use. */
+  idleClosed: number;
+  /** Connections closed to make room in a full pool. */
+  evicted: number;
+  /** Node-wide send rate over the last second, in bytes per second (frames as written). */
+  sendBytesPerSecond: number;
+  /** Node-wide receive rate over the last second, in bytes per second. */
+  receiveBytesPerSecond: number;
+}
+
 /** The outcome of a broadcast for one peer. */
 export type BroadcastResult =
   | {
@@ -167,9 +191,16 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #peers = new Map<string, PeerConnection>();
   #handlers = new Map<string, RequestHandler>();
   #dials = new SingleFlight<string, PeerId>();
-  #inbound: InboundQueue<InboundMessage>;
+  #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
   #pool: PoolPolicy;
+  #limits: ResourceLimits;
+  #sendMeter = new RateMeter();
+  #receiveMeter = new RateMeter();
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimerAt = Infinity;
+  #idleClosed = 0;
+  #evicted = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
   #host: PeerHost;
@@ -200,21 +231,38 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.config = resolveNetworkConfig(config);
     const c = this.config;
     this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
-    if (c.maxBandwidthBps !== Infinity) {
-      const rate = c.maxBandwidthBps / 8;
+    if (c.maxBandwidthBps !== Infinity || c.maxPeerBandwidthBps !== Infinity) {
+      // Buckets in bytes; a burst of a tenth of a second, at least a few large frames.
+      const totalRate = c.maxBandwidthBps / 8;
+      const peerRate = c.maxPeerBandwidthBps / 8;
+      const burst = (rate: number) =>
+        rate === Infinity ? 256 * 1024 : Math.max(256 * 1024, rate / 10);
       this.#limiter = new BandwidthLimiter({
-        totalRate: rate,
-        totalBurst: Math.max(256 * 1024, rate / 10),
-        peerRate: Infinity,
-        peerBurst: Math.max(256 * 1024, rate / 10),
+        totalRate,
+        totalBurst: burst(totalRate),
+        peerRate,
+        peerBurst: burst(peerRate),
       });
     }
-    this.#pool = new PoolPolicy({ maxConnections: c.maxConnections, idleTimeoutMs: Infinity });
+    this.#pool = new PoolPolicy({
+      maxConnections: c.maxConnections,
+      idleTimeoutMs: c.idleTimeoutMs === 0 ? Infinity : c.idleTimeoutMs,
+    });
+    this.#limits = new ResourceLimits({
+      inboundPerIp: c.maxInboundPerIp,
+      pendingHandshakes: c.maxPendingHandshakes,
+      streamsPerPeer: c.maxStreamsPerPeer,
+      messageBytes: c.maxMessageBytes,
+      bufferedBytesPerPeer: c.maxBufferedBytesPerPeer,
+    });
     this.#host = {
       maxMessageBytes: c.maxMessageBytes,
       requestTimeoutMs: c.requestTimeoutMs,
       inbound: this.#inbound,
       limiter: this.#limiter,
+      limits: this.#limits,
+      sendMeter: this.#sendMeter,
+      receiveMeter: this.#receiveMeter,
       handler: (id) => this.#handlers.get(id),
       touch: (peer) => this.#pool.touch(peer.key, performance.now()),
       closed: (peer, error) => this.#onPeerClosed(peer, error),
@@ -393,7 +441,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     for (;;) {
       const next = await this.#inbound.pull();
       if (next === undefined) return;
-      yield next;
+      next.release();
+      yield next.item;
     }
   }
 
@@ -411,6 +460,36 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   getStats(peer: PeerId | string): PeerStats {
     return this.#peer(peer).stats();
+  }
+
+  /**
+   * Node-wide counters: peers, pending handshakes, limit violations by limit, idle closes,
+   * evictions, and the current send and receive rates.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({
+   *   identity: Identity.generate(),
+   *   config: { listenAddr: "127.0.0.1", quicPort: 0 },
+   * });
+   * const { peers, limitViolations } = transport.stats();
+   * console.assert(peers === 0 && limitViolations.inboundPerIp === 0);
+   * ```
+   *
+   * @returns A snapshot.
+   */
+  stats(): TransportStats {
+    return {
+      peers: this.#peers.size,
+      pendingHandshakes: this.#limits.pendingHandshakes,
+      limitViolations: this.#limits.violations(),
+      idleClosed: this.#idleClosed,
+      evicted: this.#evicted,
+      sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
+      receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
+    };
   }
 
   /**
@@ -579,7 +658,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * @returns Whether the peer had the tag.
    */
   unprotect(peer: PeerId | string, tag: string): boolean {
-    return this.#pool.unprotect(toPeerId(peer).toString(), tag);
+    const had = this.#pool.unprotect(toPeerId(peer).toString(), tag);
+    // The peer may have been unused for long: it can idle now.
+    if (had) this.#armIdleTimer();
+    return had;
   }
 
   /**
@@ -607,6 +689,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   async #close(): Promise<void> {
     if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
@@ -648,8 +732,33 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       } catch {
         return; // the endpoint closed
       }
-      this.#setUp(conn, "inbound", undefined).catch(() => {});
+      this.#accepted(conn);
     }
+  }
+
+  /** The node-wide limits on an accepted connection, then its handshake. */
+  #accepted(conn: QuicConnection): void {
+    const ip = conn.remoteAddr.hostname;
+    const perIp = this.#limits.openInbound(ip);
+    if (perIp !== undefined) return this.#refuse(conn, perIp);
+    conn.closed.then(() => this.#limits.closeInbound(ip));
+    const handshake = this.#limits.beginHandshake();
+    if (handshake !== undefined) return this.#refuse(conn, handshake);
+    this.#setUp(conn, "inbound", undefined)
+      .catch(() => {})
+      .finally(() => this.#limits.endHandshake());
+  }
+
+  /** Closes a connection that broke a node-wide limit before it became a peer. */
+  #refuse(conn: QuicConnection, violation: LimitViolation): void {
+    log.warn("Refusing connection from {address}: {reason}", {
+      address: formatAddress(conn.remoteAddr),
+      reason: violation.message,
+      limit: violation.kind,
+      appErrorCode: violation.appErrorCode,
+    });
+    conn.close({ code: violation.appErrorCode, reason: violation.message.slice(0, 200) })
+      .catch(() => {});
   }
 
   async #dial(
@@ -785,9 +894,38 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       );
     }
     for (const key of decision.evict) {
-      this.#peers.get(key)?.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
+      const evicted = this.#peers.get(key);
+      if (evicted === undefined) continue;
+      this.#evicted++;
+      log.info("Evicting peer {peer}: the pool is full", { peer: key });
+      evicted.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
     }
+    this.#armIdleTimer();
     return true;
+  }
+
+  /**
+   * Keeps one timer at the moment the next unprotected peer turns idle. Using a peer only
+   * moves that moment later, so an early wake-up just re-arms.
+   */
+  #armIdleTimer(): void {
+    if (this.#closing !== undefined) return;
+    const at = this.#pool.nextIdleAt();
+    if (at === undefined || (this.#idleTimer !== undefined && this.#idleTimerAt <= at)) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimerAt = at;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.#idleTimerAt = Infinity;
+      for (const key of this.#pool.collectIdle(performance.now())) {
+        const idle = this.#peers.get(key);
+        if (idle === undefined) continue;
+        this.#idleClosed++;
+        log.info("Closing idle connection to {peer}", { peer: key });
+        idle.close(APP_ERROR_IDLE_TIMEOUT, "idle timeout").catch(() => {});
+      }
+      this.#armIdleTimer();
+    }, Math.max(0, at - performance.now()));
   }
 
   #register(peer: PeerConnection): void {

@@ -143,7 +143,8 @@ Deno.test("transport: disconnectPeer closes both sides; the peer becomes unknown
 });
 
 Deno.test("transport: a node with 20 peers exchanges messages with each", async () => {
-  await using hub = await node(0);
+  // All spokes dial from 127.0.0.1, above the default of 8 inbound connections per IP.
+  await using hub = await node(0, { maxInboundPerIp: 20 });
   const spokes: QuicTransport[] = [];
   try {
     for (let i = 1; i <= 20; i++) spokes.push(await node(i));
