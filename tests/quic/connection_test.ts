@@ -159,16 +159,16 @@ Deno.test("connection: the idle timeout closes a silent connection", async () =>
 
 Deno.test("connection: keep-alive holds a connection open past the idle timeout", async () => {
   await using p = await pair(
-    { idleTimeoutMs: 300, keepAliveIntervalMs: 0 },
-    { idleTimeoutMs: 300, keepAliveIntervalMs: 100 },
+    { idleTimeoutMs: 500, keepAliveIntervalMs: 0 },
+    { idleTimeoutMs: 500, keepAliveIntervalMs: 100 },
   );
   const { conn, peer } = await connect(p);
   const serving = serveEcho(peer);
-  // Nothing is sent by the application for three idle timeouts.
+  // Nothing is sent by the application for 2.4 idle timeouts.
   const outcome = await Promise.race([
     conn.closed.then((why) => `closed: ${why.message}`),
     peer.closed.then((why) => `peer closed: ${why.message}`),
-    delay(900).then(() => "alive"),
+    delay(1200).then(() => "alive"),
   ]);
   assert.equal(outcome, "alive");
   await roundTrip(conn);
