@@ -232,3 +232,34 @@ Deno.test("connection: a full accept backlog refuses new connections", async () 
   assert.equal(peer.remoteAddr.port, client.localAddr.port);
   await first.close();
 });
+
+Deno.test("connection: 0-RTT data refused by a restarted peer is sent again after the handshake", async () => {
+  await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const first = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const { port } = first.localAddr;
+  try {
+    const accepted = first.accept();
+    const conn = await client.connect(first.localAddr);
+    const serving = serveEcho(await accepted);
+    await roundTrip(conn); // the session ticket arrives
+    await conn.close();
+    await serving;
+  } finally {
+    await first.close();
+  }
+  // Same address, new endpoint: new keys, so the cached session cannot be resumed.
+  await using second = await QuicEndpoint.bind({ hostname: "127.0.0.1", port });
+  const accepted = second.accept();
+  const conn = await client.connect(second.localAddr, { earlyData: true });
+  assert.equal(conn.isInEarlyData, true, "the client tries 0-RTT");
+  const stream = await conn.openBidi();
+  await stream.write(new TextEncoder().encode("hello again"), true);
+  const peer = await within(accepted, 5000, "accept");
+  const serving = serveEcho(peer);
+  const echoed = await within(stream.readAll(), 5000, "echo");
+  assert.equal(new TextDecoder().decode(echoed), "hello again");
+  assert.equal(conn.isResumed, false);
+  assert.equal(peer.isResumed, false);
+  await conn.close();
+  await serving;
+});

@@ -237,3 +237,37 @@ Deno.test("stream: pending reads and writes fail when the connection closes", as
   const after = await streams[0].write(new Uint8Array([1])).catch((e) => e);
   assert.ok(after instanceof ConnectionClosedError);
 });
+
+Deno.test("stream: a write blocked by flow control fails when the peer sends STOP_SENDING", async () => {
+  const window = 16 * 1024;
+  await using p = await pair({ initialMaxStreamData: window });
+  const { conn, peer } = await connect(p);
+  const stream = await conn.openBidi();
+  const writing = stream.write(randomBytes(16 * window)).catch((e) => e);
+  const incoming = await peer.acceptBidi();
+  assert.ok(await isPending(writing));
+  incoming.stopSending(99);
+  const err = await within(writing, 5000, "blocked write fails");
+  assert.ok(err instanceof StreamResetError, String(err));
+  assert.equal(err.code, "ERR_STREAM_STOPPED");
+  assert.equal(err.errorCode, 99);
+  await conn.close();
+});
+
+Deno.test("stream: unidirectional opens beyond the peer's limit wait for credit", async () => {
+  await using p = await pair({ maxStreamsUni: 2 });
+  const { conn, peer } = await connect(p);
+  const first = [await conn.openUni(), await conn.openUni()];
+  const third = conn.openUni();
+  await first[0].write(new Uint8Array([1]));
+  const seen = await peer.acceptUni();
+  assert.deepEqual(await seen.read(), new Uint8Array([1]));
+  assert.ok(await isPending(third), "third uni open waits");
+  for (const s of first) await s.write(new Uint8Array([2]), true);
+  await seen.readAll();
+  await (await peer.acceptUni()).readAll();
+  const opened = await within(third, 5000, "uni open after credit");
+  await opened.write(new Uint8Array([3]), true);
+  assert.deepEqual(await (await peer.acceptUni()).readAll(), new Uint8Array([3]));
+  await conn.close();
+});
