@@ -9,6 +9,7 @@ export {
   type BroadcastResult,
   type ConnectPeerOptions,
   type PeerInfo,
+  type PeerResolver,
   QuicTransport,
   type QuicTransportOptions,
   type RequestOptions,

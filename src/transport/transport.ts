@@ -84,6 +84,12 @@ export interface ConnectPeerOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Finds addresses of a peer that {@linkcode QuicTransport.connectPeer} was given by id only;
+ * services such as the DHT register one with {@linkcode QuicTransport.addPeerResolver}.
+ */
+export type PeerResolver = (peerId: PeerId, signal?: AbortSignal) => Promise<readonly string[]>;
+
 /** Options of {@linkcode QuicTransport.send}. */
 export interface SendOptions {
   /**
@@ -191,6 +197,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #peers = new Map<string, PeerConnection>();
   #handlers = new Map<string, RequestHandler>();
   #dials = new SingleFlight<string, PeerId>();
+  #resolvers = new Set<PeerResolver>();
   #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
   #pool: PoolPolicy;
@@ -334,26 +341,30 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * Connects to a peer, runs the handshake and resolves with the peer's id once both sides
    * accepted the connection. Concurrent calls for one address share one dial; an address or
    * peer already connected resolves at once. When two peers dial each other at the same
-   * time, both end up on the connection the `keepOutbound` rule picks.
+   * time, both end up on the connection the `keepOutbound` rule picks. Given a `PeerId`, the
+   * transport asks its peer resolvers (see {@linkcode QuicTransport.addPeerResolver}) for
+   * addresses and dials them in turn, expecting that peer.
    *
    * @example
    * ```ts ignore
    * const remote = await transport.connectPeer("127.0.0.1:9002", { expectedPeerId });
    * ```
    *
-   * @param address `HOST:PORT` or an address object.
+   * @param address `HOST:PORT`, an address object, or the `PeerId` of the peer.
    * @param options Expected peer id and abort signal.
    * @returns The remote peer's id.
    * @throws {InvalidAddressError} for an invalid address or this node's own.
    * @throws {NetworkError} `ERR_CONNECT_TIMEOUT`, `ERR_HANDSHAKE_TIMEOUT`,
    * `ERR_HANDSHAKE_FAILED`, `ERR_PEER_ID_MISMATCH`, `ERR_LIMIT_EXCEEDED` (pool full of
-   * protected peers), `ERR_ABORTED`, `ERR_ENDPOINT_CLOSED`.
+   * protected peers), `ERR_ABORTED`, `ERR_ENDPOINT_CLOSED`; `ERR_UNKNOWN_PEER` for a
+   * `PeerId` no resolver found an address of (else the last dial's error).
    * @throws {ConnectionClosedError} when the peer refuses the connection.
    */
   async connectPeer(
-    address: string | UdpAddress,
+    address: string | UdpAddress | PeerId,
     options: ConnectPeerOptions = {},
   ): Promise<PeerId> {
+    if (address instanceof PeerId) return await this.#connectById(address, options.signal);
     const endpoint = this.#requireEndpoint("connect");
     const remote = typeof address === "string" ? parseAddress(address) : checkAddress(address);
     const { signal } = options;
@@ -372,6 +383,49 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       }
     }
     return await this.#dials.run(where, () => this.#dial(endpoint, remote, expected, signal));
+  }
+
+  /**
+   * Registers a resolver that {@linkcode QuicTransport.connectPeer} consults, in the order
+   * added, when given a `PeerId` that is not connected.
+   *
+   * @example
+   * ```ts ignore
+   * const remove = transport.addPeerResolver(async (peerId) => directory.get(peerId.toString()) ?? []);
+   * ```
+   *
+   * @param resolver Returns addresses of a peer; a rejection counts as none.
+   * @returns A function that removes the resolver.
+   */
+  addPeerResolver(resolver: PeerResolver): () => void {
+    this.#resolvers.add(resolver);
+    return () => {
+      this.#resolvers.delete(resolver);
+    };
+  }
+
+  async #connectById(peer: PeerId, signal: AbortSignal | undefined): Promise<PeerId> {
+    if (this.#peers.has(peer.toString())) return peer;
+    let failure: unknown = new NetworkError(
+      "ERR_UNKNOWN_PEER",
+      `Cannot connect to ${peer}: no peer resolver found an address`,
+    );
+    for (const resolve of [...this.#resolvers]) {
+      let addresses: readonly string[] = [];
+      try {
+        addresses = await resolve(peer, signal);
+      } catch (e) {
+        failure = e;
+      }
+      for (const address of addresses) {
+        try {
+          return await this.connectPeer(address, { expectedPeerId: peer, signal });
+        } catch (e) {
+          failure = e;
+        }
+      }
+    }
+    throw failure;
   }
 
   /**
