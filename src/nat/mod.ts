@@ -1,7 +1,8 @@
 /**
  * NAT traversal services: a STUN Binding client on the node's socket, RFC 5780 NAT behaviour
  * discovery, the pure classification and hole-punch scheduling logic behind them, and a TURN
- * client with a socket decorator that runs QUIC through the relay.
+ * client with a socket decorator that runs QUIC through the relay, and `NatService`, which
+ * puts discovery, rendezvous and hole punching to work for a transport.
  *
  * @module
  */
@@ -56,3 +57,15 @@ export {
   type RelayServiceOptions,
 } from "./relay_service.ts";
 export { parseTurnUrl } from "./turn_url.ts";
+export {
+  type NatConnection,
+  type NatConnectOptions,
+  type NatFallback,
+  type NatFallbackInfo,
+  NatService,
+  type NatServiceEventMap,
+  type NatServiceOptions,
+  type NatTraversalAttempt,
+  NatTraversalError,
+  RENDEZVOUS_PROTOCOL,
+} from "./nat_service.ts";
