@@ -536,7 +536,8 @@ export class PeerConnection {
       const message = decodeMessage(body);
       this.#seen(body.byteLength + 4 + overhead);
       this.#stats.messagesReceived++;
-      const size = body.byteLength;
+      // The payload, as maxMessageBytes counts it, so one largest message always fits.
+      const size = body.byteLength - MESSAGE_HEADER_BYTES;
       const violation = this.#host.limits.check(
         "bufferedBytesPerPeer",
         this.#buffered + size,
@@ -553,11 +554,11 @@ export class PeerConnection {
           this.#buffered -= size;
         },
       };
-      if (!queue.tryPush(queued, size)) {
+      if (!queue.tryPush(queued, body.byteLength)) {
         // Acknowledge what the queue holds before stopping to read: those sends are done.
         ack();
         try {
-          await queue.push(queued, size, () => this.#closedError ?? closedTransport());
+          await queue.push(queued, body.byteLength, () => this.#closedError ?? closedTransport());
         } catch (e) {
           queued.release();
           throw e;

@@ -55,15 +55,18 @@ Deno.test("transport: peer connection, events on both sides, dial dedupe", async
 });
 
 Deno.test("transport: simultaneous dials end with one connection on both sides", async () => {
-  await using a = await node(0);
-  await using b = await node(1);
-  const [toB, toA] = await Promise.all([a.connectPeer(addr(b)), b.connectPeer(addr(a))]);
-  assert(toB.equals(b.peerId) && toA.equals(a.peerId));
-  // Messages both ways prove the surviving connection works on both ends.
-  await within(a.send(toB, { type: "vertex", data: new Uint8Array([1]) }), 5000, "a->b");
-  await within(b.send(toA, { type: "vertex", data: new Uint8Array([2]) }), 5000, "b->a");
-  assertEquals([a.peers().length, b.peers().length], [1, 1]);
-  assertEquals(a.peers()[0].direction === "outbound", b.peers()[0].direction === "inbound");
+  // Several rounds with fresh nodes: the tie-break must hold whichever dial lands first.
+  for (let round = 0; round < 3; round++) {
+    await using a = await node(0);
+    await using b = await node(1);
+    const [toB, toA] = await Promise.all([a.connectPeer(addr(b)), b.connectPeer(addr(a))]);
+    assert(toB.equals(b.peerId) && toA.equals(a.peerId));
+    // Messages both ways prove the surviving connection works on both ends.
+    await within(a.send(toB, { type: "vertex", data: new Uint8Array([1]) }), 5000, "a->b");
+    await within(b.send(toA, { type: "vertex", data: new Uint8Array([2]) }), 5000, "b->a");
+    assertEquals([a.peers().length, b.peers().length], [1, 1], `round ${round}`);
+    assertEquals(a.peers()[0].direction === "outbound", b.peers()[0].direction === "inbound");
+  }
 });
 
 Deno.test("transport: every message type is sent and received, in order per class", async () => {
@@ -217,6 +220,9 @@ Deno.test("transport: oversized messages fail with a typed error; the connection
   );
   assertEquals(closed.errorCode, APP_ERROR_MESSAGE_TOO_LARGE);
   await dropped;
+  // Counted once, by the receiver whose limit it broke; the sender's refusal is no violation.
+  assertEquals(a.stats().limitViolations.messageBytes, 1);
+  assertEquals(b.stats().limitViolations.messageBytes, 0);
 });
 
 Deno.test("transport: malformed frames from a raw peer close that connection only", async () => {
@@ -348,6 +354,7 @@ Deno.test("transport: a full pool evicts the least recently used unprotected pee
   );
   const left = hub.peers().map((p) => p.peerId.toString()).sort();
   assertEquals(left, [p1.peerId.toString(), p3.peerId.toString()].sort());
+  assertEquals(hub.stats().evicted, 1);
   assert(hub.unprotect(p1.peerId, "validator"));
 });
 
