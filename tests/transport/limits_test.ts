@@ -4,7 +4,7 @@
  */
 
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
-import { ConnectionClosedError, InvalidConfigError, NetworkError } from "../../src/errors.ts";
+import { ConnectionClosedError, InvalidConfigError, type NetworkError } from "../../src/errors.ts";
 import {
   APP_ERROR_BUFFER_FULL,
   APP_ERROR_IDLE_TIMEOUT,
