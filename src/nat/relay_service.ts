@@ -396,8 +396,9 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
 
   /**
    * Stops answering the protocol, forgets the relayed peers it registered and frees the
-   * allocation. Connections over the relay stop working: close them (or the transport) first.
-   * Idempotent.
+   * allocation. Connections over the relay stop working. Close the service before the
+   * transport: freeing the allocation sends through the transport's socket (after it closed,
+   * the server frees the allocation only when its lifetime runs out). Idempotent.
    *
    * @returns Resolves once the allocation is freed (or the server did not answer).
    */

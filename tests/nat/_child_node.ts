@@ -1,0 +1,97 @@
+/**
+ * A Deno child process inside a lab namespace, spoken to one JSON line at a time over
+ * stdin/stdout (the lab tests' nodes). `await using` ends its input and waits for it, killing
+ * it after a grace period.
+ *
+ * @module
+ */
+
+/** One answer line of a child. */
+export type ChildAnswer = Record<string, unknown>;
+
+/** A child Deno script run with `ip netns exec NS deno run -A --unstable-net SCRIPT`. */
+export class ChildNode implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  #stderr = "";
+
+  /**
+   * Starts the script.
+   *
+   * @param ns Namespace to run in.
+   * @param script Path of the script.
+   */
+  constructor(ns: string, script: string) {
+    const child = new Deno.Command("ip", {
+      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net", script],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#lines = lineReader(child.stdout);
+    (async () => {
+      for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
+        this.#stderr += s;
+      }
+    })();
+  }
+
+  /**
+   * Sends a command and returns its answer line as it is (an `error` field included), waiting
+   * at most `timeoutMs`.
+   */
+  async send(command: Record<string, unknown>, timeoutMs = 30_000): Promise<ChildAnswer> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) =>
+      timer = setTimeout(
+        () => reject(new Error(`no answer to ${command.cmd} in ${timeoutMs} ms: ${this.#stderr}`)),
+        timeoutMs,
+      )
+    );
+    try {
+      const next = await Promise.race([this.#lines.next(), timeout]);
+      if (next.done) throw new Error(`child exited during ${command.cmd}: ${this.#stderr}`);
+      return JSON.parse(next.value);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Like {@link send}, but an answer with an `error` field throws. */
+  async request(command: Record<string, unknown>, timeoutMs = 30_000): Promise<ChildAnswer> {
+    const answer = await this.send(command, timeoutMs);
+    if (answer.error) throw new Error(`${command.cmd} failed in the child: ${answer.error}`);
+    return answer;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<"grace">((r) => timer = setTimeout(() => r("grace"), 5000));
+    if (await Promise.race([this.#child.status, grace]) === "grace") {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch {
+        // exited in between
+      }
+    }
+    clearTimeout(timer);
+    await this.#child.status;
+  }
+}
+
+async function* lineReader(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let nl: number;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+    }
+  }
+}
