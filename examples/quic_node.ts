@@ -15,6 +15,11 @@
  *   --port 9003 --peer 127.0.0.1:9001 --peer 127.0.0.1:9002
  * ```
  *
+ * Nodes also find each other on the local network with mDNS (on by default, `--no-mdns` turns
+ * it off): with `--allow-sys=networkInterfaces` and an unrestricted `--allow-net`, nodes
+ * listening on 0.0.0.0 or a LAN address need no `--peer` on one link. A node on loopback, or
+ * without those permissions, reports `mdns-off` and runs on without it.
+ *
  * `deno run examples/quic_node.ts --help` lists every flag. `examples/demo.ts` drives three of
  * these with `--json`.
  *
@@ -31,6 +36,7 @@ import {
   type ConnectionDirection,
   formatAddress,
   Identity,
+  MdnsService,
   type NetworkMessage,
   parseAddress,
   QuicTransport,
@@ -51,6 +57,7 @@ export const OPTIONS = {
   interval: { type: "string", default: "1000" },
   size: { type: "string", default: "64" },
   "wait-peers": { type: "string", default: "0" },
+  "no-mdns": { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -77,6 +84,10 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   interval: ["MS", "time between two broadcasts (default 1000)"],
   size: ["BYTES", "payload size of each broadcast message (default 64)"],
   "wait-peers": ["N", "start broadcasting once N peers are connected (default 0)"],
+  "no-mdns": [
+    "",
+    "do not announce this node or find and connect peers on the local network with mDNS (on by default; needs --allow-sys=networkInterfaces)",
+  ],
   help: ["", "show this help and exit"],
 };
 
@@ -106,6 +117,8 @@ export interface NodeArgs {
   size: number;
   /** Peers to wait for before broadcasting. */
   waitPeers: number;
+  /** Announce and browse with mDNS, dialing the peers found. */
+  mdns: boolean;
 }
 
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
@@ -155,6 +168,9 @@ export type NodeEvent =
     reason: string;
   }
   | { event: "dial-failed"; address: string; attempt: number; error: string }
+  | { event: "discovered"; peerId: string; addresses: string[]; version: string | undefined }
+  | { event: "expired"; peerId: string; disconnect: boolean }
+  | { event: "mdns-off"; reason: string }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
@@ -166,6 +182,9 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
   connected: (e) => `connected ${e.direction} ${e.peerId} at ${e.address} (${e.path})`,
   disconnected: (e) => `disconnected ${e.peerId} at ${e.address}: ${e.reason}`,
   "dial-failed": (e) => `dial ${e.address} failed (attempt ${e.attempt}): ${e.error}; retrying`,
+  discovered: (e) => `discovered ${e.peerId} at ${e.addresses.join(", ")} (mDNS, v=${e.version})`,
+  expired: (e) => `expired ${e.peerId} (mDNS)${e.disconnect ? "; disconnecting it" : ""}`,
+  "mdns-off": (e) => `mDNS off: ${e.reason}`,
   message: (e) => `message ${e.type} of ${e.size} B from ${e.from}`,
   broadcast: (e) =>
     `broadcast #${e.seq} of ${e.size} B: ${e.ok} ok, ${e.failed} failed` +
@@ -255,6 +274,7 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
     intervalMs: number("interval", values.interval, 0, true),
     size: number("size", values.size, 4, true, 16 * 1024 * 1024),
     waitPeers: number("wait-peers", values["wait-peers"], 0, true),
+    mdns: !values["no-mdns"],
   };
 }
 
@@ -397,8 +417,10 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       keepAliveIntervalSecs: args.keepAliveSecs,
       // The idle timeout must exceed the keep-alive interval; keep the default's margin.
       idleTimeoutMs: Math.max(90_000, Math.ceil(args.keepAliveSecs * 3000)),
+      enableMdns: args.mdns,
     },
   });
+  const mdns = new MdnsService(transport);
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
   const signals = (["SIGINT", "SIGTERM"] as const).map((name) => {
@@ -432,6 +454,17 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       address: addressOf(local),
       identity: how,
     });
+    mdns.addEventListener("discovered", ({ detail }) =>
+      emit({
+        event: "discovered",
+        peerId: detail.peerId,
+        addresses: detail.addresses.map(addressOf),
+        version: detail.version,
+      }));
+    mdns.addEventListener("expired", ({ detail }) => emit({ event: "expired", ...detail }));
+    // Does nothing with --no-mdns (enableMdns: false). Without multicast, interfaces or the
+    // permissions the node still runs, on its --peer list.
+    await mdns.start().catch((e) => emit({ event: "mdns-off", reason: (e as Error).message }));
 
     if (args.durationMs !== Infinity) {
       timers.push(setTimeout(() => stop.abort("duration"), args.durationMs));
@@ -457,11 +490,13 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     emit({ event: "stopping", reason: String(stop.signal.reason) });
     await Promise.all(tasks);
     emitStats(transport, emit);
+    await mdns.close(); // the goodbye goes out while the node still answers
     await transport.close();
     await receiving;
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
+    await mdns.close();
     await transport.close();
   }
 }
