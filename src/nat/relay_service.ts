@@ -11,8 +11,9 @@
  * - `{"t":"forward","to":PEER,"relayed":"H:P"}` to a peer both sides are connected to, which
  *   passes it on to PEER as `{"t":"offer","from":REQUESTER,"relayed":"H:P"}` and returns the
  *   answer; the forwarder names the requester as it authenticated it.
- * - `{"t":"offer","relayed":"H:P"}` straight to a connected peer (or forwarded as above): the
- *   peer relays the offered address and answers `{"relayed":"H:P"}` with its own.
+ * - `{"t":"offer","relayed":"H:P"}` (as forwarded, or sent straight by a peer that has a
+ *   connection one way only): the peer relays the offered address (permission and channel on
+ *   its TURN server) and answers `{"relayed":"H:P"}` with its own.
  * - Failures answer `{"error":{"code":"ERR_...","message":"..."}}`.
  *
  * A forwarder can make a peer install a TURN permission for an address it chooses; that only
@@ -86,9 +87,9 @@ export interface RelayServiceOptions {
 /** Options of {@link RelayService.connect}. */
 export interface RelayConnectOptions {
   /**
-   * The connected peer to signal through: a peer both sides are connected to, or the target
-   * itself when it is connected one way only. Omitted: the connected peers are tried in turn
-   * (at most three).
+   * The connected peer to signal through, one both sides are connected to (in either
+   * direction: a public node both dialed). Omitted: the connected peers are tried in turn (at
+   * most three).
    *
    * @default {undefined}
    */
@@ -221,6 +222,17 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     if (!Array.isArray(turnServers)) {
       throw new InvalidConfigError("turnServers", "an array", turnServers);
     }
+    turnServers.forEach((s, i) => {
+      try {
+        parseAddress(s?.address);
+      } catch {
+        throw new InvalidConfigError(
+          `turnServers[${i}].address`,
+          "a HOST:PORT address",
+          s?.address,
+        );
+      }
+    });
     if (turnServers.length > 0 && relaySocket === undefined) {
       throw new InvalidConfigError(
         "relaySocket",
@@ -228,13 +240,6 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
         relaySocket,
       );
     }
-    turnServers.forEach((s, i) => {
-      try {
-        parseAddress(s?.address);
-      } catch {
-        throw new InvalidConfigError(`turnServers[${i}].address`, "a HOST:PORT address", s);
-      }
-    });
     if (!(Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 0xffffffff)) {
       throw new InvalidConfigError("lifetime", "a positive integer number of seconds", lifetime);
     }
@@ -334,10 +339,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     if (this.path(target) !== undefined) return target;
     const turn = this.#usable("connect");
     const relays = via === undefined
-      ? this.#transport.peers().map((p) => p.peerId).filter((p) => !p.equals(target)).slice(
-        0,
-        MAX_VIA_TRIES,
-      )
+      ? this.#transport.peers().slice(0, MAX_VIA_TRIES).map((p) => p.peerId)
       : [toPeerId(via)];
     if (relays.length === 0) {
       throw new NetworkError(
@@ -349,9 +351,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     const failures: string[] = [];
     let answer: UdpAddress | undefined;
     for (const relay of relays) {
-      const offer: Offer = relay.equals(target)
-        ? { t: "offer", relayed: own }
-        : { t: "forward", to: target.toString(), relayed: own };
+      const offer: Offer = { t: "forward", to: target.toString(), relayed: own };
       try {
         const bytes = await this.#transport.request(relay, RELAY_PROTOCOL, encode(offer), {
           signal,

@@ -79,8 +79,12 @@ export function parseTurnUrl(url: string): TurnServerConfig {
   return { address, username, password };
 }
 
-/** The URL with its password replaced by `***`, for error messages and logs. */
+/** The URL with its password (or, without a ':', all of its user info) shown as `***`. */
 function maskPassword(url: string): string {
-  // Greedy up to the last '@', where the password ends.
-  return url.replace(/^(turns?:[^:@]*:).*@/i, "$1***@");
+  const start = url.indexOf(":") + 1;
+  const at = url.lastIndexOf("@");
+  if (at < start) return url;
+  const colon = url.indexOf(":", start);
+  const keep = colon >= 0 && colon < at ? colon + 1 : start;
+  return `${url.slice(0, keep)}***${url.slice(at)}`;
 }
