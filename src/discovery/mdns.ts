@@ -340,8 +340,9 @@ export class MdnsDiscovery {
    * @returns Resolves once the sockets are bound and the first announcement and query are sent.
    * @throws {InvalidConfigError} When an interface is unknown or has no IPv4 address, or the
    * announcement would not fit in `maxPacketSize`.
-   * @throws {NetworkError} `ERR_MDNS` when a socket cannot be bound, the interfaces cannot be
-   * listed, or the service was started or closed before.
+   * @throws {NetworkError} `ERR_MDNS` when net access to `0.0.0.0:5353` or `224.0.0.251:5353` is
+   * not granted, a socket cannot be bound, the interfaces cannot be listed, or the service was
+   * started or closed before.
    */
   start(): Promise<void> {
     if (this.#state !== "new" || this.#closing !== undefined) {
@@ -357,6 +358,7 @@ export class MdnsDiscovery {
 
   async #start(): Promise<void> {
     try {
+      requireNetPermission();
       const linkAddresses = resolveInterfaces(this.#interfaces);
       this.#service = {
         instance: this.#opts.instance,
@@ -805,6 +807,22 @@ export class MdnsDiscovery {
   #drop(reason: keyof MdnsStats["droppedBy"]): void {
     this.#stats.dropped++;
     this.#stats.droppedBy[reason]++;
+  }
+}
+
+/**
+ * Deno's node:dgram reports a missing net permission by throwing from a later tick, where no
+ * caller can catch it and the process dies; asking first turns it into a rejected start().
+ */
+function requireNetPermission(): void {
+  for (const host of [`0.0.0.0:${MDNS_PORT}`, `224.0.0.251:${MDNS_PORT}`]) {
+    if (Deno.permissions.querySync({ name: "net", host }).state !== "granted") {
+      throw new NetworkError(
+        "ERR_MDNS",
+        `Cannot start mDNS discovery: it needs net access to ${host} ` +
+          `(--allow-net, or --allow-net=0.0.0.0:${MDNS_PORT},224.0.0.251:${MDNS_PORT} besides the node's own hosts)`,
+      );
+    }
   }
 }
 

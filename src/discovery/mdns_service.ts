@@ -109,9 +109,9 @@ interface Dial {
  * Close the service before the transport, so that the goodbye goes out while the node still
  * answers; with `await using`, declare the service after the transport.
  *
- * Needs `--allow-net` (UDP port 5353 on 0.0.0.0, multicast group 224.0.0.251: a list of
- * hosts such as `--allow-net=127.0.0.1` is not enough) and, when interfaces are chosen by
- * name or by default, `--allow-sys=networkInterfaces`.
+ * Needs `--allow-net` (UDP port 5353 on 0.0.0.0 and the group 224.0.0.251: a narrowed flag
+ * must list `0.0.0.0:5353,224.0.0.251:5353`) and, when interfaces are chosen by name or by
+ * default, `--allow-sys=networkInterfaces`.
  *
  * @example A node that finds and connects the other nodes on its LAN
  * ```ts ignore

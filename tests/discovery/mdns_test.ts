@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { InvalidConfigError } from "../../src/errors.ts";
+import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { MdnsDiscovery } from "../../src/discovery/mod.ts";
 import { ADDR, avahiSkip, labSkip, MdnsLab, parseJson, testPeerId } from "./_mdns_lab.ts";
 
@@ -217,5 +217,19 @@ Deno.test({
     const status = await run.waitExit(60_000);
     assert.equal(status.code, 0, run.dump());
     assert.ok(run.lines.some((l) => /ok \| 2 passed/.test(l)), run.dump());
+  },
+});
+
+Deno.test({
+  name: "without net access to the mDNS port, start() rejects instead of crashing the process",
+  permissions: { net: ["10.99.0.1"], env: true, read: true, sys: true },
+  fn: async () => {
+    const m = new MdnsDiscovery({ peerId: A1, port: 9001, interfaces: ["10.99.0.1"] });
+    await assert.rejects(
+      () => m.start(),
+      (e: unknown) =>
+        e instanceof NetworkError && e.code === "ERR_MDNS" && /0\.0\.0\.0:5353/.test(e.message),
+    );
+    await m.close();
   },
 });
