@@ -34,12 +34,18 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import {
   type ConnectionDirection,
+  DenoUdpSocket,
   formatAddress,
   Identity,
   MdnsService,
   type NetworkMessage,
   parseAddress,
+  parseTurnUrl,
+  type PeerPath,
   QuicTransport,
+  RelayService,
+  RelaySocket,
+  type TurnServerConfig,
   type UdpAddress,
 } from "../mod.ts";
 
@@ -58,6 +64,7 @@ export const OPTIONS = {
   size: { type: "string", default: "64" },
   "wait-peers": { type: "string", default: "0" },
   "no-mdns": { type: "boolean", default: false },
+  turn: { type: "string", multiple: true, default: [] },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -87,6 +94,10 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   "no-mdns": [
     "",
     "do not announce this node or find and connect peers on the local network with mDNS (on by default; needs --allow-sys=networkInterfaces)",
+  ],
+  turn: [
+    "turn:USER:PASSWORD@HOST:PORT",
+    "a TURN server to allocate a relayed address on (tried in order; repeatable); peers that cannot reach this node directly connect through it",
   ],
   help: ["", "show this help and exit"],
 };
@@ -119,6 +130,8 @@ export interface NodeArgs {
   waitPeers: number;
   /** Announce and browse with mDNS, dialing the peers found. */
   mdns: boolean;
+  /** TURN servers from `--turn`. */
+  turnServers: TurnServerConfig[];
 }
 
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
@@ -157,20 +170,22 @@ export type NodeEvent =
     peerId: string;
     address: string;
     direction: ConnectionDirection;
-    path: "direct";
+    path: PeerPath;
   }
   | {
     event: "disconnected";
     peerId: string;
     address: string;
     direction: ConnectionDirection;
-    path: "direct";
+    path: PeerPath;
     reason: string;
   }
   | { event: "dial-failed"; address: string; attempt: number; error: string }
   | { event: "discovered"; peerId: string; addresses: string[]; version: string | undefined }
   | { event: "expired"; peerId: string; disconnect: boolean }
   | { event: "mdns-off"; reason: string }
+  | { event: "relayed"; address: string; server: string; lifetimeSecs: number }
+  | { event: "relay-off"; reason: string }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
@@ -185,6 +200,8 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
   discovered: (e) => `discovered ${e.peerId} at ${e.addresses.join(", ")} (mDNS, v=${e.version})`,
   expired: (e) => `expired ${e.peerId} (mDNS)${e.disconnect ? "; disconnecting it" : ""}`,
   "mdns-off": (e) => `mDNS off: ${e.reason}`,
+  relayed: (e) => `relayed address ${e.address} on TURN server ${e.server} (${e.lifetimeSecs} s)`,
+  "relay-off": (e) => `TURN relay off: ${e.reason}`,
   message: (e) => `message ${e.type} of ${e.size} B from ${e.from}`,
   broadcast: (e) =>
     `broadcast #${e.seq} of ${e.size} B: ${e.ok} ok, ${e.failed} failed` +
@@ -275,6 +292,13 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
     size: number("size", values.size, 4, true, 16 * 1024 * 1024),
     waitPeers: number("wait-peers", values["wait-peers"], 0, true),
     mdns: !values["no-mdns"],
+    turnServers: (values.turn ?? []).map((url) => {
+      try {
+        return parseTurnUrl(url);
+      } catch (e) {
+        throw new UsageError(`Invalid '--turn': ${(e as Error).message}`);
+      }
+    }),
   };
 }
 
@@ -408,8 +432,13 @@ function addressOf(address: UdpAddress): string {
  */
 export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void): Promise<void> {
   const { identity, how } = await loadOrCreateIdentity(args.identity);
+  // With --turn the transport runs on a RelaySocket, so connections can go through the relay.
+  const relaySocket = args.turnServers.length === 0
+    ? undefined
+    : new RelaySocket(DenoUdpSocket.bind({ hostname: args.listen, port: args.port }));
   const transport = new QuicTransport({
     identity,
+    socket: relaySocket,
     config: {
       listenAddr: args.listen,
       quicPort: args.port,
@@ -418,9 +447,14 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       // The idle timeout must exceed the keep-alive interval; keep the default's margin.
       idleTimeoutMs: Math.max(90_000, Math.ceil(args.keepAliveSecs * 3000)),
       enableMdns: args.mdns,
+      turnServers: args.turnServers,
     },
   });
   const mdns = new MdnsService(transport);
+  // Forwards relay signalling for other peers even without --turn.
+  const relay = new RelayService(transport, { relaySocket });
+  const pathOf = (address: UdpAddress): PeerPath =>
+    relaySocket?.isRelayed(address) ? "relay" : "direct";
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
   const signals = (["SIGINT", "SIGTERM"] as const).map((name) => {
@@ -436,7 +470,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
         peerId: detail.peerId.toString(),
         address: addressOf(detail.address),
         direction: detail.direction,
-        path: "direct",
+        path: pathOf(detail.address),
       }));
     transport.addEventListener("peer:disconnected", ({ detail }) =>
       emit({
@@ -444,7 +478,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
         peerId: detail.peerId.toString(),
         address: addressOf(detail.address),
         direction: detail.direction,
-        path: "direct",
+        path: pathOf(detail.address),
         reason: detail.error.message,
       }));
     const local = await transport.bindAndListen();
@@ -465,6 +499,21 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     // Does nothing with --no-mdns (enableMdns: false). Without multicast, interfaces or the
     // permissions the node still runs, on its --peer list.
     await mdns.start().catch((e) => emit({ event: "mdns-off", reason: (e as Error).message }));
+    // Without --turn: forwarding only. A TURN failure (ERR_TURN_AUTH, ERR_TURN) is reported
+    // and the node runs on without a relayed address.
+    await relay.start().then((relayed) => {
+      if (relayed === undefined) return;
+      emit({
+        event: "relayed",
+        address: addressOf(relayed),
+        server: addressOf(relay.turn!.server),
+        lifetimeSecs: relay.turn!.lifetime,
+      });
+    }, (e) => emit({ event: "relay-off", reason: `${(e as Error).message}` }));
+    relay.addEventListener(
+      "relay:expired",
+      ({ detail }) => emit({ event: "relay-off", reason: detail.message }),
+    );
 
     if (args.durationMs !== Infinity) {
       timers.push(setTimeout(() => stop.abort("duration"), args.durationMs));
@@ -491,12 +540,14 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     await Promise.all(tasks);
     emitStats(transport, emit);
     await mdns.close(); // the goodbye goes out while the node still answers
+    await relay.close(); // frees the allocation through the transport's socket
     await transport.close();
     await receiving;
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
     await mdns.close();
+    await relay.close();
     await transport.close();
   }
 }
