@@ -293,6 +293,8 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   readonly #fallback: NatFallback | undefined;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, PunchSession>();
+  /** As target of introductions: removers of the watches for the dialers' connections. */
+  readonly #watchers = new Set<() => void>();
   readonly #closer = new AbortController();
   readonly #removeHandler: () => void;
   #port: RawDatagramPort | undefined;
@@ -313,8 +315,9 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    * ```ts
    * import { Identity, NatService, QuicTransport } from "@cretoai/network";
    *
-   * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
-   * using nat = new NatService(transport, { stunServers: ["192.0.2.1:3478"], punchIntervalMs: 20 });
+   * const identity = Identity.generate();
+   * await using transport = new QuicTransport({ identity, config: { quicPort: 0 } });
+   * using nat = new NatService(transport, { stunServers: ["192.0.2.1:3478"] });
    * console.assert(nat.nat === undefined);
    * ```
    *
@@ -406,7 +409,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    *
    * @example
    * ```ts ignore
-   * const { path, address } = await natService.connect(peerId, { via: rendezvousId, timeoutMs: 8000 });
+   * const { path, address } = await natService.connect(peerId, { via: rendezvousId });
    * ```
    *
    * @param peer The peer to reach.
@@ -493,6 +496,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     this.transport.removeEventListener("peer:disconnected", this.#onDisconnected);
     this.#stun?.close();
     for (const s of [...this.#sessions.values()]) s.stop();
+    for (const unwatch of [...this.#watchers]) unwatch();
     this.#sessions.clear();
   }
 
@@ -764,10 +768,24 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       interval: this.#punchIntervalMs,
       duration: this.#punchDurationMs,
     });
-    if (!plan.feasible) return refuse(plan.reasons.join("; "));
+    const synced = encodeRendezvous({
+      t: "synced",
+      addresses: this.#ownAddresses(),
+      nat: selfNatType,
+    });
+    // The dialer sees the same infeasible plan and gives up (or falls back) on its own.
+    if (!plan.feasible) return synced;
     const session = this.#startSession(plan, sessionBytes(message.session));
+    // The dialer's QUIC handshake may finish after the last punch (under loss): its
+    // connection is watched for until the dial could have timed out.
+    const unwatch = () => {
+      cancelWatch();
+      this.transport.removeEventListener("peer:connected", onConnected);
+      this.#watchers.delete(unwatch);
+    };
     const onConnected = (e: CustomEvent<PeerConnectedDetail>) => {
       if (!e.detail.peerId.equals(dialer)) return;
+      unwatch();
       session.stop();
       this.#emitConnected({
         peerId: dialer,
@@ -778,9 +796,13 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         elapsedMs: this.#clock.now() - received,
       });
     };
+    const cancelWatch = this.#clock.schedule(
+      unwatch,
+      plan.until - received + this.#connectTimeoutMs,
+    );
     this.transport.addEventListener("peer:connected", onConnected);
-    session.done.then(() => this.transport.removeEventListener("peer:connected", onConnected));
-    return encodeRendezvous({ t: "synced", addresses: this.#ownAddresses(), nat: selfNatType });
+    this.#watchers.add(unwatch);
+    return synced;
   }
 
   #startSession(

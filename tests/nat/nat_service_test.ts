@@ -25,7 +25,7 @@ import { VirtualClock } from "../_virtual_clock.ts";
 const peerAddr = { hostname: "203.0.113.9", port: 40000 };
 const session = new Uint8Array(16).fill(7);
 
-Deno.test("PunchSession: sends the plan on time, acks punches, reports where the peer was heard", async () => {
+Deno.test("PunchSession: sends on time, acks punches, says where the peer was heard", async () => {
   const clock = new VirtualClock(1000);
   const port = new FakePort(clock);
   const plan = planHolePunch({
@@ -54,7 +54,7 @@ Deno.test("PunchSession: sends the plan on time, acks punches, reports where the
   assert.equal(clock.timers, 0, "no timer left once the plan ran out");
 });
 
-Deno.test("PunchSession: a plan that runs out unheard resolves undefined; stop() ends at once", async () => {
+Deno.test("PunchSession: running out unheard resolves undefined; stop() ends at once", async () => {
   const clock = new VirtualClock(0);
   const port = new FakePort(clock);
   const plan = planHolePunch({ startAt: 0, peer: { addresses: [peerAddr] }, duration: 100 });

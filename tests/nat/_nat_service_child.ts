@@ -1,0 +1,150 @@
+/**
+ * A `QuicTransport` node with a `NatService`, for the NAT-lab hole-punching tests: run inside a
+ * lab namespace and driven over stdin/stdout, one JSON object per line each way (see
+ * `_child_node.ts`). Commands:
+ * - `{"cmd":"start","listen":IP,"stun":[...],"stunRetransmit":{...},"filtering":bool,
+ *   "discoveryTimeoutMs":N,"connectionTimeoutMs":N}`: binds; answers `{"peerId","port"}`.
+ * - `{"cmd":"discover"}`: NAT discovery; answers `{"nat":{...},"event":bool,"ms"}` (`event`:
+ *   whether the `nat` event carried the same result).
+ * - `{"cmd":"dial","address":"IP:PORT"}`: `connectPeer`; answers `{"peerId"}`.
+ * - `{"cmd":"connect","peer","via","timeoutMs"}`: `natService.connect`; answers
+ *   `{"ok":true,"path","address","ms"}` or `{"ok":false,"code","attempt","message","ms"}`.
+ * - `{"cmd":"disconnect","peer"}`, `{"cmd":"events","atLeast":N,"timeoutMs":N}` (the
+ *   service's `connected` events since the last call, once there are N or the time is up),
+ *   `{"cmd":"close"}`.
+ * Errors answer `{"error":"..."}`. Ends at end of input.
+ *
+ * @module
+ */
+
+import { Identity } from "../../src/identity/identity.ts";
+import { type NatConnection, NatService, NatTraversalError } from "../../src/nat/mod.ts";
+import type { NatDiscoveryResult } from "../../src/nat/mod.ts";
+import { QuicTransport } from "../../src/transport/transport.ts";
+
+let transport: QuicTransport | undefined;
+let nat: NatService | undefined;
+let lastNatEvent: NatDiscoveryResult | undefined;
+let events: Record<string, unknown>[] = [];
+let wakeEvents = () => {};
+const encoder = new TextEncoder();
+const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
+
+function describeConnection(c: NatConnection): Record<string, unknown> {
+  return {
+    peerId: c.peerId.toString(),
+    address: c.address,
+    path: c.path,
+    direction: c.direction,
+    via: c.via?.toString(),
+    elapsedMs: c.elapsedMs,
+  };
+}
+
+async function start(command: Record<string, unknown>) {
+  transport = new QuicTransport({
+    identity: Identity.generate(),
+    config: {
+      listenAddr: command.listen as string,
+      quicPort: 0,
+      keepAliveIntervalSecs: 0,
+      connectionTimeoutMs: (command.connectionTimeoutMs as number) ?? 5000,
+    },
+  });
+  const { port } = await transport.bindAndListen();
+  nat = new NatService(transport, {
+    stunServers: command.stun as string[],
+    stunRetransmit: command.stunRetransmit as Record<string, number>,
+    filtering: command.filtering as boolean,
+    discoveryTimeoutMs: command.discoveryTimeoutMs as number,
+  });
+  nat.addEventListener("nat", (e) => lastNatEvent = e.detail);
+  nat.addEventListener("connected", (e) => {
+    events.push(describeConnection(e.detail));
+    wakeEvents();
+  });
+  return { peerId: transport.peerId.toString(), port };
+}
+
+async function connect(command: Record<string, unknown>) {
+  const t0 = performance.now();
+  try {
+    const c = await nat!.connect(command.peer as string, {
+      via: command.via as string,
+      timeoutMs: command.timeoutMs as number,
+    });
+    return { ok: true, ...describeConnection(c), ms: performance.now() - t0 };
+  } catch (e) {
+    if (!(e instanceof NatTraversalError)) throw e;
+    return {
+      ok: false,
+      code: e.code,
+      attempt: e.attempt,
+      message: e.message,
+      ms: performance.now() - t0,
+    };
+  }
+}
+
+/** Waits until `count` events are there, or `timeoutMs` passed. */
+async function eventsArrived(count: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  // Bounded by the deadline: every round waits for an event or the time left.
+  while (events.length < count && performance.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      wakeEvents = resolve;
+      timer = setTimeout(resolve, deadline - performance.now());
+    });
+    clearTimeout(timer);
+  }
+}
+
+async function handle(command: Record<string, unknown>): Promise<unknown> {
+  switch (command.cmd) {
+    case "start":
+      return await start(command);
+    case "discover": {
+      const t0 = performance.now();
+      const result = await nat!.discover();
+      return { nat: result, event: lastNatEvent === result, ms: performance.now() - t0 };
+    }
+    case "dial":
+      return { peerId: (await transport!.connectPeer(command.address as string)).toString() };
+    case "connect":
+      return await connect(command);
+    case "disconnect":
+      await transport!.disconnectPeer(command.peer as string);
+      return {};
+    case "events": {
+      await eventsArrived((command.atLeast as number) ?? 0, (command.timeoutMs as number) ?? 0);
+      const out = events;
+      events = [];
+      return { events: out };
+    }
+    case "close":
+      nat?.close();
+      await transport?.close();
+      return {};
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
+  }
+}
+
+const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
+let buffered = "";
+for await (const chunk of lines) {
+  buffered += chunk;
+  let nl: number;
+  while ((nl = buffered.indexOf("\n")) >= 0) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    try {
+      reply(await handle(JSON.parse(line)));
+    } catch (e) {
+      reply({ error: String(e) });
+    }
+  }
+}
+nat?.close();
+await transport?.close();

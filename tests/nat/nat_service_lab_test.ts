@@ -1,0 +1,241 @@
+/**
+ * Issue 6 in the NAT lab, at the transport level: `QuicTransport` nodes with a `NatService`
+ * in `hA` and `hB` behind the lab's NATs, a rendezvous node in `pub`, coturn (STUN) on
+ * 10.200.0.1/10.200.0.2. Every node is a child Deno process driven over stdin/stdout.
+ *
+ * - NAT type per mode from `NatService.discover` (and its `nat` event); agreement with coturn's
+ *   `turnutils_natdiscovery` on the same lab is shown in nat_lab_test.ts.
+ * - STUN failover: every node's first STUN server is a dead address; the second answers
+ *   within the configured discovery timeout.
+ * - eim/eim: 20 of 20 hole punches with path `direct`; between tries the connection is
+ *   closed and both routers forget the A<->B mappings (conntrack), so each try punches anew.
+ * - eim/eim with 10% random UDP loss on both routers: at least 19 of 20.
+ * - sym/sym: `ERR_NAT_TRAVERSAL_FAILED` within the timeout, both when the NAT types are known
+ *   (no punching: the plan says it cannot work) and unknown (punching runs and fails).
+ */
+import assert from "node:assert/strict";
+import type { NatDiscoveryResult, NatTraversalAttempt } from "../../src/nat/mod.ts";
+import { LAB, labSkipReason, NatLab, type NatMode } from "../_netlab.ts";
+import { ChildNode } from "./_child_node.ts";
+
+const ignore = labSkipReason(["conntrack"]) !== undefined;
+const CHILD = new URL("./_nat_service_child.ts", import.meta.url).pathname;
+const TRIES = 20;
+/** Nobody has this address in `pub`: requests to it vanish (a server that is down). */
+const DEAD_STUN = "10.200.0.9:3478";
+const STUN = [DEAD_STUN, `${LAB.server1}:3478`];
+/** A dead server costs 0 + 50 + 150 ms of sends and 4 x 50 ms of waiting: 350 ms. */
+const STUN_RETRANSMIT = { rto: 50, rc: 3, rm: 4 };
+const DISCOVERY_TIMEOUT_MS = 5000;
+
+interface Nodes extends AsyncDisposable {
+  a: ChildNode;
+  b: ChildNode;
+  ids: { a: string; b: string; r: string };
+}
+
+/** Starts the rendezvous node in `pub` and a node behind each NAT, both dialed to it. */
+async function startNodes(
+  lab: NatLab,
+  options: { stun?: string[]; connectionTimeoutMs?: number } = {},
+): Promise<Nodes> {
+  const { stun = STUN, connectionTimeoutMs = 5000 } = options;
+  const r = new ChildNode(lab.ns.pub, CHILD);
+  const a = new ChildNode(lab.ns.hA, CHILD);
+  const b = new ChildNode(lab.ns.hB, CHILD);
+  const stop = async () => {
+    await Promise.all([a, b, r].map((c) => c[Symbol.asyncDispose]()));
+  };
+  try {
+    const common = {
+      listen: "0.0.0.0",
+      stun,
+      stunRetransmit: STUN_RETRANSMIT,
+      discoveryTimeoutMs: DISCOVERY_TIMEOUT_MS,
+      connectionTimeoutMs,
+    };
+    const [rr, ra, rb] = await Promise.all([
+      r.request({ cmd: "start", ...common, stun: [] }),
+      a.request({ cmd: "start", ...common }),
+      b.request({ cmd: "start", ...common }),
+    ]);
+    const rAddress = `${LAB.server1}:${rr.port}`;
+    await a.request({ cmd: "dial", address: rAddress });
+    await b.request({ cmd: "dial", address: rAddress });
+    return {
+      a,
+      b,
+      ids: { a: ra.peerId as string, b: rb.peerId as string, r: rr.peerId as string },
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** Runs discovery on both nodes and checks the result against the lab's modes. */
+async function discoverBoth(nodes: Nodes, mode: NatMode): Promise<string> {
+  const expected = mode === "eim"
+    ? { type: "Cone", mapping: "endpoint-independent" }
+    : { type: "Symmetric", mapping: "address-and-port-dependent" };
+  const [da, db] = await Promise.all([
+    nodes.a.request({ cmd: "discover" }),
+    nodes.b.request({ cmd: "discover" }),
+  ]);
+  for (const [d, wan] of [[da, LAB.rAWan], [db, LAB.rBWan]] as const) {
+    const nat = d.nat as NatDiscoveryResult;
+    assert.equal(d.event, true, "the nat event carried the result");
+    assert.equal(nat.type, expected.type, nat.reasons.join("\n"));
+    assert.equal(nat.mapping, expected.mapping, nat.reasons.join("\n"));
+    assert.equal(nat.filtering, "address-and-port-dependent"); // conntrack firewall
+    assert.equal(nat.publicAddress?.hostname, wan);
+    // Failover: the dead first server was skipped, the second answered in time.
+    assert.equal(`${nat.server.hostname}:${nat.server.port}`, STUN[1]);
+    assert.ok((d.ms as number) < DISCOVERY_TIMEOUT_MS, `discovery took ${d.ms} ms`);
+  }
+  return `${expected.type}: A ${(da.ms as number).toFixed(0)} ms, B ${
+    (db.ms as number).toFixed(0)
+  } ms (first STUN server dead)`;
+}
+
+/** Forgets the A<->B NAT mappings on both routers; the ones to `pub` stay. */
+async function forgetPeerMappings(lab: NatLab): Promise<void> {
+  await Promise.all([
+    lab.run(lab.ns.rA, ["conntrack", "-D", "-p", "udp", "--orig-dst", LAB.rBWan]),
+    lab.run(lab.ns.rB, ["conntrack", "-D", "-p", "udp", "--orig-dst", LAB.rAWan]),
+  ]);
+  const left = await lab.run(lab.ns.rA, ["conntrack", "-L", "-p", "udp", "--orig-dst", LAB.rBWan]);
+  assert.equal(left.stdout.trim(), "", "router A still maps A to B");
+}
+
+/** `TRIES` fresh hole punches from A to B; returns the successes' times. */
+async function punchTries(lab: NatLab, nodes: Nodes, timeoutMs: number) {
+  const { a, b, ids } = nodes;
+  const ms: number[] = [];
+  const failures: string[] = [];
+  for (let i = 0; i < TRIES; i++) {
+    const r = await a.request(
+      { cmd: "connect", peer: ids.b, via: ids.r, timeoutMs },
+      timeoutMs + 5000,
+    );
+    if (r.ok) {
+      assert.equal(r.path, "direct");
+      assert.equal((r.address as { hostname: string }).hostname, LAB.rBWan);
+      // B's side of the connection may register a moment after A's.
+      const seen = (await b.request({ cmd: "events", atLeast: 1, timeoutMs: 5000 }))
+        .events as Record<string, unknown>[];
+      assert.equal(seen.length, 1, `try ${i + 1}: B's connected events ${JSON.stringify(seen)}`);
+      assert.equal(seen[0].path, "direct");
+      assert.equal(seen[0].direction, "inbound");
+      ms.push(r.ms as number);
+      // Both close: under loss, A's CONNECTION_CLOSE alone may never reach B.
+      await Promise.all([
+        a.request({ cmd: "disconnect", peer: ids.b }),
+        b.request({ cmd: "disconnect", peer: ids.a }),
+      ]);
+    } else {
+      failures.push(`try ${i + 1}: ${r.message}`);
+      await b.request({ cmd: "events" });
+    }
+    await forgetPeerMappings(lab);
+  }
+  return { ms, failures };
+}
+
+function summary(ms: number[]): string {
+  const s = [...ms].sort((x, y) => x - y);
+  const at = (p: number) => s[Math.min(s.length - 1, Math.floor(s.length * p))].toFixed(0);
+  return `connect median ${at(0.5)} ms, p90 ${at(0.9)} ms, min ${s[0].toFixed(0)}, max ${
+    s.at(-1)!.toFixed(0)
+  }`;
+}
+
+Deno.test({
+  name: `NAT lab (eim/eim): NAT type, STUN failover, ${TRIES} of ${TRIES} hole punches direct`,
+  ignore,
+  fn: async () => {
+    const t0 = performance.now();
+    await using lab = await NatLab.create({ modeA: "eim", modeB: "eim" });
+    await lab.startCoturn();
+    await using nodes = await startNodes(lab);
+    const discovery = await discoverBoth(nodes, "eim");
+    const tSetUp = performance.now();
+    const { ms, failures } = await punchTries(lab, nodes, 10_000);
+    console.log(
+      `[eim/eim] discovery ${discovery}; set-up ${(tSetUp - t0).toFixed(0)} ms; ` +
+        `${ms.length}/${TRIES} direct; ${summary(ms)}; tries ${
+          (performance.now() - tSetUp).toFixed(0)
+        } ms`,
+    );
+    assert.deepEqual(failures, []);
+    assert.equal(ms.length, TRIES);
+  },
+});
+
+Deno.test({
+  name: `NAT lab (eim/eim, 10% UDP loss on both routers): at least ${TRIES - 1} of ${TRIES}`,
+  ignore,
+  fn: async () => {
+    await using lab = await NatLab.create({ modeA: "eim", modeB: "eim" });
+    await lab.startCoturn();
+    await using nodes = await startNodes(lab, { connectionTimeoutMs: 10_000 });
+    await discoverBoth(nodes, "eim");
+    // Loss from here on: the tries (rendezvous requests, punches, QUIC handshakes) cross it.
+    await lab.setLoss("A", 10);
+    await lab.setLoss("B", 10);
+    const t0 = performance.now();
+    const { ms, failures } = await punchTries(lab, nodes, 15_000);
+    console.log(
+      `[eim/eim 10% loss] ${ms.length}/${TRIES} direct; ${summary(ms)}; tries ${
+        (performance.now() - t0).toFixed(0)
+      } ms${failures.length ? `; failed: ${failures.join(" | ")}` : ""}`,
+    );
+    assert.ok(ms.length >= TRIES - 1, failures.join("\n"));
+  },
+});
+
+Deno.test({
+  name: "NAT lab (sym/sym): ERR_NAT_TRAVERSAL_FAILED within the timeout, types known or not",
+  ignore,
+  fn: async () => {
+    await using lab = await NatLab.create({ modeA: "sym", modeB: "sym" });
+    await lab.startCoturn();
+    await using nodes = await startNodes(lab);
+    const timeoutMs = 4000;
+    const tried: string[] = [];
+    const fail = async (known: boolean) => {
+      const r = await nodes.a.request(
+        { cmd: "connect", peer: nodes.ids.b, via: nodes.ids.r, timeoutMs },
+        timeoutMs + 5000,
+      );
+      assert.equal(r.ok, false, `connected through two symmetric NATs: ${JSON.stringify(r)}`);
+      assert.equal(r.code, "ERR_NAT_TRAVERSAL_FAILED");
+      assert.ok((r.ms as number) <= timeoutMs + 250, `failed after ${r.ms} ms`);
+      const attempt = r.attempt as NatTraversalAttempt;
+      assert.equal(attempt.received, 0);
+      if (known) {
+        assert.equal(attempt.stage, "plan");
+        assert.equal(attempt.punchesSent, 0);
+        assert.equal(attempt.peerNatType, "Symmetric");
+      } else {
+        assert.equal(attempt.stage, "punch");
+        assert.ok(attempt.punchesSent > 0);
+        assert.equal(attempt.peerNatType, "Unknown");
+      }
+      tried.push(
+        `${known ? "known" : "unknown"}: ${(r.ms as number).toFixed(0)} ms, ` +
+          `${attempt.punchesSent} punches to ${attempt.targets.length} addresses`,
+      );
+    };
+    // Before discovery the types are unknown: punching runs until it gives up.
+    await fail(false);
+    await fail(false);
+    await discoverBoth(nodes, "sym");
+    await fail(true);
+    await fail(true);
+    const events = await nodes.b.request({ cmd: "events" });
+    assert.deepEqual(events.events, []);
+    console.log(`[sym/sym] failed as expected (timeout ${timeoutMs} ms): ${tried.join("; ")}`);
+  },
+});
