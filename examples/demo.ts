@@ -225,6 +225,7 @@ async function main(): Promise<number> {
   interrupted.signal.addEventListener("abort", changed);
 
   const common = [
+    "--no-mdns", // the nodes join each other by address; mDNS would need more permissions
     "--listen",
     "127.0.0.1",
     "--port",
