@@ -53,9 +53,13 @@ export class ChildNode implements AsyncDisposable {
       )
     );
     try {
-      const next = await Promise.race([this.#lines.next(), timeout]);
-      if (next.done) throw new Error(`child exited during ${command.cmd}: ${this.#stderr}`);
-      return JSON.parse(next.value);
+      // Lines that are not JSON objects (a library's stray console.log) are kept for messages.
+      for (;;) {
+        const next = await Promise.race([this.#lines.next(), timeout]);
+        if (next.done) throw new Error(`child exited during ${command.cmd}: ${this.#stderr}`);
+        if (next.value.startsWith("{")) return JSON.parse(next.value);
+        this.#stderr += `[stdout] ${next.value}\n`;
+      }
     } finally {
       clearTimeout(timer);
     }

@@ -6,86 +6,12 @@
 import assert from "node:assert/strict";
 import { LAB, labSkipReason, NatLab } from "../_netlab.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
+import { ChildNode } from "./_child_node.ts";
 
 const ignore = labSkipReason() !== undefined;
 const CHILD = new URL("./_relay_child.ts", import.meta.url).pathname;
 const TRIES = 20;
 const BYTES = 10 * 1024 * 1024;
-
-/** A `_relay_child.ts` in a namespace, spoken to one JSON line at a time. */
-class ChildNode implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #lines: AsyncIterator<string>;
-  #stderr = "";
-
-  constructor(ns: string) {
-    const child = new Deno.Command("ip", {
-      args: ["netns", "exec", ns, Deno.execPath(), "run", "-A", "--unstable-net", CHILD],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    this.#writer = child.stdin.getWriter();
-    this.#lines = lineReader(child.stdout);
-    (async () => {
-      for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
-        this.#stderr += s;
-      }
-    })();
-  }
-
-  /** Sends a command and waits for its answer line, at most `timeoutMs`. */
-  async request(command: Record<string, unknown>, timeoutMs = 30_000): Promise<
-    Record<string, unknown>
-  > {
-    await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) =>
-      timer = setTimeout(
-        () => reject(new Error(`no answer to ${command.cmd} in ${timeoutMs} ms: ${this.#stderr}`)),
-        timeoutMs,
-      )
-    );
-    try {
-      const next = await Promise.race([this.#lines.next(), timeout]);
-      if (next.done) throw new Error(`child exited during ${command.cmd}: ${this.#stderr}`);
-      const answer = JSON.parse(next.value);
-      if (answer.error) throw new Error(`${command.cmd} failed in the child: ${answer.error}`);
-      return answer;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.#writer.close().catch(() => {});
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const grace = new Promise<"grace">((r) => timer = setTimeout(() => r("grace"), 5000));
-    if (await Promise.race([this.#child.status, grace]) === "grace") {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // exited in between
-      }
-    }
-    clearTimeout(timer);
-    await this.#child.status;
-  }
-}
-
-async function* lineReader(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-    }
-  }
-}
 
 Deno.test({
   name: `NAT lab (sym/sym): QUIC through TURN, ${TRIES} of ${TRIES} tries, 10 MiB intact`,
@@ -94,8 +20,8 @@ Deno.test({
     await using lab = await NatLab.create({ modeA: "sym", modeB: "sym" });
     await lab.startCoturn();
     const server: UdpAddress = { hostname: LAB.server1, port: 3478 };
-    await using a = new ChildNode(lab.ns.hA);
-    await using b = new ChildNode(lab.ns.hB);
+    await using a = new ChildNode(lab.ns.hA, CHILD);
+    await using b = new ChildNode(lab.ns.hB, CHILD);
     const results = [];
     for (let i = 0; i < TRIES; i++) {
       const rb = await b.request({ cmd: "alloc", server });
