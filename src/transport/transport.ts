@@ -121,7 +121,18 @@ export interface PeerInfo {
   stats: PeerStats;
 }
 
-/** Node-wide counters of a {@linkcode QuicTransport}, from {@linkcode QuicTransport.stats}. */
+/**
+ * Node-wide counters of a {@linkcode QuicTransport}, from {@linkcode QuicTransport.stats}.
+ *
+ * @example Watching limit violations
+ * ```ts
+ * import type { TransportStats } from "@cretoai/network";
+ *
+ * function refusedTotal(stats: TransportStats): number {
+ *   return Object.values(stats.limitViolations).reduce((sum, n) => sum + n, 0);
+ * }
+ * ```
+ */
 export interface TransportStats {
   /** Peers connected now. */
   peers: number;
