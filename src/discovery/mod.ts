@@ -1,6 +1,8 @@
 /**
  * Peer discovery services: mDNS on the local link, alone (`MdnsDiscovery`) or bound to a
- * transport that dials what it finds (`MdnsService`).
+ * transport that dials what it finds (`MdnsService`); the Kademlia DHT across networks
+ * (`DhtService`: find a peer's signed record by id, announce and find content providers,
+ * connect to a peer by id).
  *
  * @module
  */
@@ -23,3 +25,14 @@ export {
   type MdnsServiceOptions,
   type MdnsServiceStats,
 } from "./mdns_service.ts";
+export { DhtService, type DhtServiceOptions } from "./dht/dht_service.ts";
+export { DHT_PROTOCOL_ID, type DhtWireLimits } from "./dht/quic_rpc.ts";
+export { DhtProtocolError, type DhtProtocolErrorReason } from "./dht/wire_error.ts";
+export {
+  identityPeerIdBinding,
+  identityRecordSigner,
+  identityRecordVerifier,
+} from "./dht/identity_records.ts";
+export { DhtRecordError, type DhtRecordErrorReason } from "./dht/record_error.ts";
+export * from "./dht/records.ts";
+export * from "./dht/key.ts";

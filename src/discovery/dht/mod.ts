@@ -17,3 +17,7 @@ export * from "./record_store.ts";
 export * from "./republish.ts";
 export * from "./rpc.ts";
 export * from "./dht_node.ts";
+export * from "./wire_error.ts";
+export * from "./identity_records.ts";
+export * from "./quic_rpc.ts";
+export * from "./dht_service.ts";
