@@ -20,6 +20,10 @@
  * listening on 0.0.0.0 or a LAN address need no `--peer` on one link. A node on loopback, or
  * without those permissions, reports `mdns-off` and runs on without it.
  *
+ * Behind a NAT, `--stun IP:PORT` reports the NAT's type and the public address (`nat`), and
+ * `--connect PEER_ID` reaches a peer that is also connected to a `--peer`, hole punching
+ * through both NATs (`connected` with `path` `direct`) or, with `--turn`, relaying.
+ *
  * `deno run examples/quic_node.ts --help` lists every flag. `examples/demo.ts` drives three of
  * these with `--json`.
  *
@@ -38,9 +42,13 @@ import {
   formatAddress,
   Identity,
   MdnsService,
+  type NatBehavior,
+  NatService,
+  type NatType,
   type NetworkMessage,
   parseAddress,
   parseTurnUrl,
+  PeerId,
   type PeerPath,
   QuicTransport,
   RelayService,
@@ -65,6 +73,8 @@ export const OPTIONS = {
   "wait-peers": { type: "string", default: "0" },
   "no-mdns": { type: "boolean", default: false },
   turn: { type: "string", multiple: true, default: [] },
+  stun: { type: "string", multiple: true, default: [] },
+  connect: { type: "string", multiple: true, default: [] },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -99,6 +109,14 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
     "turn:USER:PASSWORD@HOST:PORT",
     "a TURN server to allocate a relayed address on (tried in order; repeatable); peers that cannot reach this node directly connect through it",
   ],
+  stun: [
+    "HOST:PORT",
+    "a STUN server (IP literal) to discover this node's NAT and public address with; repeatable, tried in order",
+  ],
+  connect: [
+    "PEER_ID",
+    "reach this peer through the peers given with --peer, hole punching if needed (relayed with --turn if punching fails); repeatable",
+  ],
   help: ["", "show this help and exit"],
 };
 
@@ -132,6 +150,10 @@ export interface NodeArgs {
   mdns: boolean;
   /** TURN servers from `--turn`. */
   turnServers: TurnServerConfig[];
+  /** STUN servers from `--stun`, as `HOST:PORT`. */
+  stunServers: string[];
+  /** Peers to reach through the `--peer` peers, from `--connect`. */
+  connect: string[];
 }
 
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
@@ -186,6 +208,16 @@ export type NodeEvent =
   | { event: "mdns-off"; reason: string }
   | { event: "relayed"; address: string; server: string; lifetimeSecs: number }
   | { event: "relay-off"; reason: string }
+  | {
+    event: "nat";
+    type: NatType;
+    mapping: NatBehavior;
+    filtering: NatBehavior;
+    publicAddress: string | undefined;
+    server: string;
+  }
+  | { event: "nat-off"; reason: string }
+  | { event: "connect-failed"; peerId: string; error: string }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
@@ -202,6 +234,12 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
   "mdns-off": (e) => `mDNS off: ${e.reason}`,
   relayed: (e) => `relayed address ${e.address} on TURN server ${e.server} (${e.lifetimeSecs} s)`,
   "relay-off": (e) => `TURN relay off: ${e.reason}`,
+  nat: (e) =>
+    `NAT ${e.type} (mapping ${e.mapping}, filtering ${e.filtering}), public address ${
+      e.publicAddress ?? "unknown"
+    } (STUN ${e.server})`,
+  "nat-off": (e) => `NAT discovery off: ${e.reason}`,
+  "connect-failed": (e) => `cannot reach ${e.peerId}: ${e.error}`,
   message: (e) => `message ${e.type} of ${e.size} B from ${e.from}`,
   broadcast: (e) =>
     `broadcast #${e.seq} of ${e.size} B: ${e.ok} ok, ${e.failed} failed` +
@@ -299,6 +337,21 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
         throw new UsageError(`Invalid '--turn': ${(e as Error).message}`);
       }
     }),
+    stunServers: (values.stun ?? []).map((server) => {
+      try {
+        parseAddress(server);
+      } catch {
+        throw new UsageError(`Invalid '--stun': expected IP:PORT: got ${JSON.stringify(server)}`);
+      }
+      return server;
+    }),
+    connect: (values.connect ?? []).map((peer) => {
+      try {
+        return PeerId.parse(peer).toString();
+      } catch (e) {
+        throw new UsageError(`Invalid '--connect': ${(e as Error).message}`);
+      }
+    }),
   };
 }
 
@@ -382,6 +435,34 @@ async function join(
   }
 }
 
+/**
+ * Reaches `target` through the connected peers once the `--peer` joins (and the NAT discovery)
+ * are done: punches with the NAT service, and with `--turn` falls back to the relay.
+ * `peer:connected` reports it.
+ */
+async function reach(
+  nat: NatService,
+  target: string,
+  ready: Promise<unknown>,
+  signal: AbortSignal,
+  emit: (event: NodeEvent) => void,
+): Promise<void> {
+  await ready;
+  if (signal.aborted) return;
+  const via = nat.transport.peers().map((p) => p.peerId).filter((p) => p.toString() !== target);
+  if (via.length === 0 && !nat.transport.peers().some((p) => p.peerId.toString() === target)) {
+    emit({ event: "connect-failed", peerId: target, error: "no connected peer to go through" });
+    return;
+  }
+  try {
+    await nat.connect(target, { via, signal });
+  } catch (e) {
+    if (!signal.aborted) {
+      emit({ event: "connect-failed", peerId: target, error: (e as Error).message });
+    }
+  }
+}
+
 /** Broadcasts `args.broadcast` messages, once `args.waitPeers` peers are connected. */
 async function broadcastLoop(
   transport: QuicTransport,
@@ -448,11 +529,16 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       idleTimeoutMs: Math.max(90_000, Math.ceil(args.keepAliveSecs * 3000)),
       enableMdns: args.mdns,
       turnServers: args.turnServers,
+      stunServers: args.stunServers,
     },
   });
   const mdns = new MdnsService(transport);
   // Forwards relay signalling for other peers even without --turn.
   const relay = new RelayService(transport, { relaySocket });
+  // STUN servers come from the config; where punching fails, --turn relays.
+  const nat = new NatService(transport, {
+    fallback: args.turnServers.length > 0 ? relay.fallback : undefined,
+  });
   const pathOf = (address: UdpAddress): PeerPath =>
     relaySocket?.isRelayed(address) ? "relay" : "direct";
   const stop = new AbortController();
@@ -514,6 +600,19 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       "relay:expired",
       ({ detail }) => emit({ event: "relay-off", reason: detail.message }),
     );
+    nat.addEventListener("nat", ({ detail }) =>
+      emit({
+        event: "nat",
+        type: detail.type,
+        mapping: detail.mapping,
+        filtering: detail.filtering,
+        publicAddress: detail.publicAddress && addressOf(detail.publicAddress),
+        server: addressOf(detail.server),
+      }));
+    // In the background: joining the --peer list does not wait for it, --connect does.
+    const discovered = args.stunServers.length === 0
+      ? Promise.resolve()
+      : nat.discover().catch((e) => emit({ event: "nat-off", reason: (e as Error).message }));
 
     if (args.durationMs !== Infinity) {
       timers.push(setTimeout(() => stop.abort("duration"), args.durationMs));
@@ -526,8 +625,11 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
         emit({ event: "message", from: from.toString(), ...describe(message) });
       }
     })();
+    const joins = Promise.all(args.peers.map((peer) => join(transport, peer, stop.signal, emit)));
+    const ready = Promise.all([joins, discovered]);
     const tasks = [
-      ...args.peers.map((peer) => join(transport, peer, stop.signal, emit)),
+      ready,
+      ...args.connect.map((peer) => reach(nat, peer, ready, stop.signal, emit)),
       broadcastLoop(transport, args, stop.signal, emit),
     ];
 
@@ -540,6 +642,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     await Promise.all(tasks);
     emitStats(transport, emit);
     await mdns.close(); // the goodbye goes out while the node still answers
+    nat.close();
     await relay.close(); // frees the allocation through the transport's socket
     await transport.close();
     await receiving;
@@ -547,6 +650,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
     await mdns.close();
+    nat.close();
     await relay.close();
     await transport.close();
   }
