@@ -123,6 +123,7 @@ async function outlive(peer: string) {
     ...after,
     pings,
     elapsedMs: performance.now() - t0,
+    pastFirstExpiryMs: performance.now() - firstExpiry,
     lifetime: turn.lifetime,
     expiresIn: turn.expiresAt - performance.now(),
     path: relay.path(peer),

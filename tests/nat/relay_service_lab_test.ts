@@ -110,11 +110,13 @@ Deno.test({
     assert.equal(o.back, o.sent, "1 MiB after the first lifetime came back intact");
     assert.equal((await b.request({ cmd: "received" })).hash, o.sent);
     assert.equal(o.path, "relay");
-    assert.ok((o.elapsedMs as number) > lifetime * 1000 * 0.75);
+    assert.ok((o.pastFirstExpiryMs as number) > 0, "the first lifetime is over");
     console.log(
       `[relay service lab] allocation of ${lifetime} s refreshed; ${o.pings} pings over ${
         (o.elapsedMs as number).toFixed(0)
-      } ms without a failure, then 1 MiB intact; next expiry in ${
+      } ms without a failure, then 1 MiB intact ${
+        (o.pastFirstExpiryMs as number).toFixed(0)
+      } ms after the first lifetime ended; next expiry in ${
         ((o.expiresIn as number) / 1000).toFixed(1)
       } s`,
     );
