@@ -67,6 +67,8 @@ interface Waiter<T> {
 const EMPTY = new Uint8Array(0);
 const MAX_READERS_CHECKED_ONE_BY_ONE = 64;
 const SCAN_INTERVAL_MS = 5;
+/** Longest a local close waits for quiche's draining period before giving up on it. */
+const MAX_CLOSE_MS = 2000;
 
 // Set in QuicConnection's static block: the endpoint reaches a connection's quiche state
 // without it being part of the public class.
@@ -138,6 +140,11 @@ export class QuicConnection {
   #timerAt = Infinity;
   #lastSendAt = performance.now();
   #flushing = false;
+  // Outbound: a packet arrived after the handshake completed (see close()).
+  #confirmed = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #delivered = false;
+  #drainDeferred = false;
   #lastScanAt = -Infinity;
   #scanPending = false;
   #onTimer = () => this.#timerFired();
@@ -269,16 +276,32 @@ export class QuicConnection {
    */
   close(options: CloseOptions = {}): Promise<void> {
     const { code = 0, reason = "" } = options;
-    if (this.#closedError === undefined) {
+    if (this.#closedError === undefined && this.#localClose === undefined) {
       this.#localClose = { code, reason };
-      try {
-        this.#native.close(true, code, new TextEncoder().encode(reason));
-      } catch {
-        // Already closing: quiche keeps the first close.
+      if (this.isServer || this.#confirmed) {
+        this.#sendClose();
+      } else {
+        // A client that has not heard from the server since its handshake completed may not
+        // have its handshake confirmed yet, and quiche 0.18 then never sends the
+        // CONNECTION_CLOSE (seen on resumed connections closed at once). A PING makes the
+        // server answer; the close goes out with the next packet received.
+        this.#native.sendAckEliciting();
+        this.#host.scheduleSoon(this);
       }
-      this.#host.scheduleSoon(this);
+      // Bounds the wait for quiche's draining period whatever happens.
+      this.#closeTimer = setTimeout(() => this.#finalize(), MAX_CLOSE_MS);
     }
     return this.closed.then(() => {});
+  }
+
+  #sendClose(): void {
+    const { code, reason } = this.#localClose!;
+    try {
+      this.#native.close(true, code, new TextEncoder().encode(reason));
+    } catch {
+      // Already closing: quiche keeps the first close.
+    }
+    this.#host.scheduleSoon(this);
   }
 
   /** Transport statistics from quiche. */
@@ -310,6 +333,10 @@ export class QuicConnection {
       // quiche drops what it cannot use (bad packets, "Done"); a fatal error closes the
       // connection, which the next flush sees.
     }
+    if (this.#established && !this.#confirmed) {
+      this.#confirmed = true;
+      if (this.#localClose !== undefined) this.#sendClose();
+    }
     this.#host.schedule(this);
   }
 
@@ -330,6 +357,16 @@ export class QuicConnection {
       if (this.#established || native.isInEarlyData()) this.#serviceStreams();
     }
     this.#flushing = false;
+    if (this.#delivered && !this.#drainDeferred) {
+      // The application just got data: let it answer within this turn so that quiche's ACK
+      // rides on the answer instead of leaving in a packet of its own first.
+      this.#delivered = false;
+      this.#drainDeferred = true;
+      this.#host.schedule(this);
+      return true;
+    }
+    this.#delivered = false;
+    this.#drainDeferred = false;
     const drained = this.#drain();
     if (native.isClosed()) this.#finalize();
     else this.#armTimer();
@@ -347,16 +384,17 @@ export class QuicConnection {
     this.#finalize(error);
   }
 
-  /** A stream waits for data. @internal */
+  /** A stream waits for data, which arrives with packets: receiving flushes. @internal */
   wantsRead(stream: QuicStream): void {
     this.#readers.add(stream);
-    this.#host.scheduleSoon(this);
   }
 
-  /** A stream has bytes quiche did not take yet. @internal */
+  /**
+   * A stream has bytes quiche did not take yet; flow-control credit and congestion window
+   * open with packets from the peer, and receiving flushes. @internal
+   */
   wantsWrite(stream: QuicStream): void {
     this.#writers.add(stream);
-    this.#host.scheduleSoon(this);
   }
 
   /** Both directions of a stream are done: forget it. @internal */
@@ -364,6 +402,11 @@ export class QuicConnection {
     this.#streams.delete(stream.id);
     this.#readers.delete(stream);
     this.#writers.delete(stream);
+  }
+
+  /** A stream freed flow-control credit; no hurry. @internal */
+  scheduleAfterTurn(): void {
+    if (!this.#flushing) this.#host.schedule(this);
   }
 
   /** A stream needs its packets sent before anything else happens. @internal */
@@ -391,7 +434,10 @@ export class QuicConnection {
       // SCAN_INTERVAL_MS, finds streams that arrive out of order.
       if (this.#readers.size <= MAX_READERS_CHECKED_ONE_BY_ONE) {
         for (const stream of this.#readers) {
-          if (native.streamReadable(stream.id) && stream.onReadable()) this.#readers.delete(stream);
+          if (native.streamReadable(stream.id) && stream.onReadable()) {
+            this.#readers.delete(stream);
+            this.#delivered = true;
+          }
         }
         for (let type = 0; type < 2; type++) {
           while (native.streamReadable(this.#remoteNext[type])) {
@@ -424,6 +470,7 @@ export class QuicConnection {
       const stream = this.#streams.get(id) ?? this.#newRemoteStream(id);
       if (stream !== undefined && this.#readers.has(stream) && stream.onReadable()) {
         this.#readers.delete(stream);
+        this.#delivered = true;
       }
     }
   }
@@ -438,6 +485,7 @@ export class QuicConnection {
     while (above.delete(this.#remoteNext[type])) this.#remoteNext[type] += 4;
     const stream = new QuicStream(this, this.#native, id, this.#native.isInEarlyData());
     this.#streams.set(id, stream);
+    this.#delivered = true;
     const uni = type === 1;
     const acceptors = uni ? this.#uniAcceptors : this.#bidiAcceptors;
     const acceptor = acceptors.shift();
@@ -450,19 +498,15 @@ export class QuicConnection {
     const ready = backlog.shift();
     if (ready !== undefined) return Promise.resolve(ready);
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
-    return new Promise((resolve, reject) => {
-      acceptors.push({ resolve, reject });
-      this.#host.scheduleSoon(this);
-    });
+    // No flush needed: new streams arrive with packets, and receiving flushes.
+    return new Promise((resolve, reject) => acceptors.push({ resolve, reject }));
   }
 
   #open(openers: Waiter<QuicStream>[], uni: boolean): Promise<QuicStream> {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
     if (openers.length === 0 && this.#canOpen(uni)) return Promise.resolve(this.#create(uni));
-    return new Promise((resolve, reject) => {
-      openers.push({ resolve, reject });
-      this.#host.scheduleSoon(this);
-    });
+    // Stream credit arrives with packets, and receiving flushes.
+    return new Promise((resolve, reject) => openers.push({ resolve, reject }));
   }
 
   #canOpen(uni: boolean): boolean {
@@ -560,6 +604,7 @@ export class QuicConnection {
   #finalize(error?: Error): void {
     if (this.#closedError !== undefined) return;
     this.#clearTimer();
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     const closed = error instanceof ConnectionClosedError ? error : this.#closeReason();
     const failure = error ?? closed;
     this.#closedError = failure;

@@ -20,6 +20,8 @@ export interface StreamHost {
   schedule(): void;
   /** Flushes the connection now (outside of a flush). */
   flushNow(): void;
+  /** Asks for a flush after this event-loop turn's application work. */
+  scheduleAfterTurn(): void;
   /** The stream has data to write that quiche did not take yet. */
   wantsWrite(stream: QuicStream): void;
   /** The stream waits for data. */
@@ -334,7 +336,9 @@ export class QuicStream {
     }
     if (result === null) return undefined;
     const [length, fin] = result;
-    host.schedule(); // reading frees flow-control credit that the peer should hear about
+    // Reading frees flow-control credit the peer should hear about, but not before the
+    // application had this turn to answer: the update and the ACK then ride on the answer.
+    host.scheduleAfterTurn();
     if (fin) {
       this.#readFinished = true;
       this.#maybeFinished();
