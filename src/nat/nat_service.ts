@@ -293,8 +293,11 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   readonly #fallback: NatFallback | undefined;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, PunchSession>();
-  /** As target of introductions: removers of the watches for the dialers' connections. */
-  readonly #watchers = new Set<() => void>();
+  /**
+   * As target of introductions, by dialer: the remover of the watch for its connection. A new
+   * introduction of the same dialer replaces the old watch, so one connection is one event.
+   */
+  readonly #watchers = new Map<string, () => void>();
   readonly #closer = new AbortController();
   readonly #removeHandler: () => void;
   #port: RawDatagramPort | undefined;
@@ -496,7 +499,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     this.transport.removeEventListener("peer:disconnected", this.#onDisconnected);
     this.#stun?.close();
     for (const s of [...this.#sessions.values()]) s.stop();
-    for (const unwatch of [...this.#watchers]) unwatch();
+    for (const unwatch of [...this.#watchers.values()]) unwatch();
     this.#sessions.clear();
   }
 
@@ -778,15 +781,17 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     const session = this.#startSession(plan, sessionBytes(message.session));
     // The dialer's QUIC handshake may finish after the last punch (under loss): its
     // connection is watched for until the dial could have timed out.
+    const key = dialer.toString();
+    this.#watchers.get(key)?.();
     const unwatch = () => {
       cancelWatch();
+      session.stop();
       this.transport.removeEventListener("peer:connected", onConnected);
-      this.#watchers.delete(unwatch);
+      if (this.#watchers.get(key) === unwatch) this.#watchers.delete(key);
     };
     const onConnected = (e: CustomEvent<PeerConnectedDetail>) => {
       if (!e.detail.peerId.equals(dialer)) return;
       unwatch();
-      session.stop();
       this.#emitConnected({
         peerId: dialer,
         address: e.detail.address,
@@ -801,7 +806,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       plan.until - received + this.#connectTimeoutMs,
     );
     this.transport.addEventListener("peer:connected", onConnected);
-    this.#watchers.add(unwatch);
+    this.#watchers.set(key, unwatch);
     return synced;
   }
 
