@@ -76,7 +76,8 @@ export const identityRecordVerifier: RecordVerifier = {
 
 /**
  * Checks that a record's public key (a {@linkcode PublicIdentity} encoding) is the one the
- * peer id was derived from. Keys or peer ids that do not decode give `false`.
+ * peer id was derived from (a {@linkcode PeerIdBinding}). Keys or peer ids that do not decode
+ * give `false`.
  *
  * @example
  * ```ts
@@ -89,7 +90,7 @@ export const identityRecordVerifier: RecordVerifier = {
  * console.assert(!identityPeerIdBinding(key, b.peerId.toString()));
  * ```
  */
-export const identityPeerIdBinding: PeerIdBinding = (
+export const identityPeerIdBinding = (
   publicKey: Uint8Array,
   peerId: string,
 ): boolean => {
