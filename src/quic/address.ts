@@ -35,9 +35,15 @@ export function parseAddress(text: string): UdpAddress {
     }
     host = text.slice(1, close);
     portText = text.slice(close + 2);
+    if (!host.includes(":")) {
+      throw new InvalidAddressError(text, "brackets are only for IPv6 hosts");
+    }
   } else {
     const colon = text.lastIndexOf(":");
     if (colon < 0) throw new InvalidAddressError(text, "expected HOST:PORT");
+    if (text.indexOf(":") !== colon) {
+      throw new InvalidAddressError(text, "an IPv6 host needs brackets: [HOST]:PORT");
+    }
     host = text.slice(0, colon);
     portText = text.slice(colon + 1);
   }

@@ -110,6 +110,8 @@ export class QuicConnection {
   readonly isServer: boolean;
   /** @internal */
   readonly scratch: Uint8Array;
+  /** The IP an inbound connection was first seen from, for per-IP counting. @internal */
+  readonly inboundFrom: string;
   /** Routing keys of this connection's ids at the endpoint. @internal */
   readonly routingKeys: number[] = [];
   #host: ConnectionHost;
@@ -174,6 +176,7 @@ export class QuicConnection {
     this.#host = host;
     this.#native = quiche;
     this.#remote = { hostname: remote.hostname, port: remote.port };
+    this.inboundFrom = remote.hostname;
     this.#recvInfo = { from: { host: remote.hostname, port: remote.port }, to: host.localHost };
     this.direction = direction;
     this.isServer = direction === "inbound";

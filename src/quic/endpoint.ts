@@ -74,7 +74,7 @@ export interface QuicEndpointStats {
   versionNegotiationsSent: number;
   /** Inbound connections accepted by quiche. */
   connectionsAccepted: number;
-  /** Inbound connections refused because the accept backlog was full. */
+  /** Inbound connections refused: the accept backlog was full, or `maxInboundPerIp`. */
   connectionsRefused: number;
   /** Datagrams the operating system refused to send. */
   sendErrors: number;
@@ -117,6 +117,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   #tokens = new RetryTokens();
   #sessions: SessionCache;
   #routes = new Map<number, QuicConnection>();
+  #inboundPerIp = new Map<string, number>();
   #connections = new Set<QuicConnection>();
   #sessionKeys = new WeakMap<QuicConnection, string>();
   // Addresses that completed a handshake here, oldest first, with when that stops counting.
@@ -401,6 +402,12 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
   /** @internal */
   release(connection: QuicConnection): void {
+    if (connection.isServer) {
+      const ip = connection.inboundFrom;
+      const count = (this.#inboundPerIp.get(ip) ?? 1) - 1;
+      if (count > 0) this.#inboundPerIp.set(ip, count);
+      else this.#inboundPerIp.delete(ip);
+    }
     for (const key of connection.routingKeys) {
       if (this.#routes.get(key) === connection) this.#routes.delete(key);
     }
@@ -504,6 +511,13 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     } else {
       scid = this.#newConnectionId();
     }
+    // Refused before any TLS work, which is what a flood of handshakes from one source costs.
+    const fromIp = this.#inboundPerIp.get(from.hostname) ?? 0;
+    if (fromIp >= this.#options.maxInboundPerIp) {
+      this.#stats.connectionsRefused++;
+      return true;
+    }
+    this.#inboundPerIp.set(from.hostname, fromIp + 1);
 
     const quiche = native.Connection.accept(
       scid,

@@ -88,8 +88,10 @@ export interface QuicEndpointOptions {
    */
   connectTimeoutMs?: number;
   /**
-   * `"retry"` validates the address of every new inbound connection with a stateless
-   * Retry (one extra round trip, no state for spoofed sources); `"none"` skips it.
+   * `"retry"` validates the address of new inbound connections with a stateless Retry (one
+   * extra round trip, no state for spoofed sources), except for addresses that completed a
+   * handshake here in the last 10 minutes, so that their 0-RTT data is not thrown away
+   * (quiche 0.18 cannot issue NEW_TOKEN tokens); `"none"` skips validation.
    * @default {"retry"}
    */
   addressValidation?: "retry" | "none";
@@ -104,6 +106,12 @@ export interface QuicEndpointOptions {
    * @default {128}
    */
   acceptBacklog?: number;
+  /**
+   * Inbound connections (handshaking or open) from one IP address at once; more are dropped
+   * before any TLS work.
+   * @default {64}
+   */
+  maxInboundPerIp?: number;
   /**
    * Receives kept outstanding on the socket.
    * @default {16}
@@ -151,6 +159,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     addressValidation = "retry",
     earlyData = true,
     acceptBacklog = 128,
+    maxInboundPerIp = 64,
     receiveConcurrency = 16,
     sendBuffers = 1024,
     sessionCacheSize = 1024,
@@ -185,6 +194,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     throw new InvalidConfigError("earlyData", "a boolean", earlyData);
   }
   checkInteger("acceptBacklog", acceptBacklog, 1, 2 ** 20);
+  checkInteger("maxInboundPerIp", maxInboundPerIp, 1, 2 ** 20);
   checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
   checkInteger("sendBuffers", sendBuffers, 16, 65536);
   checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
@@ -205,6 +215,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     addressValidation,
     earlyData,
     acceptBacklog,
+    maxInboundPerIp,
     receiveConcurrency,
     sendBuffers,
     sessionCacheSize,

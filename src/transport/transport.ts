@@ -769,6 +769,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       idleTimeoutMs: c.idleTimeoutMs,
       keepAliveIntervalMs: Math.round(c.keepAliveIntervalSecs * 1000),
       connectTimeoutMs: c.connectionTimeoutMs,
+      // Twice the transport's own limit: one over the limit still completes TLS and hears
+      // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
+      maxInboundPerIp: 2 * c.maxInboundPerIp,
       socket: this.#socket,
     });
     if (this.#closing !== undefined) {
