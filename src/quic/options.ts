@@ -108,7 +108,7 @@ export interface QuicEndpointOptions {
   acceptBacklog?: number;
   /**
    * Inbound connections (handshaking or open) from one IP address at once; more are dropped
-   * before any TLS work.
+   * before any TLS work. `Infinity` turns the limit off.
    * @default {64}
    */
   maxInboundPerIp?: number;
@@ -194,7 +194,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     throw new InvalidConfigError("earlyData", "a boolean", earlyData);
   }
   checkInteger("acceptBacklog", acceptBacklog, 1, 2 ** 20);
-  checkInteger("maxInboundPerIp", maxInboundPerIp, 1, 2 ** 20);
+  if (maxInboundPerIp !== Infinity) checkInteger("maxInboundPerIp", maxInboundPerIp, 1, 2 ** 20);
   checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
   checkInteger("sendBuffers", sendBuffers, 16, 65536);
   checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
