@@ -20,7 +20,7 @@ import {
   transactionKey,
 } from "./_stun_codec.ts";
 import { formatAddress, requireServerAddress } from "./_address.ts";
-import { retransmit } from "./_retransmit.ts";
+import { transaction } from "./_retransmit.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { requireInteger, requirePositiveFinite } from "../_validate.ts";
 
@@ -373,54 +373,18 @@ export class StunClient implements Disposable {
         new NetworkError("ERR_ENDPOINT_CLOSED", "STUN client is closed: cannot send a request"),
       );
     }
-    if (signal?.aborted) return Promise.reject(abortError(signal));
     const id = crypto.getRandomValues(new Uint8Array(12));
     const key = transactionKey(id);
     const packet = encodeBindingRequest(id, change);
     const clock = this.#clock;
-    return new Promise<StunBindingResult>((resolve, reject) => {
-      const start = clock.now();
-      let sent = 0;
-      let stop = () => {};
-      let done = false;
-      const finish = (outcome: () => void) => {
-        if (done) return;
-        done = true;
-        stop();
-        signal?.removeEventListener("abort", onAbort);
-        this.#pending.delete(key);
-        outcome();
-      };
-      const onAbort = () => finish(() => reject(abortError(signal!)));
-      const send = (attempt: number) => {
-        sent = attempt;
-        this.#port.sendRaw(packet, server).catch((e: unknown) =>
-          finish(() =>
-            reject(
-              new NetworkError(
-                "ERR_STUN",
-                `Cannot send a Binding request to ${formatAddress(server)}: ${String(e)}`,
-                { cause: e },
-              ),
-            )
-          )
-        );
-      };
-      const giveUp = () =>
-        finish(() =>
-          reject(
-            new NetworkError(
-              "ERR_TIMEOUT",
-              `STUN server ${formatAddress(server)} did not answer ${sent} Binding requests ` +
-                `within ${schedule.giveUpAt} ms`,
-            ),
-          )
-        );
-      const pending: Pending = {
-        onMessage: (message, from) => {
-          finish(() => {
+    const start = clock.now();
+    let sent = 0;
+    return transaction<StunBindingResult>(clock, schedule, signal, {
+      open: (settle) => {
+        this.#pending.set(key, {
+          onMessage: (message, from) => {
             if (message.type === BINDING_ERROR) {
-              reject(
+              settle.reject(
                 new StunErrorResponse(
                   server,
                   message.error?.code ?? 0,
@@ -431,7 +395,7 @@ export class StunClient implements Disposable {
             }
             const mapped = message.xorMappedAddress ?? message.mappedAddress;
             if (mapped === undefined) {
-              reject(
+              settle.reject(
                 new NetworkError(
                   "ERR_STUN",
                   `STUN server ${formatAddress(server)} answered Binding without ` +
@@ -449,24 +413,29 @@ export class StunClient implements Disposable {
             };
             if (message.responseOrigin) result.responseOrigin = message.responseOrigin;
             if (message.otherAddress) result.otherAddress = message.otherAddress;
-            resolve(result);
-          });
-        },
-        fail: (e) => finish(() => reject(e)),
-      };
-      this.#pending.set(key, pending);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      stop = retransmit(clock, schedule, send, giveUp);
+            settle.resolve(result);
+          },
+          fail: settle.reject,
+        });
+        return () => this.#pending.delete(key);
+      },
+      send: (attempt) => {
+        sent = attempt;
+        return this.#port.sendRaw(packet, server);
+      },
+      sendError: (e) =>
+        new NetworkError(
+          "ERR_STUN",
+          `Cannot send a Binding request to ${formatAddress(server)}: ${String(e)}`,
+          { cause: e },
+        ),
+      timeoutError: () =>
+        new NetworkError(
+          "ERR_TIMEOUT",
+          `STUN server ${formatAddress(server)} did not answer ${sent} Binding requests ` +
+            `within ${schedule.giveUpAt} ms`,
+        ),
+      what: "STUN Binding",
     });
   }
-}
-
-function abortError(signal: AbortSignal): NetworkError {
-  const reason: unknown = signal.reason;
-  const timedOut = reason instanceof DOMException && reason.name === "TimeoutError";
-  return new NetworkError(
-    timedOut ? "ERR_TIMEOUT" : "ERR_ABORTED",
-    `STUN Binding ${timedOut ? "timed out" : "aborted"} by its signal: ${String(reason)}`,
-    { cause: reason },
-  );
 }

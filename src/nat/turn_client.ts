@@ -13,7 +13,7 @@
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
 import { formatAddress, isIpLiteral, sameAddress } from "./_address.ts";
-import { retransmit } from "./_retransmit.ts";
+import { transaction } from "./_retransmit.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import {
   type DecodedStunMessage,
@@ -710,65 +710,39 @@ export class TurnClient implements AsyncDisposable {
         new NetworkError("ERR_ENDPOINT_CLOSED", `TURN client is closed: cannot send ${name}`),
       );
     }
-    if (signal?.aborted) return Promise.reject(abortError(name, signal));
     const id = crypto.getRandomValues(new Uint8Array(12));
     const key = transactionKey(id);
     const packet = encodeTurnRequest(method, id, fields, auth);
     const server = this.#server;
-    return new Promise((resolve, reject) => {
-      let stop = () => {};
-      let done = false;
-      const finish = (outcome: () => void) => {
-        if (done) return;
-        done = true;
-        stop();
-        signal?.removeEventListener("abort", onAbort);
-        this.#pending.delete(key);
-        outcome();
-      };
-      const onAbort = () => finish(() => reject(abortError(name, signal!)));
-      this.#pending.set(key, {
-        method,
-        resolve: (message, raw) => {
-          // An answer to an authenticated request must carry our MESSAGE-INTEGRITY; a forged
-          // one is dropped and the retransmissions go on (RFC 8489 section 9.2.4).
-          if (auth !== undefined && message.type === successOf(method)) {
-            if (!integrityMatches(raw, auth.key)) return;
-          }
-          // Decoded again from a copy: the NONCE and DATA views must outlive the datagram.
-          finish(() => resolve(decodeStunMessage(raw.slice())!));
-        },
-        fail: (e) => finish(() => reject(e)),
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      stop = retransmit(
-        this.#clock,
-        this.#schedule,
-        () => {
-          this.#port.sendRaw(packet, server).catch((e: unknown) =>
-            finish(() =>
-              reject(
-                new TurnError("ERR_TURN", server, `cannot send ${name}: ${String(e)}`, undefined, {
-                  cause: e,
-                }),
-              )
-            )
-          );
-        },
-        (sent) =>
-          finish(() =>
-            reject(
-              new TurnError(
-                "ERR_TURN",
-                server,
-                `no answer to ${name}: ${sent} requests within ${this.#schedule.giveUpAt} ms`,
-              ),
-            )
-          ),
-      );
-      // The first request went out during retransmit(): an answer delivered synchronously
-      // finished the transaction before `stop` was assigned.
-      if (done) stop();
+    return transaction<DecodedStunMessage>(this.#clock, this.#schedule, signal, {
+      what: `TURN ${name}`,
+      open: (settle) => {
+        this.#pending.set(key, {
+          method,
+          resolve: (message, raw) => {
+            // An answer to an authenticated request must carry our MESSAGE-INTEGRITY; a forged
+            // one is dropped and the retransmissions go on (RFC 8489 section 9.2.4).
+            if (auth !== undefined && message.type === successOf(method)) {
+              if (!integrityMatches(raw, auth.key)) return;
+            }
+            // Decoded again from a copy: the NONCE and DATA views must outlive the datagram.
+            settle.resolve(decodeStunMessage(raw.slice())!);
+          },
+          fail: settle.reject,
+        });
+        return () => this.#pending.delete(key);
+      },
+      send: () => this.#port.sendRaw(packet, server),
+      sendError: (e) =>
+        new TurnError("ERR_TURN", server, `cannot send ${name}: ${String(e)}`, undefined, {
+          cause: e,
+        }),
+      timeoutError: (sent) =>
+        new TurnError(
+          "ERR_TURN",
+          server,
+          `no answer to ${name}: ${sent} requests within ${this.#schedule.giveUpAt} ms`,
+        ),
     });
   }
 }
@@ -780,14 +754,4 @@ function checkPeer(peer: UdpAddress): void {
   if (!(Number.isInteger(peer.port) && peer.port > 0 && peer.port < 65536)) {
     throw new InvalidAddressError(formatAddress(peer), "port must be an integer 1-65535");
   }
-}
-
-function abortError(name: string, signal: AbortSignal): NetworkError {
-  const reason: unknown = signal.reason;
-  const timedOut = reason instanceof DOMException && reason.name === "TimeoutError";
-  return new NetworkError(
-    timedOut ? "ERR_TIMEOUT" : "ERR_ABORTED",
-    `TURN ${name} ${timedOut ? "timed out" : "aborted"} by its signal: ${String(reason)}`,
-    { cause: reason },
-  );
 }
