@@ -336,7 +336,7 @@ function spread(values: (number | undefined)[]): Spread | undefined {
   const v = values.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
   if (v.length === 0) return undefined;
   return {
-    median: v[Math.floor((v.length - 1) / 2)],
+    median: (v[Math.floor((v.length - 1) / 2)] + v[Math.ceil((v.length - 1) / 2)]) / 2,
     min: v[0],
     max: v[v.length - 1],
     n: v.length,
