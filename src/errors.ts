@@ -211,6 +211,7 @@ export class StreamResetError extends NetworkError {
 export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "number") return String(value); // JSON would show Infinity as null
   if (value instanceof Uint8Array) return `${value.byteLength} bytes`;
   try {
     return JSON.stringify(value) ?? String(value);
