@@ -90,7 +90,7 @@ export const identityRecordVerifier: RecordVerifier = {
  * console.assert(!identityPeerIdBinding(key, b.peerId.toString()));
  * ```
  */
-export const identityPeerIdBinding = (
+export const identityPeerIdBinding: PeerIdBinding = (
   publicKey: Uint8Array,
   peerId: string,
 ): boolean => {
