@@ -77,7 +77,7 @@ Deno.test("options: each invalid value names its field and the value seen", () =
     [{ maxUdpPayloadSize: 1199 }, "maxUdpPayloadSize", "1199"],
     [{ maxUdpPayloadSize: 1453 }, "maxUdpPayloadSize", "1453"],
     [{ initialMaxData: 0 }, "initialMaxData", "0"],
-    [{ initialMaxStreamData: Number.NaN }, "initialMaxStreamData", "null"],
+    [{ initialMaxStreamData: Number.NaN }, "initialMaxStreamData", "NaN"],
     [{ maxStreamsBidi: -1 }, "maxStreamsBidi", "-1"],
     [{ maxStreamsUni: 2 ** 20 + 1 }, "maxStreamsUni", String(2 ** 20 + 1)],
     [{ idleTimeoutMs: -5 }, "idleTimeoutMs", "-5"],
