@@ -10,7 +10,7 @@ import { ByteReader, ByteWriter } from "../../_bytes.ts";
 import { Identity } from "../../identity/identity.ts";
 import { PeerId } from "../../identity/peer_id.ts";
 import { PublicIdentity } from "../../identity/public_identity.ts";
-import type { PeerIdBinding, RecordSigner, RecordVerifier } from "./records.ts";
+import type { RecordSigner, RecordVerifier } from "./records.ts";
 
 /**
  * Makes the signer of a node's own DHT records from its identity.
@@ -76,7 +76,7 @@ export const identityRecordVerifier: RecordVerifier = {
 
 /**
  * Checks that a record's public key (a {@linkcode PublicIdentity} encoding) is the one the
- * peer id was derived from (a {@linkcode PeerIdBinding}). Keys or peer ids that do not decode
+ * peer id was derived from (a `PeerIdBinding`). Keys or peer ids that do not decode
  * give `false`.
  *
  * @example
@@ -90,7 +90,7 @@ export const identityRecordVerifier: RecordVerifier = {
  * console.assert(!identityPeerIdBinding(key, b.peerId.toString()));
  * ```
  */
-export const identityPeerIdBinding: PeerIdBinding = (
+export const identityPeerIdBinding = (
   publicKey: Uint8Array,
   peerId: string,
 ): boolean => {
