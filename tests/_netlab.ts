@@ -279,9 +279,13 @@ export class LabProcess implements AsyncDisposable {
 export interface CoturnOptions {
   /** Network namespace to run in; `undefined` runs in the test's own namespace. */
   netns?: string;
-  /** The two listening IPs (RFC 5780 needs two). */
-  listen: readonly [string, string];
-  /** Primary port; coturn also listens on port + 1. 0 picks a free pair on loopback. */
+  /**
+   * The listening IPs, the first also the relay IP: two for a STUN server with RFC 5780
+   * (OTHER-ADDRESS, CHANGE-REQUEST; coturn also listens on port + 1), or one for TURN alone
+   * (RFC 5780 off, one listener).
+   */
+  listen: readonly [string, string] | readonly [string];
+  /** Primary port. 0 picks a free pair on the listening IPs. */
   port?: number;
   /** TURN long-term credentials as `[user, password]`. Default `["test", "secret"]`. */
   user?: readonly [string, string];
@@ -289,13 +293,15 @@ export interface CoturnOptions {
   realm?: string;
   /** How long to wait for its UDP listeners. Default 5000 ms. */
   readyTimeoutMs?: number;
+  /** More coturn flags, for example `["--max-allocate-lifetime", "4"]`. Default none. */
+  extraArgs?: readonly string[];
 }
 
 /** A running coturn: where it listens, and how to stop it. */
 export interface Coturn extends AsyncDisposable {
-  /** The two listening IPs. */
-  readonly ips: readonly [string, string];
-  /** Primary port (alternate is port + 1). */
+  /** The listening IPs. */
+  readonly ips: readonly string[];
+  /** Primary port (alternate, with two IPs, is port + 1). */
   readonly port: number;
   /** The process, for its log. */
   readonly process: LabProcess;
@@ -304,8 +310,9 @@ export interface Coturn extends AsyncDisposable {
 }
 
 /**
- * Starts coturn as STUN/TURN server on two IPs (RFC 5780: OTHER-ADDRESS, CHANGE-REQUEST) and
- * resolves once its four UDP listeners (two IPs x two ports) are open, read from its log.
+ * Starts coturn as STUN/TURN server, on two IPs (RFC 5780: OTHER-ADDRESS, CHANGE-REQUEST) or
+ * on one (TURN alone), and resolves once its UDP listeners (two IPs x two ports, or the one)
+ * are open, read from its log.
  *
  * @param options Where and how.
  * @returns The running server.
@@ -318,7 +325,9 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     user = ["test", "secret"],
     realm = "example.org",
     readyTimeoutMs = 5000,
+    extraArgs = [],
   } = options;
+  const rfc5780 = listen.length === 2;
   const port = options.port || await freeUdpPortPair(listen);
   const dir = await Deno.makeTempDir({ prefix: "cretoai-coturn-" });
   // A random relay range: concurrent coturns on loopback would otherwise reach for the same.
@@ -332,14 +341,13 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     "stdout",
     "--simple-log",
     "-v",
-    "-L",
-    listen[0],
-    "-L",
-    listen[1],
+    ...listen.flatMap((ip) => ["-L", ip]),
     "--relay-ip",
     listen[0],
     "-p",
     String(port),
+    // Without a second IP there is no RFC 5780 alternate port: one listener is all TURN needs.
+    ...(rfc5780 ? [] : ["--no-rfc5780"]),
     "--min-port",
     String(minRelay),
     "--max-port",
@@ -357,13 +365,16 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     "--userdb",
     `${dir}/turndb`,
     ...(listen[0].startsWith("127.") ? ["--allow-loopback-peers"] : []),
+    ...extraArgs,
   ];
   const process = new LabProcess(argv);
   const stop = async () => {
     await process.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  const wanted = listen.flatMap((ip) => [`${ip}:${port}`, `${ip}:${port + 1}`]);
+  const wanted = listen.flatMap((ip) =>
+    rfc5780 ? [`${ip}:${port}`, `${ip}:${port + 1}`] : [`${ip}:${port}`]
+  );
   try {
     await process.waitForOutput(
       (out) => wanted.every((a) => out.includes(`UDP listener opened on: ${a}`)),
@@ -374,7 +385,7 @@ export async function startCoturn(options: CoturnOptions): Promise<Coturn> {
     await stop();
     throw e;
   }
-  return { ips: [listen[0], listen[1]], port, process, stop, [Symbol.asyncDispose]: stop };
+  return { ips: [...listen], port, process, stop, [Symbol.asyncDispose]: stop };
 }
 
 /**

@@ -1,12 +1,12 @@
 /**
- * A coturn TURN server on loopback for the TURN tests, as a child of the test: free ports,
- * long-term credentials `test:secret` in realm `example.org`, relay on 127.0.0.1, and extra
- * flags (short lifetimes) per test. Killed and waited for by `stop()` / `await using`.
+ * A coturn TURN server on loopback for the TURN tests, as a child of the test (`startCoturn`
+ * of `_netlab.ts` on one IP): a free port, long-term credentials `test:secret` in realm
+ * `example.org`, relay on 127.0.0.1, and extra flags (short lifetimes) per test. Killed and waited for by `stop()` / `await using`.
  *
  * @module
  */
 
-import { findExecutable, LabProcess, skipReason } from "../_netlab.ts";
+import { type LabProcess, skipReason, startCoturn } from "../_netlab.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 
 /** Why the coturn tests cannot run here, or `undefined` when they can. */
@@ -47,69 +47,18 @@ export const TURN_USER = Object.freeze({ username: "test", password: "secret" })
  * @returns The running server.
  */
 export async function startTurnServer(options: TurnServerOptions = {}): Promise<TurnServer> {
-  const { ip = "127.0.0.1", netns, extraArgs = [] } = options;
-  const port = options.port || freePort(ip);
-  const dir = await Deno.makeTempDir({ prefix: "cretoai-turn-" });
-  // A random relay range, so concurrent servers on loopback do not reach for the same ports.
-  const minRelay = 50000 + Math.floor(Math.random() * 700) * 20;
-  const argv = [
-    ...(netns === undefined ? [] : ["ip", "netns", "exec", netns]),
-    findExecutable("turnserver") ?? "turnserver",
-    "-n",
-    "--no-cli",
-    "--log-file",
-    "stdout",
-    "--simple-log",
-    "-v",
-    "-L",
-    ip,
-    "--relay-ip",
-    ip,
-    "-p",
-    String(port),
-    // No RFC 5780 alternate port: one listener is all TURN needs.
-    "--no-rfc5780",
-    "--min-port",
-    String(minRelay),
-    "--max-port",
-    String(minRelay + 19),
-    "--no-tls",
-    "--no-dtls",
-    "--fingerprint",
-    "--lt-cred-mech",
-    "--user",
-    `${TURN_USER.username}:${TURN_USER.password}`,
-    "--realm",
-    "example.org",
-    "--pidfile",
-    `${dir}/turnserver.pid`,
-    "--userdb",
-    `${dir}/turndb`,
-    ...(ip.startsWith("127.") ? ["--allow-loopback-peers"] : []),
-    ...extraArgs,
-  ];
-  const process = new LabProcess(argv);
-  const stop = async () => {
-    await process.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  const { ip = "127.0.0.1", port, netns, extraArgs } = options;
+  const coturn = await startCoturn({
+    netns,
+    listen: [ip],
+    port,
+    user: [TURN_USER.username, TURN_USER.password],
+    extraArgs,
+  });
+  return {
+    address: { hostname: ip, port: coturn.port },
+    process: coturn.process,
+    stop: coturn.stop,
+    [Symbol.asyncDispose]: coturn.stop,
   };
-  try {
-    await process.waitForOutput(
-      (out) => out.includes(`UDP listener opened on: ${ip}:${port}`),
-      5000,
-      `coturn opened its UDP listener ${ip}:${port}`,
-    );
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { address: { hostname: ip, port }, process, stop, [Symbol.asyncDispose]: stop };
-}
-
-/** A UDP port free on `ip` now (bound and released). */
-function freePort(ip: string): number {
-  const s = Deno.listenDatagram({ transport: "udp", hostname: ip, port: 0 });
-  const port = (s.addr as Deno.NetAddr).port;
-  s.close();
-  return port;
 }
