@@ -1,10 +1,13 @@
 /**
  * A Deno child process inside a lab namespace, spoken to one JSON line at a time over
- * stdin/stdout (the lab tests' nodes). `await using` ends its input and waits for it, killing
- * it after a grace period.
+ * stdin/stdout (the lab tests' nodes): {@link ChildNode} is the parent's side, `await using`
+ * ends its input and waits for it, killing it after a grace period; {@link answerCommands} is
+ * the child's side.
  *
  * @module
  */
+
+import { readLines } from "../_lines.ts";
 
 /** One answer line of a child. */
 export type ChildAnswer = Record<string, unknown>;
@@ -31,7 +34,7 @@ export class ChildNode implements AsyncDisposable {
     }).spawn();
     this.#child = child;
     this.#writer = child.stdin.getWriter();
-    this.#lines = lineReader(child.stdout);
+    this.#lines = readLines(child.stdout);
     (async () => {
       for await (const s of child.stderr.pipeThrough(new TextDecoderStream())) {
         this.#stderr += s;
@@ -88,14 +91,24 @@ export class ChildNode implements AsyncDisposable {
   }
 }
 
-async function* lineReader(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
+/**
+ * The child's side: answers each JSON command line on stdin with one JSON line on stdout,
+ * what `handle` returns, or `{"error","code"}` when it throws (`code` when the error has one).
+ * Commands are handled one at a time, in order.
+ *
+ * @param handle Runs one command.
+ * @returns Resolves at the end of input.
+ */
+export async function answerCommands(
+  handle: (command: Record<string, unknown>) => Promise<unknown>,
+): Promise<void> {
+  const encoder = new TextEncoder();
+  const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
+  for await (const line of readLines(Deno.stdin.readable)) {
+    try {
+      reply(await handle(JSON.parse(line)));
+    } catch (e) {
+      reply({ error: String(e), code: (e as { code?: unknown } | undefined)?.code });
     }
   }
 }

@@ -12,7 +12,8 @@
  * - `{"cmd":"disconnect","peer"}`, `{"cmd":"events","atLeast":N,"timeoutMs":N}` (the
  *   service's `connected` events since the last call, once there are N or the time is up),
  *   `{"cmd":"close"}`.
- * Errors answer `{"error":"..."}`. Ends at end of input.
+ * Errors answer `{"error":"..."}` (with the error's `code` when it has one). Ends at end of
+ * input.
  *
  * @module
  */
@@ -21,14 +22,13 @@ import { Identity } from "../../src/identity/identity.ts";
 import { type NatConnection, NatService, NatTraversalError } from "../../src/nat/mod.ts";
 import type { NatDiscoveryResult } from "../../src/nat/mod.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
+import { answerCommands } from "./_child_node.ts";
 
 let transport: QuicTransport | undefined;
 let nat: NatService | undefined;
 let lastNatEvent: NatDiscoveryResult | undefined;
 let events: Record<string, unknown>[] = [];
 let wakeEvents = () => {};
-const encoder = new TextEncoder();
-const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
 
 function describeConnection(c: NatConnection): Record<string, unknown> {
   return {
@@ -131,20 +131,6 @@ async function handle(command: Record<string, unknown>): Promise<unknown> {
   }
 }
 
-const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
-let buffered = "";
-for await (const chunk of lines) {
-  buffered += chunk;
-  let nl: number;
-  while ((nl = buffered.indexOf("\n")) >= 0) {
-    const line = buffered.slice(0, nl);
-    buffered = buffered.slice(nl + 1);
-    try {
-      reply(await handle(JSON.parse(line)));
-    } catch (e) {
-      reply({ error: String(e) });
-    }
-  }
-}
+await answerCommands(handle);
 nat?.close();
 await transport?.close();

@@ -13,7 +13,8 @@
  *   refreshed past its first expiry and that expiry has passed, then echoes 1 MiB; answers
  *   counts and timings.
  * - `{"cmd":"close"}`: closes the node.
- * Errors answer `{"error":"...","code":"ERR_..."}`. Ends (closing the node) at end of input.
+ * Errors answer `{"error":"...","code":"ERR_..."}` (`code` when the error has one). Ends
+ * (closing the node) at end of input.
  *
  * @module
  */
@@ -21,6 +22,8 @@
 import { Identity, QuicTransport } from "../../mod.ts";
 import { RelayService, RelaySocket } from "../../src/nat/mod.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
+import { percentile, randomBytes, sha256Hex } from "../quic/_util.ts";
+import { answerCommands } from "./_child_node.ts";
 
 interface Node {
   transport: QuicTransport;
@@ -29,21 +32,6 @@ interface Node {
 
 let node: Node | undefined;
 let lastReceived = "";
-const encoder = new TextEncoder();
-const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
-
-async function sha256(data: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as BufferSource));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function randomBytes(n: number): Uint8Array {
-  const data = new Uint8Array(n);
-  for (let at = 0; at < n; at += 65536) {
-    crypto.getRandomValues(data.subarray(at, Math.min(n, at + 65536)));
-  }
-  return data;
-}
 
 async function closeNode(): Promise<void> {
   const n = node;
@@ -67,7 +55,7 @@ async function start(command: {
     config: { turnServers: command.turnServers, keepAliveIntervalSecs: 0 },
   });
   transport.handle("/lab/echo/1", async (request) => {
-    lastReceived = await sha256(request);
+    lastReceived = await sha256Hex(request);
     return request;
   });
   try {
@@ -93,7 +81,7 @@ async function echo(peer: string, bytes: number) {
   const t0 = performance.now();
   const back = await transport.request(peer, "/lab/echo/1", data, { timeoutMs: 60_000 });
   const echoMs = performance.now() - t0;
-  return { sent: await sha256(data), back: await sha256(back), echoMs };
+  return { sent: await sha256Hex(data), back: await sha256Hex(back), echoMs };
 }
 
 async function exchange(peer: string, bytes: number, pings: number) {
@@ -102,8 +90,12 @@ async function exchange(peer: string, bytes: number, pings: number) {
   const samples: number[] = [];
   for (let i = 0; i < pings; i++) samples.push(await transport.ping(peer));
   samples.sort((x, y) => x - y);
-  const at = (p: number) => samples[Math.min(samples.length - 1, Math.floor(samples.length * p))];
-  return { ...result, path: relay.path(peer), rttP50: at(0.5), rttP99: at(0.99) };
+  return {
+    ...result,
+    path: relay.path(peer),
+    rttP50: percentile(samples, 0.5),
+    rttP99: percentile(samples, 0.99),
+  };
 }
 
 async function outlive(peer: string) {
@@ -130,39 +122,35 @@ async function outlive(peer: string) {
   };
 }
 
-const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
-let buffered = "";
-for await (const chunk of lines) {
-  buffered += chunk;
-  let nl: number;
-  while ((nl = buffered.indexOf("\n")) >= 0) {
-    const line = buffered.slice(0, nl);
-    buffered = buffered.slice(nl + 1);
-    const command = JSON.parse(line);
-    try {
-      if (command.cmd === "start") {
-        reply(await start(command));
-      } else if (command.cmd === "dial") {
-        reply({ peerId: (await node!.transport.connectPeer(command.address)).toString() });
-      } else if (command.cmd === "relay") {
-        const t0 = performance.now();
-        await node!.relay.connect(command.peer, { via: command.via });
-        reply({ path: node!.relay.path(command.peer), connectMs: performance.now() - t0 });
-      } else if (command.cmd === "exchange") {
-        reply(await exchange(command.peer, command.bytes, command.pings));
-      } else if (command.cmd === "received") {
-        reply({ hash: lastReceived });
-      } else if (command.cmd === "outlive") {
-        reply(await outlive(command.peer));
-      } else if (command.cmd === "close") {
-        await closeNode();
-        reply({});
-      } else {
-        reply({ error: `unknown command ${JSON.stringify(command.cmd)}` });
-      }
-    } catch (e) {
-      reply({ error: String(e), code: (e as { code?: string }).code });
+async function handle(command: Record<string, unknown>): Promise<unknown> {
+  switch (command.cmd) {
+    case "start":
+      return await start(command as Parameters<typeof start>[0]);
+    case "dial":
+      return { peerId: (await node!.transport.connectPeer(command.address as string)).toString() };
+    case "relay": {
+      const peer = command.peer as string;
+      const t0 = performance.now();
+      await node!.relay.connect(peer, { via: command.via as string });
+      return { path: node!.relay.path(peer), connectMs: performance.now() - t0 };
     }
+    case "exchange":
+      return await exchange(
+        command.peer as string,
+        command.bytes as number,
+        command.pings as number,
+      );
+    case "received":
+      return { hash: lastReceived };
+    case "outlive":
+      return await outlive(command.peer as string);
+    case "close":
+      await closeNode();
+      return {};
+    default:
+      throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
   }
 }
+
+await answerCommands(handle);
 await closeNode();

@@ -14,6 +14,7 @@ import {
   type DatagramSocket,
   DenoUdpSocket,
 } from "../../src/quic/udp_socket.ts";
+import { echo, percentile, serveStreamingEcho } from "../quic/_util.ts";
 import { startTurnServer, TURN_USER, turnSkipReason } from "./_turn_server.ts";
 
 const coturnIgnore = turnSkipReason() !== undefined;
@@ -187,10 +188,6 @@ async function relayedNode(server: UdpAddress): Promise<RelayedNode> {
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
 Deno.test({
   name: "coturn: QUIC through the relay: connect, echo 1 MiB intact, RTT and throughput",
   ignore: coturnIgnore,
@@ -206,22 +203,7 @@ Deno.test({
       const conn = await b.endpoint.accept();
       assert.deepEqual(conn.remoteAddr, a.turn.relayedAddress, "B sees A's relayed address");
       // Bounded by the client: it opens a fixed number of streams, then closes.
-      for (;;) {
-        let stream;
-        try {
-          stream = await conn.acceptBidi();
-        } catch {
-          return;
-        }
-        (async () => {
-          for (;;) {
-            const chunk = await stream.read();
-            if (chunk === null) break;
-            await stream.write(chunk.slice());
-          }
-          await stream.write(new Uint8Array(0), true);
-        })().catch(() => {});
-      }
+      await serveStreamingEcho(conn);
     })();
 
     const t0 = performance.now();
@@ -233,14 +215,8 @@ Deno.test({
     for (let at = 0; at < mib.length; at += payload.length) mib.set(payload, at);
     mib[12345] ^= 0x5a; // not periodic
 
-    const echo = async (data: Uint8Array) => {
-      const stream = await conn.openBidi();
-      const back = stream.readAll();
-      await stream.write(data, true);
-      return await back;
-    };
     const t1 = performance.now();
-    const back = await echo(mib);
+    const back = await echo(conn, mib);
     const echoMs = performance.now() - t1;
     assert.equal(back.byteLength, mib.byteLength);
     assert.deepEqual(back, mib, "1 MiB intact");
@@ -249,7 +225,7 @@ Deno.test({
     const request = new Uint8Array(256).fill(3);
     for (let i = 0; i < 200; i++) {
       const s = performance.now();
-      const r = await echo(request);
+      const r = await echo(conn, request);
       rtts.push(performance.now() - s);
       assert.equal(r.byteLength, 256);
     }

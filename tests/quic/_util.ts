@@ -264,6 +264,42 @@ export async function serveEcho(conn: QuicConnection): Promise<void> {
   }
 }
 
+/**
+ * Echoes every bidi stream of a connection chunk by chunk, as the data arrives, until the
+ * connection closes: both directions carry data at once, for throughput measured both ways.
+ */
+export async function serveStreamingEcho(conn: QuicConnection): Promise<void> {
+  for (;;) {
+    let stream;
+    try {
+      stream = await conn.acceptBidi();
+    } catch {
+      return; // closed
+    }
+    (async () => {
+      for (;;) {
+        const chunk = await stream.read();
+        if (chunk === null) break;
+        await stream.write(chunk.slice());
+      }
+      await stream.write(new Uint8Array(0), true);
+    })().catch(() => {});
+  }
+}
+
+/** Sends `data` on a fresh bidi stream and returns what comes back (the peer echoes). */
+export async function echo(conn: QuicConnection, data: Uint8Array): Promise<Uint8Array> {
+  const stream = await conn.openBidi();
+  const back = stream.readAll();
+  await stream.write(data, true);
+  return await back;
+}
+
+/** The `p` quantile (0 to 1) of ascending samples, by the nearest rank below. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
 /** Dials the pair's server from its client; returns both ends of the connection. */
 export async function connect(
   p: Pair,
