@@ -14,6 +14,7 @@ import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { requireInteger } from "../_validate.ts";
 import { type MdnsPeer, PeerTable, type PeerTableEvent } from "./mdns_peers.ts";
+import { zeroMdnsStats } from "./_mdns_stats.ts";
 import {
   answerQuery,
   buildAnnouncement,
@@ -220,16 +221,7 @@ export class MdnsDiscovery {
   #recent = new Map<string, number>();
   /** The raw datagram being decoded, set by the socket listener that runs before the library's. */
   #current: { link: Link; duplicate: boolean; handled: boolean } | undefined;
-  #stats: MdnsStats = {
-    received: 0,
-    sent: 0,
-    answered: 0,
-    dropped: 0,
-    droppedBy: { malformed: 0, oversized: 0, invalid: 0, overflow: 0 },
-    ownIgnored: 0,
-    incomplete: 0,
-    peers: 0,
-  };
+  #stats: MdnsStats = zeroMdnsStats();
 
   /**
    * Validates the options; nothing is sent until {@linkcode MdnsDiscovery.start}.

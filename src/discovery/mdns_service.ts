@@ -15,6 +15,7 @@ import type { TransportEventMap } from "../transport/events.ts";
 import { TypedEventTarget } from "../transport/events.ts";
 import { MdnsDiscovery, type MdnsDiscoveryOptions, type MdnsStats } from "./mdns.ts";
 import type { MdnsPeer, MdnsPeerAddress } from "./mdns_peers.ts";
+import { zeroMdnsStats } from "./_mdns_stats.ts";
 
 const log = getLogger(["cretoai", "discovery", "mdns"]);
 
@@ -347,17 +348,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
    * @returns A copy of the counters.
    */
   stats(): MdnsServiceStats {
-    const discovery = this.#discovery?.stats() ??
-      {
-        received: 0,
-        sent: 0,
-        answered: 0,
-        dropped: 0,
-        droppedBy: { malformed: 0, oversized: 0, invalid: 0, overflow: 0 },
-        ownIgnored: 0,
-        incomplete: 0,
-        peers: 0,
-      };
+    const discovery = this.#discovery?.stats() ?? zeroMdnsStats();
     return { discovery, ...this.#counters, managed: this.#managed.size };
   }
 
