@@ -21,6 +21,7 @@ export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
 
 const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
 const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
+const GARBAGE_SCRIPT = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];
 const AVAHI_PID_FILE = "/run/avahi-daemon/pid";
 
@@ -305,6 +306,47 @@ export class MdnsLab {
     const from = node.lines.length;
     await node.send("stats");
     return await node.waitEvent({ event: "stats" }, 5000, from);
+  }
+
+  /**
+   * Sends the hostile packets of `_mdns_garbage.ts` from B's end and waits until the sender
+   * is done.
+   *
+   * @returns Its `sent` line: how many packets of each kind (`malformed`, `oversized`,
+   * `invalid`) went out.
+   * @throws {Error} If the sender did not report or did not exit with 0 (with its output).
+   */
+  async sendGarbage(): Promise<Record<string, unknown>> {
+    const garbage = this.spawnDeno(this.nsB, "garbage", GARBAGE_SCRIPT, [
+      ADDR.b,
+      testPeerId(9),
+    ], { stdin: false });
+    const sent = await garbage.waitEvent({ event: "sent" }, 15_000);
+    const { code } = await garbage.waitExit(5000);
+    if (code !== 0) throw new Error(`the garbage sender exited with ${code}:\n${garbage.dump()}`);
+    return sent;
+  }
+
+  /**
+   * Runs `deno test --allow-all` on a test file inside A's namespace, with `MDNS_TEST_ADDR`
+   * set to A's address, and waits (at most 60 s) for it to end.
+   *
+   * @param script Path of the test file.
+   * @returns Its exit status, and the run for its output.
+   */
+  async testInside(script: string): Promise<{ status: Deno.CommandStatus; run: LabChild }> {
+    const run = this.spawn(this.nsA, "deno test", [
+      "env",
+      `MDNS_TEST_ADDR=${ADDR.a}`,
+      "NO_COLOR=1",
+      DENO,
+      "test",
+      "--quiet",
+      // Reading /proc/net/udp (the leftover-socket check) needs --allow-all in Deno 2.
+      "--allow-all",
+      script,
+    ]);
+    return { status: await run.waitExit(60_000), run };
   }
 
   /**

@@ -9,6 +9,7 @@
  */
 
 import { MdnsDiscovery } from "../../src/discovery/mod.ts";
+import { readLines } from "../_lines.ts";
 
 const [peerId, port, iface, ttl] = Deno.args;
 const print = (o: Record<string, unknown>) => console.log(JSON.stringify(o));
@@ -27,22 +28,13 @@ print({ event: "ready" });
 
 // No Deno.exit() after `close`: the script must end by itself, which it only does when the
 // service left no socket or timer behind. The test checks that it does.
-const decoder = new TextDecoderStream();
-let buffered = "";
-let closed = false;
-for await (const chunk of Deno.stdin.readable.pipeThrough(decoder)) {
-  buffered += chunk;
-  let nl: number;
-  while (!closed && (nl = buffered.indexOf("\n")) >= 0) {
-    const cmd = buffered.slice(0, nl).trim();
-    buffered = buffered.slice(nl + 1);
-    if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
-    if (cmd === "close") {
-      await mdns.close();
-      print({ event: "closed" });
-      closed = true;
-    }
+for await (const line of readLines(Deno.stdin.readable)) {
+  const cmd = line.trim();
+  if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
+  if (cmd === "close") {
+    await mdns.close();
+    print({ event: "closed" });
+    break;
   }
-  if (closed) break;
 }
 await mdns.close();

@@ -15,6 +15,7 @@ import { Identity } from "../../src/identity/identity.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { MdnsService } from "../../src/discovery/mod.ts";
 import { ConnectionClosedError } from "../../src/errors.ts";
+import { readLines } from "../_lines.ts";
 
 const [address, ...flags] = Deno.args;
 // Each line carries its wall-clock time in milliseconds, for timings across processes.
@@ -55,28 +56,19 @@ mdns.addEventListener("error", (e) => print({ event: "error", message: e.detail.
 await mdns.start();
 print({ event: "ready", peerId: transport.peerId.toString(), port });
 
-const decoder = new TextDecoderStream();
-let buffered = "";
-let closed = false;
-for await (const chunk of Deno.stdin.readable.pipeThrough(decoder)) {
-  buffered += chunk;
-  let nl: number;
-  while (!closed && (nl = buffered.indexOf("\n")) >= 0) {
-    const cmd = buffered.slice(0, nl).trim();
-    buffered = buffered.slice(nl + 1);
-    if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
-    if (cmd === "close-mdns") {
-      await mdns.close();
-      print({ event: "mdns-closed" });
-    }
-    if (cmd === "close") {
-      await mdns.close();
-      await transport.close();
-      print({ event: "closed" });
-      closed = true;
-    }
+for await (const line of readLines(Deno.stdin.readable)) {
+  const cmd = line.trim();
+  if (cmd === "stats") print({ event: "stats", ...mdns.stats() });
+  if (cmd === "close-mdns") {
+    await mdns.close();
+    print({ event: "mdns-closed" });
   }
-  if (closed) break;
+  if (cmd === "close") {
+    await mdns.close();
+    await transport.close();
+    print({ event: "closed" });
+    break;
+  }
 }
 await mdns.close();
 await transport.close();

@@ -13,12 +13,11 @@ import { Identity } from "../../src/identity/identity.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { MdnsService } from "../../src/discovery/mod.ts";
-import { ADDR, type LabChild, labSkip, MdnsLab, parseJson, testPeerId } from "./_mdns_lab.ts";
+import { ADDR, type LabChild, labSkip, MdnsLab, parseJson } from "./_mdns_lab.ts";
 
 const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
 const NODE_MODULES = new URL("../../node_modules", import.meta.url).pathname;
 const NODE = new URL("./_mdns_service_node.ts", import.meta.url).pathname;
-const GARBAGE = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const INNS_TEST = new URL("./_mdns_service_inns_test.ts", import.meta.url).pathname;
 
 const skip = labSkip();
@@ -47,12 +46,6 @@ async function startNode(
   ], { stdin: true });
   const ready = await node.waitEvent({ event: "ready" }, 20_000);
   return { node, peerId: ready.peerId as string, port: ready.port as number };
-}
-
-async function stats(node: LabChild): Promise<Record<string, unknown>> {
-  const from = node.lines.length;
-  await node.send("stats");
-  return await node.waitEvent({ event: "stats" }, 5000, from);
 }
 
 Deno.test("options are checked up front; enableMdns off and unbound transports", async () => {
@@ -93,11 +86,7 @@ Deno.test({
     // Hostile packets before the peer appears (one service-level check; the discovery tests
     // cover every kind). Datagrams on the veth arrive in order, so by the time A discovers B
     // it has handled all of them.
-    const garbage = lab.spawnDeno(lab.nsB, "garbage", GARBAGE, [ADDR.b, testPeerId(9)], {
-      stdin: false,
-    });
-    const sent = await garbage.waitEvent({ event: "sent" }, 15_000);
-    assert.equal((await garbage.waitExit(5000)).code, 0);
+    const sent = await lab.sendGarbage();
 
     const b = await startNode(lab, lab.nsB, "node b");
     const tStarted = performance.now();
@@ -114,7 +103,7 @@ Deno.test({
     }
     const tConnected = performance.now();
 
-    const s = await stats(a.node);
+    const s = await lab.stats(a.node);
     const d = s.discovery as Record<string, number> & { droppedBy: Record<string, number> };
     assert.equal(d.droppedBy.malformed, sent.malformed, JSON.stringify(s));
     assert.equal(d.droppedBy.oversized, sent.oversized, JSON.stringify(s));
@@ -132,7 +121,7 @@ Deno.test({
     await a.node.waitEvent({ event: "expired", peerId: b.peerId }, 5000);
     await a.node.waitEvent({ event: "disconnected", peerId: b.peerId }, 5000);
     const tGone = performance.now();
-    assert.equal(((await stats(a.node)).discovery as Record<string, number>).peers, 0);
+    assert.equal(((await lab.stats(a.node)).discovery as Record<string, number>).peers, 0);
     console.log(
       `two nodes: A ready ${(tStarted - t0).toFixed(0)} ms before B; connected both ways ` +
         `${(tConnected - tStarted).toFixed(0)} ms after B was ready; B gone at A ` +
@@ -152,7 +141,7 @@ Deno.test({
     await a.node.waitEvent({ event: "connected", peerId: b.peerId }, 10_000);
     const bConnected = await b.node.waitEvent({ event: "connected", peerId: a.peerId }, 10_000);
     assert.equal(bConnected.direction, "inbound");
-    assert.equal((await stats(b.node)).dials, 0, "B only browses");
+    assert.equal((await lab.stats(b.node)).dials, 0, "B only browses");
 
     const t0 = performance.now();
     await b.node.send("close-mdns");
@@ -163,7 +152,7 @@ Deno.test({
     const bSaw = await b.node.waitEvent({ event: "disconnected", peerId: a.peerId }, 5000);
     assert.equal(bSaw.errorCode, 0, JSON.stringify(bSaw));
     await a.node.waitEvent({ event: "disconnected", peerId: b.peerId }, 5000);
-    const s = await stats(a.node);
+    const s = await lab.stats(a.node);
     assert.equal(s.dropped, 1, JSON.stringify(s));
     assert.equal(s.managed, 0, JSON.stringify(s));
     console.log(`goodbye to disconnect at the peer: ${(performance.now() - t0).toFixed(0)} ms`);
@@ -180,18 +169,7 @@ Deno.test({
   ignore: skip !== undefined,
   fn: async () => {
     await using lab = await MdnsLab.create();
-    const run = lab.spawn(lab.nsA, "deno test", [
-      "env",
-      `MDNS_TEST_ADDR=${ADDR.a}`,
-      "NO_COLOR=1",
-      DENO,
-      "test",
-      "--quiet",
-      // Reading /proc/net/udp (the leftover-socket check) needs --allow-all in Deno 2.
-      "--allow-all",
-      INNS_TEST,
-    ]);
-    const status = await run.waitExit(60_000);
+    const { status, run } = await lab.testInside(INNS_TEST);
     assert.equal(status.code, 0, run.dump());
     assert.ok(run.lines.some((l) => /ok \| \d+ passed \| 0 failed/.test(l)), run.dump());
   },

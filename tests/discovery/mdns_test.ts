@@ -11,8 +11,6 @@ import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { MdnsDiscovery } from "../../src/discovery/mod.ts";
 import { ADDR, avahiSkip, labSkip, MdnsLab, parseJson, testPeerId } from "./_mdns_lab.ts";
 
-const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
-const GARBAGE = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const INNS_TEST = new URL("./_mdns_inns_test.ts", import.meta.url).pathname;
 
 const A1 = testPeerId(1);
@@ -174,11 +172,7 @@ Deno.test({
   fn: async () => {
     await using lab = await MdnsLab.create();
     const a = await lab.startNode(lab.nsA, A1, 9001);
-    const garbage = lab.spawnDeno(lab.nsB, "garbage", GARBAGE, [ADDR.b, testPeerId(9)], {
-      stdin: false,
-    });
-    const sent = await garbage.waitEvent({ event: "sent" }, 15_000);
-    assert.equal((await garbage.waitExit(5000)).code, 0);
+    const sent = await lab.sendGarbage();
 
     // Datagrams on the link arrive in order, so once B is discovered the garbage was handled.
     const b = await lab.startNode(lab.nsB, B, 9003);
@@ -203,18 +197,7 @@ Deno.test({
 
   fn: async () => {
     await using lab = await MdnsLab.create();
-    const run = lab.spawn(lab.nsA, "deno test", [
-      "env",
-      `MDNS_TEST_ADDR=${ADDR.a}`,
-      "NO_COLOR=1",
-      DENO,
-      "test",
-      "--quiet",
-      // Reading /proc/net/udp (the leftover-socket check) needs --allow-all in Deno 2.
-      "--allow-all",
-      INNS_TEST,
-    ]);
-    const status = await run.waitExit(60_000);
+    const { status, run } = await lab.testInside(INNS_TEST);
     assert.equal(status.code, 0, run.dump());
     assert.ok(run.lines.some((l) => /ok \| 2 passed/.test(l)), run.dump());
   },
