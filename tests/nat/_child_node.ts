@@ -91,24 +91,42 @@ export class ChildNode implements AsyncDisposable {
   }
 }
 
+/** A lab child's commands by name: each gets its command line and returns the answer. */
+export type ChildCommands = Record<string, (command: Record<string, unknown>) => unknown>;
+
 /**
  * The child's side: answers each JSON command line on stdin with one JSON line on stdout,
- * what `handle` returns, or `{"error","code"}` when it throws (`code` when the error has one).
- * Commands are handled one at a time, in order.
+ * what `commands[cmd]` returns, or `{"error","code"}` when it throws or there is no such
+ * command (`code` when the error has one). `{"cmd":"close"}` runs `close` and answers `{}`;
+ * the end of input runs `close` too. Commands are handled one at a time, in order.
  *
- * @param handle Runs one command.
- * @returns Resolves at the end of input.
+ * @param commands The child's commands, `close` aside.
+ * @param close Closes what the commands opened.
+ * @returns Resolves at the end of input, once closed.
  */
 export async function answerCommands(
-  handle: (command: Record<string, unknown>) => Promise<unknown>,
+  commands: ChildCommands,
+  close: () => Promise<void>,
 ): Promise<void> {
   const encoder = new TextEncoder();
   const reply = (o: unknown) => Deno.stdout.writeSync(encoder.encode(JSON.stringify(o) + "\n"));
+  const run = async (command: Record<string, unknown>) => {
+    if (command.cmd === "close") {
+      await close();
+      return {};
+    }
+    const handler = Object.hasOwn(commands, String(command.cmd))
+      ? commands[String(command.cmd)]
+      : undefined;
+    if (handler === undefined) throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
+    return await handler(command);
+  };
   for await (const line of readLines(Deno.stdin.readable)) {
     try {
-      reply(await handle(JSON.parse(line)));
+      reply(await run(JSON.parse(line)));
     } catch (e) {
       reply({ error: String(e), code: (e as { code?: unknown } | undefined)?.code });
     }
   }
+  await close();
 }

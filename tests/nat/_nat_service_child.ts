@@ -100,37 +100,30 @@ async function eventsArrived(count: number, timeoutMs: number): Promise<void> {
   }
 }
 
-async function handle(command: Record<string, unknown>): Promise<unknown> {
-  switch (command.cmd) {
-    case "start":
-      return await start(command);
-    case "discover": {
-      const t0 = performance.now();
-      const result = await nat!.discover();
-      return { nat: result, event: lastNatEvent === result, ms: performance.now() - t0 };
-    }
-    case "dial":
-      return { peerId: (await transport!.connectPeer(command.address as string)).toString() };
-    case "connect":
-      return await connect(command);
-    case "disconnect":
-      await transport!.disconnectPeer(command.peer as string);
-      return {};
-    case "events": {
-      await eventsArrived((command.atLeast as number) ?? 0, (command.timeoutMs as number) ?? 0);
-      const out = events;
-      events = [];
-      return { events: out };
-    }
-    case "close":
-      nat?.close();
-      await transport?.close();
-      return {};
-    default:
-      throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
-  }
+async function close(): Promise<void> {
+  nat?.close();
+  await transport?.close();
 }
 
-await answerCommands(handle);
-nat?.close();
-await transport?.close();
+await answerCommands({
+  start,
+  discover: async () => {
+    const t0 = performance.now();
+    const result = await nat!.discover();
+    return { nat: result, event: lastNatEvent === result, ms: performance.now() - t0 };
+  },
+  dial: async (command) => ({
+    peerId: (await transport!.connectPeer(command.address as string)).toString(),
+  }),
+  connect,
+  disconnect: async (command) => {
+    await transport!.disconnectPeer(command.peer as string);
+    return {};
+  },
+  events: async (command) => {
+    await eventsArrived((command.atLeast as number) ?? 0, (command.timeoutMs as number) ?? 0);
+    const out = events;
+    events = [];
+    return { events: out };
+  },
+}, close);

@@ -19,7 +19,7 @@ import { generateCertificate } from "../../src/quic/certificate.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
-import { echo, percentile, randomBytes, serveStreamingEcho } from "../quic/_util.ts";
+import { echo, percentile, randomBytes, serveEcho } from "../quic/_util.ts";
 import { answerCommands } from "./_child_node.ts";
 
 interface Node {
@@ -37,7 +37,7 @@ function serve(endpoint: QuicEndpoint): void {
   (async () => {
     for (;;) {
       const conn = await endpoint.accept(); // rejects when the endpoint closes
-      serveStreamingEcho(conn);
+      serveEcho(conn, { streaming: true });
     }
   })().catch(() => {});
 }
@@ -81,36 +81,23 @@ async function connect(peer: UdpAddress, bytes: number, rtts: number) {
   };
 }
 
-async function handle(command: Record<string, unknown>): Promise<unknown> {
-  switch (command.cmd) {
-    case "alloc": {
-      await closeNode();
-      const relay = new RelaySocket(DenoUdpSocket.bind({ hostname: "0.0.0.0", port: 0 }));
-      const endpoint = await QuicEndpoint.bind({ socket: relay, certificate });
-      const turn = await TurnClient.allocate(endpoint, {
-        server: command.server as UdpAddress,
-        username: "test",
-        password: "secret",
-      });
-      node = { relay, endpoint, turn };
-      serve(endpoint);
-      return { relayed: turn.relayedAddress, mapped: turn.mappedAddress };
-    }
-    case "peer":
-      return { channel: await node!.relay.addPeer(command.peer as UdpAddress, node!.turn) };
-    case "connect":
-      return await connect(
-        command.peer as UdpAddress,
-        command.bytes as number,
-        command.rtts as number,
-      );
-    case "close":
-      await closeNode();
-      return {};
-    default:
-      throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
-  }
-}
-
-await answerCommands(handle);
-await closeNode();
+await answerCommands({
+  alloc: async (command) => {
+    await closeNode();
+    const relay = new RelaySocket(DenoUdpSocket.bind({ hostname: "0.0.0.0", port: 0 }));
+    const endpoint = await QuicEndpoint.bind({ socket: relay, certificate });
+    const turn = await TurnClient.allocate(endpoint, {
+      server: command.server as UdpAddress,
+      username: "test",
+      password: "secret",
+    });
+    node = { relay, endpoint, turn };
+    serve(endpoint);
+    return { relayed: turn.relayedAddress, mapped: turn.mappedAddress };
+  },
+  peer: async (command) => ({
+    channel: await node!.relay.addPeer(command.peer as UdpAddress, node!.turn),
+  }),
+  connect: (command) =>
+    connect(command.peer as UdpAddress, command.bytes as number, command.rtts as number),
+}, closeNode);

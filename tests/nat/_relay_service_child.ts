@@ -122,35 +122,19 @@ async function outlive(peer: string) {
   };
 }
 
-async function handle(command: Record<string, unknown>): Promise<unknown> {
-  switch (command.cmd) {
-    case "start":
-      return await start(command as Parameters<typeof start>[0]);
-    case "dial":
-      return { peerId: (await node!.transport.connectPeer(command.address as string)).toString() };
-    case "relay": {
-      const peer = command.peer as string;
-      const t0 = performance.now();
-      await node!.relay.connect(peer, { via: command.via as string });
-      return { path: node!.relay.path(peer), connectMs: performance.now() - t0 };
-    }
-    case "exchange":
-      return await exchange(
-        command.peer as string,
-        command.bytes as number,
-        command.pings as number,
-      );
-    case "received":
-      return { hash: lastReceived };
-    case "outlive":
-      return await outlive(command.peer as string);
-    case "close":
-      await closeNode();
-      return {};
-    default:
-      throw new Error(`unknown command ${JSON.stringify(command.cmd)}`);
-  }
-}
-
-await answerCommands(handle);
-await closeNode();
+await answerCommands({
+  start: (command) => start(command as Parameters<typeof start>[0]),
+  dial: async (command) => ({
+    peerId: (await node!.transport.connectPeer(command.address as string)).toString(),
+  }),
+  relay: async (command) => {
+    const peer = command.peer as string;
+    const t0 = performance.now();
+    await node!.relay.connect(peer, { via: command.via as string });
+    return { path: node!.relay.path(peer), connectMs: performance.now() - t0 };
+  },
+  exchange: (command) =>
+    exchange(command.peer as string, command.bytes as number, command.pings as number),
+  received: () => ({ hash: lastReceived }),
+  outlive: (command) => outlive(command.peer as string),
+}, closeNode);

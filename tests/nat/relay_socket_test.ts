@@ -14,7 +14,7 @@ import {
   type DatagramSocket,
   DenoUdpSocket,
 } from "../../src/quic/udp_socket.ts";
-import { echo, percentile, serveStreamingEcho } from "../quic/_util.ts";
+import { echo, percentile, serveEcho } from "../quic/_util.ts";
 import { startTurnServer, TURN_USER, turnSkipReason } from "./_turn_server.ts";
 
 const coturnIgnore = turnSkipReason() !== undefined;
@@ -203,7 +203,7 @@ Deno.test({
       const conn = await b.endpoint.accept();
       assert.deepEqual(conn.remoteAddr, a.turn.relayedAddress, "B sees A's relayed address");
       // Bounded by the client: it opens a fixed number of streams, then closes.
-      await serveStreamingEcho(conn);
+      await serveEcho(conn, { streaming: true });
     })();
 
     const t0 = performance.now();

@@ -8,6 +8,7 @@ import { type ConnectOptions, QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicEndpointOptions } from "../../src/quic/options.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
+import type { QuicStream } from "../../src/quic/stream.ts";
 import assert from "node:assert/strict";
 
 /** Two endpoints on 127.0.0.1, closed together by `await using`. */
@@ -251,40 +252,36 @@ export async function roundTrip(conn: QuicConnection, size = 100): Promise<void>
   assert.deepEqual(await within(stream.readAll(), 5000, "echo"), sent);
 }
 
-/** Echoes every bidi stream of a connection until it closes. */
-export async function serveEcho(conn: QuicConnection): Promise<void> {
+/**
+ * Echoes every bidi stream of a connection until it closes: by default each stream whole,
+ * once its sender finished; with `streaming`, chunk by chunk as the data arrives, so that both
+ * directions carry data at once (for throughput measured both ways).
+ */
+export async function serveEcho(
+  conn: QuicConnection,
+  { streaming = false }: { streaming?: boolean } = {},
+): Promise<void> {
   for (;;) {
-    let stream;
+    let stream: QuicStream;
     try {
       stream = await conn.acceptBidi();
     } catch {
       return; // closed
     }
-    stream.readAll().then((data) => stream.write(data, true)).catch(() => {});
+    const echoing = streaming
+      ? echoChunks(stream)
+      : stream.readAll().then((data) => stream.write(data, true));
+    echoing.catch(() => {});
   }
 }
 
-/**
- * Echoes every bidi stream of a connection chunk by chunk, as the data arrives, until the
- * connection closes: both directions carry data at once, for throughput measured both ways.
- */
-export async function serveStreamingEcho(conn: QuicConnection): Promise<void> {
+async function echoChunks(stream: QuicStream): Promise<void> {
   for (;;) {
-    let stream;
-    try {
-      stream = await conn.acceptBidi();
-    } catch {
-      return; // closed
-    }
-    (async () => {
-      for (;;) {
-        const chunk = await stream.read();
-        if (chunk === null) break;
-        await stream.write(chunk.slice());
-      }
-      await stream.write(new Uint8Array(0), true);
-    })().catch(() => {});
+    const chunk = await stream.read();
+    if (chunk === null) break;
+    await stream.write(chunk.slice());
   }
+  await stream.write(new Uint8Array(0), true);
 }
 
 /** Sends `data` on a fresh bidi stream and returns what comes back (the peer echoes). */
