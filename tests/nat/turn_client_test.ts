@@ -498,7 +498,9 @@ Deno.test({
       10_000,
       "coturn timed out the unrefreshed allocation",
     );
-    assert.ok(performance.now() > firstExpiry, "past the first lifetime");
+    // coturn's own timeout of `stale`, allocated after `live` with the same lifetime, is the
+    // evidence that live's first lifetime is over on the server. (The client's expiresAt runs
+    // from when the answer arrived, so coturn may time out slightly before it: not a check.)
     await assert.rejects(
       stale.refresh(),
       (e: unknown) =>
