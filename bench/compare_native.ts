@@ -1,8 +1,11 @@
 // Runs the same three workloads on our QUIC endpoint and on Deno's native QUIC (quinn) in one
-// process, three rounds each, and prints medians with their ratios.
-//   deno run -A bench/compare_native.ts [--requests 1000] [--mib 64] [--inflight 100] [--total 4000]
+// process, three rounds each, and prints medians with their ratios. `--backend` picks the
+// datagram socket under our endpoint (`deno`: Deno.listenDatagram, `linux-batch`: libc
+// sendmmsg/recvmmsg through FFI); a comma list runs each, interleaved in the same rounds.
+//   deno run -A bench/compare_native.ts [--backend deno|linux-batch|deno,linux-batch]
+//     [--requests 1000] [--mib 64] [--inflight 100] [--total 4000] [--rounds 3]
 import { parseArgs } from "node:util";
-import { type BenchPair, cretoaiPair, nativePair } from "./quic/_pairs.ts";
+import { type Backend, type BenchPair, cretoaiPair, nativePair } from "./quic/_pairs.ts";
 
 const { values } = parseArgs({
   options: {
@@ -11,8 +14,17 @@ const { values } = parseArgs({
     inflight: { type: "string", default: "100" },
     total: { type: "string", default: "4000" },
     rounds: { type: "string", default: "3" },
+    backend: { type: "string", default: "deno" },
   },
 });
+const backends = values.backend.split(",") as Backend[];
+for (const backend of backends) {
+  if (backend !== "deno" && backend !== "linux-batch") {
+    throw new Error(
+      `--backend: expected deno, linux-batch or both comma-separated, got ${backend}`,
+    );
+  }
+}
 const requests = Number(values.requests);
 const bulkBytes = Number(values.mib) * 1024 * 1024;
 const inflight = Number(values.inflight);
@@ -68,9 +80,15 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-const results: Record<string, Figures[]> = { cretoai: [], native: [] };
+const makers: [string, () => Promise<BenchPair>][] = [
+  ...backends.map((
+    b,
+  ): [string, () => Promise<BenchPair>] => [`cretoai ${b}`, () => cretoaiPair(b)]),
+  ["native", nativePair],
+];
+const results: Record<string, Figures[]> = Object.fromEntries(makers.map(([key]) => [key, []]));
 for (let round = 0; round < rounds; round++) {
-  for (const [key, make] of [["cretoai", cretoaiPair], ["native", nativePair]] as const) {
+  for (const [key, make] of makers) {
     const pair = await make();
     try {
       results[key].push(await measure(pair));
@@ -80,23 +98,28 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
-const rows: [string, keyof Figures, string, string][] = [
-  ["RTT p50 (ms)", "rttP50", "lower", "<= 0.8x"],
-  ["RTT p99 (ms)", "rttP99", "lower", "<= 0.8x"],
-  ["bulk one-way (Mbit/s)", "bulkMbps", "higher", ">= 0.25x"],
-  [`${inflight} in flight (req/s)`, "requestsPerSecond", "higher", ">= 1.3x"],
+const rows: [string, keyof Figures, string][] = [
+  ["RTT p50 (ms)", "rttP50", "<= 0.8x"],
+  ["RTT p99 (ms)", "rttP99", "<= 0.8x"],
+  ["bulk one-way (Mbit/s)", "bulkMbps", ">= 0.25x"],
+  [`${inflight} in flight (req/s)`, "requestsPerSecond", ">= 1.3x"],
 ];
 console.log(
   `medians of ${rounds} rounds; ${requests} requests of 256 B, ${values.mib} MiB bulk, ${total} requests ${inflight} in flight`,
 );
-console.log("| workload | cretoai | Deno native | ratio | goal |");
-console.log("|---|---|---|---|---|");
-for (const [label, key, , goal] of rows) {
-  const ours = median(results.cretoai.map((r) => r[key]));
+const ours = makers.slice(0, -1).map(([key]) => key);
+console.log(
+  `| workload | ${ours.join(" | ")} | Deno native | ${
+    ours.map((key) => `ratio ${key.slice(8)}`).join(" | ")
+  } | goal |`,
+);
+console.log(`|---|${"---|".repeat(ours.length * 2 + 2)}`);
+for (const [label, key, goal] of rows) {
   const theirs = median(results.native.map((r) => r[key]));
+  const mine = ours.map((name) => median(results[name].map((r) => r[key])));
   console.log(
-    `| ${label} | ${ours.toFixed(3)} | ${theirs.toFixed(3)} | ${
-      (ours / theirs).toFixed(2)
-    }x | ${goal} |`,
+    `| ${label} | ${mine.map((v) => v.toFixed(3)).join(" | ")} | ${theirs.toFixed(3)} | ${
+      mine.map((v) => `${(v / theirs).toFixed(2)}x`).join(" | ")
+    } | ${goal} |`,
   );
 }

@@ -1,6 +1,15 @@
 // Client/server pairs on loopback running the same three workloads, one on our endpoint and
 // one on Deno's own QUIC (quinn), so benchmarks can compare them in one process.
-import { generateCertificate, QuicEndpoint, type QuicStream } from "../../mod.ts";
+import {
+  generateCertificate,
+  LinuxBatchSocket,
+  QuicEndpoint,
+  type QuicEndpointOptions,
+  type QuicStream,
+} from "../../mod.ts";
+
+/** The datagram socket under our endpoint: `Deno.listenDatagram`, or libc batches on Linux. */
+export type Backend = "deno" | "linux-batch";
 
 /** A connected client/server pair that runs the benchmark workloads. */
 export interface BenchPair {
@@ -17,9 +26,13 @@ const BULK_MARK = 0xb0;
 const CHUNK = new Uint8Array(65536).fill(BULK_MARK);
 
 /** Our endpoint: echo server for requests, counting sink for bulk streams. */
-export async function cretoaiPair(): Promise<BenchPair> {
-  const server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
-  const client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+export async function cretoaiPair(backend: Backend = "deno"): Promise<BenchPair> {
+  const options = (): QuicEndpointOptions =>
+    backend === "linux-batch"
+      ? { socket: LinuxBatchSocket.bind({ hostname: "127.0.0.1", port: 0 }) }
+      : { hostname: "127.0.0.1" };
+  const server = await QuicEndpoint.bind(options());
+  const client = await QuicEndpoint.bind(options());
   const serve = (async () => {
     const conn = await server.accept();
     for (;;) {
@@ -34,7 +47,7 @@ export async function cretoaiPair(): Promise<BenchPair> {
   })();
   const conn = await client.connect(server.localAddr);
   return {
-    name: "cretoai (quiche)",
+    name: `cretoai (quiche, ${backend})`,
     async request(payload) {
       const stream = await conn.openBidi();
       await stream.write(payload, true);

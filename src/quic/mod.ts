@@ -21,3 +21,4 @@ export {
   DenoUdpSocket,
   type DenoUdpSocketOptions,
 } from "./udp_socket.ts";
+export { LinuxBatchSocket, type LinuxBatchSocketOptions } from "./linux_batch_socket.ts";

@@ -1,0 +1,254 @@
+import assert from "node:assert/strict";
+import { NetworkError } from "../../src/errors.ts";
+import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { UdpAddress } from "../../src/quic/datagram_port.ts";
+import { LinuxBatchSocket } from "../../src/quic/linux_batch_socket.ts";
+import {
+  connect,
+  echo,
+  pair,
+  randomBytes,
+  serveEcho,
+  sha256Hex,
+  waitFor,
+  within,
+} from "./_util.ts";
+
+const ignore = Deno.build.os !== "linux" ||
+  (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64");
+const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
+
+/** Received datagrams, copied, with their sources. */
+function collector(): {
+  got: { data: Uint8Array; from: UdpAddress }[];
+  receiver: (data: Uint8Array, from: UdpAddress) => void;
+} {
+  const got: { data: Uint8Array; from: UdpAddress }[] = [];
+  return { got, receiver: (data, from) => got.push({ data: data.slice(), from }) };
+}
+
+Deno.test({
+  name: "linux batch socket: datagrams go both ways with their source addresses",
+  ignore,
+  async fn() {
+    const socket = LinuxBatchSocket.bind(LOOPBACK);
+    const other = Deno.listenDatagram({ transport: "udp", ...LOOPBACK });
+    try {
+      assert.equal(socket.localAddr.hostname, "127.0.0.1");
+      assert.ok(socket.localAddr.port > 0);
+      const { got, receiver } = collector();
+      socket.start(receiver);
+      const otherAddr = { hostname: "127.0.0.1", port: (other.addr as Deno.NetAddr).port };
+
+      // Out through the send-buffer protocol.
+      const buffer = socket.nextSendBuffer()!;
+      buffer.set([1, 2, 3]);
+      socket.send(3, otherAddr);
+      const [data, from] = await within(other.receive(), 5000, "receive");
+      assert.deepEqual(data, new Uint8Array([1, 2, 3]));
+      assert.deepEqual(
+        { hostname: (from as Deno.NetAddr).hostname, port: (from as Deno.NetAddr).port },
+        socket.localAddr,
+      );
+
+      // Out through sendCopy, from a buffer the caller reuses at once.
+      const mine = new Uint8Array([4, 5]);
+      await socket.sendCopy(mine, otherAddr);
+      mine.fill(0);
+      assert.deepEqual((await within(other.receive(), 5000, "receive"))[0], new Uint8Array([4, 5]));
+
+      // In, with the sender's address.
+      await other.send(new Uint8Array([6, 7, 8, 9]), { transport: "udp", ...socket.localAddr });
+      await waitFor(() => got.length === 1, 5000, "datagram in");
+      assert.deepEqual(got[0].data, new Uint8Array([6, 7, 8, 9]));
+      assert.deepEqual(got[0].from, otherAddr);
+      assert.equal(socket.sendErrors, 0);
+    } finally {
+      other.close();
+      await socket.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: 2,000 datagrams queued in one turn all arrive intact",
+  ignore,
+  async fn() {
+    // Fewer buffers than datagrams: nextSendBuffer() flushes the full queue itself.
+    const sender = LinuxBatchSocket.bind({ ...LOOPBACK, sendBuffers: 256 });
+    const receiver = LinuxBatchSocket.bind(LOOPBACK);
+    try {
+      sender.start(() => {});
+      const seen = new Set<number>();
+      let corrupt = 0;
+      receiver.start((data, from) => {
+        const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+        const n = view.getUint32(0);
+        if (
+          data.byteLength !== 1000 || data[999] !== (n & 255) || from.port !== sender.localAddr.port
+        ) {
+          corrupt++;
+        }
+        seen.add(n);
+      });
+      const count = 2000;
+      for (let n = 0; n < count; n++) {
+        const buffer = sender.nextSendBuffer();
+        assert.ok(buffer !== null);
+        new DataView(buffer.buffer, buffer.byteOffset).setUint32(0, n);
+        buffer[999] = n & 255;
+        sender.send(1000, receiver.localAddr);
+      }
+      await waitFor(() => seen.size === count, 5000, `${count} datagrams (got ${seen.size})`);
+      assert.equal(corrupt, 0);
+      assert.equal(sender.sendErrors, 0);
+      assert.equal(receiver.receiveTruncated, 0);
+    } finally {
+      await Promise.all([sender.close(), receiver.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: a refused address counts a send error, later datagrams still go",
+  ignore,
+  async fn() {
+    const socket = LinuxBatchSocket.bind(LOOPBACK);
+    const other = LinuxBatchSocket.bind(LOOPBACK);
+    try {
+      socket.start(() => {});
+      const { got, receiver } = collector();
+      other.start(receiver);
+      socket.nextSendBuffer();
+      socket.send(10, { hostname: "::1", port: 9 }); // not IPv4
+      socket.nextSendBuffer();
+      socket.send(10, { hostname: "127.0.0.1", port: 0 }); // port 0: EINVAL
+      socket.nextSendBuffer()!.fill(7);
+      socket.send(10, other.localAddr);
+      await waitFor(() => got.length === 1, 5000, "datagram after the refused ones");
+      assert.equal(socket.sendErrors, 2);
+      await assert.rejects(
+        socket.sendCopy(new Uint8Array(1), { hostname: "::1", port: 9 }),
+        NetworkError,
+      );
+    } finally {
+      await Promise.all([socket.close(), other.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: IPv6 loopback",
+  ignore,
+  async fn() {
+    let socket: LinuxBatchSocket;
+    try {
+      socket = LinuxBatchSocket.bind({ hostname: "::1", port: 0 });
+    } catch {
+      return; // no IPv6 here
+    }
+    const other = LinuxBatchSocket.bind({ hostname: "::1", port: 0 });
+    try {
+      socket.start(() => {});
+      const { got, receiver } = collector();
+      other.start(receiver);
+      assert.equal(socket.localAddr.hostname, "::1");
+      await socket.sendCopy(new Uint8Array([42]), other.localAddr);
+      await waitFor(() => got.length === 1, 5000, "IPv6 datagram");
+      assert.deepEqual(got[0].from, socket.localAddr);
+    } finally {
+      await Promise.all([socket.close(), other.close()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: bind errors and closing without start",
+  ignore,
+  async fn() {
+    assert.throws(() => LinuxBatchSocket.bind({ hostname: "not-an-ip", port: 0 }), NetworkError);
+    assert.throws(() => LinuxBatchSocket.bind({ ...LOOPBACK, sendBuffers: 1 }), NetworkError);
+    const first = LinuxBatchSocket.bind(LOOPBACK);
+    assert.throws(() => LinuxBatchSocket.bind(first.localAddr), NetworkError); // in use
+    await first.close();
+    await first.close(); // idempotent
+    await assert.rejects(first.sendCopy(new Uint8Array(1), first.localAddr), NetworkError);
+  },
+});
+
+async function batchPair() {
+  return await pair(
+    { socket: LinuxBatchSocket.bind(LOOPBACK) },
+    { socket: LinuxBatchSocket.bind(LOOPBACK) },
+  );
+}
+
+Deno.test({
+  name: "linux batch socket: a QUIC endpoint pair echoes 16 MiB intact",
+  ignore,
+  async fn() {
+    await using p = await batchPair();
+    assert.ok(p.server.socket instanceof LinuxBatchSocket);
+    const { conn, peer } = await connect(p);
+    const serving = serveEcho(peer);
+    const data = randomBytes(16 * 1024 * 1024);
+    const back = await within(echo(conn, data), 15000, "16 MiB echo");
+    assert.equal(back.byteLength, data.byteLength);
+    assert.equal(await sha256Hex(back), await sha256Hex(data));
+    await conn.close();
+    await serving;
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: 1,000 request/response streams, 50 in flight",
+  ignore,
+  async fn() {
+    await using p = await batchPair();
+    const { conn, peer } = await connect(p);
+    const serving = serveEcho(peer);
+    let next = 0;
+    await within(
+      Promise.all(Array.from({ length: 50 }, async () => {
+        while (next < 1000) {
+          const n = next++;
+          const request = new TextEncoder().encode(`request ${n} `.repeat(1 + (n % 20)));
+          assert.deepEqual(await echo(conn, request), request);
+        }
+      })),
+      15000,
+      "1,000 requests",
+    );
+    assert.equal(p.client.stats().sendErrors, 0);
+    assert.equal(p.server.stats().sendErrors, 0);
+    await conn.close();
+    await serving;
+  },
+});
+
+Deno.test({
+  name: "linux batch socket: an endpoint closes while its peer still sends",
+  ignore,
+  async fn() {
+    const server = await QuicEndpoint.bind({ socket: LinuxBatchSocket.bind(LOOPBACK) });
+    const client = await QuicEndpoint.bind({ socket: LinuxBatchSocket.bind(LOOPBACK) });
+    try {
+      const accepted = server.accept();
+      const conn = await client.connect(server.localAddr);
+      const peer = await within(accepted, 5000, "accept");
+      const serving = serveEcho(peer);
+      const stream = await conn.openBidi();
+      const writing = (async () => {
+        for (let i = 0; i < 64; i++) await stream.write(new Uint8Array(65536));
+      })().catch(() => {});
+      await server.close(); // sends CONNECTION_CLOSE from the queue, then closes the socket
+      const closed = await within(conn.closed, 5000, "client sees the close");
+      assert.equal(closed.errorCode, 0);
+      await writing;
+      await serving;
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  },
+});
