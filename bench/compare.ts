@@ -27,6 +27,7 @@
 import { parseArgs } from "node:util";
 import { events as quicEvents, QUICClient, QUICServer, type QUICStream } from "@matrixai/quic";
 import { generateCertificate } from "../mod.ts";
+import { concatBytes } from "../src/_bytes.ts";
 import { type BenchPair, nativePair } from "./quic/_pairs.ts";
 import { echo, pair as transportPair, star } from "./transport/_nodes.ts";
 
@@ -229,18 +230,8 @@ async function serveMatrixai(stream: QUICStream): Promise<void> {
     if (!bulk) parts.push(c);
   }
   const writer = stream.writable.getWriter();
-  await writer.write(bulk ? new Uint8Array(1) : concat(parts));
+  await writer.write(bulk ? new Uint8Array(1) : concatBytes(parts));
   await writer.close();
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 const IMPLEMENTATIONS: Implementation[] = [

@@ -17,6 +17,17 @@ export type ByteErrorKind = "malformed" | "too-large";
 export type ByteErrorFactory = (message: string, kind: ByteErrorKind) => Error;
 
 /** UTF-8 length of a string in bytes. */
+/** The bytes of several arrays, one after another, in a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 export function utf8Length(s: string): number {
   return encoder.encode(s).byteLength;
 }

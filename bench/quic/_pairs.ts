@@ -1,5 +1,6 @@
 // Client/server pairs on loopback running the same three workloads, one on our endpoint and
 // one on Deno's own QUIC (quinn), so benchmarks can compare them in one process.
+import { concatBytes } from "../../src/_bytes.ts";
 import {
   generateCertificate,
   LinuxBatchSocket,
@@ -77,15 +78,8 @@ async function serveStream(stream: QuicStream): Promise<void> {
     return stream.write(new Uint8Array(1), true);
   }
   const rest = await stream.readAll();
-  const reply = rest.byteLength === 0 ? first : concat(first, rest);
+  const reply = rest.byteLength === 0 ? first : concatBytes([first, rest]);
   return stream.write(reply, true);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }
 
 /** Deno's native QUIC with the same server behaviour. Needs `--unstable-net`. */
@@ -159,7 +153,7 @@ async function serveNative(bidi: Deno.QuicBidirectionalStream): Promise<void> {
   }
   let reply: Uint8Array = first.value;
   for (let r = await reader.read(); !r.done; r = await reader.read()) {
-    reply = concat(reply, r.value);
+    reply = concatBytes([reply, r.value]);
   }
   await writer.write(reply);
   return writer.close();

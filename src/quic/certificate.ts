@@ -7,6 +7,8 @@
  * @module
  */
 
+import { concatBytes } from "../_bytes.ts";
+
 /** A certificate and its private key, in the forms quiche and the handshake need. */
 export interface TlsCertificate {
   /** The certificate, DER encoded. */
@@ -127,22 +129,12 @@ function tlv(tag: number, body: Uint8Array): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
-
 function seq(...items: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  return tlv(0x30, concat(items));
+  return tlv(0x30, concatBytes(items));
 }
 
 function set(...items: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  return tlv(0x31, concat(items));
+  return tlv(0x31, concatBytes(items));
 }
 
 function oid(bytes: number[]): Uint8Array<ArrayBuffer> {
@@ -158,7 +150,7 @@ function octets(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
 }
 
 function bitString(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return tlv(0x03, concat([new Uint8Array([0]), bytes]));
+  return tlv(0x03, concatBytes([new Uint8Array([0]), bytes]));
 }
 
 function utf8(text: string): Uint8Array<ArrayBuffer> {

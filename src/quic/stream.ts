@@ -7,6 +7,7 @@ import { NetworkError, StreamResetError } from "../errors.ts";
 import type { QuicheConnection } from "./_quiche.ts";
 import { native } from "./_quiche.ts";
 import { setImmediate } from "node:timers";
+import { concatBytes } from "../_bytes.ts";
 
 /** What a stream needs from its connection. @internal */
 export interface StreamHost {
@@ -163,14 +164,7 @@ export class QuicStream {
       }
       chunks.push(chunk);
     }
-    if (chunks.length === 1) return chunks[0];
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const c of chunks) {
-      all.set(c, at);
-      at += c.byteLength;
-    }
-    return all;
+    return chunks.length === 1 ? chunks[0] : concatBytes(chunks);
   }
 
   /**
@@ -193,7 +187,7 @@ export class QuicStream {
     }
     if (fin) this.#finQueued = true;
     if (this.#tail !== undefined) {
-      data = concat(this.#tail, data);
+      data = concatBytes([this.#tail, data]);
       this.#tail = undefined;
     }
     if (this.#writes.length === 0) {
@@ -410,11 +404,4 @@ function streamError(e: unknown, id: number): Error {
     `Stream ${id} failed in quiche: ${message}`,
     { cause: e },
   );
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }
