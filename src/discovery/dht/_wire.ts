@@ -29,6 +29,7 @@ import { type DhtKey, KEY_BYTES } from "./key.ts";
 import { DhtRecordError } from "./record_error.ts";
 import { decodeProviderRecord, encodeProviderRecord, type ProviderRecord } from "./records.ts";
 import { DhtProtocolError } from "./wire_error.ts";
+import { resolveRecordLimits } from "./_record_limits.ts";
 import type { DhtWireLimits } from "./quic_rpc.ts";
 
 /** The wire protocol version this code speaks. */
@@ -79,16 +80,9 @@ export type ResolvedWireLimits = Readonly<Required<DhtWireLimits>>;
 
 /** Applies the defaults of `DhtWireLimits` (and of the record limits). */
 export function resolveWireLimits(limits: DhtWireLimits = {}): ResolvedWireLimits {
-  const {
-    maxRecordBytes = 12288,
-    maxAddresses = 16,
-    maxAddressBytes = 256,
-    maxPeerIdBytes = 256,
-    maxTtlMs = 172_800_000,
-    maxContacts = 64,
-    maxProviders = 64,
-    maxReplyBytes = 512 * 1024,
-  } = limits;
+  const { maxContacts = 64, maxProviders = 64, maxReplyBytes = 512 * 1024 } = limits;
+  const { maxRecordBytes, maxAddresses, maxAddressBytes, maxPeerIdBytes, maxTtlMs } =
+    resolveRecordLimits(limits);
   return Object.freeze({
     maxRecordBytes,
     maxAddresses: Math.min(maxAddresses, 255),

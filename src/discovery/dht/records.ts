@@ -11,6 +11,7 @@
  */
 
 import { assertKey, type DhtKey, KEY_BYTES } from "./key.ts";
+import { resolveRecordLimits } from "./_record_limits.ts";
 import { DhtRecordError } from "./record_error.ts";
 import { type ByteErrorKind, ByteReader, ByteWriter, utf8Length } from "../../_bytes.ts";
 
@@ -158,17 +159,6 @@ const PEER_RECORD_DOMAIN = new TextEncoder().encode("cretoai-dht/peer-record/v1\
 /** Record decoding fails with a `DhtRecordError` whose reason is the reader's error kind. */
 const recordError = (message: string, kind: ByteErrorKind) => new DhtRecordError(kind, message);
 
-function resolveLimits(limits: RecordLimits = {}): Required<RecordLimits> {
-  const {
-    maxRecordBytes = 12288,
-    maxAddresses = 16,
-    maxAddressBytes = 256,
-    maxPeerIdBytes = 256,
-    maxTtlMs = 172_800_000,
-  } = limits;
-  return { maxRecordBytes, maxAddresses, maxAddressBytes, maxPeerIdBytes, maxTtlMs };
-}
-
 function checkFields(
   what: string,
   peerId: string,
@@ -254,7 +244,7 @@ export function peerRecordPayload(record: PeerRecord): Uint8Array {
  * @throws {DhtRecordError} `too-large` or `malformed` if a field or the whole breaks a limit.
  */
 export function encodePeerRecord(record: SignedPeerRecord, limits?: RecordLimits): Uint8Array {
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   checkFields("peer record", record.peerId, record.addresses, record.expiresAt, l);
   if (!Number.isSafeInteger(record.seq) || record.seq < 0) {
     throw new DhtRecordError(
@@ -295,7 +285,7 @@ export function encodePeerRecord(record: SignedPeerRecord, limits?: RecordLimits
  * @throws {DhtRecordError} `too-large` or `malformed`.
  */
 export function decodePeerRecord(bytes: Uint8Array, limits?: RecordLimits): SignedPeerRecord {
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   tooLarge("peer record", bytes.length, l.maxRecordBytes);
   const r = new ByteReader(bytes, "peer record", recordError);
   header(r, PEER_RECORD_KIND, "peer record");
@@ -374,7 +364,7 @@ export async function verifyPeerRecord(
   options: VerifyPeerRecordOptions,
 ): Promise<SignedPeerRecord> {
   const { verifier, peerIdMatches, now, expectedPeerId, limits } = options;
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   const record = decodePeerRecord(bytes, l);
   if (record.signature.length === 0) {
     throw new DhtRecordError("unsigned", `Refused peer record of ${record.peerId}: no signature`);
@@ -423,7 +413,7 @@ export async function verifyPeerRecord(
  * @throws {DhtRecordError} `too-large` or `malformed` if a field breaks a limit.
  */
 export function encodeProviderRecord(record: ProviderRecord, limits?: RecordLimits): Uint8Array {
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   assertKey(record.key, "key");
   checkFields("provider record", record.providerId, record.addresses, record.expiresAt, l);
   const w = new ByteWriter().u8(VERSION).u8(PROVIDER_RECORD_KIND).bytes(record.key);
@@ -452,7 +442,7 @@ export function encodeProviderRecord(record: ProviderRecord, limits?: RecordLimi
  * @throws {DhtRecordError} `too-large` or `malformed`.
  */
 export function decodeProviderRecord(bytes: Uint8Array, limits?: RecordLimits): ProviderRecord {
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   tooLarge("provider record", bytes.length, l.maxRecordBytes);
   const r = new ByteReader(bytes, "provider record", recordError);
   header(r, PROVIDER_RECORD_KIND, "provider record");
@@ -488,7 +478,7 @@ export function validateProviderRecord(
   options: { now: number; senderId?: string; limits?: RecordLimits },
 ): void {
   const { now, senderId, limits } = options;
-  const l = resolveLimits(limits);
+  const l = resolveRecordLimits(limits);
   assertKeyRecord(record.key);
   checkFields("provider record", record.providerId, record.addresses, record.expiresAt, l);
   if (senderId !== undefined && senderId !== record.providerId) {
