@@ -103,7 +103,10 @@ export class QuicConnection {
   readonly localCertificate: Uint8Array;
   /** Settles when the TLS handshake completes, or rejects when the connection fails first. */
   readonly established: Promise<void>;
-  /** Resolves, never rejects, once the connection is fully closed, with why it closed. */
+  /**
+   * Resolves, never rejects, once the connection is closed, with why it closed: at once when
+   * the peer's CONNECTION_CLOSE arrives, after the draining period for a local close.
+   */
   readonly closed: Promise<ConnectionClosedError>;
   #native: QuicheConnection;
   /** @internal */
@@ -145,6 +148,7 @@ export class QuicConnection {
   // Outbound: a packet arrived after the handshake completed (see close()).
   #confirmed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #released = false;
   #delivered = false;
   #drainDeferred = false;
   #lastScanAt = -Infinity;
@@ -272,8 +276,8 @@ export class QuicConnection {
 
   /**
    * Closes the connection with CONNECTION_CLOSE (an application close with `code` and
-   * `reason`); pending operations fail. Resolves once the close has been sent and the
-   * connection has drained (quiche's draining period of three probe timeouts).
+   * `reason`); pending operations fail. Resolves once the close has been sent and quiche's
+   * draining period is over (three probe timeouts), or after 2 s at most.
    *
    * @param options Code and reason.
    */
@@ -371,14 +375,19 @@ export class QuicConnection {
     this.#delivered = false;
     this.#drainDeferred = false;
     const drained = this.#drain();
-    if (native.isClosed()) this.#finalize();
-    else this.#armTimer();
+    if (native.isClosed()) {
+      this.#finalize();
+    } else {
+      // The peer closed: tell the application now, not after the draining period.
+      if (native.isDraining() && native.peerError() !== null) this.#settle();
+      this.#armTimer();
+    }
     return drained;
   }
 
   /** Drops the connection at once, without CONNECTION_CLOSE. @internal */
   abort(error: Error): void {
-    if (this.#closedError !== undefined) return;
+    if (this.#released) return;
     try {
       this.#native.close(false, 0, EMPTY);
     } catch {
@@ -604,10 +613,23 @@ export class QuicConnection {
     this.#host.schedule(this);
   }
 
+  /** The connection is gone for good: stop its timers and let the endpoint forget it. */
   #finalize(error?: Error): void {
-    if (this.#closedError !== undefined) return;
+    if (this.#released) return;
+    this.#released = true;
     this.#clearTimer();
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    this.#settle(error);
+    this.#host.release(this);
+  }
+
+  /**
+   * The application's view ends: pending operations fail and `closed` resolves. When the
+   * peer closed, this happens as its CONNECTION_CLOSE arrives; the connection stays routed,
+   * absorbing late packets, until quiche's draining period is over.
+   */
+  #settle(error?: Error): void {
+    if (this.#closedError !== undefined) return;
     const closed = error instanceof ConnectionClosedError ? error : this.#closeReason();
     const failure = error ?? closed;
     this.#closedError = failure;
@@ -626,7 +648,6 @@ export class QuicConnection {
     ) {
       for (const w of waiters.splice(0)) w.reject(failure);
     }
-    this.#host.release(this);
     this.#resolveClosed(closed);
   }
 
