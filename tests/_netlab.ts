@@ -649,40 +649,12 @@ export class NatLab implements AsyncDisposable {
       const lan = r === "A" ? "10.1.0" : "10.2.0";
       const wan = r === "A" ? LAB.rAWan : LAB.rBWan;
       // Created directly in the namespaces: names only need to be unique inside each one.
-      await root([
-        "ip",
-        "link",
-        "add",
-        "wan",
-        "netns",
-        rns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        `r${r}`,
-        "netns",
-        pub,
-      ]);
+      await root(vethPair("wan", rns, `r${r}`, pub));
       await root(["ip", "-n", pub, "link", "set", `r${r}`, "master", "br0"]);
       await root(["ip", "-n", pub, "link", "set", `r${r}`, "up"]);
       await root(["ip", "-n", rns, "addr", "add", `${wan}/24`, "dev", "wan"]);
       await root(["ip", "-n", rns, "link", "set", "wan", "up"]);
-      await root([
-        "ip",
-        "link",
-        "add",
-        "lan",
-        "netns",
-        rns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        hns,
-      ]);
+      await root(vethPair("lan", rns, "eth0", hns));
       await root(["ip", "-n", rns, "addr", "add", `${lan}.1/24`, "dev", "lan"]);
       await root(["ip", "-n", rns, "link", "set", "lan", "up"]);
       await root(["ip", "-n", hns, "addr", "add", `${lan}.2/24`, "dev", "eth0"]);
@@ -760,4 +732,23 @@ async function removeStaleLabs(): Promise<void> {
     }
     if (!alive) await deleteNamespace(name);
   }
+}
+
+/** The `ip` command that creates a veth pair with each end directly in its namespace. */
+function vethPair(name: string, ns: string, peer: string, peerNs: string): string[] {
+  return [
+    "ip",
+    "link",
+    "add",
+    name,
+    "netns",
+    ns,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    peer,
+    "netns",
+    peerNs,
+  ];
 }
