@@ -6,6 +6,11 @@
  * ```
  * control = version u8 (=1) | type u8 | fields
  *   ready  type 1                       listener -> dialer: the connection is accepted
+ *   open   type 5  flags u8             dialer -> listener, its first frame: bit 0 set when
+ *                                       the connection replaces the one already open between
+ *                                       the two (a migration); other bits must be 0
+ *   drained type 6                      on a replaced connection: the sender has no message
+ *                                       or request left on it; closed once both sent one
  *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver
  *   ping   type 3  id u32               answered at once with a pong
  *   pong   type 4  id u32
@@ -26,11 +31,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /** A decoded control frame. */
 export type ControlFrame =
   | { type: "ready" }
+  | { type: "open"; replace: boolean }
+  | { type: "drained" }
   | { type: "ack"; lane: number; count: number }
   | { type: "ping"; id: number }
   | { type: "pong"; id: number };
 
-const CODES = { ready: 1, ack: 2, ping: 3, pong: 4 } as const;
+const CODES = { ready: 1, ack: 2, ping: 3, pong: 4, open: 5, drained: 6 } as const;
 
 function malformed(message: string): NetworkError {
   return new NetworkError("ERR_MALFORMED_FRAME", message);
@@ -40,7 +47,10 @@ function malformed(message: string): NetworkError {
 export function encodeControl(frame: ControlFrame): Uint8Array {
   switch (frame.type) {
     case "ready":
-      return new Uint8Array([VERSION, CODES.ready]);
+    case "drained":
+      return new Uint8Array([VERSION, CODES[frame.type]]);
+    case "open":
+      return new Uint8Array([VERSION, CODES.open, frame.replace ? 1 : 0]);
     case "ack": {
       const body = new Uint8Array(11);
       const view = new DataView(body.buffer);
@@ -93,6 +103,15 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
     case CODES.pong:
       expect(6, "pong");
       return { type: "pong", id: view.getUint32(2) };
+    case CODES.open:
+      expect(3, "open");
+      if ((body[2] & ~1) !== 0) {
+        throw malformed(`An open control frame has unknown flags ${body[2]}`);
+      }
+      return { type: "open", replace: body[2] === 1 };
+    case CODES.drained:
+      expect(2, "drained");
+      return { type: "drained" };
     default:
       return undefined;
   }

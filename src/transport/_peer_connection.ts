@@ -4,6 +4,11 @@
  * consensus message never waits behind a large vertex), the peer's lanes, and request
  * streams. The transport owns the map from peer id to these.
  *
+ * Migration: a connection replaced by a new one to the same peer is retired. It keeps working
+ * until its own messages are acknowledged and its own requests answered, then says `drained`;
+ * once both sides did, it closes with `APP_ERROR_MIGRATED`. The new connection's lanes wait,
+ * lane by lane, for the old one's, so each traffic class arrives in order across the move.
+ *
  * @module
  */
 
@@ -39,7 +44,13 @@ import {
 } from "./_frames.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
-import { APP_ERROR_DECRYPT, APP_ERROR_PROTOCOL, type SecureSession } from "./_secure_session.ts";
+import {
+  APP_ERROR_DECRYPT,
+  APP_ERROR_MIGRATED,
+  APP_ERROR_MIGRATION_TIMEOUT,
+  APP_ERROR_PROTOCOL,
+  type SecureSession,
+} from "./_secure_session.ts";
 import type { ConnectionDirection } from "./events.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
 
@@ -54,6 +65,10 @@ export const STREAM_CANCELLED = 0x32;
 
 /** Lanes by traffic class; lane `i` is the peer's `i`-th unidirectional stream. */
 const LANES: readonly TrafficClass[] = ["consensus", "vertex", "other"];
+/** Traffic counters a successor connection adds up with its predecessor's. */
+const COUNTED = ["messagesSent", "messagesReceived", "bytesSent", "bytesReceived"] as const;
+/** Per-connection gauges that count while a predecessor drains. */
+const IN_FLIGHT = ["bufferedBytes", "openStreams"] as const;
 /** Control writes in flight before the control reader waits for them to drain. */
 const MAX_CONTROL_BACKLOG = 64;
 
@@ -176,6 +191,18 @@ export class PeerConnection {
   // the new one.
   #buffered = 0;
   #openStreams = 0;
+  /** Sends not yet written, by lane (counted before the lanes exist, so a drain sees them). */
+  #unwritten = LANES.map(() => 0);
+  #laneIdleWaiters: (() => void)[][] = LANES.map(() => []);
+  /** Per lane: whether the peer's messages were read here but are not all queued yet. */
+  #inboundHeld = LANES.map(() => false);
+  #inboundIdleWaiters: (() => void)[][] = LANES.map(() => []);
+  #requestsInFlight = 0;
+  #retiring = false;
+  #drainedSent = false;
+  #peerDrained = false;
+  /** The connection this one replaced, while it drains; its counters count as this one's. */
+  #predecessor: PeerConnection | undefined;
 
   constructor(
     host: PeerHost,
@@ -217,7 +244,7 @@ export class PeerConnection {
   /** Counters and latency. */
   stats(): PeerStats {
     const h = this.histogram;
-    return {
+    const own: PeerStats = {
       avgLatencyMs: h.mean,
       p50LatencyMs: h.percentile(50),
       p99LatencyMs: h.percentile(99),
@@ -228,6 +255,35 @@ export class PeerConnection {
       openStreams: this.#openStreams,
       connectedAt: this.connectedAt,
     };
+    const old = this.#predecessor?.stats();
+    if (old === undefined) return own;
+    // Latency and connectedAt are the new path's; traffic counts the whole peer.
+    for (const key of IN_FLIGHT) own[key] += old[key];
+    for (const key of COUNTED) own[key] += old[key];
+    own.lastSeen = Math.max(own.lastSeen, old.lastSeen);
+    return own;
+  }
+
+  /**
+   * Makes this connection the successor of `predecessor`, which the transport just replaced
+   * with it: each lane starts once the predecessor's lane is idle, so messages of one traffic
+   * class stay in order, and the predecessor is retired.
+   *
+   * @returns Settles once the predecessor closed: whether it drained cleanly.
+   */
+  follow(predecessor: PeerConnection): Promise<boolean> {
+    this.#predecessor = predecessor;
+    this.#lanesReady = this.#lanesReady.then(() => {
+      this.#lanes.forEach((lane, i) => lane.tail = predecessor.#laneIdle(i));
+    });
+    this.#lanesReady.catch(() => {});
+    predecessor.conn.closed.then(() => {
+      if (this.#predecessor !== predecessor) return;
+      const old = predecessor.stats();
+      this.#predecessor = undefined;
+      for (const key of COUNTED) this.#stats[key] += old[key];
+    });
+    return predecessor.#retire();
   }
 
   /** Sends a message and resolves once the peer acknowledged it. */
@@ -279,13 +335,17 @@ export class PeerConnection {
         this.#host.touch(this);
         await lane.writer.write(body);
       };
+      this.#unwritten[laneIndex]++;
       const run = this.#lanesReady.then(() => {
         const lane = this.#lanes[laneIndex];
         const next = lane.tail.then(job);
         lane.tail = next.catch(() => {});
         return next;
       });
-      run.catch((e) => finish(this.#closedError ?? e));
+      run.catch((e) => finish(this.#closedError ?? e)).finally(() => {
+        this.#unwritten[laneIndex]--;
+        this.#laneChanged(laneIndex);
+      });
     });
   }
 
@@ -335,6 +395,23 @@ export class PeerConnection {
         `Cannot send a request of ${payload.byteLength} bytes: maxMessageBytes is ${max}`,
       );
     }
+    this.#requestsInFlight++;
+    try {
+      return await this.#exchange(protocolId, protocolBytes, payload, signal, timeoutMs);
+    } finally {
+      this.#requestsInFlight--;
+      this.#checkDrained();
+    }
+  }
+
+  async #exchange(
+    protocolId: string,
+    protocolBytes: Uint8Array,
+    payload: Uint8Array,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ): Promise<Uint8Array> {
+    const max = this.#host.maxMessageBytes;
     const stream = await this.conn.openBidi();
     this.#host.touch(this);
     const cipher = this.#cipher?.forStream(stream.id);
@@ -414,6 +491,7 @@ export class PeerConnection {
    * gone for the transport at once; the promise waits for QUIC's draining period.
    */
   close(code: number, reason: string): Promise<void> {
+    this.#predecessor?.close(code, reason).catch(() => {});
     const closing = this.conn.close({ code, reason });
     this.#onClosed(
       new ConnectionClosedError(`closed locally, peer ${this.key}`, {
@@ -432,6 +510,8 @@ export class PeerConnection {
     for (const lane of this.#lanes) {
       for (const p of lane.pending.splice(0)) p.reject(closed);
     }
+    for (const waiters of this.#laneIdleWaiters) for (const w of waiters.splice(0)) w();
+    for (const waiters of this.#inboundIdleWaiters) for (const w of waiters.splice(0)) w();
     for (const ping of this.#pings.values()) ping.reject(closed);
     this.#pings.clear();
     this.#host.limiter?.removePeer(this.key);
@@ -482,8 +562,13 @@ export class PeerConnection {
           ping.resolve(ms);
           break;
         }
+        case "drained":
+          this.#peerDrained = true;
+          this.#closeIfDrained();
+          break;
         case "ready":
-          throw protocol("The peer sent a second ready frame");
+        case "open":
+          throw protocol(`The peer sent a ${frame.type} frame on an open connection`);
       }
     }
   }
@@ -499,6 +584,80 @@ export class PeerConnection {
     }
     lane.acked = count;
     while (lane.pending.length > 0 && lane.pending[0].seq <= count) lane.pending.shift()!.resolve();
+    this.#laneChanged(laneIndex);
+  }
+
+  /** Resolves once lane `i` has no unwritten or unacknowledged message, or on close. */
+  #laneIdle(i: number): Promise<void> {
+    if (this.#closedError !== undefined || this.#isLaneIdle(i)) return Promise.resolve();
+    return new Promise((resolve) => this.#laneIdleWaiters[i].push(resolve));
+  }
+
+  /**
+   * Resolves once lane `i` holds none of the peer's messages between reading and queueing,
+   * or on close (after which the lane queues nothing more).
+   */
+  #inboundLaneIdle(i: number): Promise<void> {
+    if (this.#closedError !== undefined || !this.#inboundHeld[i]) return Promise.resolve();
+    return new Promise((resolve) => this.#inboundIdleWaiters[i].push(resolve));
+  }
+
+  #setInboundHeld(i: number, held: boolean): void {
+    this.#inboundHeld[i] = held;
+    if (!held) { for (const w of this.#inboundIdleWaiters[i].splice(0)) w(); }
+  }
+
+  #isLaneIdle(i: number): boolean {
+    return this.#unwritten[i] === 0 && (this.#lanes[i]?.pending.length ?? 0) === 0;
+  }
+
+  #laneChanged(i: number): void {
+    if (!this.#isLaneIdle(i)) return;
+    for (const w of this.#laneIdleWaiters[i].splice(0)) w();
+    this.#checkDrained();
+  }
+
+  /**
+   * Retires a replaced connection: no new work comes to it; once its own work is done it says
+   * `drained`, and it closes when the peer said so too, or after `requestTimeoutMs` (failing
+   * whatever is still pending: nothing is dropped silently).
+   */
+  #retire(): Promise<boolean> {
+    const retired = this.conn.closed.then(() =>
+      this.#drainedSent && (this.#closedError as { errorCode?: number }).errorCode ===
+        APP_ERROR_MIGRATED
+    );
+    if (this.#retiring || this.#closedError !== undefined) return retired;
+    this.#retiring = true;
+    const timeoutMs = this.#host.requestTimeoutMs;
+    const timer = setTimeout(() => {
+      log.warn("The replaced connection to {peer} did not drain in {ms} ms", {
+        peer: this.key,
+        ms: timeoutMs,
+      });
+      this.close(
+        APP_ERROR_MIGRATION_TIMEOUT,
+        `the replaced connection did not drain in ${timeoutMs} ms`,
+      ).catch(() => {});
+    }, timeoutMs);
+    this.conn.closed.finally(() => clearTimeout(timer));
+    this.#checkDrained();
+    return retired;
+  }
+
+  #checkDrained(): void {
+    if (!this.#retiring || this.#drainedSent || this.#closedError !== undefined) return;
+    if (this.#requestsInFlight > 0 || !LANES.every((_, i) => this.#isLaneIdle(i))) return;
+    this.#drainedSent = true;
+    this.#writeControl({ type: "drained" }).then(
+      () => this.#closeIfDrained(),
+      (e) => this.fail(e),
+    );
+  }
+
+  #closeIfDrained(): void {
+    if (!this.#drainedSent || !this.#peerDrained || this.#closedError !== undefined) return;
+    this.close(APP_ERROR_MIGRATED, "moved to a new connection").catch(() => {});
   }
 
   async #acceptLanes(): Promise<void> {
@@ -530,9 +689,15 @@ export class PeerConnection {
       acked = count;
       this.#writeControl({ type: "ack", lane, count }).catch(() => {});
     };
+    // After a migration, the peer's messages on the old connection come first.
+    const predecessor = this.#predecessor;
+    if (predecessor !== undefined) await predecessor.#inboundLaneIdle(lane);
     for (;;) {
       const body = await reader.next();
-      if (body === null) return;
+      if (body === null) return this.#setInboundHeld(lane, false);
+      // A closed connection queues nothing more: its successor's messages come after.
+      if (this.#closedError !== undefined) return;
+      this.#setInboundHeld(lane, true);
       const message = decodeMessage(body);
       this.#seen(body.byteLength + 4 + overhead);
       this.#stats.messagesReceived++;
@@ -565,7 +730,10 @@ export class PeerConnection {
         }
       }
       count++;
-      if (!reader.hasBuffered) ack();
+      if (!reader.hasBuffered) {
+        ack();
+        this.#setInboundHeld(lane, false);
+      }
     }
   }
 

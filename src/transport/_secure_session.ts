@@ -19,6 +19,7 @@ import type { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
 import type { QuicConnection } from "../quic/connection.ts";
 import type { QuicStream } from "../quic/stream.ts";
+import { concatBytes } from "../_bytes.ts";
 
 /** Application close codes of the transport (0x20-0x2f; 0x10-0x1f belong to the pool). */
 export const APP_ERROR_PROTOCOL = 0x20;
@@ -30,6 +31,10 @@ export const APP_ERROR_HANDSHAKE_TIMEOUT = 0x22;
 export const APP_ERROR_DECRYPT = 0x23;
 /** Close code: the dialer expected another peer id. */
 export const APP_ERROR_PEER_ID_MISMATCH = 0x24;
+/** Close code: the peer moved to a new connection and this one has drained (not an error). */
+export const APP_ERROR_MIGRATED = 0x25;
+/** Close code: a connection replaced by a migration did not drain within `requestTimeoutMs`. */
+export const APP_ERROR_MIGRATION_TIMEOUT = 0x26;
 
 /** The outcome of a handshake on one connection. */
 export interface SecureSession {
@@ -164,15 +169,11 @@ async function finish(
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
-  if (pending.length > 0) {
-    // Frames use the same u32 length prefix: give back what the record decoder split off.
-    throw new NetworkError(
-      "ERR_HANDSHAKE_FAILED",
-      "The peer sent data before the handshake completed on this side",
-    );
-  }
   const cipher = keys === undefined ? undefined : await FrameCipher.create(keys);
-  return { conn, peerId, control: stream, cipher, leftover: decoder.takeRemaining() };
+  // The dialer's first control frame can arrive in the same read as its Finish. Frames use
+  // the records' u32 length prefix, so what the record decoder split off is given back whole.
+  const leftover = concatBytes([...pending.map((p) => encodeRecord(p)), decoder.takeRemaining()]);
+  return { conn, peerId, control: stream, cipher, leftover };
 }
 
 /** Sends the handshake's alert, if it has one, so the peer fails with the reason. */

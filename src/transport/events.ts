@@ -36,6 +36,24 @@ export interface PeerDisconnectedDetail {
   error: Error;
 }
 
+/** Detail of `peer:migrated`. */
+export interface PeerMigratedDetail {
+  /** The peer. */
+  peerId: PeerId;
+  /** The peer's address on the new connection. */
+  address: UdpAddress;
+  /** The peer's address on the connection it left, which closes once drained. */
+  previousAddress: UdpAddress;
+  /** Whether this node dialed the new connection. */
+  direction: ConnectionDirection;
+  /**
+   * Settles once the old connection closed: `true` when both sides drained it (every message
+   * and request on it completed), `false` when it closed otherwise (what was still pending on
+   * it failed with the close error, as any send on a closed connection does).
+   */
+  retired: Promise<boolean>;
+}
+
 /** Detail of `connection:failed`: a connection that never became a peer. */
 export interface ConnectionFailedDetail {
   /** The remote address. */
@@ -52,6 +70,8 @@ export interface TransportEventMap {
   "peer:connected": CustomEvent<PeerConnectedDetail>;
   /** A peer's connection closed. */
   "peer:disconnected": CustomEvent<PeerDisconnectedDetail>;
+  /** A connected peer moved to a new connection (see `QuicTransport.migratePeer`). */
+  "peer:migrated": CustomEvent<PeerMigratedDetail>;
   /** An inbound or outbound connection failed before it became a peer. */
   "connection:failed": CustomEvent<ConnectionFailedDetail>;
 }

@@ -8,6 +8,7 @@
 export {
   type BroadcastResult,
   type ConnectPeerOptions,
+  type MigratePeerOptions,
   type PeerInfo,
   type PeerResolver,
   QuicTransport,
@@ -37,6 +38,7 @@ export {
   type ConnectionFailedDetail,
   type PeerConnectedDetail,
   type PeerDisconnectedDetail,
+  type PeerMigratedDetail,
   type TransportEventMap,
   TypedEventTarget,
 } from "./events.ts";
@@ -54,6 +56,8 @@ export {
   APP_ERROR_DECRYPT,
   APP_ERROR_HANDSHAKE_FAILED,
   APP_ERROR_HANDSHAKE_TIMEOUT,
+  APP_ERROR_MIGRATED,
+  APP_ERROR_MIGRATION_TIMEOUT,
   APP_ERROR_PEER_ID_MISMATCH,
   APP_ERROR_PROTOCOL,
 } from "./_secure_session.ts";

@@ -90,6 +90,12 @@ export interface ConnectPeerOptions {
  */
 export type PeerResolver = (peerId: PeerId, signal?: AbortSignal) => Promise<readonly string[]>;
 
+/** Options of {@linkcode QuicTransport.migratePeer}. */
+export interface MigratePeerOptions {
+  /** Abandons the new connection's dial; the peer stays on its current connection. */
+  signal?: AbortSignal;
+}
+
 /** Options of {@linkcode QuicTransport.send}. */
 export interface SendOptions {
   /**
@@ -208,6 +214,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #peers = new Map<string, PeerConnection>();
   #handlers = new Map<string, RequestHandler>();
   #dials = new SingleFlight<string, PeerId>();
+  /** Own migration dials in flight, by peer id. */
+  #migrations = new SingleFlight<string, PeerId>();
   #resolvers = new Set<PeerResolver>();
   #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
@@ -393,7 +401,53 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return peer.peerId;
       }
     }
-    return await this.#dials.run(where, () => this.#dial(endpoint, remote, expected, signal));
+    return await this.#dials.run(
+      where,
+      () => this.#dial(endpoint, remote, expected, signal, false),
+    );
+  }
+
+  /**
+   * Moves a connected peer to a new connection at `address`, for example from a TURN relay
+   * to a direct path found later. The new connection runs the full handshake, expecting the
+   * same peer; the peer accepts it as the replacement of the current one. Messages and
+   * requests already under way finish on the old connection, and each traffic class starts
+   * on the new one only after its last message on the old one was acknowledged, so nothing
+   * is lost or reordered. The old connection then closes with `APP_ERROR_MIGRATED`; no
+   * `peer:disconnected` is emitted, `peer:migrated` is, on both sides. When the new
+   * connection fails, the peer stays on the old one. When both sides move at once, the
+   * `keepOutbound` rule picks one move and both end up on it.
+   *
+   * @example
+   * ```ts ignore
+   * await transport.migratePeer(peerId, "203.0.113.7:4001");
+   * ```
+   *
+   * @param peer The connected peer.
+   * @param address `HOST:PORT` or an address object where the peer is reachable.
+   * @param options Abort signal.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER` when not connected; the dial's errors as for
+   * {@linkcode QuicTransport.connectPeer} (`ERR_CONNECT_TIMEOUT`, `ERR_PEER_ID_MISMATCH`,
+   * `ERR_ABORTED`, ...).
+   * @throws {InvalidAddressError} for an invalid address or this node's own.
+   */
+  async migratePeer(
+    peer: PeerId | string,
+    address: string | UdpAddress,
+    options: MigratePeerOptions = {},
+  ): Promise<void> {
+    const id = toPeerId(peer);
+    this.#peer(id);
+    const endpoint = this.#requireEndpoint("migrate a peer");
+    const remote = typeof address === "string" ? parseAddress(address) : checkAddress(address);
+    const local = endpoint.localAddr;
+    if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
+      throw new InvalidAddressError(formatAddress(remote), "it is this node's own address");
+    }
+    await this.#migrations.run(
+      id.toString(),
+      () => this.#dial(endpoint, remote, id, options.signal, true),
+    );
   }
 
   /**
@@ -834,20 +888,25 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     remote: UdpAddress,
     expected: PeerId | undefined,
     signal: AbortSignal | undefined,
+    replace: boolean,
   ): Promise<PeerId> {
     const conn = await endpoint.connect(remote, {
       timeoutMs: this.config.connectionTimeoutMs,
       signal,
     });
-    return await this.#setUp(conn, "outbound", expected, signal);
+    return await this.#setUp(conn, "outbound", expected, signal, replace);
   }
 
-  /** Handshake, duplicate and pool checks, ready frame; then the peer is registered. */
+  /**
+   * Handshake, the dialer's open frame, duplicate and pool checks, ready frame; then the peer
+   * is registered. `replace`: the dialer migrates the peer to this connection.
+   */
   async #setUp(
     conn: QuicConnection,
     direction: ConnectionDirection,
     expected: PeerId | undefined,
     signal?: AbortSignal,
+    replace = false,
   ): Promise<PeerId> {
     let session: SecureSession | undefined;
     try {
@@ -868,15 +927,21 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           writer: new FrameWriter(session.control, session.cipher),
         };
         if (direction === "outbound") {
+          await control.writer.write(encodeControl({ type: "open", replace }));
           const ready = await control.reader.next();
           if (ready === null || decodeControl(ready)?.type !== "ready") {
             throw new NetworkError("ERR_MALFORMED_FRAME", "Expected a ready frame from the peer");
           }
-          return { session, control };
+          return { session, control, replace };
         }
-        return { session, control };
+        const open = await control.reader.next();
+        const frame = open === null ? undefined : decodeControl(open);
+        if (frame?.type !== "open") {
+          throw new NetworkError("ERR_MALFORMED_FRAME", "Expected an open frame from the dialer");
+        }
+        return { session, control, replace: frame.replace };
       };
-      const { session: s, control } = await withDeadline(
+      const { session: s, control, replace: replacing } = await withDeadline(
         setUp(),
         signal,
         this.config.handshakeTimeoutMs,
@@ -894,9 +959,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         throw e;
       });
       const peer = new PeerConnection(this.#host, s, direction, control);
-      if (!this.#admit(peer)) return s.peerId;
+      if (!this.#admit(peer, replacing)) return s.peerId;
       if (direction === "inbound") await control.writer.write(encodeControl({ type: "ready" }));
-      this.#register(peer);
+      this.#register(peer, replacing);
       return s.peerId;
     } catch (e) {
       // The dialer of a losing simultaneous connection is told so by the close code; it then
@@ -924,11 +989,20 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   /**
-   * Applies the duplicate rule and the pool; returns false when `peer` is closed instead of
-   * registered.
+   * Applies the migration and duplicate rules and the pool; returns false when `peer` is
+   * closed instead of registered.
    */
-  #admit(peer: PeerConnection): boolean {
+  #admit(peer: PeerConnection, replace: boolean): boolean {
     const outboundWins = keepOutbound(this.peerId.toString(), peer.key);
+    if (replace && this.#peers.has(peer.key)) {
+      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
+      const ownMove = this.#migrations.get(peer.key) !== undefined;
+      if (peer.direction === "inbound" && outboundWins && ownMove) {
+        peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate migration").catch(() => {});
+        return false;
+      }
+      return true;
+    }
     if (
       peer.direction === "inbound" && outboundWins &&
       this.#dials.get(formatAddress(peer.address)) !== undefined
@@ -996,13 +1070,34 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }, Math.max(0, at - performance.now()));
   }
 
-  #register(peer: PeerConnection): void {
+  #register(peer: PeerConnection, replace: boolean): void {
     const replaced = this.#peers.get(peer.key);
     this.#peers.set(peer.key, peer);
+    const retired = replace && replaced !== undefined ? peer.follow(replaced) : undefined;
     peer.start();
     // A first sample right away, so latency statistics exist before the first keep-alive.
     if (this.config.keepAliveIntervalSecs > 0) peer.ping().catch(() => {});
-    if (replaced !== undefined) return; // the peer stays connected, on its new connection
+    if (replaced !== undefined) {
+      // The peer stays connected, on its new connection.
+      if (retired === undefined) return;
+      log.info("Peer {peer} moved from {from} to {to}", {
+        peer: peer.key,
+        from: formatAddress(replaced.address),
+        to: formatAddress(peer.address),
+      });
+      this.dispatchEvent(
+        new CustomEvent("peer:migrated", {
+          detail: {
+            peerId: peer.peerId,
+            address: peer.address,
+            previousAddress: replaced.address,
+            direction: peer.direction,
+            retired,
+          },
+        }),
+      );
+      return;
+    }
     this.dispatchEvent(
       new CustomEvent("peer:connected", {
         detail: { peerId: peer.peerId, address: peer.address, direction: peer.direction },

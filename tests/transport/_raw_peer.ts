@@ -8,12 +8,12 @@
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { Identity } from "../../src/identity/identity.ts";
-import { decodeControl } from "../../src/transport/_frames.ts";
-import { FrameReader } from "../../src/transport/_framed_stream.ts";
+import { decodeControl, encodeControl } from "../../src/transport/_frames.ts";
+import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
 import { dialSession, type SecureSession } from "../../src/transport/_secure_session.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 
-/** A raw peer connected to a transport, past the handshake and its ready frame. */
+/** A raw peer connected to a transport, past the handshake, its open and the ready frame. */
 export interface RawPeer extends AsyncDisposable {
   endpoint: QuicEndpoint;
   conn: QuicConnection;
@@ -31,6 +31,9 @@ export async function rawPeer(
     const conn = await endpoint.connect({ hostname: "127.0.0.1", port: target.localAddr.port });
     const session = await dialSession(conn, { identity, pqEncryption });
     const reader = new FrameReader(session.control, session.cipher, 64, session.leftover);
+    await new FrameWriter(session.control, session.cipher).write(
+      encodeControl({ type: "open", replace: false }),
+    );
     const ready = await reader.next();
     if (ready === null || decodeControl(ready)?.type !== "ready") throw new Error("no ready");
     return { endpoint, conn, session, [Symbol.asyncDispose]: () => endpoint.close() };

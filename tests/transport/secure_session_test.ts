@@ -11,7 +11,10 @@ import { encodeRecord, RecordDecoder } from "../../src/handshake/record.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
+import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
 import { encodeMessage } from "../../src/transport/codec.ts";
+import { encodeControl } from "../../src/transport/_frames.ts";
+import { FrameWriter } from "../../src/transport/_framed_stream.ts";
 import {
   APP_ERROR_DECRYPT,
   APP_ERROR_HANDSHAKE_FAILED,
@@ -150,9 +153,16 @@ async function handRolledHandshake(
     if (chunk === null) throw new Error("stream ended");
     records.push(...decoder.push(chunk));
   }
-  const clientFinish = replay?.clientFinish ?? dialer.receive(records[0]).send!;
-  await stream.write(encodeRecord(clientFinish));
-  return { clientHello, clientFinish };
+  if (replay !== undefined) {
+    await stream.write(encodeRecord(replay.clientFinish));
+    return replay;
+  }
+  const { send: clientFinish, done } = dialer.receive(records[0]);
+  await stream.write(encodeRecord(clientFinish!));
+  // The transport's dialer follows its Finish with the open control frame.
+  const cipher = done!.keys === undefined ? undefined : await FrameCipher.create(done!.keys);
+  await new FrameWriter(stream, cipher).write(encodeControl({ type: "open", replace: false }));
+  return { clientHello, clientFinish: clientFinish! };
 }
 
 Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refused", async () => {

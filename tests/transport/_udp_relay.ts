@@ -1,0 +1,57 @@
+/**
+ * A UDP relay on loopback for one client, standing in for a TURN relay: the client talks to
+ * `port`, the target sees the relay's second socket as the client's address. Closing it cuts
+ * the path.
+ *
+ * @module
+ */
+
+import type { UdpAddress } from "../../src/quic/datagram_port.ts";
+
+/** A running relay. */
+export interface UdpRelay extends AsyncDisposable {
+  /** The port the client sends to. */
+  port: number;
+  /** The port the target sees the client's datagrams come from. */
+  targetSidePort: number;
+  /** Datagrams forwarded either way. */
+  readonly forwarded: number;
+}
+
+/** Starts a relay from `127.0.0.1:port` to `target`. */
+export function startUdpRelay(target: UdpAddress): UdpRelay {
+  const clientSide = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const targetSide = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = { transport: "udp" as const, hostname: target.hostname, port: target.port };
+  let client: Deno.NetAddr | undefined;
+  let forwarded = 0;
+  let closed = false;
+  const fromClient = (async () => {
+    for await (const [data, from] of clientSide) {
+      client = from as Deno.NetAddr;
+      forwarded++;
+      await targetSide.send(data, to).catch(() => {});
+    }
+  })().catch(() => {});
+  const fromTarget = (async () => {
+    for await (const [data] of targetSide) {
+      if (client === undefined) continue;
+      forwarded++;
+      await clientSide.send(data, client).catch(() => {});
+    }
+  })().catch(() => {});
+  return {
+    port: (clientSide.addr as Deno.NetAddr).port,
+    targetSidePort: (targetSide.addr as Deno.NetAddr).port,
+    get forwarded() {
+      return forwarded;
+    },
+    async [Symbol.asyncDispose]() {
+      if (closed) return;
+      closed = true;
+      clientSide.close();
+      targetSide.close();
+      await Promise.all([fromClient, fromTarget]);
+    },
+  };
+}
