@@ -202,6 +202,13 @@ export type NodeEvent =
     path: PeerPath;
     reason: string;
   }
+  | {
+    event: "migrated";
+    peerId: string;
+    address: string;
+    previousAddress: string;
+    path: PeerPath;
+  }
   | { event: "dial-failed"; address: string; attempt: number; error: string }
   | { event: "discovered"; peerId: string; addresses: string[]; version: string | undefined }
   | { event: "expired"; peerId: string; disconnect: boolean }
@@ -228,6 +235,7 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
   listening: (e) => `listening on ${e.address} as ${e.peerId} (identity ${e.identity})`,
   connected: (e) => `connected ${e.direction} ${e.peerId} at ${e.address} (${e.path})`,
   disconnected: (e) => `disconnected ${e.peerId} at ${e.address}: ${e.reason}`,
+  migrated: (e) => `moved ${e.peerId} from ${e.previousAddress} to ${e.address} (${e.path})`,
   "dial-failed": (e) => `dial ${e.address} failed (attempt ${e.attempt}): ${e.error}; retrying`,
   discovered: (e) => `discovered ${e.peerId} at ${e.addresses.join(", ")} (mDNS, v=${e.version})`,
   expired: (e) => `expired ${e.peerId} (mDNS)${e.disconnect ? "; disconnecting it" : ""}`,
@@ -556,6 +564,14 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
         peerId: detail.peerId.toString(),
         address: addressOf(detail.address),
         direction: detail.direction,
+        path: pathOf(detail.address),
+      }));
+    transport.addEventListener("peer:migrated", ({ detail }) =>
+      emit({
+        event: "migrated",
+        peerId: detail.peerId.toString(),
+        address: addressOf(detail.address),
+        previousAddress: addressOf(detail.previousAddress),
         path: pathOf(detail.address),
       }));
     transport.addEventListener("peer:disconnected", ({ detail }) =>

@@ -67,5 +67,6 @@ export {
   type NatServiceOptions,
   type NatTraversalAttempt,
   NatTraversalError,
+  type NatUpgradeOptions,
   RENDEZVOUS_PROTOCOL,
 } from "./nat_service.ts";

@@ -3,18 +3,21 @@
  * It discovers the node's NAT through STUN on the node's own QUIC socket, answers the
  * rendezvous protocol (`/cretoai/rendezvous/1`) as introducer and as target, and connects to
  * peers behind NATs by coordinated UDP hole punching through a peer both sides are connected
- * to, with an optional fallback (a TURN relay service) where punching cannot work.
+ * to, with an optional fallback (a TURN relay service) where punching cannot work. A peer the
+ * fallback connected is tried again directly from time to time; when punching works, its
+ * connection moves to the direct path (`QuicTransport.migratePeer`) with no message lost.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { type Clock, systemClock } from "../clock.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { formatAddress, parseAddress } from "../quic/address.ts";
 import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
 import type { QuicTransport } from "../transport/transport.ts";
-import type { PeerConnectedDetail } from "../transport/events.ts";
+import type { PeerConnectedDetail, PeerMigratedDetail } from "../transport/events.ts";
 import { TypedEventTarget } from "../transport/events.ts";
 import type { RequestContext } from "../transport/mod.ts";
 import { requireInteger, requirePositiveFinite } from "../_validate.ts";
@@ -212,6 +215,13 @@ export interface NatServiceOptions {
    */
   fallback?: NatFallback;
   /**
+   * Milliseconds between tries to move a peer the fallback connected to a direct path (see
+   * {@linkcode NatService.upgrade}); 0 turns the tries off.
+   *
+   * @default {30000}
+   */
+  directRetryMs?: number;
+  /**
    * Clock and timers of the punch schedule.
    *
    * @default {systemClock}
@@ -246,7 +256,32 @@ export interface NatServiceEventMap {
    * of an introduction when the punched peer's connection arrived.
    */
   connected: CustomEvent<NatConnection>;
+  /**
+   * A peer's connection moved to a punched direct path (`path` `"direct"`): as dialer of
+   * {@linkcode NatService.upgrade}, or as target of the introduction.
+   */
+  migrated: CustomEvent<NatConnection>;
 }
+
+/** Options of {@linkcode NatService.upgrade}. */
+export interface NatUpgradeOptions {
+  /**
+   * The rendezvous peer(s), connected to both sides.
+   *
+   * @default {the rendezvous peer the fallback's connection was signalled through}
+   */
+  via?: PeerId | string | readonly (PeerId | string)[];
+  /**
+   * Upper bound on the traversal, in milliseconds.
+   *
+   * @default {the service's connectTimeoutMs}
+   */
+  timeoutMs?: number;
+  /** Aborts the attempt; the peer stays on its relayed connection. */
+  signal?: AbortSignal;
+}
+
+const log = getLogger(["cretoai", "nat"]);
 
 /** At most this many punch sessions run at once; further introductions are refused. */
 const MAX_SESSIONS = 16;
@@ -305,10 +340,15 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   #stun: StunClient | undefined;
   #discovering: Promise<NatDiscoveryResult> | undefined;
   #nat: NatDiscoveryResult | undefined;
-  /** Peers the fallback connected, so that a later `connect` reports their path right. */
-  readonly #relayed = new Set<string>();
+  readonly #directRetryMs: number;
+  /**
+   * Peers the fallback connected, so that a later `connect` reports their path right: the
+   * rendezvous peer to try a direct path through, and the canceller of the next try.
+   */
+  readonly #relayed = new Map<string, { via: PeerId | undefined; cancel: () => void }>();
+  readonly #upgrades = new Map<string, Promise<NatConnection>>();
   readonly #onDisconnected = (e: CustomEvent<{ peerId: PeerId }>) => {
-    this.#relayed.delete(e.detail.peerId.toString());
+    this.#forgetRelayed(e.detail.peerId.toString());
   };
 
   /**
@@ -342,6 +382,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       punchLeadMs = 100,
       connectTimeoutMs = 10_000,
       fallback,
+      directRetryMs = 30_000,
       clock = systemClock,
     } = options;
     requirePositiveFinite("discoveryTimeoutMs", discoveryTimeoutMs);
@@ -349,6 +390,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     requirePositiveFinite("punchDurationMs", punchDurationMs);
     requireInteger("punchLeadMs", punchLeadMs, 0, 60_000);
     requirePositiveFinite("connectTimeoutMs", connectTimeoutMs);
+    requireInteger("directRetryMs", directRetryMs, 0, 24 * 3_600_000);
     if (fallback !== undefined && typeof fallback !== "function") {
       throw new InvalidConfigError("fallback", "a function", fallback);
     }
@@ -363,6 +405,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     this.#punchLeadMs = punchLeadMs;
     this.#connectTimeoutMs = connectTimeoutMs;
     this.#fallback = fallback;
+    this.#directRetryMs = directRetryMs;
     this.#clock = clock;
     transport.addEventListener("peer:disconnected", this.#onDisconnected);
     this.#removeHandler = transport.handle(
@@ -453,6 +496,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         started,
         started + timeoutMs,
         AbortSignal.any(signals),
+        false,
       );
       this.#emitConnected(connection);
       return connection;
@@ -479,12 +523,114 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         direction: "outbound",
         elapsedMs: this.#clock.now() - started,
       };
-      this.#relayed.add(target.toString());
+      this.#trackRelayed(target, vias[0]);
       this.#emitConnected(connection);
       return connection;
     } finally {
       cancelTimer();
     }
+  }
+
+  /**
+   * Tries to move a peer the fallback connected (through a relay) to a direct path: punches
+   * as {@linkcode NatService.connect} does and, when the peer is heard, moves the connection
+   * with `QuicTransport.migratePeer`, so messages under way are neither lost nor reordered.
+   * The service also does this by itself every `directRetryMs`. A peer that is already
+   * direct is returned at once. When the network changed (for example the NAT type),
+   * {@linkcode NatService.discover} first gives punching fresh addresses.
+   *
+   * @example
+   * ```ts ignore
+   * const { path } = await natService.upgrade(peerId); // "direct"
+   * ```
+   *
+   * @param peer A connected peer.
+   * @param options Rendezvous peer(s), timeout, abort signal.
+   * @returns The connection on its direct path.
+   * @throws {NatTraversalError} `ERR_NAT_TRAVERSAL_FAILED` when punching failed; the peer stays
+   * on its relayed connection.
+   * @throws {NetworkError} `ERR_UNKNOWN_PEER` when not connected; `ERR_ABORTED`;
+   * `ERR_ENDPOINT_CLOSED` when the service is closed.
+   * @throws {InvalidConfigError} For a bad `via` or `timeoutMs`, or no rendezvous peer known.
+   */
+  upgrade(peer: PeerId | string, options: NatUpgradeOptions = {}): Promise<NatConnection> {
+    const target = peer instanceof PeerId ? peer : PeerId.parse(peer);
+    const key = target.toString();
+    const running = this.#upgrades.get(key);
+    if (running !== undefined) return running;
+    const upgrade = this.#upgrade(target, options).finally(() => this.#upgrades.delete(key));
+    this.#upgrades.set(key, upgrade);
+    return upgrade;
+  }
+
+  async #upgrade(target: PeerId, options: NatUpgradeOptions): Promise<NatConnection> {
+    this.#requireOpen();
+    const key = target.toString();
+    const existing = this.transport.peers().find((p) => p.peerId.equals(target));
+    if (existing === undefined) {
+      throw new NetworkError("ERR_UNKNOWN_PEER", `Cannot upgrade ${key}: it is not connected`);
+    }
+    const relayed = this.#relayed.get(key);
+    if (relayed === undefined) {
+      return {
+        peerId: target,
+        address: parseAddress(existing.addresses[0]),
+        path: "direct",
+        direction: existing.direction,
+        elapsedMs: 0,
+      };
+    }
+    const { via = relayed.via, timeoutMs = this.#connectTimeoutMs, signal } = options;
+    const vias = (typeof via === "string" || via instanceof PeerId ? [via] : [...(via ?? [])])
+      .map((v) => v instanceof PeerId ? v : PeerId.parse(v));
+    if (vias.length === 0) throw new InvalidConfigError("via", "at least one peer id", via);
+    requirePositiveFinite("timeoutMs", timeoutMs);
+    const started = this.#clock.now();
+    const deadline = new AbortController();
+    const cancelTimer = this.#clock.schedule(() => deadline.abort(), timeoutMs);
+    const signals = [deadline.signal, this.#closer.signal, ...(signal ? [signal] : [])];
+    try {
+      const connection = await this.#traverse(
+        target,
+        vias,
+        started,
+        started + timeoutMs,
+        AbortSignal.any(signals),
+        true,
+      );
+      this.#forgetRelayed(key);
+      this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
+      return connection;
+    } catch (e) {
+      if (signal?.aborted) throw abortError(signal);
+      if (this.#closer.signal.aborted) throw closedError();
+      throw e;
+    } finally {
+      cancelTimer();
+    }
+  }
+
+  /** Remembers a peer the fallback connected and schedules its next direct try. */
+  #trackRelayed(peer: PeerId, via: PeerId | undefined): void {
+    const key = peer.toString();
+    this.#relayed.get(key)?.cancel();
+    const entry = { via, cancel: () => {} };
+    this.#relayed.set(key, entry);
+    if (this.#directRetryMs === 0 || via === undefined) return;
+    entry.cancel = this.#clock.schedule(() => {
+      if (this.#relayed.get(key) !== entry) return;
+      this.upgrade(peer).catch((e) => {
+        log.debug("No direct path to {peer} yet: {error}", { peer: key, error: String(e) });
+        if (this.#relayed.get(key) === entry && !this.#closer.signal.aborted) {
+          this.#trackRelayed(peer, via);
+        }
+      });
+    }, this.#directRetryMs);
+  }
+
+  #forgetRelayed(key: string): void {
+    this.#relayed.get(key)?.cancel();
+    this.#relayed.delete(key);
   }
 
   /**
@@ -494,6 +640,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   close(): void {
     if (this.#closer.signal.aborted) return;
     this.#closer.abort();
+    for (const key of [...this.#relayed.keys()]) this.#forgetRelayed(key);
     this.#removeHandler();
     this.#removeRawHandler();
     this.transport.removeEventListener("peer:disconnected", this.#onDisconnected);
@@ -542,12 +689,14 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     }
   }
 
+  /** Rendezvous, punching and the dial; `migrate`: the dial moves an existing connection. */
   async #traverse(
     target: PeerId,
     vias: readonly PeerId[],
     started: number,
     deadlineAt: number,
     signal: AbortSignal,
+    migrate: boolean,
   ): Promise<NatConnection> {
     this.#ensurePort();
     const selfNatType = this.#nat?.type ?? "Unknown";
@@ -602,10 +751,11 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         continue;
       }
       const timing = { sentAt, receivedAt, started, deadlineAt };
-      return await this.#punchAndDial(target, via, answer, timing, attempt, signal).catch((e) => {
-        attempt.reasons.push((e as Error).message);
-        return fail(e);
-      });
+      return await this.#punchAndDial(target, via, answer, timing, attempt, signal, migrate)
+        .catch((e) => {
+          attempt.reasons.push((e as Error).message);
+          return fail(e);
+        });
     }
     return fail(cause);
   }
@@ -617,6 +767,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     timing: { sentAt: number; receivedAt: number; started: number; deadlineAt: number },
     attempt: NatTraversalAttempt,
     signal: AbortSignal,
+    migrate: boolean,
   ): Promise<NatConnection> {
     const { sentAt, receivedAt, started, deadlineAt } = timing;
     attempt.peerNatType = answer.nat;
@@ -657,7 +808,10 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       attempt.heardFrom = heard;
       attempt.stage = "dial";
       // Punching goes on while QUIC dials: under loss, it keeps both mappings fresh.
-      await this.transport.connectPeer(heard, { expectedPeerId: target, signal }).catch((e) => {
+      const dial = migrate
+        ? this.transport.migratePeer(target, heard, { signal })
+        : this.transport.connectPeer(heard, { expectedPeerId: target, signal });
+      await dial.catch((e) => {
         throw new Error(`dialing ${formatAddress(heard)} failed: ${(e as Error).message}`, {
           cause: e,
         });
@@ -787,25 +941,31 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       cancelWatch();
       session.stop();
       this.transport.removeEventListener("peer:connected", onConnected);
+      this.transport.removeEventListener("peer:migrated", onConnected);
       if (this.#watchers.get(key) === unwatch) this.#watchers.delete(key);
     };
-    const onConnected = (e: CustomEvent<PeerConnectedDetail>) => {
+    // A dialer that was connected already (through a relay) moves its connection here.
+    const onConnected = (e: CustomEvent<PeerConnectedDetail | PeerMigratedDetail>) => {
       if (!e.detail.peerId.equals(dialer)) return;
       unwatch();
-      this.#emitConnected({
+      const connection: NatConnection = {
         peerId: dialer,
         address: e.detail.address,
         path: "direct",
         via: introducer,
         direction: e.detail.direction,
         elapsedMs: this.#clock.now() - received,
-      });
+      };
+      if (e.type === "peer:connected") return this.#emitConnected(connection);
+      this.#forgetRelayed(key);
+      this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
     };
     const cancelWatch = this.#clock.schedule(
       unwatch,
       plan.until - received + this.#connectTimeoutMs,
     );
     this.transport.addEventListener("peer:connected", onConnected);
+    this.transport.addEventListener("peer:migrated", onConnected);
     this.#watchers.set(key, unwatch);
     return synced;
   }

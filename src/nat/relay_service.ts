@@ -20,7 +20,9 @@
  * lets datagrams from that address through the peer's relay, and whoever connects still has
  * to pass the identity handshake (the dialer checks `expectedPeerId`).
  *
- * Moving a relayed connection to a direct path later is not done: see {@link RelayService}.
+ * A relayed connection moves to a direct path when one appears: `NatService` (with this
+ * service as its fallback) retries hole punching and migrates the connection; see
+ * {@link RelayService}.
  *
  * @module
  */
@@ -146,12 +148,13 @@ const decoder = new TextDecoder();
  * Both peers run the service with TURN servers; a peer in the middle (connected to both)
  * runs it to forward. `path(peerId)` tells how a peer is reached.
  *
- * A relayed connection stays relayed. Moving it to a direct path later would need QUIC
- * connection migration to a new peer address, which RFC 9000 does not allow a client to do
- * (only a server's preferred address) and which the QUIC layer here does not drive; a second,
- * direct connection would be possible, but the transport's duplicate rule closes one of the
- * two, and messages in flight on the closed one are not retransmitted by the transport, so
- * "no message lost" cannot be promised without an application-level resend.
+ * Moving to a direct path later: QUIC path migration cannot do it here (RFC 9000 lets only
+ * the client move, to an address of its own, and quiche's path API is not driven by the QUIC
+ * layer), so a new connection replaces the relayed one: with this service as the fallback of a
+ * `NatService`, the NAT service retries hole punching every `directRetryMs` and, when it
+ * works, moves the peer with `QuicTransport.migratePeer` (messages under way finish on the
+ * relay, later ones take the direct path, none lost or reordered). This service then frees
+ * the peer's permission and channel once the relayed connection has drained.
  *
  * @example Two nodes behind NATs connect through TURN, signalling through a node both reach
  * ```ts ignore
@@ -408,6 +411,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     this.#removeHandler?.();
     this.#transport.removeEventListener("peer:connected", this.#onConnected);
     this.#transport.removeEventListener("peer:disconnected", this.#onDisconnected);
+    this.#transport.removeEventListener("peer:migrated", this.#onMigrated);
     for (const key of [...this.#registered.keys()]) this.#unregister(parseAddress(key));
     await this.#starting?.catch(() => {});
     await this.#turn?.close();
@@ -423,6 +427,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
       this.#removeHandler = this.#transport.handle(RELAY_PROTOCOL, (r, c) => this.#answer(r, c));
       this.#transport.addEventListener("peer:connected", this.#onConnected);
       this.#transport.addEventListener("peer:disconnected", this.#onDisconnected);
+      this.#transport.addEventListener("peer:migrated", this.#onMigrated);
     }
     if (this.#servers.length === 0) return undefined;
     const port = this.#transport.datagramPort;
@@ -529,6 +534,13 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
 
   #onDisconnected = (e: TransportEventMap["peer:disconnected"]): void => {
     this.#unregister(e.detail.address);
+  };
+
+  /** A relayed peer that moved keeps its relay until the old connection closed. */
+  #onMigrated = (e: TransportEventMap["peer:migrated"]): void => {
+    const { previousAddress, retired } = e.detail;
+    if (!this.#registered.has(formatAddress(previousAddress))) return;
+    retired.then(() => this.#unregister(previousAddress));
   };
 
   #usable(what: string): TurnClient {

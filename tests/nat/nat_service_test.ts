@@ -21,6 +21,7 @@ import { QuicTransport } from "../../src/transport/transport.ts";
 import { FakePort } from "./_fakes.ts";
 import { udpSkipReason } from "./_udp_port.ts";
 import { VirtualClock } from "../_virtual_clock.ts";
+import { startUdpRelay } from "../transport/_udp_relay.ts";
 
 const peerAddr = { hostname: "203.0.113.9", port: 40000 };
 const session = new Uint8Array(16).fill(7);
@@ -120,13 +121,18 @@ Deno.test("NatService options are checked up front", async () => {
 const loopback = udpSkipReason() !== undefined;
 
 /** Three transports on loopback, B and C connected to R, each with a NatService. */
-async function trio(options: { fallback?: NatFallback; cService?: boolean } = {}) {
+async function trio(
+  options: { fallback?: NatFallback; cService?: boolean; directRetryMs?: number } = {},
+) {
   const config = { listenAddr: "127.0.0.1", quicPort: 0, keepAliveIntervalSecs: 0 };
   const r = new QuicTransport({ identity: Identity.generate(), config });
   const b = new QuicTransport({ identity: Identity.generate(), config });
   const c = new QuicTransport({ identity: Identity.generate(), config });
   const natR = new NatService(r);
-  const natB = new NatService(b, { fallback: options.fallback });
+  const natB = new NatService(b, {
+    fallback: options.fallback,
+    directRetryMs: options.directRetryMs,
+  });
   const natC = options.cService === false ? undefined : new NatService(c);
   const { port } = await r.bindAndListen();
   await b.bindAndListen();
@@ -229,5 +235,83 @@ Deno.test({
       nat: "Unknown",
     });
     assert.equal(unknown.t, "refused");
+  },
+});
+
+/** Collects the sequence numbers of `count` consensus messages `t` receives. */
+async function collect(t: QuicTransport, count: number): Promise<number[]> {
+  const seqs: number[] = [];
+  for await (const { message } of t.messages()) {
+    if (message.type === "consensus") seqs.push(message.data[0] * 256 + message.data[1]);
+    if (seqs.length === count) return seqs;
+  }
+  return seqs;
+}
+
+function consensus(seq: number) {
+  return { type: "consensus" as const, data: new Uint8Array([seq >> 8, seq & 255]) };
+}
+
+Deno.test({
+  name: "NatService on loopback: a relayed peer moves to the direct path once punching works, " +
+    "under traffic, with nothing lost (upgrade())",
+  ignore: loopback,
+  fn: async () => {
+    let relayPort = 0;
+    // The "relay" is a UDP forwarder on loopback; punching fails at first because C runs no
+    // NatService yet (its transport refuses the sync).
+    const fallback: NatFallback = (peerId) =>
+      n.b.connectPeer(`127.0.0.1:${relayPort}`, { expectedPeerId: peerId });
+    await using n = await trio({ cService: false, fallback, directRetryMs: 0 });
+    await using relay = startUdpRelay(n.c.localAddr);
+    relayPort = relay.port;
+    const first = await n.natB.connect(n.c.peerId, { via: n.r.peerId, timeoutMs: 3000 });
+    assert.equal(first.path, "relay");
+    const addressOfC = () => n.b.peers().find((p) => p.peerId.equals(n.c.peerId))?.addresses;
+    assert.deepEqual(addressOfC(), [`127.0.0.1:${relay.port}`]);
+    const tooEarly = await n.natB.upgrade(n.c.peerId).then(() => undefined, (e) => e);
+    assert.ok(tooEarly instanceof NatTraversalError, String(tooEarly));
+
+    using natC = new NatService(n.c);
+    const seenByC = new Promise<NatConnection>((resolve) =>
+      natC.addEventListener("migrated", (e) => resolve(e.detail), { once: true })
+    );
+    const total = 600;
+    const received = collect(n.c, total);
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < total / 2; i++) sends.push(n.b.send(n.c.peerId, consensus(i)));
+    const moved = await n.natB.upgrade(n.c.peerId);
+    for (let i = total / 2; i < total; i++) sends.push(n.b.send(n.c.peerId, consensus(i)));
+    assert.equal(moved.path, "direct");
+    assert.equal(moved.address.port, n.c.localAddr.port);
+    assert.equal((await seenByC).path, "direct");
+    await Promise.all(sends);
+    assert.deepEqual(await received, Array.from({ length: total }, (_, i) => i));
+    assert.deepEqual(addressOfC(), [`127.0.0.1:${n.c.localAddr.port}`]);
+    assert.equal((await n.natB.connect(n.c.peerId, { via: n.r.peerId })).path, "direct");
+    assert.equal((await n.natB.upgrade(n.c.peerId)).elapsedMs, 0, "already direct");
+  },
+});
+
+Deno.test({
+  name: "NatService on loopback: the periodic retry moves a relayed peer by itself",
+  ignore: loopback,
+  fn: async () => {
+    let relayPort = 0;
+    const fallback: NatFallback = (peerId) =>
+      n.b.connectPeer(`127.0.0.1:${relayPort}`, { expectedPeerId: peerId });
+    await using n = await trio({ cService: false, fallback, directRetryMs: 200 });
+    await using relay = startUdpRelay(n.c.localAddr);
+    relayPort = relay.port;
+    const migrated = new Promise<NatConnection>((resolve) =>
+      n.natB.addEventListener("migrated", (e) => resolve(e.detail), { once: true })
+    );
+    assert.equal((await n.natB.connect(n.c.peerId, { via: n.r.peerId })).path, "relay");
+    // Retries fail (C refuses) until C runs the service.
+    using _natC = new NatService(n.c);
+    const moved = await migrated;
+    assert.equal(moved.path, "direct");
+    assert.equal(moved.address.port, n.c.localAddr.port);
+    assert.ok(await n.b.ping(n.c.peerId) >= 0);
   },
 });
