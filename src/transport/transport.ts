@@ -418,9 +418,22 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * connection fails, the peer stays on the old one. When both sides move at once, the
    * `keepOutbound` rule picks one move and both end up on it.
    *
-   * @example
-   * ```ts ignore
-   * await transport.migratePeer(peerId, "203.0.113.7:4001");
+   * @example A second connection takes over (to the same address here; usually a better path)
+   * ```ts
+   * import { Identity, type PeerMigratedDetail, QuicTransport } from "@cretoai/network";
+   *
+   * const config = { listenAddr: "127.0.0.1", quicPort: 0 };
+   * await using a = new QuicTransport({ identity: Identity.generate(), config });
+   * await using b = new QuicTransport({ identity: Identity.generate(), config });
+   * await a.bindAndListen();
+   * const { port } = await b.bindAndListen();
+   * const peer = await a.connectPeer(`127.0.0.1:${port}`);
+   * const moved = new Promise<PeerMigratedDetail>((resolve) =>
+   *   b.addEventListener("peer:migrated", (e) => resolve(e.detail), { once: true })
+   * );
+   * await a.migratePeer(peer, `127.0.0.1:${port}`);
+   * await a.send(peer, { type: "consensus", data: new Uint8Array([1]) });
+   * console.assert(await (await moved).retired, "the old connection drained and closed");
    * ```
    *
    * @param peer The connected peer.
