@@ -470,9 +470,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   async connect(peer: PeerId | string, options: NatConnectOptions): Promise<NatConnection> {
     const target = peer instanceof PeerId ? peer : PeerId.parse(peer);
     const { via, timeoutMs = this.#connectTimeoutMs, signal } = options ?? {};
-    const vias = (typeof via === "string" || via instanceof PeerId ? [via] : [...(via ?? [])])
-      .map((v) => v instanceof PeerId ? v : PeerId.parse(v));
-    if (vias.length === 0) throw new InvalidConfigError("via", "at least one peer id", via);
+    const vias = viaList(via);
     requirePositiveFinite("timeoutMs", timeoutMs);
     this.#requireOpen();
     const started = this.#clock.now();
@@ -486,18 +484,8 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         elapsedMs: 0,
       };
     }
-    const deadline = new AbortController();
-    const cancelTimer = this.#clock.schedule(() => deadline.abort(), timeoutMs);
-    const signals = [deadline.signal, this.#closer.signal, ...(signal ? [signal] : [])];
     try {
-      const connection = await this.#traverse(
-        target,
-        vias,
-        started,
-        started + timeoutMs,
-        AbortSignal.any(signals),
-        false,
-      );
+      const connection = await this.#traverseWithin(target, vias, timeoutMs, signal, false);
       this.#emitConnected(connection);
       return connection;
     } catch (e) {
@@ -526,8 +514,6 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       this.#trackRelayed(target, vias[0]);
       this.#emitConnected(connection);
       return connection;
-    } finally {
-      cancelTimer();
     }
   }
 
@@ -581,23 +567,10 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       };
     }
     const { via = relayed.via, timeoutMs = this.#connectTimeoutMs, signal } = options;
-    const vias = (typeof via === "string" || via instanceof PeerId ? [via] : [...(via ?? [])])
-      .map((v) => v instanceof PeerId ? v : PeerId.parse(v));
-    if (vias.length === 0) throw new InvalidConfigError("via", "at least one peer id", via);
+    const vias = viaList(via);
     requirePositiveFinite("timeoutMs", timeoutMs);
-    const started = this.#clock.now();
-    const deadline = new AbortController();
-    const cancelTimer = this.#clock.schedule(() => deadline.abort(), timeoutMs);
-    const signals = [deadline.signal, this.#closer.signal, ...(signal ? [signal] : [])];
     try {
-      const connection = await this.#traverse(
-        target,
-        vias,
-        started,
-        started + timeoutMs,
-        AbortSignal.any(signals),
-        true,
-      );
+      const connection = await this.#traverseWithin(target, vias, timeoutMs, signal, true);
       this.#forgetRelayed(key);
       this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
       return connection;
@@ -605,8 +578,6 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       if (signal?.aborted) throw abortError(signal);
       if (this.#closer.signal.aborted) throw closedError();
       throw e;
-    } finally {
-      cancelTimer();
     }
   }
 
@@ -686,6 +657,32 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       return result;
     } finally {
       cancel();
+    }
+  }
+
+  /** A traversal bounded by `timeoutMs`, the caller's signal and the service closing. */
+  async #traverseWithin(
+    target: PeerId,
+    vias: readonly PeerId[],
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    migrate: boolean,
+  ): Promise<NatConnection> {
+    const started = this.#clock.now();
+    const deadline = new AbortController();
+    const cancelTimer = this.#clock.schedule(() => deadline.abort(), timeoutMs);
+    const signals = [deadline.signal, this.#closer.signal, ...(signal ? [signal] : [])];
+    try {
+      return await this.#traverse(
+        target,
+        vias,
+        started,
+        started + timeoutMs,
+        AbortSignal.any(signals),
+        migrate,
+      );
+    } finally {
+      cancelTimer();
     }
   }
 
@@ -1009,6 +1006,14 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   #requireOpen(): void {
     if (this.#closer.signal.aborted) throw closedError();
   }
+}
+
+/** The rendezvous peers of a `via` option; at least one. */
+function viaList(via: NatConnectOptions["via"] | undefined): PeerId[] {
+  const vias = (typeof via === "string" || via instanceof PeerId ? [via] : [...(via ?? [])])
+    .map((v) => v instanceof PeerId ? v : PeerId.parse(v));
+  if (vias.length === 0) throw new InvalidConfigError("via", "at least one peer id", via);
+  return vias;
 }
 
 /** Deduplicated addresses, `first` (the introducer's observation) ahead of `rest`. */

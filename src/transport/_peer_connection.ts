@@ -397,51 +397,40 @@ export class PeerConnection {
     }
     this.#requestsInFlight++;
     try {
-      return await this.#exchange(protocolId, protocolBytes, payload, signal, timeoutMs);
+      const stream = await this.conn.openBidi();
+      this.#host.touch(this);
+      const cipher = this.#cipher?.forStream(stream.id);
+      const exchange = async () => {
+        await new FrameWriter(stream, cipher).write(encodeRequest(protocolBytes, payload), true);
+        const reader = new FrameReader(stream, cipher, max + 1);
+        let body: Uint8Array | null;
+        try {
+          body = await reader.next();
+        } catch (e) {
+          if (e instanceof StreamResetError && e.errorCode === STREAM_UNKNOWN_PROTOCOL) {
+            throw new NetworkError(
+              "ERR_UNKNOWN_PROTOCOL",
+              `Peer ${this.key} has no handler for protocol ${JSON.stringify(protocolId)}`,
+            );
+          }
+          throw e;
+        }
+        if (body === null || await reader.next() !== null) {
+          throw new NetworkError(
+            "ERR_MALFORMED_FRAME",
+            `Peer ${this.key} did not answer ${JSON.stringify(protocolId)} with exactly one frame`,
+          );
+        }
+        return decodeResponse(body);
+      };
+      return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
+        stream.reset(STREAM_CANCELLED);
+        stream.stopSending(STREAM_CANCELLED);
+      });
     } finally {
       this.#requestsInFlight--;
       this.#checkDrained();
     }
-  }
-
-  async #exchange(
-    protocolId: string,
-    protocolBytes: Uint8Array,
-    payload: Uint8Array,
-    signal: AbortSignal | undefined,
-    timeoutMs: number,
-  ): Promise<Uint8Array> {
-    const max = this.#host.maxMessageBytes;
-    const stream = await this.conn.openBidi();
-    this.#host.touch(this);
-    const cipher = this.#cipher?.forStream(stream.id);
-    const exchange = async () => {
-      await new FrameWriter(stream, cipher).write(encodeRequest(protocolBytes, payload), true);
-      const reader = new FrameReader(stream, cipher, max + 1);
-      let body: Uint8Array | null;
-      try {
-        body = await reader.next();
-      } catch (e) {
-        if (e instanceof StreamResetError && e.errorCode === STREAM_UNKNOWN_PROTOCOL) {
-          throw new NetworkError(
-            "ERR_UNKNOWN_PROTOCOL",
-            `Peer ${this.key} has no handler for protocol ${JSON.stringify(protocolId)}`,
-          );
-        }
-        throw e;
-      }
-      if (body === null || await reader.next() !== null) {
-        throw new NetworkError(
-          "ERR_MALFORMED_FRAME",
-          `Peer ${this.key} did not answer ${JSON.stringify(protocolId)} with exactly one frame`,
-        );
-      }
-      return decodeResponse(body);
-    };
-    return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
-      stream.reset(STREAM_CANCELLED);
-      stream.stopSending(STREAM_CANCELLED);
-    });
   }
 
   /**
