@@ -1,8 +1,10 @@
 // Runs the same three workloads on our QUIC endpoint and on Deno's native QUIC (quinn) in one
 // process, three rounds each, and prints medians with their ratios. `--backend` picks the
-// datagram socket under our endpoint (`deno`: Deno.listenDatagram, `linux-batch`: libc
-// sendmmsg/recvmmsg through FFI); a comma list runs each, interleaved in the same rounds.
-//   deno run -A bench/compare_native.ts [--backend deno|linux-batch|deno,linux-batch]
+// datagram socket under our endpoint (`deno`: Deno.listenDatagram only, `linux-batch`: libc's
+// own socket with sendmmsg/recvmmsg through FFI, `linux-hybrid`: Deno's socket with FFI
+// batches on its descriptor, `default`: what QuicEndpoint.bind picks); a comma list runs each,
+// interleaved in the same rounds.
+//   deno run -A bench/compare_native.ts [--backend default|deno|linux-batch|linux-hybrid|a,b]
 //     [--requests 1000] [--mib 64] [--inflight 100] [--total 4000] [--rounds 3]
 import { parseArgs } from "node:util";
 import { type Backend, type BenchPair, cretoaiPair, nativePair } from "./quic/_pairs.ts";
@@ -14,14 +16,14 @@ const { values } = parseArgs({
     inflight: { type: "string", default: "100" },
     total: { type: "string", default: "4000" },
     rounds: { type: "string", default: "3" },
-    backend: { type: "string", default: "deno" },
+    backend: { type: "string", default: "default" },
   },
 });
 const backends = values.backend.split(",") as Backend[];
 for (const backend of backends) {
-  if (backend !== "deno" && backend !== "linux-batch") {
+  if (!["deno", "linux-batch", "linux-hybrid", "default"].includes(backend)) {
     throw new Error(
-      `--backend: expected deno, linux-batch or both comma-separated, got ${backend}`,
+      `--backend: expected deno, linux-batch, linux-hybrid or default (a comma list runs several), got ${backend}`,
     );
   }
 }

@@ -2,15 +2,21 @@
 // one on Deno's own QUIC (quinn), so benchmarks can compare them in one process.
 import { concatBytes } from "../../src/_bytes.ts";
 import {
+  DenoUdpSocket,
   generateCertificate,
   LinuxBatchSocket,
+  LinuxHybridSocket,
   QuicEndpoint,
   type QuicEndpointOptions,
   type QuicStream,
 } from "../../mod.ts";
 
-/** The datagram socket under our endpoint: `Deno.listenDatagram`, or libc batches on Linux. */
-export type Backend = "deno" | "linux-batch";
+/**
+ * The datagram socket under our endpoint: `deno` (`Deno.listenDatagram` only), `linux-batch`
+ * (libc's own socket, batches, threaded waits), `linux-hybrid` (Deno's socket, FFI batches on
+ * its descriptor) or `default` (what `QuicEndpoint.bind` picks without a socket).
+ */
+export type Backend = "deno" | "linux-batch" | "linux-hybrid" | "default";
 
 /** A connected client/server pair that runs the benchmark workloads. */
 export interface BenchPair {
@@ -28,10 +34,19 @@ const CHUNK = new Uint8Array(65536).fill(BULK_MARK);
 
 /** Our endpoint: echo server for requests, counting sink for bulk streams. */
 export async function cretoaiPair(backend: Backend = "deno"): Promise<BenchPair> {
-  const options = (): QuicEndpointOptions =>
-    backend === "linux-batch"
-      ? { socket: LinuxBatchSocket.bind({ hostname: "127.0.0.1", port: 0 }) }
-      : { hostname: "127.0.0.1" };
+  const address = { hostname: "127.0.0.1", port: 0 };
+  const options = (): QuicEndpointOptions => {
+    switch (backend) {
+      case "deno":
+        return { socket: DenoUdpSocket.bind(address) };
+      case "linux-batch":
+        return { socket: LinuxBatchSocket.bind(address) };
+      case "linux-hybrid":
+        return { socket: LinuxHybridSocket.bind(address) };
+      default:
+        return address;
+    }
+  };
   const server = await QuicEndpoint.bind(options());
   const client = await QuicEndpoint.bind(options());
   const serve = (async () => {

@@ -27,7 +27,8 @@ import {
 } from "./options.ts";
 import { RetryTokens } from "./retry_token.ts";
 import { SessionCache } from "./session_cache.ts";
-import { type DatagramSocket, DenoUdpSocket } from "./udp_socket.ts";
+import type { DatagramSocket } from "./udp_socket.ts";
+import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
 
 // Ed25519 first: the generated certificates use it; the rest lets other certificates work.
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
@@ -178,7 +179,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   static async bind(options: QuicEndpointOptions = {}): Promise<QuicEndpoint> {
     const resolved = resolveEndpointOptions(options);
     const certificate = resolved.certificate ?? await generateCertificate();
-    const socket = resolved.socket ?? DenoUdpSocket.bind({
+    const socket = resolved.socket ?? bindDefaultSocket({
       hostname: resolved.hostname,
       port: resolved.port,
       receiveConcurrency: resolved.receiveConcurrency,

@@ -8,95 +8,31 @@
 import type { UdpAddress } from "./datagram_port.ts";
 import type { DatagramReceiver, DatagramSocket } from "./udp_socket.ts";
 import { setImmediate } from "node:timers";
+import {
+  AF_INET,
+  AF_INET6,
+  decodeName,
+  EAGAIN,
+  ECONNREFUSED,
+  EINTR,
+  encodeName,
+  ENOBUFS,
+  errno,
+  type Libc,
+  localName,
+  MmsgReceiver,
+  MmsgSender,
+  MSG_DONTWAIT,
+  NAME,
+  openLibc,
+  raiseKernelBuffers,
+  SHUT_RD,
+  SO_RCVTIMEO,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOL_SOCKET,
+} from "./_libc_udp.ts";
 import { NetworkError } from "../errors.ts";
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_DGRAM = 2;
-const SOCK_CLOEXEC = 0x80000;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-const SO_RCVBUF = 8;
-const SO_RCVTIMEO = 20;
-const SO_SNDBUFFORCE = 32;
-const SO_RCVBUFFORCE = 33;
-const SHUT_RD = 0;
-const MSG_TRUNC = 0x20;
-const MSG_DONTWAIT = 0x40;
-const MSG_WAITFORONE = 0x10000;
-const EINTR = 4;
-const EAGAIN = 11;
-const ENOBUFS = 105;
-const ECONNREFUSED = 111;
-/** Bytes of one `struct mmsghdr` on 64-bit Linux (`struct msghdr` is 56, then `msg_len`). */
-const MMSG = 64;
-/** Room for a `sockaddr_in6` (28 bytes). */
-const NAME = 32;
-/** Most messages one `sendmmsg` takes (UIO_MAXIOV). */
-const MAX_SEND_BATCH = 1024;
-
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  sendto: {
-    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
-    result: "isize",
-  },
-  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
-  recvmmsgWait: {
-    name: "recvmmsg",
-    parameters: ["i32", "buffer", "u32", "i32", "pointer"],
-    result: "i32",
-    nonblocking: true,
-  },
-  shutdown: { parameters: ["i32", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  inet_pton: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  inet_ntop: { parameters: ["i32", "buffer", "buffer", "u32"], result: "pointer" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-let libc: Libc | undefined;
-
-function openLibc(): Libc {
-  if (libc === undefined) {
-    if (Deno.build.os !== "linux") {
-      throw new NetworkError(
-        "ERR_INVALID_CONFIG",
-        `LinuxBatchSocket needs Linux, not ${Deno.build.os}`,
-      );
-    }
-    if (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64") {
-      throw new NetworkError(
-        "ERR_INVALID_CONFIG",
-        `LinuxBatchSocket needs 64-bit Linux (x86_64 or aarch64), not ${Deno.build.arch}`,
-      );
-    }
-    try {
-      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-    } catch (e) {
-      throw new NetworkError(
-        "ERR_INVALID_CONFIG",
-        `LinuxBatchSocket cannot load libc.so.6 (it needs --allow-ffi): ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
-  }
-  return libc;
-}
-
-function errno(c: Libc): number {
-  const at = c.__errno_location();
-  return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
-}
-
-function address(a: ArrayBufferView): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)));
-}
 
 /** Options of {@linkcode LinuxBatchSocket.bind}. */
 export interface LinuxBatchSocketOptions {
@@ -126,6 +62,13 @@ export interface LinuxBatchSocketOptions {
    * @default {4096}
    */
   receiveBufferSize?: number;
+  /**
+   * Whether a run of datagrams to one address leaves as one UDP GSO message (`UDP_SEGMENT`),
+   * which the kernel cuts into datagrams: cheaper than one message each. Turned off by itself
+   * when the kernel refuses it.
+   * @default {true}
+   */
+  gso?: boolean;
   /**
    * Kernel socket buffer size (`SO_RCVBUF` and `SO_SNDBUF`) in bytes. The
    * `SO_*BUFFORCE` variants are tried first, so a privileged process is not capped by
@@ -171,40 +114,16 @@ export class LinuxBatchSocket implements DatagramSocket {
   #fd: number;
   #family: number;
   #nameLength: number;
-  #sendErrors = 0;
-  #receiveTruncated = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
-
-  // Send side: a pool of buffers, each with its iovec, its address slot and a prepared
-  // mmsghdr; a flush copies the prepared headers of the queued buffers into one array.
-  #sendData: Uint8Array;
-  #sendIov: DataView;
-  #sendNames: Uint8Array;
-  #sendTemplates: Uint8Array;
-  #sendBatch: Uint8Array;
-  #buffers: Uint8Array[];
-  #free: number[];
-  #queue: number[] = [];
+  #sender: MmsgSender;
   #flushQueued = false;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #sendErrors = 0;
   #sendsInFlight = 0;
   #sendsDrained: (() => void) | undefined;
-  #lastTo: UdpAddress | undefined;
-  #lastName = new Uint8Array(NAME);
-  #lastNameOk = false;
-
-  // Receive side: one batch of headers, iovecs, address slots and data slots.
-  #receiveBatch: number;
-  #receiveSlot: number;
-  #receiveData: Uint8Array;
-  #receiveHeaders: Uint8Array;
-  #receiveView: DataView;
-  #receiveNames: Uint8Array;
-  #receiveNamesView: DataView;
-  #receiveIov: BigUint64Array;
+  #receiver: MmsgReceiver;
   #receiveLoop: Promise<void> | undefined;
-  #sources = new Map<number | string, UdpAddress>();
 
   private constructor(
     c: Libc,
@@ -218,54 +137,15 @@ export class LinuxBatchSocket implements DatagramSocket {
     this.#family = family;
     this.#nameLength = family === AF_INET ? 16 : 28;
     this.localAddr = localAddr;
-    const count = options.sendBuffers;
-    const size = options.sendBufferSize;
-    this.sendBufferSize = size;
-
-    this.#sendData = new Uint8Array(count * size);
-    const iov = new Uint8Array(count * 16);
-    this.#sendIov = new DataView(iov.buffer);
-    this.#sendNames = new Uint8Array(count * NAME);
-    this.#sendTemplates = new Uint8Array(count * MMSG);
-    this.#sendBatch = new Uint8Array(Math.min(count, MAX_SEND_BATCH) * MMSG);
-    const templates = new DataView(this.#sendTemplates.buffer);
-    const dataAt = address(this.#sendData);
-    const iovAt = address(iov);
-    const namesAt = address(this.#sendNames);
-    for (let i = 0; i < count; i++) {
-      this.#sendIov.setBigUint64(i * 16, dataAt + BigInt(i * size), true);
-      templates.setBigUint64(i * MMSG, namesAt + BigInt(i * NAME), true);
-      templates.setUint32(i * MMSG + 8, this.#nameLength, true);
-      templates.setBigUint64(i * MMSG + 16, iovAt + BigInt(i * 16), true);
-      templates.setBigUint64(i * MMSG + 24, 1n, true);
-    }
-    this.#buffers = Array.from(
-      { length: count },
-      (_, i) => this.#sendData.subarray(i * size, (i + 1) * size),
+    this.sendBufferSize = options.sendBufferSize;
+    this.#sender = new MmsgSender(
+      c,
+      family,
+      options.sendBuffers,
+      options.sendBufferSize,
+      options.gso,
     );
-    this.#free = this.#buffers.map((_, i) => count - 1 - i);
-
-    const batch = options.receiveBatch;
-    const slot = options.receiveBufferSize;
-    this.#receiveBatch = batch;
-    this.#receiveSlot = slot;
-    this.#receiveData = new Uint8Array(batch * slot);
-    this.#receiveHeaders = new Uint8Array(batch * MMSG);
-    this.#receiveView = new DataView(this.#receiveHeaders.buffer);
-    this.#receiveNames = new Uint8Array(batch * NAME);
-    this.#receiveNamesView = new DataView(this.#receiveNames.buffer);
-    this.#receiveIov = new BigUint64Array(batch * 2);
-    const receiveDataAt = address(this.#receiveData);
-    const receiveNamesAt = address(this.#receiveNames);
-    const receiveIovAt = address(this.#receiveIov);
-    for (let i = 0; i < batch; i++) {
-      this.#receiveIov[i * 2] = receiveDataAt + BigInt(i * slot);
-      this.#receiveIov[i * 2 + 1] = BigInt(slot);
-      this.#receiveView.setBigUint64(i * MMSG, receiveNamesAt + BigInt(i * NAME), true);
-      this.#receiveView.setUint32(i * MMSG + 8, NAME, true);
-      this.#receiveView.setBigUint64(i * MMSG + 16, receiveIovAt + BigInt(i * 16), true);
-      this.#receiveView.setBigUint64(i * MMSG + 24, 1n, true);
-    }
+    this.#receiver = new MmsgReceiver(c, options.receiveBatch, options.receiveBufferSize);
   }
 
   /**
@@ -285,6 +165,7 @@ export class LinuxBatchSocket implements DatagramSocket {
       receiveBatch: options.receiveBatch ?? 64,
       receiveBufferSize: options.receiveBufferSize ?? 4096,
       kernelBufferSize: options.kernelBufferSize ?? 4 << 20,
+      gso: options.gso ?? true,
       receiveTimeoutMs: options.receiveTimeoutMs ?? 200,
     };
     for (
@@ -305,7 +186,7 @@ export class LinuxBatchSocket implements DatagramSocket {
         );
       }
     }
-    const c = openLibc();
+    const c = openLibc("LinuxBatchSocket");
     const { hostname, port } = resolved;
     const family = hostname.includes(":") ? AF_INET6 : AF_INET;
     const name = new Uint8Array(NAME);
@@ -320,13 +201,7 @@ export class LinuxBatchSocket implements DatagramSocket {
       throw new NetworkError("ERR_INVALID_ADDRESS", `socket() failed: errno ${errno(c)}`);
     }
     try {
-      const size = new Uint8Array(new Int32Array([resolved.kernelBufferSize]).buffer);
-      if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, size, 4) !== 0) {
-        c.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, size, 4);
-      }
-      if (c.setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, size, 4) !== 0) {
-        c.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, size, 4);
-      }
+      raiseKernelBuffers(c, fd, resolved.kernelBufferSize);
       const ms = resolved.receiveTimeoutMs;
       const timeout = new BigInt64Array([
         BigInt(Math.floor(ms / 1000)),
@@ -342,9 +217,8 @@ export class LinuxBatchSocket implements DatagramSocket {
           `Cannot bind UDP socket to ${hostname}:${port}: errno ${errno(c)}`,
         );
       }
-      const bound = new Uint8Array(NAME);
-      const length = new Uint32Array([NAME]);
-      if (c.getsockname(fd, bound, new Uint8Array(length.buffer)) !== 0) {
+      const bound = localName(c, fd);
+      if (bound === undefined) {
         throw new NetworkError("ERR_INVALID_ADDRESS", `getsockname() failed: errno ${errno(c)}`);
       }
       const local = decodeName(c, bound);
@@ -357,12 +231,12 @@ export class LinuxBatchSocket implements DatagramSocket {
 
   /** Datagrams the system refused to send. */
   get sendErrors(): number {
-    return this.#sendErrors;
+    return this.#sendErrors + this.#sender.errors;
   }
 
   /** Datagrams dropped because they were longer than `receiveBufferSize`. */
   get receiveTruncated(): number {
-    return this.#receiveTruncated;
+    return this.#receiver.truncated;
   }
 
   start(receiver: DatagramReceiver): void {
@@ -373,12 +247,11 @@ export class LinuxBatchSocket implements DatagramSocket {
   async #receive(receiver: DatagramReceiver): Promise<void> {
     const c = this.#c;
     const fd = this.#fd;
-    const headers = this.#receiveHeaders;
-    const batch = this.#receiveBatch;
+    const batch = this.#receiver;
     while (!this.#closed) {
-      const n = c.recvmmsg(fd, headers, batch, MSG_DONTWAIT, null);
+      const n = batch.receive(fd, MSG_DONTWAIT);
       if (n > 0) {
-        this.#deliver(n, receiver);
+        batch.deliver(n, receiver);
         // Let the endpoint flush (setImmediate) and other I/O run before draining more.
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
@@ -395,86 +268,23 @@ export class LinuxBatchSocket implements DatagramSocket {
       if (this.#closed) return;
       // Nothing queued: wait on the thread pool, at most SO_RCVTIMEO, or until close() shuts
       // the socket down for reading.
-      const waited = await c.recvmmsgWait(fd, headers, batch, MSG_WAITFORONE, null);
-      if (waited > 0 && !this.#closed) this.#deliver(waited, receiver);
+      const waited = await batch.wait(fd);
+      if (waited > 0 && !this.#closed) batch.deliver(waited, receiver);
     }
-  }
-
-  #deliver(n: number, receiver: DatagramReceiver): void {
-    const view = this.#receiveView;
-    const names = this.#receiveNamesView;
-    const data = this.#receiveData;
-    const slot = this.#receiveSlot;
-    for (let i = 0; i < n; i++) {
-      const at = i * MMSG;
-      const length = view.getUint32(at + 56, true);
-      const flags = view.getInt32(at + 48, true);
-      view.setUint32(at + 8, NAME, true); // the kernel wrote the source's length back
-      if ((flags & MSG_TRUNC) !== 0) {
-        this.#receiveTruncated++;
-        continue;
-      }
-      let from: UdpAddress | undefined;
-      const nameAt = i * NAME;
-      if (names.getUint16(nameAt, true) === AF_INET) {
-        const key = names.getUint32(nameAt + 4, false) * 65536 + names.getUint16(nameAt + 2, false);
-        from = this.#sources.get(key);
-        if (from === undefined) {
-          from = {
-            hostname: `${this.#receiveNames[nameAt + 4]}.${this.#receiveNames[nameAt + 5]}.${
-              this.#receiveNames[nameAt + 6]
-            }.${this.#receiveNames[nameAt + 7]}`,
-            port: names.getUint16(nameAt + 2, false),
-          };
-          this.#remember(key, from);
-        }
-      } else {
-        const name = this.#receiveNames.subarray(nameAt, nameAt + 28);
-        const key = name.join(",");
-        from = this.#sources.get(key);
-        if (from === undefined) {
-          from = decodeName(this.#c, name);
-          this.#remember(key, from);
-        }
-      }
-      receiver(data.subarray(i * slot, i * slot + length), from);
-    }
-  }
-
-  #remember(key: number | string, from: UdpAddress): void {
-    if (this.#sources.size >= 4096) this.#sources.clear();
-    this.#sources.set(key, from);
   }
 
   nextSendBuffer(): Uint8Array | null {
-    const free = this.#free;
-    if (free.length === 0 && this.#queue.length > 0 && !this.#closed) this.#flush();
-    return free.length === 0 ? null : this.#buffers[free[free.length - 1]];
+    const sender = this.#sender;
+    if (sender.exhausted && sender.queue.length > 0 && !this.#closed) this.#flush();
+    return sender.next();
   }
 
   send(length: number, to: UdpAddress): void {
-    const index = this.#free.pop();
-    if (index === undefined) throw new Error("send() without a buffer from nextSendBuffer()");
-    if (!this.#encodeTo(to)) {
-      this.#sendErrors++;
-      this.#free.push(index);
-      return;
-    }
-    this.#sendNames.set(this.#lastName, index * NAME);
-    this.#sendIov.setUint32(index * 16 + 8, length, true);
-    this.#queue.push(index);
+    if (!this.#sender.enqueue(length, to)) return;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(this.#flushMicrotask);
     }
-  }
-
-  /** Encodes `to` into #lastName; false when it is no address of the socket's family. */
-  #encodeTo(to: UdpAddress): boolean {
-    if (to === this.#lastTo) return this.#lastNameOk;
-    this.#lastTo = to;
-    this.#lastNameOk = encodeName(this.#c, this.#family, to.hostname, to.port, this.#lastName);
-    return this.#lastNameOk;
   }
 
   #flushMicrotask = (): void => {
@@ -489,42 +299,14 @@ export class LinuxBatchSocket implements DatagramSocket {
 
   /** Sends the queued datagrams; returns false when some stay queued (EAGAIN). */
   #flush(): boolean {
-    const queue = this.#queue;
-    if (queue.length === 0) return true;
-    const c = this.#c;
-    const templates = this.#sendTemplates;
-    const batch = this.#sendBatch;
-    const capacity = batch.byteLength / MMSG;
-    let at = 0;
-    let blocked = false;
-    while (at < queue.length) {
-      const count = Math.min(queue.length - at, capacity);
-      for (let k = 0; k < count; k++) {
-        const index = queue[at + k];
-        batch.set(templates.subarray(index * MMSG, index * MMSG + MMSG), k * MMSG);
-      }
-      const sent = c.sendmmsg(this.#fd, batch, count, MSG_DONTWAIT);
-      if (sent > 0) {
-        for (let k = 0; k < sent; k++) this.#free.push(queue[at + k]);
-        at += sent;
-        continue;
-      }
-      const error = errno(c);
-      if (error === EINTR) continue;
-      if (error === EAGAIN || error === ENOBUFS) {
-        blocked = true;
-        break;
-      }
-      // The first datagram was refused (bad address, no route, too long): drop it.
-      this.#sendErrors++;
-      this.#free.push(queue[at]);
-      at++;
-    }
-    queue.splice(0, at);
+    const sender = this.#sender;
+    if (sender.queue.length === 0) return true;
+    const released = sender.flush(this.#fd);
+    const blocked = sender.queue.length > 0;
     if (blocked && this.#retryTimer === undefined && !this.#closed) {
       this.#retryTimer = setTimeout(this.#retry, 1);
     }
-    if (at > 0 && this.onWritable !== undefined) {
+    if (released > 0 && this.onWritable !== undefined) {
       const wake = this.onWritable;
       this.onWritable = undefined;
       wake();
@@ -589,7 +371,7 @@ export class LinuxBatchSocket implements DatagramSocket {
     this.#closed = true;
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    this.#queue.length = 0;
+    this.#sender.clear();
     this.onWritable = undefined;
     if (this.#sendsInFlight > 0) {
       await new Promise<void>((resolve) => this.#sendsDrained = resolve);
@@ -600,42 +382,4 @@ export class LinuxBatchSocket implements DatagramSocket {
     await this.#receiveLoop?.catch(() => {});
     this.#c.close(this.#fd);
   }
-}
-
-/** Writes a sockaddr for `hostname`/`port` into `out`; false when it is no address of `family`. */
-function encodeName(
-  c: Libc,
-  family: number,
-  hostname: string,
-  port: number,
-  out: Uint8Array,
-): boolean {
-  out.fill(0);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  const text = new TextEncoder().encode(hostname + "\0");
-  if (family === AF_INET) {
-    if (hostname.includes(":")) return false;
-    view.setUint16(0, AF_INET, true);
-    view.setUint16(2, port, false);
-    return c.inet_pton(AF_INET, text, out.subarray(4, 8)) === 1;
-  }
-  view.setUint16(0, AF_INET6, true);
-  view.setUint16(2, port, false);
-  // An IPv4 peer of an IPv6 socket is reached through its mapped address.
-  const v6 = hostname.includes(":") ? text : new TextEncoder().encode(`::ffff:${hostname}\0`);
-  return c.inet_pton(AF_INET6, v6, out.subarray(8, 24)) === 1;
-}
-
-/** Reads a sockaddr_in or sockaddr_in6. */
-function decodeName(c: Libc, name: Uint8Array): UdpAddress {
-  const view = new DataView(name.buffer, name.byteOffset, name.byteLength);
-  const port = view.getUint16(2, false);
-  if (view.getUint16(0, true) === AF_INET) {
-    return { hostname: `${name[4]}.${name[5]}.${name[6]}.${name[7]}`, port };
-  }
-  const text = new Uint8Array(64);
-  c.inet_ntop(AF_INET6, name.subarray(8, 24), text, 64);
-  let hostname = new TextDecoder().decode(text.subarray(0, text.indexOf(0)));
-  if (hostname.startsWith("::ffff:") && hostname.includes(".")) hostname = hostname.slice(7);
-  return { hostname, port };
 }

@@ -22,3 +22,4 @@ export {
   type DenoUdpSocketOptions,
 } from "./udp_socket.ts";
 export { LinuxBatchSocket, type LinuxBatchSocketOptions } from "./linux_batch_socket.ts";
+export { LinuxHybridSocket, type LinuxHybridSocketOptions } from "./linux_hybrid_socket.ts";
