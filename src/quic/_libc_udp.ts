@@ -155,8 +155,11 @@ export function encodeName(
   return c.inet_pton(AF_INET6, v6, out.subarray(8, 24)) === 1;
 }
 
-/** Reads a sockaddr_in or sockaddr_in6. */
-export function decodeName(c: Libc, name: Uint8Array): UdpAddress {
+/**
+ * Reads a sockaddr_in or sockaddr_in6. An IPv4-mapped IPv6 address comes back as the IPv4
+ * address, or with `keepMapped` as `::ffff:a.b.c.d`, the way `Deno.DatagramConn` reports it.
+ */
+export function decodeName(c: Libc, name: Uint8Array, keepMapped = false): UdpAddress {
   const view = new DataView(name.buffer, name.byteOffset, name.byteLength);
   const port = view.getUint16(2, false);
   if (view.getUint16(0, true) === AF_INET) {
@@ -165,7 +168,9 @@ export function decodeName(c: Libc, name: Uint8Array): UdpAddress {
   const text = new Uint8Array(64);
   c.inet_ntop(AF_INET6, name.subarray(8, 24), text, 64);
   let hostname = new TextDecoder().decode(text.subarray(0, text.indexOf(0)));
-  if (hostname.startsWith("::ffff:") && hostname.includes(".")) hostname = hostname.slice(7);
+  if (!keepMapped && hostname.startsWith("::ffff:") && hostname.includes(".")) {
+    hostname = hostname.slice(7);
+  }
   return { hostname, port };
 }
 
@@ -475,9 +480,15 @@ export class MmsgReceiver {
   readonly #namesView: DataView;
   readonly #iov: BigUint64Array;
   readonly #sources = new Map<number | string, UdpAddress>();
+  readonly #keepMapped: boolean;
 
-  constructor(c: Libc, batch: number, slot: number) {
+  /**
+   * @param keepMapped Report IPv4-mapped sources as `::ffff:a.b.c.d` (as Deno does) instead
+   * of as IPv4 addresses.
+   */
+  constructor(c: Libc, batch: number, slot: number, keepMapped = false) {
     this.#c = c;
+    this.#keepMapped = keepMapped;
     this.#batch = batch;
     this.#slot = slot;
     this.#data = new Uint8Array(batch * slot);
@@ -549,7 +560,7 @@ export class MmsgReceiver {
         const key = name.join(",");
         from = this.#sources.get(key);
         if (from === undefined) {
-          from = decodeName(this.#c, name);
+          from = decodeName(this.#c, name, this.#keepMapped);
           this.#remember(key, from);
         }
       }

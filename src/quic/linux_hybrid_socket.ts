@@ -137,7 +137,9 @@ export class LinuxHybridSocket implements DatagramSocket {
       options.sendBufferSize,
       options.gso,
     );
-    this.#receiver = new MmsgReceiver(c, options.receiveBatch, options.receiveBufferSize);
+    // Sources as Deno reports them, whichever path received the datagram (an IPv4 peer of a
+    // dual-stack socket is ::ffff:a.b.c.d both ways), so that a peer's address never changes.
+    this.#receiver = new MmsgReceiver(c, options.receiveBatch, options.receiveBufferSize, true);
     // One pair of completion callbacks per buffer, made on first use.
     const sent: (() => void)[] = [];
     const failed: (() => void)[] = [];

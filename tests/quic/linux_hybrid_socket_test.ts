@@ -233,6 +233,37 @@ Deno.test({
 });
 
 Deno.test({
+  name: "linux hybrid socket: a dual-stack socket reports an IPv4 peer alike on both receive paths",
+  ignore,
+  async fn() {
+    let socket: LinuxHybridSocket;
+    try {
+      socket = LinuxHybridSocket.bind({ hostname: "::", port: 0 });
+    } catch {
+      return; // no IPv6 here
+    }
+    const other = Deno.listenDatagram({ transport: "udp", ...LOOPBACK });
+    try {
+      const { got, receiver } = collector();
+      socket.start(receiver);
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.localAddr.port };
+      // Several at once: the first through Deno's receive, the rest through recvmmsg.
+      await Promise.all([1, 2, 3, 4].map((n) => other.send(new Uint8Array([n]), to)));
+      await waitFor(() => got.length === 4, 5000, "datagrams in");
+      const port = (other.addr as Deno.NetAddr).port;
+      for (const g of got) assert.deepEqual(g.from, { hostname: "::ffff:127.0.0.1", port });
+      // And replies go back to that address.
+      socket.nextSendBuffer()!.set([9]);
+      socket.send(1, got[0].from);
+      assert.deepEqual((await within(other.receive(), 5000, "reply"))[0], new Uint8Array([9]));
+    } finally {
+      other.close();
+      await socket.close();
+    }
+  },
+});
+
+Deno.test({
   name: "linux hybrid socket: bind errors name the bad value; closing twice and without start",
   ignore,
   async fn() {
