@@ -529,13 +529,7 @@ export class NatLab implements AsyncDisposable {
     }
     const ns = router === "A" ? this.ns.rA : this.ns.rB;
     const rule = ["FORWARD", "-p", "udp", "-m", "comment", "--comment", "netlab-loss"];
-    // Bounded: at most one loss rule is ever inserted per call.
-    for (let i = 0; i < 10; i++) {
-      const listed = await this.run(ns, [...IPTABLES, "-S", "FORWARD"], { timeoutMs: 5000 });
-      const line = listed.stdout.split("\n").find((l) => l.includes("netlab-loss"));
-      if (line === undefined) break;
-      await this.exec(ns, [...IPTABLES, ...line.replace(/^-A /, "-D ").split(" ")]);
-    }
+    await this.#removeRules(ns, "netlab-loss");
     if (percent > 0) {
       await this.exec(ns, [
         ...IPTABLES,
@@ -553,6 +547,83 @@ export class NatLab implements AsyncDisposable {
         "DROP",
       ]);
     }
+  }
+
+  /**
+   * Blocks or opens the direct path between the two NATs: UDP between the routers' public
+   * addresses ({@link LAB.rAWan} <-> {@link LAB.rBWan}), dropped in both routers' FORWARD
+   * chains (rules tagged `netlab-no-direct`, ahead of the conntrack accept). Hosts behind the
+   * NATs then reach each other only through servers in `pub` (coturn, a rendezvous node).
+   * Idempotent: the rules are replaced, not added twice.
+   *
+   * Conntrack: a packet dropped in FORWARD never reaches the confirmation step, so punches
+   * sent while blocked leave no mapping behind in either router; a flow that existed before
+   * the block is dead while it lasts (the drop comes first), and blocking also forgets the
+   * routers' entries between the two public addresses (with `conntrack`, when installed), so
+   * opening again starts as if the hosts had never met directly.
+   *
+   * @param open `true` lets the NATs' UDP through (as built), `false` blocks it.
+   */
+  async setDirectPath(open: boolean): Promise<void> {
+    const routers = [[this.ns.rA, LAB.rBWan], [this.ns.rB, LAB.rAWan]] as const;
+    for (const [ns, other] of routers) {
+      await this.#removeRules(ns, "netlab-no-direct");
+      if (open) continue;
+      for (const match of [["-s", other], ["-d", other]]) {
+        await this.exec(ns, [
+          ...IPTABLES,
+          "-I",
+          "FORWARD",
+          "1",
+          "-p",
+          "udp",
+          ...match,
+          "-m",
+          "comment",
+          "--comment",
+          "netlab-no-direct",
+          "-j",
+          "DROP",
+        ]);
+      }
+      if (findExecutable("conntrack") !== undefined) {
+        // Exit code 1 when there was no such entry.
+        for (const dir of ["--orig-dst", "--orig-src"]) {
+          await this.run(ns, ["conntrack", "-D", "-p", "udp", dir, other], { timeoutMs: 5000 });
+        }
+      }
+    }
+  }
+
+  /**
+   * The routers' conntrack entries between the two public addresses (router A's to
+   * {@link LAB.rBWan}, router B's to {@link LAB.rAWan}), as `conntrack -L` prints them: what
+   * a direct flow between the NATs left behind. Needs `conntrack`.
+   *
+   * @returns One line per entry, router A's first.
+   */
+  async directPathEntries(): Promise<string[]> {
+    const routers = [[this.ns.rA, LAB.rBWan], [this.ns.rB, LAB.rAWan]] as const;
+    const lines: string[] = [];
+    for (const [ns, other] of routers) {
+      for (const dir of ["--orig-dst", "--orig-src"]) {
+        const r = await this.run(ns, ["conntrack", "-L", "-p", "udp", dir, other]);
+        if (r.code !== 0) throw new Error(`conntrack -L failed in ${ns}: ${r.stderr}`);
+        lines.push(...r.stdout.split("\n").filter((l) => l.trim() !== ""));
+      }
+    }
+    return lines;
+  }
+
+  /** Deletes a router's FORWARD rules whose comment is `tag` (bounded: ten rules at most). */
+  async #removeRules(ns: string, tag: string): Promise<void> {
+    for (let i = 0; i < 10; i++) {
+      const listed = await this.run(ns, [...IPTABLES, "-S", "FORWARD"], { timeoutMs: 5000 });
+      const line = listed.stdout.split("\n").find((l) => l.includes(`--comment ${tag}`));
+      if (line === undefined) return;
+      await this.exec(ns, [...IPTABLES, ...line.replace(/^-A /, "-D ").split(" ")]);
+    }
+    throw new Error(`More than ten ${tag} rules in ${ns}`);
   }
 
   /**

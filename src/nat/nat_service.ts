@@ -944,7 +944,15 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     // A dialer that was connected already (through a relay) moves its connection here.
     const onConnected = (e: CustomEvent<PeerConnectedDetail | PeerMigratedDetail>) => {
       if (!e.detail.peerId.equals(dialer)) return;
+      // Punched only when it comes from the dialer's own address (one it was introduced with,
+      // or where its punches came from); from elsewhere it is the dialer's fallback (a relay)
+      // after punching failed, and not this service's to report.
+      const from = e.detail.address;
+      const heard = session.heardFrom;
+      const punched = plan.targets.some((t) => sameAddress(t, from)) ||
+        (heard !== undefined && sameAddress(heard, from));
       unwatch();
+      if (!punched) return;
       const connection: NatConnection = {
         peerId: dialer,
         address: e.detail.address,

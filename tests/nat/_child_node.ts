@@ -130,3 +130,40 @@ export async function answerCommands(
   }
   await close();
 }
+
+/**
+ * State a child's commands wait on: whoever changes it calls `notify()`, and `until(test,
+ * timeoutMs)` re-checks `test` on each change until it holds or the time is up (no polling).
+ */
+export class Changes {
+  readonly #waiters = new Set<() => void>();
+
+  /** Wakes every waiter to re-check its condition. */
+  notify(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /**
+   * Waits until `test()` holds, re-checked on every `notify()`, for at most `timeoutMs`.
+   *
+   * @returns Whether it held in time.
+   */
+  async until(test: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    // Bounded by the deadline: every round waits for a change or the time left.
+    while (!test()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      let wake = () => {};
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        this.#waiters.add(wake);
+        timer = setTimeout(resolve, left);
+      });
+      this.#waiters.delete(wake);
+      clearTimeout(timer);
+    }
+    return true;
+  }
+}
