@@ -372,6 +372,10 @@ export class MmsgSender {
     const segments = this.#segments;
     const capacity = segments.length;
     let at = 0;
+    // After a GSO message failed, its first datagram is retried alone: if that goes, GSO was
+    // the trouble (an old kernel, a device without checksum offload, a segment above the
+    // route's MTU) and stays off; if it fails too, the datagram was (a refused address).
+    let probe = false;
     while (at < queue.length) {
       // Build up to `capacity` messages from the queue, from `at` on.
       let k = 0;
@@ -381,7 +385,7 @@ export class MmsgSender {
         const first = queue[pos];
         const size = iov.getUint32(first * 16 + 8, true);
         let n = 1;
-        if (this.gso && size > 0) {
+        if (this.gso && size > 0 && !(probe && k === 0)) {
           const most = Math.min(MAX_SEGMENTS, Math.floor(MAX_GSO_BYTES / size));
           const dest = to[pos];
           while (pos + n < queue.length && n < most) {
@@ -419,6 +423,8 @@ export class MmsgSender {
       }
       const sent = c.sendmmsg(fd, this.#batch, k, MSG_DONTWAIT);
       if (sent > 0) {
+        if (probe) this.gso = false;
+        probe = false;
         let done = 0;
         for (let j = 0; j < sent; j++) done += segments[j];
         for (let j = 0; j < done; j++) this.#free.push(queue[at + j]);
@@ -429,10 +435,10 @@ export class MmsgSender {
       if (error === EINTR) continue;
       if (error === EAGAIN || error === ENOBUFS) break;
       if (segments[0] > 1) {
-        // The kernel or the device refuses UDP GSO: send one datagram a message from now on.
-        this.gso = false;
+        probe = true;
         continue;
       }
+      probe = false;
       this.errors++;
       this.#free.push(queue[at]);
       at++;
@@ -441,6 +447,7 @@ export class MmsgSender {
     to.splice(0, at);
     return at;
   }
+
   /**
    * Takes the oldest queued buffer out of the queue, without releasing it: its data, and its
    * destination; undefined when the queue is empty. Give it back with {@linkcode release}.
