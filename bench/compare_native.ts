@@ -3,7 +3,7 @@
 // datagram socket under our endpoint (`deno`: Deno.listenDatagram only, `linux-batch`: libc's
 // own socket with sendmmsg/recvmmsg through FFI, `linux-hybrid`: Deno's socket with FFI
 // batches on its descriptor, `default`: what QuicEndpoint.bind picks); a comma list runs each,
-// interleaved in the same rounds.
+// interleaved in the same rounds (their order rotating from round to round).
 //   deno run -A bench/compare_native.ts [--backend default|deno|linux-batch|linux-hybrid|a,b]
 //     [--requests 1000] [--mib 64] [--inflight 100] [--total 4000] [--rounds 3]
 import { parseArgs } from "node:util";
@@ -90,13 +90,18 @@ const makers: [string, () => Promise<BenchPair>][] = [
 ];
 const results: Record<string, Figures[]> = Object.fromEntries(makers.map(([key]) => [key, []]));
 for (let round = 0; round < rounds; round++) {
-  for (const [key, make] of makers) {
+  // The order rotates each round, so that no implementation always runs first (JIT still
+  // cold in round one) or right after another one's teardown (Deno native's connections and
+  // threads wind down in the background after close).
+  for (let i = 0; i < makers.length; i++) {
+    const [key, make] = makers[(i + round) % makers.length];
     const pair = await make();
     try {
       results[key].push(await measure(pair));
     } finally {
       await pair.close();
     }
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the teardown settle
   }
 }
 
