@@ -3,7 +3,8 @@
  * lab namespace and driven over stdin/stdout, one JSON object per line each way (see
  * `_child_node.ts`). Commands:
  * - `{"cmd":"start","listen":IP,"stun":[...],"stunRetransmit":{...},"filtering":bool,
- *   "discoveryTimeoutMs":N,"connectionTimeoutMs":N}`: binds; answers `{"peerId","port"}`.
+ *   "discoveryTimeoutMs":N,"connectionTimeoutMs":N,"handshakeTimeoutMs":N}`: binds; answers
+ *   `{"peerId","port"}`.
  * - `{"cmd":"discover"}`: NAT discovery; answers `{"nat":{...},"event":bool,"ms"}` (`event`:
  *   whether the `nat` event carried the same result).
  * - `{"cmd":"dial","address":"IP:PORT"}`: `connectPeer`; answers `{"peerId"}`.
@@ -49,6 +50,7 @@ async function start(command: Record<string, unknown>) {
       quicPort: 0,
       keepAliveIntervalSecs: 0,
       connectionTimeoutMs: (command.connectionTimeoutMs as number) ?? 5000,
+      handshakeTimeoutMs: (command.handshakeTimeoutMs as number) ?? 10_000,
     },
   });
   const { port } = await transport.bindAndListen();
