@@ -125,10 +125,15 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   #validated = new Map<string, number>();
   #dirty = new Set<QuicConnection>();
   #blocked = new Set<QuicConnection>();
-  // Datagrams are flushed on setImmediate, after the whole batch of receives of this turn
-  // (one ACK per batch); application calls on a microtask, so a reply leaves in this turn.
+  // Datagrams are flushed on setImmediate (or at the end of the socket's receive batch, see
+  // below), after the whole batch of receives of this turn (one ACK per batch); application
+  // calls on a microtask, so a reply leaves in this turn.
   #flushHandle: ReturnType<typeof setImmediate> | undefined;
   #microtaskQueued = false;
+  // With a socket that reports where its receive batches end (#batchEnds), the flush after
+  // receives runs at the batch's end instead: no setImmediate while #inBatch.
+  #batchEnds = false;
+  #inBatch = false;
   #acceptQueue: QuicConnection[] = [];
   #acceptors: { resolve: (c: QuicConnection) => void; reject: (e: Error) => void }[] = [];
   #rawHandlers: RawDatagramHandler[] = [];
@@ -157,7 +162,15 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     this.#sessions = new SessionCache(options.sessionCacheSize);
     this.#clientConfig = buildConfig(options, certificate);
     this.#serverConfig = buildConfig(options, certificate);
-    socket.start((data, from) => this.#onDatagram(data, from));
+    socket.start((data, from) => {
+      this.#inBatch = this.#batchEnds;
+      this.#onDatagram(data, from);
+    }, () => {
+      // The socket's batch of receives is over: flush now, not one event-loop hop later.
+      this.#batchEnds = true;
+      this.#inBatch = false;
+      if (this.#dirty.size > 0) this.#flush();
+    });
   }
 
   /**
@@ -367,7 +380,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   /** @internal */
   schedule(connection: QuicConnection): void {
     this.#dirty.add(connection);
-    this.#flushHandle ??= setImmediate(this.#flushImmediate);
+    if (!this.#inBatch) this.#flushHandle ??= setImmediate(this.#flushImmediate);
   }
 
   /** @internal */

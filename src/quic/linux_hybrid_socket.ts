@@ -26,6 +26,12 @@ import {
 } from "./_libc_udp.ts";
 import { NetworkError } from "../errors.ts";
 
+/**
+ * A receive after the socket sat idle this long (ms) since the previous batch skips the drain
+ * when the last drain found nothing.
+ */
+const IDLE_BEFORE_SKIP_MS = 0.1;
+
 /** Options of {@linkcode LinuxHybridSocket.bind}. */
 export interface LinuxHybridSocketOptions {
   /** Address to bind. */
@@ -114,6 +120,8 @@ export class LinuxHybridSocket implements DatagramSocket {
   #drained: (() => void) | undefined;
   #onSent: (index: number) => () => void;
   #onSendFailed: (index: number) => () => void;
+  #drainFoundNothing = false;
+  #batchEndAt = -Infinity;
   #lastTo: UdpAddress | undefined;
   #lastAddr: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
 
@@ -249,12 +257,12 @@ export class LinuxHybridSocket implements DatagramSocket {
     return this.#receiver.truncated;
   }
 
-  start(receiver: DatagramReceiver): void {
+  start(receiver: DatagramReceiver, onBatchEnd?: () => void): void {
     if (this.#receiveLoop !== undefined) throw new Error("start() called twice");
-    this.#receiveLoop = this.#receive(receiver);
+    this.#receiveLoop = this.#receive(receiver, onBatchEnd);
   }
 
-  async #receive(receiver: DatagramReceiver): Promise<void> {
+  async #receive(receiver: DatagramReceiver, onBatchEnd?: () => void): Promise<void> {
     const buffer = new Uint8Array(65536);
     while (!this.#closed) {
       let data: Uint8Array;
@@ -268,28 +276,44 @@ export class LinuxHybridSocket implements DatagramSocket {
         throw e;
       }
       if (this.#closed) return;
-      receiver(data, from as Deno.NetAddr);
-      this.#drain(receiver);
+      // A datagram that comes after the socket sat idle for a while (a request, a reply, an
+      // ACK) rarely has others queued behind it: when the last drain found nothing either,
+      // its system call (EAGAIN) is skipped. Should more be queued after all, Deno's next
+      // receive returns at once, and a receive that follows the last batch closely drains.
+      const idle = performance.now() - this.#batchEndAt;
+      try {
+        receiver(data, from as Deno.NetAddr);
+        if (!this.#drainFoundNothing || idle < IDLE_BEFORE_SKIP_MS) {
+          this.#drainFoundNothing = this.#drain(receiver);
+        }
+      } finally {
+        onBatchEnd?.();
+        this.#batchEndAt = performance.now();
+      }
     }
   }
 
-  /** Delivers what else is queued on the socket, a `recvmmsg` batch at a time. */
-  #drain(receiver: DatagramReceiver): void {
+  /**
+   * Delivers what else is queued on the socket, a `recvmmsg` batch at a time. Returns true
+   * when the first call found nothing.
+   */
+  #drain(receiver: DatagramReceiver): boolean {
     const batch = this.#receiver.batch;
     // Bounded, so that timers and sends get their turn under a flood.
     for (let round = 0; round < 16 && !this.#closed; round++) {
       const n = this.#receiver.receive(this.#fd, MSG_DONTWAIT);
       if (n > 0) {
         this.#receiver.deliver(n, receiver);
-        if (n < batch) return;
+        if (n < batch) return false;
         continue;
       }
       if (n < 0) {
         const error = errno(this.#c);
         if (error === EINTR || error === ECONNREFUSED) continue;
       }
-      return;
+      return round === 0;
     }
+    return false;
   }
 
   nextSendBuffer(): Uint8Array | null {

@@ -35,9 +35,11 @@ export interface DatagramSocket {
   readonly sendBufferSize: number;
   /**
    * Starts delivering received datagrams. The data is only valid during the call.
-   * Called once.
+   * Called once. A socket that delivers in batches (a wake-up and what it drained after it)
+   * calls `onBatchEnd` right after the last datagram of each batch, in the same turn; others
+   * never call it.
    */
-  start(receiver: DatagramReceiver): void;
+  start(receiver: DatagramReceiver, onBatchEnd?: () => void): void;
   /**
    * The next free send buffer, or `null` when every buffer is in flight (then
    * {@linkcode onWritable} is called once one frees up). Calling it again without a
