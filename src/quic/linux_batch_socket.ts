@@ -11,6 +11,7 @@ import { setImmediate } from "node:timers";
 import {
   AF_INET,
   AF_INET6,
+  checkIntegerOption,
   decodeName,
   EAGAIN,
   ECONNREFUSED,
@@ -19,6 +20,7 @@ import {
   ENOBUFS,
   errno,
   type Libc,
+  type LinuxUdpSocketOptions,
   localName,
   MmsgReceiver,
   MmsgSender,
@@ -26,6 +28,7 @@ import {
   NAME,
   openLibc,
   raiseKernelBuffers,
+  resolveLinuxUdpOptions,
   SHUT_RD,
   SO_RCVTIMEO,
   SOCK_CLOEXEC,
@@ -34,48 +37,8 @@ import {
 } from "./_libc_udp.ts";
 import { NetworkError } from "../errors.ts";
 
-/** Options of {@linkcode LinuxBatchSocket.bind}. */
-export interface LinuxBatchSocketOptions {
-  /** IPv4 or IPv6 address literal to bind. */
-  hostname: string;
-  /** Port to bind; 0 picks a free one. */
-  port: number;
-  /**
-   * Send buffers in the pool. A buffer returns to the pool as soon as `sendmmsg` took it, at
-   * the end of the event-loop turn that queued it.
-   * @default {1024}
-   */
-  sendBuffers?: number;
-  /**
-   * Size of each send buffer in bytes.
-   * @default {1500}
-   */
-  sendBufferSize?: number;
-  /**
-   * Datagrams one `recvmmsg` call can receive.
-   * @default {64}
-   */
-  receiveBatch?: number;
-  /**
-   * Largest datagram received whole; longer ones are dropped and counted in
-   * {@linkcode LinuxBatchSocket.receiveTruncated}.
-   * @default {4096}
-   */
-  receiveBufferSize?: number;
-  /**
-   * Whether a run of datagrams to one address leaves as one UDP GSO message (`UDP_SEGMENT`),
-   * which the kernel cuts into datagrams: cheaper than one message each. Turned off by itself
-   * when the kernel refuses it.
-   * @default {true}
-   */
-  gso?: boolean;
-  /**
-   * Kernel socket buffer size (`SO_RCVBUF` and `SO_SNDBUF`) in bytes. The
-   * `SO_*BUFFORCE` variants are tried first, so a privileged process is not capped by
-   * `net.core.rmem_max`.
-   * @default {4194304}
-   */
-  kernelBufferSize?: number;
+/** Options of {@linkcode LinuxBatchSocket.bind}: those of both libc-backed sockets, and one more. */
+export interface LinuxBatchSocketOptions extends LinuxUdpSocketOptions {
   /**
    * How long one threaded wait for datagrams blocks at most (`SO_RCVTIMEO`); it bounds how
    * long {@linkcode LinuxBatchSocket.close} can wait for the receive loop, should the wake-up
@@ -158,34 +121,10 @@ export class LinuxBatchSocket implements DatagramSocket {
    */
   static bind(options: LinuxBatchSocketOptions): LinuxBatchSocket {
     const resolved: Required<LinuxBatchSocketOptions> = {
-      hostname: options.hostname,
-      port: options.port,
-      sendBuffers: options.sendBuffers ?? 1024,
-      sendBufferSize: options.sendBufferSize ?? 1500,
-      receiveBatch: options.receiveBatch ?? 64,
-      receiveBufferSize: options.receiveBufferSize ?? 4096,
-      kernelBufferSize: options.kernelBufferSize ?? 4 << 20,
-      gso: options.gso ?? true,
+      ...resolveLinuxUdpOptions(options),
       receiveTimeoutMs: options.receiveTimeoutMs ?? 200,
     };
-    for (
-      const [name, min, max] of [
-        ["sendBuffers", 16, 65536],
-        ["sendBufferSize", 1200, 65535],
-        ["receiveBatch", 1, 1024],
-        ["receiveBufferSize", 1500, 65536],
-        ["kernelBufferSize", 65536, 1 << 30],
-        ["receiveTimeoutMs", 10, 10000],
-      ] as const
-    ) {
-      const value = resolved[name];
-      if (!Number.isInteger(value) || value < min || value > max) {
-        throw new NetworkError(
-          "ERR_INVALID_CONFIG",
-          `${name} must be an integer from ${min} to ${max}, got ${value}`,
-        );
-      }
-    }
+    checkIntegerOption("receiveTimeoutMs", resolved.receiveTimeoutMs, 10, 10000);
     const c = openLibc("LinuxBatchSocket");
     const { hostname, port } = resolved;
     const family = hostname.includes(":") ? AF_INET6 : AF_INET;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DenoSender } from "./_deno_send.ts";
 import type { UdpAddress } from "./datagram_port.ts";
 import {
   type DatagramReceiver,
@@ -18,11 +19,13 @@ import {
   errno,
   findUdpDescriptor,
   type Libc,
+  type LinuxUdpSocketOptions,
   MmsgReceiver,
   MmsgSender,
   MSG_DONTWAIT,
   openLibc,
   raiseKernelBuffers,
+  resolveLinuxUdpOptions,
 } from "./_libc_udp.ts";
 import { NetworkError } from "../errors.ts";
 
@@ -32,48 +35,8 @@ import { NetworkError } from "../errors.ts";
  */
 const IDLE_BEFORE_SKIP_MS = 0.1;
 
-/** Options of {@linkcode LinuxHybridSocket.bind}. */
-export interface LinuxHybridSocketOptions {
-  /** Address to bind. */
-  hostname: string;
-  /** Port to bind; 0 picks a free one. */
-  port: number;
-  /**
-   * Send buffers in the pool. A buffer returns to the pool once `sendmmsg` took it, at the end
-   * of the event-loop turn that queued it.
-   * @default {1024}
-   */
-  sendBuffers?: number;
-  /**
-   * Size of each send buffer in bytes.
-   * @default {1500}
-   */
-  sendBufferSize?: number;
-  /**
-   * Datagrams one `recvmmsg` call can receive.
-   * @default {64}
-   */
-  receiveBatch?: number;
-  /**
-   * Largest datagram a `recvmmsg` batch receives whole; longer ones are dropped and counted in
-   * {@linkcode LinuxHybridSocket.receiveTruncated}.
-   * @default {4096}
-   */
-  receiveBufferSize?: number;
-  /**
-   * Whether a run of datagrams to one address leaves as one UDP GSO message (`UDP_SEGMENT`),
-   * which the kernel cuts into datagrams: cheaper than one message each. Turned off by itself
-   * when the kernel refuses it.
-   * @default {true}
-   */
-  gso?: boolean;
-  /**
-   * Kernel socket buffer size (`SO_RCVBUF` and `SO_SNDBUF`) in bytes. The `SO_*BUFFORCE`
-   * variants are tried first, so a privileged process is not capped by `net.core.rmem_max`.
-   * @default {4194304}
-   */
-  kernelBufferSize?: number;
-}
+/** Options of {@linkcode LinuxHybridSocket.bind}: those of both libc-backed sockets. */
+export type LinuxHybridSocketOptions = LinuxUdpSocketOptions;
 
 /**
  * A Linux UDP socket that Deno owns (`Deno.listenDatagram`) and FFI batches: every datagram
@@ -107,6 +70,7 @@ export class LinuxHybridSocket implements DatagramSocket {
   onWritable: (() => void) | undefined = undefined;
   #c: Libc;
   #conn: Deno.DatagramConn;
+  #deno: DenoSender;
   #fd: number;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -122,8 +86,6 @@ export class LinuxHybridSocket implements DatagramSocket {
   #onSendFailed: (index: number) => () => void;
   #drainFoundNothing = false;
   #batchEndAt = -Infinity;
-  #lastTo: UdpAddress | undefined;
-  #lastAddr: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
 
   private constructor(
     c: Libc,
@@ -134,6 +96,7 @@ export class LinuxHybridSocket implements DatagramSocket {
   ) {
     this.#c = c;
     this.#conn = conn;
+    this.#deno = new DenoSender(conn);
     this.#fd = fd;
     this.localAddr = localAddr;
     this.sendBufferSize = options.sendBufferSize;
@@ -190,33 +153,7 @@ export class LinuxHybridSocket implements DatagramSocket {
    * `ERR_INVALID_ADDRESS` when the address cannot be bound.
    */
   static bind(options: LinuxHybridSocketOptions): LinuxHybridSocket {
-    const resolved: Required<LinuxHybridSocketOptions> = {
-      hostname: options.hostname,
-      port: options.port,
-      sendBuffers: options.sendBuffers ?? 1024,
-      sendBufferSize: options.sendBufferSize ?? 1500,
-      receiveBatch: options.receiveBatch ?? 64,
-      receiveBufferSize: options.receiveBufferSize ?? 4096,
-      kernelBufferSize: options.kernelBufferSize ?? 4 << 20,
-      gso: options.gso ?? true,
-    };
-    for (
-      const [name, min, max] of [
-        ["sendBuffers", 16, 65536],
-        ["sendBufferSize", 1200, 65535],
-        ["receiveBatch", 1, 1024],
-        ["receiveBufferSize", 1500, 65536],
-        ["kernelBufferSize", 65536, 1 << 30],
-      ] as const
-    ) {
-      const value = resolved[name];
-      if (!Number.isInteger(value) || value < min || value > max) {
-        throw new NetworkError(
-          "ERR_INVALID_CONFIG",
-          `${name} must be an integer from ${min} to ${max}, got ${value}`,
-        );
-      }
-    }
+    const resolved = resolveLinuxUdpOptions(options);
     const c = openLibc("LinuxHybridSocket");
     if (typeof Deno.listenDatagram !== "function") {
       throw new NetworkError(
@@ -344,7 +281,7 @@ export class LinuxHybridSocket implements DatagramSocket {
       // The socket is full: Deno's send waits until it can write.
       for (let item = sender.dequeue(); item !== undefined; item = sender.dequeue()) {
         this.#inFlight++;
-        this.#conn.send(item.data, this.#netAddr(item.to))
+        this.#deno.send(item.data, item.to)
           .then(this.#onSent(item.index), this.#onSendFailed(item.index));
       }
     }
@@ -369,29 +306,16 @@ export class LinuxHybridSocket implements DatagramSocket {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
   }
 
-  // Datagrams mostly go to the address of the previous one: reuse its Deno.NetAddr.
-  #netAddr(to: UdpAddress): Deno.NetAddr {
-    if (to !== this.#lastTo) {
-      this.#lastTo = to;
-      this.#lastAddr = { transport: "udp", hostname: to.hostname, port: to.port };
-    }
-    return this.#lastAddr;
-  }
-
   async sendCopy(data: Uint8Array, to: UdpAddress): Promise<void> {
     if (this.#closed) {
       throw new NetworkError("ERR_ENDPOINT_CLOSED", "Cannot send: the socket is closed");
     }
     this.#inFlight++;
     try {
-      await this.#conn.send(data.slice(), this.#netAddr(to));
+      await this.#deno.sendCopy(data, to);
     } catch (e) {
       this.#sendErrors++;
-      throw new NetworkError(
-        "ERR_INVALID_ADDRESS",
-        `Cannot send to ${to.hostname}:${to.port}: ${(e as Error).message}`,
-        { cause: e },
-      );
+      throw e;
     } finally {
       this.#settled();
     }

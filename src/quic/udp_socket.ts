@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DenoSender } from "./_deno_send.ts";
 import type { UdpAddress } from "./datagram_port.ts";
 import { NetworkError } from "../errors.ts";
 
@@ -106,6 +107,7 @@ export class DenoUdpSocket implements DatagramSocket {
   onWritable: (() => void) | undefined = undefined;
   #sendErrors = 0;
   #conn: Deno.DatagramConn;
+  #deno: DenoSender;
   #receiveConcurrency: number;
   #receiveLoops: Promise<void>[] = [];
   #buffers: Uint8Array[];
@@ -116,11 +118,10 @@ export class DenoUdpSocket implements DatagramSocket {
   #onSent: (() => void)[];
   #onSendFailed: (() => void)[];
   #closed = false;
-  #lastTo: UdpAddress | undefined;
-  #lastAddr: Deno.NetAddr = { transport: "udp", hostname: "", port: 0 };
 
   private constructor(conn: Deno.DatagramConn, options: Required<DenoUdpSocketOptions>) {
     this.#conn = conn;
+    this.#deno = new DenoSender(conn);
     const addr = conn.addr as Deno.NetAddr;
     this.localAddr = { hostname: addr.hostname, port: addr.port };
     this.sendBufferSize = options.sendBufferSize;
@@ -209,17 +210,8 @@ export class DenoUdpSocket implements DatagramSocket {
     const index = this.#free.pop();
     if (index === undefined) throw new Error("send() without a buffer from nextSendBuffer()");
     this.#inFlight++;
-    this.#conn.send(this.#buffers[index].subarray(0, length), this.#netAddr(to))
+    this.#deno.send(this.#buffers[index].subarray(0, length), to)
       .then(this.#onSent[index], this.#onSendFailed[index]);
-  }
-
-  // Datagrams mostly go to the address of the previous one: reuse its Deno.NetAddr.
-  #netAddr(to: UdpAddress): Deno.NetAddr {
-    if (to !== this.#lastTo) {
-      this.#lastTo = to;
-      this.#lastAddr = { transport: "udp", hostname: to.hostname, port: to.port };
-    }
-    return this.#lastAddr;
   }
 
   #released(index: number): void {
@@ -242,14 +234,10 @@ export class DenoUdpSocket implements DatagramSocket {
     }
     this.#inFlight++;
     try {
-      await this.#conn.send(data.slice(), this.#netAddr(to));
+      await this.#deno.sendCopy(data, to);
     } catch (e) {
       this.#sendErrors++;
-      throw new NetworkError(
-        "ERR_INVALID_ADDRESS",
-        `Cannot send to ${to.hostname}:${to.port}: ${(e as Error).message}`,
-        { cause: e },
-      );
+      throw e;
     } finally {
       this.#settled();
     }
