@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
 import { NetworkError } from "../../src/errors.ts";
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import { LinuxBatchSocket } from "../../src/quic/linux_batch_socket.ts";
-import {
-  connect,
-  echo,
-  pair,
-  randomBytes,
-  serveEcho,
-  sha256Hex,
-  waitFor,
-  within,
-} from "./_util.ts";
+import { waitFor, within } from "./_util.ts";
+import { testEndpointsOn } from "./_socket_endpoint_tests.ts";
 
 const ignore = Deno.build.os !== "linux" ||
   (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64");
@@ -176,79 +167,9 @@ Deno.test({
   },
 });
 
-async function batchPair() {
-  return await pair(
-    { socket: LinuxBatchSocket.bind(LOOPBACK) },
-    { socket: LinuxBatchSocket.bind(LOOPBACK) },
-  );
-}
-
-Deno.test({
-  name: "linux batch socket: a QUIC endpoint pair echoes 16 MiB intact",
+testEndpointsOn({
+  label: "linux batch socket",
+  bind: () => LinuxBatchSocket.bind(LOOPBACK),
+  is: (socket) => socket instanceof LinuxBatchSocket,
   ignore,
-  async fn() {
-    await using p = await batchPair();
-    assert.ok(p.server.socket instanceof LinuxBatchSocket);
-    const { conn, peer } = await connect(p);
-    const serving = serveEcho(peer);
-    const data = randomBytes(16 * 1024 * 1024);
-    const back = await within(echo(conn, data), 15000, "16 MiB echo");
-    assert.equal(back.byteLength, data.byteLength);
-    assert.equal(await sha256Hex(back), await sha256Hex(data));
-    await conn.close();
-    await serving;
-  },
-});
-
-Deno.test({
-  name: "linux batch socket: 1,000 request/response streams, 50 in flight",
-  ignore,
-  async fn() {
-    await using p = await batchPair();
-    const { conn, peer } = await connect(p);
-    const serving = serveEcho(peer);
-    let next = 0;
-    await within(
-      Promise.all(Array.from({ length: 50 }, async () => {
-        while (next < 1000) {
-          const n = next++;
-          const request = new TextEncoder().encode(`request ${n} `.repeat(1 + (n % 20)));
-          assert.deepEqual(await echo(conn, request), request);
-        }
-      })),
-      15000,
-      "1,000 requests",
-    );
-    assert.equal(p.client.stats().sendErrors, 0);
-    assert.equal(p.server.stats().sendErrors, 0);
-    await conn.close();
-    await serving;
-  },
-});
-
-Deno.test({
-  name: "linux batch socket: an endpoint closes while its peer still sends",
-  ignore,
-  async fn() {
-    const server = await QuicEndpoint.bind({ socket: LinuxBatchSocket.bind(LOOPBACK) });
-    const client = await QuicEndpoint.bind({ socket: LinuxBatchSocket.bind(LOOPBACK) });
-    try {
-      const accepted = server.accept();
-      const conn = await client.connect(server.localAddr);
-      const peer = await within(accepted, 5000, "accept");
-      const serving = serveEcho(peer);
-      const stream = await conn.openBidi();
-      const writing = (async () => {
-        for (let i = 0; i < 64; i++) await stream.write(new Uint8Array(65536));
-      })().catch(() => {});
-      await server.close(); // sends CONNECTION_CLOSE from the queue, then closes the socket
-      const closed = await within(conn.closed, 5000, "client sees the close");
-      assert.equal(closed.errorCode, 0);
-      await writing;
-      await serving;
-    } finally {
-      await client.close();
-      await server.close();
-    }
-  },
 });

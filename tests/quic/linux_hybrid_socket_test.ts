@@ -1,20 +1,11 @@
 import assert from "node:assert/strict";
 import { NetworkError } from "../../src/errors.ts";
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import { LinuxHybridSocket } from "../../src/quic/linux_hybrid_socket.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
 import { findUdpDescriptor, openLibc } from "../../src/quic/_libc_udp.ts";
-import {
-  connect,
-  echo,
-  pair,
-  randomBytes,
-  serveEcho,
-  sha256Hex,
-  waitFor,
-  within,
-} from "./_util.ts";
+import { connect, echo, pair, serveEcho, waitFor, within } from "./_util.ts";
+import { testEndpointsOn } from "./_socket_endpoint_tests.ts";
 
 const ignore = Deno.build.os !== "linux" ||
   (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64");
@@ -393,54 +384,9 @@ Deno.test({
   },
 });
 
-async function hybridPair() {
-  return await pair(
-    { socket: LinuxHybridSocket.bind(LOOPBACK) },
-    { socket: LinuxHybridSocket.bind(LOOPBACK) },
-  );
-}
-
-Deno.test({
-  name: "linux hybrid socket: a QUIC endpoint pair echoes 16 MiB intact",
+testEndpointsOn({
+  label: "linux hybrid socket",
+  bind: () => LinuxHybridSocket.bind(LOOPBACK),
+  is: (socket) => socket instanceof LinuxHybridSocket,
   ignore,
-  async fn() {
-    await using p = await hybridPair();
-    const { conn, peer } = await connect(p);
-    const serving = serveEcho(peer);
-    const data = randomBytes(16 * 1024 * 1024);
-    const back = await within(echo(conn, data), 15000, "16 MiB echo");
-    assert.equal(back.byteLength, data.byteLength);
-    assert.equal(await sha256Hex(back), await sha256Hex(data));
-    assert.equal(p.client.stats().sendErrors, 0);
-    assert.equal(p.server.stats().sendErrors, 0);
-    await conn.close();
-    await serving;
-  },
-});
-
-Deno.test({
-  name: "linux hybrid socket: an endpoint closes while its peer still sends",
-  ignore,
-  async fn() {
-    const server = await QuicEndpoint.bind({ socket: LinuxHybridSocket.bind(LOOPBACK) });
-    const client = await QuicEndpoint.bind({ socket: LinuxHybridSocket.bind(LOOPBACK) });
-    try {
-      const accepted = server.accept();
-      const conn = await client.connect(server.localAddr);
-      const peer = await within(accepted, 5000, "accept");
-      const serving = serveEcho(peer);
-      const stream = await conn.openBidi();
-      const writing = (async () => {
-        for (let i = 0; i < 64; i++) await stream.write(new Uint8Array(65536));
-      })().catch(() => {});
-      await server.close(); // sends CONNECTION_CLOSE from the queue, then closes the socket
-      const closed = await within(conn.closed, 5000, "client sees the close");
-      assert.equal(closed.errorCode, 0);
-      await writing;
-      await serving;
-    } finally {
-      await client.close();
-      await server.close();
-    }
-  },
 });
