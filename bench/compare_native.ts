@@ -1,17 +1,24 @@
 // Runs the same three workloads on our QUIC endpoint and on Deno's native QUIC (quinn) in one
-// process, three rounds each, and prints medians with their ratios. `--backend` picks the
-// datagram socket under our endpoint (`deno`: Deno.listenDatagram only, `linux-batch`: libc's
-// own socket with sendmmsg/recvmmsg through FFI, `linux-hybrid`: Deno's socket with FFI
-// batches on its descriptor, `default`: what QuicEndpoint.bind picks); a comma list runs each,
-// interleaved in the same rounds (their order rotating from round to round).
+// process and prints the medians of the rounds with their ratios. In each round every
+// implementation is connected at once and the round-trip samples are taken interleaved, in blocks
+// of `--block` requests whose order rotates, so that a change in machine load (this runs on
+// shared cores) hits every implementation alike instead of whichever ran at the time; bulk and
+// requests in flight run one implementation after the other, in an order that rotates each round.
+// `--backend` picks the datagram socket under our endpoint (`deno`: Deno.listenDatagram only,
+// `linux-batch`: libc's own socket with sendmmsg/recvmmsg through FFI, `linux-hybrid`: Deno's
+// socket with FFI batches on its descriptor, `default`: what QuicEndpoint.bind picks); a comma
+// list runs each in the same rounds.
 //   deno run -A bench/compare_native.ts [--backend default|deno|linux-batch|linux-hybrid|a,b]
-//     [--requests 1000] [--mib 64] [--inflight 100] [--total 4000] [--rounds 3]
+//     [--requests 2000] [--block 100] [--warmup 1000] [--mib 64] [--inflight 100]
+//     [--total 4000] [--rounds 3]
 import { parseArgs } from "node:util";
 import { type Backend, type BenchPair, cretoaiPair, nativePair } from "./quic/_pairs.ts";
 
 const { values } = parseArgs({
   options: {
-    requests: { type: "string", default: "1000" },
+    requests: { type: "string", default: "2000" },
+    block: { type: "string", default: "100" },
+    warmup: { type: "string", default: "1000" },
     mib: { type: "string", default: "64" },
     inflight: { type: "string", default: "100" },
     total: { type: "string", default: "4000" },
@@ -27,12 +34,22 @@ for (const backend of backends) {
     );
   }
 }
-const requests = Number(values.requests);
-const bulkBytes = Number(values.mib) * 1024 * 1024;
-const inflight = Number(values.inflight);
-const total = Number(values.total);
-const rounds = Number(values.rounds);
+const requests = integer("requests", 1);
+const block = integer("block", 1);
+const warmup = integer("warmup", 0);
+const bulkBytes = integer("mib", 1) * 1024 * 1024;
+const inflight = integer("inflight", 1);
+const total = integer("total", 1);
+const rounds = integer("rounds", 1);
 const payload = new Uint8Array(256).fill(1);
+
+function integer(name: keyof typeof values, min: number): number {
+  const value = Number(values[name]);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`--${name}: expected an integer of at least ${min}, got ${values[name]}`);
+  }
+  return value;
+}
 
 interface Figures {
   rttP50: number;
@@ -41,36 +58,79 @@ interface Figures {
   requestsPerSecond: number;
 }
 
-async function measure(pair: BenchPair): Promise<Figures> {
-  for (let i = 0; i < 50; i++) await pair.request(payload); // warm-up
-  const rtts: number[] = [];
-  for (let i = 0; i < requests; i++) {
+/** `items` starting at `offset`, wrapping around: who goes first changes from turn to turn. */
+function rotated<T>(items: T[], offset: number): T[] {
+  return items.map((_, i) => items[(i + offset) % items.length]);
+}
+
+async function requestBlock(pair: BenchPair, count: number, rtts?: number[]): Promise<void> {
+  for (let i = 0; i < count; i++) {
     const start = performance.now();
     const size = await pair.request(payload);
-    rtts.push(performance.now() - start);
+    rtts?.push(performance.now() - start);
     if (size !== payload.byteLength) throw new Error(`${pair.name}: echo of ${size} bytes`);
   }
-  rtts.sort((a, b) => a - b);
+}
 
-  let start = performance.now();
+async function bulkMbps(pair: BenchPair): Promise<number> {
+  const start = performance.now();
   await pair.bulk(bulkBytes);
-  const bulkMbps = bulkBytes * 8 / ((performance.now() - start) / 1000) / 1e6;
+  return bulkBytes * 8 / ((performance.now() - start) / 1000) / 1e6;
+}
 
+async function requestsPerSecond(pair: BenchPair): Promise<number> {
   let issued = 0;
-  start = performance.now();
+  const start = performance.now();
   await Promise.all(Array.from({ length: inflight }, async () => {
     while (issued < total) {
       issued++;
       await pair.request(payload);
     }
   }));
-  const requestsPerSecond = total / ((performance.now() - start) / 1000);
-  return {
-    rttP50: percentile(rtts, 0.5),
-    rttP99: percentile(rtts, 0.99),
-    bulkMbps,
-    requestsPerSecond,
-  };
+  return total / ((performance.now() - start) / 1000);
+}
+
+/** One round: every implementation connected, round trips interleaved, the rest in turn. */
+async function round(index: number): Promise<Record<string, Figures>> {
+  const pairs: [string, BenchPair][] = [];
+  try {
+    for (const [key, make] of rotated(makers, index)) pairs.push([key, await make()]);
+    for (let done = 0; done < warmup; done += block) {
+      for (const [, pair] of pairs) await requestBlock(pair, Math.min(block, warmup - done));
+    }
+    const rtts = new Map(pairs.map(([key]) => [key, [] as number[]]));
+    for (let b = 0; b * block < requests; b++) {
+      for (const [key, pair] of rotated(pairs, b)) {
+        await requestBlock(pair, Math.min(block, requests - b * block), rtts.get(key));
+      }
+    }
+    const bulk = new Map<string, number>();
+    for (const [key, pair] of pairs) {
+      bulk.set(key, await bulkMbps(pair));
+      await settle();
+    }
+    const figures: Record<string, Figures> = {};
+    for (const [key, pair] of rotated(pairs, 1)) {
+      const perSecond = await requestsPerSecond(pair);
+      const sorted = rtts.get(key)!.sort((a, b) => a - b);
+      figures[key] = {
+        rttP50: percentile(sorted, 0.5),
+        rttP99: percentile(sorted, 0.99),
+        bulkMbps: bulk.get(key)!,
+        requestsPerSecond: perSecond,
+      };
+      await settle();
+    }
+    return figures;
+  } finally {
+    for (const [, pair] of pairs) await pair.close();
+    // Deno native's connections and threads wind down in the background after close.
+    await settle();
+  }
+}
+
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 200));
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -89,20 +149,9 @@ const makers: [string, () => Promise<BenchPair>][] = [
   ["native", nativePair],
 ];
 const results: Record<string, Figures[]> = Object.fromEntries(makers.map(([key]) => [key, []]));
-for (let round = 0; round < rounds; round++) {
-  // The order rotates each round, so that no implementation always runs first (JIT still
-  // cold in round one) or right after another one's teardown (Deno native's connections and
-  // threads wind down in the background after close).
-  for (let i = 0; i < makers.length; i++) {
-    const [key, make] = makers[(i + round) % makers.length];
-    const pair = await make();
-    try {
-      results[key].push(await measure(pair));
-    } finally {
-      await pair.close();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let the teardown settle
-  }
+for (let r = 0; r < rounds; r++) {
+  const figures = await round(r);
+  for (const [key] of makers) results[key].push(figures[key]);
 }
 
 const rows: [string, keyof Figures, string][] = [
@@ -112,7 +161,7 @@ const rows: [string, keyof Figures, string][] = [
   [`${inflight} in flight (req/s)`, "requestsPerSecond", ">= 1.3x"],
 ];
 console.log(
-  `medians of ${rounds} rounds; ${requests} requests of 256 B, ${values.mib} MiB bulk, ${total} requests ${inflight} in flight`,
+  `medians of ${rounds} rounds; ${requests} requests of 256 B each (interleaved in blocks of ${block}), ${values.mib} MiB bulk, ${total} requests ${inflight} in flight`,
 );
 const ours = makers.slice(0, -1).map(([key]) => key);
 console.log(
