@@ -225,6 +225,7 @@ export type NodeEvent =
   }
   | { event: "nat-off"; reason: string }
   | { event: "connect-failed"; peerId: string; error: string }
+  | { event: "upgrade-failed"; peerId: string; error: string; retryInMs: number | undefined }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
@@ -248,6 +249,10 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
     } (STUN ${e.server})`,
   "nat-off": (e) => `NAT discovery off: ${e.reason}`,
   "connect-failed": (e) => `cannot reach ${e.peerId}: ${e.error}`,
+  "upgrade-failed": (e) =>
+    `${e.peerId} stays relayed, no direct path yet: ${e.error}${
+      e.retryInMs === undefined ? "" : `; next try in ${e.retryInMs / 1000} s`
+    }`,
   message: (e) => `message ${e.type} of ${e.size} B from ${e.from}`,
   broadcast: (e) =>
     `broadcast #${e.seq} of ${e.size} B: ${e.ok} ok, ${e.failed} failed` +
@@ -573,6 +578,13 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
         address: addressOf(detail.address),
         previousAddress: addressOf(detail.previousAddress),
         path: pathOf(detail.address),
+      }));
+    nat.addEventListener("upgrade-failed", ({ detail }) =>
+      emit({
+        event: "upgrade-failed",
+        peerId: detail.peerId.toString(),
+        error: detail.error.message,
+        retryInMs: detail.retryInMs,
       }));
     transport.addEventListener("peer:disconnected", ({ detail }) =>
       emit({

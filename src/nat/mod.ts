@@ -67,6 +67,7 @@ export {
   type NatServiceOptions,
   type NatTraversalAttempt,
   NatTraversalError,
+  type NatUpgradeFailure,
   type NatUpgradeOptions,
   RENDEZVOUS_PROTOCOL,
 } from "./nat_service.ts";

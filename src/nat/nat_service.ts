@@ -261,6 +261,32 @@ export interface NatServiceEventMap {
    * {@linkcode NatService.upgrade}, or as target of the introduction.
    */
   migrated: CustomEvent<NatConnection>;
+  /**
+   * The service's own periodic try (`directRetryMs`) to move a relayed peer to a direct path
+   * failed; the peer stays on its relayed connection.
+   */
+  "upgrade-failed": CustomEvent<NatUpgradeFailure>;
+}
+
+/**
+ * A periodic direct try that failed, as reported by the `upgrade-failed` event of
+ * {@linkcode NatService}.
+ *
+ * @example
+ * ```ts ignore
+ * natService.addEventListener("upgrade-failed", (event) => {
+ *   const { peerId, error, retryInMs } = event.detail;
+ *   console.log(`${peerId} stays relayed (${error.message}); next try in ${retryInMs} ms`);
+ * });
+ * ```
+ */
+export interface NatUpgradeFailure {
+  /** The peer, still on its relayed connection. */
+  peerId: PeerId;
+  /** Why the try failed (a {@linkcode NatTraversalError} when punching did not get through). */
+  error: Error;
+  /** When the next try comes, in milliseconds; undefined when none is scheduled. */
+  retryInMs: number | undefined;
 }
 
 /** Options of {@linkcode NatService.upgrade}. */
@@ -592,9 +618,17 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       if (this.#relayed.get(key) !== entry) return;
       this.upgrade(peer).catch((e) => {
         log.debug("No direct path to {peer} yet: {error}", { peer: key, error: String(e) });
-        if (this.#relayed.get(key) === entry && !this.#closer.signal.aborted) {
-          this.#trackRelayed(peer, via);
-        }
+        const again = this.#relayed.get(key) === entry && !this.#closer.signal.aborted;
+        if (again) this.#trackRelayed(peer, via);
+        this.dispatchEvent(
+          new CustomEvent("upgrade-failed", {
+            detail: {
+              peerId: peer,
+              error: e instanceof Error ? e : new Error(String(e)),
+              retryInMs: again ? this.#directRetryMs : undefined,
+            },
+          }),
+        );
       });
     }, this.#directRetryMs);
   }

@@ -35,15 +35,14 @@
  * - `{"cmd":"natEvents"}`: the NAT service's `connected` events so far (`path`, `address`).
  * - `{"cmd":"pings","peer","count"}`: `{"rttP50","rttP99","path","address"}`.
  * - `{"cmd":"retryFailed","peer","atLeast","timeoutMs"}`: the NAT service's periodic direct
- *   retries of the peer that failed so far (from its debug log), once `atLeast` did or the
- *   time is up: `{"count","lastError"}`.
+ *   retries of the peer that failed so far (its `upgrade-failed` events), once `atLeast` did or
+ *   the time is up: `{"count","lastError"}`.
  * Errors answer `{"error":"...","code":"ERR_..."}` (`code` when the error has one). Ends
  * (closing the node) at end of input.
  *
  * @module
  */
 
-import { configure, type LogRecord } from "@logtape/logtape";
 import { Identity, QuicTransport } from "../../mod.ts";
 import { type NatConnection, NatService, RelayService, RelaySocket } from "../../src/nat/mod.ts";
 import type { PeerMigratedDetail } from "../../src/transport/events.ts";
@@ -99,28 +98,6 @@ async function closeNode(): Promise<void> {
   await n.relay.close();
   await n.transport.close();
 }
-
-/** The NAT service reports a failed periodic retry only in its log: counted from there. */
-const RETRY_FAILED = "No direct path to {peer} yet: {error}";
-await configure({
-  sinks: {
-    retries: (record: LogRecord) => {
-      if (record.rawMessage !== RETRY_FAILED) return;
-      const peer = String(record.properties.peer);
-      const entry = failedRetries.get(peer) ?? { count: 0, lastError: "" };
-      failedRetries.set(peer, {
-        count: entry.count + 1,
-        lastError: String(record.properties.error),
-      });
-      changes.notify();
-    },
-    stderr: (record: LogRecord) => console.error(record.level, record.message.join("")),
-  },
-  loggers: [
-    { category: ["cretoai", "nat"], lowestLevel: "debug", sinks: ["retries"] },
-    { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stderr"] },
-  ],
-});
 
 async function start(command: {
   listen: string;
@@ -184,6 +161,12 @@ function startNat(
   nat.addEventListener("migrated", (e) => {
     const at = performance.timeOrigin + performance.now();
     natMigrated.set(e.detail.peerId.toString(), { event: e.detail, at });
+    changes.notify();
+  });
+  nat.addEventListener("upgrade-failed", (e) => {
+    const peer = e.detail.peerId.toString();
+    const count = (failedRetries.get(peer)?.count ?? 0) + 1;
+    failedRetries.set(peer, { count, lastError: e.detail.error.message });
     changes.notify();
   });
   nat.addEventListener("connected", (e) => {

@@ -11,6 +11,7 @@ import {
   type NatFallback,
   NatService,
   NatTraversalError,
+  type NatUpgradeFailure,
   planHolePunch,
   type RelayService,
   RENDEZVOUS_PROTOCOL,
@@ -294,7 +295,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "NatService on loopback: the periodic retry moves a relayed peer by itself",
+  name: "NatService on loopback: the periodic retry reports its failures (upgrade-failed) and " +
+    "moves a relayed peer by itself once punching works",
   ignore: loopback,
   fn: async () => {
     let relayPort = 0;
@@ -303,11 +305,18 @@ Deno.test({
     await using n = await trio({ cService: false, fallback, directRetryMs: 200 });
     await using relay = startUdpRelay(n.c.localAddr);
     relayPort = relay.port;
+    const failed = new Promise<NatUpgradeFailure>((resolve) =>
+      n.natB.addEventListener("upgrade-failed", (e) => resolve(e.detail), { once: true })
+    );
     const migrated = new Promise<NatConnection>((resolve) =>
       n.natB.addEventListener("migrated", (e) => resolve(e.detail), { once: true })
     );
     assert.equal((await n.natB.connect(n.c.peerId, { via: n.r.peerId })).path, "relay");
-    // Retries fail (C refuses) until C runs the service.
+    // Retries fail (C refuses the sync) until C runs the service.
+    const failure = await failed;
+    assert.ok(failure.peerId.equals(n.c.peerId));
+    assert.ok(failure.error instanceof NatTraversalError, String(failure.error));
+    assert.equal(failure.retryInMs, 200);
     using _natC = new NatService(n.c);
     const moved = await migrated;
     assert.equal(moved.path, "direct");
