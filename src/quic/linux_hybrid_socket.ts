@@ -28,6 +28,9 @@ import {
   resolveLinuxUdpOptions,
 } from "./_libc_udp.ts";
 import { NetworkError } from "../errors.ts";
+import { getLogger } from "@logtape/logtape";
+
+const log = getLogger(["cretoai", "quic"]);
 
 /**
  * A receive after the socket sat idle this long (ms) since the previous batch skips the drain
@@ -357,7 +360,12 @@ export function bindDefaultSocket(options: DenoUdpSocketOptions): DatagramSocket
       });
     } catch (e) {
       if (!(e instanceof NetworkError) || e.code !== "ERR_INVALID_CONFIG") throw e;
+      log.info("LinuxHybridSocket unusable, falling back to DenoUdpSocket: {error}", {
+        error: e.message,
+      });
     }
+  } else {
+    log.debug("DenoUdpSocket: LinuxHybridSocket needs 64-bit Linux and unrestricted --allow-ffi");
   }
   return DenoUdpSocket.bind(options);
 }
