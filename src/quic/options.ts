@@ -113,7 +113,9 @@ export interface QuicEndpointOptions {
    */
   maxInboundPerIp?: number;
   /**
-   * Receives kept outstanding on the socket.
+   * Receives kept outstanding on a {@linkcode DenoUdpSocket}. The default socket on 64-bit
+   * Linux with `--allow-ffi`, {@linkcode LinuxHybridSocket}, keeps one and drains what queued
+   * behind it with `recvmmsg` instead, so it ignores this.
    * @default {16}
    */
   receiveConcurrency?: number;
