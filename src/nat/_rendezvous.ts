@@ -4,10 +4,11 @@
  *
  * ```
  * dialer A            rendezvous R                      target B
- *   | connect{target,addresses,nat} |                       |
+ *   | connect{target,addresses,nat, |                       |
+ *   |  waitMs}                      |                       |
  *   |------------------------------>| sync{session,peer=A,  |
  *   |                               |  addresses=[A as R sees it, A's own],
- *   |                               |  nat,startIn}         |
+ *   |                               |  nat,startIn,waitMs}   |
  *   |                               |---------------------->|  B punches at receipt+startIn
  *   |                               |<----------------------|  synced{addresses,nat}
  *   |  connected{session,addresses=[B as R sees it, B's own],nat,startIn,handledMs}
@@ -32,6 +33,12 @@ export interface ConnectMessage {
   /** The dialer's own view of its public addresses (STUN). */
   addresses: UdpAddress[];
   nat: NatType;
+  /**
+   * How long the dialer goes on trying, in ms from sending: the target watches for its
+   * connection that long (under loss a handshake can outlast the punching by many seconds).
+   * Absent from older dialers.
+   */
+  waitMs?: number;
 }
 
 /** Rendezvous to target: `peer` wants to reach you; punch towards it in `startIn` ms. */
@@ -46,6 +53,8 @@ export interface SyncMessage {
   nat: NatType;
   /** Milliseconds after receipt at which to start punching. */
   startIn: number;
+  /** The dialer's `waitMs`, less the time the rendezvous took to pass it on. */
+  waitMs?: number;
 }
 
 /** Target to rendezvous: agreed; these are my own addresses. */
@@ -84,6 +93,8 @@ export type RendezvousMessage =
 
 /** Most addresses a message may carry. */
 export const MAX_ADDRESSES = 8;
+/** Ten minutes bound how long a target can be asked to watch for a dialer. */
+export const MAX_WAIT_MS = 600_000;
 const NAT_TYPES: readonly NatType[] = ["Cone", "Symmetric", "Unknown"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -113,6 +124,7 @@ export function decodeRendezvous(bytes: Uint8Array): RendezvousMessage {
         target: text(o, "target"),
         addresses: addresses(o),
         nat: natType(o),
+        ...optionalWait(o),
       };
     case "sync":
       return {
@@ -122,6 +134,7 @@ export function decodeRendezvous(bytes: Uint8Array): RendezvousMessage {
         addresses: addresses(o),
         nat: natType(o),
         startIn: millis(o, "startIn"),
+        ...optionalWait(o),
       };
     case "synced":
       return { t: "synced", addresses: addresses(o), nat: natType(o) };
@@ -180,6 +193,16 @@ function millis(o: Record<string, unknown>, field: string): number {
     throw malformed(`'${field}' must be a number of milliseconds within +-60000`);
   }
   return v;
+}
+
+/** The dialer's `waitMs`, when there is one: a delay of 0-600000 ms. */
+function optionalWait(o: Record<string, unknown>): { waitMs?: number } {
+  const v = o.waitMs;
+  if (v === undefined) return {};
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_WAIT_MS) {
+    throw malformed(`'waitMs' must be a number of milliseconds within 0-${MAX_WAIT_MS}`);
+  }
+  return { waitMs: v };
 }
 
 function addresses(o: Record<string, unknown>): UdpAddress[] {

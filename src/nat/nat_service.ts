@@ -27,6 +27,7 @@ import {
   decodeRendezvous,
   encodeRendezvous,
   MAX_ADDRESSES,
+  MAX_WAIT_MS,
   type RendezvousMessage,
   sessionBytes,
 } from "./_rendezvous.ts";
@@ -765,6 +766,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
             target: target.toString(),
             addresses: own,
             nat: selfNatType,
+            waitMs: Math.min(MAX_WAIT_MS, Math.max(0, Math.ceil(deadlineAt - sentAt))),
           }),
           { signal, timeoutMs: Math.max(1, Math.ceil(deadlineAt - this.#clock.now())) },
         );
@@ -894,6 +896,9 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     if (callee === undefined) return refuse(`not connected to ${target}`);
     if (dialer === undefined) return refuse(`not connected to ${from}`);
     const session = sessionKey(crypto.getRandomValues(new Uint8Array(SESSION_ID_BYTES)));
+    const waitMs = message.waitMs === undefined
+      ? undefined
+      : Math.max(0, message.waitMs - (this.#clock.now() - handledFrom));
     // Both must hear of the start before it comes: the lead covers both round trips.
     const lead = this.#punchLeadMs + dialer.stats.p50LatencyMs + callee.stats.p50LatencyMs;
     const sentAt = this.#clock.now();
@@ -910,6 +915,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
             addresses: candidates(parseAddress(dialer.addresses[0]), message.addresses),
             nat: message.nat,
             startIn: lead,
+            waitMs,
           }),
           { signal: this.#closer.signal },
         ),
@@ -999,9 +1005,11 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       this.#forgetRelayed(key);
       this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
     };
+    // As long as the dialer goes on trying; an older dialer that does not say: the punching
+    // plus this side's own connect timeout.
     const cancelWatch = this.#clock.schedule(
       unwatch,
-      plan.until - received + this.#connectTimeoutMs,
+      message.waitMs ?? plan.until - received + this.#connectTimeoutMs,
     );
     this.transport.addEventListener("peer:connected", onConnected);
     this.transport.addEventListener("peer:migrated", onConnected);

@@ -105,6 +105,34 @@ Deno.test("rendezvous messages: round trip and field checks", () => {
   bad({ ...connected, v: 2 });
   bad({ v: 1, t: "nope" });
   assert.throws(() => decodeRendezvous(new Uint8Array([0xff])), NetworkError);
+
+  // waitMs: optional (older dialers leave it out), else 0-600000 ms.
+  const sync = {
+    t: "sync" as const,
+    session: "cd".repeat(16),
+    peer: "12D3KooW",
+    addresses: [peerAddr],
+    nat: "Unknown" as const,
+    startIn: 40,
+  };
+  assert.deepEqual(decodeRendezvous(encodeRendezvous(sync)), sync);
+  assert.deepEqual(decodeRendezvous(encodeRendezvous({ ...sync, waitMs: 35_000 })), {
+    ...sync,
+    waitMs: 35_000,
+  });
+  const connect = {
+    t: "connect" as const,
+    target: "12D3KooW",
+    addresses: [],
+    nat: "Cone" as const,
+  };
+  assert.deepEqual(decodeRendezvous(encodeRendezvous({ ...connect, waitMs: 0 })), {
+    ...connect,
+    waitMs: 0,
+  });
+  bad({ ...sync, v: 1, waitMs: -1 });
+  bad({ ...sync, v: 1, waitMs: 600_001 });
+  bad({ ...connect, v: 1, waitMs: "35000" });
 });
 
 Deno.test("NatService options are checked up front", async () => {
