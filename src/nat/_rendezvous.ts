@@ -8,7 +8,7 @@
  *   |  waitMs}                      |                       |
  *   |------------------------------>| sync{session,peer=A,  |
  *   |                               |  addresses=[A as R sees it, A's own],
- *   |                               |  nat,startIn,waitMs}   |
+ *   |                               |  nat,startIn,waitMs}  |
  *   |                               |---------------------->|  B punches at receipt+startIn
  *   |                               |<----------------------|  synced{addresses,nat}
  *   |  connected{session,addresses=[B as R sees it, B's own],nat,startIn,handledMs}
