@@ -1,28 +1,15 @@
 import assert from "node:assert/strict";
 import { NetworkError } from "../../src/errors.ts";
-import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import { LinuxHybridSocket } from "../../src/quic/linux_hybrid_socket.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
 import { findUdpDescriptor, openLibc } from "../../src/quic/_libc_udp.ts";
 import { connect, echo, pair, serveEcho, waitFor, within } from "./_util.ts";
 import { testEndpointsOn } from "./_socket_endpoint_tests.ts";
+import { checkSendsOut, collector, testIpv6Loopback } from "./_socket_checks.ts";
 
 const ignore = Deno.build.os !== "linux" ||
   (Deno.build.arch !== "x86_64" && Deno.build.arch !== "aarch64");
 const LOOPBACK = { hostname: "127.0.0.1", port: 0 };
-
-/** Received datagrams, copied, with their sources. */
-function collector(): {
-  got: { data: Uint8Array; from: UdpAddress }[];
-  receiver: (data: Uint8Array, from: UdpAddress) => void;
-} {
-  const got: { data: Uint8Array; from: UdpAddress }[] = [];
-  return {
-    got,
-    receiver: (data, from) =>
-      got.push({ data: data.slice(), from: { hostname: from.hostname, port: from.port } }),
-  };
-}
 
 Deno.test({
   name: "linux hybrid socket: datagrams go both ways with their source addresses",
@@ -37,22 +24,7 @@ Deno.test({
       socket.start(receiver);
       const otherAddr = { hostname: "127.0.0.1", port: (other.addr as Deno.NetAddr).port };
 
-      // Out through the send-buffer protocol (sendmmsg on Deno's descriptor).
-      const buffer = socket.nextSendBuffer()!;
-      buffer.set([1, 2, 3]);
-      socket.send(3, otherAddr);
-      const [data, from] = await within(other.receive(), 5000, "receive");
-      assert.deepEqual(data, new Uint8Array([1, 2, 3]));
-      assert.deepEqual(
-        { hostname: (from as Deno.NetAddr).hostname, port: (from as Deno.NetAddr).port },
-        socket.localAddr,
-      );
-
-      // Out through sendCopy, from a buffer the caller reuses at once.
-      const mine = new Uint8Array([4, 5]);
-      await socket.sendCopy(mine, otherAddr);
-      mine.fill(0);
-      assert.deepEqual((await within(other.receive(), 5000, "receive"))[0], new Uint8Array([4, 5]));
+      await checkSendsOut(socket, other, otherAddr);
 
       // In: the first datagram through Deno's receive, the rest drained by recvmmsg.
       const to = { transport: "udp" as const, ...socket.localAddr };
@@ -200,33 +172,7 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "linux hybrid socket: IPv6 loopback",
-  ignore,
-  async fn() {
-    let socket: LinuxHybridSocket;
-    try {
-      socket = LinuxHybridSocket.bind({ hostname: "::1", port: 0 });
-    } catch {
-      return; // no IPv6 here
-    }
-    const other = LinuxHybridSocket.bind({ hostname: "::1", port: 0 });
-    try {
-      socket.start(() => {});
-      const { got, receiver } = collector();
-      other.start(receiver);
-      assert.equal(socket.localAddr.hostname, "::1");
-      socket.nextSendBuffer()!.set([41]);
-      socket.send(1, other.localAddr);
-      await socket.sendCopy(new Uint8Array([42]), other.localAddr);
-      await waitFor(() => got.length === 2, 5000, "IPv6 datagrams");
-      assert.deepEqual(got.map((g) => g.data[0]).sort(), [41, 42]);
-      assert.deepEqual(got[0].from, socket.localAddr);
-    } finally {
-      await Promise.all([socket.close(), other.close()]);
-    }
-  },
-});
+testIpv6Loopback("linux hybrid socket", (address) => LinuxHybridSocket.bind(address), ignore);
 
 Deno.test({
   name: "linux hybrid socket: a dual-stack socket reports an IPv4 peer alike on both receive paths",
