@@ -277,6 +277,27 @@ async function collect(t: QuicTransport, count: number): Promise<number[]> {
   return seqs;
 }
 
+/**
+ * A trio whose B falls back to a UDP forwarder to C (standing in for a TURN relay); C runs no
+ * NatService, so punching fails (its transport refuses the sync) until a test starts one.
+ */
+async function relayedTrio(directRetryMs: number) {
+  let relayPort = 0;
+  const fallback: NatFallback = (peerId) =>
+    n.b.connectPeer(`127.0.0.1:${relayPort}`, { expectedPeerId: peerId });
+  const n = await trio({ cService: false, fallback, directRetryMs });
+  const relay = startUdpRelay(n.c.localAddr);
+  relayPort = relay.port;
+  return {
+    ...n,
+    relay,
+    async [Symbol.asyncDispose]() {
+      await relay[Symbol.asyncDispose]();
+      await n[Symbol.asyncDispose]();
+    },
+  };
+}
+
 function consensus(seq: number) {
   return { type: "consensus" as const, data: new Uint8Array([seq >> 8, seq & 255]) };
 }
@@ -286,18 +307,11 @@ Deno.test({
     "under traffic, with nothing lost (upgrade())",
   ignore: loopback,
   fn: async () => {
-    let relayPort = 0;
-    // The "relay" is a UDP forwarder on loopback; punching fails at first because C runs no
-    // NatService yet (its transport refuses the sync).
-    const fallback: NatFallback = (peerId) =>
-      n.b.connectPeer(`127.0.0.1:${relayPort}`, { expectedPeerId: peerId });
-    await using n = await trio({ cService: false, fallback, directRetryMs: 0 });
-    await using relay = startUdpRelay(n.c.localAddr);
-    relayPort = relay.port;
+    await using n = await relayedTrio(0);
     const first = await n.natB.connect(n.c.peerId, { via: n.r.peerId, timeoutMs: 3000 });
     assert.equal(first.path, "relay");
     const addressOfC = () => n.b.peers().find((p) => p.peerId.equals(n.c.peerId))?.addresses;
-    assert.deepEqual(addressOfC(), [`127.0.0.1:${relay.port}`]);
+    assert.deepEqual(addressOfC(), [`127.0.0.1:${n.relay.port}`]);
     const tooEarly = await n.natB.upgrade(n.c.peerId).then(() => undefined, (e) => e);
     assert.ok(tooEarly instanceof NatTraversalError, String(tooEarly));
 
@@ -327,12 +341,7 @@ Deno.test({
     "moves a relayed peer by itself once punching works",
   ignore: loopback,
   fn: async () => {
-    let relayPort = 0;
-    const fallback: NatFallback = (peerId) =>
-      n.b.connectPeer(`127.0.0.1:${relayPort}`, { expectedPeerId: peerId });
-    await using n = await trio({ cService: false, fallback, directRetryMs: 200 });
-    await using relay = startUdpRelay(n.c.localAddr);
-    relayPort = relay.port;
+    await using n = await relayedTrio(200);
     const failed = new Promise<NatUpgradeFailure>((resolve) =>
       n.natB.addEventListener("upgrade-failed", (e) => resolve(e.detail), { once: true })
     );
