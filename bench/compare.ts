@@ -1,7 +1,8 @@
 /**
  * The transport's message workloads next to raw QUIC streams, in one run: our `QuicTransport`
  * (pqEncryption on, the default), Deno's native QUIC (quinn, `bench/quic/_pairs.ts`
- * `nativePair`) and the `@matrixai/quic` `QUICServer`/`QUICClient` classes.
+ * `nativePair`). (The `@matrixai/quic` `QUICServer`/`QUICClient` classes were a third column
+ * until the repository moved to Deno's own npm resolver, which cannot resolve that package.)
  *
  * Workloads, each on loopback, `--rounds` times per implementation (default 3):
  * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up.
@@ -14,20 +15,16 @@
  *   server saw the FIN and answered.
  *
  * Every phase of every implementation is bounded (`--timeout` seconds, default 60): one that
- * does not finish is reported as "timed out" (`@matrixai/quic` can hang with many streams).
+ * does not finish is reported as "timed out".
  * Prints a table with ratios to native QUIC and writes `bench/results/compare-<date>.md`
  * (with an inline SVG chart of the RTT distributions) and `compare-<date>.svg`.
  *
  * Run: `deno run -A bench/compare.ts [--rounds 3] [--requests 1000] [--peers 10] [--mib 16]`
- * (narrowest: `--allow-net=127.0.0.1 --allow-ffi=node_modules --allow-env --allow-sys
- * --allow-write=bench/results`).
+ * (narrowest: `--allow-net=127.0.0.1 --allow-ffi --allow-sys --allow-write=bench/results`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { events as quicEvents, QUICClient, QUICServer, type QUICStream } from "@matrixai/quic";
-import { generateCertificate } from "../mod.ts";
-import { concatBytes } from "../src/_bytes.ts";
 import { type BenchPair, nativePair } from "./quic/_pairs.ts";
 import { echo, pair as transportPair, star } from "./transport/_nodes.ts";
 
@@ -130,114 +127,9 @@ async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   };
 }
 
-/**
- * `@matrixai/quic`'s own classes with the server behaviour of `bench/quic/_pairs.ts`: echo a
- * request, answer a bulk stream (first byte 0xb0) with one byte after its FIN. The server
- * re-dispatches connection events, so streams are taken from `EventQUICConnectionStream` on
- * the server (a listener added on the connection misses the first stream under Deno).
- */
-type MatrixaiLogger = NonNullable<ConstructorParameters<typeof QUICServer>[0]["logger"]>;
-/**
- * `@matrixai/quic`'s default logger prints every stream at INFO; it only calls `info`,
- * `debug` and `getChild` (2.0.9), so a silent stand-in does (`@matrixai/logger` itself is not
- * a direct dependency to import).
- */
-const quiet = {
-  info() {},
-  debug() {},
-  getChild: () => quiet,
-} as unknown as MatrixaiLogger;
-
-async function matrixaiPair(): Promise<BenchPair> {
-  const cert = await generateCertificate({ commonName: "localhost" });
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  const hmacKey = crypto.getRandomValues(new Uint8Array(32)).buffer;
-  const importKey = (key: ArrayBuffer) =>
-    crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-  const server = new QUICServer({
-    crypto: {
-      key: hmacKey,
-      ops: {
-        sign: async (key, data) => await crypto.subtle.sign("HMAC", await importKey(key), data),
-        verify: async (key, data, sig) =>
-          await crypto.subtle.verify("HMAC", await importKey(key), sig, data),
-      },
-    },
-    config: { key: text(cert.keyPem), cert: text(cert.certPem), verifyPeer: false },
-    logger: quiet,
-  });
-  server.addEventListener(quicEvents.EventQUICConnectionStream.name, (event) => {
-    serveMatrixai((event as unknown as quicEvents.EventQUICConnectionStream).detail).catch(
-      () => {},
-    );
-  });
-  await server.start({ host: "127.0.0.1", port: 0 });
-  let client: QUICClient;
-  try {
-    client = await QUICClient.createQUICClient({
-      host: "127.0.0.1",
-      port: server.port,
-      localHost: "127.0.0.1",
-      crypto: {
-        ops: {
-          randomBytes: (data) => {
-            crypto.getRandomValues(new Uint8Array(data));
-            return Promise.resolve();
-          },
-        },
-      },
-      config: { verifyPeer: false },
-      logger: quiet,
-    });
-  } catch (e) {
-    await server.stop({ force: true });
-    throw e;
-  }
-  const chunk = new Uint8Array(65536).fill(0xb0);
-  return {
-    name: "@matrixai/quic",
-    async request(payload) {
-      const stream = client.connection.newStream("bidi");
-      const writer = stream.writable.getWriter();
-      await writer.write(payload);
-      await writer.close();
-      let got = 0;
-      for await (const c of stream.readable) got += c.byteLength;
-      return got;
-    },
-    async bulk(bytes) {
-      const stream = client.connection.newStream("bidi");
-      const writer = stream.writable.getWriter();
-      for (let sent = 0; sent < bytes; sent += chunk.byteLength) await writer.write(chunk);
-      await writer.close();
-      for await (const _ of stream.readable);
-    },
-    async close() {
-      await client.destroy({ force: true });
-      await server.stop({ force: true });
-    },
-  };
-}
-
-async function serveMatrixai(stream: QUICStream): Promise<void> {
-  const parts: Uint8Array[] = [];
-  let bulk = false;
-  for await (const c of stream.readable) {
-    if (parts.length === 0 && !bulk && c[0] === 0xb0) bulk = true;
-    if (!bulk) parts.push(c);
-  }
-  const writer = stream.writable.getWriter();
-  await writer.write(bulk ? new Uint8Array(1) : concatBytes(parts));
-  await writer.close();
-}
-
 const IMPLEMENTATIONS: Implementation[] = [
   { key: "ours", label: "cretoai QuicTransport (pq on)", setUp: ours },
   { key: "native", label: "Deno native QUIC streams", setUp: () => rawStreams(nativePair) },
-  { key: "matrixai", label: "@matrixai/quic classes", setUp: () => rawStreams(matrixaiPair) },
 ];
 
 /** What one round of one implementation measured; `undefined` where it timed out or failed. */
@@ -357,7 +249,7 @@ function ratio(a: Spread | undefined, b: Spread | undefined): string {
   return a && b ? `${(a.median / b.median).toFixed(2)}x` : "–";
 }
 
-const COLORS: Record<string, string> = { ours: "#1f77b4", native: "#2ca02c", matrixai: "#d62728" };
+const COLORS: Record<string, string> = { ours: "#1f77b4", native: "#2ca02c" };
 
 /** A CDF of the message RTT of each implementation (all rounds pooled), log-scale x axis. */
 function svgChart(rtts: Record<string, number[]>): string {
@@ -451,13 +343,11 @@ async function main(): Promise<void> {
   const header = `median (min–max) over ${ROUNDS} rounds; ${REQUESTS} RTT samples of 256 B, ` +
     `${BROADCASTS} broadcasts to ${PEERS} peers, ${MIB} MiB one way`;
   const rows = [
-    "| workload | cretoai QuicTransport (pq on) | Deno native QUIC | @matrixai/quic | ours / native | ours / matrixai |",
-    "|---|---|---|---|---|---|",
+    "| workload | cretoai QuicTransport (pq on) | Deno native QUIC | ours / native |",
+    "|---|---|---|---|",
     ...METRICS.map(([m, label]) => {
-      const [o, n, x] = ["ours", "native", "matrixai"].map((k) => figures[k][m]);
-      return `| ${label} | ${cell(o)} | ${cell(n)} | ${cell(x)} | ${ratio(o, n)} | ${
-        ratio(o, x)
-      } |`;
+      const [o, n] = ["ours", "native"].map((k) => figures[k][m]);
+      return `| ${label} | ${cell(o)} | ${cell(n)} | ${ratio(o, n)} |`;
     }),
   ];
   console.log(header);
@@ -517,6 +407,6 @@ async function main(): Promise<void> {
 
 if (import.meta.main) {
   await main();
-  // A timed-out @matrixai/quic round may leave sockets and timers behind.
+  // A timed-out round may leave sockets and timers behind.
   Deno.exit(0);
 }

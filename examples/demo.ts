@@ -8,15 +8,16 @@
  *
  * Run: `deno task demo` (or `npx --yes deno@2.9.6 task demo`), which is
  * `deno run --allow-run examples/demo.ts [--messages 100]`. The children run with
- * `--allow-net=127.0.0.1 --allow-ffi=node_modules --allow-env`.
+ * `--allow-net=127.0.0.1 --allow-ffi=ADDON`, ADDON being the quiche addon in Deno's npm cache.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
+import { quicheAddonPath } from "../src/quic/_quiche.ts";
 
-/** Flags each child node runs with: loopback only, the quiche addon, `debug`'s env reads. */
-const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", "--allow-ffi=node_modules", "--allow-env"];
+/** Flags each child node runs with: loopback only and the quiche addon. */
+const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", `--allow-ffi=${quicheAddonPath()}`];
 const ROOT = new URL("..", import.meta.url);
 /** Whole run, from the first spawn to all messages received. */
 const DEADLINE_MS = 60_000;

@@ -35,7 +35,9 @@ export type NetworkErrorCode =
   | "ERR_TURN_AUTH"
   | "ERR_TURN_ALLOCATION_EXPIRED"
   | "ERR_MDNS"
-  | "ERR_DHT";
+  | "ERR_DHT"
+  | "ERR_UNSUPPORTED_PLATFORM"
+  | "ERR_PERMISSION_DENIED";
 
 /**
  * Base class of every error this module throws.

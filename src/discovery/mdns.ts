@@ -9,6 +9,7 @@
  */
 
 import dgram from "node:dgram";
+// @ts-types="npm:@types/multicast-dns@7.2.4"
 import makeMdns from "multicast-dns";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import stun from "stun";
+import { stun } from "./_stun_package.ts";
 import { Buffer } from "node:buffer";
 import type { UdpAddress } from "../quic/datagram_port.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import stun from "stun";
+import { stun } from "./_stun_package.ts";
 import { Buffer } from "node:buffer";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { UdpAddress } from "../quic/datagram_port.ts";

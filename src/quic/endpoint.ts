@@ -6,7 +6,7 @@
  */
 import { clearImmediate, setImmediate } from "node:timers";
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
-import { native, type QuicheConfig, type QuicheHost } from "./_quiche.ts";
+import { loadQuiche, PacketType, type QuicheConfig, type QuicheHost } from "./_quiche.ts";
 import {
   CID_LENGTH,
   cidKey,
@@ -187,10 +187,14 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
    * @param options Address, TLS, flow control and timer settings.
    * @returns The endpoint.
    * @throws {InvalidConfigError} for an invalid option.
-   * @throws {NetworkError} `ERR_INVALID_ADDRESS` when the address cannot be bound.
+   * @throws {NetworkError} `ERR_INVALID_ADDRESS` when the address cannot be bound,
+   *   `ERR_UNSUPPORTED_PLATFORM` where quiche has no published addon (only Linux x86_64 at
+   *   @matrixai/quic 2.0.9), `ERR_PERMISSION_DENIED` without `--allow-ffi` for the addon.
    */
   static async bind(options: QuicEndpointOptions = {}): Promise<QuicEndpoint> {
     const resolved = resolveEndpointOptions(options);
+    // Before any socket is bound: fails on a platform without the addon or without --allow-ffi.
+    loadQuiche();
     const certificate = resolved.certificate ?? await generateCertificate();
     const socket = resolved.socket ?? bindDefaultSocket({
       hostname: resolved.hostname,
@@ -245,7 +249,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (signal?.aborted) throw aborted(where, signal.reason);
 
     const scid = this.#newConnectionId();
-    const quiche = native.Connection.connect(
+    const quiche = loadQuiche().Connection.connect(
       serverName,
       scid,
       this.localHost,
@@ -484,21 +488,21 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     // Only a datagram padded to the minimum Initial size may trigger a response (RFC 9000
     // section 14.1): anything smaller could be used to amplify traffic at a spoofed source.
     if (long === undefined || data.byteLength < MIN_INITIAL_SIZE) return false;
-    if (!native.versionIsSupported(long.version)) {
+    if (!loadQuiche().versionIsSupported(long.version)) {
       const out = this.socket.nextSendBuffer();
       if (out === null) return false;
-      const length = native.negotiateVersion(long.scid, long.dcid, out);
+      const length = loadQuiche().negotiateVersion(long.scid, long.dcid, out);
       this.socket.send(length, from);
       this.#stats.versionNegotiationsSent++;
       return true;
     }
     let header;
     try {
-      header = native.Header.fromSlice(data, CID_LENGTH);
+      header = loadQuiche().Header.fromSlice(data, CID_LENGTH);
     } catch {
       return false;
     }
-    if (header.ty !== native.Type.Initial) return false;
+    if (header.ty !== PacketType.Initial) return false;
 
     let scid: Uint8Array;
     let odcid: Uint8Array | null = null;
@@ -533,7 +537,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     }
     this.#inboundPerIp.set(from.hostname, fromIp + 1);
 
-    const quiche = native.Connection.accept(
+    const quiche = loadQuiche().Connection.accept(
       scid,
       odcid,
       this.localHost,
@@ -581,7 +585,14 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (out === null) return false;
     const token = this.#tokens.mint(from, header.dcid, Date.now());
     const newScid = this.#newConnectionId();
-    const length = native.retry(header.scid, header.dcid, newScid, token, header.version, out);
+    const length = loadQuiche().retry(
+      header.scid,
+      header.dcid,
+      newScid,
+      token,
+      header.version,
+      out,
+    );
     this.socket.send(length, from);
     this.#stats.retriesSent++;
     return true;
@@ -605,7 +616,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 function buildConfig(options: ResolvedEndpointOptions, certificate: TlsCertificate): QuicheConfig {
   // verifyPeer with allow-fail: both sides present and receive certificates (the handshake
   // above TLS binds them to peer identities), and TLS accepts the self-signed ones.
-  const config = native.Config.withBoringSslCtx(
+  const config = loadQuiche().Config.withBoringSslCtx(
     true,
     true,
     null,

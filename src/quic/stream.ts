@@ -5,7 +5,7 @@
  */
 import { NetworkError, StreamResetError } from "../errors.ts";
 import type { QuicheConnection } from "./_quiche.ts";
-import { native } from "./_quiche.ts";
+import { Shutdown } from "./_quiche.ts";
 import { setImmediate } from "node:timers";
 import { concatBytes } from "../_bytes.ts";
 
@@ -248,7 +248,7 @@ export class QuicStream {
    */
   reset(code = 0): void {
     if (this.#writeFinished && this.#writes.length === 0) return;
-    this.#shutdown(native.Shutdown.Write, code);
+    this.#shutdown(Shutdown.Write, code);
     this.#failWrites(
       new NetworkError("ERR_STREAM_CLOSED", `Stream ${this.id} was reset locally (code ${code})`),
     );
@@ -261,7 +261,7 @@ export class QuicStream {
    */
   stopSending(code = 0): void {
     if (this.#readFinished) return;
-    this.#shutdown(native.Shutdown.Read, code);
+    this.#shutdown(Shutdown.Read, code);
     this.#failRead(
       new NetworkError("ERR_STREAM_CLOSED", `Stream ${this.id} was stopped locally (code ${code})`),
     );

@@ -9,6 +9,7 @@
  */
 
 import dgram from "node:dgram";
+// @ts-types="npm:@types/multicast-dns@7.2.4"
 import makeMdns from "multicast-dns";
 
 const [iface, validPeerId] = Deno.args;

@@ -19,7 +19,7 @@ import { deleteNamespace, runRoot, skipReason } from "../_netlab.ts";
 /** Addresses of the lab's two ends. */
 export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
 
-const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
+const DENO = Deno.execPath();
 const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
 const GARBAGE_SCRIPT = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];

@@ -13,10 +13,10 @@ import { Identity } from "../../src/identity/identity.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { InvalidConfigError, NetworkError } from "../../src/errors.ts";
 import { MdnsService } from "../../src/discovery/mod.ts";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { ADDR, type LabChild, labSkip, MdnsLab, parseJson } from "./_mdns_lab.ts";
 
-const DENO = new URL("../../node_modules/.bin/deno", import.meta.url).pathname;
-const NODE_MODULES = new URL("../../node_modules", import.meta.url).pathname;
+const DENO = Deno.execPath();
 const NODE = new URL("./_mdns_service_node.ts", import.meta.url).pathname;
 const INNS_TEST = new URL("./_mdns_service_inns_test.ts", import.meta.url).pathname;
 
@@ -38,8 +38,7 @@ async function startNode(
     "run",
     "--quiet",
     "--allow-net",
-    `--allow-ffi=${NODE_MODULES}`,
-    "--allow-env",
+    `--allow-ffi=${quicheAddonPath()}`,
     NODE,
     address,
     ...args,

@@ -3,6 +3,7 @@ import { NetworkError } from "../../src/errors.ts";
 import { LinuxHybridSocket } from "../../src/quic/linux_hybrid_socket.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
 import { findUdpDescriptor, openLibc } from "../../src/quic/_libc_udp.ts";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { connect, echo, pair, serveEcho, waitFor, within } from "./_util.ts";
 import { testEndpointsOn } from "./_socket_endpoint_tests.ts";
 import { checkSendsOut, collector, testIpv6Loopback } from "./_socket_checks.ts";
@@ -312,9 +313,7 @@ Deno.test({
       args: [
         "run",
         "--allow-net=127.0.0.1",
-        "--allow-read",
-        "--allow-env",
-        "--allow-ffi=node_modules",
+        `--allow-ffi=${quicheAddonPath()}`,
         "-",
       ],
       stdin: "piped",
