@@ -4,6 +4,7 @@
  * @module
  */
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import { timerDelayMs } from "../_timer.ts";
 import type { QuicheConnection, QuicheHost, QuicheRecvInfo } from "./_quiche.ts";
 import type { UdpAddress } from "./datagram_port.ts";
 import { formatAddress } from "./address.ts";
@@ -586,11 +587,12 @@ export class QuicConnection {
       return;
     }
     // Only re-arm when the deadline moved earlier: a timer that fires early is harmless,
-    // quiche's onTimeout checks the time itself.
+    // quiche's onTimeout checks the time itself. So is a clamped one: with our idle timeout 0,
+    // quiche's deadline follows the peer's max_idle_timeout, up to 2^62 ms.
     if (this.#timer !== undefined && this.#timerAt <= at + 0.5) return;
     this.#clearTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+    this.#timer = setTimeout(this.#onTimer, timerDelayMs(at - now));
   }
 
   #clearTimer(): void {

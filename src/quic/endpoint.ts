@@ -6,6 +6,7 @@
  */
 import { clearImmediate, setImmediate } from "node:timers";
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { native, type QuicheConfig, type QuicheHost } from "./_quiche.ts";
 import {
   CID_LENGTH,
@@ -240,7 +241,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       serverName = "cretoai",
       earlyData = false,
     } = options;
-    checkInteger("timeoutMs", timeoutMs, 1, 2 ** 31);
+    checkInteger("timeoutMs", timeoutMs, 1, MAX_TIMER_DELAY_MS);
     const where = formatAddress(remote);
     if (signal?.aborted) throw aborted(where, signal.reason);
 
