@@ -330,16 +330,25 @@ export class QuicConnection {
 
   /** Feeds one datagram to quiche. @internal */
   receive(data: Uint8Array, from: UdpAddress): void {
-    const info = this.#recvInfo;
-    if (info.from.port !== from.port || info.from.host !== from.hostname) {
-      this.#recvInfo = { from: { host: from.hostname, port: from.port }, to: info.to };
-      this.#remote = { hostname: from.hostname, port: from.port };
+    let info = this.#recvInfo;
+    const moved = info.from.port !== from.port || info.from.host !== from.hostname;
+    // Anyone can send a datagram with our connection id from anywhere: a new source address
+    // counts only once quiche authenticated a packet in it (its received-packet count rises;
+    // undecryptable and replayed packets are dropped without counting).
+    let receivedBefore = 0;
+    if (moved) {
+      info = { from: { host: from.hostname, port: from.port }, to: info.to };
+      receivedBefore = this.#native.stats().recv;
     }
     try {
-      this.#native.recv(data, this.#recvInfo);
+      this.#native.recv(data, info);
     } catch {
       // quiche drops what it cannot use (bad packets, "Done"); a fatal error closes the
       // connection, which the next flush sees.
+    }
+    if (moved && this.#native.stats().recv > receivedBefore) {
+      this.#recvInfo = info;
+      this.#remote = { hostname: from.hostname, port: from.port };
     }
     if (this.#established && !this.#confirmed) {
       this.#confirmed = true;
