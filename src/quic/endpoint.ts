@@ -598,6 +598,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
   #addRoute(conn: QuicConnection, cid: Uint8Array): void {
     const key = cidKey(cid);
+    // A route is never taken from a live connection: an id a client chose (the Initial's
+    // destination id) may share its first six bytes with one we route already.
+    if (this.#routes.has(key)) return;
     conn.routingKeys.push(key);
     this.#routes.set(key, conn);
   }
