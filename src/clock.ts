@@ -6,6 +6,8 @@
  * @module
  */
 
+import { scheduleTimeout as schedule } from "./_timer.ts";
+
 /**
  * Reads the current time and arms one-shot timers.
  *
@@ -26,15 +28,11 @@ export interface Clock {
    * Calls `callback` once, after about `delayMs` milliseconds.
    *
    * @param callback Called when the timer fires.
-   * @param delayMs Delay in milliseconds; 0 or more, may be fractional.
+   * @param delayMs Delay in milliseconds; 0 or more, may be fractional, may exceed `setTimeout`'s
+   * limit of 2^31-1 ms (the system clocks wait in steps); `Infinity` never fires.
    * @returns A function that cancels the timer; calling it after the timer fired does nothing.
    */
   schedule(callback: () => void, delayMs: number): () => void;
-}
-
-function schedule(callback: () => void, delayMs: number): () => void {
-  const id = setTimeout(callback, delayMs);
-  return () => clearTimeout(id);
 }
 
 /**

@@ -52,7 +52,7 @@ async function consumerProject() {
 }
 
 Deno.test({
-  name: "consumer: a linked JSR import with an empty cache, two nodes, narrow flags, no node_modules",
+  name: "consumer: linked JSR import, empty cache, two nodes, narrow flags, no node_modules",
   ignore: Deno.build.os !== "linux" || Deno.build.arch !== "x86_64",
   async fn(t) {
     const { dir, project, addonDir, run } = await consumerProject();

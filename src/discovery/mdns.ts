@@ -14,6 +14,7 @@ import makeMdns from "multicast-dns";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { requireInteger } from "../_validate.ts";
+import { scheduleTimeout } from "../_timer.ts";
 import { type MdnsPeer, PeerTable, type PeerTableEvent } from "./mdns_peers.ts";
 import { zeroMdnsStats } from "./_mdns_stats.ts";
 import {
@@ -24,6 +25,7 @@ import {
   isValidLabel,
   isValidVersion,
   type LocalService,
+  MAX_RECORD_TTL_S,
   MDNS_SERVICE_TYPE,
   type OutgoingRecord,
   type OutgoingResponse,
@@ -215,8 +217,9 @@ export class MdnsDiscovery {
   #state: "new" | "starting" | "running" | "closed" = "new";
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
-  #timers = new Set<Timer>();
-  #expiryTimer: Timer | undefined;
+  /** Cancel functions of the armed timers. */
+  #timers = new Set<() => void>();
+  #cancelExpiry: (() => void) | undefined;
   #expiryAt = Infinity;
   #lastBrowse = -Infinity;
   #recent = new Map<string, number>();
@@ -290,7 +293,7 @@ export class MdnsDiscovery {
         addresses,
       );
     }
-    requireInteger("ttl", ttl, 1, 86_400);
+    requireInteger("ttl", ttl, 1, MAX_RECORD_TTL_S);
     requireInteger("browseInterval", browseInterval, 1000, 86_400_000);
     requireInteger("maxPacketSize", maxPacketSize, 512, 65_507);
     requireInteger("maxRecordSize", maxRecordSize, 64, 65_535);
@@ -675,7 +678,7 @@ export class MdnsDiscovery {
   }
 
   #onExpiryTimer(): void {
-    this.#expiryTimer = undefined;
+    this.#cancelExpiry = undefined;
     this.#expiryAt = Infinity;
     const now = Date.now();
     const { events, refresh } = this.#table.poll(now);
@@ -688,9 +691,9 @@ export class MdnsDiscovery {
     if (this.#state !== "running") return;
     const next = this.#table.nextDeadline();
     if (next === undefined || next >= this.#expiryAt) return;
-    if (this.#expiryTimer !== undefined) this.#clear(this.#expiryTimer);
+    this.#cancelExpiry?.();
     this.#expiryAt = next;
-    this.#expiryTimer = this.#after(Math.max(0, next - Date.now()), () => this.#onExpiryTimer());
+    this.#cancelExpiry = this.#after(Math.max(0, next - Date.now()), () => this.#onExpiryTimer());
   }
 
   #scheduleBrowse(): void {
@@ -745,9 +748,9 @@ export class MdnsDiscovery {
   async #shutdown(goodbye: boolean): Promise<void> {
     const wasRunning = this.#state === "running";
     this.#state = "closed";
-    for (const t of this.#timers) clearTimeout(t);
+    for (const cancel of this.#timers) cancel();
     this.#timers.clear();
-    this.#expiryTimer = undefined;
+    this.#cancelExpiry = undefined;
     if (goodbye && wasRunning && this.#service !== undefined) {
       const bye = buildAnnouncement(this.#service, 0);
       let timer: Timer | undefined;
@@ -765,18 +768,18 @@ export class MdnsDiscovery {
     this.#iterators.clear();
   }
 
-  #after(ms: number, fn: () => void): Timer {
-    const id = setTimeout(() => {
-      this.#timers.delete(id);
+  /** Arms a timer that runs `fn` while the service runs; returns its cancel function. */
+  #after(ms: number, fn: () => void): () => void {
+    const cancelTimer = scheduleTimeout(() => {
+      this.#timers.delete(cancel);
       if (this.#state === "running") fn();
     }, ms);
-    this.#timers.add(id);
-    return id;
-  }
-
-  #clear(id: Timer): void {
-    clearTimeout(id);
-    this.#timers.delete(id);
+    const cancel = () => {
+      cancelTimer();
+      this.#timers.delete(cancel);
+    };
+    this.#timers.add(cancel);
+    return cancel;
   }
 
   #dispatch(events: PeerTableEvent[]): void {

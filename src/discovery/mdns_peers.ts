@@ -146,24 +146,33 @@ export class PeerTable {
         continue;
       }
       const peerId = s.txt?.peerId ?? existing?.peerId;
-      const srv = s.srv ?? existing;
+      // Records missing from this packet are taken from what is known of the same peer only:
+      // another peer id under this instance name is a different peer with nothing to inherit.
+      const same = existing !== undefined && existing.peerId === peerId ? existing : undefined;
+      const srv = s.srv !== undefined
+        ? { port: s.srv.port, target: s.srv.target, seen: { seenAt: now, ttlMs: s.srv.ttl * 1000 } }
+        : same && { port: same.port, target: same.target, seen: same.srv };
       if (peerId === undefined || srv === undefined) {
         result.incomplete++;
         continue;
       }
       const host = parsed.hosts.get(srv.target);
-      const addresses = host?.addresses ??
-        (existing?.target === srv.target ? existing.addresses : undefined);
-      if (addresses === undefined) {
+      const addr = host !== undefined
+        ? { addresses: host.addresses, seen: { seenAt: now, ttlMs: host.ttl * 1000 } }
+        : same?.target === srv.target
+        ? { addresses: same.addresses, seen: same.addr }
+        : undefined;
+      const txt = s.txt !== undefined
+        ? { version: s.txt.version, seen: { seenAt: now, ttlMs: s.txt.ttl * 1000 } }
+        : same && { version: same.version, seen: same.txt };
+      if (addr === undefined || txt === undefined) {
         result.incomplete++;
         continue;
       }
 
       // Another peer id under the same instance name is a different peer.
-      if (existing !== undefined && existing.peerId !== peerId) {
-        this.#remove(existing, result.events);
-      }
-      const prior = this.#byKey.get(s.key) ?? this.#findPeer(peerId);
+      if (existing !== undefined && existing !== same) this.#remove(existing, result.events);
+      const prior = same ?? this.#findPeer(peerId);
       if (prior === undefined && this.#byKey.size >= this.#maxPeers) {
         result.overflow++;
         continue;
@@ -171,19 +180,17 @@ export class PeerTable {
       const before = prior === undefined ? undefined : snapshot(prior);
       if (prior !== undefined && prior.key !== s.key) this.#byKey.delete(prior.key);
 
-      const component = (ttl: number | undefined, old: Component | undefined): Component =>
-        ttl !== undefined ? { seenAt: now, ttlMs: ttl * 1000 } : old!;
       const entry: Entry = {
         key: s.key,
         instance: s.instance,
         peerId,
-        version: s.txt !== undefined ? s.txt.version : prior!.version,
+        version: txt.version,
         port: srv.port,
         target: srv.target,
-        addresses: [...addresses],
-        srv: component(s.srv?.ttl, prior?.srv),
-        txt: component(s.txt?.ttl, prior?.txt),
-        addr: component(host?.ttl, prior?.addr),
+        addresses: [...addr.addresses],
+        srv: srv.seen,
+        txt: txt.seen,
+        addr: addr.seen,
         refreshStage: 0,
       };
       this.#byKey.set(s.key, entry);

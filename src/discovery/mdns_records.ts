@@ -17,6 +17,12 @@ export const MDNS_SERVICE_TYPE = "_cretoai._udp.local";
 /** The DNS-SD meta-query name that lists the service types on a link (RFC 6763 section 9). */
 export const DNS_SD_SERVICES = "_services._dns-sd._udp.local";
 
+/**
+ * Longest record TTL taken from the wire, in seconds (a day, as the longest we announce): a
+ * longer TTL is read as this, so no expiry or refresh timer waits for decades.
+ */
+export const MAX_RECORD_TTL_S = 86_400;
+
 /** The name of the TXT key that carries the peer id. */
 const PEER_KEY = "peer";
 /** The name of the TXT key that carries the protocol version. */
@@ -272,7 +278,8 @@ export function answerQuery(
  *
  * Malformed records (wrong shapes, absurd ports, TXT without a valid `peer=`, oversized TXT,
  * invalid addresses) are left out and listed in `rejected`; the packet as a whole is rejected
- * when it has more than `limits.maxRecords` records.
+ * when it has more than `limits.maxRecords` records. TTLs above {@linkcode MAX_RECORD_TTL_S}
+ * are read as that.
  *
  * @example
  * ```ts
@@ -324,11 +331,11 @@ export function parseResponse(
       out.rejected.push("record without a name or type");
       continue;
     }
-    const ttl = r.ttl;
-    if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 0) {
-      out.rejected.push(`record ${r.name} has an invalid ttl: ${String(ttl)}`);
+    if (typeof r.ttl !== "number" || !Number.isInteger(r.ttl) || r.ttl < 0) {
+      out.rejected.push(`record ${r.name} has an invalid ttl: ${String(r.ttl)}`);
       continue;
     }
+    const ttl = Math.min(r.ttl, MAX_RECORD_TTL_S);
     const name = normalize(r.name);
     switch (r.type) {
       case "PTR": {

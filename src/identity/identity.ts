@@ -4,6 +4,8 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
+import { getLogger } from "@logtape/logtape";
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { NetworkError } from "../errors.ts";
@@ -45,6 +47,8 @@ export interface SaveIdentityOptions {
    */
   overwrite?: boolean;
 }
+
+const log = getLogger(["cretoai", "identity"]);
 
 /** First bytes of an identity file, so that a wrong file is recognised as such. */
 const FILE_MAGIC = new TextEncoder().encode("CRID");
@@ -193,6 +197,11 @@ export class Identity {
   /**
    * Writes the identity to a file readable only by its owner (mode 0600 on Unix).
    *
+   * The file appears whole or not at all: the data goes to a temporary file beside it (created
+   * with mode 0600), is flushed to disk, and then takes the name, by a hard link when an existing
+   * file must not be replaced and by a rename otherwise. A symbolic link at `path` is refused
+   * rather than followed or replaced.
+   *
    * File layout: `"CRID" | version u8 (=1) | len u16 | Ed25519 seed | len u16 | ML-DSA-65 seed |
    * len u16 | public identity`. The public keys are stored so that {@linkcode Identity.load}
    * detects a corrupted file instead of silently becoming another peer.
@@ -213,6 +222,7 @@ export class Identity {
    * @param options See {@linkcode SaveIdentityOptions}.
    * @returns Resolves when the file is written.
    * @throws {Deno.errors.AlreadyExists} When the file exists and `overwrite` is `false`.
+   * @throws {NetworkError} `ERR_INVALID_KEY` when `path` is a symbolic link.
    */
   async save(path: string | URL, options: SaveIdentityOptions = {}): Promise<void> {
     const { overwrite = false } = options;
@@ -223,9 +233,38 @@ export class Identity {
       .vec16(this.#dsaSeed)
       .vec16(this.publicIdentity.encode())
       .finish();
-    await Deno.writeFile(path, data, { mode: 0o600, createNew: !overwrite });
-    // `mode` only applies when the file is created; an overwritten file keeps its old mode.
-    if (overwrite && Deno.build.os !== "windows") await Deno.chmod(path, 0o600);
+    const target = path instanceof URL ? fileURLToPath(path) : path;
+    const existing = await Deno.lstat(target).catch((e) => {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    });
+    if (existing?.isSymlink) {
+      throw new NetworkError(
+        "ERR_INVALID_KEY",
+        `Cannot save the identity to ${target}: it is a symbolic link, which is not followed; ` +
+          "save to the file it points to, or remove the link",
+      );
+    }
+    const suffix = Array.from(
+      crypto.getRandomValues(new Uint8Array(6)),
+      (b) => b.toString(16).padStart(2, "0"),
+    )
+      .join("");
+    const temp = `${target}.${suffix}.tmp`;
+    try {
+      const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
+      try {
+        for (let at = 0; at < data.byteLength;) at += await file.write(data.subarray(at));
+        await file.sync();
+      } finally {
+        file.close();
+      }
+      // link(2) never replaces an existing file, so two savers cannot both win.
+      if (overwrite) await Deno.rename(temp, target);
+      else await Deno.link(temp, target);
+    } finally {
+      await Deno.remove(temp).catch(() => {}); // gone already after a rename
+    }
   }
 
   /**
@@ -242,6 +281,9 @@ export class Identity {
    * await Deno.remove(path);
    * ```
    *
+   * A file that its group or others may read or write is loaded, with a warning logged under
+   * `["cretoai", "identity"]`: its secret may have leaked.
+   *
    * @param path The file.
    * @returns The identity.
    * @throws {NetworkError} `ERR_INVALID_KEY` when the file is not an identity file, is truncated,
@@ -250,6 +292,14 @@ export class Identity {
    */
   static async load(path: string | URL): Promise<Identity> {
     const data = await Deno.readFile(path);
+    const { mode } = await Deno.stat(path);
+    if (mode !== null && (mode & 0o077) !== 0) {
+      log.warn(
+        "Identity file {path} has mode {mode}: its group or others may read or write the " +
+          "secret key; chmod 600 it",
+        { path: String(path), mode: (mode & 0o777).toString(8).padStart(4, "0") },
+      );
+    }
     const r = new ByteReader(data, `identity file ${String(path)}`, invalidKey);
     const magic = r.bytes(FILE_MAGIC.byteLength, "magic");
     if (magic.some((b, i) => b !== FILE_MAGIC[i])) r.fail('it does not start with "CRID"');

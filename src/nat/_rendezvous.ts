@@ -95,6 +95,12 @@ export type RendezvousMessage =
 export const MAX_ADDRESSES = 8;
 /** Ten minutes bound how long a target can be asked to watch for a dialer. */
 export const MAX_WAIT_MS = 600_000;
+/**
+ * Largest message read, in bytes: above any valid one (512 characters of text escaped as
+ * `\u00XX`, eight IPv6 addresses), far below the 16 MiB a request may carry, so nothing
+ * larger reaches `JSON.parse`.
+ */
+export const MAX_RENDEZVOUS_BYTES = 8192;
 const NAT_TYPES: readonly NatType[] = ["Cone", "Symmetric", "Unknown"];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -110,6 +116,9 @@ export function encodeRendezvous(message: RendezvousMessage): Uint8Array {
  * @throws {NetworkError} `ERR_MALFORMED_FRAME` naming the field that is wrong.
  */
 export function decodeRendezvous(bytes: Uint8Array): RendezvousMessage {
+  if (bytes.byteLength > MAX_RENDEZVOUS_BYTES) {
+    throw malformed(`${bytes.byteLength} bytes, above ${MAX_RENDEZVOUS_BYTES}`);
+  }
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(decoder.decode(bytes));

@@ -15,6 +15,13 @@ export const PERMISSION_LIFETIME_MS = 300_000;
 /** Lifetime of a channel binding on the server (RFC 8656 section 12, not negotiable). */
 export const CHANNEL_LIFETIME_MS = 600_000;
 
+/**
+ * Longest allocation lifetime the client keeps between refreshes, in seconds: RFC 8656 section
+ * 3.2 recommends servers cap allocations at an hour. A longer grant (LIFETIME is 32 bits on the
+ * wire, up to 136 years) is refreshed as if it were this, so no timer waits beyond it.
+ */
+export const MAX_ALLOCATION_LIFETIME_S = 3600;
+
 /** Something the driver must refresh now. */
 export type TurnTask =
   | { kind: "allocation" }

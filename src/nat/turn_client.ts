@@ -39,6 +39,7 @@ import {
 } from "./_turn_codec.ts";
 import {
   CHANNEL_LIFETIME_MS,
+  MAX_ALLOCATION_LIFETIME_S,
   PERMISSION_LIFETIME_MS,
   TurnAllocationState,
   type TurnTask,
@@ -339,7 +340,10 @@ export class TurnClient implements AsyncDisposable {
     return this.#mapped;
   }
 
-  /** The lifetime the server granted last, in seconds. */
+  /**
+   * The lifetime the server granted last, in seconds; a grant above an hour counts as an hour
+   * (the allocation is refreshed within it).
+   */
   get lifetime(): number {
     return this.#lifetime;
   }
@@ -570,8 +574,8 @@ export class TurnClient implements AsyncDisposable {
   }
 
   #granted(lifetime: number): void {
-    this.#lifetime = lifetime;
-    this.#state.allocated(this.#clock.now(), lifetime);
+    this.#lifetime = Math.min(lifetime, MAX_ALLOCATION_LIFETIME_S);
+    this.#state.allocated(this.#clock.now(), this.#lifetime);
     this.#arm();
   }
 

@@ -96,6 +96,8 @@ export interface QuicheConnection {
   applicationProto(): Uint8Array;
   peerCertChain(): Uint8Array[] | null;
   session(): Uint8Array | null;
+  sourceId(): Uint8Array;
+  destinationId(): Uint8Array;
   isEstablished(): boolean;
   isResumed(): boolean;
   isInEarlyData(): boolean;

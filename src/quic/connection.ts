@@ -4,6 +4,7 @@
  * @module
  */
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import { timerDelayMs } from "../_timer.ts";
 import type { QuicheConnection, QuicheHost, QuicheRecvInfo } from "./_quiche.ts";
 import type { UdpAddress } from "./datagram_port.ts";
 import { formatAddress } from "./address.ts";
@@ -329,16 +330,25 @@ export class QuicConnection {
 
   /** Feeds one datagram to quiche. @internal */
   receive(data: Uint8Array, from: UdpAddress): void {
-    const info = this.#recvInfo;
-    if (info.from.port !== from.port || info.from.host !== from.hostname) {
-      this.#recvInfo = { from: { host: from.hostname, port: from.port }, to: info.to };
-      this.#remote = { hostname: from.hostname, port: from.port };
+    let info = this.#recvInfo;
+    const moved = info.from.port !== from.port || info.from.host !== from.hostname;
+    // Anyone can send a datagram with our connection id from anywhere: a new source address
+    // counts only once quiche authenticated a packet in it (its received-packet count rises;
+    // undecryptable and replayed packets are dropped without counting).
+    let receivedBefore = 0;
+    if (moved) {
+      info = { from: { host: from.hostname, port: from.port }, to: info.to };
+      receivedBefore = this.#native.stats().recv;
     }
     try {
-      this.#native.recv(data, this.#recvInfo);
+      this.#native.recv(data, info);
     } catch {
       // quiche drops what it cannot use (bad packets, "Done"); a fatal error closes the
       // connection, which the next flush sees.
+    }
+    if (moved && this.#native.stats().recv > receivedBefore) {
+      this.#recvInfo = info;
+      this.#remote = { hostname: from.hostname, port: from.port };
     }
     if (this.#established && !this.#confirmed) {
       this.#confirmed = true;
@@ -586,11 +596,12 @@ export class QuicConnection {
       return;
     }
     // Only re-arm when the deadline moved earlier: a timer that fires early is harmless,
-    // quiche's onTimeout checks the time itself.
+    // quiche's onTimeout checks the time itself. So is a clamped one: with our idle timeout 0,
+    // quiche's deadline follows the peer's max_idle_timeout, up to 2^62 ms.
     if (this.#timer !== undefined && this.#timerAt <= at + 0.5) return;
     this.#clearTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+    this.#timer = setTimeout(this.#onTimer, timerDelayMs(at - now));
   }
 
   #clearTimer(): void {

@@ -6,6 +6,7 @@
  */
 import { clearImmediate, setImmediate } from "node:timers";
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { loadQuiche, PacketType, type QuicheConfig, type QuicheHost } from "./_quiche.ts";
 import {
   CID_LENGTH,
@@ -244,7 +245,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       serverName = "cretoai",
       earlyData = false,
     } = options;
-    checkInteger("timeoutMs", timeoutMs, 1, 2 ** 31);
+    checkInteger("timeoutMs", timeoutMs, 1, MAX_TIMER_DELAY_MS);
     const where = formatAddress(remote);
     if (signal?.aborted) throw aborted(where, signal.reason);
 
@@ -608,6 +609,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
   #addRoute(conn: QuicConnection, cid: Uint8Array): void {
     const key = cidKey(cid);
+    // A route is never taken from a live connection: an id a client chose (the Initial's
+    // destination id) may share its first six bytes with one we route already.
+    if (this.#routes.has(key)) return;
     conn.routingKeys.push(key);
     this.#routes.set(key, conn);
   }

@@ -4,6 +4,7 @@
  * @module
  */
 import { InvalidConfigError } from "../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import type { TlsCertificate } from "./certificate.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 
@@ -186,9 +187,9 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("initialMaxStreamData", initialMaxStreamData, 1, 2 ** 40);
   checkInteger("maxStreamsBidi", maxStreamsBidi, 0, 2 ** 20);
   checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
-  checkInteger("idleTimeoutMs", idleTimeoutMs, 0, 2 ** 31);
-  checkInteger("keepAliveIntervalMs", keepAliveIntervalMs, 0, 2 ** 31);
-  checkInteger("connectTimeoutMs", connectTimeoutMs, 1, 2 ** 31);
+  checkInteger("idleTimeoutMs", idleTimeoutMs, 0, MAX_TIMER_DELAY_MS);
+  checkInteger("keepAliveIntervalMs", keepAliveIntervalMs, 0, MAX_TIMER_DELAY_MS);
+  checkInteger("connectTimeoutMs", connectTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   if (addressValidation !== "retry" && addressValidation !== "none") {
     throw new InvalidConfigError("addressValidation", '"retry" or "none"', addressValidation);
   }

@@ -6,6 +6,7 @@
  */
 
 import { InvalidConfigError } from "../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { parseAddress } from "../quic/address.ts";
 
 /** A TURN server the NAT traversal service may relay through. */
@@ -172,8 +173,6 @@ export interface NetworkConfig {
 /** A configuration with every default applied. */
 export type ResolvedNetworkConfig = Readonly<Required<NetworkConfig>>;
 
-const MAX_MS = 2 ** 31 - 1;
-
 /**
  * Applies the defaults and checks every value.
  *
@@ -230,10 +229,10 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
   integer("quicPort", quicPort, 0, 65535);
   addresses("bootstrapPeers", bootstrapPeers);
   integer("maxConnections", maxConnections, 1, 1_000_000);
-  integer("connectionTimeoutMs", connectionTimeoutMs, 1, MAX_MS);
+  integer("connectionTimeoutMs", connectionTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   if (
     typeof keepAliveIntervalSecs !== "number" || !Number.isFinite(keepAliveIntervalSecs) ||
-    keepAliveIntervalSecs < 0 || keepAliveIntervalSecs * 1000 > MAX_MS
+    keepAliveIntervalSecs < 0 || keepAliveIntervalSecs * 1000 > MAX_TIMER_DELAY_MS
   ) {
     throw new InvalidConfigError(
       "keepAliveIntervalSecs",
@@ -278,11 +277,11 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
   integer("maxMessageBytes", maxMessageBytes, 1, 1024 * 1024 * 1024);
   // A single message of the largest size must fit, or every such message would close the peer.
   limit("maxBufferedBytesPerPeer", maxBufferedBytesPerPeer, maxMessageBytes);
-  integer("handshakeTimeoutMs", handshakeTimeoutMs, 1, MAX_MS);
+  integer("handshakeTimeoutMs", handshakeTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   boolean("pqEncryption", pqEncryption);
   integer("inboundQueueLength", inboundQueueLength, 1, 1_000_000);
   integer("inboundQueueBytes", inboundQueueBytes, 1, Number.MAX_SAFE_INTEGER);
-  integer("idleTimeoutMs", idleTimeoutMs, 0, MAX_MS);
+  integer("idleTimeoutMs", idleTimeoutMs, 0, MAX_TIMER_DELAY_MS);
   if (
     idleTimeoutMs > 0 && keepAliveIntervalSecs > 0 && idleTimeoutMs <= keepAliveIntervalSecs * 1000
   ) {
@@ -292,7 +291,7 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
       idleTimeoutMs,
     );
   }
-  integer("requestTimeoutMs", requestTimeoutMs, 1, MAX_MS);
+  integer("requestTimeoutMs", requestTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   return Object.freeze({
     listenAddr,
     quicPort,

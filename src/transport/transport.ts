@@ -9,6 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
@@ -755,8 +756,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     if (!(request instanceof Uint8Array)) {
       throw new TypeError(`Invalid 'request': must be a Uint8Array: got ${typeof request}`);
     }
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      throw new InvalidConfigError("timeoutMs", "a positive integer", timeoutMs);
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMER_DELAY_MS) {
+      throw new InvalidConfigError(
+        "timeoutMs",
+        `an integer from 1 to ${MAX_TIMER_DELAY_MS}`,
+        timeoutMs,
+      );
     }
     return await this.#peer(peer).request(protocolId, protocolBytes, request, signal, timeoutMs);
   }

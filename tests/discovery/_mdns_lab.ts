@@ -24,6 +24,9 @@ const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
 const GARBAGE_SCRIPT = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
 const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];
 const AVAHI_PID_FILE = "/run/avahi-daemon/pid";
+/** Where `dbus-daemon --system` listens (Debian's system.conf); it leaves the file behind. */
+const SYSTEM_BUS_DIR = "/run/dbus";
+const SYSTEM_BUS_SOCKET = `${SYSTEM_BUS_DIR}/system_bus_socket`;
 
 let labCounter = 0;
 
@@ -223,6 +226,11 @@ export class LabChild {
 export class MdnsLab {
   readonly #children: LabChild[] = [];
   #tmp: string | undefined;
+  /**
+   * What the lab's own system bus made, removed in close(): its socket (known by inode, so a
+   * socket another bus made after ours is left alone) and the directory if it was missing.
+   */
+  #bus: { socketInode: number | null; madeDir: boolean } | undefined;
 
   private constructor(
     readonly nsA: string,
@@ -355,7 +363,8 @@ export class MdnsLab {
    */
   async startAvahi(ns: string): Promise<LabChild> {
     if (!(await busAnswers())) {
-      await Deno.mkdir("/run/dbus", { recursive: true });
+      this.#bus = { socketInode: null, madeDir: (await inodeOf(SYSTEM_BUS_DIR)) === null };
+      await Deno.mkdir(SYSTEM_BUS_DIR, { recursive: true });
       const bus = this.spawn(ns, "dbus-daemon", [
         "dbus-daemon",
         "--system",
@@ -364,6 +373,7 @@ export class MdnsLab {
         "--print-address",
       ]);
       await bus.waitLine((l) => l.startsWith("unix:"), 10_000, "bus address");
+      this.#bus.socketInode = await inodeOf(SYSTEM_BUS_SOCKET);
     }
     const conf = `${this.#tmp}/avahi-${ns}.conf`;
     await Deno.writeTextFile(
@@ -397,12 +407,23 @@ export class MdnsLab {
     return avahi;
   }
 
-  /** Stops every child (last started first), then removes the namespaces and files. */
+  /**
+   * Stops every child (last started first), then removes the namespaces and files, and the
+   * system bus socket and directory if the lab's own bus made them: a socket left behind
+   * refuses connections, so the next user of the system bus would fail.
+   */
   async close(): Promise<void> {
     for (const child of this.#children.reverse()) await child.stop();
     this.#children.length = 0;
     for (const ns of [this.nsA, this.nsB]) await deleteNamespace(ns);
     if (this.#tmp) await Deno.remove(this.#tmp, { recursive: true }).catch(() => {});
+    const bus = this.#bus;
+    this.#bus = undefined;
+    if (bus?.socketInode != null && (await inodeOf(SYSTEM_BUS_SOCKET)) === bus.socketInode) {
+      await Deno.remove(SYSTEM_BUS_SOCKET).catch(() => {});
+    }
+    // Only if empty: anything in it now is someone else's.
+    if (bus?.madeDir) await Deno.remove(SYSTEM_BUS_DIR).catch(() => {});
   }
 
   /** Closes the lab, for `await using`. */
@@ -428,6 +449,16 @@ export function parseJson(line: string): Record<string, unknown> | undefined {
 
 async function ip(...args: string[]): Promise<void> {
   await runRoot(["ip", ...args]);
+}
+
+/** The inode of a path (not following a symlink), or null when nothing is there. */
+async function inodeOf(path: string): Promise<number | null> {
+  try {
+    return (await Deno.lstat(path)).ino;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
 }
 
 async function busAnswers(): Promise<boolean> {

@@ -173,3 +173,33 @@ Deno.test("beyond maxPeers new peers are refused and counted, until one expires"
     "peer3",
   ]);
 });
+
+Deno.test("a TXT-only record naming another peer under a known instance takes nothing of the old peer", () => {
+  // Found by fuzzing: the new peer's entry was built without SRV, and the expiry deadline then
+  // threw a TypeError from the mDNS timer, outside any try.
+  const table = new PeerTable({ ownPeerId: "me", maxPeers: 8 });
+  table.observe(announce(service(1)), 0);
+  const txtOnly = parseResponse({
+    answers: [{
+      name: "node-1._cretoai._udp.local",
+      type: "TXT",
+      ttl: 120,
+      data: ["peer=intruder", "v=1"],
+    }],
+  }, LIMITS);
+  const r = table.observe(txtOnly, 1000);
+  assert.deepEqual([r.events, r.incomplete], [[], 1], "incomplete for the new peer id");
+  assert.deepEqual(table.peers().map((p) => p.peerId), ["peer1"], "the announced peer stays");
+  assert.equal(table.nextDeadline(), 96_000, "deadlines still computable");
+  assert.deepEqual(table.poll(96_000), { events: [], refresh: true });
+  assert.deepEqual(table.poll(120_000).events, [{ type: "expired", peerId: "peer1" }]);
+
+  // With its own SRV and address the other peer id replaces the old one as before.
+  const full = buildAnnouncement(service(1, { peerId: "intruder" }), 120).answers;
+  const replaced = table.observe(
+    parseResponse({ answers: full.filter((rec) => rec.type !== "PTR") }, LIMITS),
+    121_000,
+  );
+  assert.deepEqual(replaced.events.map((e) => e.type), ["discovered"]);
+  assert.equal(table.nextDeadline(), 121_000 + 96_000);
+});

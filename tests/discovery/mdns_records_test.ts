@@ -14,11 +14,14 @@ import {
   isValidLabel,
   isValidVersion,
   type LocalService,
+  MAX_RECORD_TTL_S,
   MDNS_SERVICE_TYPE,
   parseResponse,
   parseTxt,
   type RecordLimits,
 } from "../../src/discovery/mdns_records.ts";
+import { PeerTable } from "../../src/discovery/mdns_peers.ts";
+import { MAX_TIMER_DELAY_MS } from "../../src/_timer.ts";
 
 const SVC: LocalService = {
   instance: "node-1",
@@ -270,4 +273,26 @@ Deno.test("validators and size estimate", () => {
   // Per record: name + 2 + 10 fixed bytes + data, names uncompressed. Header 12; PTR 21+10+28;
   // SRV 28+10+6+20; TXT 28+10+15; two A 20+10+4.
   assert.equal(size, 12 + 59 + 64 + 53 + 2 * 34);
+});
+
+Deno.test("record TTLs above a day are read as a day, so no timer waits beyond setTimeout's limit", () => {
+  // Found by fuzzing: a TTL above ~2,684,354 s put the refresh deadline past 2^31-1 ms, where
+  // setTimeout fires after 1 ms; the mDNS expiry timer then woke ~450 times a second.
+  const huge = 0xffff_ffff;
+  const records = buildAnnouncement(SVC, huge);
+  const parsed = parseResponse(records, LIMITS);
+  assert.equal(parsed.services[0].srv?.ttl, MAX_RECORD_TTL_S);
+  assert.equal(parsed.services[0].txt?.ttl, MAX_RECORD_TTL_S);
+  assert.equal(parsed.hosts.get(SVC.hostname)?.ttl, MAX_RECORD_TTL_S);
+  assert.equal(
+    parseResponse(buildAnnouncement(SVC, MAX_RECORD_TTL_S - 1), LIMITS).services[0]
+      .srv?.ttl,
+    MAX_RECORD_TTL_S - 1,
+    "shorter TTLs are kept",
+  );
+
+  const table = new PeerTable({ ownPeerId: "me", maxPeers: 4 });
+  table.observe(parsed, 0);
+  assert.equal(table.nextDeadline(), MAX_RECORD_TTL_S * 1000 * 0.8);
+  assert.ok(table.nextDeadline()! <= MAX_TIMER_DELAY_MS);
 });

@@ -63,6 +63,25 @@ Deno.test("an unknown interface name is refused at start", async () => {
 });
 
 Deno.test({
+  name: "the lab removes the system bus socket its own dbus-daemon made, also when a test fails",
+  ignore: skipAvahi !== undefined,
+
+  fn: async () => {
+    const socket = "/run/dbus/system_bus_socket";
+    const before = await Deno.lstat(socket).catch(() => null);
+    const failed = await (async () => {
+      await using lab = await MdnsLab.create();
+      await lab.startAvahi(lab.nsB);
+      throw new Error("a failing test");
+    })().catch((e: Error) => e.message);
+    assert.equal(failed, "a failing test");
+    const after = await Deno.lstat(socket).catch(() => null);
+    // With a bus already running, the lab starts none and must leave its socket alone.
+    assert.equal(after?.ino, before?.ino, "the socket is as it was before the lab");
+  },
+});
+
+Deno.test({
   name: "Avahi resolves our node with peer= in TXT, and we discover and expire an Avahi service",
   ignore: skipAvahi !== undefined,
 

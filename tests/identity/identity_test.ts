@@ -1,3 +1,4 @@
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { Identity, PublicIdentity } from "../../src/identity/mod.ts";
@@ -86,6 +87,89 @@ Deno.test("Identity file: round trip, mode 0600, no silent overwrite", async () 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "Identity file: replaced whole (a new file renamed over the old), no temporary left",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/identity.key`;
+      await identity.save(path);
+      const before = await Deno.readFile(path);
+      // A reader holding the old file keeps reading the old identity, whole: the new one never
+      // was written into it (a crash mid-write would have left it truncated).
+      using old = await Deno.open(path);
+      await Identity.generate().save(path, { overwrite: true });
+      const kept = new Uint8Array(before.byteLength);
+      assertEquals(await old.read(kept), before.byteLength);
+      assertEquals(kept, before);
+      assert(!(await Identity.load(path)).peerId.equals(identity.peerId));
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["identity.key"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Identity file: a symbolic link is refused, and what it points to is left alone",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const elsewhere = `${dir}/elsewhere`;
+      await Deno.writeTextFile(elsewhere, "not a key");
+      const path = `${dir}/identity.key`;
+      await Deno.symlink(elsewhere, path);
+      for (const overwrite of [false, true]) {
+        const err = await assertRejects(
+          () => identity.save(path, { overwrite }),
+          NetworkError,
+          "is a symbolic link",
+        );
+        assertEquals(err.code, "ERR_INVALID_KEY");
+      }
+      assertEquals(await Deno.readTextFile(elsewhere), "not a key");
+      assert((await Deno.lstat(path)).isSymlink);
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+        "elsewhere",
+        "identity.key",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "Identity.load warns when group or others may read the file, and loads it",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const records: LogRecord[] = [];
+    await configure({
+      sinks: { capture: (r) => records.push(r) },
+      loggers: [
+        { category: ["cretoai", "identity"], lowestLevel: "warning", sinks: ["capture"] },
+        { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+      ],
+    });
+    try {
+      const path = `${dir}/identity.key`;
+      await identity.save(path);
+      await Identity.load(path);
+      assertEquals(records.length, 0, "mode 0600: no warning");
+      await Deno.chmod(path, 0o644);
+      assert((await Identity.load(path)).peerId.equals(identity.peerId));
+      assertEquals(records.length, 1);
+      assertEquals(records[0].properties, { path, mode: "0644" });
+    } finally {
+      await reset();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test("Identity.load refuses broken files with ERR_INVALID_KEY", async () => {

@@ -24,6 +24,7 @@ import {
 import {
   allocationRefreshDelayMs,
   CHANNEL_LIFETIME_MS,
+  MAX_ALLOCATION_LIFETIME_S,
   PERMISSION_LIFETIME_MS,
   TurnAllocationState,
 } from "../../src/nat/_turn_state.ts";
@@ -268,6 +269,22 @@ Deno.test("virtual clock: allocate with 401 then credentials, refresh before exp
   assert.equal(last.lifetime, 0, "close sends Refresh with LIFETIME 0");
   assert.equal(clock.timers, 0, "no timer left after close");
   assert.equal(port.handlers, 0, "handler removed after close");
+});
+
+Deno.test("virtual clock: a LIFETIME of 2^32-1 s is kept as an hour and refreshed within it", async () => {
+  // Found by fuzzing: a LIFETIME above ~2,147,543 s put the refresh past setTimeout's limit,
+  // where it fired every millisecond.
+  const { clock, port, server, options } = virtualSetup();
+  server.lifetime = 0xffff_ffff;
+  const turn = await TurnClient.allocate(port, options);
+  assert.equal(turn.lifetime, MAX_ALLOCATION_LIFETIME_S);
+  assert.equal(turn.expiresAt, MAX_ALLOCATION_LIFETIME_S * 1000);
+  await clock.advanceTo(2 * MAX_ALLOCATION_LIFETIME_S * 1000);
+  const refreshes = server.seen.filter((s) => s.method === 4).map((s) => s.at);
+  assert.deepEqual(refreshes, [3_540_000, 7_080_000], "a minute before each hour runs out");
+  assert.equal(turn.expired, false);
+  await turn.close();
+  assert.equal(clock.timers, 0);
 });
 
 Deno.test("virtual clock: unanswered refreshes end in ERR_TURN_ALLOCATION_EXPIRED at the lifetime", async () => {

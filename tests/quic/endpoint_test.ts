@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConnectionClosedError, InvalidAddressError, NetworkError } from "../../src/errors.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import { quicheOf } from "../../src/quic/connection.ts";
 import type { UdpAddress } from "../../src/quic/datagram_port.ts";
 import {
   longHeaderDatagram,
@@ -429,4 +430,31 @@ Deno.test("endpoint: closing both endpoints mid-transfer leaves no timers, ops o
   assert.ok(write instanceof ConnectionClosedError, String(write));
   assert.ok(read instanceof ConnectionClosedError, String(read));
   // The sanitizers check at the end of the test that nothing is left running.
+});
+
+Deno.test("endpoint: an Initial whose id starts with a live connection's 6-byte route key does not take its route", async () => {
+  // Without address validation an Initial is accepted at once; its destination id must not
+  // take over the route of a live connection whose id starts with the same six bytes.
+  await using p = await pair({ addressValidation: "none" });
+  await using raw = new RawSocket();
+  const accepted = p.server.accept();
+  const conn = await p.client.connect(p.server.localAddr);
+  const peer = await within(accepted, 5000, "accept");
+  const serving = serveEcho(peer);
+  await roundTrip(conn);
+
+  const liveId = quicheOf(conn).destinationId(); // the server's id, which it routes by
+  const dcid = randomBytes(20);
+  dcid.set(liveId.subarray(0, 6));
+  const before = p.server.stats();
+  await raw.send(longHeaderDatagram({ dcid, scid: randomBytes(8) }), p.server.localAddr);
+  await waitFor(
+    () => p.server.stats().datagramsReceived > before.datagramsReceived,
+    2000,
+    "the Initial received",
+  );
+  assert.equal(p.server.stats().connectionsAccepted, before.connectionsAccepted, "no connection");
+  await roundTrip(conn); // still routed to the live connection
+  await conn.close();
+  await serving;
 });

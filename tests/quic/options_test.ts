@@ -83,6 +83,10 @@ Deno.test("options: each invalid value names its field and the value seen", () =
     [{ idleTimeoutMs: -5 }, "idleTimeoutMs", "-5"],
     [{ keepAliveIntervalMs: 0.5 }, "keepAliveIntervalMs", "0.5"],
     [{ connectTimeoutMs: 0 }, "connectTimeoutMs", "0"],
+    // setTimeout fires at once beyond 2^31-1 ms, so that is the longest timeout.
+    [{ idleTimeoutMs: 2 ** 31 }, "idleTimeoutMs", String(2 ** 31)],
+    [{ keepAliveIntervalMs: 2 ** 31 }, "keepAliveIntervalMs", String(2 ** 31)],
+    [{ connectTimeoutMs: 2 ** 31 }, "connectTimeoutMs", String(2 ** 31)],
     [{ addressValidation: "maybe" as "none" }, "addressValidation", '"maybe"'],
     [{ earlyData: "yes" as unknown as boolean }, "earlyData", '"yes"'],
     [{ acceptBacklog: 0 }, "acceptBacklog", "0"],

@@ -4,6 +4,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts
 import {
   ConnectionClosedError,
   InvalidAddressError,
+  InvalidConfigError,
   NetworkError,
   StreamResetError,
 } from "../../src/errors.ts";
@@ -327,6 +328,12 @@ Deno.test("transport: requests: response, unknown protocol, handler failure, tim
     NetworkError,
   );
   assertEquals(slow.code, "ERR_TIMEOUT");
+  // Beyond setTimeout's 2^31-1 ms the timer would fire at once.
+  await assertRejects(
+    () => a.request(remote, "/slow/1", new Uint8Array(), { timeoutMs: 2 ** 31 }),
+    InvalidConfigError,
+    "timeoutMs",
+  );
   release();
   const controller = new AbortController();
   const pending = a.request(remote, "/slow/1", new Uint8Array(), { signal: controller.signal });

@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Clock, wallClock } from "../../clock.ts";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../../errors.ts";
+import { MAX_TIMER_DELAY_MS } from "../../_timer.ts";
 import { Identity } from "../../identity/identity.ts";
 import { PeerId } from "../../identity/peer_id.ts";
 import { formatAddress } from "../../quic/address.ts";
@@ -28,9 +29,6 @@ import { type DhtWireLimits, QuicDhtRpc } from "./quic_rpc.ts";
 import { untilAborted } from "./_until_aborted.ts";
 
 const log = getLogger(["cretoai", "dht"]);
-
-/** Longest wait a timer takes (setTimeout's limit). */
-const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** Options of {@linkcode DhtService}. */
 export interface DhtServiceOptions {
@@ -423,7 +421,7 @@ export class DhtService implements AsyncDisposable {
     if (this.#closed || node === undefined) return;
     // At least a second apart, so that work that stays due cannot spin.
     const delay = Math.min(
-      MAX_DELAY_MS,
+      MAX_TIMER_DELAY_MS,
       Math.max(1000, node.nextMaintenanceAt() - this.#clock.now()),
     );
     this.#cancelMaintenance = this.#clock.schedule(() => {

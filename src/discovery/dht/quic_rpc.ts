@@ -13,6 +13,7 @@ import type { QuicTransport } from "../../transport/transport.ts";
 import type { TransportEventMap } from "../../transport/events.ts";
 import type { RequestContext } from "../../transport/_peer_connection.ts";
 import { requireInteger } from "../../_validate.ts";
+import { MAX_TIMER_DELAY_MS } from "../../_timer.ts";
 import { untilAborted } from "./_until_aborted.ts";
 import { type DhtContact, makeContact } from "./contact.ts";
 import type { DhtKey } from "./key.ts";
@@ -106,11 +107,11 @@ export class QuicDhtRpc implements DhtRpc {
    *
    * @param transport A bound transport.
    * @param options Timeout and limits.
-   * @throws {InvalidConfigError} If `timeoutMs` is not a positive integer.
+   * @throws {InvalidConfigError} If `timeoutMs` is not an integer from 1 to 2^31-1.
    */
   constructor(transport: QuicTransport, options: QuicDhtRpcOptions = {}) {
     const { timeoutMs = 5000, limits = {} } = options;
-    requireInteger("timeoutMs", timeoutMs, 1);
+    requireInteger("timeoutMs", timeoutMs, 1, MAX_TIMER_DELAY_MS);
     this.#transport = transport;
     this.#timeoutMs = timeoutMs;
     this.#limits = resolveWireLimits(limits);
