@@ -44,6 +44,14 @@ export {
 } from "./events.ts";
 export { LatencyHistogram } from "./latency_histogram.ts";
 export {
+  type AdmissionCandidate,
+  type AdmissionDecision,
+  AdmissionPolicy,
+  type AdmissionPolicyOptions,
+  type AdmissionRefusal,
+  type PeerConnectionRef,
+} from "./admission_policy.ts";
+export {
   type InboundMessage,
   type PeerStats,
   type RequestContext,

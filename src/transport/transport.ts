@@ -26,10 +26,10 @@ import {
   type LimitViolation,
   ResourceLimits,
 } from "../pool/limits.ts";
-import { PoolPolicy } from "../pool/pool_policy.ts";
 import { RateMeter } from "../pool/rate_meter.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
-import { keepOutbound } from "../pool/tie_break.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { AdmissionPolicy } from "./admission_policy.ts";
 import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
@@ -70,6 +70,12 @@ export interface QuicTransportOptions {
    * `RelaySocket` so that connections can also run through a TURN relay.
    */
   socket?: DatagramSocket;
+  /**
+   * Source of time of the admission rules, the pool's idle collection, bans and rates; a
+   * test passes a virtual clock.
+   * @default {systemClock}
+   */
+  clock?: Clock;
 }
 
 /** Options of {@linkcode QuicTransport.connectPeer}. */
@@ -219,11 +225,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #resolvers = new Set<PeerResolver>();
   #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
-  #pool: PoolPolicy;
+  #admission: AdmissionPolicy<PeerConnection>;
+  #clock: Clock;
   #limits: ResourceLimits;
   #sendMeter = new RateMeter();
   #receiveMeter = new RateMeter();
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #cancelIdleTimer: (() => void) | undefined;
   #idleTimerAt = Infinity;
   #idleClosed = 0;
   #evicted = 0;
@@ -248,12 +255,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   constructor(options: QuicTransportOptions) {
     super();
-    const { identity, config = {}, socket } = options ?? {};
+    const { identity, config = {}, socket, clock = systemClock } = options ?? {};
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
     this.#identity = identity;
     this.#socket = socket;
+    this.#clock = clock;
     this.config = resolveNetworkConfig(config);
     const c = this.config;
     this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
@@ -270,9 +278,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         peerBurst: burst(peerRate),
       });
     }
-    this.#pool = new PoolPolicy({
+    this.#admission = new AdmissionPolicy({
+      localPeerId: identity.peerId.toString(),
       maxConnections: c.maxConnections,
       idleTimeoutMs: c.idleTimeoutMs === 0 ? Infinity : c.idleTimeoutMs,
+      clock,
     });
     this.#limits = new ResourceLimits({
       inboundPerIp: c.maxInboundPerIp,
@@ -290,7 +300,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       sendMeter: this.#sendMeter,
       receiveMeter: this.#receiveMeter,
       handler: (id) => this.#handlers.get(id),
-      touch: (peer) => this.#pool.touch(peer.key, performance.now()),
+      touch: (peer) => this.#admission.touch(peer.key),
       closed: (peer, error) => this.#onPeerClosed(peer, error),
     };
   }
@@ -401,10 +411,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return peer.peerId;
       }
     }
-    return await this.#dials.run(
-      where,
-      () => this.#dial(endpoint, remote, expected, signal, false),
-    );
+    return await this.#dials.run(where, async () => {
+      this.#admission.dialStarted(where);
+      try {
+        return await this.#dial(endpoint, remote, expected, signal, false);
+      } finally {
+        this.#admission.dialEnded(where);
+      }
+    });
   }
 
   /**
@@ -457,10 +471,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
       throw new InvalidAddressError(formatAddress(remote), "it is this node's own address");
     }
-    await this.#migrations.run(
-      id.toString(),
-      () => this.#dial(endpoint, remote, id, options.signal, true),
-    );
+    const key = id.toString();
+    await this.#migrations.run(key, async () => {
+      this.#admission.migrationStarted(key);
+      try {
+        return await this.#dial(endpoint, remote, id, options.signal, true);
+      } finally {
+        this.#admission.migrationEnded(key);
+      }
+    });
   }
 
   /**
@@ -774,7 +793,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * @param tag Why; the peer stays protected while it has any tag.
    */
   protect(peer: PeerId | string, tag: string): void {
-    this.#pool.protect(toPeerId(peer).toString(), tag);
+    this.#admission.pool.protect(toPeerId(peer).toString(), tag);
   }
 
   /**
@@ -790,7 +809,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * @returns Whether the peer had the tag.
    */
   unprotect(peer: PeerId | string, tag: string): boolean {
-    const had = this.#pool.unprotect(toPeerId(peer).toString(), tag);
+    const had = this.#admission.pool.unprotect(toPeerId(peer).toString(), tag);
     // The peer may have been unused for long: it can idle now.
     if (had) this.#armIdleTimer();
     return had;
@@ -821,8 +840,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   async #close(): Promise<void> {
     if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#cancelIdleTimer?.();
+    this.#cancelIdleTimer = undefined;
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
@@ -973,7 +992,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       });
       const peer = new PeerConnection(this.#host, s, direction, control);
       if (!this.#admit(peer, replacing)) return s.peerId;
-      if (direction === "inbound") await control.writer.write(encodeControl({ type: "ready" }));
+      if (direction === "inbound") {
+        await control.writer.write(encodeControl({ type: "ready" })).catch((e) => {
+          this.#admission.closed(peer.key, peer);
+          throw e;
+        });
+      }
       this.#register(peer, replacing);
       return s.peerId;
     } catch (e) {
@@ -1002,58 +1026,36 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   /**
-   * Applies the migration and duplicate rules and the pool; returns false when `peer` is
-   * closed instead of registered.
+   * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
+   * returns false when `peer` is closed instead of registered.
    */
   #admit(peer: PeerConnection, replace: boolean): boolean {
-    const outboundWins = keepOutbound(this.peerId.toString(), peer.key);
-    if (replace && this.#peers.has(peer.key)) {
-      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
-      const ownMove = this.#migrations.get(peer.key) !== undefined;
-      if (peer.direction === "inbound" && outboundWins && ownMove) {
-        peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate migration").catch(() => {});
-        return false;
+    const decision = this.#admission.admit({
+      peer: peer.key,
+      address: formatAddress(peer.address),
+      direction: peer.direction,
+      replace,
+    }, peer);
+    if (!decision.admitted) {
+      if (decision.reason === "pool-full") {
+        peer.close(APP_ERROR_LIMIT_EXCEEDED, "connection pool full").catch(() => {});
+        throw new NetworkError(
+          "ERR_LIMIT_EXCEEDED",
+          `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
+        );
       }
-      return true;
-    }
-    if (
-      peer.direction === "inbound" && outboundWins &&
-      this.#dials.get(formatAddress(peer.address)) !== undefined
-    ) {
-      // Our own dial to this peer is in flight and will win the tie: refusing now, before
-      // the ready frame, keeps both sides from ever using the losing connection.
-      peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
+      const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
+      peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
       return false;
     }
-    const existing = this.#peers.get(peer.key);
-    if (existing !== undefined) {
-      let keepNew: boolean;
-      if (existing.direction !== peer.direction) {
-        const keep = outboundWins ? "outbound" : "inbound";
-        keepNew = peer.direction === keep;
-      } else {
-        // A peer that dials again lost its old connection (a restart); our own second dial
-        // of the same peer under another address is redundant.
-        keepNew = peer.direction === "inbound";
-      }
-      const loser = keepNew ? existing : peer;
-      loser.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
-      return keepNew;
+    if (decision.previous !== undefined && !decision.migrate) {
+      decision.previous.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection")
+        .catch(() => {});
     }
-    const decision = this.#pool.admit(peer.key, performance.now());
-    if (!decision.admitted) {
-      peer.close(APP_ERROR_LIMIT_EXCEEDED, "connection pool full").catch(() => {});
-      throw new NetworkError(
-        "ERR_LIMIT_EXCEEDED",
-        `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
-      );
-    }
-    for (const key of decision.evict) {
-      const evicted = this.#peers.get(key);
-      if (evicted === undefined) continue;
+    for (const { peer: key, connection } of decision.evict) {
       this.#evicted++;
       log.info("Evicting peer {peer}: the pool is full", { peer: key });
-      evicted.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
+      connection.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
     }
     this.#armIdleTimer();
     return true;
@@ -1065,22 +1067,22 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   #armIdleTimer(): void {
     if (this.#closing !== undefined) return;
-    const at = this.#pool.nextIdleAt();
-    if (at === undefined || (this.#idleTimer !== undefined && this.#idleTimerAt <= at)) return;
-    clearTimeout(this.#idleTimer);
+    const at = this.#admission.nextIdleAt();
+    if (at === undefined || (this.#cancelIdleTimer !== undefined && this.#idleTimerAt <= at)) {
+      return;
+    }
+    this.#cancelIdleTimer?.();
     this.#idleTimerAt = at;
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
+    this.#cancelIdleTimer = this.#clock.schedule(() => {
+      this.#cancelIdleTimer = undefined;
       this.#idleTimerAt = Infinity;
-      for (const key of this.#pool.collectIdle(performance.now())) {
-        const idle = this.#peers.get(key);
-        if (idle === undefined) continue;
+      for (const { peer, connection } of this.#admission.collectIdle()) {
         this.#idleClosed++;
-        log.info("Closing idle connection to {peer}", { peer: key });
-        idle.close(APP_ERROR_IDLE_TIMEOUT, "idle timeout").catch(() => {});
+        log.info("Closing idle connection to {peer}", { peer });
+        connection.close(APP_ERROR_IDLE_TIMEOUT, "idle timeout").catch(() => {});
       }
       this.#armIdleTimer();
-    }, Math.max(0, at - performance.now()));
+    }, Math.max(0, at - this.#clock.now()));
   }
 
   #register(peer: PeerConnection, replace: boolean): void {
@@ -1119,9 +1121,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   #onPeerClosed(peer: PeerConnection, error: Error): void {
+    this.#admission.closed(peer.key, peer);
     if (this.#peers.get(peer.key) !== peer) return; // replaced by a newer connection
     this.#peers.delete(peer.key);
-    this.#pool.remove(peer.key);
     log.info("Peer {peer} disconnected: {error}", { peer: peer.key, error: error.message });
     this.dispatchEvent(
       new CustomEvent("peer:disconnected", {
