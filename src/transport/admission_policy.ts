@@ -28,6 +28,24 @@ export interface AdmissionPolicyOptions {
    */
   idleTimeoutMs?: number;
   /**
+   * Milliseconds after which a peer counts as long-lived and is evicted only after younger
+   * ones; see `PoolPolicyOptions.settleMs`.
+   * @default {60000}
+   */
+  settleMs?: number;
+  /**
+   * The only peer ids admitted, in either direction (a permissioned committee); anyone else
+   * is refused with `"not-allowed"`.
+   * @default {undefined} (every peer the gate lets through)
+   */
+  allowedPeers?: Iterable<string>;
+  /**
+   * Decides by peer id and address before a peer is registered; `false` refuses it with
+   * `"not-allowed"`. Called after the allowlist.
+   * @default {undefined} (every peer)
+   */
+  gate?: (candidate: AdmissionCandidate) => boolean;
+  /**
    * Source of the current time.
    * @default {systemClock}
    */
@@ -48,6 +66,8 @@ export interface AdmissionCandidate {
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
 export type AdmissionRefusal =
+  /** The allowlist or the gate refused the peer. */
+  | "not-allowed"
   /** Another connection to the peer is kept (tie-break, or our redundant second dial). */
   | "duplicate"
   /** Both sides migrated at once and the other move wins. */
@@ -119,6 +139,8 @@ export class AdmissionPolicy<C> {
   readonly pool: PoolPolicy;
   readonly #local: string;
   readonly #clock: Clock;
+  readonly #allowed: ReadonlySet<string> | undefined;
+  readonly #gate: ((candidate: AdmissionCandidate) => boolean) | undefined;
   #connected = new Map<string, { connection: C; direction: ConnectionDirection }>();
   #dials = new Map<string, number>();
   #migrations = new Map<string, number>();
@@ -134,11 +156,16 @@ export class AdmissionPolicy<C> {
       localPeerId,
       maxConnections = 100,
       idleTimeoutMs = Infinity,
+      settleMs = 60_000,
+      allowedPeers,
+      gate,
       clock = systemClock,
     } = options;
     this.#local = localPeerId;
     this.#clock = clock;
-    this.pool = new PoolPolicy({ maxConnections, idleTimeoutMs });
+    this.#allowed = allowedPeers === undefined ? undefined : new Set(allowedPeers);
+    this.#gate = gate;
+    this.pool = new PoolPolicy({ maxConnections, idleTimeoutMs, settleMs });
   }
 
   /**
@@ -149,6 +176,28 @@ export class AdmissionPolicy<C> {
    */
   connection(peer: string): C | undefined {
     return this.#connected.get(peer)?.connection;
+  }
+
+  /**
+   * Whether the allowlist and the gate let a peer in; {@linkcode AdmissionPolicy.admit} asks
+   * this first, a dialer may ask before dialing a peer it knows.
+   *
+   * @example A committee of two
+   * ```ts
+   * import { AdmissionPolicy } from "@cretoai/network";
+   *
+   * const policy = new AdmissionPolicy({ localPeerId: "A", allowedPeers: ["B", "C"] });
+   * const candidate = { address: "192.0.2.1:9001", direction: "inbound", replace: false } as const;
+   * console.assert(policy.allows({ ...candidate, peer: "B" }));
+   * console.assert(!policy.allows({ ...candidate, peer: "M" }));
+   * ```
+   *
+   * @param candidate The peer, its address and the direction.
+   * @returns `false` to refuse.
+   */
+  allows(candidate: AdmissionCandidate): boolean {
+    if (this.#allowed !== undefined && !this.#allowed.has(candidate.peer)) return false;
+    return this.#gate === undefined || this.#gate(candidate) === true;
   }
 
   /**
@@ -197,6 +246,7 @@ export class AdmissionPolicy<C> {
    */
   admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
     const { peer, address, direction, replace } = candidate;
+    if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
     const outboundWins = keepOutbound(this.#local, peer);
     const existing = this.#connected.get(peer);
     if (replace && existing !== undefined) {

@@ -7,7 +7,9 @@
 
 export {
   type BroadcastResult,
+  type ConnectionGate,
   type ConnectPeerOptions,
+  type GateCandidate,
   type MigratePeerOptions,
   type PeerInfo,
   type PeerResolver,

@@ -22,6 +22,7 @@ import {
   APP_ERROR_EVICTED,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
+  APP_ERROR_NOT_ALLOWED,
   type LimitKind,
   type LimitViolation,
   ResourceLimits,
@@ -29,7 +30,7 @@ import {
 import { RateMeter } from "../pool/rate_meter.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { AdmissionPolicy } from "./admission_policy.ts";
+import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
 import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
@@ -76,6 +77,41 @@ export interface QuicTransportOptions {
    * @default {systemClock}
    */
   clock?: Clock;
+  /**
+   * The only peers admitted, inbound or outbound: a permissioned committee lists its members
+   * and nobody else gets past the handshake (refused with `ERR_PEER_NOT_ALLOWED`, close code
+   * `APP_ERROR_NOT_ALLOWED`).
+   * @default {undefined} (any authenticated peer)
+   */
+  allowedPeers?: Iterable<PeerId | string>;
+  /**
+   * Decides by peer id and address, after the handshake and before the peer is registered;
+   * `false` refuses it as `allowedPeers` does. Called for peers the allowlist let through.
+   * @default {undefined} (every peer)
+   */
+  gate?: ConnectionGate;
+}
+
+/**
+ * A connection gate: whether to admit an authenticated peer at an address.
+ *
+ * @example Only peers on private addresses
+ * ```ts
+ * import type { ConnectionGate } from "@cretoai/network";
+ *
+ * const gate: ConnectionGate = ({ address }) => address.hostname.startsWith("10.");
+ * ```
+ */
+export type ConnectionGate = (candidate: GateCandidate) => boolean;
+
+/** What a {@linkcode ConnectionGate} decides on. */
+export interface GateCandidate {
+  /** The authenticated peer. */
+  peerId: PeerId;
+  /** The peer's address on this connection. */
+  address: UdpAddress;
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
 }
 
 /** Options of {@linkcode QuicTransport.connectPeer}. */
@@ -255,7 +291,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   constructor(options: QuicTransportOptions) {
     super();
-    const { identity, config = {}, socket, clock = systemClock } = options ?? {};
+    const {
+      identity,
+      config = {},
+      socket,
+      clock = systemClock,
+      allowedPeers,
+      gate,
+    } = options ?? {};
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
@@ -282,6 +325,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       localPeerId: identity.peerId.toString(),
       maxConnections: c.maxConnections,
       idleTimeoutMs: c.idleTimeoutMs === 0 ? Infinity : c.idleTimeoutMs,
+      allowedPeers: allowedPeers === undefined
+        ? undefined
+        : [...allowedPeers].map((p) => toPeerId(p).toString()),
+      gate: gate === undefined ? undefined : (candidate: AdmissionCandidate) =>
+        gate({
+          peerId: PeerId.parse(candidate.peer),
+          address: parseAddress(candidate.address),
+          direction: candidate.direction,
+        }),
       clock,
     });
     this.#limits = new ResourceLimits({
@@ -402,6 +454,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       : toPeerId(options.expectedPeerId);
     if (expected !== undefined && this.#peers.has(expected.toString())) return expected;
     const where = formatAddress(remote);
+    if (expected !== undefined) {
+      const candidate = {
+        peer: expected.toString(),
+        address: where,
+        direction: "outbound",
+        replace: false,
+      } as const;
+      if (!this.#admission.allows(candidate)) throw notAllowed(candidate.peer);
+    }
     const local = endpoint.localAddr;
     if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
       throw new InvalidAddressError(where, "it is this node's own address");
@@ -1044,6 +1105,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
         );
       }
+      if (decision.reason === "not-allowed") {
+        peer.close(APP_ERROR_NOT_ALLOWED, "not allowed").catch(() => {});
+        throw notAllowed(peer.key);
+      }
       const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
       peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
       return false;
@@ -1173,6 +1238,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
 function toPeerId(peer: PeerId | string): PeerId {
   return peer instanceof PeerId ? peer : PeerId.parse(peer);
+}
+
+function notAllowed(peer: string): NetworkError {
+  return new NetworkError(
+    "ERR_PEER_NOT_ALLOWED",
+    `Peer ${peer} is refused by the allowlist or the connection gate`,
+  );
 }
 
 function closedError(what: string): NetworkError {
