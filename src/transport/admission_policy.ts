@@ -11,6 +11,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { PoolPolicy } from "../pool/pool_policy.ts";
 import { keepOutbound } from "../pool/tie_break.ts";
+import { BanList } from "./ban_list.ts";
 import type { ConnectionDirection } from "./events.ts";
 
 /** Options of {@linkcode AdmissionPolicy}. */
@@ -46,6 +47,11 @@ export interface AdmissionPolicyOptions {
    */
   gate?: (candidate: AdmissionCandidate) => boolean;
   /**
+   * Bans held at once; see {@linkcode BanList}.
+   * @default {10000}
+   */
+  maxBans?: number;
+  /**
    * Source of the current time.
    * @default {systemClock}
    */
@@ -66,6 +72,8 @@ export interface AdmissionCandidate {
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
 export type AdmissionRefusal =
+  /** The peer is banned. */
+  | "banned"
   /** The allowlist or the gate refused the peer. */
   | "not-allowed"
   /** Another connection to the peer is kept (tie-break, or our redundant second dial). */
@@ -137,6 +145,8 @@ export type AdmissionDecision<C> =
 export class AdmissionPolicy<C> {
   /** The pool: eviction, idleness and protection tags. */
   readonly pool: PoolPolicy;
+  /** The banned peers, refused first. */
+  readonly bans: BanList;
   readonly #local: string;
   readonly #clock: Clock;
   readonly #allowed: ReadonlySet<string> | undefined;
@@ -159,8 +169,10 @@ export class AdmissionPolicy<C> {
       settleMs = 60_000,
       allowedPeers,
       gate,
+      maxBans = 10_000,
       clock = systemClock,
     } = options;
+    this.bans = new BanList({ maxBans, clock });
     this.#local = localPeerId;
     this.#clock = clock;
     this.#allowed = allowedPeers === undefined ? undefined : new Set(allowedPeers);
@@ -179,7 +191,7 @@ export class AdmissionPolicy<C> {
   }
 
   /**
-   * Whether the allowlist and the gate let a peer in; {@linkcode AdmissionPolicy.admit} asks
+   * Whether a peer is not banned and the allowlist and the gate let it in; {@linkcode AdmissionPolicy.admit} asks
    * this first, a dialer may ask before dialing a peer it knows.
    *
    * @example A committee of two
@@ -196,6 +208,7 @@ export class AdmissionPolicy<C> {
    * @returns `false` to refuse.
    */
   allows(candidate: AdmissionCandidate): boolean {
+    if (this.bans.get(candidate.peer) !== undefined) return false;
     if (this.#allowed !== undefined && !this.#allowed.has(candidate.peer)) return false;
     return this.#gate === undefined || this.#gate(candidate) === true;
   }
@@ -246,6 +259,7 @@ export class AdmissionPolicy<C> {
    */
   admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
     const { peer, address, direction, replace } = candidate;
+    if (this.bans.get(peer) !== undefined) return { admitted: false, reason: "banned" };
     if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
     const outboundWins = keepOutbound(this.#local, peer);
     const existing = this.#connected.get(peer);

@@ -6,6 +6,7 @@
  */
 
 export {
+  type BanInfo,
   type BroadcastResult,
   type ConnectionGate,
   type ConnectPeerOptions,
@@ -38,6 +39,7 @@ export {
 export {
   type ConnectionDirection,
   type ConnectionFailedDetail,
+  type PeerBannedDetail,
   type PeerConnectedDetail,
   type PeerDisconnectedDetail,
   type PeerMigratedDetail,
@@ -45,6 +47,13 @@ export {
   TypedEventTarget,
 } from "./events.ts";
 export { LatencyHistogram } from "./latency_histogram.ts";
+export { type BanEntry, BanList, type BanListOptions } from "./ban_list.ts";
+export {
+  PeerScore,
+  type PeerScoreOptions,
+  type PenaltyReason,
+  type PenaltyResult,
+} from "./peer_score.ts";
 export {
   type AdmissionCandidate,
   type AdmissionDecision,

@@ -18,6 +18,7 @@ import type { DatagramSocket } from "../quic/udp_socket.ts";
 import { QuicEndpoint } from "../quic/endpoint.ts";
 import { BandwidthLimiter } from "../pool/bandwidth_limiter.ts";
 import {
+  APP_ERROR_BANNED,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
   APP_ERROR_IDLE_TIMEOUT,
@@ -31,6 +32,7 @@ import { RateMeter } from "../pool/rate_meter.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
+import { PeerScore, type PeerScoreOptions, type PenaltyReason } from "./peer_score.ts";
 import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
@@ -90,6 +92,31 @@ export interface QuicTransportOptions {
    * @default {undefined} (every peer)
    */
   gate?: ConnectionGate;
+  /**
+   * Penalty points of protocol violations (malformed frames, failed decryption, broken
+   * limits, and what services report through {@linkcode QuicTransport.penalize}); a peer
+   * reaching the threshold is banned for `autoBanMs`.
+   * @default {{}} (see {@linkcode PeerScoreOptions} for each default)
+   */
+  peerScore?: Omit<PeerScoreOptions, "clock">;
+  /**
+   * How long a peer whose score reached the threshold stays banned, in milliseconds.
+   * @default {3600000} 1 hour.
+   */
+  autoBanMs?: number;
+}
+
+/**
+ * A ban as {@linkcode QuicTransport.bans} lists it: plain data, to persist and to restore with
+ * `transport.ban(peerId, expiresAt - Date.now(), reason)`.
+ */
+export interface BanInfo {
+  /** The banned peer's id. */
+  peerId: string;
+  /** Why. */
+  reason: string;
+  /** When the ban ends, in milliseconds since the epoch; `null` for never. */
+  expiresAt: number | null;
 }
 
 /**
@@ -263,6 +290,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #limiter: BandwidthLimiter | undefined;
   #admission: AdmissionPolicy<PeerConnection>;
   #clock: Clock;
+  #scores: PeerScore;
+  /** Wall-clock time minus the clock's, fixed at construction: ban ends in epoch time. */
+  #epochOffsetMs: number;
+  #autoBanMs: number;
   #limits: ResourceLimits;
   #sendMeter = new RateMeter();
   #receiveMeter = new RateMeter();
@@ -298,13 +329,21 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       clock = systemClock,
       allowedPeers,
       gate,
+      peerScore = {},
+      autoBanMs = 3_600_000,
     } = options ?? {};
+    if (!(typeof autoBanMs === "number" && autoBanMs > 0)) {
+      throw new InvalidConfigError("autoBanMs", "a number of milliseconds above 0", autoBanMs);
+    }
+    this.#autoBanMs = autoBanMs;
+    this.#scores = new PeerScore({ ...peerScore, clock });
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
     this.#identity = identity;
     this.#socket = socket;
     this.#clock = clock;
+    this.#epochOffsetMs = Date.now() - clock.now();
     this.config = resolveNetworkConfig(config);
     const c = this.config;
     this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
@@ -353,6 +392,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       receiveMeter: this.#receiveMeter,
       handler: (id) => this.#handlers.get(id),
       touch: (peer) => this.#admission.touch(peer.key),
+      penalize: (peer, reason) => this.penalize(peer.peerId, reason),
       closed: (peer, error) => this.#onPeerClosed(peer, error),
     };
   }
@@ -461,6 +501,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         direction: "outbound",
         replace: false,
       } as const;
+      const ban = this.#admission.bans.get(candidate.peer);
+      if (ban !== undefined) throw banned(candidate.peer, ban.reason);
       if (!this.#admission.allows(candidate)) throw notAllowed(candidate.peer);
     }
     const local = endpoint.localAddr;
@@ -858,6 +900,118 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   /**
+   * Bans a peer for `durationMs`: its connection, if any, closes with `APP_ERROR_BANNED`
+   * (0x1c), and it is refused after the handshake (`ERR_PEER_BANNED`) until the ban ends;
+   * dials of it fail before any packet. Banning again replaces the earlier ban. Emits
+   * `peer:banned`.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * const mallory = Identity.generate().peerId;
+   * transport.ban(mallory, 60_000, "equivocation");
+   * console.assert(transport.bans()[0].reason === "equivocation");
+   * console.assert(transport.unban(mallory) && transport.bans().length === 0);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param durationMs Milliseconds above 0; `Infinity` for a permanent ban.
+   * @param reason Why, kept to 200 characters; the closed connection carries it.
+   * @returns The ban.
+   * @throws {InvalidConfigError} for a bad duration or reason.
+   */
+  ban(peer: PeerId | string, durationMs: number, reason: string): BanInfo {
+    return this.#ban(toPeerId(peer), durationMs, reason, false);
+  }
+
+  /**
+   * Lifts a ban.
+   *
+   * @example
+   * ```ts ignore
+   * transport.unban(peer);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @returns Whether the peer was banned.
+   */
+  unban(peer: PeerId | string): boolean {
+    return this.#admission.bans.unban(toPeerId(peer).toString());
+  }
+
+  /**
+   * The bans in force, as plain data to persist.
+   *
+   * @example
+   * ```ts ignore
+   * await Deno.writeTextFile("bans.json", JSON.stringify(transport.bans()));
+   * ```
+   *
+   * @returns One entry per banned peer.
+   */
+  bans(): BanInfo[] {
+    return this.#admission.bans.list().map((entry) => this.#banInfo(entry));
+  }
+
+  /**
+   * Lowers a peer's score for a protocol violation; a peer whose penalties reach the
+   * threshold (see `peerScore`) is banned for `autoBanMs`. The transport itself reports
+   * malformed frames, failed decryption and broken limits; services report theirs (bad DHT
+   * records, rejected gossip). Penalties decay with a half-life, so rare accidents never add up
+   * to a ban.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * const peer = Identity.generate().peerId;
+   * console.assert(transport.penalize(peer, "rejected-gossip") === 5);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param reason What it did.
+   * @returns The peer's penalty points after this one (0 once it is banned).
+   */
+  penalize(peer: PeerId | string, reason: PenaltyReason): number {
+    const id = toPeerId(peer);
+    const { penalty, ban } = this.#scores.penalize(id.toString(), reason);
+    if (!ban) return penalty;
+    log.warn("Banning {peer} for {ms} ms: penalty {penalty} after {reason}", {
+      peer: id.toString(),
+      ms: this.#autoBanMs,
+      penalty,
+      reason,
+    });
+    this.#ban(id, this.#autoBanMs, `score: ${reason}`, true);
+    return 0;
+  }
+
+  #ban(peer: PeerId, durationMs: number, reason: string, automatic: boolean): BanInfo {
+    const key = peer.toString();
+    const info = this.#banInfo(this.#admission.bans.ban(key, durationMs, reason));
+    this.#peers.get(key)?.close(APP_ERROR_BANNED, `banned: ${info.reason}`).catch(() => {});
+    this.dispatchEvent(
+      new CustomEvent("peer:banned", {
+        detail: { peerId: peer, reason: info.reason, expiresAt: info.expiresAt, automatic },
+      }),
+    );
+    return info;
+  }
+
+  #banInfo(entry: { peerId: string; reason: string; expiresAt: number }): BanInfo {
+    return {
+      peerId: entry.peerId,
+      reason: entry.reason,
+      expiresAt: entry.expiresAt === Infinity
+        ? null
+        : Math.round(entry.expiresAt + this.#epochOffsetMs),
+    };
+  }
+
+  /**
    * Removes a protection tag set with {@linkcode QuicTransport.protect}.
    *
    * @example
@@ -1105,6 +1259,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
         );
       }
+      if (decision.reason === "banned") {
+        peer.close(APP_ERROR_BANNED, "banned").catch(() => {});
+        throw banned(peer.key, this.#admission.bans.get(peer.key)?.reason ?? "");
+      }
       if (decision.reason === "not-allowed") {
         peer.close(APP_ERROR_NOT_ALLOWED, "not allowed").catch(() => {});
         throw notAllowed(peer.key);
@@ -1238,6 +1396,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
 function toPeerId(peer: PeerId | string): PeerId {
   return peer instanceof PeerId ? peer : PeerId.parse(peer);
+}
+
+function banned(peer: string, reason: string): NetworkError {
+  return new NetworkError("ERR_PEER_BANNED", `Peer ${peer} is banned: ${reason}`);
 }
 
 function notAllowed(peer: string): NetworkError {
