@@ -29,6 +29,10 @@ export const APP_ERROR_IDLE_TIMEOUT = 0x18;
 export const APP_ERROR_EVICTED = 0x19;
 /** Close code: the losing connection of a simultaneous dial (see `keepOutbound`). */
 export const APP_ERROR_DUPLICATE_CONNECTION = 0x1a;
+/** Close code: the peer is not on the allowlist, or the connection gate refused it. */
+export const APP_ERROR_NOT_ALLOWED = 0x1b;
+/** Close code: the peer is banned (by the application, or for protocol violations). */
+export const APP_ERROR_BANNED = 0x1c;
 
 /** The limits {@linkcode ResourceLimits} checks. */
 export type LimitKind =

@@ -18,12 +18,14 @@ export { SingleFlight } from "./single_flight.ts";
 export { keepOutbound } from "./tie_break.ts";
 export type { LimitKind, LimitViolation, ResourceLimitsOptions } from "./limits.ts";
 export {
+  APP_ERROR_BANNED,
   APP_ERROR_BUFFER_FULL,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
   APP_ERROR_MESSAGE_TOO_LARGE,
+  APP_ERROR_NOT_ALLOWED,
   APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP,
   APP_ERROR_TOO_MANY_PENDING_HANDSHAKES,
   APP_ERROR_TOO_MANY_STREAMS,

@@ -25,6 +25,15 @@ export interface PoolPolicyOptions {
    * @default {120000} 2 minutes.
    */
   idleTimeoutMs?: number;
+  /**
+   * Milliseconds after which a peer counts as long-lived: when the pool is full, peers
+   * younger than this are evicted first (least recently used first), so that a stream of
+   * fresh identities only displaces each other and at most one long-lived peer per
+   * `settleMs`. `Infinity` evicts purely by recency.
+   *
+   * @default {60000} 1 minute.
+   */
+  settleMs?: number;
 }
 
 /** The answer to {@linkcode PoolPolicy.admit}. */
@@ -69,6 +78,9 @@ export class PoolPolicy {
   readonly maxConnections: number;
   /** Milliseconds without use before an unprotected connection counts as idle. */
   readonly idleTimeoutMs: number;
+  /** Milliseconds after admission from which a peer is evicted only after younger ones. */
+  readonly settleMs: number;
+  #admittedAt = new Map<string, number>();
   // Map order is recency order, oldest first: touch re-inserts, so LRU is the first entry.
   #lastUsed = new Map<string, number>();
   #tags = new Map<string, Set<string>>();
@@ -81,11 +93,13 @@ export class PoolPolicy {
    * `Infinity`, or `idleTimeoutMs` is not a number greater than 0.
    */
   constructor(options: PoolPolicyOptions = {}) {
-    const { maxConnections = 256, idleTimeoutMs = 120_000 } = options;
+    const { maxConnections = 256, idleTimeoutMs = 120_000, settleMs = 60_000 } = options;
     requireLimit("maxConnections", maxConnections);
     requirePositive("idleTimeoutMs", idleTimeoutMs);
+    requirePositive("settleMs", settleMs);
     this.maxConnections = maxConnections;
     this.idleTimeoutMs = idleTimeoutMs;
+    this.settleMs = settleMs;
   }
 
   /**
@@ -140,9 +154,10 @@ export class PoolPolicy {
    * Adds a peer whose connection just opened (dialed or accepted), making room if the pool
    * is full.
    *
-   * A peer already in the pool is only touched. When the pool is full, the least recently
-   * used unprotected peers are removed until there is room, and returned in `evict` for the
-   * caller to close with `APP_ERROR_EVICTED`. If every peer is protected, a protected newcomer
+   * A peer already in the pool is only touched. When the pool is full, unprotected peers are
+   * removed until there is room, and returned in `evict` for the caller to close with
+   * `APP_ERROR_EVICTED`: first those admitted less than `settleMs` ago, then long-lived ones,
+   * each group least recently used first. If every peer is protected, a protected newcomer
    * is admitted over the limit, while an unprotected one is refused: close its connection.
    *
    * @example
@@ -166,16 +181,20 @@ export class PoolPolicy {
       return { admitted: true, evict: [] };
     }
     const evict: string[] = [];
-    for (const candidate of this.#lastUsed.keys()) {
-      if (this.#lastUsed.size - evict.length < this.maxConnections) break;
-      if (!this.isProtected(candidate)) evict.push(candidate);
+    const settled = (candidate: string) => now - this.#admittedAt.get(candidate)! >= this.settleMs;
+    for (const longLived of [false, true]) {
+      for (const candidate of this.#lastUsed.keys()) {
+        if (this.#lastUsed.size - evict.length < this.maxConnections) break;
+        if (!this.isProtected(candidate) && settled(candidate) === longLived) evict.push(candidate);
+      }
     }
     if (this.#lastUsed.size - evict.length >= this.maxConnections && !this.isProtected(peer)) {
       // Refused: nothing is evicted for a peer that will not get in.
       return { admitted: false, reason: "full" };
     }
-    for (const evicted of evict) this.#lastUsed.delete(evicted);
+    for (const evicted of evict) this.remove(evicted);
     this.#lastUsed.set(peer, now);
+    this.#admittedAt.set(peer, now);
     return { admitted: true, evict };
   }
 
@@ -221,6 +240,7 @@ export class PoolPolicy {
    * @returns `false` if the peer was not in the pool.
    */
   remove(peer: string): boolean {
+    this.#admittedAt.delete(peer);
     return this.#lastUsed.delete(peer);
   }
 
@@ -310,7 +330,7 @@ export class PoolPolicy {
     for (const [peer, last] of this.#lastUsed) {
       if (now - last >= this.idleTimeoutMs && !this.isProtected(peer)) idle.push(peer);
     }
-    for (const peer of idle) this.#lastUsed.delete(peer);
+    for (const peer of idle) this.remove(peer);
     return idle;
   }
 

@@ -53,6 +53,7 @@ import {
 } from "./_secure_session.ts";
 import type { ConnectionDirection } from "./events.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
+import type { PenaltyReason } from "./peer_score.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -145,6 +146,8 @@ export interface PeerHost {
   readonly receiveMeter: RateMeter;
   handler(protocolId: string): RequestHandler | undefined;
   touch(peer: PeerConnection): void;
+  /** Reports a protocol violation of the peer to its score. */
+  penalize(peer: PeerConnection, reason: PenaltyReason): void;
   closed(peer: PeerConnection, error: Error): void;
 }
 
@@ -457,6 +460,10 @@ export class PeerConnection {
       : APP_ERROR_PROTOCOL;
     log.warn("Closing connection to {peer}: {error}", { peer: this.key, error: e.message });
     this.close(code, e.message.slice(0, 200)).catch(() => {});
+    if (code === APP_ERROR_DECRYPT) this.#host.penalize(this, "decrypt-failure");
+    else if (e instanceof NetworkError && e.code === "ERR_MALFORMED_FRAME") {
+      this.#host.penalize(this, "malformed-frame");
+    }
   }
 
   /**
@@ -473,6 +480,7 @@ export class PeerConnection {
       appErrorCode: violation.appErrorCode,
     });
     this.close(violation.appErrorCode, violation.message.slice(0, 200)).catch(() => {});
+    this.#host.penalize(this, "limit-exceeded");
   }
 
   /**

@@ -64,6 +64,18 @@ export interface ConnectionFailedDetail {
   error: NetworkError | Error;
 }
 
+/** Detail of `peer:banned`. */
+export interface PeerBannedDetail {
+  /** The banned peer. */
+  peerId: PeerId;
+  /** Why. */
+  reason: string;
+  /** When the ban ends, in milliseconds since the epoch; `null` for never. */
+  expiresAt: number | null;
+  /** `true` when the peer's score for protocol violations caused it, not a call to `ban`. */
+  automatic: boolean;
+}
+
 /** The events of a `QuicTransport`, by name. */
 export interface TransportEventMap {
   /** A peer finished the handshake and is ready for messages. */
@@ -74,6 +86,8 @@ export interface TransportEventMap {
   "peer:migrated": CustomEvent<PeerMigratedDetail>;
   /** An inbound or outbound connection failed before it became a peer. */
   "connection:failed": CustomEvent<ConnectionFailedDetail>;
+  /** A peer was banned; its connection, if any, is closed with `APP_ERROR_BANNED`. */
+  "peer:banned": CustomEvent<PeerBannedDetail>;
 }
 
 /**

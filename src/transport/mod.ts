@@ -6,8 +6,11 @@
  */
 
 export {
+  type BanInfo,
   type BroadcastResult,
+  type ConnectionGate,
   type ConnectPeerOptions,
+  type GateCandidate,
   type MigratePeerOptions,
   type PeerInfo,
   type PeerResolver,
@@ -36,6 +39,7 @@ export {
 export {
   type ConnectionDirection,
   type ConnectionFailedDetail,
+  type PeerBannedDetail,
   type PeerConnectedDetail,
   type PeerDisconnectedDetail,
   type PeerMigratedDetail,
@@ -43,6 +47,21 @@ export {
   TypedEventTarget,
 } from "./events.ts";
 export { LatencyHistogram } from "./latency_histogram.ts";
+export { type BanEntry, BanList, type BanListOptions } from "./ban_list.ts";
+export {
+  PeerScore,
+  type PeerScoreOptions,
+  type PenaltyReason,
+  type PenaltyResult,
+} from "./peer_score.ts";
+export {
+  type AdmissionCandidate,
+  type AdmissionDecision,
+  AdmissionPolicy,
+  type AdmissionPolicyOptions,
+  type AdmissionRefusal,
+  type PeerConnectionRef,
+} from "./admission_policy.ts";
 export {
   type InboundMessage,
   type PeerStats,

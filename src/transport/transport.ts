@@ -19,18 +19,21 @@ import type { DatagramSocket } from "../quic/udp_socket.ts";
 import { QuicEndpoint } from "../quic/endpoint.ts";
 import { BandwidthLimiter } from "../pool/bandwidth_limiter.ts";
 import {
+  APP_ERROR_BANNED,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
+  APP_ERROR_NOT_ALLOWED,
   type LimitKind,
   type LimitViolation,
   ResourceLimits,
 } from "../pool/limits.ts";
-import { PoolPolicy } from "../pool/pool_policy.ts";
 import { RateMeter } from "../pool/rate_meter.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
-import { keepOutbound } from "../pool/tie_break.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
+import { PeerScore, type PeerScoreOptions, type PenaltyReason } from "./peer_score.ts";
 import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
@@ -71,6 +74,72 @@ export interface QuicTransportOptions {
    * `RelaySocket` so that connections can also run through a TURN relay.
    */
   socket?: DatagramSocket;
+  /**
+   * Source of time of the admission rules, the pool's idle collection, bans and rates; a
+   * test passes a virtual clock.
+   * @default {systemClock}
+   */
+  clock?: Clock;
+  /**
+   * The only peers admitted, inbound or outbound: a permissioned committee lists its members
+   * and nobody else gets past the handshake (refused with `ERR_PEER_NOT_ALLOWED`, close code
+   * `APP_ERROR_NOT_ALLOWED`).
+   * @default {undefined} (any authenticated peer)
+   */
+  allowedPeers?: Iterable<PeerId | string>;
+  /**
+   * Decides by peer id and address, after the handshake and before the peer is registered;
+   * `false` refuses it as `allowedPeers` does. Called for peers the allowlist let through.
+   * @default {undefined} (every peer)
+   */
+  gate?: ConnectionGate;
+  /**
+   * Penalty points of protocol violations (malformed frames, failed decryption, broken
+   * limits, and what services report through {@linkcode QuicTransport.penalize}); a peer
+   * reaching the threshold is banned for `autoBanMs`.
+   * @default {{}} (see {@linkcode PeerScoreOptions} for each default)
+   */
+  peerScore?: Omit<PeerScoreOptions, "clock">;
+  /**
+   * How long a peer whose score reached the threshold stays banned, in milliseconds.
+   * @default {3600000} 1 hour.
+   */
+  autoBanMs?: number;
+}
+
+/**
+ * A ban as {@linkcode QuicTransport.bans} lists it: plain data, to persist and to restore with
+ * `transport.ban(peerId, expiresAt - Date.now(), reason)`.
+ */
+export interface BanInfo {
+  /** The banned peer's id. */
+  peerId: string;
+  /** Why. */
+  reason: string;
+  /** When the ban ends, in milliseconds since the epoch; `null` for never. */
+  expiresAt: number | null;
+}
+
+/**
+ * A connection gate: whether to admit an authenticated peer at an address.
+ *
+ * @example Only peers on private addresses
+ * ```ts
+ * import type { ConnectionGate } from "@cretoai/network";
+ *
+ * const gate: ConnectionGate = ({ address }) => address.hostname.startsWith("10.");
+ * ```
+ */
+export type ConnectionGate = (candidate: GateCandidate) => boolean;
+
+/** What a {@linkcode ConnectionGate} decides on. */
+export interface GateCandidate {
+  /** The authenticated peer. */
+  peerId: PeerId;
+  /** The peer's address on this connection. */
+  address: UdpAddress;
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
 }
 
 /** Options of {@linkcode QuicTransport.connectPeer}. */
@@ -220,11 +289,16 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #resolvers = new Set<PeerResolver>();
   #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
-  #pool: PoolPolicy;
+  #admission: AdmissionPolicy<PeerConnection>;
+  #clock: Clock;
+  #scores: PeerScore;
+  /** Wall-clock time minus the clock's, fixed at construction: ban ends in epoch time. */
+  #epochOffsetMs: number;
+  #autoBanMs: number;
   #limits: ResourceLimits;
   #sendMeter = new RateMeter();
   #receiveMeter = new RateMeter();
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #cancelIdleTimer: (() => void) | undefined;
   #idleTimerAt = Infinity;
   #idleClosed = 0;
   #evicted = 0;
@@ -249,12 +323,28 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   constructor(options: QuicTransportOptions) {
     super();
-    const { identity, config = {}, socket } = options ?? {};
+    const {
+      identity,
+      config = {},
+      socket,
+      clock = systemClock,
+      allowedPeers,
+      gate,
+      peerScore = {},
+      autoBanMs = 3_600_000,
+    } = options ?? {};
+    if (!(typeof autoBanMs === "number" && autoBanMs > 0)) {
+      throw new InvalidConfigError("autoBanMs", "a number of milliseconds above 0", autoBanMs);
+    }
+    this.#autoBanMs = autoBanMs;
+    this.#scores = new PeerScore({ ...peerScore, clock });
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
     this.#identity = identity;
     this.#socket = socket;
+    this.#clock = clock;
+    this.#epochOffsetMs = Date.now() - clock.now();
     this.config = resolveNetworkConfig(config);
     const c = this.config;
     this.#inbound = new InboundQueue(c.inboundQueueLength, c.inboundQueueBytes);
@@ -271,9 +361,20 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         peerBurst: burst(peerRate),
       });
     }
-    this.#pool = new PoolPolicy({
+    this.#admission = new AdmissionPolicy({
+      localPeerId: identity.peerId.toString(),
       maxConnections: c.maxConnections,
       idleTimeoutMs: c.idleTimeoutMs === 0 ? Infinity : c.idleTimeoutMs,
+      allowedPeers: allowedPeers === undefined
+        ? undefined
+        : [...allowedPeers].map((p) => toPeerId(p).toString()),
+      gate: gate === undefined ? undefined : (candidate: AdmissionCandidate) =>
+        gate({
+          peerId: PeerId.parse(candidate.peer),
+          address: parseAddress(candidate.address),
+          direction: candidate.direction,
+        }),
+      clock,
     });
     this.#limits = new ResourceLimits({
       inboundPerIp: c.maxInboundPerIp,
@@ -291,7 +392,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       sendMeter: this.#sendMeter,
       receiveMeter: this.#receiveMeter,
       handler: (id) => this.#handlers.get(id),
-      touch: (peer) => this.#pool.touch(peer.key, performance.now()),
+      touch: (peer) => this.#admission.touch(peer.key),
+      penalize: (peer, reason) => this.penalize(peer.peerId, reason),
       closed: (peer, error) => this.#onPeerClosed(peer, error),
     };
   }
@@ -393,6 +495,17 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       : toPeerId(options.expectedPeerId);
     if (expected !== undefined && this.#peers.has(expected.toString())) return expected;
     const where = formatAddress(remote);
+    if (expected !== undefined) {
+      const candidate = {
+        peer: expected.toString(),
+        address: where,
+        direction: "outbound",
+        replace: false,
+      } as const;
+      const ban = this.#admission.bans.get(candidate.peer);
+      if (ban !== undefined) throw banned(candidate.peer, ban.reason);
+      if (!this.#admission.allows(candidate)) throw notAllowed(candidate.peer);
+    }
     const local = endpoint.localAddr;
     if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
       throw new InvalidAddressError(where, "it is this node's own address");
@@ -402,10 +515,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return peer.peerId;
       }
     }
-    return await this.#dials.run(
-      where,
-      () => this.#dial(endpoint, remote, expected, signal, false),
-    );
+    return await this.#dials.run(where, async () => {
+      this.#admission.dialStarted(where);
+      try {
+        return await this.#dial(endpoint, remote, expected, signal, false);
+      } finally {
+        this.#admission.dialEnded(where);
+      }
+    });
   }
 
   /**
@@ -458,10 +575,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     if (remote.port === local.port && isOwnHost(remote.hostname, local.hostname)) {
       throw new InvalidAddressError(formatAddress(remote), "it is this node's own address");
     }
-    await this.#migrations.run(
-      id.toString(),
-      () => this.#dial(endpoint, remote, id, options.signal, true),
-    );
+    const key = id.toString();
+    await this.#migrations.run(key, async () => {
+      this.#admission.migrationStarted(key);
+      try {
+        return await this.#dial(endpoint, remote, id, options.signal, true);
+      } finally {
+        this.#admission.migrationEnded(key);
+      }
+    });
   }
 
   /**
@@ -779,7 +901,119 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * @param tag Why; the peer stays protected while it has any tag.
    */
   protect(peer: PeerId | string, tag: string): void {
-    this.#pool.protect(toPeerId(peer).toString(), tag);
+    this.#admission.pool.protect(toPeerId(peer).toString(), tag);
+  }
+
+  /**
+   * Bans a peer for `durationMs`: its connection, if any, closes with `APP_ERROR_BANNED`
+   * (0x1c), and it is refused after the handshake (`ERR_PEER_BANNED`) until the ban ends;
+   * dials of it fail before any packet. Banning again replaces the earlier ban. Emits
+   * `peer:banned`.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * const mallory = Identity.generate().peerId;
+   * transport.ban(mallory, 60_000, "equivocation");
+   * console.assert(transport.bans()[0].reason === "equivocation");
+   * console.assert(transport.unban(mallory) && transport.bans().length === 0);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param durationMs Milliseconds above 0; `Infinity` for a permanent ban.
+   * @param reason Why, kept to 200 characters; the closed connection carries it.
+   * @returns The ban.
+   * @throws {InvalidConfigError} for a bad duration or reason.
+   */
+  ban(peer: PeerId | string, durationMs: number, reason: string): BanInfo {
+    return this.#ban(toPeerId(peer), durationMs, reason, false);
+  }
+
+  /**
+   * Lifts a ban.
+   *
+   * @example
+   * ```ts ignore
+   * transport.unban(peer);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @returns Whether the peer was banned.
+   */
+  unban(peer: PeerId | string): boolean {
+    return this.#admission.bans.unban(toPeerId(peer).toString());
+  }
+
+  /**
+   * The bans in force, as plain data to persist.
+   *
+   * @example
+   * ```ts ignore
+   * await Deno.writeTextFile("bans.json", JSON.stringify(transport.bans()));
+   * ```
+   *
+   * @returns One entry per banned peer.
+   */
+  bans(): BanInfo[] {
+    return this.#admission.bans.list().map((entry) => this.#banInfo(entry));
+  }
+
+  /**
+   * Lowers a peer's score for a protocol violation; a peer whose penalties reach the
+   * threshold (see `peerScore`) is banned for `autoBanMs`. The transport itself reports
+   * malformed frames, failed decryption and broken limits; services report theirs (bad DHT
+   * records, rejected gossip). Penalties decay with a half-life, so rare accidents never add up
+   * to a ban.
+   *
+   * @example
+   * ```ts
+   * import { Identity, QuicTransport } from "@cretoai/network";
+   *
+   * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
+   * const peer = Identity.generate().peerId;
+   * console.assert(transport.penalize(peer, "rejected-gossip") === 5);
+   * ```
+   *
+   * @param peer The peer's id.
+   * @param reason What it did.
+   * @returns The peer's penalty points after this one (0 once it is banned).
+   */
+  penalize(peer: PeerId | string, reason: PenaltyReason): number {
+    const id = toPeerId(peer);
+    const { penalty, ban } = this.#scores.penalize(id.toString(), reason);
+    if (!ban) return penalty;
+    log.warn("Banning {peer} for {ms} ms: penalty {penalty} after {reason}", {
+      peer: id.toString(),
+      ms: this.#autoBanMs,
+      penalty,
+      reason,
+    });
+    this.#ban(id, this.#autoBanMs, `score: ${reason}`, true);
+    return 0;
+  }
+
+  #ban(peer: PeerId, durationMs: number, reason: string, automatic: boolean): BanInfo {
+    const key = peer.toString();
+    const info = this.#banInfo(this.#admission.bans.ban(key, durationMs, reason));
+    this.#peers.get(key)?.close(APP_ERROR_BANNED, `banned: ${info.reason}`).catch(() => {});
+    this.dispatchEvent(
+      new CustomEvent("peer:banned", {
+        detail: { peerId: peer, reason: info.reason, expiresAt: info.expiresAt, automatic },
+      }),
+    );
+    return info;
+  }
+
+  #banInfo(entry: { peerId: string; reason: string; expiresAt: number }): BanInfo {
+    return {
+      peerId: entry.peerId,
+      reason: entry.reason,
+      expiresAt: entry.expiresAt === Infinity
+        ? null
+        : Math.round(entry.expiresAt + this.#epochOffsetMs),
+    };
   }
 
   /**
@@ -795,7 +1029,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * @returns Whether the peer had the tag.
    */
   unprotect(peer: PeerId | string, tag: string): boolean {
-    const had = this.#pool.unprotect(toPeerId(peer).toString(), tag);
+    const had = this.#admission.pool.unprotect(toPeerId(peer).toString(), tag);
     // The peer may have been unused for long: it can idle now.
     if (had) this.#armIdleTimer();
     return had;
@@ -826,8 +1060,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   async #close(): Promise<void> {
     if (this.#keepAlive !== undefined) clearInterval(this.#keepAlive);
     this.#keepAlive = undefined;
-    clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
+    this.#cancelIdleTimer?.();
+    this.#cancelIdleTimer = undefined;
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
@@ -978,7 +1212,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       });
       const peer = new PeerConnection(this.#host, s, direction, control);
       if (!this.#admit(peer, replacing)) return s.peerId;
-      if (direction === "inbound") await control.writer.write(encodeControl({ type: "ready" }));
+      if (direction === "inbound") {
+        await control.writer.write(encodeControl({ type: "ready" })).catch((e) => {
+          this.#admission.closed(peer.key, peer);
+          throw e;
+        });
+      }
       this.#register(peer, replacing);
       return s.peerId;
     } catch (e) {
@@ -1007,58 +1246,44 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   /**
-   * Applies the migration and duplicate rules and the pool; returns false when `peer` is
-   * closed instead of registered.
+   * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
+   * returns false when `peer` is closed instead of registered.
    */
   #admit(peer: PeerConnection, replace: boolean): boolean {
-    const outboundWins = keepOutbound(this.peerId.toString(), peer.key);
-    if (replace && this.#peers.has(peer.key)) {
-      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
-      const ownMove = this.#migrations.get(peer.key) !== undefined;
-      if (peer.direction === "inbound" && outboundWins && ownMove) {
-        peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate migration").catch(() => {});
-        return false;
+    const decision = this.#admission.admit({
+      peer: peer.key,
+      address: formatAddress(peer.address),
+      direction: peer.direction,
+      replace,
+    }, peer);
+    if (!decision.admitted) {
+      if (decision.reason === "pool-full") {
+        peer.close(APP_ERROR_LIMIT_EXCEEDED, "connection pool full").catch(() => {});
+        throw new NetworkError(
+          "ERR_LIMIT_EXCEEDED",
+          `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
+        );
       }
-      return true;
-    }
-    if (
-      peer.direction === "inbound" && outboundWins &&
-      this.#dials.get(formatAddress(peer.address)) !== undefined
-    ) {
-      // Our own dial to this peer is in flight and will win the tie: refusing now, before
-      // the ready frame, keeps both sides from ever using the losing connection.
-      peer.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
+      if (decision.reason === "banned") {
+        peer.close(APP_ERROR_BANNED, "banned").catch(() => {});
+        throw banned(peer.key, this.#admission.bans.get(peer.key)?.reason ?? "");
+      }
+      if (decision.reason === "not-allowed") {
+        peer.close(APP_ERROR_NOT_ALLOWED, "not allowed").catch(() => {});
+        throw notAllowed(peer.key);
+      }
+      const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
+      peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
       return false;
     }
-    const existing = this.#peers.get(peer.key);
-    if (existing !== undefined) {
-      let keepNew: boolean;
-      if (existing.direction !== peer.direction) {
-        const keep = outboundWins ? "outbound" : "inbound";
-        keepNew = peer.direction === keep;
-      } else {
-        // A peer that dials again lost its old connection (a restart); our own second dial
-        // of the same peer under another address is redundant.
-        keepNew = peer.direction === "inbound";
-      }
-      const loser = keepNew ? existing : peer;
-      loser.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection").catch(() => {});
-      return keepNew;
+    if (decision.previous !== undefined && !decision.migrate) {
+      decision.previous.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection")
+        .catch(() => {});
     }
-    const decision = this.#pool.admit(peer.key, performance.now());
-    if (!decision.admitted) {
-      peer.close(APP_ERROR_LIMIT_EXCEEDED, "connection pool full").catch(() => {});
-      throw new NetworkError(
-        "ERR_LIMIT_EXCEEDED",
-        `Cannot add peer ${peer.key}: the pool holds maxConnections (${this.config.maxConnections}) protected peers`,
-      );
-    }
-    for (const key of decision.evict) {
-      const evicted = this.#peers.get(key);
-      if (evicted === undefined) continue;
+    for (const { peer: key, connection } of decision.evict) {
       this.#evicted++;
       log.info("Evicting peer {peer}: the pool is full", { peer: key });
-      evicted.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
+      connection.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
     }
     this.#armIdleTimer();
     return true;
@@ -1070,22 +1295,22 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    */
   #armIdleTimer(): void {
     if (this.#closing !== undefined) return;
-    const at = this.#pool.nextIdleAt();
-    if (at === undefined || (this.#idleTimer !== undefined && this.#idleTimerAt <= at)) return;
-    clearTimeout(this.#idleTimer);
+    const at = this.#admission.nextIdleAt();
+    if (at === undefined || (this.#cancelIdleTimer !== undefined && this.#idleTimerAt <= at)) {
+      return;
+    }
+    this.#cancelIdleTimer?.();
     this.#idleTimerAt = at;
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = undefined;
+    this.#cancelIdleTimer = this.#clock.schedule(() => {
+      this.#cancelIdleTimer = undefined;
       this.#idleTimerAt = Infinity;
-      for (const key of this.#pool.collectIdle(performance.now())) {
-        const idle = this.#peers.get(key);
-        if (idle === undefined) continue;
+      for (const { peer, connection } of this.#admission.collectIdle()) {
         this.#idleClosed++;
-        log.info("Closing idle connection to {peer}", { peer: key });
-        idle.close(APP_ERROR_IDLE_TIMEOUT, "idle timeout").catch(() => {});
+        log.info("Closing idle connection to {peer}", { peer });
+        connection.close(APP_ERROR_IDLE_TIMEOUT, "idle timeout").catch(() => {});
       }
       this.#armIdleTimer();
-    }, Math.max(0, at - performance.now()));
+    }, Math.max(0, at - this.#clock.now()));
   }
 
   #register(peer: PeerConnection, replace: boolean): void {
@@ -1124,9 +1349,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   #onPeerClosed(peer: PeerConnection, error: Error): void {
+    this.#admission.closed(peer.key, peer);
     if (this.#peers.get(peer.key) !== peer) return; // replaced by a newer connection
     this.#peers.delete(peer.key);
-    this.#pool.remove(peer.key);
     log.info("Peer {peer} disconnected: {error}", { peer: peer.key, error: error.message });
     this.dispatchEvent(
       new CustomEvent("peer:disconnected", {
@@ -1176,6 +1401,17 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
 function toPeerId(peer: PeerId | string): PeerId {
   return peer instanceof PeerId ? peer : PeerId.parse(peer);
+}
+
+function banned(peer: string, reason: string): NetworkError {
+  return new NetworkError("ERR_PEER_BANNED", `Peer ${peer} is banned: ${reason}`);
+}
+
+function notAllowed(peer: string): NetworkError {
+  return new NetworkError(
+    "ERR_PEER_NOT_ALLOWED",
+    `Peer ${peer} is refused by the allowlist or the connection gate`,
+  );
 }
 
 function closedError(what: string): NetworkError {

@@ -110,3 +110,23 @@ Deno.test("PoolPolicy with no limits never evicts or idles", () => {
   assert.deepEqual(pool.collectIdle(1e12), []);
   assert.equal(pool.nextIdleAt(), undefined);
 });
+
+Deno.test("PoolPolicy evicts young peers before long-lived ones: fresh identities displace each other", () => {
+  const pool = new PoolPolicy({ maxConnections: 3, settleMs: 60_000 });
+  pool.admit("honest-1", 0);
+  pool.admit("honest-2", 1);
+  pool.admit("honest-3", 2);
+  // A minute later all three are long-lived; the least recently used one makes room once.
+  assert.deepEqual(pool.admit("sybil-0", 60_002), { admitted: true, evict: ["honest-1"] });
+  // Every further fresh identity evicts the previous one, not a long-lived peer.
+  for (let i = 1; i <= 50; i++) {
+    assert.deepEqual(pool.admit(`sybil-${i}`, 60_002 + i), {
+      admitted: true,
+      evict: [`sybil-${i - 1}`],
+    });
+  }
+  assert.deepEqual(pool.peers(), ["honest-2", "honest-3", "sybil-50"]);
+  // Even when the long-lived peers were used longer ago than the young one.
+  pool.touch("sybil-50", 70_000);
+  assert.deepEqual(pool.admit("sybil-51", 70_001).admitted && pool.has("honest-2"), true);
+});

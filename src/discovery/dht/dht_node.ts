@@ -614,7 +614,7 @@ export class DhtNode implements DhtRpcHandler {
     this.#admit(from);
     const verified = await this.#verify(record);
     if (verified.peerId === this.contact.id) return;
-    this.#peerRecords.put(verified, record);
+    this.#peerRecords.put(verified, record, { peer: from.id, address: from.addresses[0] });
   }
 
   /**
@@ -659,7 +659,7 @@ export class DhtNode implements DhtRpcHandler {
       senderId: from.id,
       limits: this.#limits,
     });
-    this.#providers.add(record);
+    this.#providers.add(record, { peer: from.id, address: from.addresses[0] });
   }
 
   #checkOpen(): void {

@@ -15,6 +15,15 @@ import type { RequestContext } from "../../transport/_peer_connection.ts";
 import { requireInteger } from "../../_validate.ts";
 import { MAX_TIMER_DELAY_MS } from "../../_timer.ts";
 import { untilAborted } from "./_until_aborted.ts";
+import { DhtRecordError, type DhtRecordErrorReason } from "./record_error.ts";
+import { DhtProtocolError } from "./wire_error.ts";
+
+/** Record refusals an honest peer can cause: not penalized. */
+const HONEST_RECORD_ERRORS: ReadonlySet<DhtRecordErrorReason> = new Set([
+  "stale",
+  "expired",
+  "ttl-too-long",
+]);
 import { type DhtContact, makeContact } from "./contact.ts";
 import type { DhtKey } from "./key.ts";
 import type { ProviderRecord, RecordLimits } from "./records.ts";
@@ -267,6 +276,14 @@ export class QuicDhtRpc implements DhtRpc {
       const from = makeContact(id, seenAt === undefined ? [] : [seenAt]);
       return encodeReply(await dispatch(handler, from, request), this.#limits);
     } catch (e) {
+      // Forged or malformed input counts against the sender; a stale or expired record, or a
+      // newer version's request, can come from an honest peer.
+      if (
+        (e instanceof DhtProtocolError && (e.reason === "malformed" || e.reason === "too-large")) ||
+        (e instanceof DhtRecordError && !HONEST_RECORD_ERRORS.has(e.reason))
+      ) {
+        this.#transport.penalize(context.peerId, "bad-dht-record");
+      }
       return encodeErrorReply(bytes[1] ?? 0, e);
     }
   }

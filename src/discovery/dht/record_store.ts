@@ -11,6 +11,9 @@ import type { ProviderRecord, SignedPeerRecord } from "./records.ts";
 import { DhtRecordError } from "./record_error.ts";
 import { requireInteger } from "../../_validate.ts";
 import { NetworkError } from "../../errors.ts";
+import { type RecordSource, SourceQuota } from "./_source_quota.ts";
+
+export type { RecordSource } from "./_source_quota.ts";
 
 /** A peer record as held: decoded, and the exact bytes to serve. */
 export interface StoredPeerRecord {
@@ -28,6 +31,20 @@ export interface PeerRecordStoreOptions {
    * @default {10_000}
    */
   maxRecords?: number;
+  /**
+   * Most records one peer may have stored here at once (records put without a source are
+   * not counted).
+   *
+   * @default {64}
+   */
+  maxRecordsPerPeer?: number;
+  /**
+   * Most records the peers of one network prefix (IPv4 /24, IPv6 /64; loopback apart) may
+   * have stored here at once.
+   *
+   * @default {256}
+   */
+  maxRecordsPerPrefix?: number;
   /**
    * Time source for expiry.
    *
@@ -54,7 +71,9 @@ export interface PeerRecordStoreOptions {
  */
 export class PeerRecordStore {
   readonly #records = new Map<string, StoredPeerRecord>();
+  readonly #sources = new Map<string, RecordSource>();
   readonly #maxRecords: number;
+  readonly #quota: SourceQuota;
   readonly #clock: Clock;
 
   /**
@@ -64,9 +83,17 @@ export class PeerRecordStore {
    * @throws {InvalidConfigError} If `maxRecords` is not a positive integer.
    */
   constructor(options: PeerRecordStoreOptions = {}) {
-    const { maxRecords = 10_000, clock = wallClock } = options;
+    const {
+      maxRecords = 10_000,
+      maxRecordsPerPeer = 64,
+      maxRecordsPerPrefix = 256,
+      clock = wallClock,
+    } = options;
     requireInteger("maxRecords", maxRecords, 1);
+    requireInteger("maxRecordsPerPeer", maxRecordsPerPeer, 1);
+    requireInteger("maxRecordsPerPrefix", maxRecordsPerPrefix, 1);
     this.#maxRecords = maxRecords;
+    this.#quota = new SourceQuota(maxRecordsPerPeer, maxRecordsPerPrefix);
     this.#clock = clock;
   }
 
@@ -97,13 +124,15 @@ export class PeerRecordStore {
    *
    * @param record The verified record.
    * @param bytes Its encoding.
+   * @param source The peer that sent it, counted against its quota until the record goes.
    * @returns `true` if stored, `false` if the same sequence number with the same bytes was
    *   already held (a harmless repeat).
    * @throws {DhtRecordError} `stale` if a record with a higher or equal sequence number (and
    *   different bytes) is held.
-   * @throws {NetworkError} `ERR_LIMIT_EXCEEDED` if the store is full of unexpired records.
+   * @throws {NetworkError} `ERR_LIMIT_EXCEEDED` if the store is full of unexpired records, or
+   *   the source or its prefix holds its most records.
    */
-  put(record: SignedPeerRecord, bytes: Uint8Array): boolean {
+  put(record: SignedPeerRecord, bytes: Uint8Array, source?: RecordSource): boolean {
     const held = this.#live(record.peerId);
     if (held !== undefined && held.record.seq >= record.seq) {
       if (held.record.seq === record.seq && equalBytes(held.bytes, bytes)) return false;
@@ -123,7 +152,19 @@ export class PeerRecordStore {
         );
       }
     }
+    const previous = this.#sources.get(record.peerId);
+    if (previous !== undefined) this.#quota.release(previous);
+    if (source !== undefined) {
+      try {
+        takeOrPrune(this.#quota, source, `peer record of ${record.peerId}`, () => this.prune());
+      } catch (e) {
+        if (previous !== undefined) this.#quota.take(previous, "");
+        throw e;
+      }
+    }
+    this.#sources.delete(record.peerId);
     this.#records.set(record.peerId, { record, bytes });
+    if (source !== undefined) this.#sources.set(record.peerId, source);
     return true;
   }
 
@@ -161,7 +202,7 @@ export class PeerRecordStore {
     let dropped = 0;
     for (const [id, held] of this.#records) {
       if (held.record.expiresAt <= now) {
-        this.#records.delete(id);
+        this.#delete(id);
         dropped++;
       }
     }
@@ -172,8 +213,16 @@ export class PeerRecordStore {
     const held = this.#records.get(peerId);
     if (held === undefined) return undefined;
     if (held.record.expiresAt > this.#clock.now()) return held;
-    this.#records.delete(peerId);
+    this.#delete(peerId);
     return undefined;
+  }
+
+  #delete(peerId: string): void {
+    this.#records.delete(peerId);
+    const source = this.#sources.get(peerId);
+    if (source === undefined) return;
+    this.#sources.delete(peerId);
+    this.#quota.release(source);
   }
 }
 
@@ -191,6 +240,19 @@ export interface ProviderStoreOptions {
    * @default {64}
    */
   maxProvidersPerKey?: number;
+  /**
+   * Most provider records one peer may have stored here at once.
+   *
+   * @default {1024}
+   */
+  maxRecordsPerPeer?: number;
+  /**
+   * Most provider records the peers of one network prefix (IPv4 /24, IPv6 /64; loopback
+   * apart) may have stored here at once.
+   *
+   * @default {4096}
+   */
+  maxRecordsPerPrefix?: number;
   /**
    * Time source for expiry.
    *
@@ -214,8 +276,10 @@ export interface ProviderStoreOptions {
  */
 export class ProviderStore {
   readonly #byKey = new Map<string, Map<string, ProviderRecord>>();
+  readonly #sources = new Map<string, RecordSource>();
   readonly #maxKeys: number;
   readonly #maxProvidersPerKey: number;
+  readonly #quota: SourceQuota;
   readonly #clock: Clock;
 
   /**
@@ -225,11 +289,20 @@ export class ProviderStore {
    * @throws {InvalidConfigError} If a capacity is not a positive integer.
    */
   constructor(options: ProviderStoreOptions = {}) {
-    const { maxKeys = 10_000, maxProvidersPerKey = 64, clock = wallClock } = options;
+    const {
+      maxKeys = 10_000,
+      maxProvidersPerKey = 64,
+      maxRecordsPerPeer = 1024,
+      maxRecordsPerPrefix = 4096,
+      clock = wallClock,
+    } = options;
     requireInteger("maxKeys", maxKeys, 1);
     requireInteger("maxProvidersPerKey", maxProvidersPerKey, 1);
+    requireInteger("maxRecordsPerPeer", maxRecordsPerPeer, 1);
+    requireInteger("maxRecordsPerPrefix", maxRecordsPerPrefix, 1);
     this.#maxKeys = maxKeys;
     this.#maxProvidersPerKey = maxProvidersPerKey;
+    this.#quota = new SourceQuota(maxRecordsPerPeer, maxRecordsPerPrefix);
     this.#clock = clock;
   }
 
@@ -248,11 +321,32 @@ export class ProviderStore {
    * ```
    *
    * @param record The record, already checked with `validateProviderRecord`.
+   * @param source The peer that sent it, counted against its quota until the record goes.
    * @throws {NetworkError} `ERR_LIMIT_EXCEEDED` if the key is new and the store holds
-   *   `maxKeys` keys with unexpired records.
+   *   `maxKeys` keys with unexpired records, or the source or its prefix holds its most
+   *   records.
    */
-  add(record: ProviderRecord): void {
+  add(record: ProviderRecord, source?: RecordSource): void {
     const hex = keyToHex(record.key);
+    const id = `${hex}/${record.providerId}`;
+    const previous = this.#sources.get(id);
+    if (source !== undefined && previous === undefined) {
+      const what = `provider record of ${record.providerId} for key ${hex}`;
+      takeOrPrune(this.#quota, source, what, () => this.prune());
+    }
+    let stored = false;
+    try {
+      stored = this.#add(hex, record);
+    } finally {
+      if (source !== undefined && previous === undefined) {
+        if (stored) this.#sources.set(id, source);
+        else this.#quota.release(source);
+      }
+    }
+  }
+
+  /** Returns false when the record gave way to providers that expire later. */
+  #add(hex: string, record: ProviderRecord): boolean {
     let providers = this.#byKey.get(hex);
     if (providers === undefined) {
       if (this.#byKey.size >= this.#maxKeys) this.prune();
@@ -272,10 +366,11 @@ export class ProviderStore {
         if (soonest === undefined || p.expiresAt < soonest.expiresAt) soonest = p;
       }
       // A newcomer that would expire first is the one to give way.
-      if (soonest === undefined || soonest.expiresAt >= record.expiresAt) return;
-      providers.delete(soonest.providerId);
+      if (soonest === undefined || soonest.expiresAt >= record.expiresAt) return false;
+      this.#delete(hex, providers, soonest.providerId);
     }
     providers.set(record.providerId, record);
+    return true;
   }
 
   /**
@@ -298,7 +393,7 @@ export class ProviderStore {
     const now = this.#clock.now();
     const out: ProviderRecord[] = [];
     for (const [id, p] of providers) {
-      if (p.expiresAt <= now) providers.delete(id);
+      if (p.expiresAt <= now) this.#delete(keyToHex(key), providers, id);
       else if (out.length < limit) out.push(p);
     }
     return out;
@@ -322,13 +417,32 @@ export class ProviderStore {
     for (const [hex, providers] of this.#byKey) {
       for (const [id, p] of providers) {
         if (p.expiresAt <= now) {
-          providers.delete(id);
+          this.#delete(hex, providers, id);
           dropped++;
         }
       }
       if (providers.size === 0) this.#byKey.delete(hex);
     }
     return dropped;
+  }
+
+  #delete(hex: string, providers: Map<string, ProviderRecord>, providerId: string): void {
+    providers.delete(providerId);
+    const id = `${hex}/${providerId}`;
+    const source = this.#sources.get(id);
+    if (source === undefined) return;
+    this.#sources.delete(id);
+    this.#quota.release(source);
+  }
+}
+
+/** Counts a record against its source's quota, after dropping expired records if it is full. */
+function takeOrPrune(quota: SourceQuota, source: RecordSource, what: string, prune: () => void) {
+  try {
+    quota.take(source, what);
+  } catch {
+    prune();
+    quota.take(source, what);
   }
 }
 

@@ -1,0 +1,355 @@
+/**
+ * The transport's rules for a connection that finished its identity handshake, without I/O:
+ * simultaneous dials (the `keepOutbound` tie-break), a peer that dials again, migrations from
+ * both sides at once, and the pool (eviction, idleness). The transport feeds it what happens
+ * (dials starting and ending, handshakes finishing, connections closing) and acts on its
+ * decisions; time comes from an injected clock, so every race is a sequence a test can list.
+ *
+ * @module
+ */
+
+import { type Clock, systemClock } from "../clock.ts";
+import { PoolPolicy } from "../pool/pool_policy.ts";
+import { keepOutbound } from "../pool/tie_break.ts";
+import { BanList } from "./ban_list.ts";
+import type { ConnectionDirection } from "./events.ts";
+
+/** Options of {@linkcode AdmissionPolicy}. */
+export interface AdmissionPolicyOptions {
+  /** This node's peer id, for the tie-break. */
+  localPeerId: string;
+  /**
+   * Most peers kept; see {@linkcode PoolPolicy}.
+   * @default {100}
+   */
+  maxConnections?: number;
+  /**
+   * Milliseconds without use after which an unprotected peer is idle; `Infinity` never.
+   * @default {Infinity}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Milliseconds after which a peer counts as long-lived and is evicted only after younger
+   * ones; see `PoolPolicyOptions.settleMs`.
+   * @default {60000}
+   */
+  settleMs?: number;
+  /**
+   * The only peer ids admitted, in either direction (a permissioned committee); anyone else
+   * is refused with `"not-allowed"`.
+   * @default {undefined} (every peer the gate lets through)
+   */
+  allowedPeers?: Iterable<string>;
+  /**
+   * Decides by peer id and address before a peer is registered; `false` refuses it with
+   * `"not-allowed"`. Called after the allowlist.
+   * @default {undefined} (every peer)
+   */
+  gate?: (candidate: AdmissionCandidate) => boolean;
+  /**
+   * Bans held at once; see {@linkcode BanList}.
+   * @default {10000}
+   */
+  maxBans?: number;
+  /**
+   * Source of the current time.
+   * @default {systemClock}
+   */
+  clock?: Clock;
+}
+
+/** A connection whose identity handshake finished, as {@linkcode AdmissionPolicy.admit} sees it. */
+export interface AdmissionCandidate {
+  /** The authenticated peer id. */
+  peer: string;
+  /** The peer's address on this connection, `HOST:PORT`. */
+  address: string;
+  /** Whether this node dialed. */
+  direction: ConnectionDirection;
+  /** The dialer said this connection replaces its current one (a migration). */
+  replace: boolean;
+}
+
+/** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
+export type AdmissionRefusal =
+  /** The peer is banned. */
+  | "banned"
+  /** The allowlist or the gate refused the peer. */
+  | "not-allowed"
+  /** Another connection to the peer is kept (tie-break, or our redundant second dial). */
+  | "duplicate"
+  /** Both sides migrated at once and the other move wins. */
+  | "duplicate-migration"
+  /** The pool holds `maxConnections` protected peers. */
+  | "pool-full";
+
+/** A peer and its connection, as the policy returns them for the caller to close. */
+export interface PeerConnectionRef<C> {
+  /** The peer id. */
+  peer: string;
+  /** The connection the caller registered with {@linkcode AdmissionPolicy.admit}. */
+  connection: C;
+}
+
+/** The answer of {@linkcode AdmissionPolicy.admit}. */
+export type AdmissionDecision<C> =
+  | {
+    /** The connection is now the peer's. */
+    admitted: true;
+    /**
+     * The peer's previous connection: close it as a duplicate, or, with `migrate`, let the
+     * new one follow it (it drains, then closes).
+     */
+    previous: C | undefined;
+    /** The dialer moves the peer to this connection from `previous`. */
+    migrate: boolean;
+    /** Peers evicted to make room; close their connections with `APP_ERROR_EVICTED`. */
+    evict: PeerConnectionRef<C>[];
+  }
+  | {
+    /** Close this connection; the peer keeps its current one, if any. */
+    admitted: false;
+    /** Why. */
+    reason: AdmissionRefusal;
+  };
+
+/**
+ * Decides which connection each peer keeps. Connections are opaque values of type `C` (the
+ * transport's peer connections; strings in tests), compared by identity.
+ *
+ * The rules: when both sides dial at once, both keep the connection dialed by the smaller
+ * peer id (`keepOutbound`); a listener whose own dial to the same address is in flight and
+ * will win refuses the inbound one before the dialer hears `ready`. A peer that dials again
+ * replaces its old inbound connection (it restarted); our own second dial of a connected peer
+ * is refused. A migration (`replace`) takes over the peer's connection, except when both
+ * sides migrate at once and the tie-break picks the other move. New peers go through the
+ * {@linkcode PoolPolicy}.
+ *
+ * @example Simultaneous dials: both sides keep the connection the smaller id dialed
+ * ```ts
+ * import { AdmissionPolicy } from "@cretoai/network";
+ *
+ * const a = new AdmissionPolicy<string>({ localPeerId: "A" });
+ * const b = new AdmissionPolicy<string>({ localPeerId: "B" });
+ * a.dialStarted("b:1");
+ * b.dialStarted("a:1");
+ * // B accepts A's connection X; A refuses B's connection Y, its own dial X wins.
+ * const atB = b.admit({ peer: "A", address: "a:1", direction: "inbound", replace: false }, "X");
+ * const atA = a.admit({ peer: "B", address: "b:1", direction: "inbound", replace: false }, "Y");
+ * console.assert(atB.admitted && !atA.admitted);
+ * a.dialEnded("b:1");
+ * const done = a.admit({ peer: "B", address: "b:1", direction: "outbound", replace: false }, "X");
+ * console.assert(done.admitted && a.connection("B") === "X" && b.connection("A") === "X");
+ * ```
+ */
+export class AdmissionPolicy<C> {
+  /** The pool: eviction, idleness and protection tags. */
+  readonly pool: PoolPolicy;
+  /** The banned peers, refused first. */
+  readonly bans: BanList;
+  readonly #local: string;
+  readonly #clock: Clock;
+  readonly #allowed: ReadonlySet<string> | undefined;
+  readonly #gate: ((candidate: AdmissionCandidate) => boolean) | undefined;
+  #connected = new Map<string, { connection: C; direction: ConnectionDirection }>();
+  #dials = new Map<string, number>();
+  #migrations = new Map<string, number>();
+
+  /**
+   * Creates a policy with no peers.
+   *
+   * @param options Local peer id, pool limits and clock.
+   * @throws {InvalidConfigError} for an invalid pool limit.
+   */
+  constructor(options: AdmissionPolicyOptions) {
+    const {
+      localPeerId,
+      maxConnections = 100,
+      idleTimeoutMs = Infinity,
+      settleMs = 60_000,
+      allowedPeers,
+      gate,
+      maxBans = 10_000,
+      clock = systemClock,
+    } = options;
+    this.bans = new BanList({ maxBans, clock });
+    this.#local = localPeerId;
+    this.#clock = clock;
+    this.#allowed = allowedPeers === undefined ? undefined : new Set(allowedPeers);
+    this.#gate = gate;
+    this.pool = new PoolPolicy({ maxConnections, idleTimeoutMs, settleMs });
+  }
+
+  /**
+   * The connection a peer holds now.
+   *
+   * @param peer The peer id.
+   * @returns The connection given to {@linkcode AdmissionPolicy.admit}, or `undefined`.
+   */
+  connection(peer: string): C | undefined {
+    return this.#connected.get(peer)?.connection;
+  }
+
+  /**
+   * Whether a peer is not banned and the allowlist and the gate let it in; {@linkcode AdmissionPolicy.admit} asks
+   * this first, a dialer may ask before dialing a peer it knows.
+   *
+   * @example A committee of two
+   * ```ts
+   * import { AdmissionPolicy } from "@cretoai/network";
+   *
+   * const policy = new AdmissionPolicy({ localPeerId: "A", allowedPeers: ["B", "C"] });
+   * const candidate = { address: "192.0.2.1:9001", direction: "inbound", replace: false } as const;
+   * console.assert(policy.allows({ ...candidate, peer: "B" }));
+   * console.assert(!policy.allows({ ...candidate, peer: "M" }));
+   * ```
+   *
+   * @param candidate The peer, its address and the direction.
+   * @returns `false` to refuse.
+   */
+  allows(candidate: AdmissionCandidate): boolean {
+    if (this.bans.get(candidate.peer) !== undefined) return false;
+    if (this.#allowed !== undefined && !this.#allowed.has(candidate.peer)) return false;
+    return this.#gate === undefined || this.#gate(candidate) === true;
+  }
+
+  /**
+   * Notes that this node started dialing `address`.
+   *
+   * @param address `HOST:PORT`.
+   */
+  dialStarted(address: string): void {
+    this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
+  }
+
+  /**
+   * Notes that a dial of `address` ended, admitted or not.
+   *
+   * @param address `HOST:PORT`.
+   */
+  dialEnded(address: string): void {
+    decrement(this.#dials, address);
+  }
+
+  /**
+   * Notes that this node started moving `peer` to a new connection.
+   *
+   * @param peer The peer id.
+   */
+  migrationStarted(peer: string): void {
+    this.#migrations.set(peer, (this.#migrations.get(peer) ?? 0) + 1);
+  }
+
+  /**
+   * Notes that this node's move of `peer` ended.
+   *
+   * @param peer The peer id.
+   */
+  migrationEnded(peer: string): void {
+    decrement(this.#migrations, peer);
+  }
+
+  /**
+   * Decides about a connection whose handshake finished; an admitted one is the peer's from
+   * now on.
+   *
+   * @param candidate The peer, its address, the direction and whether it migrates.
+   * @param connection The caller's handle of the connection.
+   * @returns Whether to keep it, and what to close.
+   */
+  admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
+    const { peer, address, direction, replace } = candidate;
+    if (this.bans.get(peer) !== undefined) return { admitted: false, reason: "banned" };
+    if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
+    const outboundWins = keepOutbound(this.#local, peer);
+    const existing = this.#connected.get(peer);
+    if (replace && existing !== undefined) {
+      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
+      if (direction === "inbound" && outboundWins && this.#migrations.has(peer)) {
+        return { admitted: false, reason: "duplicate-migration" };
+      }
+      this.#connected.set(peer, { connection, direction });
+      return { admitted: true, previous: existing.connection, migrate: true, evict: [] };
+    }
+    if (direction === "inbound" && outboundWins && this.#dials.has(address)) {
+      // Our own dial to this peer is in flight and will win the tie: refusing now, before
+      // the ready frame, keeps both sides from ever using the losing connection.
+      return { admitted: false, reason: "duplicate" };
+    }
+    if (existing !== undefined) {
+      // Simultaneous dials: the tie-break. Same direction: a peer that dials again lost its
+      // old connection (a restart); our own second dial under another address is redundant.
+      const keepNew = existing.direction !== direction
+        ? direction === (outboundWins ? "outbound" : "inbound")
+        : direction === "inbound";
+      if (!keepNew) return { admitted: false, reason: "duplicate" };
+      this.#connected.set(peer, { connection, direction });
+      this.pool.touch(peer, this.#clock.now());
+      return { admitted: true, previous: existing.connection, migrate: false, evict: [] };
+    }
+    const decision = this.pool.admit(peer, this.#clock.now());
+    if (!decision.admitted) return { admitted: false, reason: "pool-full" };
+    const evict: PeerConnectionRef<C>[] = [];
+    for (const key of decision.evict) {
+      const entry = this.#connected.get(key);
+      this.#connected.delete(key);
+      if (entry !== undefined) evict.push({ peer: key, connection: entry.connection });
+    }
+    this.#connected.set(peer, { connection, direction });
+    return { admitted: true, previous: undefined, migrate: false, evict };
+  }
+
+  /**
+   * Notes that a connection closed; forgets the peer if it was the peer's current one.
+   *
+   * @param peer The peer id.
+   * @param connection The connection that closed.
+   * @returns Whether the peer is gone (`false` when a newer connection replaced this one).
+   */
+  closed(peer: string, connection: C): boolean {
+    if (this.#connected.get(peer)?.connection !== connection) return false;
+    this.#connected.delete(peer);
+    this.pool.remove(peer);
+    return true;
+  }
+
+  /**
+   * Marks a peer as used now (a message or a request), for eviction and idleness.
+   *
+   * @param peer The peer id.
+   */
+  touch(peer: string): void {
+    this.pool.touch(peer, this.#clock.now());
+  }
+
+  /**
+   * Removes the unprotected peers unused for `idleTimeoutMs`, for the caller to close with
+   * `APP_ERROR_IDLE_TIMEOUT`.
+   *
+   * @returns The idle peers and their connections.
+   */
+  collectIdle(): PeerConnectionRef<C>[] {
+    const idle: PeerConnectionRef<C>[] = [];
+    for (const peer of this.pool.collectIdle(this.#clock.now())) {
+      const entry = this.#connected.get(peer);
+      this.#connected.delete(peer);
+      if (entry !== undefined) idle.push({ peer, connection: entry.connection });
+    }
+    return idle;
+  }
+
+  /**
+   * When the next unprotected peer turns idle, on the policy's clock.
+   *
+   * @returns The time in milliseconds, or `undefined` when none can idle.
+   */
+  nextIdleAt(): number | undefined {
+    return this.pool.nextIdleAt();
+  }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const n = (counts.get(key) ?? 0) - 1;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
