@@ -11,7 +11,7 @@
  *                                       the two (a migration); other bits must be 0
  *   drained type 6                      on a replaced connection: the sender has no message
  *                                       or request left on it; closed once both sent one
- *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver
+ *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver (< 2^53)
  *   ping   type 3  id u32               answered at once with a pong
  *   pong   type 4  id u32
  *   other types are ignored (a newer peer)
@@ -94,7 +94,12 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
       return { type: "ready" };
     case CODES.ack: {
       expect(11, "ack");
-      const count = view.getUint32(3) * 2 ** 32 + view.getUint32(7);
+      const high = view.getUint32(3);
+      // A number holds 53 bits exactly; a larger count would be read as another one.
+      if (high >= 2 ** 21) {
+        throw malformed(`An ack control frame's count is above 2^53 - 1 (high word ${high})`);
+      }
+      const count = high * 2 ** 32 + view.getUint32(7);
       return { type: "ack", lane: body[2], count };
     }
     case CODES.ping:

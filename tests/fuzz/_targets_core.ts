@@ -1,0 +1,336 @@
+/**
+ * Fuzz targets of the core: message frames and codecs (`src/transport`), handshake records,
+ * messages and both state machines (`src/handshake`), key and peer id encodings
+ * (`src/identity`), and the QUIC header parsing and retry tokens the endpoint applies to every
+ * datagram (`src/quic`).
+ *
+ * @module
+ */
+
+import {
+  decodeMessage,
+  encodeFrame,
+  encodeMessage,
+  FrameDecoder,
+} from "../../src/transport/codec.ts";
+import {
+  decodeControl,
+  decodeRequest,
+  decodeResponse,
+  encodeControl,
+  encodeRequest,
+  encodeResponse,
+} from "../../src/transport/_frames.ts";
+import { encodeRecord, RecordDecoder } from "../../src/handshake/record.ts";
+import {
+  decodeAlert,
+  decodeClientFinish,
+  decodeClientHello,
+  decodeServerHello,
+  encodeAlert,
+} from "../../src/handshake/_messages.ts";
+import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
+import { HandshakeDialer, HandshakeListener } from "../../src/handshake/handshake.ts";
+import { NetworkError } from "../../src/errors.ts";
+import { PublicIdentity } from "../../src/identity/public_identity.ts";
+import { PeerId } from "../../src/identity/peer_id.ts";
+import { parseLongHeader } from "../../src/quic/_packet.ts";
+import { RetryTokens } from "../../src/quic/retry_token.ts";
+import { dialerIdentity, listenerIdentity, pairOptions, run } from "../handshake/_util.ts";
+import type { Prng } from "../_prng.ts";
+import { type FuzzTarget, InvariantError } from "./_campaign.ts";
+
+const text = new TextEncoder();
+
+/** Splits `input` into 1-4 chunks at positions chosen by `rng`. */
+function chunks(input: Uint8Array, rng: Prng): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  const parts = rng.int(1, 4);
+  for (let i = 1; i < parts && at < input.byteLength; i++) {
+    const end = rng.int(at, input.byteLength);
+    out.push(input.slice(at, end));
+    at = end;
+  }
+  out.push(input.slice(at));
+  return out;
+}
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new InvariantError(what);
+}
+
+const messageSeeds = () => [
+  encodeMessage({ type: "vertex", data: text.encode("vertex payload") }),
+  encodeMessage({ type: "consensus", data: new Uint8Array(40).fill(7) }),
+  encodeMessage({ type: "ping", timestamp: 1_700_000_000_000 }),
+  encodeMessage({ type: "pong", timestamp: -0 }),
+  encodeMessage({ type: "unknown", code: 200, data: new Uint8Array([1, 2, 3]) }),
+];
+
+const controlSeeds = () => [
+  encodeControl({ type: "ready" }),
+  encodeControl({ type: "open", replace: true }),
+  encodeControl({ type: "drained" }),
+  encodeControl({ type: "ack", lane: 2, count: 2 ** 40 + 5 }),
+  encodeControl({ type: "ping", id: 0xfffffffe }),
+  encodeControl({ type: "pong", id: 1 }),
+];
+
+/** A completed handshake in both modes, its messages the seeds of the handshake targets. */
+const runs = new Map<boolean, ReturnType<typeof run>>();
+function handshakeRun(pq: boolean): ReturnType<typeof run> {
+  let r = runs.get(pq);
+  if (r === undefined) {
+    const o = pairOptions(pq, "fuzz");
+    r = run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
+    runs.set(pq, r);
+  }
+  return r;
+}
+
+/** Seeds of every handshake message target: all messages of both modes and an alert. */
+const handshakeSeeds = () => {
+  const out: Uint8Array[] = [encodeAlert("refused: mode mismatch")];
+  for (const pq of [false, true]) {
+    const r = handshakeRun(pq);
+    out.push(r.clientHello, r.serverHello, r.clientFinish);
+  }
+  return out;
+};
+
+const MAX_FRAME_BODY = 4096;
+const RECORD_MAX = 16384;
+
+/** The targets of `src/transport`, `src/handshake`, `src/identity` and `src/quic`. */
+export const coreTargets: FuzzTarget[] = [
+  {
+    name: "transport/message",
+    maxInputBytes: 512,
+    seeds: messageSeeds,
+    run(input) {
+      const m = decodeMessage(input);
+      // What decodes must encode back to the same bytes (a ping/pong's NaN payloads aside).
+      if (m.type !== "ping" && m.type !== "pong") {
+        check(encodeMessage(m).join() === input.join(), "decode/encode round trip differs");
+      }
+    },
+  },
+  {
+    name: "transport/frame-decoder",
+    maxInputBytes: 3 * MAX_FRAME_BODY,
+    seeds: () => messageSeeds().map(encodeFrame).concat([encodeFrame(new Uint8Array(4096))]),
+    run(input, rng) {
+      const decoder = new FrameDecoder(MAX_FRAME_BODY);
+      let total = 0;
+      for (const chunk of chunks(input, rng)) {
+        for (const body of decoder.push(chunk)) {
+          check(body.byteLength <= MAX_FRAME_BODY, `body of ${body.byteLength} bytes`);
+          total += 4 + body.byteLength;
+        }
+        check(decoder.buffered <= input.byteLength - total, "buffers more than it was given");
+      }
+      decoder.end();
+    },
+  },
+  {
+    name: "transport/control",
+    maxInputBytes: 64,
+    seeds: controlSeeds,
+    run(input) {
+      const frame = decodeControl(input);
+      if (frame !== undefined) {
+        check(encodeControl(frame).join() === input.join(), "control round trip differs");
+      }
+    },
+  },
+  {
+    name: "transport/request",
+    maxInputBytes: 600,
+    seeds: () => [
+      encodeRequest(text.encode("/cretoai/kad/1"), new Uint8Array([1, 2, 3])),
+      encodeRequest(text.encode("/x/ünïcode"), new Uint8Array(0)),
+    ],
+    run(input) {
+      const { protocolId, request } = decodeRequest(input);
+      check(
+        encodeRequest(text.encode(protocolId), request).join() === input.join(),
+        "request round trip differs",
+      );
+    },
+  },
+  {
+    name: "transport/response",
+    maxInputBytes: 64,
+    seeds: () => [encodeResponse(new Uint8Array([9, 9])), encodeResponse(new Uint8Array(0))],
+    run: (input) => decodeResponse(input),
+  },
+  {
+    name: "transport/sealed-frame",
+    maxInputBytes: 256,
+    quickInputs: 300,
+    seeds: async () => {
+      // Each the first frame of its sealer: a fresh receiver expects frame 0.
+      const first = async (body: Uint8Array) =>
+        await (await FrameCipher.create(cipherKeys(false))).seal(body);
+      return [await first(text.encode("hello")), await first(new Uint8Array(0))];
+    },
+    async run(input) {
+      // A fresh receiver each time: the first frame it accepts must be the sealer's first.
+      const opener = await FrameCipher.create(cipherKeys(true));
+      await opener.open(input);
+    },
+  },
+  {
+    name: "handshake/record-decoder",
+    maxInputBytes: 3 * 1024,
+    seeds: () => [
+      encodeRecord(new Uint8Array([1, 2, 3])),
+      new Uint8Array([...encodeRecord(new Uint8Array(10)), ...encodeRecord(new Uint8Array(0))]),
+    ],
+    run(input, rng) {
+      const decoder = new RecordDecoder({ maxSize: 1024 });
+      let used = 0;
+      for (const chunk of chunks(input, rng)) {
+        for (const record of decoder.push(chunk)) {
+          check(record.byteLength <= 1024, `record of ${record.byteLength} bytes`);
+          used += 4 + record.byteLength;
+        }
+      }
+      const rest = decoder.takeRemaining();
+      check(used + rest.byteLength === input.byteLength, "bytes lost or invented");
+      decoder.end();
+    },
+  },
+  {
+    name: "handshake/messages",
+    maxInputBytes: RECORD_MAX,
+    seeds: handshakeSeeds,
+    run(input) {
+      // Every decoder sees every input: a type byte must not be trusted to pick one.
+      for (
+        const decode of [decodeClientHello, decodeServerHello, decodeClientFinish, decodeAlert]
+      ) {
+        try {
+          decode(input);
+        } catch (e) {
+          if (!(e instanceof NetworkError)) throw e;
+        }
+      }
+    },
+  },
+  {
+    name: "handshake/listener",
+    maxInputBytes: RECORD_MAX,
+    quickInputs: 100,
+    seeds: () => {
+      const auth = handshakeRun(false);
+      const pq = handshakeRun(true);
+      return [auth.clientHello, pq.clientHello];
+    },
+    run(input) {
+      // A listener that gets its first message; mutated ClientHellos that still parse reach
+      // the key checks and the signing.
+      const listener = new HandshakeListener(pairOptions(input.byteLength > 2600, "fuzz").listener);
+      listener.receive(input);
+    },
+  },
+  {
+    name: "handshake/dialer",
+    maxInputBytes: RECORD_MAX,
+    quickInputs: 100,
+    seeds: () => [handshakeRun(false).serverHello, handshakeRun(true).serverHello],
+    run(input) {
+      // The same seeded dialer that produced the seed ServerHello's transcript, so mutations
+      // reach the signature check.
+      const pq = input.byteLength > 6000;
+      const dialer = new HandshakeDialer(pairOptions(pq, "fuzz").dialer);
+      dialer.start();
+      dialer.receive(input);
+    },
+  },
+  {
+    name: "handshake/listener-finish",
+    maxInputBytes: RECORD_MAX,
+    quickInputs: 100,
+    seeds: () => [handshakeRun(false).clientFinish],
+    run(input) {
+      const o = pairOptions(false, "fuzz");
+      const listener = new HandshakeListener(o.listener);
+      listener.receive(handshakeRun(false).clientHello);
+      listener.receive(input);
+    },
+  },
+  {
+    name: "identity/public-identity",
+    maxInputBytes: 4096,
+    seeds: () => [dialerIdentity.publicIdentity.encode(), listenerIdentity.publicIdentity.encode()],
+    run(input) {
+      const keys = PublicIdentity.decode(input);
+      check(keys.encode().join() === input.join(), "public identity round trip differs");
+    },
+  },
+  {
+    name: "identity/peer-id",
+    maxInputBytes: 80,
+    seeds: () => [text.encode(dialerIdentity.peerId.toString()), dialerIdentity.peerId.toBytes()],
+    run(input) {
+      const asText = new TextDecoder().decode(input);
+      const parse = () => {
+        check(PeerId.parse(asText).toString() === asText, "peer id round trip differs");
+      };
+      for (const decode of [parse, () => PeerId.fromBytes(input)]) {
+        try {
+          decode();
+        } catch (e) {
+          if (!(e instanceof NetworkError)) throw e;
+        }
+      }
+    },
+  },
+  {
+    name: "quic/long-header",
+    maxInputBytes: 1400,
+    seeds: () => [longHeaderSeed()],
+    run(input) {
+      const h = parseLongHeader(input);
+      if (h === undefined) return;
+      check(
+        7 + h.dcid.byteLength + h.scid.byteLength <= input.byteLength,
+        "header fields run past the datagram",
+      );
+    },
+  },
+  {
+    name: "quic/retry-token",
+    maxInputBytes: 128,
+    seeds: () => [RETRY_TOKEN],
+    run(input) {
+      const odcid = retryTokens.validate(input, RETRY_CLIENT, 2_000);
+      // Only a token this endpoint minted validates: a mutation that passes is a forgery.
+      if (odcid !== undefined) {
+        check(input.join() === RETRY_TOKEN.join(), "a mutated retry token validated");
+      }
+    },
+  },
+];
+
+const RETRY_CLIENT = { hostname: "127.0.0.1", port: 4242 };
+const retryTokens = new RetryTokens({ key: new Uint8Array(32).fill(9) });
+const RETRY_TOKEN = retryTokens.mint(RETRY_CLIENT, new Uint8Array(20).fill(3), 1_000);
+
+function cipherKeys(receiver: boolean) {
+  const a = new Uint8Array(32).fill(1);
+  const b = new Uint8Array(32).fill(2);
+  return receiver ? { send: b, recv: a } : { send: a, recv: b };
+}
+
+/** A QUIC v1 Initial's invariant header: 20-byte DCID, 8-byte SCID, then padding. */
+function longHeaderSeed(): Uint8Array {
+  const out = new Uint8Array(1200);
+  out.set([0xc0, 0, 0, 0, 1, 20], 0);
+  out.fill(0xaa, 6, 26);
+  out.set([8], 26);
+  out.fill(0xbb, 27, 35);
+  return out;
+}
