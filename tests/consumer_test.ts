@@ -62,32 +62,28 @@ Deno.test({
         const listener = run(flags, [], FIRST_RUN_MS).spawn();
         const stderr = listener.stderr.text();
         const lines = readLines(listener.stdout);
+        let said = "";
         try {
           const first = await lines.next();
-          assert.ok(
-            !first.done && first.value.startsWith("listening on "),
-            `listener printed ${JSON.stringify(first.value)}; stderr: ${await stderr}`,
-          );
+          assert.ok(!first.done && first.value.startsWith("listening on "), "listener started");
           const address = first.value.slice("listening on ".length);
           const sender = await run(flags, [address], RUN_MS).output();
-          const said = new TextDecoder().decode(sender.stdout);
-          assert.ok(
-            sender.success,
-            `sender exit ${sender.code}: ${said}${new TextDecoder().decode(sender.stderr)}`,
-          );
-          assert.match(said, /^delivered to [a-z2-7]{52}\n$/);
+          said = new TextDecoder().decode(sender.stdout) + new TextDecoder().decode(sender.stderr);
+          assert.ok(sender.success, `sender exit ${sender.code}`);
+          assert.match(said, /^delivered to [a-z2-7]{52}\n/);
           const got = await lines.next();
           assert.match(got.value ?? "", /^[a-z2-7]{52}: hello$/);
-        } finally {
-          await lines.return(undefined);
-          try {
-            listener.kill("SIGTERM");
-          } catch {
-            // Already gone.
-          }
+        } catch (e) {
+          listener.kill("SIGKILL");
           await listener.status;
-          await stderr;
+          throw new Error(`${(e as Error).message}\nsender: ${said}\nlistener: ${await stderr}`, {
+            cause: e,
+          });
         }
+        listener.kill("SIGTERM");
+        await listener.status;
+        await stderr;
+        for await (const _ of lines); // what is left of its output
       });
 
       await t.step("each missing flag gives an error that names it", async () => {
