@@ -35,7 +35,8 @@ export type NetworkErrorCode =
   | "ERR_TURN_AUTH"
   | "ERR_TURN_ALLOCATION_EXPIRED"
   | "ERR_MDNS"
-  | "ERR_DHT";
+  | "ERR_DHT"
+  | "ERR_PEER_STORE";
 
 /**
  * Base class of every error this module throws.
