@@ -104,6 +104,13 @@ export interface NodeOptions {
    */
   relay?: Omit<RelayServiceOptions, "relaySocket">;
   /**
+   * Whether {@linkcode createNode} starts the node. Off, it returns the node unstarted, so that
+   * listeners can be added before the first connections; then call `node.start()`.
+   *
+   * @default {true}
+   */
+  start?: boolean;
+  /**
    * Clock and timers of the connection manager.
    *
    * @default {systemClock}
@@ -141,7 +148,7 @@ export interface NodePeerInfo extends PeerInfo, PeerOrigin {}
  * ```
  *
  * @param options Identity, configuration, data directory, target number of peers.
- * @returns The started node.
+ * @returns The started node (unstarted with `start: false`).
  * @throws {InvalidConfigError} naming the field, for a bad option or configuration.
  * @throws {NetworkError} when the transport cannot bind its address.
  */
@@ -153,6 +160,7 @@ export async function createNode(options: NodeOptions = {}): Promise<NetworkNode
     id = await loadOrCreateIdentity(`${dataDir}/identity.key`);
   }
   const node = new NetworkNode({ ...options, identity: id ?? Identity.generate() });
+  if (options.start === false) return node;
   try {
     await node.start();
   } catch (e) {
