@@ -1,18 +1,19 @@
 /**
- * A cretoai-network node: listens on a UDP port, joins the peers given with `--peer`, prints
- * one line per event (human-readable, or one JSON object per line with `--json`) and runs
- * until SIGINT/SIGTERM or `--duration`.
+ * A cretoai-network node built with `createNode`: listens on a UDP port, joins the network
+ * through the `--peer` bootstrap peers (the DHT finds the others, the connection manager keeps
+ * `--target-peers` of them connected), prints one line per event (human-readable, or one JSON
+ * object per line with `--json`) and runs until SIGINT/SIGTERM or `--duration`.
  *
- * Run (three terminals, see README "Running a node"):
+ * Run (three terminals, see README "Running a node"); node 3 finds node 2 through node 1:
  *
  * ```sh
- * deno run --allow-net --allow-ffi=node_modules --allow-env \
- *   --allow-read=node1.key --allow-write=node1.key \
- *   examples/quic_node.ts --port 9001 --identity node1.key
- * deno run --allow-net --allow-ffi=node_modules --allow-env examples/quic_node.ts \
+ * deno run --allow-net --allow-ffi \
+ *   --allow-read=node1 --allow-write=node1 \
+ *   examples/quic_node.ts --port 9001 --data-dir node1
+ * deno run --allow-net --allow-ffi examples/quic_node.ts \
  *   --port 9002 --peer 127.0.0.1:9001
- * deno run --allow-net --allow-ffi=node_modules --allow-env examples/quic_node.ts \
- *   --port 9003 --peer 127.0.0.1:9001 --peer 127.0.0.1:9002
+ * deno run --allow-net --allow-ffi examples/quic_node.ts \
+ *   --port 9003 --peer 127.0.0.1:9001 --broadcast 5 --wait-peers 2
  * ```
  *
  * Nodes also find each other on the local network with mDNS (on by default, `--no-mdns` turns
@@ -27,10 +28,10 @@
  * `deno run examples/quic_node.ts --help` lists every flag. `examples/demo.ts` drives three of
  * these with `--json`.
  *
- * Adding a flag for a service: add it to {@linkcode OPTIONS} and its help to {@linkcode HELP}
- * (the compiler insists on both), read it in {@linkcode parseNodeArgs}, and report what the
- * service does through `emit` with a new {@linkcode NodeEvent} variant and its line in
- * {@linkcode HUMAN}.
+ * Adding a flag: add it to {@linkcode OPTIONS} and its help to {@linkcode HELP} (the compiler
+ * insists on both), read it in {@linkcode parseNodeArgs} and map it to a `createNode` option
+ * in {@linkcode runNode}; report what happens through `emit` with a new {@linkcode NodeEvent}
+ * variant and its line in `HUMAN`.
  *
  * @module
  */
@@ -38,21 +39,20 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import {
   type ConnectionDirection,
-  DenoUdpSocket,
+  createNode,
   formatAddress,
   Identity,
-  MdnsService,
   type NatBehavior,
-  NatService,
+  type NatDiscoveryResult,
   type NatType,
   type NetworkMessage,
+  type NetworkNode,
+  type NodeServiceName,
   parseAddress,
   parseTurnUrl,
   PeerId,
   type PeerPath,
-  QuicTransport,
-  RelayService,
-  RelaySocket,
+  type PeerSource,
   type TurnServerConfig,
   type UdpAddress,
 } from "../mod.ts";
@@ -72,6 +72,12 @@ export const OPTIONS = {
   size: { type: "string", default: "64" },
   "wait-peers": { type: "string", default: "0" },
   "no-mdns": { type: "boolean", default: false },
+  "no-dht": { type: "boolean", default: false },
+  "data-dir": { type: "string" },
+  "target-peers": { type: "string" },
+  // TODO(issue 15 item 3): remove once the default admission limits let a loopback testnet
+  // of 50 nodes run (the per-IP count becomes a rate there).
+  "max-inbound-per-ip": { type: "string" },
   turn: { type: "string", multiple: true, default: [] },
   stun: { type: "string", multiple: true, default: [] },
   connect: { type: "string", multiple: true, default: [] },
@@ -82,10 +88,13 @@ export const OPTIONS = {
 export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   port: ["PORT", "UDP port to listen on; 0 picks a free one (default 9001)"],
   listen: ["ADDR", "IP address to listen on (default 0.0.0.0)"],
-  peer: ["HOST:PORT", "a peer to join; repeatable; retried with backoff until it answers"],
+  peer: [
+    "HOST:PORT",
+    "a bootstrap peer to join through (config bootstrapPeers); repeatable; retried with backoff until it answers",
+  ],
   identity: [
     "FILE",
-    "identity key file: loaded if it exists, else generated and saved (mode 0600); without it the node has a fresh identity each run",
+    "identity key file: loaded if it exists, else generated and saved (mode 0600); default: DIR/identity.key with --data-dir, else a fresh identity each run",
   ],
   json: ["", "print one JSON object per line per event instead of human-readable lines"],
   duration: ["SECONDS", "stop after this long (default: run until SIGINT/SIGTERM)"],
@@ -104,6 +113,19 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   "no-mdns": [
     "",
     "do not announce this node or find and connect peers on the local network with mDNS (on by default; needs --allow-sys=networkInterfaces)",
+  ],
+  "no-dht": ["", "do not run the Kademlia DHT (then only --peer, mDNS and inbound peers connect)"],
+  "data-dir": [
+    "DIR",
+    "keep the identity and the peers seen (Deno KV) here; a restarted node reconnects to them without --peer",
+  ],
+  "target-peers": [
+    "N",
+    "peers the connection manager keeps connected, dialing peers the DHT finds (default min(20, max connections))",
+  ],
+  "max-inbound-per-ip": [
+    "N",
+    "inbound connections open at once from one IP address (default 8; a loopback testnet of more nodes needs more)",
   ],
   turn: [
     "turn:USER:PASSWORD@HOST:PORT",
@@ -148,6 +170,14 @@ export interface NodeArgs {
   waitPeers: number;
   /** Announce and browse with mDNS, dialing the peers found. */
   mdns: boolean;
+  /** Run the DHT. */
+  dht: boolean;
+  /** Data directory, if any. */
+  dataDir?: string;
+  /** Peers to keep connected; `undefined` for the node's default. */
+  targetPeers?: number;
+  /** Inbound connections per IP address; `undefined` for the config's default. */
+  maxInboundPerIp?: number;
   /** TURN servers from `--turn`. */
   turnServers: TurnServerConfig[];
   /** STUN servers from `--stun`, as `HOST:PORT`. */
@@ -185,13 +215,14 @@ export type NodeEvent =
     event: "listening";
     peerId: string;
     address: string;
-    identity: "loaded" | "created" | "ephemeral";
+    identity: "loaded" | "created" | "data-dir" | "ephemeral";
   }
   | {
     event: "connected";
     peerId: string;
     address: string;
     direction: ConnectionDirection;
+    foundBy: PeerSource;
     path: PeerPath;
   }
   | {
@@ -199,6 +230,7 @@ export type NodeEvent =
     peerId: string;
     address: string;
     direction: ConnectionDirection;
+    foundBy: PeerSource;
     path: PeerPath;
     reason: string;
   }
@@ -209,12 +241,18 @@ export type NodeEvent =
     previousAddress: string;
     path: PeerPath;
   }
-  | { event: "dial-failed"; address: string; attempt: number; error: string }
+  | {
+    event: "dial-failed";
+    address: string;
+    foundBy: PeerSource;
+    error: string;
+    retryInMs: number;
+  }
   | { event: "discovered"; peerId: string; addresses: string[]; version: string | undefined }
   | { event: "expired"; peerId: string; disconnect: boolean }
-  | { event: "mdns-off"; reason: string }
+  | { event: "service-failed"; service: NodeServiceName; error: string; running: boolean }
   | { event: "relayed"; address: string; server: string; lifetimeSecs: number }
-  | { event: "relay-off"; reason: string }
+  | { event: "relay-expired"; reason: string }
   | {
     event: "nat";
     type: NatType;
@@ -223,7 +261,6 @@ export type NodeEvent =
     publicAddress: string | undefined;
     server: string;
   }
-  | { event: "nat-off"; reason: string }
   | { event: "connect-failed"; peerId: string; error: string }
   | { event: "upgrade-failed"; peerId: string; error: string; retryInMs: number | undefined }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
@@ -234,20 +271,23 @@ export type NodeEvent =
 /** Human-readable line of each event. */
 const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) => string } = {
   listening: (e) => `listening on ${e.address} as ${e.peerId} (identity ${e.identity})`,
-  connected: (e) => `connected ${e.direction} ${e.peerId} at ${e.address} (${e.path})`,
-  disconnected: (e) => `disconnected ${e.peerId} at ${e.address}: ${e.reason}`,
+  connected: (e) =>
+    `connected ${e.direction} ${e.peerId} at ${e.address} (found by ${e.foundBy}, ${e.path})`,
+  disconnected: (e) =>
+    `disconnected ${e.peerId} at ${e.address} (found by ${e.foundBy}, ${e.path}): ${e.reason}`,
   migrated: (e) => `moved ${e.peerId} from ${e.previousAddress} to ${e.address} (${e.path})`,
-  "dial-failed": (e) => `dial ${e.address} failed (attempt ${e.attempt}): ${e.error}; retrying`,
+  "dial-failed": (e) =>
+    `dial ${e.address} (${e.foundBy}) failed: ${e.error}; retrying in ${e.retryInMs / 1000} s`,
   discovered: (e) => `discovered ${e.peerId} at ${e.addresses.join(", ")} (mDNS, v=${e.version})`,
   expired: (e) => `expired ${e.peerId} (mDNS)${e.disconnect ? "; disconnecting it" : ""}`,
-  "mdns-off": (e) => `mDNS off: ${e.reason}`,
+  "service-failed": (e) =>
+    `${e.service} ${e.running ? "degraded" : "off"}: ${e.error}${e.running ? " (runs on)" : ""}`,
   relayed: (e) => `relayed address ${e.address} on TURN server ${e.server} (${e.lifetimeSecs} s)`,
-  "relay-off": (e) => `TURN relay off: ${e.reason}`,
+  "relay-expired": (e) => `TURN allocation expired: ${e.reason}`,
   nat: (e) =>
     `NAT ${e.type} (mapping ${e.mapping}, filtering ${e.filtering}), public address ${
       e.publicAddress ?? "unknown"
     } (STUN ${e.server})`,
-  "nat-off": (e) => `NAT discovery off: ${e.reason}`,
   "connect-failed": (e) => `cannot reach ${e.peerId}: ${e.error}`,
   "upgrade-failed": (e) =>
     `${e.peerId} stays relayed, no direct path yet: ${e.error}${
@@ -294,7 +334,7 @@ export function usage(): string {
   });
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
   return [
-    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=FILE --allow-write=FILE]",
+    "Usage: deno run --allow-net --allow-ffi [--allow-read=FILE --allow-write=FILE]",
     "         examples/quic_node.ts [flags]",
     "",
     "A cretoai-network node: authenticated, post-quantum sealed QUIC to its peers.",
@@ -343,6 +383,14 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
     size: number("size", values.size, 4, true, 16 * 1024 * 1024),
     waitPeers: number("wait-peers", values["wait-peers"], 0, true),
     mdns: !values["no-mdns"],
+    dht: !values["no-dht"],
+    dataDir: values["data-dir"],
+    targetPeers: values["target-peers"] === undefined
+      ? undefined
+      : number("target-peers", values["target-peers"], 0, true),
+    maxInboundPerIp: values["max-inbound-per-ip"] === undefined
+      ? undefined
+      : number("max-inbound-per-ip", values["max-inbound-per-ip"], 1, true),
     turnServers: (values.turn ?? []).map((url) => {
       try {
         return parseTurnUrl(url);
@@ -391,13 +439,12 @@ function number(
 /**
  * Loads the identity file, or creates it (mode 0600) when it does not exist.
  *
- * @param path The file; `undefined` for a fresh identity that is not saved.
+ * @param path The file.
  * @returns The identity and what happened.
  */
 export async function loadOrCreateIdentity(
-  path: string | undefined,
-): Promise<{ identity: Identity; how: "loaded" | "created" | "ephemeral" }> {
-  if (path === undefined) return { identity: Identity.generate(), how: "ephemeral" };
+  path: string,
+): Promise<{ identity: Identity; how: "loaded" | "created" }> {
   try {
     return { identity: await Identity.load(path), how: "loaded" };
   } catch (e) {
@@ -409,8 +456,8 @@ export async function loadOrCreateIdentity(
 }
 
 /** Prints the statistics of every connected peer. */
-function emitStats(transport: QuicTransport, emit: (event: NodeEvent) => void): void {
-  for (const { peerId, addresses, stats } of transport.peers()) {
+function emitStats(node: NetworkNode, emit: (event: NodeEvent) => void): void {
+  for (const { peerId, addresses, stats } of node.peers()) {
     emit({
       event: "stats",
       peerId: peerId.toString(),
@@ -425,46 +472,27 @@ function emitStats(transport: QuicTransport, emit: (event: NodeEvent) => void): 
   }
 }
 
-/** Dials a peer until it answers or `signal` aborts, backing off from 250 ms to 5 s. */
-async function join(
-  transport: QuicTransport,
-  address: string,
-  signal: AbortSignal,
-  emit: (event: NodeEvent) => void,
-): Promise<void> {
-  for (
-    let attempt = 1, delay = 250;
-    !signal.aborted;
-    attempt++, delay = Math.min(delay * 2, 5000)
-  ) {
-    try {
-      await transport.connectPeer(address, { signal });
-      return; // `peer:connected` reports it
-    } catch (e) {
-      if (signal.aborted) return;
-      emit({ event: "dial-failed", address, attempt, error: (e as Error).message });
-    }
-    await sleep(delay, signal);
-  }
-}
-
 /**
- * Reaches `target` through the connected peers once the `--peer` joins (and the NAT discovery)
- * are done: punches with the NAT service, and with `--turn` falls back to the relay.
- * `peer:connected` reports it.
+ * Reaches `target` through the connected peers once NAT discovery is done: punches with the
+ * NAT service, and with `--turn` falls back to the relay. `connected` reports it.
  */
 async function reach(
-  nat: NatService,
+  node: NetworkNode,
   target: string,
   ready: Promise<unknown>,
   signal: AbortSignal,
   emit: (event: NodeEvent) => void,
 ): Promise<void> {
   await ready;
+  await untilPeers(node, 1, signal);
   if (signal.aborted) return;
-  const via = nat.transport.peers().map((p) => p.peerId).filter((p) => p.toString() !== target);
-  if (via.length === 0 && !nat.transport.peers().some((p) => p.peerId.toString() === target)) {
-    emit({ event: "connect-failed", peerId: target, error: "no connected peer to go through" });
+  const nat = node.nat;
+  const via = node.peers().map((p) => p.peerId).filter((p) => p.toString() !== target);
+  if (
+    nat === undefined || (via.length === 0 && !node.peers().some((p) => `${p.peerId}` === target))
+  ) {
+    const error = nat === undefined ? "NAT traversal is off" : "no connected peer to go through";
+    emit({ event: "connect-failed", peerId: target, error });
     return;
   }
   try {
@@ -476,18 +504,33 @@ async function reach(
   }
 }
 
+/** Resolves once `count` peers are connected, or `signal` aborts. */
+function untilPeers(node: NetworkNode, count: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const check = () => {
+      if (!signal.aborted && node.peers().length < count) return;
+      node.removeEventListener("peer:connected", check);
+      signal.removeEventListener("abort", check);
+      resolve();
+    };
+    node.addEventListener("peer:connected", check);
+    signal.addEventListener("abort", check, { once: true });
+    check();
+  });
+}
+
 /** Broadcasts `args.broadcast` messages, once `args.waitPeers` peers are connected. */
 async function broadcastLoop(
-  transport: QuicTransport,
+  node: NetworkNode,
   args: NodeArgs,
   signal: AbortSignal,
   emit: (event: NodeEvent) => void,
 ): Promise<void> {
-  while (!signal.aborted && transport.peers().length < args.waitPeers) await sleep(20, signal);
+  await untilPeers(node, args.waitPeers, signal);
   for (let seq = 1; seq <= args.broadcast && !signal.aborted; seq++) {
     const data = new Uint8Array(args.size);
     new DataView(data.buffer).setUint32(0, seq);
-    const results = await transport.broadcast({ type: "consensus", data });
+    const results = await node.broadcast({ type: "consensus", data });
     const errors = results.flatMap((r) => r.ok ? [] : [`${r.peerId}: ${r.error.message}`]);
     emit({
       event: "broadcast",
@@ -518,6 +561,95 @@ function addressOf(address: UdpAddress): string {
   return formatAddress(address);
 }
 
+/** Reports what the node's events and services say. */
+function report(node: NetworkNode, emit: (event: NodeEvent) => void): void {
+  node.addEventListener("peer:connected", ({ detail }) =>
+    emit({
+      event: "connected",
+      peerId: detail.peerId.toString(),
+      address: addressOf(detail.address),
+      direction: detail.direction,
+      foundBy: detail.foundBy,
+      path: detail.path,
+    }));
+  node.addEventListener("peer:disconnected", ({ detail }) =>
+    emit({
+      event: "disconnected",
+      peerId: detail.peerId.toString(),
+      address: addressOf(detail.address),
+      direction: detail.direction,
+      foundBy: detail.foundBy,
+      path: detail.path,
+      reason: detail.error.message,
+    }));
+  node.addEventListener("peer:migrated", ({ detail }) =>
+    emit({
+      event: "migrated",
+      peerId: detail.peerId.toString(),
+      address: addressOf(detail.address),
+      previousAddress: addressOf(detail.previousAddress),
+      path: detail.path,
+    }));
+  node.addEventListener("dial:failed", ({ detail }) =>
+    emit({
+      event: "dial-failed",
+      address: detail.address,
+      foundBy: detail.foundBy,
+      error: detail.error.message,
+      retryInMs: detail.retryInMs,
+    }));
+  node.addEventListener("service:failed", ({ detail }) =>
+    emit({
+      event: "service-failed",
+      service: detail.service,
+      error: detail.error.message,
+      running: detail.running,
+    }));
+}
+
+/** Reports what the services started with, and their later events. */
+function reportServices(node: NetworkNode, emit: (event: NodeEvent) => void): void {
+  const nat = (detail: NatDiscoveryResult) =>
+    emit({
+      event: "nat",
+      type: detail.type,
+      mapping: detail.mapping,
+      filtering: detail.filtering,
+      publicAddress: detail.publicAddress && addressOf(detail.publicAddress),
+      server: addressOf(detail.server),
+    });
+  if (node.nat?.nat !== undefined) nat(node.nat.nat);
+  node.nat?.addEventListener("nat", ({ detail }) => nat(detail));
+  node.nat?.addEventListener("upgrade-failed", ({ detail }) =>
+    emit({
+      event: "upgrade-failed",
+      peerId: detail.peerId.toString(),
+      error: detail.error.message,
+      retryInMs: detail.retryInMs,
+    }));
+  const turn = node.relay?.turn;
+  if (node.relay?.relayedAddress !== undefined && turn !== undefined) {
+    emit({
+      event: "relayed",
+      address: addressOf(node.relay.relayedAddress),
+      server: addressOf(turn.server),
+      lifetimeSecs: turn.lifetime,
+    });
+  }
+  node.relay?.addEventListener(
+    "relay:expired",
+    ({ detail }) => emit({ event: "relay-expired", reason: detail.message }),
+  );
+  node.mdns?.addEventListener("discovered", ({ detail }) =>
+    emit({
+      event: "discovered",
+      peerId: detail.peerId,
+      addresses: detail.addresses.map(addressOf),
+      version: detail.version,
+    }));
+  node.mdns?.addEventListener("expired", ({ detail }) => emit({ event: "expired", ...detail }));
+}
+
 /**
  * Runs a node until SIGINT/SIGTERM or the duration ends, then closes it.
  *
@@ -525,14 +657,15 @@ function addressOf(address: UdpAddress): string {
  * @param emit Where events go.
  */
 export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void): Promise<void> {
-  const { identity, how } = await loadOrCreateIdentity(args.identity);
-  // With --turn the transport runs on a RelaySocket, so connections can go through the relay.
-  const relaySocket = args.turnServers.length === 0
+  const loaded = args.identity === undefined
     ? undefined
-    : new RelaySocket(DenoUdpSocket.bind({ hostname: args.listen, port: args.port }));
-  const transport = new QuicTransport({
-    identity,
-    socket: relaySocket,
+    : await loadOrCreateIdentity(args.identity);
+  // Not started yet, so that the connections made while it starts are reported too.
+  const node = await createNode({
+    identity: loaded?.identity,
+    dataDir: args.dataDir,
+    targetPeers: args.targetPeers,
+    start: false,
     config: {
       listenAddr: args.listen,
       quicPort: args.port,
@@ -541,19 +674,13 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       // The idle timeout must exceed the keep-alive interval; keep the default's margin.
       idleTimeoutMs: Math.max(90_000, Math.ceil(args.keepAliveSecs * 3000)),
       enableMdns: args.mdns,
+      enableDht: args.dht,
       turnServers: args.turnServers,
       stunServers: args.stunServers,
+      maxInboundPerIp: args.maxInboundPerIp,
     },
   });
-  const mdns = new MdnsService(transport);
-  // Forwards relay signalling for other peers even without --turn.
-  const relay = new RelayService(transport, { relaySocket });
-  // STUN servers come from the config; where punching fails, --turn relays.
-  const nat = new NatService(transport, {
-    fallback: args.turnServers.length > 0 ? relay.fallback : undefined,
-  });
-  const pathOf = (address: UdpAddress): PeerPath =>
-    relaySocket?.isRelayed(address) ? "relay" : "direct";
+  report(node, emit);
   const stop = new AbortController();
   const onSignal = (name: Deno.Signal) => () => stop.abort(name);
   const signals = (["SIGINT", "SIGTERM"] as const).map((name) => {
@@ -563,102 +690,33 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
   });
   const timers: ReturnType<typeof setTimeout>[] = [];
   try {
-    transport.addEventListener("peer:connected", ({ detail }) =>
-      emit({
-        event: "connected",
-        peerId: detail.peerId.toString(),
-        address: addressOf(detail.address),
-        direction: detail.direction,
-        path: pathOf(detail.address),
-      }));
-    transport.addEventListener("peer:migrated", ({ detail }) =>
-      emit({
-        event: "migrated",
-        peerId: detail.peerId.toString(),
-        address: addressOf(detail.address),
-        previousAddress: addressOf(detail.previousAddress),
-        path: pathOf(detail.address),
-      }));
-    nat.addEventListener("upgrade-failed", ({ detail }) =>
-      emit({
-        event: "upgrade-failed",
-        peerId: detail.peerId.toString(),
-        error: detail.error.message,
-        retryInMs: detail.retryInMs,
-      }));
-    transport.addEventListener("peer:disconnected", ({ detail }) =>
-      emit({
-        event: "disconnected",
-        peerId: detail.peerId.toString(),
-        address: addressOf(detail.address),
-        direction: detail.direction,
-        path: pathOf(detail.address),
-        reason: detail.error.message,
-      }));
-    const local = await transport.bindAndListen();
+    await node.start();
     emit({
       event: "listening",
-      peerId: transport.peerId.toString(),
-      address: addressOf(local),
-      identity: how,
+      peerId: node.peerId.toString(),
+      address: addressOf(node.localAddr),
+      identity: loaded?.how ?? (args.dataDir === undefined ? "ephemeral" : "data-dir"),
     });
-    mdns.addEventListener("discovered", ({ detail }) =>
-      emit({
-        event: "discovered",
-        peerId: detail.peerId,
-        addresses: detail.addresses.map(addressOf),
-        version: detail.version,
-      }));
-    mdns.addEventListener("expired", ({ detail }) => emit({ event: "expired", ...detail }));
-    // Does nothing with --no-mdns (enableMdns: false). Without multicast, interfaces or the
-    // permissions the node still runs, on its --peer list.
-    await mdns.start().catch((e) => emit({ event: "mdns-off", reason: (e as Error).message }));
-    // Without --turn: forwarding only. A TURN failure (ERR_TURN_AUTH, ERR_TURN) is reported
-    // and the node runs on without a relayed address.
-    await relay.start().then((relayed) => {
-      if (relayed === undefined) return;
-      emit({
-        event: "relayed",
-        address: addressOf(relayed),
-        server: addressOf(relay.turn!.server),
-        lifetimeSecs: relay.turn!.lifetime,
-      });
-    }, (e) => emit({ event: "relay-off", reason: `${(e as Error).message}` }));
-    relay.addEventListener(
-      "relay:expired",
-      ({ detail }) => emit({ event: "relay-off", reason: detail.message }),
-    );
-    nat.addEventListener("nat", ({ detail }) =>
-      emit({
-        event: "nat",
-        type: detail.type,
-        mapping: detail.mapping,
-        filtering: detail.filtering,
-        publicAddress: detail.publicAddress && addressOf(detail.publicAddress),
-        server: addressOf(detail.server),
-      }));
-    // In the background: joining the --peer list does not wait for it, --connect does.
-    const discovered = args.stunServers.length === 0
+    reportServices(node, emit);
+    // --connect waits for NAT discovery (in the background since start) to know the NAT.
+    const discovered = node.nat === undefined || args.stunServers.length === 0
       ? Promise.resolve()
-      : nat.discover().catch((e) => emit({ event: "nat-off", reason: (e as Error).message }));
+      : node.nat.discover().catch(() => {}); // a failure is reported as service-failed
 
     if (args.durationMs !== Infinity) {
       timers.push(setTimeout(() => stop.abort("duration"), args.durationMs));
     }
     if (args.statsIntervalMs > 0 && args.statsIntervalMs !== Infinity) {
-      timers.push(setInterval(() => emitStats(transport, emit), args.statsIntervalMs));
+      timers.push(setInterval(() => emitStats(node, emit), args.statsIntervalMs));
     }
     const receiving = (async () => {
-      for await (const { from, message } of transport.messages()) {
+      for await (const { from, message } of node.messages()) {
         emit({ event: "message", from: from.toString(), ...describe(message) });
       }
     })();
-    const joins = Promise.all(args.peers.map((peer) => join(transport, peer, stop.signal, emit)));
-    const ready = Promise.all([joins, discovered]);
     const tasks = [
-      ready,
-      ...args.connect.map((peer) => reach(nat, peer, ready, stop.signal, emit)),
-      broadcastLoop(transport, args, stop.signal, emit),
+      ...args.connect.map((peer) => reach(node, peer, discovered, stop.signal, emit)),
+      broadcastLoop(node, args, stop.signal, emit),
     ];
 
     if (!stop.signal.aborted) {
@@ -668,19 +726,13 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     }
     emit({ event: "stopping", reason: String(stop.signal.reason) });
     await Promise.all(tasks);
-    emitStats(transport, emit);
-    await mdns.close(); // the goodbye goes out while the node still answers
-    nat.close();
-    await relay.close(); // frees the allocation through the transport's socket
-    await transport.close();
+    emitStats(node, emit);
+    await node.close();
     await receiving;
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
-    await mdns.close();
-    nat.close();
-    await relay.close();
-    await transport.close();
+    await node.close();
   }
 }
 

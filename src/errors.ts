@@ -39,7 +39,8 @@ export type NetworkErrorCode =
   | "ERR_MDNS"
   | "ERR_DHT"
   | "ERR_UNSUPPORTED_PLATFORM"
-  | "ERR_PERMISSION_DENIED";
+  | "ERR_PERMISSION_DENIED"
+  | "ERR_PEER_STORE";
 
 /**
  * Base class of every error this module throws.

@@ -26,6 +26,7 @@ export {
   type MdnsServiceStats,
 } from "./mdns_service.ts";
 export { DhtService, type DhtServiceOptions } from "./dht/dht_service.ts";
+export type { DhtContact } from "./dht/contact.ts";
 export { DHT_PROTOCOL_ID, type DhtWireLimits } from "./dht/quic_rpc.ts";
 export { DhtProtocolError, type DhtProtocolErrorReason } from "./dht/wire_error.ts";
 export {

@@ -237,6 +237,44 @@ export class DhtService implements AsyncDisposable {
   }
 
   /**
+   * The contacts of the routing table: the DHT nodes this node knows, with their addresses.
+   *
+   * @example
+   * ```ts ignore
+   * for (const { id, addresses } of dht.contacts()) console.log(id, addresses);
+   * ```
+   *
+   * @returns The contacts, none before start.
+   */
+  contacts(): DhtContact[] {
+    return this.#node?.table.all() ?? [];
+  }
+
+  /**
+   * Joins the DHT again through the peers connected now: looks up this node's own key (which
+   * finds its neighbours and announces it to them), refreshes the farther buckets and
+   * publishes the peer record. For a node that started before any bootstrap peer answered,
+   * or that runs short of peers.
+   *
+   * @example
+   * ```ts ignore
+   * await transport.connectPeer("198.51.100.1:9001");
+   * await dht.join();
+   * ```
+   *
+   * @returns The number of contacts in the routing table afterwards.
+   * @throws {NetworkError} `ERR_DHT` before start, after close, or when no connected peer
+   *   answered.
+   */
+  async join(): Promise<number> {
+    const node = this.#running();
+    const contacts = this.#transport.peers().map((p) =>
+      makeContact(p.peerId.toString(), p.addresses)
+    );
+    return await node.bootstrap(contacts);
+  }
+
+  /**
    * Finds a peer's signed record (its addresses), verified against its identity: from the
    * records this node holds, else by a lookup.
    *

@@ -1,0 +1,789 @@
+/**
+ * `createNode`: one node from one configuration. It binds the transport, starts the services
+ * the `NetworkConfig` enables in the order they depend on each other, keeps the node at its
+ * target number of peers and remembers the peers it saw.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { type Clock, systemClock } from "../clock.ts";
+import { DhtService, type DhtServiceOptions } from "../discovery/dht/dht_service.ts";
+import { MdnsService, type MdnsServiceOptions } from "../discovery/mdns_service.ts";
+import { InvalidConfigError, NetworkError } from "../errors.ts";
+import { Identity } from "../identity/identity.ts";
+import type { PeerId } from "../identity/peer_id.ts";
+import { NatService, type NatServiceOptions } from "../nat/nat_service.ts";
+import { type PeerPath, RelayService, type RelayServiceOptions } from "../nat/relay_service.ts";
+import { RelaySocket } from "../nat/relay_socket.ts";
+import { formatAddress, parseAddress } from "../quic/address.ts";
+import type { UdpAddress } from "../quic/datagram_port.ts";
+import { DenoUdpSocket } from "../quic/udp_socket.ts";
+import { type NetworkConfig, resolveNetworkConfig } from "../transport/config.ts";
+import type { NetworkMessage } from "../transport/codec.ts";
+import { TypedEventTarget } from "../transport/events.ts";
+import {
+  type BroadcastResult,
+  type ConnectPeerOptions,
+  type PeerInfo,
+  QuicTransport,
+  type RequestOptions,
+  type SendOptions,
+  type TransportStats,
+} from "../transport/transport.ts";
+import type { InboundMessage, PeerStats, RequestHandler } from "../transport/_peer_connection.ts";
+import { ConnectionManager } from "./_connection_manager.ts";
+import { DialPlanner } from "./dial_planner.ts";
+import type {
+  NodeEventMap,
+  NodeServiceName,
+  PeerOrigin,
+  PeerSource,
+  ServiceFailedDetail,
+} from "./events.ts";
+import { PeerStore } from "./peer_store.ts";
+
+const log = getLogger(["cretoai", "node"]);
+
+/** Options of {@linkcode createNode}. */
+export interface NodeOptions {
+  /**
+   * The node's long-term identity.
+   *
+   * @default {loaded from `DATA_DIR/identity.key` (created there on the first run) with a
+   *   `dataDir`, else a new one each run}
+   */
+  identity?: Identity;
+  /**
+   * The network configuration; which services run follows from it: the DHT with
+   * `enableDht` (bootstrapped from `bootstrapPeers`), mDNS with `enableMdns` on a
+   * non-loopback `listenAddr`, NAT traversal with `enableNatTraversal` (NAT discovery when
+   * `stunServers` are given), relaying over `turnServers`.
+   *
+   * @default {{}}
+   */
+  config?: NetworkConfig;
+  /**
+   * Directory of the node's files: its identity key (`identity.key`) and its peer store
+   * (`peers.kv`, Deno KV: needs `--unstable-kv`). Created if missing. Without it, the node
+   * keeps its peers in memory only.
+   *
+   * @default {undefined}
+   */
+  dataDir?: string;
+  /**
+   * Peers the connection manager keeps connected: while fewer are, it dials peers found in
+   * the DHT, on the local link or in the peer store, and replaces lost ones. At most
+   * `config.maxConnections`; 0 turns the manager off.
+   *
+   * @default {the smaller of 20 and config.maxConnections}
+   */
+  targetPeers?: number;
+  /**
+   * Tuning of the DHT service (its transport, identity and bootstrap peers come from the node).
+   *
+   * @default {{}}
+   */
+  dht?: Omit<DhtServiceOptions, "transport" | "identity" | "bootstrapPeers">;
+  /**
+   * Tuning of the mDNS service.
+   *
+   * @default {{}}
+   */
+  mdns?: MdnsServiceOptions;
+  /**
+   * Tuning of the NAT traversal service (its fallback is the relay when TURN servers are set).
+   *
+   * @default {{}}
+   */
+  nat?: Omit<NatServiceOptions, "fallback">;
+  /**
+   * Tuning of the relay service (its socket comes from the node).
+   *
+   * @default {{}}
+   */
+  relay?: Omit<RelayServiceOptions, "relaySocket">;
+  /**
+   * Whether {@linkcode createNode} starts the node. Off, it returns the node unstarted, so that
+   * listeners can be added before the first connections; then call `node.start()`.
+   *
+   * @default {true}
+   */
+  start?: boolean;
+  /**
+   * Clock and timers of the connection manager.
+   *
+   * @default {systemClock}
+   */
+  clock?: Clock;
+}
+
+/** A connected peer as the node sees it: the transport's view, how it was found, its path. */
+export interface NodePeerInfo extends PeerInfo, PeerOrigin {}
+
+/**
+ * Creates a node and starts it: binds the transport, opens the peer store, then starts the
+ * relay, NAT traversal, the DHT and mDNS as the configuration enables them, and the
+ * connection manager. A service that cannot start is reported with `service:failed` and the
+ * node runs on without it.
+ *
+ * @example Two nodes on loopback; the second joins through the first
+ * ```ts
+ * import { createNode } from "@cretoai/network";
+ *
+ * await using first = await createNode({ config: { listenAddr: "127.0.0.1", quicPort: 0 } });
+ * await using second = await createNode({
+ *   config: {
+ *     listenAddr: "127.0.0.1",
+ *     quicPort: 0,
+ *     bootstrapPeers: [formatted(first.localAddr)],
+ *   },
+ * });
+ * console.assert(second.peers()[0].foundBy === "bootstrap");
+ * await second.send(first.peerId, { type: "consensus", data: new Uint8Array([1]) });
+ *
+ * function formatted(a: { hostname: string; port: number }) {
+ *   return `${a.hostname}:${a.port}`;
+ * }
+ * ```
+ *
+ * @param options Identity, configuration, data directory, target number of peers.
+ * @returns The started node (unstarted with `start: false`).
+ * @throws {InvalidConfigError} naming the field, for a bad option or configuration.
+ * @throws {NetworkError} when the transport cannot bind its address.
+ */
+export async function createNode(options: NodeOptions = {}): Promise<NetworkNode> {
+  const { identity, dataDir } = options ?? {};
+  let id = identity;
+  if (id === undefined && typeof dataDir === "string" && dataDir !== "") {
+    await Deno.mkdir(dataDir, { recursive: true });
+    id = await loadOrCreateIdentity(`${dataDir}/identity.key`);
+  }
+  const node = new NetworkNode({ ...options, identity: id ?? Identity.generate() });
+  if (options.start === false) return node;
+  try {
+    await node.start();
+  } catch (e) {
+    await node.close();
+    throw e;
+  }
+  return node;
+}
+
+/**
+ * A node: the transport with its services and a connection manager, built by
+ * {@linkcode createNode}. It offers the transport's API directly and the services as fields
+ * (`undefined` when off or failed). `close()` (or `await using`) stops everything in reverse
+ * order of start.
+ *
+ * @example Messages between two nodes
+ * ```ts
+ * import { createNode } from "@cretoai/network";
+ *
+ * const config = { listenAddr: "127.0.0.1", quicPort: 0, enableDht: false };
+ * await using a = await createNode({ config });
+ * await using b = await createNode({ config });
+ * await a.connectPeer(b.localAddr);
+ * await a.broadcast({ type: "vertex", data: new Uint8Array([7]) });
+ * for await (const { from, message } of b.messages()) {
+ *   console.assert(from.equals(a.peerId) && message.type === "vertex");
+ *   break;
+ * }
+ * ```
+ */
+export class NetworkNode extends TypedEventTarget<NodeEventMap> implements AsyncDisposable {
+  /** The transport: peers, messages, requests. Usable on its own, as the services use it. */
+  readonly transport: QuicTransport;
+  readonly #options: NodeOptions;
+  readonly #relaySocket: RelaySocket | undefined;
+  readonly #planner: DialPlanner | undefined;
+  readonly #manager: ConnectionManager | undefined;
+  readonly #clock: Clock;
+  readonly #identity: Identity;
+  #peerStore: PeerStore | undefined;
+  #relay: RelayService | undefined;
+  #nat: NatService | undefined;
+  #dht: DhtService | undefined;
+  #mdns: MdnsService | undefined;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  /** How each connected peer was found. */
+  readonly #origins = new Map<string, PeerSource>();
+  /** How the peers of dials in flight were found, by address and by peer id. */
+  readonly #dialHints = new Map<string, PeerSource>();
+  readonly #bootstrapAddresses: ReadonlySet<string>;
+  readonly #writes = new Set<Promise<void>>();
+  readonly #detach: (() => void)[] = [];
+
+  /**
+   * Creates a node with a given identity; nothing runs until {@linkcode NetworkNode.start}.
+   * Most programs call {@linkcode createNode}, which also finds the identity (in the data
+   * directory, or a new one) and starts the node.
+   *
+   * @example
+   * ```ts
+   * import { Identity, NetworkNode } from "@cretoai/network";
+   *
+   * const identity = Identity.generate();
+   * await using node = new NetworkNode({ identity, config: { quicPort: 0 }, targetPeers: 8 });
+   * console.assert(node.dht === undefined); // services start with start()
+   * ```
+   *
+   * @param options The identity, configuration, data directory, target number of peers.
+   * @throws {InvalidConfigError} naming the field, for a bad option or configuration.
+   */
+  constructor(options: NodeOptions & { identity: Identity }) {
+    super();
+    if (typeof options !== "object" || options === null) {
+      throw new InvalidConfigError("options", "an object", options);
+    }
+    const { identity, config = {}, dataDir, targetPeers, clock = systemClock } = options;
+    if (!(identity instanceof Identity)) {
+      throw new InvalidConfigError("identity", "an Identity", identity);
+    }
+    if (dataDir !== undefined && (typeof dataDir !== "string" || dataDir === "")) {
+      throw new InvalidConfigError("dataDir", "a directory path", dataDir);
+    }
+    // Checked before a socket is bound, so a bad config leaves nothing open.
+    const resolved = resolveNetworkConfig(config);
+    const { maxConnections } = resolved;
+    const target = targetPeers ?? Math.min(20, maxConnections);
+    if (!(Number.isSafeInteger(target) && target >= 0 && target <= maxConnections)) {
+      throw new InvalidConfigError(
+        "targetPeers",
+        `an integer from 0 to maxConnections (${maxConnections})`,
+        targetPeers,
+      );
+    }
+    this.#options = options;
+    this.#bootstrapAddresses = new Set(resolved.bootstrapPeers.map(normal));
+    this.#identity = identity;
+    this.#clock = clock;
+    // Relayed connections share the node's socket, so with TURN servers the transport runs on
+    // a RelaySocket.
+    this.#relaySocket = resolved.enableNatTraversal && resolved.turnServers.length > 0
+      ? new RelaySocket(
+        DenoUdpSocket.bind({ hostname: resolved.listenAddr, port: resolved.quicPort }),
+      )
+      : undefined;
+    this.transport = new QuicTransport({ identity, config, socket: this.#relaySocket });
+    if (target > 0) {
+      this.#planner = new DialPlanner({ targetPeers: target });
+      this.#manager = new ConnectionManager({
+        transport: this.transport,
+        planner: this.#planner,
+        dht: () => this.#dht,
+        clock,
+        dialing: (address, foundBy) => this.#hint(address, foundBy),
+        dialFailed: (detail) => this.#emit("dial:failed", detail),
+      });
+    }
+  }
+
+  /** This node's peer id. */
+  get peerId(): PeerId {
+    return this.transport.peerId;
+  }
+
+  /** The address the transport is bound to. */
+  get localAddr(): UdpAddress {
+    return this.transport.localAddr;
+  }
+
+  /** The peer store: the peers seen, kept in the data directory (or in memory). */
+  get peerStore(): PeerStore | undefined {
+    return this.#peerStore;
+  }
+
+  /** The DHT service, when `enableDht` is on and it started. */
+  get dht(): DhtService | undefined {
+    return this.#dht;
+  }
+
+  /** The mDNS service, when `enableMdns` is on, the node listens beyond loopback, and it started. */
+  get mdns(): MdnsService | undefined {
+    return this.#mdns;
+  }
+
+  /** The NAT traversal service (hole punching, STUN discovery), when `enableNatTraversal` is on. */
+  get nat(): NatService | undefined {
+    return this.#nat;
+  }
+
+  /** The relay service (TURN and relay signalling), when `enableNatTraversal` is on. */
+  get relay(): RelayService | undefined {
+    return this.#relay;
+  }
+
+  /**
+   * Starts the node, in dependency order: identity, transport, peer store, relay, NAT
+   * traversal, DHT, mDNS, connection manager. Calling it again returns the first call's
+   * promise.
+   *
+   * @example
+   * ```ts ignore
+   * const node = new NetworkNode({ config });
+   * await node.start();
+   * ```
+   *
+   * @throws {NetworkError} when the transport cannot bind, or the identity file in the data
+   *   directory cannot be read or written.
+   */
+  start(): Promise<void> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(new NetworkError("ERR_ENDPOINT_CLOSED", "The node is closed"));
+    }
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const { dataDir } = this.#options;
+    if (dataDir !== undefined) await Deno.mkdir(dataDir, { recursive: true });
+    this.#listen();
+    await this.transport.bindAndListen();
+    await this.#openPeerStore(dataDir === undefined ? undefined : `${dataDir}/peers.kv`);
+    const config = this.transport.config;
+    if (config.enableNatTraversal) {
+      await this.#startRelay();
+      this.#nat = new NatService(this.transport, {
+        ...this.#options.nat,
+        fallback: this.#relaySocket === undefined ? undefined : this.#relay?.fallback,
+      });
+      if (config.stunServers.length > 0) {
+        // In the background: discovery takes up to its timeout and nothing waits for it.
+        this.#nat.discover().catch((e) => this.#failed("nat", e, true));
+      }
+    }
+    if (config.enableDht) await this.#startDht();
+    if (config.enableMdns && !isLoopback(config.listenAddr)) await this.#startMdns();
+    for (const peer of this.#peerStore?.list() ?? []) {
+      this.#manager?.add({ peerId: peer.peerId, addresses: peer.addresses, foundBy: "peer-store" });
+    }
+    for (const address of this.#bootstrapAddresses) {
+      this.#manager?.add({ peerId: undefined, addresses: [address], foundBy: "bootstrap" });
+    }
+    this.#manager?.kick();
+  }
+
+  async #openPeerStore(path: string | undefined): Promise<void> {
+    try {
+      this.#peerStore = await PeerStore.open({ path });
+      return;
+    } catch (e) {
+      if (path === undefined) throw e;
+      this.#failed("peerStore", e, true);
+    }
+    // Keep the unreadable file for a look later, and start afresh.
+    const aside = `${path}.unreadable-${Date.now()}`;
+    try {
+      await Deno.rename(path, aside);
+      for (const suffix of ["-wal", "-shm"]) {
+        await Deno.rename(path + suffix, aside + suffix).catch(() => {});
+      }
+      this.#peerStore = await PeerStore.open({ path });
+      log.warn("Peer store {path} could not be read; moved to {aside}, starting with no peers", {
+        path,
+        aside,
+      });
+    } catch (e) {
+      log.warn("Peer store {path} unusable ({error}); keeping peers in memory", {
+        path,
+        error: String(e),
+      });
+      this.#peerStore = await PeerStore.open();
+    }
+  }
+
+  async #startRelay(): Promise<void> {
+    const relay = new RelayService(this.transport, {
+      ...this.#options.relay,
+      relaySocket: this.#relaySocket,
+    });
+    this.#relay = relay;
+    try {
+      await relay.start();
+    } catch (e) {
+      // Without an allocation it still forwards other peers' signalling.
+      this.#failed("relay", e, true);
+    }
+  }
+
+  async #startDht(): Promise<void> {
+    const dht = new DhtService({
+      ...this.#options.dht,
+      transport: this.transport,
+      identity: this.#identity,
+    });
+    this.#dht = dht;
+    try {
+      await dht.start();
+    } catch (e) {
+      if (!(e instanceof NetworkError && e.code === "ERR_DHT")) {
+        this.#dht = undefined;
+        await dht.close();
+        this.#failed("dht", e, false);
+        return;
+      }
+      // No bootstrap peer answered: the service serves requests, and the connection
+      // manager joins the DHT once it reaches a peer.
+      this.#failed("dht", e, true);
+    }
+  }
+
+  async #startMdns(): Promise<void> {
+    const mdns = new MdnsService(this.transport, this.#options.mdns);
+    mdns.addEventListener("discovered", ({ detail }) => {
+      const addresses = detail.addresses.map((a) => formatAddress(a));
+      this.#hint(detail.peerId, "mdns");
+      this.#manager?.add({ peerId: detail.peerId, addresses, foundBy: "mdns" });
+    });
+    try {
+      await mdns.start();
+      this.#mdns = mdns;
+    } catch (e) {
+      await mdns.close();
+      this.#failed("mdns", e, false);
+    }
+  }
+
+  #listen(): void {
+    const t = this.transport;
+    const on = <K extends "peer:connected" | "peer:disconnected" | "peer:migrated">(
+      type: K,
+      listener: (
+        event: Parameters<Parameters<typeof t.addEventListener<K>>[1] & object>[0],
+      ) => void,
+    ) => {
+      t.addEventListener(type, listener);
+      this.#detach.push(() => t.removeEventListener(type, listener));
+    };
+    on("peer:connected", ({ detail }) => {
+      const id = detail.peerId.toString();
+      const address = formatAddress(detail.address);
+      const foundBy = this.#dialHints.get(id) ?? this.#dialHints.get(address) ??
+        (detail.direction === "inbound"
+          ? "inbound"
+          // The DHT dials the bootstrap peers itself when it starts.
+          : this.#bootstrapAddresses.has(address)
+          ? "bootstrap"
+          : this.#planner?.get(id)?.foundBy ?? (this.#dht === undefined ? "application" : "dht"));
+      this.#origins.set(id, foundBy);
+      const path = this.#pathOf(detail.address);
+      if (path === "direct") {
+        // Known to the manager from now on, so that it dials the peer again when it is lost.
+        this.#planner?.add({ peerId: id, addresses: [address], foundBy });
+        this.#remember(id, address, foundBy);
+      }
+      this.#planner?.connected(id, address);
+      this.#emit("peer:connected", { ...detail, foundBy, path });
+    });
+    on("peer:disconnected", ({ detail }) => {
+      const id = detail.peerId.toString();
+      const foundBy = this.#origins.get(id) ?? "inbound";
+      this.#origins.delete(id);
+      this.#planner?.disconnected(id, this.#clock.now());
+      this.#emit("peer:disconnected", { ...detail, foundBy, path: this.#pathOf(detail.address) });
+      this.#manager?.kick();
+    });
+    on("peer:migrated", ({ detail }) => {
+      this.#planner?.connected(detail.peerId.toString(), formatAddress(detail.address));
+      this.#emit("peer:migrated", { ...detail, path: this.#pathOf(detail.address) });
+    });
+  }
+
+  /**
+   * Dials a peer by address, or by id through the DHT and the other resolvers; see
+   * {@linkcode QuicTransport.connectPeer}.
+   *
+   * @example
+   * ```ts ignore
+   * const peer = await node.connectPeer("198.51.100.1:9001");
+   * ```
+   *
+   * @param address `HOST:PORT`, an address object, or the peer's id.
+   * @param options Expected peer id and abort signal.
+   * @returns The peer's id.
+   */
+  async connectPeer(
+    address: string | UdpAddress | PeerId,
+    options: ConnectPeerOptions = {},
+  ): Promise<PeerId> {
+    const key = typeof address === "string"
+      ? normal(address)
+      : "hostname" in address
+      ? formatAddress(address)
+      : address.toString();
+    const done = this.#hint(key, "application");
+    try {
+      return await this.transport.connectPeer(address, options);
+    } finally {
+      done();
+    }
+  }
+
+  /**
+   * Sends a message to a connected peer; see {@linkcode QuicTransport.send}.
+   *
+   * @example
+   * ```ts ignore
+   * await node.send(peer, { type: "consensus", data });
+   * ```
+   *
+   * @param peer The peer.
+   * @param message The message.
+   * @param options Abort signal.
+   */
+  send(peer: PeerId | string, message: NetworkMessage, options?: SendOptions): Promise<void> {
+    return this.transport.send(peer, message, options);
+  }
+
+  /**
+   * Sends a message to every connected peer; see {@linkcode QuicTransport.broadcast}.
+   *
+   * @example
+   * ```ts ignore
+   * const results = await node.broadcast({ type: "consensus", data });
+   * ```
+   *
+   * @param message The message.
+   * @param options Abort signal.
+   * @returns One result per peer.
+   */
+  broadcast(message: NetworkMessage, options?: SendOptions): Promise<BroadcastResult[]> {
+    return this.transport.broadcast(message, options);
+  }
+
+  /**
+   * The messages peers send, in arrival order; see {@linkcode QuicTransport.messages}.
+   *
+   * @example
+   * ```ts ignore
+   * for await (const { from, message } of node.messages()) console.log(from, message.type);
+   * ```
+   *
+   * @returns The messages, until the node closes.
+   */
+  messages(): AsyncGenerator<InboundMessage, void, undefined> {
+    return this.transport.messages();
+  }
+
+  /**
+   * Sends a request under a protocol id and waits for the response; see
+   * {@linkcode QuicTransport.request}.
+   *
+   * @example
+   * ```ts ignore
+   * const answer = await node.request(peer, "/app/echo/1", new Uint8Array([1]));
+   * ```
+   *
+   * @param peer The peer.
+   * @param protocolId The protocol.
+   * @param data The request.
+   * @param options Timeout and abort signal.
+   * @returns The response.
+   */
+  request(
+    peer: PeerId | string,
+    protocolId: string,
+    data: Uint8Array,
+    options?: RequestOptions,
+  ): Promise<Uint8Array> {
+    return this.transport.request(peer, protocolId, data, options);
+  }
+
+  /**
+   * Answers requests under a protocol id; see {@linkcode QuicTransport.handle}.
+   *
+   * @example
+   * ```ts ignore
+   * const remove = node.handle("/app/echo/1", (data) => data);
+   * ```
+   *
+   * @param protocolId The protocol.
+   * @param handler Returns the response.
+   * @returns A function that removes the handler.
+   */
+  handle(protocolId: string, handler: RequestHandler): () => void {
+    return this.transport.handle(protocolId, handler);
+  }
+
+  /**
+   * Measures the round trip to a peer; see {@linkcode QuicTransport.ping}.
+   *
+   * @example
+   * ```ts ignore
+   * const rttMs = await node.ping(peer);
+   * ```
+   *
+   * @param peer The peer.
+   * @returns The round-trip time in milliseconds.
+   */
+  ping(peer: PeerId | string): Promise<number> {
+    return this.transport.ping(peer);
+  }
+
+  /**
+   * A peer's traffic counters and latency; see {@linkcode QuicTransport.getStats}.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(node.getStats(peer).p50LatencyMs);
+   * ```
+   *
+   * @param peer The peer.
+   * @returns Its statistics.
+   */
+  getStats(peer: PeerId | string): PeerStats {
+    return this.transport.getStats(peer);
+  }
+
+  /**
+   * Node-wide counters; see {@linkcode QuicTransport.stats}.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(node.stats().peers);
+   * ```
+   *
+   * @returns The counters.
+   */
+  stats(): TransportStats {
+    return this.transport.stats();
+  }
+
+  /**
+   * The connected peers, with how each was found and its path.
+   *
+   * @example
+   * ```ts ignore
+   * for (const p of node.peers()) console.log(p.peerId, p.foundBy, p.path);
+   * ```
+   *
+   * @returns One entry per peer.
+   */
+  peers(): NodePeerInfo[] {
+    return this.transport.peers().map((p) => {
+      const id = p.peerId.toString();
+      return {
+        ...p,
+        foundBy: this.#origins.get(id) ?? (p.direction === "inbound" ? "inbound" : "application"),
+        path: this.#relay?.path(id) ?? "direct",
+      };
+    });
+  }
+
+  /**
+   * Closes the connection to a peer; see {@linkcode QuicTransport.disconnectPeer}. The
+   * connection manager may dial it again later, when the node is below its target.
+   *
+   * @example
+   * ```ts ignore
+   * await node.disconnectPeer(peer);
+   * ```
+   *
+   * @param peer The peer.
+   */
+  disconnectPeer(peer: PeerId | string): Promise<void> {
+    return this.transport.disconnectPeer(peer);
+  }
+
+  /**
+   * Stops the node in reverse order of start: connection manager, mDNS (its goodbye goes out
+   * while the node still answers), DHT, NAT traversal, relay (freeing the allocation through
+   * the socket), transport, peer store. Idempotent.
+   *
+   * @example
+   * ```ts ignore
+   * await node.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  /** Same as {@linkcode NetworkNode.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    await this.#starting?.catch(() => {});
+    await this.#manager?.close();
+    await this.#mdns?.close();
+    await this.#dht?.close();
+    this.#nat?.close();
+    await this.#relay?.close();
+    await this.transport.close();
+    for (const detach of this.#detach.splice(0)) detach();
+    await Promise.allSettled([...this.#writes]);
+    await this.#peerStore?.close();
+  }
+
+  #pathOf(address: UdpAddress): PeerPath {
+    return this.#relaySocket?.isRelayed(address) ? "relay" : "direct";
+  }
+
+  /** Notes how the peer of a dial was found until the dial is over. */
+  #hint(key: string, foundBy: PeerSource): () => void {
+    if (this.#dialHints.size >= MAX_DIAL_HINTS) this.#dialHints.clear();
+    this.#dialHints.set(key, foundBy);
+    return () => {
+      if (this.#dialHints.get(key) === foundBy) this.#dialHints.delete(key);
+    };
+  }
+
+  #remember(peerId: string, address: string, foundBy: PeerSource): void {
+    const store = this.#peerStore;
+    if (store === undefined) return;
+    const write = store.put({ peerId, addresses: [address], lastSeenMs: Date.now(), foundBy })
+      .catch((e) => this.#failed("peerStore", e, true))
+      .finally(() => this.#writes.delete(write));
+    this.#writes.add(write);
+  }
+
+  #failed(service: NodeServiceName, error: unknown, running: boolean): void {
+    const detail: ServiceFailedDetail = {
+      service,
+      error: error instanceof Error ? error : new Error(String(error)),
+      running,
+    };
+    log.warn("{service} failed ({running}): {error}", {
+      service,
+      running: running ? "runs on" : "off",
+      error: detail.error.message,
+    });
+    this.#emit("service:failed", detail);
+  }
+
+  #emit<K extends keyof NodeEventMap & string>(
+    type: K,
+    detail: NodeEventMap[K] extends CustomEvent<infer D> ? D : never,
+  ): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+/** Hints kept at most; dials in flight are bounded by the planner and the pool. */
+const MAX_DIAL_HINTS = 4096;
+
+async function loadOrCreateIdentity(path: string): Promise<Identity> {
+  try {
+    return await Identity.load(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const identity = Identity.generate();
+  await identity.save(path);
+  return identity;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname.startsWith("127.");
+}
+
+/** `HOST:PORT` as `formatAddress` writes it, so addresses from config and events compare. */
+function normal(address: string): string {
+  return formatAddress(parseAddress(address));
+}
