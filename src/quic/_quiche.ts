@@ -171,12 +171,11 @@ export const PacketType = { Initial: 0 } as const;
 let loaded: QuicheBinding | undefined;
 
 /**
- * The path of this platform's quiche addon in Deno's npm cache: what `--allow-ffi` must cover.
+ * The npm specifier of the quiche addon for a platform (`os-arch` as `Deno.build` names them).
  *
  * @throws {NetworkError} `ERR_UNSUPPORTED_PLATFORM` where no addon is published.
  */
-export function quicheAddonPath(): string {
-  const platform = `${Deno.build.os}-${Deno.build.arch}`;
+export function addonSpecifier(platform: string): string {
   const specifier = ADDONS[platform];
   if (specifier === undefined) {
     throw new NetworkError(
@@ -186,6 +185,16 @@ export function quicheAddonPath(): string {
       }`,
     );
   }
+  return specifier;
+}
+
+/**
+ * The path of this platform's quiche addon in Deno's npm cache: what `--allow-ffi` must cover.
+ *
+ * @throws {NetworkError} `ERR_UNSUPPORTED_PLATFORM` where no addon is published.
+ */
+export function quicheAddonPath(): string {
+  const specifier = addonSpecifier(`${Deno.build.os}-${Deno.build.arch}`);
   return fileURLToPath(import.meta.resolve(specifier));
 }
 
