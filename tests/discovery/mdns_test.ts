@@ -211,6 +211,30 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "no reflection: one-shot queries only from the link, 200 questions dropped, only our question repeated, dials only with a basis",
+  ignore: skip !== undefined,
+
+  fn: async () => {
+    await using lab = await MdnsLab.create();
+    const a = await lab.startNode(lab.nsA, A1, 9001, undefined, { sys: true });
+    const result = await lab.probeReflection(B);
+    assert.equal(result.offLinkReplies, 0, "no answer to a source off the link");
+    assert.deepEqual(result.replies, [3], "the 200-question query got no answer");
+    assert.deepEqual(result.questions, ["PTR _cretoai._udp.local"], "our question, once");
+    assert.ok((result.answers as number) >= 1);
+
+    const found = await a.waitEvent({ event: "discovered", peerId: B }, 10_000);
+    assert.deepEqual(found.addresses, [
+      { hostname: ADDR.b, port: 9003 },
+      { hostname: "10.77.0.55", port: 9003 },
+    ], "the off-link address 198.51.100.7 is not taken");
+    const s = await lab.stats(a);
+    assert.equal((s.droppedBy as Record<string, number>).invalid, 1, JSON.stringify(s));
+  },
+});
+
+Deno.test({
   name: "in-process services close cleanly under Deno's test sanitizers (run inside a namespace)",
   ignore: skip !== undefined,
 
