@@ -177,6 +177,8 @@ const CLOSE_SEND_TIMEOUT_MS = 1000;
  */
 const MAX_QUESTIONS = 16;
 const DNS_HEADER_BYTES = 12;
+/** Most datagrams remembered for merging copies heard on several sockets. */
+const MAX_RECENT = 1024;
 
 interface Link {
   address: string;
@@ -235,7 +237,7 @@ export class MdnsDiscovery {
   #expiryAt = Infinity;
   #lastBrowse = -Infinity;
   #recent = new Map<string, number>();
-  /** The raw datagram being decoded, set by the socket listener that runs before the library's. */
+  /** The raw datagram being decoded, set when it passed the screening before the library's decoder. */
   #current: { link: Link; handled: boolean } | undefined;
   #stats: MdnsStats = zeroMdnsStats();
 
@@ -629,6 +631,11 @@ export class MdnsDiscovery {
       if (this.#recent.size > 256) {
         for (const [k, t] of this.#recent) {
           if (now - t >= DUPLICATE_WINDOW_MS) this.#recent.delete(k);
+        }
+        // A flood of distinct datagrams within one window: the oldest go first.
+        for (const k of this.#recent.keys()) {
+          if (this.#recent.size <= MAX_RECENT) break;
+          this.#recent.delete(k);
         }
       }
     }
