@@ -7,7 +7,7 @@
  *
  * ```sh
  * deno run --allow-net --allow-ffi=node_modules --allow-env \
- *   --allow-read=node1.key --allow-write=node1.key \
+ *   --allow-read=node1.key,node1.key.tmp --allow-write=node1.key,node1.key.tmp \
  *   examples/quic_node.ts --port 9001 --identity node1.key
  * deno run --allow-net --allow-ffi=node_modules --allow-env examples/quic_node.ts \
  *   --port 9002 --peer 127.0.0.1:9001
@@ -294,7 +294,7 @@ export function usage(): string {
   });
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
   return [
-    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=FILE --allow-write=FILE]",
+    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=FILE,FILE.tmp --allow-write=FILE,FILE.tmp]",
     "         examples/quic_node.ts [flags]",
     "",
     "A cretoai-network node: authenticated, post-quantum sealed QUIC to its peers.",
