@@ -30,7 +30,9 @@ import {
   type OutgoingRecord,
   type OutgoingResponse,
   parseResponse,
+  questionsAbout,
   type RecordLimits,
+  sameSubnet,
 } from "./mdns_records.ts";
 
 export type { MdnsPeer, MdnsPeerAddress } from "./mdns_peers.ts";
@@ -62,7 +64,10 @@ export interface MdnsDiscoveryOptions {
   hostname?: string;
   /**
    * Network interfaces to use, by name (`"eth0"`) or IPv4 address. Names need
-   * `--allow-sys=networkInterfaces`.
+   * `--allow-sys=networkInterfaces`. With that permission the interfaces' subnets are known:
+   * one-shot (unicast) queries are answered only from a source in one, and announced addresses
+   * in one are kept; without it, one-shot queries go unanswered and only the address a peer
+   * sends from is kept.
    *
    * @default {every interface with a non-loopback IPv4 address}
    */
@@ -167,6 +172,14 @@ const MIN_MULTICAST_INTERVAL_MS = 1000;
 const DUPLICATE_WINDOW_MS = 100;
 /** Bounds close(): a goodbye that cannot be sent within this time is abandoned. */
 const CLOSE_SEND_TIMEOUT_MS = 1000;
+/**
+ * Most questions in a received packet; packets with more are dropped before decoding. A
+ * browser asks a few; hundreds only serve to make a decoder or a responder work.
+ */
+const MAX_QUESTIONS = 16;
+const DNS_HEADER_BYTES = 12;
+/** Most datagrams remembered for merging copies heard on several sockets. */
+const MAX_RECENT = 1024;
 
 interface Link {
   address: string;
@@ -214,6 +227,8 @@ export class MdnsDiscovery {
   readonly #iterators = new Set<(e: MdnsDiscoveryEvent | null) => void>();
   #service: LocalService | undefined;
   #links: Link[] = [];
+  /** The subnets of our interfaces, where known: a source in one is on the link. */
+  #subnets: { address: string; prefixLength: number }[] = [];
   #state: "new" | "starting" | "running" | "closed" = "new";
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -223,8 +238,8 @@ export class MdnsDiscovery {
   #expiryAt = Infinity;
   #lastBrowse = -Infinity;
   #recent = new Map<string, number>();
-  /** The raw datagram being decoded, set by the socket listener that runs before the library's. */
-  #current: { link: Link; duplicate: boolean; handled: boolean } | undefined;
+  /** The raw datagram being decoded, set when it passed the screening before the library's decoder. */
+  #current: { link: Link; handled: boolean } | undefined;
   #stats: MdnsStats = zeroMdnsStats();
 
   /**
@@ -356,6 +371,7 @@ export class MdnsDiscovery {
     try {
       requireNetPermission();
       const linkAddresses = resolveInterfaces(this.#interfaces);
+      this.#subnets = subnetsOf(linkAddresses);
       this.#service = {
         instance: this.#opts.instance,
         hostname: this.#hostname,
@@ -553,11 +569,16 @@ export class MdnsDiscovery {
       mdns: undefined as unknown as makeMdns.MulticastDNS,
       lastMulticast: new Map(),
     };
-    // Registered before the library's own listener, so it sees each raw datagram first.
-    socket.on(
-      "message",
-      (msg: Uint8Array, rinfo: dgram.RemoteInfo) => this.#onRaw(link, msg, rinfo),
-    );
+    // The library decodes every datagram the socket emits; each is screened first, and one that
+    // is too large or claims too many records never reaches the decoder.
+    const emit = socket.emit;
+    socket.emit = function (this: dgram.Socket, event: string | symbol, ...args: unknown[]) {
+      if (event === "message" && !screen(args[0] as Uint8Array, args[1] as dgram.RemoteInfo)) {
+        return false;
+      }
+      return emit.call(this, event, ...args);
+    } as typeof socket.emit;
+    const screen = (msg: Uint8Array, rinfo: dgram.RemoteInfo) => this.#onRaw(link, msg, rinfo);
     // `interface` makes the library join the group and send on this address; `bind` keeps it
     // from binding to the address itself, where multicast would not be received.
     link.mdns = makeMdns({ socket, interface: address, bind: "0.0.0.0", port: MDNS_PORT });
@@ -596,7 +617,8 @@ export class MdnsDiscovery {
     return link;
   }
 
-  #onRaw(link: Link, msg: Uint8Array, rinfo: dgram.RemoteInfo): void {
+  /** Counts a raw datagram; returns whether the library may decode it. */
+  #onRaw(link: Link, msg: Uint8Array, rinfo: dgram.RemoteInfo): boolean {
     this.#stats.received++;
     let duplicate = false;
     if (this.#links.length > 1) {
@@ -611,14 +633,29 @@ export class MdnsDiscovery {
         for (const [k, t] of this.#recent) {
           if (now - t >= DUPLICATE_WINDOW_MS) this.#recent.delete(k);
         }
+        // A flood of distinct datagrams within one window: the oldest go first.
+        for (const k of this.#recent.keys()) {
+          if (this.#recent.size <= MAX_RECENT) break;
+          this.#recent.delete(k);
+        }
       }
     }
-    this.#current = { link, duplicate, handled: duplicate };
-    // The library decodes the datagram anyway; this only keeps its result from being used.
-    if (msg.byteLength > this.#opts.maxPacketSize && !duplicate) {
-      this.#current.handled = true;
+    if (duplicate) return false;
+    if (msg.byteLength > this.#opts.maxPacketSize) {
       this.#drop("oversized");
+      return false;
     }
+    if (msg.byteLength >= DNS_HEADER_BYTES) {
+      const view = new DataView(msg.buffer, msg.byteOffset, DNS_HEADER_BYTES);
+      const questions = view.getUint16(4);
+      const records = view.getUint16(6) + view.getUint16(8) + view.getUint16(10);
+      if (questions > MAX_QUESTIONS || records > this.#opts.maxRecords) {
+        this.#drop("invalid");
+        return false;
+      }
+    }
+    this.#current = { link, handled: false };
+    return true;
   }
 
   #afterRaw(): void {
@@ -634,7 +671,7 @@ export class MdnsDiscovery {
     if (this.#state !== "running") return;
     try {
       if (packet.type === "query") this.#onQuery(packet, rinfo);
-      else if (packet.type === "response") this.#onResponse(packet);
+      else if (packet.type === "response") this.#onResponse(packet, rinfo);
     } catch {
       // The checks above should make this unreachable; a hostile packet must still not crash us.
       this.#drop("malformed");
@@ -643,14 +680,22 @@ export class MdnsDiscovery {
 
   #onQuery(packet: makeMdns.FullPacket, rinfo: dgram.RemoteInfo): void {
     const service = this.#service!;
+    const oneShot = rinfo.port !== MDNS_PORT;
+    // A unicast reply goes wherever the source says: only to a source on our link (RFC 6762
+    // section 11), so nobody off the link can aim our answers at a third party.
+    if (oneShot && !this.#onLink(rinfo.address)) return;
     const res = answerQuery(packet, service, this.#opts.ttl);
     if (res === null) return;
     this.#stats.answered++;
-    if (rinfo.port !== MDNS_PORT) {
+    if (oneShot) {
       // A one-shot querier (RFC 6762 section 6.7) listens on its own port for a unicast reply
-      // that repeats its id and questions.
+      // that repeats its id and the questions answered.
       const link = this.#links[0];
-      this.#send(link, { ...res, id: packet.id, questions: packet.questions }, {
+      this.#send(link, {
+        ...res,
+        id: packet.id,
+        questions: questionsAbout(packet, service) as typeof packet.questions,
+      }, {
         port: rinfo.port,
         address: rinfo.address,
       });
@@ -666,9 +711,15 @@ export class MdnsDiscovery {
     }
   }
 
-  #onResponse(packet: makeMdns.FullPacket): void {
+  #onResponse(packet: makeMdns.FullPacket, rinfo: dgram.RemoteInfo): void {
     const parsed = parseResponse(packet, this.#limits);
     for (let i = 0; i < parsed.rejected.length; i++) this.#drop("invalid");
+    // Peers are dialed at the addresses they announce: only at ones with a basis, the sender's
+    // own address or one on our link, never at any address a packet names.
+    for (const [name, host] of parsed.hosts) {
+      host.addresses = host.addresses.filter((a) => a === rinfo.address || this.#onLink(a));
+      if (host.addresses.length === 0) parsed.hosts.delete(name);
+    }
     const r = this.#table.observe(parsed, Date.now());
     this.#stats.ownIgnored += r.own;
     this.#stats.incomplete += r.incomplete;
@@ -800,6 +851,10 @@ export class MdnsDiscovery {
     }
   }
 
+  #onLink(address: string): boolean {
+    return this.#subnets.some((s) => sameSubnet(address, s.address, s.prefixLength));
+  }
+
   #drop(reason: keyof MdnsStats["droppedBy"]): void {
     this.#stats.dropped++;
     this.#stats.droppedBy[reason]++;
@@ -868,6 +923,24 @@ function resolveInterfaces(requested: string[] | undefined): string[] {
     out.add(found.address);
   }
   return [...out];
+}
+
+/**
+ * The subnet of each address, from the interface list when `--allow-sys=networkInterfaces` is
+ * granted; without it none is known, and only a sender's own address counts as on the link.
+ */
+function subnetsOf(addresses: string[]): { address: string; prefixLength: number }[] {
+  if (Deno.permissions.querySync({ name: "sys", kind: "networkInterfaces" }).state !== "granted") {
+    return [];
+  }
+  const out: { address: string; prefixLength: number }[] = [];
+  for (const i of Deno.networkInterfaces()) {
+    const prefixLength = Number(i.cidr.split("/")[1]);
+    if (i.family === "IPv4" && addresses.includes(i.address) && prefixLength >= 8) {
+      out.push({ address: i.address, prefixLength });
+    }
+  }
+  return out;
 }
 
 function isPeerId(text: string): boolean {

@@ -503,6 +503,72 @@ export function isUsableIpv4(address: string): boolean {
 }
 
 /**
+ * The questions of a query that concern our records, each once: what a unicast reply repeats
+ * (RFC 6762 section 6.7), so a reply never echoes a querier's long list of other questions.
+ *
+ * @example
+ * ```ts
+ * import { MDNS_SERVICE_TYPE, questionsAbout } from "./mdns_records.ts";
+ *
+ * const svc = {
+ *   instance: "node-1", hostname: "node-1.local", port: 9001,
+ *   peerId: "peerA", version: "1", addresses: ["10.0.0.5"],
+ * };
+ * const q = { name: MDNS_SERVICE_TYPE, type: "PTR" };
+ * const other = { name: "_http._tcp.local", type: "PTR" };
+ * console.assert(questionsAbout({ questions: [q, other, q] }, svc).length === 1);
+ * ```
+ *
+ * @param query The decoded query packet, untrusted.
+ * @param svc What the node announces.
+ * @returns The questions, as received.
+ */
+export function questionsAbout(
+  query: { questions?: unknown },
+  svc: LocalService,
+): { name: string; type: string }[] {
+  if (!Array.isArray(query.questions)) return [];
+  const ours = new Set([
+    MDNS_SERVICE_TYPE,
+    DNS_SD_SERVICES,
+    normalize(`${svc.instance}${SERVICE_SUFFIX}`),
+    normalize(svc.hostname),
+  ]);
+  const seen = new Set<string>();
+  const out: { name: string; type: string }[] = [];
+  for (const q of query.questions) {
+    if (!isObject(q) || typeof q.name !== "string" || typeof q.type !== "string") continue;
+    const name = normalize(q.name);
+    const key = `${q.type} ${name}`;
+    if (!ours.has(name) || seen.has(key)) continue;
+    seen.add(key);
+    out.push(q as { name: string; type: string });
+  }
+  return out;
+}
+
+/**
+ * Whether two IPv4 addresses share their first `prefixLength` bits: the same subnet.
+ *
+ * @example
+ * ```ts
+ * import { sameSubnet } from "./mdns_records.ts";
+ *
+ * console.assert(sameSubnet("10.0.0.5", "10.0.0.77", 24) && !sameSubnet("10.0.0.5", "10.0.1.5", 24));
+ * ```
+ *
+ * @param a An IPv4 address literal.
+ * @param b Another.
+ * @param prefixLength 0-32.
+ * @returns `true` if both are in one subnet of that length.
+ */
+export function sameSubnet(a: string, b: string, prefixLength: number): boolean {
+  if (!IPV4_RE.test(a) || !IPV4_RE.test(b)) return false;
+  const mask = prefixLength === 0 ? 0 : (~0 << (32 - prefixLength)) >>> 0;
+  return ((ipv4Number(a) & mask) >>> 0) === ((ipv4Number(b) & mask) >>> 0);
+}
+
+/**
  * An upper bound of the wire size of a response, ignoring name compression.
  *
  * @example
@@ -586,6 +652,10 @@ function coversKnownAnswer(known: unknown, ours: OutgoingRecord): boolean {
     return typeof known.data === "string" && normalize(known.data) === normalize(ours.data);
   }
   return false;
+}
+
+function ipv4Number(address: string): number {
+  return address.split(".").reduce((n, part) => n * 256 + Number(part), 0);
 }
 
 function isInstanceName(name: string): boolean {

@@ -197,10 +197,11 @@ export class Identity {
   /**
    * Writes the identity to a file readable only by its owner (mode 0600 on Unix).
    *
-   * The file appears whole or not at all: the data goes to a temporary file beside it (created
-   * with mode 0600), is flushed to disk, and then takes the name, by a hard link when an existing
-   * file must not be replaced and by a rename otherwise. A symbolic link at `path` is refused
-   * rather than followed or replaced.
+   * The file appears whole or not at all: the data goes to `<path>.tmp` (created with mode
+   * 0600), is flushed to disk, and then takes the name, by a hard link when an existing file
+   * must not be replaced and by a rename otherwise. A symbolic link at `path` is refused rather
+   * than followed or replaced. Permissions: `--allow-read=<path>,<path>.tmp` and
+   * `--allow-write=<path>,<path>.tmp`.
    *
    * File layout: `"CRID" | version u8 (=1) | len u16 | Ed25519 seed | len u16 | ML-DSA-65 seed |
    * len u16 | public identity`. The public keys are stored so that {@linkcode Identity.load}
@@ -245,12 +246,12 @@ export class Identity {
           "save to the file it points to, or remove the link",
       );
     }
-    const suffix = Array.from(
-      crypto.getRandomValues(new Uint8Array(6)),
-      (b) => b.toString(16).padStart(2, "0"),
-    )
-      .join("");
-    const temp = `${target}.${suffix}.tmp`;
+    // One fixed name beside the file, so narrowed permissions can list it; a leftover of an
+    // interrupted save is ours to replace (removing a link there removes the link only).
+    const temp = `${target}.tmp`;
+    await Deno.remove(temp).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
     try {
       const file = await Deno.open(temp, { write: true, createNew: true, mode: 0o600 });
       try {
@@ -259,7 +260,7 @@ export class Identity {
       } finally {
         file.close();
       }
-      // link(2) never replaces an existing file, so two savers cannot both win.
+      // link(2) never replaces an existing file: without `overwrite` no identity is lost.
       if (overwrite) await Deno.rename(temp, target);
       else await Deno.link(temp, target);
     } finally {

@@ -21,7 +21,8 @@ import type { PeerConnectedDetail, PeerMigratedDetail } from "../transport/event
 import { TypedEventTarget } from "../transport/events.ts";
 import type { RequestContext } from "../transport/mod.ts";
 import { requireInteger, requirePositiveFinite } from "../_validate.ts";
-import { sameAddress } from "./_address.ts";
+import { observedHosts, sameAddress, withBasis } from "./_address.ts";
+import { PeerRateLimiter } from "../_peer_rate_limiter.ts";
 import { decodePunch, PunchSession, SESSION_ID_BYTES, sessionKey } from "./_punch_session.ts";
 import {
   decodeRendezvous,
@@ -312,6 +313,21 @@ const log = getLogger(["cretoai", "nat"]);
 
 /** At most this many punch sessions run at once; further introductions are refused. */
 const MAX_SESSIONS = 16;
+/**
+ * Introductions a peer may ask for (connect or sync requests): sustained per second, and at
+ * once. Each sync makes this node punch, so a connected peer must not have it send at will.
+ */
+const RENDEZVOUS_PER_SECOND = 2;
+const RENDEZVOUS_BURST = 8;
+/** Peers whose request rate is tracked; beyond it the oldest entries are forgotten. */
+const RATE_TRACKED_PEERS = 256;
+/**
+ * Most distinct hosts one session punches: the requester's observation of the dialer and one
+ * other (its STUN view). More would let a request fan punches out over many hosts.
+ */
+const MAX_PUNCH_HOSTS = 2;
+/** Most dialers watched for at once as target of introductions; further syncs are refused. */
+const MAX_WATCHERS = 64;
 
 /**
  * NAT traversal for a transport: STUN discovery on the node's socket, the rendezvous
@@ -355,6 +371,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   readonly #fallback: NatFallback | undefined;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, PunchSession>();
+  readonly #requests: PeerRateLimiter;
   /**
    * As target of introductions, by dialer: the remover of the watch for its connection. A new
    * introduction of the same dialer replaces the old watch, so one connection is one event.
@@ -434,6 +451,12 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     this.#fallback = fallback;
     this.#directRetryMs = directRetryMs;
     this.#clock = clock;
+    this.#requests = new PeerRateLimiter(
+      RENDEZVOUS_PER_SECOND,
+      RENDEZVOUS_BURST,
+      RATE_TRACKED_PEERS,
+      clock,
+    );
     transport.addEventListener("peer:disconnected", this.#onDisconnected);
     this.#removeHandler = transport.handle(
       RENDEZVOUS_PROTOCOL,
@@ -808,15 +831,20 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     const oneWay = Math.max(0, (receivedAt - sentAt - answer.handledMs) / 2);
     const startAt = Math.max(receivedAt, receivedAt + answer.startIn - oneWay);
     const left = deadlineAt - startAt;
-    if (answer.addresses.length === 0 || left <= 0) {
+    const targets = withBasis(
+      answer.addresses,
+      observedHosts(this.transport, via),
+      MAX_PUNCH_HOSTS,
+    );
+    if (targets.length === 0 || left <= 0) {
       attempt.stage = "plan";
       throw new Error(
-        answer.addresses.length === 0 ? "the peer has no address" : "no time left to punch",
+        targets.length === 0 ? "the peer has no address to punch" : "no time left to punch",
       );
     }
     const plan = planHolePunch({
       startAt,
-      peer: { addresses: answer.addresses, natType: answer.nat },
+      peer: { addresses: targets, natType: answer.nat },
       selfNatType: attempt.selfNatType,
       interval: this.#punchIntervalMs,
       duration: Math.min(this.#punchDurationMs, left),
@@ -871,6 +899,14 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       message = decodeRendezvous(request);
     } catch (e) {
       return Promise.resolve(refuse((e as Error).message));
+    }
+    if (
+      (message.t === "connect" || message.t === "sync") &&
+      !this.#requests.take(context.peerId.toString())
+    ) {
+      return Promise.resolve(
+        refuse(`more than ${RENDEZVOUS_PER_SECOND} introductions a second from ${context.peerId}`),
+      );
     }
     if (message.t === "connect") return this.#introduce(message, context.peerId);
     if (message.t === "sync") return Promise.resolve(this.#onSync(message, context.peerId));
@@ -951,13 +987,23 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     } catch (e) {
       return refuse((e as Error).message);
     }
-    if (this.#sessions.has(message.session) || message.addresses.length === 0) {
-      return refuse("duplicate session or no address");
+    // Punched only where the introducer's word has a basis: see withBasis.
+    const targets = withBasis(
+      message.addresses,
+      observedHosts(this.transport, introducer),
+      MAX_PUNCH_HOSTS,
+    );
+    if (this.#sessions.has(message.session) || targets.length === 0) {
+      return refuse("duplicate session or no address to punch");
+    }
+    const key = dialer.toString();
+    if (this.#watchers.size >= MAX_WATCHERS && !this.#watchers.has(key)) {
+      return refuse(`already watching for ${MAX_WATCHERS} dialers`);
     }
     const selfNatType = this.#nat?.type ?? "Unknown";
     const plan = planHolePunch({
       startAt: received + Math.max(0, message.startIn),
-      peer: { addresses: message.addresses, natType: message.nat },
+      peer: { addresses: targets, natType: message.nat },
       selfNatType,
       interval: this.#punchIntervalMs,
       duration: this.#punchDurationMs,
@@ -972,7 +1018,6 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     const session = this.#startSession(plan, sessionBytes(message.session));
     // The dialer's QUIC handshake may finish after the last punch (under loss): its
     // connection is watched for until the dial could have timed out.
-    const key = dialer.toString();
     this.#watchers.get(key)?.();
     const unwatch = () => {
       cancelWatch();

@@ -30,6 +30,8 @@
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { formatAddress, parseAddress } from "../quic/address.ts";
+import { PeerRateLimiter } from "../_peer_rate_limiter.ts";
+import { observedHosts, withBasis } from "./_address.ts";
 import type { UdpAddress } from "../quic/datagram_port.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import type { TurnServerConfig } from "../transport/config.ts";
@@ -140,6 +142,16 @@ interface Offer {
 
 const MAX_SIGNAL_BYTES = 1024;
 const MAX_VIA_TRIES = 3;
+/**
+ * Signalling requests (offers and forwards) a peer may make: sustained per second, and at
+ * once. Each offer costs two TURN transactions and a channel number.
+ */
+const SIGNALS_PER_SECOND = 2;
+const SIGNALS_BURST = 8;
+/** Peers whose request rate is tracked; beyond it the oldest entries are forgotten. */
+const RATE_TRACKED_PEERS = 256;
+/** Offers taken that no peer connected through yet; further offers are refused meanwhile. */
+const MAX_PENDING_OFFERS = 32;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -184,8 +196,15 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
   readonly #lifetime: number;
   readonly #signalTimeoutMs: number;
   readonly #clock: Clock;
-  /** Relayed addresses this service registered, with the timer that forgets an unused one. */
-  readonly #registered = new Map<string, { address: UdpAddress; forget: () => void }>();
+  /**
+   * Relayed addresses this service registered, with the timer that forgets an unused one;
+   * `pending` until a peer connected through it.
+   */
+  readonly #registered = new Map<
+    string,
+    { address: UdpAddress; forget: () => void; pending: boolean }
+  >();
+  readonly #signals: PeerRateLimiter;
   #turn: TurnClient | undefined;
   #starting: Promise<UdpAddress | undefined> | undefined;
   #expired: TurnError | undefined;
@@ -255,6 +274,12 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     this.#lifetime = lifetime;
     this.#signalTimeoutMs = signalTimeoutMs;
     this.#clock = clock;
+    this.#signals = new PeerRateLimiter(
+      SIGNALS_PER_SECOND,
+      SIGNALS_BURST,
+      RATE_TRACKED_PEERS,
+      clock,
+    );
   }
 
   /** This node's relayed address, once allocated and while not expired. */
@@ -466,6 +491,12 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
   /** Answers a signalling request: forwards it, or takes an offer. */
   async #answer(request: Uint8Array, context: RequestContext): Promise<Uint8Array> {
     try {
+      if (!this.#signals.take(context.peerId.toString())) {
+        throw new NetworkError(
+          "ERR_LIMIT_EXCEEDED",
+          `more than ${SIGNALS_PER_SECOND} relay signalling requests a second from ${context.peerId}`,
+        );
+      }
       const offer = parseOffer(request);
       if (offer.t === "forward") {
         const target = PeerId.parse(offer.to!);
@@ -483,7 +514,27 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
         });
       }
       const turn = this.#usable("take a relay offer");
-      await this.#register(parseAddress(offer.relayed), turn);
+      // A relayed address is on a TURN server: a loopback or private one only in a scope this
+      // node reaches its own TURN server or sees the requester in.
+      const basis = [
+        turn.relayedAddress.hostname,
+        ...observedHosts(this.#transport, context.peerId),
+      ];
+      const [address] = withBasis([parseAddress(offer.relayed)], basis, 1);
+      if (address === undefined) {
+        throw new NetworkError(
+          "ERR_NAT_TRAVERSAL_FAILED",
+          `Cannot relay ${offer.relayed}: not an address this node may send to on a peer's word`,
+        );
+      }
+      const pending = [...this.#registered.values()].filter((e) => e.pending).length;
+      if (pending >= MAX_PENDING_OFFERS && !this.#registered.has(formatAddress(address))) {
+        throw new NetworkError(
+          "ERR_LIMIT_EXCEEDED",
+          `Cannot take a relay offer: ${MAX_PENDING_OFFERS} are waiting for their peer`,
+        );
+      }
+      await this.#register(address, turn);
       return encode({ relayed: formatAddress(turn.relayedAddress) });
     } catch (e) {
       const code = e instanceof NetworkError ? e.code : "ERR_NAT_TRAVERSAL_FAILED";
@@ -501,7 +552,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
       () => this.#unregister(address),
       c.connectionTimeoutMs + c.handshakeTimeoutMs,
     );
-    this.#registered.set(key, { address, forget });
+    this.#registered.set(key, { address, forget, pending: true });
   }
 
   #unregister(address: UdpAddress): void {
@@ -520,6 +571,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     // In use: kept until the peer disconnects.
     entry.forget();
     entry.forget = () => {};
+    entry.pending = false;
     this.dispatchEvent(
       new CustomEvent("relay:connected", {
         detail: {

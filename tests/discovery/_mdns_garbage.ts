@@ -50,9 +50,10 @@ let invalid = 0;
 // Random bytes, truncated headers, and a header that promises records it does not carry.
 for (let i = 0; i < 20; i++) {
   const junk = crypto.getRandomValues(new Uint8Array(8 + i * 37));
-  junk[4] = 0xff; // claims hundreds of questions, so it cannot decode
+  junk[4] = 0xff; // claims tens of thousands of questions: dropped undecoded for the count
   await raw(junk);
-  malformed++;
+  if (junk.byteLength < 12) malformed++; // shorter than a DNS header
+  else invalid++;
 }
 await raw(new Uint8Array([0, 0, 0x84, 0, 0, 0, 0, 1]));
 malformed++;

@@ -22,6 +22,9 @@ export const ADDR = Object.freeze({ a: "10.77.0.1", b: "10.77.0.2" });
 const DENO = Deno.execPath();
 const NODE_SCRIPT = new URL("./_mdns_node.ts", import.meta.url).pathname;
 const GARBAGE_SCRIPT = new URL("./_mdns_garbage.ts", import.meta.url).pathname;
+const REFLECT_SCRIPT = new URL("./_mdns_reflect.ts", import.meta.url).pathname;
+/** An address of B's end outside the link's subnet (TEST-NET-1), routed back from A. */
+const OFF_LINK_ADDRESS = "192.0.2.2";
 const TOOLS = ["ip", "avahi-daemon", "avahi-browse", "avahi-publish", "dbus-daemon", "dbus-send"];
 const AVAHI_PID_FILE = "/run/avahi-daemon/pid";
 /** Where `dbus-daemon --system` listens (Debian's system.conf); it leaves the file behind. */
@@ -283,28 +286,48 @@ export class MdnsLab {
     return child;
   }
 
-  /** Starts a Deno script of this folder inside a namespace, allowed only the network. */
+  /**
+   * Starts a Deno script of this folder inside a namespace, allowed only the network, and with
+   * `sys` the interface list.
+   */
   spawnDeno(
     ns: string,
     label: string,
     script: string,
     args: string[],
-    opts = { stdin: true },
+    { stdin = true, sys = false }: { stdin?: boolean; sys?: boolean } = {},
   ): LabChild {
     return this.spawn(
       ns,
       label,
       // The service needs nothing more than --allow-net when interfaces are given as addresses.
-      [DENO, "run", "--quiet", "--allow-net", script, ...args],
-      opts,
+      [
+        DENO,
+        "run",
+        "--quiet",
+        "--allow-net",
+        ...(sys ? ["--allow-sys=networkInterfaces"] : []),
+        script,
+        ...args,
+      ],
+      { stdin },
     );
   }
 
-  /** Starts one discovery node and waits until it announced itself. */
-  async startNode(ns: string, peerId: string, port: number, ttl?: number): Promise<LabChild> {
+  /**
+   * Starts one discovery node and waits until it announced itself. With `sys` it may list the
+   * interfaces, so it knows its subnet.
+   */
+  async startNode(
+    ns: string,
+    peerId: string,
+    port: number,
+    ttl?: number,
+    { sys = false }: { sys?: boolean } = {},
+  ): Promise<LabChild> {
     const addr = ns === this.nsA ? ADDR.a : ADDR.b;
     const args = [peerId, String(port), addr, ...(ttl === undefined ? [] : [String(ttl)])];
-    const node = this.spawnDeno(ns, `node ${peerId}`, NODE_SCRIPT, args);
+    const node = this.spawnDeno(ns, `node ${peerId}`, NODE_SCRIPT, args, { sys });
     await node.waitEvent({ event: "ready" }, 20_000);
     return node;
   }
@@ -333,6 +356,28 @@ export class MdnsLab {
     const { code } = await garbage.waitExit(5000);
     if (code !== 0) throw new Error(`the garbage sender exited with ${code}:\n${garbage.dump()}`);
     return sent;
+  }
+
+  /**
+   * Runs `_mdns_reflect.ts` from B's end against the node at A (see there): it first gives B's
+   * end an address outside the link's subnet, with a route back from A.
+   *
+   * @returns Its `result` line.
+   * @throws {Error} If the probe did not report or did not exit with 0 (with its output).
+   */
+  async probeReflection(peerId: string): Promise<Record<string, unknown>> {
+    await ip("-n", this.nsB, "addr", "add", `${OFF_LINK_ADDRESS}/32`, "dev", this.devB);
+    await ip("-n", this.nsA, "route", "add", `${OFF_LINK_ADDRESS}/32`, "dev", this.devA);
+    const probe = this.spawnDeno(this.nsB, "reflect", REFLECT_SCRIPT, [
+      ADDR.a,
+      ADDR.b,
+      OFF_LINK_ADDRESS,
+      peerId,
+    ], { stdin: false });
+    const result = await probe.waitEvent({ event: "result" }, 15_000);
+    const { code } = await probe.waitExit(5000);
+    if (code !== 0) throw new Error(`the reflection probe exited with ${code}:\n${probe.dump()}`);
+    return result;
   }
 
   /**

@@ -18,7 +18,9 @@ import {
   MDNS_SERVICE_TYPE,
   parseResponse,
   parseTxt,
+  questionsAbout,
   type RecordLimits,
+  sameSubnet,
 } from "../../src/discovery/mdns_records.ts";
 import { PeerTable } from "../../src/discovery/mdns_peers.ts";
 import { MAX_TIMER_DELAY_MS } from "../../src/_timer.ts";
@@ -295,4 +297,37 @@ Deno.test("record TTLs above a day are read as a day, so no timer waits beyond s
   table.observe(parsed, 0);
   assert.equal(table.nextDeadline(), MAX_RECORD_TTL_S * 1000 * 0.8);
   assert.ok(table.nextDeadline()! <= MAX_TIMER_DELAY_MS);
+});
+
+Deno.test("questionsAbout keeps our questions once each, whatever else a query asks", () => {
+  const ours = { name: MDNS_SERVICE_TYPE, type: "PTR" };
+  const query = {
+    questions: [
+      ours,
+      { name: "_http._tcp.local", type: "PTR" },
+      { name: `${FQDN.toUpperCase()}.`, type: "SRV" },
+      ours,
+      ...Array.from({ length: 200 }, (_, i) => ({ name: `q${i}.local`, type: "A" })),
+      { name: SVC.hostname, type: "A" },
+      { name: DNS_SD_SERVICES, type: "PTR" },
+      "not an object",
+    ],
+  };
+  assert.deepEqual(questionsAbout(query, SVC), [
+    ours,
+    { name: `${FQDN.toUpperCase()}.`, type: "SRV" },
+    { name: SVC.hostname, type: "A" },
+    { name: DNS_SD_SERVICES, type: "PTR" },
+  ]);
+  assert.deepEqual(questionsAbout({ questions: "x" }, SVC), []);
+});
+
+Deno.test("sameSubnet compares the leading bits of two IPv4 addresses", () => {
+  assert.ok(sameSubnet("10.77.0.1", "10.77.0.254", 24));
+  assert.ok(!sameSubnet("10.77.0.1", "10.77.1.1", 24));
+  assert.ok(sameSubnet("10.77.0.1", "10.77.1.1", 16));
+  assert.ok(sameSubnet("192.168.1.9", "192.168.1.9", 32));
+  assert.ok(!sameSubnet("192.168.1.9", "192.168.1.8", 32));
+  assert.ok(sameSubnet("255.255.255.1", "255.255.255.2", 30));
+  assert.ok(!sameSubnet("10.0.0.1", "not an address", 8));
 });

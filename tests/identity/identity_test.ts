@@ -137,6 +137,17 @@ Deno.test({
         "elsewhere",
         "identity.key",
       ]);
+
+      // A link planted where the temporary file goes is removed, never written through.
+      await Deno.remove(path);
+      await Deno.symlink(elsewhere, `${path}.tmp`);
+      await identity.save(path);
+      assertEquals(await Deno.readTextFile(elsewhere), "not a key");
+      assert((await Identity.load(path)).peerId.equals(identity.peerId));
+      assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+        "elsewhere",
+        "identity.key",
+      ]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -23,6 +23,7 @@ import { FakePort } from "./_fakes.ts";
 import { udpSkipReason } from "./_udp_port.ts";
 import { VirtualClock } from "../_virtual_clock.ts";
 import { startUdpRelay } from "../transport/_udp_relay.ts";
+import { RawSocket, within } from "../quic/_util.ts";
 
 const peerAddr = { hostname: "203.0.113.9", port: 40000 };
 const session = new Uint8Array(16).fill(7);
@@ -359,5 +360,93 @@ Deno.test({
     assert.equal(moved.path, "direct");
     assert.equal(moved.address.port, n.c.localAddr.port);
     assert.ok(await n.b.ping(n.c.peerId) >= 0);
+  },
+});
+
+/** A victim C with a NatService on a virtual clock, and a connected peer R that attacks it. */
+async function victim() {
+  const config = { listenAddr: "127.0.0.1", quicPort: 0, keepAliveIntervalSecs: 0 };
+  const r = new QuicTransport({ identity: Identity.generate(), config });
+  const c = new QuicTransport({ identity: Identity.generate(), config });
+  const clock = new VirtualClock(performance.now());
+  const natC = new NatService(c, { clock, punchIntervalMs: 50, punchDurationMs: 500 });
+  const { port } = await c.bindAndListen();
+  await r.bindAndListen();
+  await r.connectPeer(`127.0.0.1:${port}`);
+  const sync = async (session: number, addresses: { hostname: string; port: number }[]) =>
+    decodeRendezvous(
+      await r.request(
+        c.peerId,
+        RENDEZVOUS_PROTOCOL,
+        encodeRendezvous({
+          t: "sync",
+          session: session.toString(16).padStart(32, "0"),
+          peer: Identity.generate().peerId.toString(),
+          addresses,
+          nat: "Cone",
+          startIn: 0,
+        }),
+      ),
+    );
+  return {
+    clock,
+    sync,
+    async [Symbol.asyncDispose]() {
+      natC.close();
+      await Promise.all([r.close(), c.close()]);
+    },
+  };
+}
+
+Deno.test({
+  name: "NatService: a sync from a connected peer punches at most two hosts, never fanned out",
+  ignore: loopback,
+  fn: async () => {
+    await using v = await victim();
+    const sockets = ["127.0.0.1", "127.0.0.2", "127.0.0.3"].map((hostname) =>
+      Deno.listenDatagram({ transport: "udp", hostname, port: 0 })
+    );
+    try {
+      const targets = sockets.map((s) => {
+        const { hostname, port } = s.addr as Deno.NetAddr;
+        return { hostname, port };
+      });
+      assert.equal((await v.sync(1, targets)).t, "synced");
+      await v.clock.advance(0);
+      await v.clock.advance(50);
+      // Two rounds reached the first two hosts; a punch at the third would have been sent
+      // before the second round, so it would be waiting by now.
+      for (const s of sockets.slice(0, 2)) {
+        for (let i = 0; i < 2; i++) {
+          const [data] = await within(s.receive(), 5000, "a punch");
+          assert.equal(decodePunch(data)?.kind, "punch");
+        }
+      }
+      const third = await within(sockets[2].receive(), 100, "nothing").then(
+        () => "punched",
+        () => "spared",
+      );
+      assert.equal(third, "spared");
+    } finally {
+      for (const s of sockets) s.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "NatService: syncs from one peer are rate-limited (a burst of 8, then refused)",
+  ignore: loopback,
+  fn: async () => {
+    await using v = await victim();
+    await using sink = new RawSocket();
+    const target = [sink.addr];
+    // Time stands still on the virtual clock: no token comes back during the test.
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => v.sync(i + 1, target)));
+    assert.equal(answers.filter((a) => a.t === "synced").length, 8);
+    const refused = answers.filter((a) => a.t === "refused");
+    assert.equal(refused.length, 4);
+    assert.match(refused[0].t === "refused" ? refused[0].reason : "", /introductions a second/);
+    await v.clock.advance(1000);
+    assert.equal((await v.sync(100, target)).t, "synced", "two more a second");
   },
 });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Identity, NetworkError, QuicTransport } from "../../mod.ts";
 import {
   parseTurnUrl,
+  RELAY_PROTOCOL,
   type RelayConnectedDetail,
   RelayService,
   RelaySocket,
@@ -16,11 +17,16 @@ import {
 import type { TurnServerConfig } from "../../src/transport/config.ts";
 import { DenoUdpSocket } from "../../src/quic/udp_socket.ts";
 import { startTurnServer, TURN_USER, turnSkipReason } from "./_turn_server.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 
 const ignore = turnSkipReason() !== undefined;
 
 /** A transport on a relay socket on loopback, with its relay service (not started). */
-async function relayNode(turnServers: TurnServerConfig[], lifetime?: number) {
+async function relayNode(
+  turnServers: TurnServerConfig[],
+  lifetime?: number,
+  clock?: VirtualClock,
+) {
   const relaySocket = new RelaySocket(DenoUdpSocket.bind({ hostname: "127.0.0.1", port: 0 }));
   const transport = new QuicTransport({
     identity: Identity.generate(),
@@ -28,7 +34,7 @@ async function relayNode(turnServers: TurnServerConfig[], lifetime?: number) {
     config: { turnServers, keepAliveIntervalSecs: 0 },
   });
   await transport.bindAndListen();
-  const relay = new RelayService(transport, { relaySocket, lifetime });
+  const relay = new RelayService(transport, { relaySocket, lifetime, clock });
   return {
     transport,
     relay,
@@ -223,5 +229,52 @@ Deno.test({
     } finally {
       await server.stop();
     }
+  },
+});
+
+Deno.test({
+  name: "RelayService: offers from a connected peer: only addresses with a basis, rate-limited",
+  ignore,
+  fn: async () => {
+    await using server = await startTurnServer();
+    // Time stands still on the virtual clock: no token comes back during the test.
+    await using n = await relayNode(
+      [{ address: `127.0.0.1:${server.address.port}`, ...TURN_USER }],
+      undefined,
+      new VirtualClock(),
+    );
+    await n.relay.start();
+    await using attacker = new QuicTransport({
+      identity: Identity.generate(),
+      config: { listenAddr: "127.0.0.1", quicPort: 0, keepAliveIntervalSecs: 0 },
+    });
+    await attacker.bindAndListen();
+    await attacker.connectPeer(`127.0.0.1:${n.transport.localAddr.port}`);
+    const offer = async (relayed: string) =>
+      JSON.parse(
+        new TextDecoder().decode(
+          await attacker.request(
+            n.transport.peerId,
+            RELAY_PROTOCOL,
+            new TextEncoder().encode(JSON.stringify({ t: "offer", relayed })),
+          ),
+        ),
+      );
+
+    // Our TURN server and the requester are on loopback: a private or unusable address has no
+    // basis, whatever the peer says.
+    for (const relayed of ["10.9.9.9:3478", "0.0.0.0:3478", "224.0.0.1:3478"]) {
+      const answer = await offer(relayed);
+      assert.equal(answer.error?.code, "ERR_NAT_TRAVERSAL_FAILED", JSON.stringify(answer));
+      assert.match(answer.error.message, /may send to on a peer's word/);
+    }
+    // Three tokens went; of ten more offers, five are taken and the rest refused.
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => offer(`127.0.0.1:${40000 + i}`)),
+    );
+    assert.equal(answers.filter((a) => a.relayed !== undefined).length, 5, JSON.stringify(answers));
+    const limited = answers.filter((a) => a.error?.code === "ERR_LIMIT_EXCEEDED");
+    assert.equal(limited.length, 5, JSON.stringify(answers));
+    assert.match(limited[0].error.message, /requests a second/);
   },
 });

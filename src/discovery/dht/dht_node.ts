@@ -32,7 +32,7 @@ import { PeerRecordStore, ProviderStore } from "./record_store.ts";
 import { RepublishSchedule } from "./republish.ts";
 import { RoutingTable } from "./routing_table.ts";
 import type { DhtRpc, DhtRpcHandler, FindProvidersReply, GetPeerRecordReply } from "./rpc.ts";
-import { PeerRateLimiter } from "./_rate_limiter.ts";
+import { PeerRateLimiter } from "../../_peer_rate_limiter.ts";
 import { requireInteger, requirePositiveFinite } from "../../_validate.ts";
 import { NetworkError } from "../../errors.ts";
 

@@ -1,11 +1,12 @@
 /**
- * Per-peer token buckets for incoming DHT requests. Kept tiny and private to the DHT so the
- * service does not depend on the transport's pool.
+ * Per-peer token buckets for requests a peer makes a service act on (DHT requests, rendezvous
+ * introductions, relay offers). Kept tiny and private so services do not depend on the
+ * transport's pool.
  *
  * @module
  */
 
-import type { Clock } from "../../clock.ts";
+import type { Clock } from "./clock.ts";
 
 interface Bucket {
   tokens: number;
