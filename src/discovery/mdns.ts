@@ -576,7 +576,7 @@ export class MdnsDiscovery {
       if (event === "message" && !screen(args[0] as Uint8Array, args[1] as dgram.RemoteInfo)) {
         return false;
       }
-      return emit.call(this, event, ...args);
+      return Reflect.apply(emit, this, [event, ...args]);
     } as typeof socket.emit;
     const screen = (msg: Uint8Array, rinfo: dgram.RemoteInfo) => this.#onRaw(link, msg, rinfo);
     // `interface` makes the library join the group and send on this address; `bind` keeps it
