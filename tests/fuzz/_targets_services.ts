@@ -35,6 +35,7 @@ import {
 import { decodePunch, encodePunch } from "../../src/nat/_punch_session.ts";
 import { decodeRendezvous, encodeRendezvous, sessionBytes } from "../../src/nat/_rendezvous.ts";
 import { RELAY_PROTOCOL, RelayService } from "../../src/nat/relay_service.ts";
+import { PeerTable } from "../../src/discovery/mdns_peers.ts";
 import {
   answerQuery,
   buildAnnouncement,
@@ -150,6 +151,55 @@ function mdnsSeeds(): Uint8Array[] {
         { name: "_services._dns-sd._udp.local", type: "PTR" },
       ],
     }),
+  ];
+}
+
+/** Several packets in one input: each as `length u16 | packet`. */
+function packets(list: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(list.reduce((n, p) => n + 2 + p.byteLength, 0));
+  let at = 0;
+  for (const p of list) {
+    new DataView(out.buffer).setUint16(at, p.byteLength);
+    out.set(p, at + 2);
+    at += 2 + p.byteLength;
+  }
+  return out;
+}
+
+function unpack(input: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at + 2 <= input.byteLength && out.length < 8;) {
+    const n = (input[at] << 8) | input[at + 1];
+    out.push(input.subarray(at + 2, at + 2 + n));
+    at += 2 + n;
+  }
+  return out;
+}
+
+/** Announcements of two peers, then partial and goodbye updates: what a link carries. */
+function mdnsSequenceSeeds(): Uint8Array[] {
+  const encode = (p: unknown) => new Uint8Array(dnsPacket.encode(p as dnsPacket.Packet));
+  const svc = (peerId: string, instance: string, address: string) =>
+    buildAnnouncement({
+      ...LOCAL,
+      peerId,
+      instance,
+      hostname: `${instance}.local`,
+      addresses: [address],
+    }, 120);
+  const b = svc(PEER_B, "node-2", "10.0.0.2");
+  const c = svc(PEER_A, "node-3", "10.0.0.3");
+  const response = (answers: unknown[]) => encode({ type: "response", flags: 0x8400, answers });
+  const full = (a: typeof b) => response(a.answers.concat(a.additionals));
+  const only = (a: typeof b, type: string) =>
+    response(a.answers.concat(a.additionals).filter((r) => r.type === type));
+  const goodbye = (a: typeof b) =>
+    response(a.answers.filter((r) => r.type === "PTR").map((r) => ({ ...r, ttl: 0 })));
+  return [
+    packets([full(b), full(c)]),
+    packets([full(b), only(b, "TXT"), only(b, "A")]),
+    packets([full(c), only(c, "SRV"), goodbye(c)]),
+    packets([full(b), only(c, "TXT"), only(b, "SRV")]),
   ];
 }
 
@@ -323,6 +373,36 @@ export const serviceTargets: FuzzTarget[] = [
       // What the mDNS service does with a packet that decoded; neither may throw.
       if (packet.type === "query") answerQuery(packet, LOCAL, 120);
       else parseResponse(packet, MDNS_LIMITS);
+    },
+  },
+  {
+    name: "discovery/mdns-table",
+    maxInputBytes: 4000,
+    seeds: mdnsSequenceSeeds,
+    run(input) {
+      // The packets of an input arrive a second apart; then time runs through every deadline.
+      const table = new PeerTable({ ownPeerId: PEER_B.replace(/.$/, "a"), maxPeers: 4 });
+      let now = 0;
+      for (const bytes of unpack(input)) {
+        let packet: dnsPacket.DecodedPacket;
+        try {
+          packet = dnsPacket.decode(Buffer.from(bytes));
+        } catch {
+          continue;
+        }
+        if (packet.type !== "response") continue;
+        table.observe(parseResponse(packet, MDNS_LIMITS), now);
+        check(table.size <= 4, `${table.size} peers, more than maxPeers`);
+        now += 1000;
+      }
+      for (let i = 0; i < 16; i++) {
+        const next = table.nextDeadline();
+        if (next === undefined) return;
+        check(Number.isFinite(next) && next >= 0, `deadline ${next}`);
+        now = Math.max(now, next);
+        table.poll(now);
+      }
+      check(table.nextDeadline() === undefined || table.size <= 4, "the table never emptied");
     },
   },
   {
