@@ -66,6 +66,8 @@ import {
   identityRecordVerifier,
 } from "../../src/discovery/dht/identity_records.ts";
 import { makeContact } from "../../src/discovery/dht/contact.ts";
+import { DhtNode } from "../../src/discovery/dht/dht_node.ts";
+import { DHT_PROTOCOL_ID, QuicDhtRpc } from "../../src/discovery/dht/quic_rpc.ts";
 import { contentKey } from "../../src/discovery/dht/key.ts";
 import { dialerIdentity, listenerIdentity } from "../handshake/_util.ts";
 import { type FuzzTarget, InvariantError } from "./_campaign.ts";
@@ -236,24 +238,59 @@ async function signedPeerRecord(): Promise<Uint8Array> {
 let relayHandler: Promise<RequestHandler> | undefined;
 function relaySignalling(): Promise<RequestHandler> {
   relayHandler ??= (async () => {
-    let handler: RequestHandler | undefined;
-    const events = new EventTarget();
-    const transport = {
-      config: { turnServers: [], requestTimeoutMs: 1000 },
-      peerId: listenerIdentity.peerId,
-      handle(protocol: string, h: RequestHandler) {
-        if (protocol === RELAY_PROTOCOL) handler = h;
-        return () => {};
-      },
-      request: (peer: PeerId) =>
-        Promise.reject(new NetworkError("ERR_UNKNOWN_PEER", `Unknown peer ${peer}`)),
-      addEventListener: events.addEventListener.bind(events),
-      removeEventListener: events.removeEventListener.bind(events),
-    } as unknown as QuicTransport;
-    await new RelayService(transport).start();
-    return handler!;
+    const handlers = new Map<string, RequestHandler>();
+    await new RelayService(servingTransport(handlers)).start();
+    return handlers.get(RELAY_PROTOCOL)!;
   })();
   return relayHandler;
+}
+
+/**
+ * A transport stand-in that registers handlers and fails every request and dial: enough for
+ * a service's serving side, whose input is what a peer sends.
+ */
+function servingTransport(handlers: Map<string, RequestHandler>): QuicTransport {
+  const events = new EventTarget();
+  return {
+    config: { turnServers: [], requestTimeoutMs: 1000 },
+    peerId: listenerIdentity.peerId,
+    peers: () => [],
+    handle(protocol: string, h: RequestHandler) {
+      handlers.set(protocol, h);
+      return () => handlers.delete(protocol);
+    },
+    request: (peer: PeerId) =>
+      Promise.reject(new NetworkError("ERR_UNKNOWN_PEER", `Unknown peer ${peer}`)),
+    connectPeer: (address: string) =>
+      Promise.reject(new NetworkError("ERR_CONNECT_TIMEOUT", `Cannot connect to ${address}`)),
+    addEventListener: events.addEventListener.bind(events),
+    removeEventListener: events.removeEventListener.bind(events),
+  } as unknown as QuicTransport;
+}
+
+/**
+ * The DHT's serving side: one node for the whole campaign (its stores and routing table fill
+ * up as a real node's would), its clock 100 ms further on each request.
+ */
+let dhtServer: { handler: RequestHandler; tick: () => void } | undefined;
+function dhtServing(): { handler: RequestHandler; tick: () => void } {
+  if (dhtServer !== undefined) return dhtServer;
+  const handlers = new Map<string, RequestHandler>();
+  const transport = servingTransport(handlers);
+  let now = NOW;
+  const rpc = new QuicDhtRpc(transport, { timeoutMs: 1000 });
+  const node = new DhtNode({
+    id: listenerIdentity.peerId.toString(),
+    addresses: ["127.0.0.1:9001"],
+    rpc,
+    signer: identityRecordSigner(listenerIdentity),
+    verifier: identityRecordVerifier,
+    peerIdMatches: identityPeerIdBinding,
+    clock: { now: () => now, schedule: () => () => {} },
+  });
+  rpc.serve(node);
+  dhtServer = { handler: handlers.get(DHT_PROTOCOL_ID)!, tick: () => now += 100 };
+  return dhtServer;
 }
 
 const encodeJson = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -445,6 +482,38 @@ export const serviceTargets: FuzzTarget[] = [
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
         }
+      }
+    },
+  },
+  {
+    name: "dht/served-request",
+    maxInputBytes: 12_288,
+    quickInputs: 400,
+    seeds: async () => [
+      encodeRequest({ type: "ping" }, wireLimits),
+      encodeRequest({ type: "find-node", target: contentKey("a") }, wireLimits),
+      encodeRequest({ type: "get-peer-record", peerId: PEER_A }, wireLimits),
+      encodeRequest({ type: "put-peer-record", record: await signedPeerRecord() }, wireLimits),
+      encodeRequest({ type: "get-providers", key: contentKey("fuzz") }, wireLimits),
+      encodeRequest({ type: "add-provider", record: provider }, wireLimits),
+    ],
+    async run(input) {
+      const { handler, tick } = dhtServing();
+      tick();
+      const reply = await handler(input, {
+        peerId: dialerIdentity.peerId,
+        protocolId: DHT_PROTOCOL_ID,
+      });
+      // Every request is answered: a reply to its type, or an error reply.
+      const type = REQUEST_TYPES[input[1] - 1];
+      if (type === undefined) return;
+      try {
+        decodeReply(reply, type, wireLimits);
+      } catch (e) {
+        check(
+          e instanceof NetworkError && "reason" in e && e.reason !== "malformed",
+          `the reply does not decode: ${e}`,
+        );
       }
     },
   },
