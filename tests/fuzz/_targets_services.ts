@@ -261,6 +261,8 @@ function servingTransport(handlers: Map<string, RequestHandler>): QuicTransport 
     },
     request: (peer: PeerId) =>
       Promise.reject(new NetworkError("ERR_UNKNOWN_PEER", `Unknown peer ${peer}`)),
+    // Peer scoring (on main after the bans work): the serving side reports bad input here.
+    penalize: () => {},
     connectPeer: (address: string) =>
       Promise.reject(new NetworkError("ERR_CONNECT_TIMEOUT", `Cannot connect to ${address}`)),
     addEventListener: events.addEventListener.bind(events),
