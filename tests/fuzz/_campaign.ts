@@ -177,7 +177,13 @@ export async function runTarget(
     }
     const ms = performance.now() - t0;
     report.maxMs = Math.max(report.maxMs, ms);
-    if (ms > maxMsPerInput) finding("slow", i, input, `took ${ms.toFixed(1)} ms`);
+    // Once more before it counts: on a shared machine a pause of the process is not the input.
+    if (ms > maxMsPerInput) {
+      const again = await timeOnce(target, input, maxMsPerInput);
+      if (again > maxMsPerInput) {
+        finding("slow", i, input, `took ${ms.toFixed(1)} ms, then ${again.toFixed(1)} ms`);
+      }
+    }
     report.inputs++;
     if (report.inputs === warmUp) heapBase = heapNow();
     if (report.inputs > warmUp && report.inputs % (gc === undefined ? 64 : 8192) === 0) {
@@ -196,6 +202,18 @@ export async function runTarget(
   }
   report.maxMs = Math.round(report.maxMs * 100) / 100;
   return report;
+}
+
+/** Milliseconds one more run of `input` takes, whatever its outcome. */
+async function timeOnce(target: FuzzTarget, input: Uint8Array, maxMs: number): Promise<number> {
+  const t0 = performance.now();
+  try {
+    const result = target.run(input, new Prng(hashBytes(input)));
+    if (result instanceof Promise) await settleWithin(result, maxMs * 10);
+  } catch {
+    // Only the time counts here; the first run classified the outcome.
+  }
+  return performance.now() - t0;
 }
 
 /** A promise a target returned did not settle in time. */

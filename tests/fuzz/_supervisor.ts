@@ -64,6 +64,8 @@ export interface CampaignOptions {
 /** Runs the targets in workers, one report per target, hangs included. */
 export async function superviseCampaign(options: CampaignOptions): Promise<TargetReport[]> {
   const { seed, inputs, durationMs, maxMsPerInput = 1000, hangMs = 15_000, onReport } = options;
+  // Loading the targets in a new worker can take long on a cold module cache.
+  const firstInputMs = Math.max(hangMs, 120_000);
   const reports: TargetReport[] = [];
   let names = [...options.names];
   let start = 0;
@@ -80,7 +82,7 @@ export async function superviseCampaign(options: CampaignOptions): Promise<Targe
         if (counter !== last) {
           last = counter;
           lastChange = performance.now();
-        } else if (performance.now() - lastChange > hangMs) {
+        } else if (performance.now() - lastChange > (counter === 0 ? firstInputMs : hangMs)) {
           clearInterval(poll);
           resolve("hang");
         }
@@ -113,7 +115,7 @@ export async function superviseCampaign(options: CampaignOptions): Promise<Targe
       target: hung,
       kind: "hang",
       detail: Atomics.load(header, 0) === 0
-        ? `no first input within ${hangMs} ms (loading or making seeds): the worker was terminated`
+        ? `no first input within ${firstInputMs} ms (loading or making seeds): the worker was terminated`
         : `no new input for ${hangMs} ms: the worker was terminated`,
       seed,
       iteration,

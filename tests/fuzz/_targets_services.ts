@@ -35,6 +35,7 @@ import {
 import { decodePunch, encodePunch } from "../../src/nat/_punch_session.ts";
 import { decodeRendezvous, encodeRendezvous, sessionBytes } from "../../src/nat/_rendezvous.ts";
 import { RELAY_PROTOCOL, RelayService } from "../../src/nat/relay_service.ts";
+import { PeerTable } from "../../src/discovery/mdns_peers.ts";
 import {
   answerQuery,
   buildAnnouncement,
@@ -65,6 +66,8 @@ import {
   identityRecordVerifier,
 } from "../../src/discovery/dht/identity_records.ts";
 import { makeContact } from "../../src/discovery/dht/contact.ts";
+import { DhtNode } from "../../src/discovery/dht/dht_node.ts";
+import { DHT_PROTOCOL_ID, QuicDhtRpc } from "../../src/discovery/dht/quic_rpc.ts";
 import { contentKey } from "../../src/discovery/dht/key.ts";
 import { dialerIdentity, listenerIdentity } from "../handshake/_util.ts";
 import { type FuzzTarget, InvariantError } from "./_campaign.ts";
@@ -153,6 +156,55 @@ function mdnsSeeds(): Uint8Array[] {
   ];
 }
 
+/** Several packets in one input: each as `length u16 | packet`. */
+function packets(list: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(list.reduce((n, p) => n + 2 + p.byteLength, 0));
+  let at = 0;
+  for (const p of list) {
+    new DataView(out.buffer).setUint16(at, p.byteLength);
+    out.set(p, at + 2);
+    at += 2 + p.byteLength;
+  }
+  return out;
+}
+
+function unpack(input: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at + 2 <= input.byteLength && out.length < 8;) {
+    const n = (input[at] << 8) | input[at + 1];
+    out.push(input.subarray(at + 2, at + 2 + n));
+    at += 2 + n;
+  }
+  return out;
+}
+
+/** Announcements of two peers, then partial and goodbye updates: what a link carries. */
+function mdnsSequenceSeeds(): Uint8Array[] {
+  const encode = (p: unknown) => new Uint8Array(dnsPacket.encode(p as dnsPacket.Packet));
+  const svc = (peerId: string, instance: string, address: string) =>
+    buildAnnouncement({
+      ...LOCAL,
+      peerId,
+      instance,
+      hostname: `${instance}.local`,
+      addresses: [address],
+    }, 120);
+  const b = svc(PEER_B, "node-2", "10.0.0.2");
+  const c = svc(PEER_A, "node-3", "10.0.0.3");
+  const response = (answers: unknown[]) => encode({ type: "response", flags: 0x8400, answers });
+  const full = (a: typeof b) => response(a.answers.concat(a.additionals));
+  const only = (a: typeof b, type: string) =>
+    response(a.answers.concat(a.additionals).filter((r) => r.type === type));
+  const goodbye = (a: typeof b) =>
+    response(a.answers.filter((r) => r.type === "PTR").map((r) => ({ ...r, ttl: 0 })));
+  return [
+    packets([full(b), full(c)]),
+    packets([full(b), only(b, "TXT"), only(b, "A")]),
+    packets([full(c), only(c, "SRV"), goodbye(c)]),
+    packets([full(b), only(c, "TXT"), only(b, "SRV")]),
+  ];
+}
+
 const wireLimits = resolveWireLimits();
 const REQUEST_TYPES: readonly DhtRequestType[] = [
   "ping",
@@ -186,24 +238,61 @@ async function signedPeerRecord(): Promise<Uint8Array> {
 let relayHandler: Promise<RequestHandler> | undefined;
 function relaySignalling(): Promise<RequestHandler> {
   relayHandler ??= (async () => {
-    let handler: RequestHandler | undefined;
-    const events = new EventTarget();
-    const transport = {
-      config: { turnServers: [], requestTimeoutMs: 1000 },
-      peerId: listenerIdentity.peerId,
-      handle(protocol: string, h: RequestHandler) {
-        if (protocol === RELAY_PROTOCOL) handler = h;
-        return () => {};
-      },
-      request: (peer: PeerId) =>
-        Promise.reject(new NetworkError("ERR_UNKNOWN_PEER", `Unknown peer ${peer}`)),
-      addEventListener: events.addEventListener.bind(events),
-      removeEventListener: events.removeEventListener.bind(events),
-    } as unknown as QuicTransport;
-    await new RelayService(transport).start();
-    return handler!;
+    const handlers = new Map<string, RequestHandler>();
+    await new RelayService(servingTransport(handlers)).start();
+    return handlers.get(RELAY_PROTOCOL)!;
   })();
   return relayHandler;
+}
+
+/**
+ * A transport stand-in that registers handlers and fails every request and dial: enough for
+ * a service's serving side, whose input is what a peer sends.
+ */
+function servingTransport(handlers: Map<string, RequestHandler>): QuicTransport {
+  const events = new EventTarget();
+  return {
+    config: { turnServers: [], requestTimeoutMs: 1000 },
+    peerId: listenerIdentity.peerId,
+    peers: () => [],
+    handle(protocol: string, h: RequestHandler) {
+      handlers.set(protocol, h);
+      return () => handlers.delete(protocol);
+    },
+    request: (peer: PeerId) =>
+      Promise.reject(new NetworkError("ERR_UNKNOWN_PEER", `Unknown peer ${peer}`)),
+    // Peer scoring (on main after the bans work): the serving side reports bad input here.
+    penalize: () => {},
+    connectPeer: (address: string) =>
+      Promise.reject(new NetworkError("ERR_CONNECT_TIMEOUT", `Cannot connect to ${address}`)),
+    addEventListener: events.addEventListener.bind(events),
+    removeEventListener: events.removeEventListener.bind(events),
+  } as unknown as QuicTransport;
+}
+
+/**
+ * The DHT's serving side: one node for the whole campaign (its stores and routing table fill
+ * up as a real node's would), its clock 100 ms further on each request.
+ */
+let dhtServer: { handler: RequestHandler; tick: () => void } | undefined;
+function dhtServing(): { handler: RequestHandler; tick: () => void } {
+  if (dhtServer !== undefined) return dhtServer;
+  const handlers = new Map<string, RequestHandler>();
+  const transport = servingTransport(handlers);
+  let now = NOW;
+  const rpc = new QuicDhtRpc(transport, { timeoutMs: 1000 });
+  const node = new DhtNode({
+    id: listenerIdentity.peerId.toString(),
+    addresses: ["127.0.0.1:9001"],
+    rpc,
+    signer: identityRecordSigner(listenerIdentity),
+    verifier: identityRecordVerifier,
+    peerIdMatches: identityPeerIdBinding,
+    clock: { now: () => now, schedule: () => () => {} },
+  });
+  rpc.serve(node);
+  dhtServer = { handler: handlers.get(DHT_PROTOCOL_ID)!, tick: () => now += 100 };
+  return dhtServer;
 }
 
 const encodeJson = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
@@ -326,6 +415,36 @@ export const serviceTargets: FuzzTarget[] = [
     },
   },
   {
+    name: "discovery/mdns-table",
+    maxInputBytes: 4000,
+    seeds: mdnsSequenceSeeds,
+    run(input) {
+      // The packets of an input arrive a second apart; then time runs through every deadline.
+      const table = new PeerTable({ ownPeerId: PEER_B.replace(/.$/, "a"), maxPeers: 4 });
+      let now = 0;
+      for (const bytes of unpack(input)) {
+        let packet: dnsPacket.DecodedPacket;
+        try {
+          packet = dnsPacket.decode(Buffer.from(bytes));
+        } catch {
+          continue;
+        }
+        if (packet.type !== "response") continue;
+        table.observe(parseResponse(packet, MDNS_LIMITS), now);
+        check(table.size <= 4, `${table.size} peers, more than maxPeers`);
+        now += 1000;
+      }
+      for (let i = 0; i < 16; i++) {
+        const next = table.nextDeadline();
+        if (next === undefined) return;
+        check(Number.isFinite(next) && next >= 0, `deadline ${next}`);
+        now = Math.max(now, next);
+        table.poll(now);
+      }
+      check(table.nextDeadline() === undefined || table.size <= 4, "the table never emptied");
+    },
+  },
+  {
     name: "dht/request",
     maxInputBytes: 2048,
     seeds: async () => [
@@ -365,6 +484,38 @@ export const serviceTargets: FuzzTarget[] = [
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
         }
+      }
+    },
+  },
+  {
+    name: "dht/served-request",
+    maxInputBytes: 12_288,
+    quickInputs: 400,
+    seeds: async () => [
+      encodeRequest({ type: "ping" }, wireLimits),
+      encodeRequest({ type: "find-node", target: contentKey("a") }, wireLimits),
+      encodeRequest({ type: "get-peer-record", peerId: PEER_A }, wireLimits),
+      encodeRequest({ type: "put-peer-record", record: await signedPeerRecord() }, wireLimits),
+      encodeRequest({ type: "get-providers", key: contentKey("fuzz") }, wireLimits),
+      encodeRequest({ type: "add-provider", record: provider }, wireLimits),
+    ],
+    async run(input) {
+      const { handler, tick } = dhtServing();
+      tick();
+      const reply = await handler(input, {
+        peerId: dialerIdentity.peerId,
+        protocolId: DHT_PROTOCOL_ID,
+      });
+      // Every request is answered: a reply to its type, or an error reply.
+      const type = REQUEST_TYPES[input[1] - 1];
+      if (type === undefined) return;
+      try {
+        decodeReply(reply, type, wireLimits);
+      } catch (e) {
+        check(
+          e instanceof NetworkError && "reason" in e && e.reason !== "malformed",
+          `the reply does not decode: ${e}`,
+        );
       }
     },
   },

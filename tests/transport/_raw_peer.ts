@@ -22,7 +22,7 @@ export interface RawPeer extends AsyncDisposable {
 
 /** Connects a raw endpoint to `target` and completes the handshake as the dialer. */
 export async function rawPeer(
-  target: QuicTransport,
+  target: Pick<QuicTransport, "localAddr">,
   identity: Identity,
   pqEncryption: boolean,
 ): Promise<RawPeer> {

@@ -1,0 +1,82 @@
+/**
+ * Helpers of the abuse benchmarks: the victim and the attackers run in child processes
+ * (`_child.ts`), so that the victim's memory is its own and the attack does not share the
+ * measuring peer's event loop. Scripts run with `deno run`, not timed unit tests.
+ *
+ * @module
+ */
+
+/** A child process of `_child.ts`. */
+export interface AbuseChild extends AsyncDisposable {
+  pid: number;
+  /** The first line the child printed (`READY ...` or a JSON object). */
+  ready: string;
+  /** Everything it printed after its first line, once it exited. */
+  output: Promise<string>;
+  /** Closes its stdin (it stops) and waits for it to exit. */
+  close(): Promise<void>;
+}
+
+/** Starts `_child.ts` in `mode` with JSON options; resolves once it printed its first line. */
+export async function abuseChild(mode: string, options: unknown = {}): Promise<AbuseChild> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_child.ts", import.meta.url).pathname,
+      mode,
+      JSON.stringify(options),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  while (!buffered.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${mode} child exited before its first line`);
+    buffered += value;
+  }
+  const [ready, ...rest] = buffered.split("\n");
+  const output = (async () => {
+    let out = rest.join("\n");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return out;
+      out += value;
+    }
+  })();
+  const close = async () => {
+    await process.stdin.close().catch(() => {});
+    await process.status;
+    await output;
+  };
+  return { pid: process.pid, ready, output, close, [Symbol.asyncDispose]: close };
+}
+
+/** `[port, peerId]` from a victim's `READY <port> <peerId>` line. */
+export function victimAddress(child: AbuseChild): { port: number; peerId: string } {
+  const [, port, peerId] = child.ready.split(" ");
+  return { port: Number(port), peerId };
+}
+
+/** Resident set size of a process, from `/proc/<pid>/status`, in bytes. */
+export async function rssOf(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const kib = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kib * 1024;
+}
+
+/** Prints a result line: the figure, its goal and whether it was met, then the JSON. */
+export function report(
+  bench: string,
+  rows: { what: string; figure: string; goal: string; met: boolean }[],
+  detail: Record<string, unknown>,
+): void {
+  console.log(`\n${bench}`);
+  for (const r of rows) {
+    console.log(`  ${r.met ? "MET " : "MISS"} ${r.what}: ${r.figure} (goal: ${r.goal})`);
+  }
+  console.log(JSON.stringify({ bench, rows, ...detail }));
+}

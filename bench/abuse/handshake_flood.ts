@@ -1,0 +1,91 @@
+/**
+ * Issue 17 item 9 (a): a flood of handshake attempts from many loopback addresses (each a QUIC
+ * connection that sends a valid ClientHello, so the node signs a ServerHello, then hangs up)
+ * against a node with connected peers. Goals: the peers' message latency p99 stays within 2x
+ * of quiet, and a new legitimate peer connects within 2 s during the flood.
+ *
+ * Run: `deno run -A bench/abuse/handshake_flood.ts [--attempts 500] [--sources 50]`
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { PeerId, type QuicTransport } from "../../mod.ts";
+import { node, sleep, summary } from "../pool/_util.ts";
+import { abuseChild, report, victimAddress } from "./_util.ts";
+
+const { values } = parseArgs({
+  options: {
+    attempts: { type: "string", default: "500" },
+    sources: { type: "string", default: "50" },
+    concurrency: { type: "string", default: "32" },
+    peers: { type: "string", default: "3" },
+  },
+});
+const attempts = Number(values.attempts);
+
+await using victim = await abuseChild("victim", {});
+const { port, peerId } = victimAddress(victim);
+const target = PeerId.parse(peerId);
+const peers: QuicTransport[] = [];
+for (let i = 0; i < Number(values.peers); i++) {
+  const p = await node();
+  await p.connectPeer(`127.0.0.1:${port}`);
+  peers.push(p);
+}
+const payload = new Uint8Array(256);
+
+/** Acknowledged-send latencies, round robin over the peers, 5 ms apart, until `until`. */
+async function latencies(min: number, until?: Promise<unknown>): Promise<number[]> {
+  let done = until === undefined;
+  until?.then(() => done = true);
+  const out: number[] = [];
+  for (let i = 0; i < min || !done; i++) {
+    const t0 = performance.now();
+    await peers[i % peers.length].send(target, { type: "consensus", data: payload });
+    out.push(performance.now() - t0);
+    await sleep(5);
+  }
+  return out;
+}
+
+const quiet = summary(await latencies(300));
+const flood = await abuseChild("flood", {
+  port,
+  attempts,
+  concurrency: Number(values.concurrency),
+  sources: Number(values.sources),
+});
+const floodDone = flood.output.then((out) => JSON.parse(out));
+const during = latencies(50, floodDone);
+// A newcomer dials once the flood is under way.
+await sleep(300);
+const newcomer = await node();
+const t0 = performance.now();
+let connectMs: number | string;
+try {
+  await newcomer.connectPeer(`127.0.0.1:${port}`, { signal: AbortSignal.timeout(10_000) });
+  connectMs = Math.round(performance.now() - t0);
+} catch (e) {
+  connectMs = `failed after ${Math.round(performance.now() - t0)} ms: ${(e as Error).message}`;
+}
+const loaded = summary(await during);
+const tally = await floodDone;
+await flood.close();
+const ratio = Math.round((loaded.p99 / quiet.p99) * 100) / 100;
+report("abuse/handshake_flood", [
+  {
+    what: "connected peers' message p99 during the flood",
+    figure: `${loaded.p99} ms, ${ratio}x quiet (${quiet.p99} ms)`,
+    goal: "<= 2x quiet",
+    met: ratio <= 2,
+  },
+  {
+    what: "a new legitimate peer connects during the flood",
+    figure: typeof connectMs === "number" ? `${connectMs} ms` : connectMs,
+    goal: "<= 2000 ms",
+    met: typeof connectMs === "number" && connectMs <= 2000,
+  },
+], { attack: tally, quietMs: quiet, floodMs: loaded });
+await newcomer.close();
+for (const p of peers) await p.close();
