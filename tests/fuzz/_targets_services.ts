@@ -9,8 +9,7 @@
 import stun from "stun";
 // The decoder multicast-dns runs on every mDNS datagram (its own dependency, same version); not
 // in deno.json's imports, which the resolver change owns: move it there when that lands.
-// deno-lint-ignore no-import-prefix
-import dnsPacket from "npm:dns-packet@5.6.1";
+import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
 import { NetworkError } from "../../src/errors.ts";
 import { PeerId } from "../../src/identity/peer_id.ts";
