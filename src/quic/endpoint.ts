@@ -29,6 +29,7 @@ import { RetryTokens } from "./retry_token.ts";
 import { SessionCache } from "./session_cache.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
+import { isLoopback } from "../_address_prefix.ts";
 
 // Ed25519 first: the generated certificates use it; the rest lets other certificates work.
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
@@ -527,7 +528,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     }
     // Refused before any TLS work, which is what a flood of handshakes from one source costs.
     const fromIp = this.#inboundPerIp.get(from.hostname) ?? 0;
-    if (fromIp >= this.#options.maxInboundPerIp) {
+    const counted = this.#options.limitLoopback || !isLoopback(from.hostname);
+    if (counted && fromIp >= this.#options.maxInboundPerIp) {
       this.#stats.connectionsRefused++;
       return true;
     }

@@ -108,10 +108,17 @@ export interface QuicEndpointOptions {
   acceptBacklog?: number;
   /**
    * Inbound connections (handshaking or open) from one IP address at once; more are dropped
-   * before any TLS work. `Infinity` turns the limit off.
+   * before any TLS work. `Infinity` turns the limit off. Loopback sources are not counted
+   * unless `limitLoopback` is set.
    * @default {64}
    */
   maxInboundPerIp?: number;
+  /**
+   * Whether `maxInboundPerIp` applies to loopback sources (127.0.0.0/8, ::1) too. They are
+   * this machine: a local testnet of many nodes dials from 127.0.0.1.
+   * @default {false}
+   */
+  limitLoopback?: boolean;
   /**
    * Receives kept outstanding on a {@linkcode DenoUdpSocket}. The default socket on 64-bit
    * Linux with `--allow-ffi`, {@linkcode LinuxHybridSocket}, keeps one and drains what queued
@@ -162,6 +169,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     earlyData = true,
     acceptBacklog = 128,
     maxInboundPerIp = 64,
+    limitLoopback = false,
     receiveConcurrency = 16,
     sendBuffers = 1024,
     sessionCacheSize = 1024,
@@ -197,6 +205,9 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   }
   checkInteger("acceptBacklog", acceptBacklog, 1, 2 ** 20);
   if (maxInboundPerIp !== Infinity) checkInteger("maxInboundPerIp", maxInboundPerIp, 1, 2 ** 20);
+  if (typeof limitLoopback !== "boolean") {
+    throw new InvalidConfigError("limitLoopback", "a boolean", limitLoopback);
+  }
   checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
   checkInteger("sendBuffers", sendBuffers, 16, 65536);
   checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
@@ -218,6 +229,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     earlyData,
     acceptBacklog,
     maxInboundPerIp,
+    limitLoopback,
     receiveConcurrency,
     sendBuffers,
     sessionCacheSize,

@@ -21,6 +21,7 @@ import {
   APP_ERROR_BANNED,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
+  APP_ERROR_HANDSHAKE_RATE,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
   APP_ERROR_NOT_ALLOWED,
@@ -29,6 +30,8 @@ import {
   ResourceLimits,
 } from "../pool/limits.ts";
 import { RateMeter } from "../pool/rate_meter.ts";
+import { HandshakeRateLimiter } from "../pool/handshake_rate.ts";
+import { isLoopback } from "../_address_prefix.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
@@ -219,6 +222,10 @@ export interface TransportStats {
   idleClosed: number;
   /** Connections closed to make room in a full pool. */
   evicted: number;
+  /** Inbound connections refused because their address or prefix started handshakes too fast. */
+  handshakesRateLimited: number;
+  /** Inbound connections closed for staying silent after the QUIC handshake. */
+  silentHandshakesClosed: number;
   /** Node-wide send rate over the last second, in bytes per second (frames as written). */
   sendBytesPerSecond: number;
   /** Node-wide receive rate over the last second, in bytes per second. */
@@ -295,6 +302,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #epochOffsetMs: number;
   #autoBanMs: number;
   #limits: ResourceLimits;
+  #handshakeRates: HandshakeRateLimiter;
+  #handshakesRateLimited = 0;
+  #silentClosed = 0;
+  /** Inbound connections in their identity handshake; `release` frees the slot once. */
+  #pendingInbound = new Map<QuicConnection, { release: () => void }>();
   #sendMeter = new RateMeter();
   #receiveMeter = new RateMeter();
   #cancelIdleTimer: (() => void) | undefined;
@@ -381,6 +393,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       streamsPerPeer: c.maxStreamsPerPeer,
       messageBytes: c.maxMessageBytes,
       bufferedBytesPerPeer: c.maxBufferedBytesPerPeer,
+    });
+    this.#handshakeRates = new HandshakeRateLimiter({
+      ratePerIp: c.inboundHandshakeRatePerIp,
+      burstPerIp: c.inboundHandshakeBurstPerIp,
+      ratePerPrefix: c.inboundHandshakeRatePerPrefix,
+      burstPerPrefix: c.inboundHandshakeBurstPerPrefix,
+      limitLoopback: c.limitLoopback,
+      clock,
     });
     this.#host = {
       maxMessageBytes: c.maxMessageBytes,
@@ -741,6 +761,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       limitViolations: this.#limits.violations(),
       idleClosed: this.#idleClosed,
       evicted: this.#evicted,
+      handshakesRateLimited: this.#handshakesRateLimited,
+      silentHandshakesClosed: this.#silentClosed,
       sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
       receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
     };
@@ -1073,6 +1095,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       // Twice the transport's own limit: one over the limit still completes TLS and hears
       // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
       maxInboundPerIp: 2 * c.maxInboundPerIp,
+      limitLoopback: c.limitLoopback,
       socket: this.#socket,
     });
     if (this.#closing !== undefined) {
@@ -1105,17 +1128,63 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
   }
 
-  /** The node-wide limits on an accepted connection, then its handshake. */
+  /**
+   * The node-wide limits on an accepted connection (per address, rates per address and
+   * prefix, handshake slots), then its handshake with a shorter deadline while it is silent.
+   */
   #accepted(conn: QuicConnection): void {
     const ip = conn.remoteAddr.hostname;
-    const perIp = this.#limits.openInbound(ip);
-    if (perIp !== undefined) return this.#refuse(conn, perIp);
-    conn.closed.then(() => this.#limits.closeInbound(ip));
+    if (this.config.limitLoopback || !isLoopback(ip)) {
+      const perIp = this.#limits.openInbound(ip);
+      if (perIp !== undefined) return this.#refuse(conn, perIp);
+      conn.closed.then(() => this.#limits.closeInbound(ip));
+    }
+    const rate = this.#handshakeRates.take(ip);
+    if (rate !== undefined) {
+      this.#handshakesRateLimited++;
+      log.warn("Refusing connection from {address}: {reason}", {
+        address: formatAddress(conn.remoteAddr),
+        reason: rate.message,
+      });
+      conn.close({ code: APP_ERROR_HANDSHAKE_RATE, reason: rate.message.slice(0, 200) })
+        .catch(() => {});
+      return;
+    }
+    if (this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes) {
+      this.#closeOldestSilent();
+    }
     const handshake = this.#limits.beginHandshake();
     if (handshake !== undefined) return this.#refuse(conn, handshake);
-    this.#setUp(conn, "inbound", undefined)
-      .catch(() => {})
-      .finally(() => this.#limits.endHandshake());
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.#pendingInbound.delete(conn);
+      cancelSilentTimer();
+      this.#limits.endHandshake();
+    };
+    this.#pendingInbound.set(conn, { release });
+    const cancelSilentTimer = this.#clock.schedule(() => {
+      if (conn.remoteStreamsOpened === 0) this.#closeSilent(conn);
+    }, this.config.silentHandshakeTimeoutMs);
+    this.#setUp(conn, "inbound", undefined).catch(() => {}).finally(release);
+  }
+
+  /** Frees the slot of the longest-waiting inbound connection that never opened a stream. */
+  #closeOldestSilent(): void {
+    for (const conn of this.#pendingInbound.keys()) {
+      if (conn.remoteStreamsOpened === 0) return this.#closeSilent(conn);
+    }
+  }
+
+  #closeSilent(conn: QuicConnection): void {
+    this.#silentClosed++;
+    this.#pendingInbound.get(conn)?.release();
+    log.info("Closing silent connection from {address}", {
+      address: formatAddress(conn.remoteAddr),
+    });
+    conn.close({ code: APP_ERROR_HANDSHAKE_TIMEOUT, reason: "silent after the QUIC handshake" })
+      .catch(() => {});
   }
 
   /** Closes a connection that broke a node-wide limit before it became a peer. */
