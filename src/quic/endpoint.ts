@@ -623,6 +623,8 @@ function buildConfig(options: ResolvedEndpointOptions, certificate: TlsCertifica
   config.setInitialMaxStreamDataBidiLocal(options.initialMaxStreamData);
   config.setInitialMaxStreamDataBidiRemote(options.initialMaxStreamData);
   config.setInitialMaxStreamDataUni(options.initialMaxStreamData);
+  config.setMaxConnectionWindow(options.maxConnectionWindow);
+  config.setMaxStreamWindow(options.maxStreamWindow);
   config.setInitialMaxStreamsBidi(options.maxStreamsBidi);
   config.setInitialMaxStreamsUni(options.maxStreamsUni);
   config.setCcAlgorithmName(options.congestionControl);

@@ -62,6 +62,19 @@ export interface QuicEndpointOptions {
    */
   initialMaxStreamData?: number;
   /**
+   * Largest the connection-level window grows to: quiche doubles a window, up to this, when
+   * the application reads faster than the window refills (auto-tuning). With a small
+   * `initialMaxData`, a connection whose streams are not read (a peer before its identity
+   * handshake) holds little, while a busy one grows its window.
+   * @default {the larger of 25165824 (24 MiB) and initialMaxData}
+   */
+  maxConnectionWindow?: number;
+  /**
+   * Largest a stream's window grows to, as `maxConnectionWindow`.
+   * @default {the larger of 16777216 (16 MiB) and initialMaxStreamData}
+   */
+  maxStreamWindow?: number;
+  /**
    * Bidirectional streams the peer may have open at once.
    * @default {1024}
    */
@@ -160,6 +173,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxUdpPayloadSize = 1350,
     initialMaxData = 16 * 1024 * 1024,
     initialMaxStreamData = 4 * 1024 * 1024,
+    maxConnectionWindow = Math.max(24 * 1024 * 1024, initialMaxData),
+    maxStreamWindow = Math.max(16 * 1024 * 1024, initialMaxStreamData),
     maxStreamsBidi = 1024,
     maxStreamsUni = 128,
     idleTimeoutMs = 30_000,
@@ -192,6 +207,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("maxUdpPayloadSize", maxUdpPayloadSize, 1200, 1452);
   checkInteger("initialMaxData", initialMaxData, 1, 2 ** 40);
   checkInteger("initialMaxStreamData", initialMaxStreamData, 1, 2 ** 40);
+  checkInteger("maxConnectionWindow", maxConnectionWindow, initialMaxData, 2 ** 40);
+  checkInteger("maxStreamWindow", maxStreamWindow, initialMaxStreamData, 2 ** 40);
   checkInteger("maxStreamsBidi", maxStreamsBidi, 0, 2 ** 20);
   checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
   checkInteger("idleTimeoutMs", idleTimeoutMs, 0, 2 ** 31);
@@ -220,6 +237,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxUdpPayloadSize,
     initialMaxData,
     initialMaxStreamData,
+    maxConnectionWindow,
+    maxStreamWindow,
     maxStreamsBidi,
     maxStreamsUni,
     idleTimeoutMs,

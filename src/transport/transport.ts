@@ -62,6 +62,10 @@ import {
 
 const log = getLogger(["cretoai", "transport"]);
 
+/** QUIC flow-control windows a connection starts with (quiche auto-tunes them up). */
+const PRE_AUTH_CONNECTION_WINDOW_BYTES = 1024 * 1024;
+const PRE_AUTH_STREAM_WINDOW_BYTES = 256 * 1024;
+
 /** Options of {@linkcode QuicTransport}'s constructor. */
 export interface QuicTransportOptions {
   /** This node's long-term identity; its peer id is the node's name. */
@@ -1096,6 +1100,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
       maxInboundPerIp: 2 * c.maxInboundPerIp,
       limitLoopback: c.limitLoopback,
+      // Small starting windows: a peer before its identity handshake (whose streams nobody
+      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them.
+      initialMaxData: PRE_AUTH_CONNECTION_WINDOW_BYTES,
+      initialMaxStreamData: PRE_AUTH_STREAM_WINDOW_BYTES,
       socket: this.#socket,
     });
     if (this.#closing !== undefined) {
