@@ -55,6 +55,7 @@ import {
 import type { ConnectionDirection } from "./events.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
 import type { PenaltyReason } from "./peer_score.ts";
+import { type TrafficSample, TrafficWatchdog } from "./traffic_watchdog.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -185,6 +186,10 @@ export class PeerConnection {
   readonly direction: ConnectionDirection;
   readonly connectedAt = Date.now();
   readonly histogram = new LatencyHistogram();
+  /** Judges the connection's QUIC counters against its useful traffic. */
+  readonly watchdog = new TrafficWatchdog();
+  /** Bytes of application data received: frames of every stream. */
+  #usefulBytes = 0;
   readonly #host: PeerHost;
   readonly #cipher: FrameCipher | undefined;
   readonly #controlReader: FrameReader;
@@ -256,6 +261,18 @@ export class PeerConnection {
   /** The error operations fail with once closed. */
   get closedError(): Error | undefined {
     return this.#closedError;
+  }
+
+  /** The connection's counters for the watchdog. */
+  trafficSample(): TrafficSample {
+    const quic = this.conn.stats();
+    return {
+      bytesReceived: quic.bytesReceived,
+      usefulBytesReceived: this.#usefulBytes,
+      bytesSent: quic.bytesSent,
+      packetsSent: quic.packetsSent,
+      packetsLost: quic.packetsLost,
+    };
   }
 
   /** Counters and latency. */
@@ -439,6 +456,7 @@ export class PeerConnection {
             `Peer ${this.key} did not answer ${JSON.stringify(protocolId)} with exactly one frame`,
           );
         }
+        this.#usefulBytes += body.byteLength + 4;
         return decodeResponse(body);
       };
       return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
@@ -560,6 +578,7 @@ export class PeerConnection {
       if (this.#controlBacklog > MAX_CONTROL_BACKLOG) await last;
       const body = await this.#controlReader.next();
       if (body === null) throw protocol("The peer finished its control stream");
+      this.#usefulBytes += body.byteLength + 4;
       this.#seen(0);
       const frame = decodeControl(body);
       if (frame === undefined) continue;
@@ -815,6 +834,7 @@ export class PeerConnection {
       if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") return;
       throw e;
     }
+    this.#usefulBytes += body.byteLength + 4;
     this.#budget.charge(body.byteLength);
     try {
       await this.#answer(stream, cipher, body, timeoutMs, cancel);
@@ -864,6 +884,7 @@ export class PeerConnection {
   #seen(bytes: number): void {
     this.#stats.lastSeen = Date.now();
     if (bytes === 0) return;
+    this.#usefulBytes += bytes;
     this.#stats.bytesReceived += bytes;
     this.#receiveMeter.record(bytes);
     this.#host.receiveMeter.record(bytes);

@@ -25,6 +25,7 @@ import {
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
   APP_ERROR_NOT_ALLOWED,
+  APP_ERROR_TRAFFIC_WATCHDOG,
   type LimitKind,
   type LimitViolation,
   ResourceLimits,
@@ -61,6 +62,9 @@ import {
 } from "./_secure_session.ts";
 
 const log = getLogger(["cretoai", "transport"]);
+
+/** How often the traffic watchdog samples each connection's QUIC counters. */
+const WATCHDOG_INTERVAL_MS = 10_000;
 
 /** QUIC flow-control windows a connection starts with (quiche auto-tunes them up). */
 const PRE_AUTH_CONNECTION_WINDOW_BYTES = 1024 * 1024;
@@ -230,6 +234,8 @@ export interface TransportStats {
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */
   silentHandshakesClosed: number;
+  /** Connections the traffic watchdog closed (packets without useful traffic). */
+  watchdogClosed: number;
   /** Node-wide send rate over the last second, in bytes per second (frames as written). */
   sendBytesPerSecond: number;
   /** Node-wide receive rate over the last second, in bytes per second. */
@@ -309,6 +315,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #handshakeRates: HandshakeRateLimiter;
   #handshakesRateLimited = 0;
   #silentClosed = 0;
+  #watchdogClosed = 0;
+  #cancelWatchdog: (() => void) | undefined;
   /** Inbound connections in their identity handshake; `release` frees the slot once. */
   #pendingInbound = new Map<QuicConnection, { release: () => void }>();
   #sendMeter = new RateMeter();
@@ -767,6 +775,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       evicted: this.#evicted,
       handshakesRateLimited: this.#handshakesRateLimited,
       silentHandshakesClosed: this.#silentClosed,
+      watchdogClosed: this.#watchdogClosed,
       sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
       receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
     };
@@ -1083,6 +1092,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.#keepAlive = undefined;
     this.#cancelIdleTimer?.();
     this.#cancelIdleTimer = undefined;
+    this.#cancelWatchdog?.();
+    this.#cancelWatchdog = undefined;
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
@@ -1112,6 +1123,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
     this.#endpoint = endpoint;
     this.#acceptLoop(endpoint);
+    this.#armWatchdog();
     if (c.keepAliveIntervalSecs > 0) {
       this.#keepAlive = setInterval(() => {
         for (const peer of this.#peers.values()) peer.ping().catch(() => {});
@@ -1359,6 +1371,28 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
     this.#armIdleTimer();
     return true;
+  }
+
+  /**
+   * Samples every peer's QUIC counters each interval; a peer whose packets keep growing
+   * without useful traffic (see `TrafficWatchdog`) is closed and penalized.
+   */
+  #armWatchdog(): void {
+    if (this.#closing !== undefined) return;
+    this.#cancelWatchdog = this.#clock.schedule(() => {
+      for (const peer of this.#peers.values()) {
+        const verdict = peer.watchdog.check(peer.trafficSample());
+        if (!verdict.close) continue;
+        this.#watchdogClosed++;
+        log.warn("Closing connection to {peer}: {reason}", {
+          peer: peer.key,
+          reason: verdict.reason,
+        });
+        peer.close(APP_ERROR_TRAFFIC_WATCHDOG, verdict.reason.slice(0, 200)).catch(() => {});
+        this.penalize(peer.peerId, "limit-exceeded");
+      }
+      this.#armWatchdog();
+    }, WATCHDOG_INTERVAL_MS);
   }
 
   /**
