@@ -555,6 +555,15 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (odcid === null && header.dcid.byteLength >= 6) this.#addRoute(conn, header.dcid);
     this.#connections.add(conn);
     this.#stats.connectionsAccepted++;
+    // An inbound handshake gets as long as a dial does. quiche 0.18 buffers a peer's CRYPTO
+    // data without a bound while the handshake lasts (CVE-2024-1765), and a peer that keeps
+    // sending is never idle.
+    const deadline = setTimeout(() => {
+      if (!conn.isEstablished) {
+        conn.close({ code: CONNECTION_REFUSED, reason: "handshake timeout" }).catch(() => {});
+      }
+    }, this.#options.connectTimeoutMs);
+    conn.closed.finally(() => clearTimeout(deadline));
     conn.receive(data, from);
     return true;
   }

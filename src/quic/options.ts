@@ -96,7 +96,8 @@ export interface QuicEndpointOptions {
    */
   keepAliveIntervalMs?: number;
   /**
-   * Default time a `connect` may take until the handshake completes.
+   * Default time a `connect` may take until the handshake completes; an inbound handshake
+   * not done in this time is closed too.
    * @default {5000}
    */
   connectTimeoutMs?: number;

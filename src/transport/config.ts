@@ -51,7 +51,8 @@ export interface NetworkConfig {
    */
   maxConnections?: number;
   /**
-   * Time a dial may take until the QUIC (TLS) handshake completes, in milliseconds.
+   * Time a dial may take until the QUIC (TLS) handshake completes, in milliseconds; an
+   * inbound QUIC handshake gets as long (on lossy paths give both sides the same value).
    * @default {5000}
    */
   connectionTimeoutMs?: number;
