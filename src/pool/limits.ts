@@ -17,6 +17,10 @@ export const APP_ERROR_LIMIT_EXCEEDED = 0x10;
 export const APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP = 0x11;
 /** Close code: too many handshakes in progress on this node. */
 export const APP_ERROR_TOO_MANY_PENDING_HANDSHAKES = 0x12;
+/** Close code: the source address or its prefix starts new handshakes too fast. */
+export const APP_ERROR_HANDSHAKE_RATE = 0x16;
+/** Close code: the traffic watchdog saw the peer's packets grow without useful traffic. */
+export const APP_ERROR_TRAFFIC_WATCHDOG = 0x17;
 /** Close code: the peer opened more concurrent streams than allowed. */
 export const APP_ERROR_TOO_MANY_STREAMS = 0x13;
 /** Close code: the peer sent a message larger than allowed. */

@@ -16,12 +16,18 @@ export type { AdmitDecision, PoolPolicyOptions } from "./pool_policy.ts";
 export { PoolPolicy } from "./pool_policy.ts";
 export { SingleFlight } from "./single_flight.ts";
 export { keepOutbound } from "./tie_break.ts";
+export {
+  HandshakeRateLimiter,
+  type HandshakeRateLimiterOptions,
+  type HandshakeRateRefusal,
+} from "./handshake_rate.ts";
 export type { LimitKind, LimitViolation, ResourceLimitsOptions } from "./limits.ts";
 export {
   APP_ERROR_BANNED,
   APP_ERROR_BUFFER_FULL,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
+  APP_ERROR_HANDSHAKE_RATE,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
   APP_ERROR_MESSAGE_TOO_LARGE,
@@ -29,6 +35,7 @@ export {
   APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP,
   APP_ERROR_TOO_MANY_PENDING_HANDSHAKES,
   APP_ERROR_TOO_MANY_STREAMS,
+  APP_ERROR_TRAFFIC_WATCHDOG,
   limitError,
   ResourceLimits,
 } from "./limits.ts";

@@ -124,6 +124,7 @@ export class QuicConnection {
   #streams = new Map<number, QuicStream>();
   #readers = new Set<QuicStream>();
   #writers = new Set<QuicStream>();
+  #remoteStreamsOpened = 0;
   #acceptedBidi: QuicStream[] = [];
   #acceptedUni: QuicStream[] = [];
   #bidiAcceptors: Waiter<QuicStream>[] = [];
@@ -310,6 +311,14 @@ export class QuicConnection {
       // Already closing: quiche keeps the first close.
     }
     this.#host.scheduleSoon(this);
+  }
+
+  /**
+   * Streams the peer has opened so far: a listener tells a dialer that went silent after the
+   * QUIC handshake from one that started the protocol above it.
+   */
+  get remoteStreamsOpened(): number {
+    return this.#remoteStreamsOpened;
   }
 
   /** Transport statistics from quiche. */
@@ -507,6 +516,7 @@ export class QuicConnection {
     while (above.delete(this.#remoteNext[type])) this.#remoteNext[type] += 4;
     const stream = new QuicStream(this, this.#native, id, this.#native.isInEarlyData());
     this.#streams.set(id, stream);
+    this.#remoteStreamsOpened++;
     this.#delivered = true;
     const uni = type === 1;
     const acceptors = uni ? this.#uniAcceptors : this.#bidiAcceptors;

@@ -30,6 +30,7 @@ import { RetryTokens } from "./retry_token.ts";
 import { SessionCache } from "./session_cache.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
+import { isLoopback } from "../_address_prefix.ts";
 
 // Ed25519 first: the generated certificates use it; the rest lets other certificates work.
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
@@ -532,7 +533,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     }
     // Refused before any TLS work, which is what a flood of handshakes from one source costs.
     const fromIp = this.#inboundPerIp.get(from.hostname) ?? 0;
-    if (fromIp >= this.#options.maxInboundPerIp) {
+    const counted = this.#options.limitLoopback || !isLoopback(from.hostname);
+    if (counted && fromIp >= this.#options.maxInboundPerIp) {
       this.#stats.connectionsRefused++;
       return true;
     }
@@ -558,6 +560,15 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (odcid === null && header.dcid.byteLength >= 6) this.#addRoute(conn, header.dcid);
     this.#connections.add(conn);
     this.#stats.connectionsAccepted++;
+    // An inbound handshake gets as long as a dial does. quiche 0.18 buffers a peer's CRYPTO
+    // data without a bound while the handshake lasts (CVE-2024-1765), and a peer that keeps
+    // sending is never idle.
+    const deadline = setTimeout(() => {
+      if (!conn.isEstablished) {
+        conn.close({ code: CONNECTION_REFUSED, reason: "handshake timeout" }).catch(() => {});
+      }
+    }, this.#options.connectTimeoutMs);
+    conn.closed.finally(() => clearTimeout(deadline));
     conn.receive(data, from);
     return true;
   }
@@ -636,6 +647,8 @@ function buildConfig(options: ResolvedEndpointOptions, certificate: TlsCertifica
   config.setInitialMaxStreamDataBidiLocal(options.initialMaxStreamData);
   config.setInitialMaxStreamDataBidiRemote(options.initialMaxStreamData);
   config.setInitialMaxStreamDataUni(options.initialMaxStreamData);
+  config.setMaxConnectionWindow(options.maxConnectionWindow);
+  config.setMaxStreamWindow(options.maxStreamWindow);
   config.setInitialMaxStreamsBidi(options.maxStreamsBidi);
   config.setInitialMaxStreamsUni(options.maxStreamsUni);
   config.setCcAlgorithmName(options.congestionControl);

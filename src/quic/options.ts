@@ -63,6 +63,19 @@ export interface QuicEndpointOptions {
    */
   initialMaxStreamData?: number;
   /**
+   * Largest the connection-level window grows to: quiche doubles a window, up to this, when
+   * the application reads faster than the window refills (auto-tuning). With a small
+   * `initialMaxData`, a connection whose streams are not read (a peer before its identity
+   * handshake) holds little, while a busy one grows its window.
+   * @default {the larger of 25165824 (24 MiB) and initialMaxData}
+   */
+  maxConnectionWindow?: number;
+  /**
+   * Largest a stream's window grows to, as `maxConnectionWindow`.
+   * @default {the larger of 16777216 (16 MiB) and initialMaxStreamData}
+   */
+  maxStreamWindow?: number;
+  /**
    * Bidirectional streams the peer may have open at once.
    * @default {1024}
    */
@@ -84,7 +97,8 @@ export interface QuicEndpointOptions {
    */
   keepAliveIntervalMs?: number;
   /**
-   * Default time a `connect` may take until the handshake completes.
+   * Default time a `connect` may take until the handshake completes; an inbound handshake
+   * not done in this time is closed too.
    * @default {5000}
    */
   connectTimeoutMs?: number;
@@ -109,10 +123,17 @@ export interface QuicEndpointOptions {
   acceptBacklog?: number;
   /**
    * Inbound connections (handshaking or open) from one IP address at once; more are dropped
-   * before any TLS work. `Infinity` turns the limit off.
+   * before any TLS work. `Infinity` turns the limit off. Loopback sources are not counted
+   * unless `limitLoopback` is set.
    * @default {64}
    */
   maxInboundPerIp?: number;
+  /**
+   * Whether `maxInboundPerIp` applies to loopback sources (127.0.0.0/8, ::1) too. They are
+   * this machine: a local testnet of many nodes dials from 127.0.0.1.
+   * @default {false}
+   */
+  limitLoopback?: boolean;
   /**
    * Receives kept outstanding on a {@linkcode DenoUdpSocket}. The default socket on 64-bit
    * Linux with `--allow-ffi`, {@linkcode LinuxHybridSocket}, keeps one and drains what queued
@@ -154,6 +175,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxUdpPayloadSize = 1350,
     initialMaxData = 16 * 1024 * 1024,
     initialMaxStreamData = 4 * 1024 * 1024,
+    maxConnectionWindow = Math.max(24 * 1024 * 1024, initialMaxData),
+    maxStreamWindow = Math.max(16 * 1024 * 1024, initialMaxStreamData),
     maxStreamsBidi = 1024,
     maxStreamsUni = 128,
     idleTimeoutMs = 30_000,
@@ -163,6 +186,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     earlyData = true,
     acceptBacklog = 128,
     maxInboundPerIp = 64,
+    limitLoopback = false,
     receiveConcurrency = 16,
     sendBuffers = 1024,
     sessionCacheSize = 1024,
@@ -185,6 +209,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("maxUdpPayloadSize", maxUdpPayloadSize, 1200, 1452);
   checkInteger("initialMaxData", initialMaxData, 1, 2 ** 40);
   checkInteger("initialMaxStreamData", initialMaxStreamData, 1, 2 ** 40);
+  checkInteger("maxConnectionWindow", maxConnectionWindow, initialMaxData, 2 ** 40);
+  checkInteger("maxStreamWindow", maxStreamWindow, initialMaxStreamData, 2 ** 40);
   checkInteger("maxStreamsBidi", maxStreamsBidi, 0, 2 ** 20);
   checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
   checkInteger("idleTimeoutMs", idleTimeoutMs, 0, MAX_TIMER_DELAY_MS);
@@ -198,6 +224,9 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   }
   checkInteger("acceptBacklog", acceptBacklog, 1, 2 ** 20);
   if (maxInboundPerIp !== Infinity) checkInteger("maxInboundPerIp", maxInboundPerIp, 1, 2 ** 20);
+  if (typeof limitLoopback !== "boolean") {
+    throw new InvalidConfigError("limitLoopback", "a boolean", limitLoopback);
+  }
   checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
   checkInteger("sendBuffers", sendBuffers, 16, 65536);
   checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
@@ -210,6 +239,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxUdpPayloadSize,
     initialMaxData,
     initialMaxStreamData,
+    maxConnectionWindow,
+    maxStreamWindow,
     maxStreamsBidi,
     maxStreamsUni,
     idleTimeoutMs,
@@ -219,6 +250,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     earlyData,
     acceptBacklog,
     maxInboundPerIp,
+    limitLoopback,
     receiveConcurrency,
     sendBuffers,
     sessionCacheSize,

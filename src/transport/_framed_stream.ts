@@ -8,6 +8,8 @@
 
 import type { FrameCipher } from "../handshake/frame_cipher.ts";
 import type { QuicStream } from "../quic/stream.ts";
+import { NetworkError } from "../errors.ts";
+import type { ByteBudget } from "./_byte_budget.ts";
 import { FrameDecoder } from "./codec.ts";
 
 /** GCM tag bytes a sealed body carries. */
@@ -42,25 +44,46 @@ export class FrameWriter {
   }
 }
 
+/** Most bytes one stream read returns (the endpoint's receive scratch). */
+const READ_CHUNK_BYTES = 65536;
+
+/**
+ * How a reader draws on its peer's budget: every frame reserves its announced size when its
+ * header arrives. `"wait"` stops reading until the budget has room (request streams, bounded
+ * by the serving timeout); `"fail"` throws `ERR_LIMIT_EXCEEDED` (lanes: the sender is told
+ * with `APP_ERROR_BUFFER_FULL`).
+ */
+export interface BudgetUse {
+  budget: ByteBudget;
+  mode: "wait" | "fail";
+}
+
 /** Reads and opens frames one at a time. */
 export class FrameReader {
   readonly stream: QuicStream;
   readonly #cipher: FrameCipher | undefined;
   readonly #decoder: FrameDecoder;
+  readonly #budget: BudgetUse | undefined;
+  /** Bytes this reader has charged to the budget: what it holds and has reserved. */
+  #charged = 0;
+  #closed = false;
   #ready: Uint8Array[] = [];
 
   /**
    * @param maxBodyBytes Largest plaintext body; the sealed limit adds the tag.
    * @param leftover Bytes already read from the stream (after the handshake records).
+   * @param budget The peer's budget, for streams whose frames the peer chooses.
    */
   constructor(
     stream: QuicStream,
     cipher: FrameCipher | undefined,
     maxBodyBytes: number,
     leftover?: Uint8Array,
+    budget?: BudgetUse,
   ) {
     this.stream = stream;
     this.#cipher = cipher;
+    this.#budget = budget;
     this.#decoder = new FrameDecoder(maxBodyBytes + (cipher === undefined ? 0 : SEAL_OVERHEAD));
     if (leftover !== undefined && leftover.byteLength > 0) {
       this.#ready.push(...this.#decoder.push(leftover));
@@ -80,14 +103,73 @@ export class FrameReader {
    */
   async next(): Promise<Uint8Array | null> {
     while (this.#ready.length === 0) {
+      // At a frame boundary a read may bring up to a chunk of a new frame: room for it first.
+      if (this.#budget?.mode === "wait" && this.#decoder.pendingBodyBytes < 0) {
+        await this.#account(READ_CHUNK_BYTES);
+      }
       const chunk = await this.stream.read();
       if (chunk === null) {
         this.#decoder.end();
+        this.#release();
         return null;
       }
       this.#ready = this.#decoder.push(chunk);
+      await this.#account(0);
     }
     const body = this.#ready.shift()!;
+    // The caller owns the body now and charges what it keeps.
+    await this.#account(0);
     return this.#cipher === undefined ? body : await this.#cipher.open(body);
+  }
+
+  /**
+   * Returns everything this reader charged, now and when a pending read or reservation
+   * completes later; for a reader that stops reading.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#release();
+  }
+
+  /**
+   * Brings the charge to what the reader holds, plus the rest of an announced frame, plus
+   * `headroom`; releases any excess.
+   */
+  async #account(headroom: number): Promise<void> {
+    const use = this.#budget;
+    if (use === undefined) return;
+    const decoder = this.#decoder;
+    let held = decoder.buffered;
+    for (const body of this.#ready) held += body.byteLength;
+    const announced = decoder.pendingBodyBytes;
+    const rest = announced < 0 ? 0 : announced - decoder.buffered;
+    const target = held + Math.max(rest, headroom);
+    const delta = target - this.#charged;
+    if (delta <= 0) {
+      if (headroom === 0) this.#release(target);
+      return;
+    }
+    const { budget, mode } = use;
+    if (mode === "fail") {
+      if (budget.used > 0 && budget.used + delta > budget.limit) {
+        throw new NetworkError(
+          "ERR_LIMIT_EXCEEDED",
+          `A frame of ${announced} bytes does not fit the peer's buffer: ${budget.used} of ` +
+            `${budget.limit} bytes are held`,
+          { cause: { bufferedBytes: budget.used + delta } },
+        );
+      }
+      budget.charge(delta);
+    } else {
+      await budget.reserve(delta);
+    }
+    this.#charged += delta;
+    if (this.#closed) this.#release();
+  }
+
+  #release(keep = 0): void {
+    if (this.#budget === undefined || this.#charged <= keep) return;
+    this.#budget.budget.release(this.#charged - keep);
+    this.#charged = keep;
   }
 }

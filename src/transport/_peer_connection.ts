@@ -43,6 +43,7 @@ import {
   encodeResponse,
 } from "./_frames.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
+import { ByteBudget } from "./_byte_budget.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
 import {
   APP_ERROR_DECRYPT,
@@ -54,6 +55,7 @@ import {
 import type { ConnectionDirection } from "./events.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
 import type { PenaltyReason } from "./peer_score.ts";
+import { type TrafficSample, TrafficWatchdog } from "./traffic_watchdog.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -69,9 +71,14 @@ const LANES: readonly TrafficClass[] = ["consensus", "vertex", "other"];
 /** Traffic counters a successor connection adds up with its predecessor's. */
 const COUNTED = ["messagesSent", "messagesReceived", "bytesSent", "bytesReceived"] as const;
 /** Per-connection gauges that count while a predecessor drains. */
-const IN_FLIGHT = ["bufferedBytes", "openStreams"] as const;
+const IN_FLIGHT = ["bufferedBytes", "heldBytes", "openStreams"] as const;
 /** Control writes in flight before the control reader waits for them to drain. */
 const MAX_CONTROL_BACKLOG = 64;
+/**
+ * Room above `maxBufferedBytesPerPeer` for what frames add to a payload (length, message
+ * header, protocol id, seal), so that one largest message or request always fits.
+ */
+export const FRAME_SLACK_BYTES = 1024;
 
 /** A message taken from a peer, as `messages()` yields it. */
 export interface InboundMessage {
@@ -111,6 +118,12 @@ export interface PeerStats {
   receiveBytesPerSecond: number;
   /** Bytes of the peer's messages in the `messages()` queue, not yet taken. */
   bufferedBytes: number;
+  /**
+   * Bytes held for the peer against its budget (`maxBufferedBytesPerPeer` plus 1 KiB of frame
+   * headers): queued messages, frames being received on its lanes and request streams
+   * (reserved at their announced size), and requests being served.
+   */
+  heldBytes: number;
   /** Request streams the peer holds open on this node. */
   openStreams: number;
   /** When the connection became ready, in milliseconds since the epoch. */
@@ -173,6 +186,10 @@ export class PeerConnection {
   readonly direction: ConnectionDirection;
   readonly connectedAt = Date.now();
   readonly histogram = new LatencyHistogram();
+  /** Judges the connection's QUIC counters against its useful traffic. */
+  readonly watchdog = new TrafficWatchdog();
+  /** Bytes of application data received: frames of every stream. */
+  #usefulBytes = 0;
   readonly #host: PeerHost;
   readonly #cipher: FrameCipher | undefined;
   readonly #controlReader: FrameReader;
@@ -193,6 +210,7 @@ export class PeerConnection {
   // Per connection, not per peer id: a replaced connection's leftovers must not count against
   // the new one.
   #buffered = 0;
+  #budget: ByteBudget;
   #openStreams = 0;
   /** Sends not yet written, by lane (counted before the lanes exist, so a drain sees them). */
   #unwritten = LANES.map(() => 0);
@@ -222,6 +240,7 @@ export class PeerConnection {
     this.#controlReader = control.reader;
     this.#controlWriter = control.writer;
     this.#stats.lastSeen = this.connectedAt;
+    this.#budget = new ByteBudget(host.limits.limits.bufferedBytesPerPeer + FRAME_SLACK_BYTES);
     this.#lanesReady = this.#openLanes();
     this.#lanesReady.catch(() => {});
   }
@@ -244,6 +263,18 @@ export class PeerConnection {
     return this.#closedError;
   }
 
+  /** The connection's counters for the watchdog. */
+  trafficSample(): TrafficSample {
+    const quic = this.conn.stats();
+    return {
+      bytesReceived: quic.bytesReceived,
+      usefulBytesReceived: this.#usefulBytes,
+      bytesSent: quic.bytesSent,
+      packetsSent: quic.packetsSent,
+      packetsLost: quic.packetsLost,
+    };
+  }
+
   /** Counters and latency. */
   stats(): PeerStats {
     const h = this.histogram;
@@ -255,6 +286,7 @@ export class PeerConnection {
       sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
       receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
       bufferedBytes: this.#buffered,
+      heldBytes: this.#budget.used,
       openStreams: this.#openStreams,
       connectedAt: this.connectedAt,
     };
@@ -424,6 +456,7 @@ export class PeerConnection {
             `Peer ${this.key} did not answer ${JSON.stringify(protocolId)} with exactly one frame`,
           );
         }
+        this.#usefulBytes += body.byteLength + 4;
         return decodeResponse(body);
       };
       return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
@@ -444,6 +477,11 @@ export class PeerConnection {
     if (this.#closedError !== undefined) return;
     const e = error instanceof Error ? error : new Error(String(error));
     if (e instanceof ConnectionClosedError) return; // the close path reports it
+    const held = (e.cause as { bufferedBytes?: number } | undefined)?.bufferedBytes;
+    if (e instanceof NetworkError && e.code === "ERR_LIMIT_EXCEEDED" && held !== undefined) {
+      const violation = this.#host.limits.check("bufferedBytesPerPeer", held, this.key);
+      if (violation !== undefined) return this.exceeded(violation);
+    }
     if (e instanceof NetworkError && e.code === "ERR_MESSAGE_TOO_LARGE") {
       // The frame decoder refused an announced frame above the reader's bound, which is
       // messageBytes plus headers: always a messageBytes violation, counted as one.
@@ -511,6 +549,7 @@ export class PeerConnection {
     for (const waiters of this.#inboundIdleWaiters) for (const w of waiters.splice(0)) w();
     for (const ping of this.#pings.values()) ping.reject(closed);
     this.#pings.clear();
+    this.#budget.close();
     this.#host.limiter?.removePeer(this.key);
     this.#host.closed(this, error);
   }
@@ -539,6 +578,7 @@ export class PeerConnection {
       if (this.#controlBacklog > MAX_CONTROL_BACKLOG) await last;
       const body = await this.#controlReader.next();
       if (body === null) throw protocol("The peer finished its control stream");
+      this.#usefulBytes += body.byteLength + 4;
       this.#seen(0);
       const frame = decodeControl(body);
       if (frame === undefined) continue;
@@ -677,14 +717,23 @@ export class PeerConnection {
       stream,
       this.#cipher?.forStream(stream.id),
       this.#host.maxMessageBytes + MESSAGE_HEADER_BYTES,
+      undefined,
+      { budget: this.#budget, mode: "fail" },
     );
     const queue = this.#host.inbound;
     let count = 0;
     let acked = 0;
+    let acking = false;
+    // One acknowledgement in flight per lane, carrying the latest count: a peer that does not
+    // read its control stream cannot make this side queue one write per message.
     const ack = () => {
-      if (count === acked) return;
+      if (count === acked || acking) return;
       acked = count;
-      this.#writeControl({ type: "ack", lane, count }).catch(() => {});
+      acking = true;
+      this.#writeControl({ type: "ack", lane, count }).then(() => {
+        acking = false;
+        ack();
+      }, () => {});
     };
     // After a migration, the peer's messages on the old connection come first.
     const predecessor = this.#predecessor;
@@ -707,6 +756,7 @@ export class PeerConnection {
       );
       if (violation !== undefined) return this.exceeded(violation);
       this.#buffered += size;
+      this.#budget.charge(size);
       let released = false;
       const queued: QueuedMessage = {
         item: { from: this.peerId, message },
@@ -714,6 +764,7 @@ export class PeerConnection {
           if (released) return;
           released = true;
           this.#buffered -= size;
+          this.#budget.release(size);
         },
       };
       if (!queue.tryPush(queued, body.byteLength)) {
@@ -751,13 +802,54 @@ export class PeerConnection {
     }
   }
 
+  /**
+   * Serves one request stream: its frame draws on the peer's budget while it is read and
+   * until the response is written, and reading and writing each have `requestTimeoutMs`
+   * (a stalled requester is reset, not waited for).
+   */
   async #serveRequest(stream: QuicStream): Promise<void> {
     const cipher = this.#cipher?.forStream(stream.id);
-    const reader = new FrameReader(stream, cipher, this.#host.maxMessageBytes + 257);
-    const body = await reader.next();
-    if (body === null || await reader.next() !== null) {
-      throw protocol(`Request stream ${stream.id} did not carry exactly one frame`);
+    const reader = new FrameReader(stream, cipher, this.#host.maxMessageBytes + 257, undefined, {
+      budget: this.#budget,
+      mode: "wait",
+    });
+    const timeoutMs = this.#host.requestTimeoutMs;
+    const cancel = () => {
+      stream.reset(STREAM_CANCELLED);
+      stream.stopSending(STREAM_CANCELLED);
+    };
+    const read = async () => {
+      const body = await reader.next();
+      if (body === null || await reader.next() !== null) {
+        throw protocol(`Request stream ${stream.id} did not carry exactly one frame`);
+      }
+      return body;
+    };
+    let body: Uint8Array;
+    try {
+      body = await withDeadline(read(), undefined, timeoutMs, `read request ${stream.id}`, cancel);
+    } catch (e) {
+      reader.close();
+      // A requester that stalls only loses its request; malformed ones close the connection.
+      if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") return;
+      throw e;
     }
+    this.#usefulBytes += body.byteLength + 4;
+    this.#budget.charge(body.byteLength);
+    try {
+      await this.#answer(stream, cipher, body, timeoutMs, cancel);
+    } finally {
+      this.#budget.release(body.byteLength);
+    }
+  }
+
+  async #answer(
+    stream: QuicStream,
+    cipher: FrameCipher | undefined,
+    body: Uint8Array,
+    timeoutMs: number,
+    cancel: () => void,
+  ): Promise<void> {
     this.#seen(0);
     const { protocolId, request } = decodeRequest(body);
     const handler = this.#host.handler(protocolId);
@@ -784,12 +876,15 @@ export class PeerConnection {
       stream.reset(APP_ERROR_MESSAGE_TOO_LARGE);
       return;
     }
-    await new FrameWriter(stream, cipher).write(encodeResponse(response), true).catch(() => {});
+    const write = new FrameWriter(stream, cipher).write(encodeResponse(response), true);
+    await withDeadline(write, undefined, timeoutMs, `answer request ${stream.id}`, cancel)
+      .catch(() => {});
   }
 
   #seen(bytes: number): void {
     this.#stats.lastSeen = Date.now();
     if (bytes === 0) return;
+    this.#usefulBytes += bytes;
     this.#stats.bytesReceived += bytes;
     this.#receiveMeter.record(bytes);
     this.#host.receiveMeter.record(bytes);

@@ -244,6 +244,16 @@ export class FrameDecoder {
   }
 
   /**
+   * Body length the frame being assembled announced, or -1 while its header is incomplete;
+   * lets a reader reserve memory for a frame before its body arrives.
+   *
+   * @returns The announced length, or -1.
+   */
+  get pendingBodyBytes(): number {
+    return this.#need;
+  }
+
+  /**
    * Adds bytes read from the stream and returns the bodies they completed.
    *
    * @param chunk The next bytes; kept by reference, so the caller must not reuse its buffer.

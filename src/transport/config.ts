@@ -52,7 +52,8 @@ export interface NetworkConfig {
    */
   maxConnections?: number;
   /**
-   * Time a dial may take until the QUIC (TLS) handshake completes, in milliseconds.
+   * Time a dial may take until the QUIC (TLS) handshake completes, in milliseconds; an
+   * inbound QUIC handshake gets as long (on lossy paths give both sides the same value).
    * @default {5000}
    */
   connectionTimeoutMs?: number;
@@ -74,10 +75,49 @@ export interface NetworkConfig {
   maxPeerBandwidthBps?: number;
   /**
    * Inbound connections open at once from one IP address (counted from QUIC accept to close);
-   * one more is closed with `APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP` (0x11). `Infinity` disables.
+   * one more is closed with `APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP` (0x11). `Infinity`
+   * disables. Loopback sources are not counted unless `limitLoopback` is set.
    * @default {8}
    */
   maxInboundPerIp?: number;
+  /**
+   * New inbound handshakes per second one IP address may start in the long run (a token
+   * bucket of `inboundHandshakeBurstPerIp`); one more is closed with
+   * `APP_ERROR_HANDSHAKE_RATE` (0x16) before any identity-handshake work.
+   * @default {2}
+   */
+  inboundHandshakeRatePerIp?: number;
+  /**
+   * New inbound handshakes one IP address may start at once after a quiet spell.
+   * @default {8}
+   */
+  inboundHandshakeBurstPerIp?: number;
+  /**
+   * New inbound handshakes per second the addresses of one IPv4 /24 or IPv6 /64 may start
+   * together, so that a host with many addresses counts as one.
+   * @default {8}
+   */
+  inboundHandshakeRatePerPrefix?: number;
+  /**
+   * New inbound handshakes the addresses of one prefix may start at once.
+   * @default {32}
+   */
+  inboundHandshakeBurstPerPrefix?: number;
+  /**
+   * Whether `maxInboundPerIp` and the handshake rates apply to loopback sources (127.0.0.0/8,
+   * ::1). Off, a local testnet of many nodes on one machine bootstraps from one node; set it
+   * when untrusted traffic reaches the node through a local proxy.
+   * @default {false}
+   */
+  limitLoopback?: boolean;
+  /**
+   * Time an inbound connection may stay silent after the QUIC handshake (no stream opened
+   * for the identity handshake), in milliseconds; it is then closed with
+   * `APP_ERROR_HANDSHAKE_TIMEOUT`. When every handshake slot is taken, the oldest silent
+   * connection gives its slot to a newcomer.
+   * @default {2000}
+   */
+  silentHandshakeTimeoutMs?: number;
   /**
    * Inbound identity handshakes in progress at once, node-wide; one more connection is closed
    * with `APP_ERROR_TOO_MANY_PENDING_HANDSHAKES` (0x12). Each handshake costs a post-quantum
@@ -202,6 +242,12 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     maxBandwidthBps = 100_000_000,
     maxPeerBandwidthBps = Infinity,
     maxInboundPerIp = 8,
+    inboundHandshakeRatePerIp = 2,
+    inboundHandshakeBurstPerIp = 8,
+    inboundHandshakeRatePerPrefix = 8,
+    inboundHandshakeBurstPerPrefix = 32,
+    limitLoopback = false,
+    silentHandshakeTimeoutMs = 2000,
     maxPendingHandshakes = 64,
     maxStreamsPerPeer = 256,
     enableNatTraversal = true,
@@ -255,6 +301,20 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     );
   }
   limit("maxInboundPerIp", maxInboundPerIp, 1);
+  for (
+    const [field, value] of [
+      ["inboundHandshakeRatePerIp", inboundHandshakeRatePerIp],
+      ["inboundHandshakeRatePerPrefix", inboundHandshakeRatePerPrefix],
+    ] as const
+  ) {
+    if (!(typeof value === "number" && value > 0)) {
+      throw new InvalidConfigError(field, "a number of handshakes per second above 0", value);
+    }
+  }
+  integer("inboundHandshakeBurstPerIp", inboundHandshakeBurstPerIp, 1, 1_000_000);
+  integer("inboundHandshakeBurstPerPrefix", inboundHandshakeBurstPerPrefix, 1, 1_000_000);
+  boolean("limitLoopback", limitLoopback);
+  integer("silentHandshakeTimeoutMs", silentHandshakeTimeoutMs, 1, MAX_MS);
   limit("maxPendingHandshakes", maxPendingHandshakes, 1);
   limit("maxStreamsPerPeer", maxStreamsPerPeer, 1);
   boolean("enableNatTraversal", enableNatTraversal);
@@ -302,6 +362,12 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     maxBandwidthBps,
     maxPeerBandwidthBps,
     maxInboundPerIp,
+    inboundHandshakeRatePerIp,
+    inboundHandshakeBurstPerIp,
+    inboundHandshakeRatePerPrefix,
+    inboundHandshakeBurstPerPrefix,
+    limitLoopback,
+    silentHandshakeTimeoutMs,
     maxPendingHandshakes,
     maxStreamsPerPeer,
     enableNatTraversal,

@@ -49,6 +49,12 @@ export {
 export { LatencyHistogram } from "./latency_histogram.ts";
 export { type BanEntry, BanList, type BanListOptions } from "./ban_list.ts";
 export {
+  type TrafficSample,
+  TrafficWatchdog,
+  type TrafficWatchdogOptions,
+  type WatchdogVerdict,
+} from "./traffic_watchdog.ts";
+export {
   PeerScore,
   type PeerScoreOptions,
   type PenaltyReason,

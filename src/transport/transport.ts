@@ -22,14 +22,18 @@ import {
   APP_ERROR_BANNED,
   APP_ERROR_DUPLICATE_CONNECTION,
   APP_ERROR_EVICTED,
+  APP_ERROR_HANDSHAKE_RATE,
   APP_ERROR_IDLE_TIMEOUT,
   APP_ERROR_LIMIT_EXCEEDED,
   APP_ERROR_NOT_ALLOWED,
+  APP_ERROR_TRAFFIC_WATCHDOG,
   type LimitKind,
   type LimitViolation,
   ResourceLimits,
 } from "../pool/limits.ts";
 import { RateMeter } from "../pool/rate_meter.ts";
+import { HandshakeRateLimiter } from "../pool/handshake_rate.ts";
+import { isLoopback } from "../_address_prefix.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
@@ -59,6 +63,13 @@ import {
 } from "./_secure_session.ts";
 
 const log = getLogger(["cretoai", "transport"]);
+
+/** How often the traffic watchdog samples each connection's QUIC counters. */
+const WATCHDOG_INTERVAL_MS = 10_000;
+
+/** QUIC flow-control windows a connection starts with (quiche auto-tunes them up). */
+const PRE_AUTH_CONNECTION_WINDOW_BYTES = 1024 * 1024;
+const PRE_AUTH_STREAM_WINDOW_BYTES = 256 * 1024;
 
 /** Options of {@linkcode QuicTransport}'s constructor. */
 export interface QuicTransportOptions {
@@ -220,6 +231,12 @@ export interface TransportStats {
   idleClosed: number;
   /** Connections closed to make room in a full pool. */
   evicted: number;
+  /** Inbound connections refused because their address or prefix started handshakes too fast. */
+  handshakesRateLimited: number;
+  /** Inbound connections closed for staying silent after the QUIC handshake. */
+  silentHandshakesClosed: number;
+  /** Connections the traffic watchdog closed (packets without useful traffic). */
+  watchdogClosed: number;
   /** Node-wide send rate over the last second, in bytes per second (frames as written). */
   sendBytesPerSecond: number;
   /** Node-wide receive rate over the last second, in bytes per second. */
@@ -296,6 +313,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #epochOffsetMs: number;
   #autoBanMs: number;
   #limits: ResourceLimits;
+  #handshakeRates: HandshakeRateLimiter;
+  #handshakesRateLimited = 0;
+  #silentClosed = 0;
+  #watchdogClosed = 0;
+  #cancelWatchdog: (() => void) | undefined;
+  /** Inbound connections in their identity handshake; `release` frees the slot once. */
+  #pendingInbound = new Map<QuicConnection, { release: () => void }>();
   #sendMeter = new RateMeter();
   #receiveMeter = new RateMeter();
   #cancelIdleTimer: (() => void) | undefined;
@@ -382,6 +406,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       streamsPerPeer: c.maxStreamsPerPeer,
       messageBytes: c.maxMessageBytes,
       bufferedBytesPerPeer: c.maxBufferedBytesPerPeer,
+    });
+    this.#handshakeRates = new HandshakeRateLimiter({
+      ratePerIp: c.inboundHandshakeRatePerIp,
+      burstPerIp: c.inboundHandshakeBurstPerIp,
+      ratePerPrefix: c.inboundHandshakeRatePerPrefix,
+      burstPerPrefix: c.inboundHandshakeBurstPerPrefix,
+      limitLoopback: c.limitLoopback,
+      clock,
     });
     this.#host = {
       maxMessageBytes: c.maxMessageBytes,
@@ -742,6 +774,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       limitViolations: this.#limits.violations(),
       idleClosed: this.#idleClosed,
       evicted: this.#evicted,
+      handshakesRateLimited: this.#handshakesRateLimited,
+      silentHandshakesClosed: this.#silentClosed,
+      watchdogClosed: this.#watchdogClosed,
       sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
       receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
     };
@@ -1062,6 +1097,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.#keepAlive = undefined;
     this.#cancelIdleTimer?.();
     this.#cancelIdleTimer = undefined;
+    this.#cancelWatchdog?.();
+    this.#cancelWatchdog = undefined;
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
@@ -1078,6 +1115,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       // Twice the transport's own limit: one over the limit still completes TLS and hears
       // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
       maxInboundPerIp: 2 * c.maxInboundPerIp,
+      limitLoopback: c.limitLoopback,
+      // Small starting windows: a peer before its identity handshake (whose streams nobody
+      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them.
+      initialMaxData: PRE_AUTH_CONNECTION_WINDOW_BYTES,
+      initialMaxStreamData: PRE_AUTH_STREAM_WINDOW_BYTES,
       socket: this.#socket,
     });
     if (this.#closing !== undefined) {
@@ -1086,6 +1128,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
     this.#endpoint = endpoint;
     this.#acceptLoop(endpoint);
+    this.#armWatchdog();
     if (c.keepAliveIntervalSecs > 0) {
       this.#keepAlive = setInterval(() => {
         for (const peer of this.#peers.values()) peer.ping().catch(() => {});
@@ -1110,17 +1153,63 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
   }
 
-  /** The node-wide limits on an accepted connection, then its handshake. */
+  /**
+   * The node-wide limits on an accepted connection (per address, rates per address and
+   * prefix, handshake slots), then its handshake with a shorter deadline while it is silent.
+   */
   #accepted(conn: QuicConnection): void {
     const ip = conn.remoteAddr.hostname;
-    const perIp = this.#limits.openInbound(ip);
-    if (perIp !== undefined) return this.#refuse(conn, perIp);
-    conn.closed.then(() => this.#limits.closeInbound(ip));
+    if (this.config.limitLoopback || !isLoopback(ip)) {
+      const perIp = this.#limits.openInbound(ip);
+      if (perIp !== undefined) return this.#refuse(conn, perIp);
+      conn.closed.then(() => this.#limits.closeInbound(ip));
+    }
+    const rate = this.#handshakeRates.take(ip);
+    if (rate !== undefined) {
+      this.#handshakesRateLimited++;
+      log.warn("Refusing connection from {address}: {reason}", {
+        address: formatAddress(conn.remoteAddr),
+        reason: rate.message,
+      });
+      conn.close({ code: APP_ERROR_HANDSHAKE_RATE, reason: rate.message.slice(0, 200) })
+        .catch(() => {});
+      return;
+    }
+    if (this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes) {
+      this.#closeOldestSilent();
+    }
     const handshake = this.#limits.beginHandshake();
     if (handshake !== undefined) return this.#refuse(conn, handshake);
-    this.#setUp(conn, "inbound", undefined)
-      .catch(() => {})
-      .finally(() => this.#limits.endHandshake());
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.#pendingInbound.delete(conn);
+      cancelSilentTimer();
+      this.#limits.endHandshake();
+    };
+    this.#pendingInbound.set(conn, { release });
+    const cancelSilentTimer = this.#clock.schedule(() => {
+      if (conn.remoteStreamsOpened === 0) this.#closeSilent(conn);
+    }, this.config.silentHandshakeTimeoutMs);
+    this.#setUp(conn, "inbound", undefined).catch(() => {}).finally(release);
+  }
+
+  /** Frees the slot of the longest-waiting inbound connection that never opened a stream. */
+  #closeOldestSilent(): void {
+    for (const conn of this.#pendingInbound.keys()) {
+      if (conn.remoteStreamsOpened === 0) return this.#closeSilent(conn);
+    }
+  }
+
+  #closeSilent(conn: QuicConnection): void {
+    this.#silentClosed++;
+    this.#pendingInbound.get(conn)?.release();
+    log.info("Closing silent connection from {address}", {
+      address: formatAddress(conn.remoteAddr),
+    });
+    conn.close({ code: APP_ERROR_HANDSHAKE_TIMEOUT, reason: "silent after the QUIC handshake" })
+      .catch(() => {});
   }
 
   /** Closes a connection that broke a node-wide limit before it became a peer. */
@@ -1287,6 +1376,28 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }
     this.#armIdleTimer();
     return true;
+  }
+
+  /**
+   * Samples every peer's QUIC counters each interval; a peer whose packets keep growing
+   * without useful traffic (see `TrafficWatchdog`) is closed and penalized.
+   */
+  #armWatchdog(): void {
+    if (this.#closing !== undefined) return;
+    this.#cancelWatchdog = this.#clock.schedule(() => {
+      for (const peer of this.#peers.values()) {
+        const verdict = peer.watchdog.check(peer.trafficSample());
+        if (!verdict.close) continue;
+        this.#watchdogClosed++;
+        log.warn("Closing connection to {peer}: {reason}", {
+          peer: peer.key,
+          reason: verdict.reason,
+        });
+        peer.close(APP_ERROR_TRAFFIC_WATCHDOG, verdict.reason.slice(0, 200)).catch(() => {});
+        this.penalize(peer.peerId, "limit-exceeded");
+      }
+      this.#armWatchdog();
+    }, WATCHDOG_INTERVAL_MS);
   }
 
   /**

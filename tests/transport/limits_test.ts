@@ -26,7 +26,8 @@ function violations(t: QuicTransport): Record<string, number> {
 }
 
 Deno.test("limits: inbound connections per IP: one more is closed with 0x11 and counted", async () => {
-  await using hub = await node(0, { maxInboundPerIp: 2 });
+  // Loopback stands for a public address here: limitLoopback counts it.
+  await using hub = await node(0, { maxInboundPerIp: 2, limitLoopback: true });
   await using p1 = await node(1);
   await using p2 = await node(2);
   await using p3 = await node(3);
@@ -57,11 +58,17 @@ Deno.test("limits: inbound connections per IP: one more is closed with 0x11 and 
   assertEquals(hub.peers().length, 2);
 });
 
-Deno.test("limits: pending handshakes: a raw QUIC client that never handshakes holds the only slot", async () => {
-  await using hub = await node(0, { maxPendingHandshakes: 1, handshakeTimeoutMs: 1500 });
+Deno.test("limits: pending handshakes: a raw QUIC client that started but never finishes its handshake holds the only slot", async () => {
+  await using hub = await node(0, {
+    maxPendingHandshakes: 1,
+    handshakeTimeoutMs: 1500,
+    silentHandshakeTimeoutMs: 60_000,
+  });
   await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
   const target = { hostname: "127.0.0.1", port: hub.localAddr.port };
   const first = await raw.connect(target);
+  // Not silent: it opens the handshake stream, then stalls.
+  await (await first.openBidi()).write(new Uint8Array([0]));
   // Accepted by the transport once its first packets arrive; wait for the count.
   await within(
     (async () => {

@@ -7,7 +7,7 @@
 
 import { NetworkError } from "../../errors.ts";
 import { parseAddress } from "../../quic/address.ts";
-import { addressPrefix, isLoopback } from "../../pool/_address_prefix.ts";
+import { addressPrefix, isLoopback } from "../../_address_prefix.ts";
 
 /** Who sent a record: the authenticated peer and the address its connection comes from. */
 export interface RecordSource {

@@ -1,0 +1,100 @@
+/**
+ * One budget of buffered bytes per peer (issue 17 item 1), attacked over real QUIC: a peer
+ * opens every request stream it may and stalls a maximum-size frame on each.
+ */
+
+import { assert, assertEquals } from "../_assert.ts";
+import { ConnectionClosedError } from "../../src/errors.ts";
+import { APP_ERROR_BUFFER_FULL } from "../../src/pool/limits.ts";
+import { FRAME_SLACK_BYTES } from "../../src/transport/_peer_connection.ts";
+import { addr, identity, nextEvent, node, within } from "./_util.ts";
+import { rawPeer } from "./_raw_peer.ts";
+
+const MAX_MESSAGE = 256 * 1024;
+const BUDGET = 1024 * 1024;
+
+/** A frame header announcing `length` bytes, and the first `sent` of them. */
+function stalledFrame(length: number, sent: number): Uint8Array {
+  const frame = new Uint8Array(4 + sent);
+  new DataView(frame.buffer).setUint32(0, length);
+  return frame;
+}
+
+Deno.test("budget: every request stream stalled with a maximum-size frame holds at most the budget", async () => {
+  await using victim = await node(1, {
+    pqEncryption: false,
+    maxMessageBytes: MAX_MESSAGE,
+    maxBufferedBytesPerPeer: BUDGET,
+    requestTimeoutMs: 3000,
+  });
+  victim.handle("/echo/1", (request) => request);
+  await using raw = await rawPeer(victim, identity(3), false);
+  const attacker = identity(3).peerId;
+  const streams = victim.config.maxStreamsPerPeer;
+  const largest = MAX_MESSAGE + 257; // protocol id and payload, as the request reader allows
+  let maxHeld = 0;
+  const sample = setInterval(() => {
+    maxHeld = Math.max(maxHeld, victim.getStats(attacker).heldBytes);
+  }, 5);
+  try {
+    for (let i = 0; i < streams; i++) {
+      const stream = await raw.conn.openBidi();
+      // A header announcing the largest frame and 1 KiB of it, then silence (more would
+      // only wait in quiche: the connection's flow-control window is 1 MiB).
+      await stream.write(stalledFrame(largest, 1024));
+    }
+    await within(
+      (async () => {
+        while (victim.getStats(attacker).openStreams < streams) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })(),
+      10_000,
+      "the victim took every stream",
+    );
+    const held = victim.getStats(attacker).heldBytes;
+    maxHeld = Math.max(maxHeld, held);
+    console.log(
+      `${streams} stalled streams of ${largest}-byte frames: held ${held} bytes, ` +
+        `peak ${maxHeld}, budget ${BUDGET + FRAME_SLACK_BYTES} (without it: ${streams * largest})`,
+    );
+    assert(maxHeld <= BUDGET + FRAME_SLACK_BYTES, `held ${maxHeld}`);
+    assert(held >= largest, "the first frames got their reservation");
+    // Another peer is served meanwhile: the budget is per peer.
+    await using honest = await node(2, { pqEncryption: false });
+    const remote = await honest.connectPeer(addr(victim));
+    assertEquals((await honest.request(remote, "/echo/1", new Uint8Array([7]))).join(), "7");
+    // The serving timeout resets the stalled streams and gives the budget back.
+    await within(
+      (async () => {
+        while (victim.getStats(attacker).openStreams > 0) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })(),
+      15_000,
+      "stalled streams time out",
+    );
+    assertEquals(victim.getStats(attacker).heldBytes, 0);
+  } finally {
+    clearInterval(sample);
+  }
+});
+
+Deno.test("budget: stalled maximum-size frames on the lanes beyond the budget close with 0x15", async () => {
+  await using victim = await node(1, {
+    pqEncryption: false,
+    maxMessageBytes: MAX_MESSAGE,
+    maxBufferedBytesPerPeer: MAX_MESSAGE,
+  });
+  await using raw = await rawPeer(victim, identity(3), false);
+  const dropped = nextEvent(victim, "peer:disconnected");
+  const largest = MAX_MESSAGE + 2; // message header and payload
+  for (let lane = 0; lane < 3; lane++) {
+    await (await raw.conn.openUni()).write(stalledFrame(largest, 1024));
+  }
+  const closed = await within(raw.conn.closed, 10_000, "the attacker is closed");
+  assert(closed instanceof ConnectionClosedError);
+  assertEquals(closed.errorCode, APP_ERROR_BUFFER_FULL);
+  await dropped;
+  assertEquals(victim.stats().limitViolations.bufferedBytesPerPeer, 1);
+});
