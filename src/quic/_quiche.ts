@@ -76,6 +76,8 @@ export interface QuicheConfig {
   setDisableActiveMigration(disable: boolean): void;
   grease(grease: boolean): void;
   enableEarlyData(): void;
+  setMaxConnectionWindow(bytes: number): void;
+  setMaxStreamWindow(bytes: number): void;
 }
 
 /** A quiche connection (`quiche::Connection`); the methods throw for quiche's `Done`. */
