@@ -314,7 +314,7 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
   integer("inboundHandshakeBurstPerIp", inboundHandshakeBurstPerIp, 1, 1_000_000);
   integer("inboundHandshakeBurstPerPrefix", inboundHandshakeBurstPerPrefix, 1, 1_000_000);
   boolean("limitLoopback", limitLoopback);
-  integer("silentHandshakeTimeoutMs", silentHandshakeTimeoutMs, 1, MAX_MS);
+  integer("silentHandshakeTimeoutMs", silentHandshakeTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   limit("maxPendingHandshakes", maxPendingHandshakes, 1);
   limit("maxStreamsPerPeer", maxStreamsPerPeer, 1);
   boolean("enableNatTraversal", enableNatTraversal);
