@@ -76,19 +76,19 @@ export interface MdnsDiscoveryOptions {
    *
    * @default {120}
    */
-  ttl?: number;
+  ttlSecs?: number;
   /**
    * Milliseconds between browse queries after the first two (at start and one second later).
    *
    * @default {60000}
    */
-  browseInterval?: number;
+  browseIntervalMs?: number;
   /**
    * Largest mDNS packet in bytes, received or sent; larger received packets are dropped.
    *
    * @default {9000}
    */
-  maxPacketSize?: number;
+  maxPacketBytes?: number;
   /**
    * Largest TXT record in bytes; larger ones are dropped.
    *
@@ -129,7 +129,7 @@ export interface MdnsStats {
   droppedBy: {
     /** Packets that did not decode as DNS. */
     malformed: number;
-    /** Packets larger than `maxPacketSize`. */
+    /** Packets larger than `maxPacketBytes`. */
     oversized: number;
     /** Records that broke a rule (port, TXT, address, size) and packets with too many records. */
     invalid: number;
@@ -248,9 +248,9 @@ export class MdnsDiscovery {
       hostname,
       interfaces,
       addresses,
-      ttl = 120,
-      browseInterval = 60_000,
-      maxPacketSize = 9000,
+      ttlSecs: ttl = 120,
+      browseIntervalMs = 60_000,
+      maxPacketBytes = 9000,
       maxRecordSize = 1300,
       maxRecords = 64,
       maxPeers = 256,
@@ -289,9 +289,9 @@ export class MdnsDiscovery {
         addresses,
       );
     }
-    requireInteger("ttl", ttl, 1, 86_400);
-    requireInteger("browseInterval", browseInterval, 1000, 86_400_000);
-    requireInteger("maxPacketSize", maxPacketSize, 512, 65_507);
+    requireInteger("ttlSecs", ttl, 1, 86_400);
+    requireInteger("browseIntervalMs", browseIntervalMs, 1000, 86_400_000);
+    requireInteger("maxPacketBytes", maxPacketBytes, 512, 65_507);
     requireInteger("maxRecordSize", maxRecordSize, 64, 65_535);
     requireInteger("maxRecords", maxRecords, 4, 10_000);
     requireInteger("maxPeers", maxPeers, 1, 1_000_000);
@@ -302,9 +302,9 @@ export class MdnsDiscovery {
       version,
       isValidPeerId,
       instance: inst,
-      ttl,
-      browseInterval,
-      maxPacketSize,
+      ttlSecs: ttl,
+      browseIntervalMs,
+      maxPacketBytes,
       maxRecordSize,
       maxRecords,
       maxPeers,
@@ -331,7 +331,7 @@ export class MdnsDiscovery {
    *
    * @returns Resolves once the sockets are bound and the first announcement and query are sent.
    * @throws {InvalidConfigError} When an interface is unknown or has no IPv4 address, or the
-   * announcement would not fit in `maxPacketSize`.
+   * announcement would not fit in `maxPacketBytes`.
    * @throws {NetworkError} `ERR_MDNS` when net access to `0.0.0.0:5353` or `224.0.0.251:5353` is
    * not granted, a socket cannot be bound, the interfaces cannot be listed, or the service was
    * started or closed before.
@@ -360,12 +360,12 @@ export class MdnsDiscovery {
         version: this.#opts.version,
         addresses: this.#addresses ?? linkAddresses,
       };
-      const size = estimateSize(buildAnnouncement(this.#service, this.#opts.ttl));
-      if (size > this.#opts.maxPacketSize) {
+      const size = estimateSize(buildAnnouncement(this.#service, this.#opts.ttlSecs));
+      if (size > this.#opts.maxPacketBytes) {
         throw new InvalidConfigError(
-          "maxPacketSize",
+          "maxPacketBytes",
           `at least the announcement's ${size} bytes`,
-          this.#opts.maxPacketSize,
+          this.#opts.maxPacketBytes,
         );
       }
       for (const address of linkAddresses) this.#links.push(await this.#openLink(address));
@@ -611,7 +611,7 @@ export class MdnsDiscovery {
     }
     this.#current = { link, duplicate, handled: duplicate };
     // The library decodes the datagram anyway; this only keeps its result from being used.
-    if (msg.byteLength > this.#opts.maxPacketSize && !duplicate) {
+    if (msg.byteLength > this.#opts.maxPacketBytes && !duplicate) {
       this.#current.handled = true;
       this.#drop("oversized");
     }
@@ -639,7 +639,7 @@ export class MdnsDiscovery {
 
   #onQuery(packet: makeMdns.FullPacket, rinfo: dgram.RemoteInfo): void {
     const service = this.#service!;
-    const res = answerQuery(packet, service, this.#opts.ttl);
+    const res = answerQuery(packet, service, this.#opts.ttlSecs);
     if (res === null) return;
     this.#stats.answered++;
     if (rinfo.port !== MDNS_PORT) {
@@ -693,14 +693,14 @@ export class MdnsDiscovery {
   }
 
   #scheduleBrowse(): void {
-    this.#after(this.#opts.browseInterval, () => {
+    this.#after(this.#opts.browseIntervalMs, () => {
       this.#browse();
       this.#scheduleBrowse();
     });
   }
 
   #announce(): Promise<void> {
-    const res = buildAnnouncement(this.#service!, this.#opts.ttl);
+    const res = buildAnnouncement(this.#service!, this.#opts.ttlSecs);
     return Promise.all(this.#links.map((l) => this.#multicast(l, res))).then(() => {});
   }
 

@@ -41,7 +41,7 @@ const VALIDATED_ADDRESS_MS = 10 * 60_000;
 export interface ConnectOptions {
   /**
    * Time the handshake may take, in milliseconds.
-   * @default {the endpoint's `connectTimeoutMs`}
+   * @default {the endpoint's `connectionTimeoutMs`}
    */
   timeoutMs?: number;
   /** Abandons the attempt. */
@@ -235,7 +235,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (this.#closing !== undefined) throw endpointClosed("connect");
     const remote = typeof address === "string" ? parseAddress(address) : checkAddress(address);
     const {
-      timeoutMs = this.#options.connectTimeoutMs,
+      timeoutMs = this.#options.connectionTimeoutMs,
       signal,
       serverName = "cretoai",
       earlyData = false,

@@ -86,7 +86,7 @@ export interface QuicEndpointOptions {
    * Default time a `connect` may take until the handshake completes.
    * @default {5000}
    */
-  connectTimeoutMs?: number;
+  connectionTimeoutMs?: number;
   /**
    * `"retry"` validates the address of new inbound connections with a stateless Retry (one
    * extra round trip, no state for spoofed sources), except for addresses that completed a
@@ -157,7 +157,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxStreamsUni = 128,
     idleTimeoutMs = 30_000,
     keepAliveIntervalMs = 10_000,
-    connectTimeoutMs = 5_000,
+    connectionTimeoutMs = 5_000,
     addressValidation = "retry",
     earlyData = true,
     acceptBacklog = 128,
@@ -188,7 +188,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
   checkInteger("idleTimeoutMs", idleTimeoutMs, 0, 2 ** 31);
   checkInteger("keepAliveIntervalMs", keepAliveIntervalMs, 0, 2 ** 31);
-  checkInteger("connectTimeoutMs", connectTimeoutMs, 1, 2 ** 31);
+  checkInteger("connectionTimeoutMs", connectionTimeoutMs, 1, 2 ** 31);
   if (addressValidation !== "retry" && addressValidation !== "none") {
     throw new InvalidConfigError("addressValidation", '"retry" or "none"', addressValidation);
   }
@@ -213,7 +213,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxStreamsUni,
     idleTimeoutMs,
     keepAliveIntervalMs,
-    connectTimeoutMs,
+    connectionTimeoutMs,
     addressValidation,
     earlyData,
     acceptBacklog,

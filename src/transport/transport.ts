@@ -835,7 +835,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       port: c.quicPort,
       idleTimeoutMs: c.idleTimeoutMs,
       keepAliveIntervalMs: Math.round(c.keepAliveIntervalSecs * 1000),
-      connectTimeoutMs: c.connectionTimeoutMs,
+      connectionTimeoutMs: c.connectionTimeoutMs,
       // Twice the transport's own limit: one over the limit still completes TLS and hears
       // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
       maxInboundPerIp: 2 * c.maxInboundPerIp,
