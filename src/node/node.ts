@@ -31,7 +31,7 @@ import {
   type SendOptions,
   type TransportStats,
 } from "../transport/transport.ts";
-import type { InboundMessage, PeerStats, RequestHandler } from "../transport/_peer_connection.ts";
+import type { InboundMessage, PeerStats, RequestHandler } from "../transport/peer_api.ts";
 import { ConnectionManager } from "./_connection_manager.ts";
 import { DialPlanner } from "./dial_planner.ts";
 import type {

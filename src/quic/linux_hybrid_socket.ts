@@ -19,14 +19,13 @@ import {
   errno,
   findUdpDescriptor,
   type Libc,
-  type LinuxUdpSocketOptions,
   MmsgReceiver,
   MmsgSender,
   MSG_DONTWAIT,
   openLibc,
   raiseKernelBuffers,
-  resolveLinuxUdpOptions,
 } from "./_libc_udp.ts";
+import { type LinuxUdpSocketOptions, resolveLinuxUdpOptions } from "./linux_udp_options.ts";
 import { NetworkError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 

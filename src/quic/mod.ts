@@ -23,4 +23,4 @@ export {
 } from "./udp_socket.ts";
 export { LinuxBatchSocket, type LinuxBatchSocketOptions } from "./linux_batch_socket.ts";
 export { LinuxHybridSocket, type LinuxHybridSocketOptions } from "./linux_hybrid_socket.ts";
-export type { LinuxUdpSocketOptions } from "./_libc_udp.ts";
+export type { LinuxUdpSocketOptions } from "./linux_udp_options.ts";

@@ -38,21 +38,14 @@ import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
 import {
-  type InboundMessage,
   PeerConnection,
   type PeerHost,
-  type PeerStats,
   type QueuedMessage,
-  type RequestHandler,
   withDeadline,
 } from "./_peer_connection.ts";
-import {
-  acceptSession,
-  APP_ERROR_HANDSHAKE_TIMEOUT,
-  closeCodeOf,
-  dialSession,
-  type SecureSession,
-} from "./_secure_session.ts";
+import type { InboundMessage, PeerStats, RequestHandler } from "./peer_api.ts";
+import { acceptSession, closeCodeOf, dialSession, type SecureSession } from "./_secure_session.ts";
+import { APP_ERROR_HANDSHAKE_TIMEOUT } from "./close_codes.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
