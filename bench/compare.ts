@@ -26,7 +26,7 @@
  */
 import { parseArgs } from "node:util";
 import { events as quicEvents, QUICClient, QUICServer, type QUICStream } from "@matrixai/quic";
-import { generateCertificate } from "../mod.ts";
+import { generateCertificate } from "../src/quic/mod.ts";
 import { concatBytes } from "../src/_bytes.ts";
 import { type BenchPair, nativePair } from "./quic/_pairs.ts";
 import { echo, pair as transportPair, star } from "./transport/_nodes.ts";

@@ -185,7 +185,8 @@ type Listener<K extends keyof MdnsDiscoveryEventMap> = (event: MdnsDiscoveryEven
  *
  * @example Finding peers on the LAN
  * ```ts ignore
- * import { Identity, MdnsDiscovery } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { MdnsDiscovery } from "@cretoai/network/discovery";
  *
  * const identity = Identity.generate();
  * const mdns = new MdnsDiscovery({ peerId: identity.peerId.toString(), port: 9001 });
@@ -228,7 +229,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["10.0.0.5"] });
@@ -321,7 +322,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts ignore
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["eth0"] });
@@ -390,7 +391,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -413,7 +414,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * {
@@ -432,7 +433,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -458,7 +459,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts ignore
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -509,7 +510,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -527,7 +528,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });

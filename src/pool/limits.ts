@@ -104,7 +104,7 @@ export interface LimitViolation {
  *
  * @example
  * ```ts
- * import { limitError, ResourceLimits } from "@cretoai/network";
+ * import { limitError, ResourceLimits } from "@cretoai/network/pool";
  *
  * const limits = new ResourceLimits({ messageBytes: 1024 });
  * const violation = limits.checkMessage(2048);
@@ -131,7 +131,7 @@ export function limitError(violation: LimitViolation): NetworkError {
  *
  * @example Accepting a connection
  * ```ts
- * import { ResourceLimits } from "@cretoai/network";
+ * import { ResourceLimits } from "@cretoai/network/pool";
  *
  * const limits = new ResourceLimits({ inboundPerIp: 1 });
  * console.assert(limits.openInbound("192.0.2.7") === undefined);
@@ -185,7 +185,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ streamsPerPeer: 2 });
    * console.assert(limits.check("streamsPerPeer", 2) === undefined);
@@ -217,7 +217,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * console.assert(limits.openInbound("192.0.2.7") === undefined);
@@ -236,7 +236,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openInbound("192.0.2.7");
@@ -255,7 +255,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().inboundFrom("192.0.2.7") === 0);
    * ```
@@ -272,7 +272,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ pendingHandshakes: 1 });
    * limits.beginHandshake();
@@ -293,7 +293,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.beginHandshake();
@@ -319,7 +319,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ streamsPerPeer: 1 });
    * limits.openStream("peer-a");
@@ -338,7 +338,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openStream("peer-a");
@@ -357,7 +357,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().streamsOf("peer-a") === 0);
    * ```
@@ -374,7 +374,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ messageBytes: 1024 });
    * console.assert(limits.checkMessage(1024) === undefined);
@@ -394,7 +394,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ bufferedBytesPerPeer: 100 });
    * console.assert(limits.addBuffered("peer-a", 100) === undefined);
@@ -415,7 +415,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.addBuffered("peer-a", 10);
@@ -435,7 +435,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().bufferedFor("peer-a") === 0);
    * ```
@@ -452,7 +452,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openStream("peer-a");
@@ -472,7 +472,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ messageBytes: 1 });
    * limits.checkMessage(2);

@@ -53,7 +53,7 @@ export type AdmitDecision =
  *
  * @example Driving the policy from a transport
  * ```ts
- * import { PoolPolicy } from "@cretoai/network";
+ * import { PoolPolicy } from "@cretoai/network/pool";
  *
  * const pool = new PoolPolicy({ maxConnections: 2, idleTimeoutMs: 60_000 });
  * pool.protect("validator-1", "consensus");
@@ -102,7 +102,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -122,7 +122,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -147,7 +147,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ maxConnections: 1 });
    * pool.protect("a", "bootstrap");
@@ -185,7 +185,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -210,7 +210,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -230,7 +230,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.protect("a", "consensus");
@@ -251,7 +251,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.protect("a", "consensus");
@@ -276,7 +276,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * console.assert(!new PoolPolicy().isProtected("a"));
    * ```
@@ -294,7 +294,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ idleTimeoutMs: 1000 });
    * pool.admit("a", 0);
@@ -319,7 +319,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ idleTimeoutMs: 1000 });
    * pool.admit("a", 50);

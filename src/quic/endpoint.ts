@@ -88,7 +88,7 @@ export interface QuicEndpointStats {
  *
  * @example Echo over a bidirectional stream
  * ```ts
- * import { QuicEndpoint } from "@cretoai/network";
+ * import { QuicEndpoint } from "@cretoai/network/quic";
  *
  * await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
  * await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
@@ -178,7 +178,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { QuicEndpoint } from "@cretoai/network";
+   * import { QuicEndpoint } from "@cretoai/network/quic";
    *
    * await using endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1", port: 0 });
    * console.assert(endpoint.localAddr.port > 0);

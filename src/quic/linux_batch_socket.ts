@@ -64,7 +64,7 @@ export interface LinuxBatchSocketOptions extends LinuxUdpSocketOptions {
  *
  * @example An endpoint on the batched socket
  * ```ts ignore
- * import { LinuxBatchSocket, QuicEndpoint } from "@cretoai/network";
+ * import { LinuxBatchSocket, QuicEndpoint } from "@cretoai/network/quic";
  *
  * const socket = LinuxBatchSocket.bind({ hostname: "127.0.0.1", port: 0 });
  * await using endpoint = await QuicEndpoint.bind({ socket });

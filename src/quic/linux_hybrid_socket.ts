@@ -55,7 +55,7 @@ export type LinuxHybridSocketOptions = LinuxUdpSocketOptions;
  *
  * @example Binding one and sending a datagram to itself
  * ```ts ignore
- * import { LinuxHybridSocket } from "@cretoai/network";
+ * import { LinuxHybridSocket } from "@cretoai/network/quic";
  *
  * const socket = LinuxHybridSocket.bind({ hostname: "127.0.0.1", port: 0 });
  * const got = Promise.withResolvers<Uint8Array>();
@@ -130,7 +130,7 @@ export class LinuxHybridSocket implements DatagramSocket {
    *
    * @example
    * ```ts
-   * import { LinuxHybridSocket } from "@cretoai/network";
+   * import { LinuxHybridSocket } from "@cretoai/network/quic";
    *
    * console.log(LinuxHybridSocket.usable() ? "batched UDP" : "Deno UDP ops only");
    * ```

@@ -14,6 +14,8 @@ export {
   type TlsCertificate,
 } from "./certificate.ts";
 export { checkAddress, formatAddress, parseAddress } from "./address.ts";
+export { SessionCache } from "./session_cache.ts";
+export { type RetryTokenOptions, RetryTokens } from "./retry_token.ts";
 export type { RawDatagramHandler, RawDatagramPort, UdpAddress } from "./datagram_port.ts";
 export {
   type DatagramReceiver,

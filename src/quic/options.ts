@@ -18,7 +18,7 @@ export const CRETOAI_ALPN = "cretoai/1";
  *
  * @example
  * ```ts
- * import type { QuicEndpointOptions } from "@cretoai/network";
+ * import type { QuicEndpointOptions } from "@cretoai/network/quic";
  *
  * const options: QuicEndpointOptions = { hostname: "127.0.0.1", port: 0, idleTimeoutMs: 10_000 };
  * ```

@@ -41,7 +41,7 @@ export interface PeerRecordStoreOptions {
  *
  * @example
  * ```ts
- * import { PeerRecordStore } from "@cretoai/network";
+ * import { PeerRecordStore } from "@cretoai/network/dht";
  *
  * const store = new PeerRecordStore();
  * const record = {
@@ -80,7 +80,7 @@ export class PeerRecordStore {
    *
    * @example Refusing a stale record
    * ```ts
-   * import { DhtRecordError, PeerRecordStore } from "@cretoai/network";
+   * import { DhtRecordError, PeerRecordStore } from "@cretoai/network/dht";
    *
    * const store = new PeerRecordStore();
    * const base = {
@@ -132,7 +132,7 @@ export class PeerRecordStore {
    *
    * @example
    * ```ts
-   * import { PeerRecordStore } from "@cretoai/network";
+   * import { PeerRecordStore } from "@cretoai/network/dht";
    *
    * console.assert(new PeerRecordStore().get("nobody") === undefined);
    * ```
@@ -149,7 +149,7 @@ export class PeerRecordStore {
    *
    * @example
    * ```ts
-   * import { PeerRecordStore } from "@cretoai/network";
+   * import { PeerRecordStore } from "@cretoai/network/dht";
    *
    * console.assert(new PeerRecordStore().prune() === 0);
    * ```
@@ -204,7 +204,7 @@ export interface ProviderStoreOptions {
  *
  * @example
  * ```ts
- * import { contentKey, ProviderStore } from "@cretoai/network";
+ * import { contentKey, ProviderStore } from "@cretoai/network/dht";
  *
  * const store = new ProviderStore();
  * const key = contentKey("file");
@@ -238,7 +238,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { contentKey, ProviderStore } from "@cretoai/network";
+   * import { contentKey, ProviderStore } from "@cretoai/network/dht";
    *
    * const store = new ProviderStore({ maxProvidersPerKey: 1 });
    * const key = contentKey("file");
@@ -283,7 +283,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { contentKey, ProviderStore } from "@cretoai/network";
+   * import { contentKey, ProviderStore } from "@cretoai/network/dht";
    *
    * console.assert(new ProviderStore().get(contentKey("nothing")).length === 0);
    * ```
@@ -309,7 +309,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { ProviderStore } from "@cretoai/network";
+   * import { ProviderStore } from "@cretoai/network/dht";
    *
    * console.assert(new ProviderStore().prune() === 0);
    * ```
