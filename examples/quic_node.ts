@@ -619,8 +619,8 @@ function reportServices(node: NetworkNode, emit: (event: NodeEvent) => void): vo
       server: addressOf(detail.server),
     });
   if (node.nat?.nat !== undefined) nat(node.nat.nat);
-  node.nat?.addEventListener("nat", ({ detail }) => nat(detail));
-  node.nat?.addEventListener("upgrade-failed", ({ detail }) =>
+  node.nat?.addEventListener("nat:discovered", ({ detail }) => nat(detail));
+  node.nat?.addEventListener("nat:upgrade-failed", ({ detail }) =>
     emit({
       event: "upgrade-failed",
       peerId: detail.peerId.toString(),
@@ -633,21 +633,24 @@ function reportServices(node: NetworkNode, emit: (event: NodeEvent) => void): vo
       event: "relayed",
       address: addressOf(node.relay.relayedAddress),
       server: addressOf(turn.server),
-      lifetimeSecs: turn.lifetime,
+      lifetimeSecs: turn.lifetimeSecs,
     });
   }
   node.relay?.addEventListener(
     "relay:expired",
     ({ detail }) => emit({ event: "relay-expired", reason: detail.message }),
   );
-  node.mdns?.addEventListener("discovered", ({ detail }) =>
+  node.mdns?.addEventListener("mdns:discovered", ({ detail }) =>
     emit({
       event: "discovered",
       peerId: detail.peerId,
       addresses: detail.addresses.map(addressOf),
       version: detail.version,
     }));
-  node.mdns?.addEventListener("expired", ({ detail }) => emit({ event: "expired", ...detail }));
+  node.mdns?.addEventListener(
+    "mdns:expired",
+    ({ detail }) => emit({ event: "expired", ...detail }),
+  );
 }
 
 /**

@@ -1,6 +1,5 @@
 /**
- * NAT lab for tests: network namespaces `hA - rA(NAT) - pub - rB(NAT) - hB` as in
- * `/work/shared/netlab/natlab.sh`, coturn as a real STUN/TURN server, and child processes run
+ * NAT lab for tests: network namespaces `hA - rA(NAT) - pub - rB(NAT) - hB`, coturn as a real STUN/TURN server, and child processes run
  * inside namespaces. Everything a lab starts is a child of the test, killed and waited on
  * teardown; namespaces get unique names per lab so parallel runs and leftovers of crashed
  * runs do not collide.

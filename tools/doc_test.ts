@@ -1,8 +1,9 @@
 /**
- * Runs the JSDoc examples of the public API: `deno test --doc` on mod.ts, the area `mod.ts`
- * files it re-exports, and every file that declares a symbol mod.ts exports (found with
- * `deno doc --json mod.ts`). Internal modules are left out: their examples could not import
- * from "@cretoai/network". Arguments are passed to `deno test` (permission flags).
+ * Runs the JSDoc examples of the public API: `deno test --doc` on every entry point of
+ * deno.json's `"exports"` (`mod.ts` and the sub-paths such as `./quic`), the area `mod.ts`
+ * files they re-export, and every file that declares a symbol an entry point exports (found
+ * with `deno doc --json ENTRY`). Internal modules are left out: their examples could not
+ * import what they show. Arguments are passed to `deno test` (permission flags).
  *
  * Run: `deno run --allow-run --allow-read tools/doc_test.ts [deno test flags]`
  *
@@ -20,18 +21,27 @@ async function run(args: string[]): Promise<string> {
 const prefix = new URL("./", root).href;
 const local = (url: string) => url.startsWith(prefix) ? url.slice(prefix.length) : undefined;
 
-const targets = new Set<string>(["mod.ts"]);
-const doc = await run(["doc", "--json", "mod.ts"]);
-for (const match of doc.matchAll(/"filename":\s*"([^"]+)"/g)) {
-  const path = local(match[1]);
-  if (path !== undefined) targets.add(path);
-}
-const info = JSON.parse(await run(["info", "--json", "mod.ts"])) as {
-  modules: { specifier: string }[];
+const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))) as {
+  exports: string | Record<string, string>;
 };
-for (const { specifier } of info.modules) {
-  const path = local(specifier);
-  if (path !== undefined && path.endsWith("/mod.ts")) targets.add(path);
+const entries =
+  (typeof config.exports === "string" ? [config.exports] : Object.values(config.exports)).map((e) =>
+    e.replace(/^\.\//, "")
+  );
+const targets = new Set<string>(entries);
+for (const entry of entries) {
+  const doc = await run(["doc", "--json", entry]);
+  for (const match of doc.matchAll(/"filename":\s*"([^"]+)"/g)) {
+    const path = local(match[1]);
+    if (path !== undefined) targets.add(path);
+  }
+  const info = JSON.parse(await run(["info", "--json", entry])) as {
+    modules: { specifier: string }[];
+  };
+  for (const { specifier } of info.modules) {
+    const path = local(specifier);
+    if (path !== undefined && path.endsWith("/mod.ts")) targets.add(path);
+  }
 }
 
 const files = [...targets].sort();

@@ -14,13 +14,9 @@
  * @module
  */
 
-import {
-  encodeRecord,
-  HandshakeDialer,
-  Identity,
-  type QuicConnection,
-  QuicEndpoint,
-} from "../../mod.ts";
+import { Identity } from "../../mod.ts";
+import { encodeRecord, HandshakeDialer } from "../../src/handshake/mod.ts";
+import { type QuicConnection, QuicEndpoint } from "../../src/quic/mod.ts";
 import { drain, node } from "../pool/_util.ts";
 
 const [mode, json = "{}"] = Deno.args;

@@ -3,7 +3,7 @@
 // Prints `READY <port> <peerId>` once bound, drains its messages, exits when stdin closes.
 // With `"attack": N` in the JSON instead, opens N raw QUIC connections to `"target"` (a port)
 // that never start the transport handshake, and prints a JSON tally of how each ended.
-import { QuicEndpoint } from "../../mod.ts";
+import { QuicEndpoint } from "../../src/quic/mod.ts";
 import { drain, node } from "./_util.ts";
 
 // JSON has no Infinity: the parent's Infinity arrives as null.

@@ -1,15 +1,15 @@
 // Client/server pairs on loopback running the same three workloads, one on our endpoint and
 // one on Deno's own QUIC (quinn), so benchmarks can compare them in one process.
 import { concatBytes } from "../../src/_bytes.ts";
+import { DenoUdpSocket } from "../../mod.ts";
 import {
-  DenoUdpSocket,
   generateCertificate,
   LinuxBatchSocket,
   LinuxHybridSocket,
   QuicEndpoint,
   type QuicEndpointOptions,
   type QuicStream,
-} from "../../mod.ts";
+} from "../../src/quic/mod.ts";
 
 /**
  * The datagram socket under our endpoint: `deno` (`Deno.listenDatagram` only), `linux-batch`

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { QuicEndpoint } from "../../mod.ts";
+import { QuicEndpoint } from "../../src/quic/mod.ts";
 import { node } from "./_nodes.ts";
 
 const N = 100;

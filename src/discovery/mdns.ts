@@ -84,19 +84,19 @@ export interface MdnsDiscoveryOptions {
    *
    * @default {120}
    */
-  ttl?: number;
+  ttlSecs?: number;
   /**
    * Milliseconds between browse queries after the first two (at start and one second later).
    *
    * @default {60000}
    */
-  browseInterval?: number;
+  browseIntervalMs?: number;
   /**
    * Largest mDNS packet in bytes, received or sent; larger received packets are dropped.
    *
    * @default {9000}
    */
-  maxPacketSize?: number;
+  maxPacketBytes?: number;
   /**
    * Largest TXT record in bytes; larger ones are dropped.
    *
@@ -137,7 +137,7 @@ export interface MdnsStats {
   droppedBy: {
     /** Packets that did not decode as DNS. */
     malformed: number;
-    /** Packets larger than `maxPacketSize`. */
+    /** Packets larger than `maxPacketBytes`. */
     oversized: number;
     /** Records that broke a rule (port, TXT, address, size) and packets with too many records. */
     invalid: number;
@@ -201,7 +201,8 @@ type Listener<K extends keyof MdnsDiscoveryEventMap> = (event: MdnsDiscoveryEven
  *
  * @example Finding peers on the LAN
  * ```ts ignore
- * import { Identity, MdnsDiscovery } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { MdnsDiscovery } from "@cretoai/network/discovery";
  *
  * const identity = Identity.generate();
  * const mdns = new MdnsDiscovery({ peerId: identity.peerId.toString(), port: 9001 });
@@ -247,7 +248,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["10.0.0.5"] });
@@ -267,9 +268,9 @@ export class MdnsDiscovery {
       hostname,
       interfaces,
       addresses,
-      ttl = 120,
-      browseInterval = 60_000,
-      maxPacketSize = 9000,
+      ttlSecs: ttl = 120,
+      browseIntervalMs = 60_000,
+      maxPacketBytes = 9000,
       maxRecordSize = 1300,
       maxRecords = 64,
       maxPeers = 256,
@@ -308,9 +309,9 @@ export class MdnsDiscovery {
         addresses,
       );
     }
-    requireInteger("ttl", ttl, 1, MAX_RECORD_TTL_S);
-    requireInteger("browseInterval", browseInterval, 1000, 86_400_000);
-    requireInteger("maxPacketSize", maxPacketSize, 512, 65_507);
+    requireInteger("ttlSecs", ttl, 1, MAX_RECORD_TTL_S);
+    requireInteger("browseIntervalMs", browseIntervalMs, 1000, 86_400_000);
+    requireInteger("maxPacketBytes", maxPacketBytes, 512, 65_507);
     requireInteger("maxRecordSize", maxRecordSize, 64, 65_535);
     requireInteger("maxRecords", maxRecords, 4, 10_000);
     requireInteger("maxPeers", maxPeers, 1, 1_000_000);
@@ -321,9 +322,9 @@ export class MdnsDiscovery {
       version,
       isValidPeerId,
       instance: inst,
-      ttl,
-      browseInterval,
-      maxPacketSize,
+      ttlSecs: ttl,
+      browseIntervalMs,
+      maxPacketBytes,
       maxRecordSize,
       maxRecords,
       maxPeers,
@@ -340,7 +341,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts ignore
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001, interfaces: ["eth0"] });
@@ -350,7 +351,7 @@ export class MdnsDiscovery {
    *
    * @returns Resolves once the sockets are bound and the first announcement and query are sent.
    * @throws {InvalidConfigError} When an interface is unknown or has no IPv4 address, or the
-   * announcement would not fit in `maxPacketSize`.
+   * announcement would not fit in `maxPacketBytes`.
    * @throws {NetworkError} `ERR_MDNS` when net access to `0.0.0.0:5353` or `224.0.0.251:5353` is
    * not granted, a socket cannot be bound, the interfaces cannot be listed, or the service was
    * started or closed before.
@@ -380,12 +381,12 @@ export class MdnsDiscovery {
         version: this.#opts.version,
         addresses: this.#addresses ?? linkAddresses,
       };
-      const size = estimateSize(buildAnnouncement(this.#service, this.#opts.ttl));
-      if (size > this.#opts.maxPacketSize) {
+      const size = estimateSize(buildAnnouncement(this.#service, this.#opts.ttlSecs));
+      if (size > this.#opts.maxPacketBytes) {
         throw new InvalidConfigError(
-          "maxPacketSize",
+          "maxPacketBytes",
           `at least the announcement's ${size} bytes`,
-          this.#opts.maxPacketSize,
+          this.#opts.maxPacketBytes,
         );
       }
       for (const address of linkAddresses) this.#links.push(await this.#openLink(address));
@@ -410,7 +411,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -433,7 +434,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * {
@@ -452,7 +453,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -478,7 +479,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts ignore
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -529,7 +530,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -547,7 +548,7 @@ export class MdnsDiscovery {
    *
    * @example
    * ```ts
-   * import { MdnsDiscovery } from "@cretoai/network";
+   * import { MdnsDiscovery } from "@cretoai/network/discovery";
    *
    * const PEER = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
    * const mdns = new MdnsDiscovery({ peerId: PEER, port: 9001 });
@@ -641,7 +642,7 @@ export class MdnsDiscovery {
       }
     }
     if (duplicate) return false;
-    if (msg.byteLength > this.#opts.maxPacketSize) {
+    if (msg.byteLength > this.#opts.maxPacketBytes) {
       this.#drop("oversized");
       return false;
     }
@@ -684,7 +685,7 @@ export class MdnsDiscovery {
     // A unicast reply goes wherever the source says: only to a source on our link (RFC 6762
     // section 11), so nobody off the link can aim our answers at a third party.
     if (oneShot && !this.#onLink(rinfo.address)) return;
-    const res = answerQuery(packet, service, this.#opts.ttl);
+    const res = answerQuery(packet, service, this.#opts.ttlSecs);
     if (res === null) return;
     this.#stats.answered++;
     if (oneShot) {
@@ -748,14 +749,14 @@ export class MdnsDiscovery {
   }
 
   #scheduleBrowse(): void {
-    this.#after(this.#opts.browseInterval, () => {
+    this.#after(this.#opts.browseIntervalMs, () => {
       this.#browse();
       this.#scheduleBrowse();
     });
   }
 
   #announce(): Promise<void> {
-    const res = buildAnnouncement(this.#service!, this.#opts.ttl);
+    const res = buildAnnouncement(this.#service!, this.#opts.ttlSecs);
     return Promise.all(this.#links.map((l) => this.#multicast(l, res))).then(() => {});
   }
 

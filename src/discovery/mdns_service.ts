@@ -48,7 +48,7 @@ export interface MdnsExpiredDetail {
   disconnect: boolean;
 }
 
-/** Detail of the service's `dial:failed` event. */
+/** Detail of the service's `mdns:dial-failed` event. */
 export interface MdnsDialFailedDetail {
   /** The announced peer id. */
   peerId: string;
@@ -65,13 +65,13 @@ export interface MdnsDialFailedDetail {
 /** The events of an {@linkcode MdnsService}, by name. */
 export interface MdnsServiceEventMap {
   /** A peer was found, or its addresses, port, version or instance changed. */
-  discovered: CustomEvent<MdnsPeer>;
+  "mdns:discovered": CustomEvent<MdnsPeer>;
   /** A peer said goodbye or its records expired. */
-  expired: CustomEvent<MdnsExpiredDetail>;
+  "mdns:expired": CustomEvent<MdnsExpiredDetail>;
   /** Dialing one address of a discovered peer failed. */
-  "dial:failed": CustomEvent<MdnsDialFailedDetail>;
+  "mdns:dial-failed": CustomEvent<MdnsDialFailedDetail>;
   /** An mDNS socket failed after start; the service keeps running on the others. */
-  error: CustomEvent<NetworkError>;
+  "mdns:error": CustomEvent<NetworkError>;
 }
 
 /** Counters of an {@linkcode MdnsService}. */
@@ -124,8 +124,8 @@ interface Dial {
  * });
  * await transport.bindAndListen();
  * await using mdns = new MdnsService(transport); // announces 192.168.1.20:9001
- * mdns.addEventListener("discovered", (e) => console.log("found", e.detail.peerId));
- * mdns.addEventListener("expired", (e) => console.log("gone", e.detail.peerId));
+ * mdns.addEventListener("mdns:discovered", (e) => console.log("found", e.detail.peerId));
+ * mdns.addEventListener("mdns:expired", (e) => console.log("gone", e.detail.peerId));
  * transport.addEventListener("peer:connected", (e) => console.log("connected", e.detail.peerId));
  * await mdns.start();
  * ```
@@ -249,7 +249,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
     });
     discovery.on("discovered", (peer) => this.#onDiscovered(peer));
     discovery.on("expired", ({ peerId }) => this.#onExpired(peerId));
-    discovery.on("error", (error) => this.#emit("error", error));
+    discovery.on("error", (error) => this.#emit("mdns:error", error));
     this.#discovery = discovery;
     this.#transport.addEventListener("peer:disconnected", this.#onDisconnected);
     this.#state = "running";
@@ -305,7 +305,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
    *
    * @example
    * ```ts ignore
-   * mdns.addEventListener("discovered", (e) => {
+   * mdns.addEventListener("mdns:discovered", (e) => {
    *   if (isValidator(e.detail.peerId)) mdns.release(e.detail.peerId);
    * });
    * ```
@@ -353,7 +353,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
   }
 
   #onDiscovered(peer: MdnsPeer): void {
-    this.#emit("discovered", peer);
+    this.#emit("mdns:discovered", peer);
     if (!this.#dial || this.#state !== "running") return;
     const version = this.#options.version ?? "1";
     if (peer.version !== undefined && peer.version !== version) {
@@ -413,7 +413,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
             error: error.message,
           });
         }
-        this.#emit("dial:failed", { peerId, address, error });
+        this.#emit("mdns:dial-failed", { peerId, address, error });
       }
     }
   }
@@ -422,7 +422,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
     this.#mismatched.delete(peerId);
     this.#dials.get(peerId)?.controller.abort();
     const disconnect = this.#managed.delete(peerId);
-    this.#emit("expired", { peerId, disconnect });
+    this.#emit("mdns:expired", { peerId, disconnect });
     if (!disconnect) return;
     this.#counters.dropped++;
     log.info("Disconnecting {peer}: its mDNS records went away", { peer: peerId });

@@ -25,7 +25,12 @@ export {
   type MdnsServiceOptions,
   type MdnsServiceStats,
 } from "./mdns_service.ts";
-export { DhtService, type DhtServiceOptions } from "./dht/dht_service.ts";
+export {
+  type DhtJoinedDetail,
+  DhtService,
+  type DhtServiceEventMap,
+  type DhtServiceOptions,
+} from "./dht/dht_service.ts";
 export type { DhtContact } from "./dht/contact.ts";
 export { DHT_PROTOCOL_ID, type DhtWireLimits } from "./dht/quic_rpc.ts";
 export { DhtProtocolError, type DhtProtocolErrorReason } from "./dht/wire_error.ts";

@@ -85,7 +85,7 @@ async function importKey(
  *
  * @example Sealing on one side, opening on the other
  * ```ts
- * import { FrameCipher } from "@cretoai/network";
+ * import { FrameCipher } from "@cretoai/network/handshake";
  *
  * const a = crypto.getRandomValues(new Uint8Array(32));
  * const b = crypto.getRandomValues(new Uint8Array(32));
@@ -117,7 +117,7 @@ export class FrameCipher {
    *
    * @example
    * ```ts
-   * import { FrameCipher } from "@cretoai/network";
+   * import { FrameCipher } from "@cretoai/network/handshake";
    *
    * const key = crypto.getRandomValues(new Uint8Array(32));
    * const cipher = await FrameCipher.create({ send: key, recv: key.slice().reverse() });
@@ -147,7 +147,7 @@ export class FrameCipher {
    *
    * @example One cipher per stream
    * ```ts
-   * import { FrameCipher } from "@cretoai/network";
+   * import { FrameCipher } from "@cretoai/network/handshake";
    *
    * const k1 = new Uint8Array(32).fill(1);
    * const k2 = new Uint8Array(32).fill(2);
@@ -202,7 +202,7 @@ export class FrameCipher {
    *
    * @example
    * ```ts
-   * import { FrameCipher } from "@cretoai/network";
+   * import { FrameCipher } from "@cretoai/network/handshake";
    *
    * const cipher = await FrameCipher.create({
    *   send: new Uint8Array(32).fill(1),
@@ -240,7 +240,8 @@ export class FrameCipher {
    *
    * @example Tampering is detected
    * ```ts
-   * import { FrameCipher, NetworkError } from "@cretoai/network";
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   * import { NetworkError } from "@cretoai/network";
    *
    * const k1 = new Uint8Array(32).fill(1);
    * const k2 = new Uint8Array(32).fill(2);

@@ -122,7 +122,7 @@ export interface HandshakeStep {
  *
  * @example
  * ```ts
- * import { HandshakeError } from "@cretoai/network";
+ * import { HandshakeError } from "@cretoai/network/handshake";
  *
  * const err = new HandshakeError("ERR_HANDSHAKE_FAILED", "mode mismatch", undefined);
  * console.assert(err.code === "ERR_HANDSHAKE_FAILED" && err.alert === undefined);
@@ -156,7 +156,7 @@ export class HandshakeError extends NetworkError {
  *
  * @example
  * ```ts
- * import { hashCertificate } from "@cretoai/network";
+ * import { hashCertificate } from "@cretoai/network/handshake";
  *
  * console.assert(hashCertificate(new Uint8Array([0x30, 0x00])).byteLength === 32);
  * ```
@@ -288,7 +288,8 @@ function unexpected(msg: Uint8Array, expected: string, state: string): never {
  *
  * @example A complete handshake in memory
  * ```ts
- * import { hashCertificate, HandshakeDialer, HandshakeListener, Identity } from "@cretoai/network";
+ * import { hashCertificate, HandshakeDialer, HandshakeListener } from "@cretoai/network/handshake";
+ * import { Identity } from "@cretoai/network";
  *
  * const dialerCert = hashCertificate(new Uint8Array([1]));
  * const listenerCert = hashCertificate(new Uint8Array([2]));
@@ -341,7 +342,8 @@ export class HandshakeDialer {
    *
    * @example
    * ```ts
-   * import { HandshakeDialer, Identity } from "@cretoai/network";
+   * import { HandshakeDialer } from "@cretoai/network/handshake";
+   * import { Identity } from "@cretoai/network";
    *
    * const dialer = new HandshakeDialer({
    *   identity: Identity.generate(),
@@ -472,7 +474,8 @@ export class HandshakeDialer {
  *
  * @example
  * ```ts
- * import { HandshakeDialer, HandshakeListener, Identity } from "@cretoai/network";
+ * import { HandshakeDialer, HandshakeListener } from "@cretoai/network/handshake";
+ * import { Identity } from "@cretoai/network";
  *
  * const certA = new Uint8Array(32).fill(1);
  * const certB = new Uint8Array(32).fill(2);

@@ -44,7 +44,7 @@ function tooLarge(size: number, max: number): NetworkError {
  *
  * @example
  * ```ts
- * import { encodeRecord } from "@cretoai/network";
+ * import { encodeRecord } from "@cretoai/network/handshake";
  *
  * const record = encodeRecord(new Uint8Array([7, 8]));
  * console.assert(record.join() === "0,0,0,2,7,8");
@@ -69,7 +69,7 @@ export function encodeRecord(payload: Uint8Array, options?: RecordOptions): Uint
  *
  * @example Reading records across chunk boundaries
  * ```ts
- * import { encodeRecord, RecordDecoder } from "@cretoai/network";
+ * import { encodeRecord, RecordDecoder } from "@cretoai/network/handshake";
  *
  * const bytes = new Uint8Array([...encodeRecord(new Uint8Array([1])), ...encodeRecord(new Uint8Array([2, 3]))]);
  * const decoder = new RecordDecoder();
@@ -97,7 +97,7 @@ export class RecordDecoder {
    *
    * @example
    * ```ts
-   * import { RecordDecoder } from "@cretoai/network";
+   * import { RecordDecoder } from "@cretoai/network/handshake";
    *
    * const decoder = new RecordDecoder();
    * console.assert(decoder.push(new Uint8Array([0, 0])).length === 0);
@@ -134,7 +134,7 @@ export class RecordDecoder {
    *
    * @example
    * ```ts
-   * import { RecordDecoder } from "@cretoai/network";
+   * import { RecordDecoder } from "@cretoai/network/handshake";
    *
    * const decoder = new RecordDecoder();
    * decoder.push(new Uint8Array([0, 0, 0, 1, 9, 0xaa]));
@@ -154,7 +154,8 @@ export class RecordDecoder {
    *
    * @example
    * ```ts
-   * import { NetworkError, RecordDecoder } from "@cretoai/network";
+   * import { NetworkError } from "@cretoai/network";
+   * import { RecordDecoder } from "@cretoai/network/handshake";
    *
    * const decoder = new RecordDecoder();
    * decoder.push(new Uint8Array([0, 0, 0, 5, 1]));

@@ -100,7 +100,7 @@ export interface HolePunchPlan {
  *
  * @example
  * ```ts
- * import { predictPorts } from "@cretoai/network";
+ * import { predictPorts } from "@cretoai/network/nat";
  *
  * console.assert(predictPorts([40000, 40002, 40004], 3).join() === "40006,40008,40010");
  * console.assert(predictPorts([40000, 51234], 3).length === 0);
@@ -132,7 +132,7 @@ export function predictPorts(observed: readonly number[], count: number, maxStep
  *
  * @example
  * ```ts
- * import { planHolePunch } from "@cretoai/network";
+ * import { planHolePunch } from "@cretoai/network/nat";
  *
  * const plan = planHolePunch({
  *   startAt: 1000,

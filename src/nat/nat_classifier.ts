@@ -91,7 +91,7 @@ export interface NatClassification {
  *
  * @example
  * ```ts
- * import { classifyMapping } from "@cretoai/network";
+ * import { classifyMapping } from "@cretoai/network/nat";
  *
  * const pub = { hostname: "203.0.113.5", port: 40000 };
  * const b = classifyMapping([
@@ -120,7 +120,7 @@ export function classifyMapping(samples: readonly MappingSample[]): NatBehavior 
  *
  * @example
  * ```ts
- * import { classifyFiltering } from "@cretoai/network";
+ * import { classifyFiltering } from "@cretoai/network/nat";
  *
  * const server = { hostname: "192.0.2.1", port: 3478 };
  * const b = classifyFiltering([
@@ -143,7 +143,7 @@ export function classifyFiltering(samples: readonly FilteringSample[]): NatBehav
  *
  * @example An endpoint-independent NAT that filters by address and port
  * ```ts
- * import { classifyNat } from "@cretoai/network";
+ * import { classifyNat } from "@cretoai/network/nat";
  *
  * const primary = { hostname: "192.0.2.1", port: 3478 };
  * const pub = { hostname: "203.0.113.5", port: 40000 };

@@ -74,7 +74,7 @@ export interface NatDiscoveryResult extends NatClassification {
  *
  * @example
  * ```ts ignore
- * import { discoverNat, StunClient } from "@cretoai/network";
+ * import { discoverNat, StunClient } from "@cretoai/network/nat";
  *
  * using client = new StunClient(port);
  * const nat = await discoverNat(client, { servers: [{ hostname: "10.200.0.1", port: 3478 }] });

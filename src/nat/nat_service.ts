@@ -209,7 +209,7 @@ export interface NatServiceOptions {
    *
    * @default {10000}
    */
-  connectTimeoutMs?: number;
+  connectionTimeoutMs?: number;
   /**
    * Tried when hole punching fails; its result is reported with its path (`"relay"`).
    *
@@ -242,7 +242,7 @@ export interface NatConnectOptions {
    * Upper bound on the whole traversal (rendezvous, punching, QUIC and identity handshake),
    * in milliseconds; the fallback runs on its own time.
    *
-   * @default {the service's connectTimeoutMs}
+   * @default {the service's connectionTimeoutMs}
    */
   timeoutMs?: number;
   /** Aborts the traversal. */
@@ -252,31 +252,31 @@ export interface NatConnectOptions {
 /** The events of a {@linkcode NatService}, by name. */
 export interface NatServiceEventMap {
   /** A NAT discovery finished: type, mapping, filtering, public address. */
-  nat: CustomEvent<NatDiscoveryResult>;
+  "nat:discovered": CustomEvent<NatDiscoveryResult>;
   /**
    * The service connected a peer: as dialer of {@linkcode NatService.connect}, or as target
    * of an introduction when the punched peer's connection arrived.
    */
-  connected: CustomEvent<NatConnection>;
+  "nat:connected": CustomEvent<NatConnection>;
   /**
    * A peer's connection moved to a punched direct path (`path` `"direct"`): as dialer of
    * {@linkcode NatService.upgrade}, or as target of the introduction.
    */
-  migrated: CustomEvent<NatConnection>;
+  "nat:migrated": CustomEvent<NatConnection>;
   /**
    * The service's own periodic try (`directRetryMs`) to move a relayed peer to a direct path
    * failed; the peer stays on its relayed connection.
    */
-  "upgrade-failed": CustomEvent<NatUpgradeFailure>;
+  "nat:upgrade-failed": CustomEvent<NatUpgradeFailure>;
 }
 
 /**
- * A periodic direct try that failed, as reported by the `upgrade-failed` event of
+ * A periodic direct try that failed, as reported by the `nat:upgrade-failed` event of
  * {@linkcode NatService}.
  *
  * @example
  * ```ts ignore
- * natService.addEventListener("upgrade-failed", (event) => {
+ * natService.addEventListener("nat:upgrade-failed", (event) => {
  *   const { peerId, error, retryInMs } = event.detail;
  *   console.log(`${peerId} stays relayed (${error.message}); next try in ${retryInMs} ms`);
  * });
@@ -302,7 +302,7 @@ export interface NatUpgradeOptions {
   /**
    * Upper bound on the traversal, in milliseconds.
    *
-   * @default {the service's connectTimeoutMs}
+   * @default {the service's connectionTimeoutMs}
    */
   timeoutMs?: number;
   /** Aborts the attempt; the peer stays on its relayed connection. */
@@ -334,7 +334,7 @@ const MAX_WATCHERS = 64;
  * protocol, coordinated hole punching, and a fallback hook.
  *
  * The transport must be bound (`bindAndListen`) before {@linkcode NatService.discover} or
- * {@linkcode NatService.connect}; the rendezvous handler is registered at construction.
+ * {@linkcode NatService.connect}; {@linkcode NatService.start} registers the rendezvous handler.
  *
  * @example Three nodes: B reaches C through R (on loopback, so no NAT is in the way)
  * ```ts
@@ -344,9 +344,10 @@ const MAX_WATCHERS = 64;
  * await using r = new QuicTransport({ identity: Identity.generate(), config });
  * await using b = new QuicTransport({ identity: Identity.generate(), config });
  * await using c = new QuicTransport({ identity: Identity.generate(), config });
- * using _r = new NatService(r);
- * using natB = new NatService(b);
- * using _c = new NatService(c);
+ * await using natR = new NatService(r);
+ * await using natB = new NatService(b);
+ * await using natC = new NatService(c);
+ * await Promise.all([natR.start(), natB.start(), natC.start()]);
  * const { port } = await r.bindAndListen();
  * await b.bindAndListen();
  * await c.bindAndListen();
@@ -356,7 +357,7 @@ const MAX_WATCHERS = 64;
  * console.assert(conn.path === "direct" && conn.peerId.equals(c.peerId));
  * ```
  */
-export class NatService extends TypedEventTarget<NatServiceEventMap> implements Disposable {
+export class NatService extends TypedEventTarget<NatServiceEventMap> implements AsyncDisposable {
   /** The transport the service runs on. */
   readonly transport: QuicTransport;
   readonly #stunServers: UdpAddress[];
@@ -367,7 +368,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   readonly #punchIntervalMs: number;
   readonly #punchDurationMs: number;
   readonly #punchLeadMs: number;
-  readonly #connectTimeoutMs: number;
+  readonly #connectionTimeoutMs: number;
   readonly #fallback: NatFallback | undefined;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, PunchSession>();
@@ -378,7 +379,8 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    */
   readonly #watchers = new Map<string, () => void>();
   readonly #closer = new AbortController();
-  readonly #removeHandler: () => void;
+  #removeHandler: () => void = () => {};
+  #started = false;
   #port: RawDatagramPort | undefined;
   #removeRawHandler: () => void = () => {};
   #stun: StunClient | undefined;
@@ -396,7 +398,8 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   };
 
   /**
-   * Creates the service and registers the rendezvous protocol on the transport.
+   * Creates the service; nothing is registered on the transport until
+   * {@linkcode NatService.start}.
    *
    * @example
    * ```ts
@@ -404,7 +407,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    *
    * const identity = Identity.generate();
    * await using transport = new QuicTransport({ identity, config: { quicPort: 0 } });
-   * using nat = new NatService(transport, { stunServers: ["192.0.2.1:3478"] });
+   * await using nat = new NatService(transport, { stunServers: ["192.0.2.1:3478"] });
    * console.assert(nat.nat === undefined);
    * ```
    *
@@ -424,7 +427,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       punchIntervalMs = 50,
       punchDurationMs = 3000,
       punchLeadMs = 100,
-      connectTimeoutMs = 10_000,
+      connectionTimeoutMs = 10_000,
       fallback,
       directRetryMs = 30_000,
       clock = systemClock,
@@ -433,7 +436,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     requirePositiveFinite("punchIntervalMs", punchIntervalMs);
     requirePositiveFinite("punchDurationMs", punchDurationMs);
     requireInteger("punchLeadMs", punchLeadMs, 0, 60_000);
-    requirePositiveFinite("connectTimeoutMs", connectTimeoutMs);
+    requirePositiveFinite("connectionTimeoutMs", connectionTimeoutMs);
     requireInteger("directRetryMs", directRetryMs, 0, 24 * 3_600_000);
     if (fallback !== undefined && typeof fallback !== "function") {
       throw new InvalidConfigError("fallback", "a function", fallback);
@@ -447,7 +450,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     this.#punchIntervalMs = punchIntervalMs;
     this.#punchDurationMs = punchDurationMs;
     this.#punchLeadMs = punchLeadMs;
-    this.#connectTimeoutMs = connectTimeoutMs;
+    this.#connectionTimeoutMs = connectionTimeoutMs;
     this.#fallback = fallback;
     this.#directRetryMs = directRetryMs;
     this.#clock = clock;
@@ -457,11 +460,31 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       RATE_TRACKED_PEERS,
       clock,
     );
-    transport.addEventListener("peer:disconnected", this.#onDisconnected);
-    this.#removeHandler = transport.handle(
+  }
+
+  /**
+   * Starts the service: registers the rendezvous protocol on the transport (this node
+   * introduces peers and takes part when introduced) and watches for relayed peers leaving.
+   * It discovers the NAT only when asked ({@linkcode NatService.discover}). Calling it again
+   * does nothing.
+   *
+   * @example
+   * ```ts ignore
+   * await nat.start();
+   * ```
+   *
+   * @throws {NetworkError} `ERR_ENDPOINT_CLOSED` after close.
+   */
+  start(): Promise<void> {
+    this.#requireOpen();
+    if (this.#started) return Promise.resolve();
+    this.#started = true;
+    this.transport.addEventListener("peer:disconnected", this.#onDisconnected);
+    this.#removeHandler = this.transport.handle(
       RENDEZVOUS_PROTOCOL,
       (request, context) => this.#onRequest(request, context),
     );
+    return Promise.resolve();
   }
 
   /** The result of the last NAT discovery, `undefined` before one finished. */
@@ -519,7 +542,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    */
   async connect(peer: PeerId | string, options: NatConnectOptions): Promise<NatConnection> {
     const target = peer instanceof PeerId ? peer : PeerId.parse(peer);
-    const { via, timeoutMs = this.#connectTimeoutMs, signal } = options ?? {};
+    const { via, timeoutMs = this.#connectionTimeoutMs, signal } = options ?? {};
     const vias = viaList(via);
     requirePositiveFinite("timeoutMs", timeoutMs);
     this.#requireOpen();
@@ -616,13 +639,13 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         elapsedMs: 0,
       };
     }
-    const { via = relayed.via, timeoutMs = this.#connectTimeoutMs, signal } = options;
+    const { via = relayed.via, timeoutMs = this.#connectionTimeoutMs, signal } = options;
     const vias = viaList(via);
     requirePositiveFinite("timeoutMs", timeoutMs);
     try {
       const connection = await this.#traverseWithin(target, vias, timeoutMs, signal, true);
       this.#forgetRelayed(key);
-      this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
+      this.dispatchEvent(new CustomEvent("nat:migrated", { detail: connection }));
       return connection;
     } catch (e) {
       if (signal?.aborted) throw abortError(signal);
@@ -645,7 +668,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         const again = this.#relayed.get(key) === entry && !this.#closer.signal.aborted;
         if (again) this.#trackRelayed(peer, via);
         this.dispatchEvent(
-          new CustomEvent("upgrade-failed", {
+          new CustomEvent("nat:upgrade-failed", {
             detail: {
               peerId: peer,
               error: e instanceof Error ? e : new Error(String(e)),
@@ -666,8 +689,8 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
    * Stops punching, removes the rendezvous handler and the STUN client, and fails running
    * connects with `ERR_ENDPOINT_CLOSED`. The transport stays open. Idempotent.
    */
-  close(): void {
-    if (this.#closer.signal.aborted) return;
+  close(): Promise<void> {
+    if (this.#closer.signal.aborted) return Promise.resolve();
     this.#closer.abort();
     for (const key of [...this.#relayed.keys()]) this.#forgetRelayed(key);
     this.#removeHandler();
@@ -677,11 +700,12 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
     for (const s of [...this.#sessions.values()]) s.stop();
     for (const unwatch of [...this.#watchers.values()]) unwatch();
     this.#sessions.clear();
+    return Promise.resolve();
   }
 
-  /** Same as {@linkcode NatService.close}. */
-  [Symbol.dispose](): void {
-    this.close();
+  /** Same as {@linkcode NatService.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   async #discover(signal: AbortSignal | undefined): Promise<NatDiscoveryResult> {
@@ -711,7 +735,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         ]),
       });
       this.#nat = result;
-      this.dispatchEvent(new CustomEvent("nat", { detail: result }));
+      this.dispatchEvent(new CustomEvent("nat:discovered", { detail: result }));
       return result;
     } finally {
       cancel();
@@ -1048,13 +1072,13 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       };
       if (e.type === "peer:connected") return this.#emitConnected(connection);
       this.#forgetRelayed(key);
-      this.dispatchEvent(new CustomEvent("migrated", { detail: connection }));
+      this.dispatchEvent(new CustomEvent("nat:migrated", { detail: connection }));
     };
     // As long as the dialer goes on trying; an older dialer that does not say: the punching
     // plus this side's own connect timeout.
     const cancelWatch = this.#clock.schedule(
       unwatch,
-      message.waitMs ?? plan.until - received + this.#connectTimeoutMs,
+      message.waitMs ?? plan.until - received + this.#connectionTimeoutMs,
     );
     this.transport.addEventListener("peer:connected", onConnected);
     this.transport.addEventListener("peer:migrated", onConnected);
@@ -1095,7 +1119,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
   }
 
   #emitConnected(connection: NatConnection): void {
-    this.dispatchEvent(new CustomEvent("connected", { detail: connection }));
+    this.dispatchEvent(new CustomEvent("nat:connected", { detail: connection }));
   }
 
   #requireOpen(): void {

@@ -73,7 +73,7 @@ export interface RelayServiceOptions {
    *
    * @default {600}
    */
-  lifetime?: number;
+  lifetimeSecs?: number;
   /**
    * Time one signalling exchange may take, in ms (a forward includes the second hop).
    *
@@ -237,7 +237,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
     const {
       relaySocket,
       turnServers = transport.config.turnServers,
-      lifetime = 600,
+      lifetimeSecs: lifetime = 600,
       signalTimeoutMs = transport.config.requestTimeoutMs,
       clock = systemClock,
     } = options;
@@ -263,7 +263,11 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
       );
     }
     if (!(Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 0xffffffff)) {
-      throw new InvalidConfigError("lifetime", "a positive integer number of seconds", lifetime);
+      throw new InvalidConfigError(
+        "lifetimeSecs",
+        "a positive integer number of seconds",
+        lifetime,
+      );
     }
     if (!(Number.isInteger(signalTimeoutMs) && signalTimeoutMs > 0)) {
       throw new InvalidConfigError("signalTimeoutMs", "a positive integer of ms", signalTimeoutMs);
@@ -463,7 +467,7 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
           server: parseAddress(server.address),
           username: server.username,
           password: server.password,
-          lifetime: this.#lifetime,
+          lifetimeSecs: this.#lifetime,
           clock: this.#clock,
         });
         if (this.#closed) {

@@ -64,7 +64,8 @@ interface Server {
  *
  * @example QUIC to a peer's relayed address
  * ```ts ignore
- * import { DenoUdpSocket, QuicEndpoint, RelaySocket, TurnClient } from "@cretoai/network";
+ * import { DenoUdpSocket, RelaySocket, TurnClient } from "@cretoai/network";
+ * import { QuicEndpoint } from "@cretoai/network/quic";
  *
  * const relay = new RelaySocket(DenoUdpSocket.bind({ hostname: "0.0.0.0", port: 0 }));
  * const endpoint = await QuicEndpoint.bind({ socket: relay });

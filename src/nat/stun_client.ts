@@ -58,7 +58,7 @@ export interface StunRetransmitOptions {
  *
  * @example
  * ```ts
- * import { RFC8489_RETRANSMIT, stunRetransmitSchedule } from "@cretoai/network";
+ * import { RFC8489_RETRANSMIT, stunRetransmitSchedule } from "@cretoai/network/nat";
  *
  * const { giveUpAt } = stunRetransmitSchedule(RFC8489_RETRANSMIT);
  * console.assert(giveUpAt === 39_500);
@@ -84,7 +84,7 @@ export interface StunRetransmitSchedule {
  *
  * @example
  * ```ts
- * import { stunRetransmitSchedule } from "@cretoai/network";
+ * import { stunRetransmitSchedule } from "@cretoai/network/nat";
  *
  * const s = stunRetransmitSchedule({ rto: 100, rc: 4, rm: 2 });
  * console.assert(s.sendAt.join() === "0,100,300,700" && s.giveUpAt === 900);
@@ -170,7 +170,7 @@ export interface StunBindingResult {
  *
  * @example
  * ```ts
- * import { StunErrorResponse } from "@cretoai/network";
+ * import { StunErrorResponse } from "@cretoai/network/nat";
  *
  * const e = new StunErrorResponse({ hostname: "192.0.2.1", port: 3478 }, 420, "Unknown Attribute");
  * console.assert(e.code === "ERR_STUN" && e.errorCode === 420);
@@ -214,7 +214,7 @@ interface Pending {
  *
  * @example Learning the public address of the node's socket
  * ```ts ignore
- * import { StunClient } from "@cretoai/network";
+ * import { StunClient } from "@cretoai/network/nat";
  * import type { RawDatagramPort } from "@cretoai/network";
  *
  * declare const port: RawDatagramPort;

@@ -111,7 +111,7 @@ export interface TurnClientOptions extends StunRetransmitOptions {
    *
    * @default {600}
    */
-  lifetime?: number;
+  lifetimeSecs?: number;
   /**
    * Delay from a permission grant to its refresh, in ms; below the 5 minutes a permission
    * lives.
@@ -215,7 +215,7 @@ export class TurnClient implements AsyncDisposable {
     this.#password = options.password;
     this.#clock = options.clock;
     this.#schedule = stunRetransmitSchedule(options);
-    this.#requestedLifetime = options.lifetime;
+    this.#requestedLifetime = options.lifetimeSecs;
     this.#state = new TurnAllocationState(options);
     this.#removeHandler = port.addRawHandler((data, from) => this.handleDatagram(data, from));
   }
@@ -231,7 +231,7 @@ export class TurnClient implements AsyncDisposable {
    *   server: { hostname: "10.200.0.1", port: 3478 },
    *   username: "test",
    *   password: "secret",
-   *   lifetime: 600,
+   *   lifetimeSecs: 600,
    * });
    * ```
    *
@@ -249,7 +249,7 @@ export class TurnClient implements AsyncDisposable {
       server,
       username,
       password,
-      lifetime = 600,
+      lifetimeSecs: lifetime = 600,
       permissionRefreshMs = 240_000,
       channelRefreshMs = 540_000,
       clock = systemClock,
@@ -274,7 +274,11 @@ export class TurnClient implements AsyncDisposable {
       throw new InvalidConfigError("password", "a string", password);
     }
     if (!(Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 0xffffffff)) {
-      throw new InvalidConfigError("lifetime", "a positive integer number of seconds", lifetime);
+      throw new InvalidConfigError(
+        "lifetimeSecs",
+        "a positive integer number of seconds",
+        lifetime,
+      );
     }
     if (!(permissionRefreshMs > 0 && permissionRefreshMs < PERMISSION_LIFETIME_MS)) {
       throw new InvalidConfigError(
@@ -294,7 +298,7 @@ export class TurnClient implements AsyncDisposable {
       server,
       username,
       password,
-      lifetime,
+      lifetimeSecs: lifetime,
       permissionRefreshMs,
       channelRefreshMs,
       clock,
@@ -344,7 +348,7 @@ export class TurnClient implements AsyncDisposable {
    * The lifetime the server granted last, in seconds; a grant above an hour counts as an hour
    * (the allocation is refreshed within it).
    */
-  get lifetime(): number {
+  get lifetimeSecs(): number {
     return this.#lifetime;
   }
 

@@ -31,7 +31,7 @@ import {
   type SendOptions,
   type TransportStats,
 } from "../transport/transport.ts";
-import type { InboundMessage, PeerStats, RequestHandler } from "../transport/_peer_connection.ts";
+import type { InboundMessage, PeerStats, RequestHandler } from "../transport/peer_api.ts";
 import { ConnectionManager } from "./_connection_manager.ts";
 import { DialPlanner } from "./dial_planner.ts";
 import type {
@@ -84,7 +84,7 @@ export interface NodeOptions {
    *
    * @default {{}}
    */
-  dht?: Omit<DhtServiceOptions, "transport" | "identity" | "bootstrapPeers">;
+  dht?: Omit<DhtServiceOptions, "identity" | "bootstrapPeers">;
   /**
    * Tuning of the mDNS service.
    *
@@ -350,12 +350,13 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
         ...this.#options.nat,
         fallback: this.#relaySocket === undefined ? undefined : this.#relay?.fallback,
       });
+      await this.#nat.start();
       if (config.stunServers.length > 0) {
         // In the background: discovery takes up to its timeout and nothing waits for it.
         this.#nat.discover().catch((e) => this.#failed("nat", e, true));
       }
     }
-    if (config.enableDht) await this.#startDht();
+    if (config.enableDht) this.#startDht();
     if (config.enableMdns && !isLoopback(config.listenAddr)) await this.#startMdns();
     for (const peer of this.#peerStore?.list() ?? []) {
       this.#manager?.add({ peerId: peer.peerId, addresses: peer.addresses, foundBy: "peer-store" });
@@ -409,31 +410,27 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     }
   }
 
-  async #startDht(): Promise<void> {
-    const dht = new DhtService({
-      ...this.#options.dht,
-      transport: this.transport,
-      identity: this.#identity,
-    });
+  #startDht(): void {
+    const dht = new DhtService(this.transport, { ...this.#options.dht, identity: this.#identity });
     this.#dht = dht;
-    try {
-      await dht.start();
-    } catch (e) {
-      if (!(e instanceof NetworkError && e.code === "ERR_DHT")) {
-        this.#dht = undefined;
-        await dht.close();
-        this.#failed("dht", e, false);
+    // In the background: joining takes lookups, and the node is usable meanwhile (the DHT
+    // serves requests from the start).
+    dht.start().catch(async (e) => {
+      if (this.#closing !== undefined) return;
+      if (e instanceof NetworkError && e.code === "ERR_DHT") {
+        // No bootstrap peer answered: the connection manager joins once it reaches a peer.
+        this.#failed("dht", e, true);
         return;
       }
-      // No bootstrap peer answered: the service serves requests, and the connection
-      // manager joins the DHT once it reaches a peer.
-      this.#failed("dht", e, true);
-    }
+      this.#dht = undefined;
+      await dht.close();
+      this.#failed("dht", e, false);
+    });
   }
 
   async #startMdns(): Promise<void> {
     const mdns = new MdnsService(this.transport, this.#options.mdns);
-    mdns.addEventListener("discovered", ({ detail }) => {
+    mdns.addEventListener("mdns:discovered", ({ detail }) => {
       const addresses = detail.addresses.map((a) => formatAddress(a));
       this.#hint(detail.peerId, "mdns");
       this.#manager?.add({ peerId: detail.peerId, addresses, foundBy: "mdns" });
@@ -713,7 +710,7 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     await this.#manager?.close();
     await this.#mdns?.close();
     await this.#dht?.close();
-    this.#nat?.close();
+    await this.#nat?.close();
     await this.#relay?.close();
     await this.transport.close();
     for (const detach of this.#detach.splice(0)) detach();

@@ -92,7 +92,7 @@ interface Request {
  *
  * @example On the transport's send path
  * ```ts
- * import { BandwidthLimiter } from "@cretoai/network";
+ * import { BandwidthLimiter } from "@cretoai/network/pool";
  *
  * const limiter = new BandwidthLimiter({ totalRate: 10_000_000, peerRate: 2_000_000 });
  * const frame = new Uint8Array(1200);
@@ -158,7 +158,7 @@ export class BandwidthLimiter {
    *
    * @example
    * ```ts
-   * import { BandwidthLimiter } from "@cretoai/network";
+   * import { BandwidthLimiter } from "@cretoai/network/pool";
    *
    * const limiter = new BandwidthLimiter();
    * const controller = new AbortController();
@@ -196,7 +196,7 @@ export class BandwidthLimiter {
    *
    * @example
    * ```ts
-   * import { BandwidthLimiter } from "@cretoai/network";
+   * import { BandwidthLimiter } from "@cretoai/network/pool";
    *
    * const limiter = new BandwidthLimiter();
    * if (!limiter.tryAcquire("peer-a", 1200)) {
@@ -224,7 +224,7 @@ export class BandwidthLimiter {
    *
    * @example
    * ```ts
-   * import { BandwidthLimiter } from "@cretoai/network";
+   * import { BandwidthLimiter } from "@cretoai/network/pool";
    *
    * const limiter = new BandwidthLimiter();
    * console.assert(limiter.bytesPerSecond() === 0);
@@ -244,7 +244,7 @@ export class BandwidthLimiter {
    *
    * @example
    * ```ts
-   * import { BandwidthLimiter } from "@cretoai/network";
+   * import { BandwidthLimiter } from "@cretoai/network/pool";
    *
    * const limiter = new BandwidthLimiter();
    * limiter.tryAcquire("peer-a", 100);
@@ -266,7 +266,7 @@ export class BandwidthLimiter {
    *
    * @example
    * ```ts
-   * import { BandwidthLimiter } from "@cretoai/network";
+   * import { BandwidthLimiter } from "@cretoai/network/pool";
    *
    * const limiter = new BandwidthLimiter();
    * limiter.tryAcquire("peer-a", 100);

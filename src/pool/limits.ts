@@ -112,7 +112,7 @@ export interface LimitViolation {
  *
  * @example
  * ```ts
- * import { limitError, ResourceLimits } from "@cretoai/network";
+ * import { limitError, ResourceLimits } from "@cretoai/network/pool";
  *
  * const limits = new ResourceLimits({ messageBytes: 1024 });
  * const violation = limits.checkMessage(2048);
@@ -139,7 +139,7 @@ export function limitError(violation: LimitViolation): NetworkError {
  *
  * @example Accepting a connection
  * ```ts
- * import { ResourceLimits } from "@cretoai/network";
+ * import { ResourceLimits } from "@cretoai/network/pool";
  *
  * const limits = new ResourceLimits({ inboundPerIp: 1 });
  * console.assert(limits.openInbound("192.0.2.7") === undefined);
@@ -193,7 +193,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ streamsPerPeer: 2 });
    * console.assert(limits.check("streamsPerPeer", 2) === undefined);
@@ -225,7 +225,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * console.assert(limits.openInbound("192.0.2.7") === undefined);
@@ -244,7 +244,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openInbound("192.0.2.7");
@@ -263,7 +263,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().inboundFrom("192.0.2.7") === 0);
    * ```
@@ -280,7 +280,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ pendingHandshakes: 1 });
    * limits.beginHandshake();
@@ -301,7 +301,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.beginHandshake();
@@ -327,7 +327,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ streamsPerPeer: 1 });
    * limits.openStream("peer-a");
@@ -346,7 +346,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openStream("peer-a");
@@ -365,7 +365,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().streamsOf("peer-a") === 0);
    * ```
@@ -382,7 +382,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ messageBytes: 1024 });
    * console.assert(limits.checkMessage(1024) === undefined);
@@ -402,7 +402,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ bufferedBytesPerPeer: 100 });
    * console.assert(limits.addBuffered("peer-a", 100) === undefined);
@@ -423,7 +423,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.addBuffered("peer-a", 10);
@@ -443,7 +443,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * console.assert(new ResourceLimits().bufferedFor("peer-a") === 0);
    * ```
@@ -460,7 +460,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits();
    * limits.openStream("peer-a");
@@ -480,7 +480,7 @@ export class ResourceLimits {
    *
    * @example
    * ```ts
-   * import { ResourceLimits } from "@cretoai/network";
+   * import { ResourceLimits } from "@cretoai/network/pool";
    *
    * const limits = new ResourceLimits({ messageBytes: 1 });
    * limits.checkMessage(2);

@@ -62,7 +62,7 @@ export type AdmitDecision =
  *
  * @example Driving the policy from a transport
  * ```ts
- * import { PoolPolicy } from "@cretoai/network";
+ * import { PoolPolicy } from "@cretoai/network/pool";
  *
  * const pool = new PoolPolicy({ maxConnections: 2, idleTimeoutMs: 60_000 });
  * pool.protect("validator-1", "consensus");
@@ -116,7 +116,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -136,7 +136,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -162,7 +162,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ maxConnections: 1 });
    * pool.protect("a", "bootstrap");
@@ -204,7 +204,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -229,7 +229,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.admit("a", 0);
@@ -250,7 +250,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.protect("a", "consensus");
@@ -271,7 +271,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy();
    * pool.protect("a", "consensus");
@@ -296,7 +296,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * console.assert(!new PoolPolicy().isProtected("a"));
    * ```
@@ -314,7 +314,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ idleTimeoutMs: 1000 });
    * pool.admit("a", 0);
@@ -339,7 +339,7 @@ export class PoolPolicy {
    *
    * @example
    * ```ts
-   * import { PoolPolicy } from "@cretoai/network";
+   * import { PoolPolicy } from "@cretoai/network/pool";
    *
    * const pool = new PoolPolicy({ idleTimeoutMs: 1000 });
    * pool.admit("a", 50);

@@ -38,7 +38,7 @@ export interface RateMeterOptions {
  *
  * @example
  * ```ts
- * import { RateMeter } from "@cretoai/network";
+ * import { RateMeter } from "@cretoai/network/pool";
  *
  * let now = 0;
  * const meter = new RateMeter({ clock: { now: () => now } });

@@ -11,7 +11,7 @@
  *
  * @example Concurrent connects to one peer share one dial
  * ```ts
- * import { SingleFlight } from "@cretoai/network";
+ * import { SingleFlight } from "@cretoai/network/pool";
  *
  * const dials = new SingleFlight<string, string>();
  * let started = 0;
@@ -41,7 +41,7 @@ export class SingleFlight<K, V> {
    *
    * @example
    * ```ts
-   * import { SingleFlight } from "@cretoai/network";
+   * import { SingleFlight } from "@cretoai/network/pool";
    *
    * const flights = new SingleFlight<string, number>();
    * console.assert(flights.get("k") === undefined);
@@ -59,7 +59,7 @@ export class SingleFlight<K, V> {
    *
    * @example
    * ```ts
-   * import { SingleFlight } from "@cretoai/network";
+   * import { SingleFlight } from "@cretoai/network/pool";
    *
    * const flights = new SingleFlight<string, number>();
    * console.assert((await flights.run("k", () => Promise.resolve(1))) === 1);

@@ -19,7 +19,7 @@ import { describe } from "../errors.ts";
  *
  * @example
  * ```ts
- * import { keepOutbound } from "@cretoai/network";
+ * import { keepOutbound } from "@cretoai/network/pool";
  *
  * console.assert(keepOutbound("12D3KooA", "12D3KooB") === true);
  * console.assert(keepOutbound("12D3KooB", "12D3KooA") === false);

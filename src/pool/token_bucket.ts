@@ -51,7 +51,7 @@ export interface AcquireOptions {
  *
  * @example Pacing sends to 1 MB/s
  * ```ts
- * import { TokenBucket } from "@cretoai/network";
+ * import { TokenBucket } from "@cretoai/network/pool";
  *
  * const bucket = new TokenBucket({ rate: 1_000_000, burst: 64_000 });
  * await bucket.acquire(1200); // resolves at once: the bucket starts full
@@ -121,7 +121,7 @@ export class TokenBucket {
    *
    * @example
    * ```ts
-   * import { TokenBucket } from "@cretoai/network";
+   * import { TokenBucket } from "@cretoai/network/pool";
    *
    * const bucket = new TokenBucket({ rate: 1000, burst: 1000 });
    * console.assert(bucket.tryTake(1000));
@@ -145,7 +145,7 @@ export class TokenBucket {
    *
    * @example
    * ```ts
-   * import { TokenBucket } from "@cretoai/network";
+   * import { TokenBucket } from "@cretoai/network/pool";
    *
    * let now = 0;
    * const clock = { now: () => now, schedule: () => () => {} };
@@ -171,7 +171,8 @@ export class TokenBucket {
    *
    * @example Abandoning a send
    * ```ts
-   * import { NetworkError, TokenBucket } from "@cretoai/network";
+   * import { NetworkError } from "@cretoai/network";
+   * import { TokenBucket } from "@cretoai/network/pool";
    *
    * const bucket = new TokenBucket({ rate: 10, burst: 10 });
    * bucket.tryTake(10);

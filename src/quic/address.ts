@@ -61,7 +61,7 @@ export function parseAddress(text: string): UdpAddress {
  *
  * @example
  * ```ts
- * import { checkAddress } from "@cretoai/network";
+ * import { checkAddress } from "@cretoai/network/quic";
  *
  * const addr = checkAddress({ hostname: "localhost", port: 9001 });
  * console.assert(addr.hostname === "127.0.0.1");

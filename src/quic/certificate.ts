@@ -55,7 +55,7 @@ export interface GenerateCertificateOptions {
  *
  * @example
  * ```ts
- * import { generateCertificate } from "@cretoai/network";
+ * import { generateCertificate } from "@cretoai/network/quic";
  *
  * const cert = await generateCertificate({ commonName: "node-1" });
  * console.assert(cert.der[0] === 0x30); // a DER SEQUENCE

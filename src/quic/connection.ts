@@ -81,7 +81,7 @@ let nativeOf: (connection: QuicConnection) => QuicheConnection;
  *
  * @example Opening a stream and closing with a code
  * ```ts
- * import { QuicEndpoint } from "@cretoai/network";
+ * import { QuicEndpoint } from "@cretoai/network/quic";
  *
  * await using a = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
  * await using b = await QuicEndpoint.bind({ hostname: "127.0.0.1" });

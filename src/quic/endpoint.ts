@@ -43,7 +43,7 @@ const VALIDATED_ADDRESS_MS = 10 * 60_000;
 export interface ConnectOptions {
   /**
    * Time the handshake may take, in milliseconds.
-   * @default {the endpoint's `connectTimeoutMs`}
+   * @default {the endpoint's `connectionTimeoutMs`}
    */
   timeoutMs?: number;
   /** Abandons the attempt. */
@@ -90,7 +90,7 @@ export interface QuicEndpointStats {
  *
  * @example Echo over a bidirectional stream
  * ```ts
- * import { QuicEndpoint } from "@cretoai/network";
+ * import { QuicEndpoint } from "@cretoai/network/quic";
  *
  * await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
  * await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
@@ -180,7 +180,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { QuicEndpoint } from "@cretoai/network";
+   * import { QuicEndpoint } from "@cretoai/network/quic";
    *
    * await using endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1", port: 0 });
    * console.assert(endpoint.localAddr.port > 0);
@@ -241,7 +241,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     if (this.#closing !== undefined) throw endpointClosed("connect");
     const remote = typeof address === "string" ? parseAddress(address) : checkAddress(address);
     const {
-      timeoutMs = this.#options.connectTimeoutMs,
+      timeoutMs = this.#options.connectionTimeoutMs,
       signal,
       serverName = "cretoai",
       earlyData = false,
@@ -567,7 +567,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       if (!conn.isEstablished) {
         conn.close({ code: CONNECTION_REFUSED, reason: "handshake timeout" }).catch(() => {});
       }
-    }, this.#options.connectTimeoutMs);
+    }, this.#options.connectionTimeoutMs);
     conn.closed.finally(() => clearTimeout(deadline));
     conn.receive(data, from);
     return true;

@@ -11,7 +11,6 @@ import { setImmediate } from "node:timers";
 import {
   AF_INET,
   AF_INET6,
-  checkIntegerOption,
   decodeName,
   EAGAIN,
   ECONNREFUSED,
@@ -20,7 +19,6 @@ import {
   ENOBUFS,
   errno,
   type Libc,
-  type LinuxUdpSocketOptions,
   localName,
   MmsgReceiver,
   MmsgSender,
@@ -28,13 +26,17 @@ import {
   NAME,
   openLibc,
   raiseKernelBuffers,
-  resolveLinuxUdpOptions,
   SHUT_RD,
   SO_RCVTIMEO,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
   SOL_SOCKET,
 } from "./_libc_udp.ts";
+import {
+  checkIntegerOption,
+  type LinuxUdpSocketOptions,
+  resolveLinuxUdpOptions,
+} from "./linux_udp_options.ts";
 import { NetworkError } from "../errors.ts";
 
 /** Options of {@linkcode LinuxBatchSocket.bind}: those of both libc-backed sockets, and one more. */
@@ -62,7 +64,7 @@ export interface LinuxBatchSocketOptions extends LinuxUdpSocketOptions {
  *
  * @example An endpoint on the batched socket
  * ```ts ignore
- * import { LinuxBatchSocket, QuicEndpoint } from "@cretoai/network";
+ * import { LinuxBatchSocket, QuicEndpoint } from "@cretoai/network/quic";
  *
  * const socket = LinuxBatchSocket.bind({ hostname: "127.0.0.1", port: 0 });
  * await using endpoint = await QuicEndpoint.bind({ socket });

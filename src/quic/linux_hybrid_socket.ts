@@ -19,14 +19,13 @@ import {
   errno,
   findUdpDescriptor,
   type Libc,
-  type LinuxUdpSocketOptions,
   MmsgReceiver,
   MmsgSender,
   MSG_DONTWAIT,
   openLibc,
   raiseKernelBuffers,
-  resolveLinuxUdpOptions,
 } from "./_libc_udp.ts";
+import { type LinuxUdpSocketOptions, resolveLinuxUdpOptions } from "./linux_udp_options.ts";
 import { NetworkError } from "../errors.ts";
 import { getLogger } from "@logtape/logtape";
 
@@ -56,7 +55,7 @@ export type LinuxHybridSocketOptions = LinuxUdpSocketOptions;
  *
  * @example Binding one and sending a datagram to itself
  * ```ts ignore
- * import { LinuxHybridSocket } from "@cretoai/network";
+ * import { LinuxHybridSocket } from "@cretoai/network/quic";
  *
  * const socket = LinuxHybridSocket.bind({ hostname: "127.0.0.1", port: 0 });
  * const got = Promise.withResolvers<Uint8Array>();
@@ -131,7 +130,7 @@ export class LinuxHybridSocket implements DatagramSocket {
    *
    * @example
    * ```ts
-   * import { LinuxHybridSocket } from "@cretoai/network";
+   * import { LinuxHybridSocket } from "@cretoai/network/quic";
    *
    * console.log(LinuxHybridSocket.usable() ? "batched UDP" : "Deno UDP ops only");
    * ```

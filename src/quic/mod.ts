@@ -14,6 +14,8 @@ export {
   type TlsCertificate,
 } from "./certificate.ts";
 export { checkAddress, formatAddress, parseAddress } from "./address.ts";
+export { SessionCache } from "./session_cache.ts";
+export { type RetryTokenOptions, RetryTokens } from "./retry_token.ts";
 export type { RawDatagramHandler, RawDatagramPort, UdpAddress } from "./datagram_port.ts";
 export {
   type DatagramReceiver,
@@ -23,4 +25,4 @@ export {
 } from "./udp_socket.ts";
 export { LinuxBatchSocket, type LinuxBatchSocketOptions } from "./linux_batch_socket.ts";
 export { LinuxHybridSocket, type LinuxHybridSocketOptions } from "./linux_hybrid_socket.ts";
-export type { LinuxUdpSocketOptions } from "./_libc_udp.ts";
+export type { LinuxUdpSocketOptions } from "./linux_udp_options.ts";

@@ -19,7 +19,7 @@ export const CRETOAI_ALPN = "cretoai/1";
  *
  * @example
  * ```ts
- * import type { QuicEndpointOptions } from "@cretoai/network";
+ * import type { QuicEndpointOptions } from "@cretoai/network/quic";
  *
  * const options: QuicEndpointOptions = { hostname: "127.0.0.1", port: 0, idleTimeoutMs: 10_000 };
  * ```
@@ -101,7 +101,7 @@ export interface QuicEndpointOptions {
    * not done in this time is closed too.
    * @default {5000}
    */
-  connectTimeoutMs?: number;
+  connectionTimeoutMs?: number;
   /**
    * `"retry"` validates the address of new inbound connections with a stateless Retry (one
    * extra round trip, no state for spoofed sources), except for addresses that completed a
@@ -181,7 +181,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxStreamsUni = 128,
     idleTimeoutMs = 30_000,
     keepAliveIntervalMs = 10_000,
-    connectTimeoutMs = 5_000,
+    connectionTimeoutMs = 5_000,
     addressValidation = "retry",
     earlyData = true,
     acceptBacklog = 128,
@@ -215,7 +215,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("maxStreamsUni", maxStreamsUni, 0, 2 ** 20);
   checkInteger("idleTimeoutMs", idleTimeoutMs, 0, MAX_TIMER_DELAY_MS);
   checkInteger("keepAliveIntervalMs", keepAliveIntervalMs, 0, MAX_TIMER_DELAY_MS);
-  checkInteger("connectTimeoutMs", connectTimeoutMs, 1, MAX_TIMER_DELAY_MS);
+  checkInteger("connectionTimeoutMs", connectionTimeoutMs, 1, MAX_TIMER_DELAY_MS);
   if (addressValidation !== "retry" && addressValidation !== "none") {
     throw new InvalidConfigError("addressValidation", '"retry" or "none"', addressValidation);
   }
@@ -245,7 +245,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     maxStreamsUni,
     idleTimeoutMs,
     keepAliveIntervalMs,
-    connectTimeoutMs,
+    connectionTimeoutMs,
     addressValidation,
     earlyData,
     acceptBacklog,

@@ -30,7 +30,7 @@ export interface RetryTokenOptions {
  *
  * @example
  * ```ts
- * import { RetryTokens } from "@cretoai/network";
+ * import { RetryTokens } from "@cretoai/network/quic";
  *
  * const tokens = new RetryTokens();
  * const client = { hostname: "127.0.0.1", port: 5000 };

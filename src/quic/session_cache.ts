@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import { SessionCache } from "@cretoai/network";
+ * import { SessionCache } from "@cretoai/network/quic";
  *
  * const cache = new SessionCache(2);
  * cache.set("a", new Uint8Array([1]));

@@ -51,7 +51,7 @@ const PUSH_FAILED = -1;
  *
  * @example A request and its response on one bidirectional stream
  * ```ts
- * import { QuicEndpoint } from "@cretoai/network";
+ * import { QuicEndpoint } from "@cretoai/network/quic";
  *
  * await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
  * await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });

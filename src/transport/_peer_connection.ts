@@ -45,26 +45,27 @@ import {
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
 import { ByteBudget } from "./_byte_budget.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
+import type { SecureSession } from "./_secure_session.ts";
 import {
   APP_ERROR_DECRYPT,
   APP_ERROR_MIGRATED,
   APP_ERROR_MIGRATION_TIMEOUT,
   APP_ERROR_PROTOCOL,
-  type SecureSession,
-} from "./_secure_session.ts";
+} from "./close_codes.ts";
 import type { ConnectionDirection } from "./events.ts";
+import {
+  type InboundMessage,
+  type PeerStats,
+  type RequestHandler,
+  STREAM_CANCELLED,
+  STREAM_HANDLER_FAILED,
+  STREAM_UNKNOWN_PROTOCOL,
+} from "./peer_api.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
 import type { PenaltyReason } from "./peer_score.ts";
 import { type TrafficSample, TrafficWatchdog } from "./traffic_watchdog.ts";
 
 const log = getLogger(["cretoai", "transport"]);
-
-/** Stream error code: the responder has no handler for the protocol id. */
-export const STREAM_UNKNOWN_PROTOCOL = 0x30;
-/** Stream error code: the responder's handler failed. */
-export const STREAM_HANDLER_FAILED = 0x31;
-/** Stream error code: the requester gave up (abort or timeout). */
-export const STREAM_CANCELLED = 0x32;
 
 /** Lanes by traffic class; lane `i` is the peer's `i`-th unidirectional stream. */
 const LANES: readonly TrafficClass[] = ["consensus", "vertex", "other"];
@@ -80,14 +81,6 @@ const MAX_CONTROL_BACKLOG = 64;
  */
 export const FRAME_SLACK_BYTES = 1024;
 
-/** A message taken from a peer, as `messages()` yields it. */
-export interface InboundMessage {
-  /** The peer that sent it. */
-  from: PeerId;
-  /** The message. */
-  message: NetworkMessage;
-}
-
 /** A message in the `messages()` queue; `release` uncounts it from its peer's buffered bytes. */
 export interface QueuedMessage {
   /** The message as `messages()` yields it. */
@@ -95,56 +88,6 @@ export interface QueuedMessage {
   /** Called once, when the application takes the message. */
   release: () => void;
 }
-
-/** Traffic counters and latency of one peer connection. */
-export interface PeerStats {
-  /** Mean round-trip time of pings, in milliseconds (0 before the first). */
-  avgLatencyMs: number;
-  /** Median ping round-trip time, in milliseconds. */
-  p50LatencyMs: number;
-  /** 99th percentile ping round-trip time, in milliseconds. */
-  p99LatencyMs: number;
-  /** Messages the peer acknowledged (sends that resolved). */
-  messagesSent: number;
-  /** Messages received from the peer. */
-  messagesReceived: number;
-  /** Message bytes written to the peer, frame headers and seal included. */
-  bytesSent: number;
-  /** Message bytes read from the peer, frame headers and seal included. */
-  bytesReceived: number;
-  /** Send rate to the peer over the last second, in bytes per second (as `bytesSent`). */
-  sendBytesPerSecond: number;
-  /** Receive rate from the peer over the last second, in bytes per second. */
-  receiveBytesPerSecond: number;
-  /** Bytes of the peer's messages in the `messages()` queue, not yet taken. */
-  bufferedBytes: number;
-  /**
-   * Bytes held for the peer against its budget (`maxBufferedBytesPerPeer` plus 1 KiB of frame
-   * headers): queued messages, frames being received on its lanes and request streams
-   * (reserved at their announced size), and requests being served.
-   */
-  heldBytes: number;
-  /** Request streams the peer holds open on this node. */
-  openStreams: number;
-  /** When the connection became ready, in milliseconds since the epoch. */
-  connectedAt: number;
-  /** When the last frame arrived from the peer, in milliseconds since the epoch. */
-  lastSeen: number;
-}
-
-/** Called by a request handler's caller: the request and who sent it. */
-export interface RequestContext {
-  /** The requesting peer. */
-  peerId: PeerId;
-  /** The protocol id the request named. */
-  protocolId: string;
-}
-
-/** Answers requests of one protocol. Throwing resets the stream; the requester gets an error. */
-export type RequestHandler = (
-  request: Uint8Array,
-  context: RequestContext,
-) => Uint8Array | Promise<Uint8Array>;
 
 /** What a peer connection needs from its transport. */
 export interface PeerHost {

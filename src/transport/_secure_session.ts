@@ -19,22 +19,14 @@ import type { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
 import type { QuicConnection } from "../quic/connection.ts";
 import type { QuicStream } from "../quic/stream.ts";
+import {
+  APP_ERROR_DECRYPT,
+  APP_ERROR_HANDSHAKE_FAILED,
+  APP_ERROR_HANDSHAKE_TIMEOUT,
+  APP_ERROR_PEER_ID_MISMATCH,
+  APP_ERROR_PROTOCOL,
+} from "./close_codes.ts";
 import { concatBytes } from "../_bytes.ts";
-
-/** Application close codes of the transport (0x20-0x2f; 0x10-0x1f belong to the pool). */
-export const APP_ERROR_PROTOCOL = 0x20;
-/** Close code: the identity handshake failed. */
-export const APP_ERROR_HANDSHAKE_FAILED = 0x21;
-/** Close code: the identity handshake did not finish in `handshakeTimeoutMs`. */
-export const APP_ERROR_HANDSHAKE_TIMEOUT = 0x22;
-/** Close code: a sealed frame failed authentication. */
-export const APP_ERROR_DECRYPT = 0x23;
-/** Close code: the dialer expected another peer id. */
-export const APP_ERROR_PEER_ID_MISMATCH = 0x24;
-/** Close code: the peer moved to a new connection and this one has drained (not an error). */
-export const APP_ERROR_MIGRATED = 0x25;
-/** Close code: a connection replaced by a migration did not drain within `requestTimeoutMs`. */
-export const APP_ERROR_MIGRATION_TIMEOUT = 0x26;
 
 /** The outcome of a handshake on one connection. */
 export interface SecureSession {

@@ -85,7 +85,7 @@ function malformed(message: string): NetworkError {
  *
  * @example
  * ```ts
- * import { encodeMessage } from "@cretoai/network";
+ * import { encodeMessage } from "@cretoai/network/transport";
  *
  * const body = encodeMessage({ type: "vertex", data: new Uint8Array([7]) });
  * console.assert(body.join() === "1,1,7");
@@ -141,7 +141,7 @@ export function encodeMessage(message: NetworkMessage): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodeMessage } from "@cretoai/network";
+ * import { decodeMessage } from "@cretoai/network/transport";
  *
  * const message = decodeMessage(new Uint8Array([1, 9, 42]));
  * console.assert(message.type === "unknown" && message.code === 9);
@@ -187,7 +187,7 @@ export function decodeMessage(body: Uint8Array): NetworkMessage {
  *
  * @example
  * ```ts
- * import { encodeFrame } from "@cretoai/network";
+ * import { encodeFrame } from "@cretoai/network/transport";
  *
  * console.assert(encodeFrame(new Uint8Array([5])).join() === "0,0,0,1,5");
  * ```
@@ -208,7 +208,7 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
  *
  * @example
  * ```ts
- * import { encodeFrame, FrameDecoder } from "@cretoai/network";
+ * import { encodeFrame, FrameDecoder } from "@cretoai/network/transport";
  *
  * const decoder = new FrameDecoder(1024);
  * const wire = encodeFrame(new Uint8Array([1, 2, 3]));

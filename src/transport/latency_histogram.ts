@@ -22,7 +22,7 @@ const BUCKETS = PER_OCTAVE * OCTAVES + 1;
  *
  * @example
  * ```ts
- * import { LatencyHistogram } from "@cretoai/network";
+ * import { LatencyHistogram } from "@cretoai/network/transport";
  *
  * const histogram = new LatencyHistogram();
  * for (const ms of [1, 2, 3, 4, 100]) histogram.record(ms);
@@ -61,7 +61,7 @@ export class LatencyHistogram {
    *
    * @example
    * ```ts
-   * import { LatencyHistogram } from "@cretoai/network";
+   * import { LatencyHistogram } from "@cretoai/network/transport";
    *
    * const histogram = new LatencyHistogram();
    * histogram.record(0.25);
@@ -90,7 +90,7 @@ export class LatencyHistogram {
    *
    * @example
    * ```ts
-   * import { LatencyHistogram } from "@cretoai/network";
+   * import { LatencyHistogram } from "@cretoai/network/transport";
    *
    * const histogram = new LatencyHistogram();
    * console.assert(histogram.percentile(99) === 0);

@@ -76,7 +76,7 @@ export {
   STREAM_CANCELLED,
   STREAM_HANDLER_FAILED,
   STREAM_UNKNOWN_PROTOCOL,
-} from "./_peer_connection.ts";
+} from "./peer_api.ts";
 export {
   APP_ERROR_DECRYPT,
   APP_ERROR_HANDSHAKE_FAILED,
@@ -85,4 +85,4 @@ export {
   APP_ERROR_MIGRATION_TIMEOUT,
   APP_ERROR_PEER_ID_MISMATCH,
   APP_ERROR_PROTOCOL,
-} from "./_secure_session.ts";
+} from "./close_codes.ts";

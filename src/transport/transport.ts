@@ -46,21 +46,14 @@ import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
 import {
-  type InboundMessage,
   PeerConnection,
   type PeerHost,
-  type PeerStats,
   type QueuedMessage,
-  type RequestHandler,
   withDeadline,
 } from "./_peer_connection.ts";
-import {
-  acceptSession,
-  APP_ERROR_HANDSHAKE_TIMEOUT,
-  closeCodeOf,
-  dialSession,
-  type SecureSession,
-} from "./_secure_session.ts";
+import type { InboundMessage, PeerStats, RequestHandler } from "./peer_api.ts";
+import { acceptSession, closeCodeOf, dialSession, type SecureSession } from "./_secure_session.ts";
+import { APP_ERROR_HANDSHAKE_TIMEOUT } from "./close_codes.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -1111,7 +1104,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       port: c.quicPort,
       idleTimeoutMs: c.idleTimeoutMs,
       keepAliveIntervalMs: Math.round(c.keepAliveIntervalSecs * 1000),
-      connectTimeoutMs: c.connectionTimeoutMs,
+      connectionTimeoutMs: c.connectionTimeoutMs,
       // Twice the transport's own limit: one over the limit still completes TLS and hears
       // why it is refused (0x11); a flood beyond that is dropped before any TLS work.
       maxInboundPerIp: 2 * c.maxInboundPerIp,

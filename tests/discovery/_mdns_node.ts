@@ -18,7 +18,7 @@ const mdns = new MdnsDiscovery({
   peerId,
   port: Number(port),
   interfaces: [iface],
-  ttl: ttl === undefined ? undefined : Number(ttl),
+  ttlSecs: ttl === undefined ? undefined : Number(ttl),
 });
 mdns.on("discovered", (peer) => print({ event: "discovered", ...peer }));
 mdns.on("expired", ({ peerId }) => print({ event: "expired", peerId }));

@@ -74,11 +74,11 @@ Deno.test({
       const { port: port2 } = await t2.bindAndListen();
       s1 = new MdnsService(t1);
       const discovered: string[] = [];
-      s1.addEventListener("discovered", (e) => discovered.push(e.detail.peerId));
+      s1.addEventListener("mdns:discovered", (e) => discovered.push(e.detail.peerId));
       await s1.start();
 
       // Announces someone else's peer id at t2's port: the handshake must catch it.
-      const failed = next<MdnsDialFailedDetail>(s1, "dial:failed", () => true, 10_000);
+      const failed = next<MdnsDialFailedDetail>(s1, "mdns:dial-failed", () => true, 10_000);
       fake = new MdnsDiscovery({ peerId: fakeId, port: port2, interfaces: [addr!] });
       await fake.start();
       const fakeStarted = Date.now();
@@ -100,13 +100,13 @@ Deno.test({
       await new Promise((resolve) =>
         setTimeout(resolve, Math.max(0, fakeStarted + 1200 - Date.now()))
       );
-      const seesT2 = next<MdnsPeer>(s1, "discovered", (p) => p.peerId === t2Id, 10_000);
+      const seesT2 = next<MdnsPeer>(s1, "mdns:discovered", (p) => p.peerId === t2Id, 10_000);
       s2 = new MdnsService(t2, { dial: false });
       await s2.start();
       await seesT2;
       assert.deepEqual(discovered, [fakeId, t2Id]);
 
-      const expired = next<MdnsExpiredDetail>(s1, "expired", (d) => d.peerId === t2Id, 10_000);
+      const expired = next<MdnsExpiredDetail>(s1, "mdns:expired", (d) => d.peerId === t2Id, 10_000);
       await s2.close();
       assert.equal((await expired).disconnect, false, "t1's application connected t2");
       assert.ok((await t1.ping(t2.peerId)) >= 0, "t2 is still connected");
@@ -168,7 +168,7 @@ Deno.test({
       assert.equal(s1.release(t2.peerId), true);
       const expired = next<MdnsExpiredDetail>(
         s1,
-        "expired",
+        "mdns:expired",
         (d) => d.peerId === t2.peerId.toString(),
         10_000,
       );
@@ -207,7 +207,7 @@ Deno.test({
     await s.close();
     await assert.rejects(() => s.start(), /Cannot start the mDNS service: it is closed/);
     const events: (keyof MdnsServiceEventMap)[] = [];
-    s.addEventListener("discovered", () => events.push("discovered"));
+    s.addEventListener("mdns:discovered", () => events.push("mdns:discovered"));
     assert.deepEqual(events, []);
   },
 });

@@ -43,16 +43,16 @@ transport.addEventListener("peer:disconnected", (e) => {
     message: error.message,
   });
 });
-mdns.addEventListener("discovered", (e) => print({ event: "discovered", ...e.detail }));
-mdns.addEventListener("expired", (e) => print({ event: "expired", ...e.detail }));
-mdns.addEventListener("dial:failed", (e) =>
+mdns.addEventListener("mdns:discovered", (e) => print({ event: "discovered", ...e.detail }));
+mdns.addEventListener("mdns:expired", (e) => print({ event: "expired", ...e.detail }));
+mdns.addEventListener("mdns:dial-failed", (e) =>
   print({
     event: "dial:failed",
     peerId: e.detail.peerId,
     address: e.detail.address,
     message: e.detail.error.message,
   }));
-mdns.addEventListener("error", (e) => print({ event: "error", message: e.detail.message }));
+mdns.addEventListener("mdns:error", (e) => print({ event: "error", message: e.detail.message }));
 await mdns.start();
 print({ event: "ready", peerId: transport.peerId.toString(), port });
 

@@ -33,10 +33,10 @@ Deno.test("options are validated up front, naming the option and the value", () 
     [{ peerId: p, port: 1, version: "1 0" }, "version", /"1 0"/],
     [{ peerId: p, port: 1, instance: "a.b" }, "instance", /"a.b"/],
     [{ peerId: p, port: 1, hostname: "host.lan" }, "hostname", /"host.lan"/],
-    [{ peerId: p, port: 1, ttl: 0 }, "ttl", /current value is 0/],
+    [{ peerId: p, port: 1, ttlSecs: 0 }, "ttlSecs", /current value is 0/],
     [{ peerId: p, port: 1, interfaces: [] }, "interfaces", /current value is \[\]/],
     [{ peerId: p, port: 1, addresses: ["224.0.0.1"] }, "addresses", /224.0.0.1/],
-    [{ peerId: p, port: 1, maxPacketSize: 100 }, "maxPacketSize", /current value is 100/],
+    [{ peerId: p, port: 1, maxPacketBytes: 100 }, "maxPacketBytes", /current value is 100/],
   ];
   for (const [options, field, message] of bad) {
     assert.throws(

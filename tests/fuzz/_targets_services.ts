@@ -14,7 +14,7 @@ import { Buffer } from "node:buffer";
 import { NetworkError } from "../../src/errors.ts";
 import { PeerId } from "../../src/identity/peer_id.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
-import type { RequestHandler } from "../../src/transport/_peer_connection.ts";
+import type { RequestHandler } from "../../src/transport/peer_api.ts";
 import {
   decodeStunMessage,
   encodeBindingRequest,

@@ -60,11 +60,12 @@ async function start(command: Record<string, unknown>) {
     filtering: command.filtering as boolean,
     discoveryTimeoutMs: command.discoveryTimeoutMs as number,
   });
-  nat.addEventListener("nat", (e) => lastNatEvent = e.detail);
-  nat.addEventListener("connected", (e) => {
+  nat.addEventListener("nat:discovered", (e) => lastNatEvent = e.detail);
+  nat.addEventListener("nat:connected", (e) => {
     events.push(describeConnection(e.detail));
     wakeEvents();
   });
+  await nat.start();
   return { peerId: transport.peerId.toString(), port };
 }
 
@@ -103,7 +104,7 @@ async function eventsArrived(count: number, timeoutMs: number): Promise<void> {
 }
 
 async function close(): Promise<void> {
-  nat?.close();
+  await nat?.close();
   await transport?.close();
 }
 

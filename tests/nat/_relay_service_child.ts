@@ -14,7 +14,7 @@
  *   counts and timings.
  * - `{"cmd":"close"}`: closes the node.
  *
- * With `"nat":{"stun":[...],"directRetryMs":N,"punchDurationMs":N,"connectTimeoutMs":N}` in
+ * With `"nat":{"stun":[...],"directRetryMs":N,"punchDurationMs":N,"connectionTimeoutMs":N}` in
  * `start`, the node also runs a `NatService` with the relay service as its fallback (a node
  * without TURN servers: the rendezvous), and these commands work:
  * - `{"cmd":"discover"}`: NAT discovery; answers `{"type","publicAddress"}`.
@@ -93,7 +93,7 @@ async function closeNode(): Promise<void> {
   if (n === undefined) return;
   for (const s of streams.values()) s.stop = true;
   streams.clear();
-  n.nat?.close();
+  await n.nat?.close();
   // The allocation first: freeing it needs the transport's socket.
   await n.relay.close();
   await n.transport.close();
@@ -107,7 +107,7 @@ async function start(command: {
     stun: string[];
     directRetryMs?: number;
     punchDurationMs?: number;
-    connectTimeoutMs?: number;
+    connectionTimeoutMs?: number;
   };
 }) {
   await closeNode();
@@ -128,13 +128,18 @@ async function start(command: {
   });
   try {
     const { port } = await transport.bindAndListen();
-    const relay = new RelayService(transport, { relaySocket, lifetime: command.lifetime });
+    const relay = new RelayService(transport, { relaySocket, lifetimeSecs: command.lifetime });
     try {
       const relayed = await relay.start();
       node = { transport, relay };
-      if (command.nat !== undefined) node.nat = startNat(transport, relay, command.nat);
+      if (command.nat !== undefined) node.nat = await startNat(transport, relay, command.nat);
       receive(transport);
-      return { peerId: transport.peerId.toString(), port, relayed, lifetime: relay.turn?.lifetime };
+      return {
+        peerId: transport.peerId.toString(),
+        port,
+        relayed,
+        lifetime: relay.turn?.lifetimeSecs,
+      };
     } catch (e) {
       await relay.close();
       throw e;
@@ -145,31 +150,31 @@ async function start(command: {
   }
 }
 
-function startNat(
+async function startNat(
   transport: QuicTransport,
   relay: RelayService,
   options: NonNullable<Parameters<typeof start>[0]["nat"]>,
-): NatService {
+): Promise<NatService> {
   const nat = new NatService(transport, {
     stunServers: options.stun,
     filtering: false,
     fallback: relay.fallback,
     directRetryMs: options.directRetryMs,
     punchDurationMs: options.punchDurationMs,
-    connectTimeoutMs: options.connectTimeoutMs,
+    connectionTimeoutMs: options.connectionTimeoutMs,
   });
-  nat.addEventListener("migrated", (e) => {
+  nat.addEventListener("nat:migrated", (e) => {
     const at = performance.timeOrigin + performance.now();
     natMigrated.set(e.detail.peerId.toString(), { event: e.detail, at });
     changes.notify();
   });
-  nat.addEventListener("upgrade-failed", (e) => {
+  nat.addEventListener("nat:upgrade-failed", (e) => {
     const peer = e.detail.peerId.toString();
     const count = (failedRetries.get(peer)?.count ?? 0) + 1;
     failedRetries.set(peer, { count, lastError: e.detail.error.message });
     changes.notify();
   });
-  nat.addEventListener("connected", (e) => {
+  nat.addEventListener("nat:connected", (e) => {
     const { peerId, path, address } = e.detail;
     natConnected.push({ peerId: peerId.toString(), path, address: formatAddress(address) });
   });
@@ -177,6 +182,7 @@ function startNat(
     peerMigrated.set(e.detail.peerId.toString(), e.detail);
     changes.notify();
   });
+  await nat.start();
   return nat;
 }
 
@@ -298,7 +304,7 @@ async function outlive(peer: string) {
     pings,
     elapsedMs: performance.now() - t0,
     pastFirstExpiryMs: performance.now() - firstExpiry,
-    lifetime: turn.lifetime,
+    lifetime: turn.lifetimeSecs,
     expiresIn: turn.expiresAt - performance.now(),
     path: relay.path(peer),
   };

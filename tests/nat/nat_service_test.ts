@@ -139,9 +139,9 @@ Deno.test("rendezvous messages: round trip and field checks", () => {
 Deno.test("NatService options are checked up front", async () => {
   await using t = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
   assert.throws(() => new NatService(t, { punchIntervalMs: 0 }), InvalidConfigError);
-  assert.throws(() => new NatService(t, { connectTimeoutMs: -1 }), InvalidConfigError);
+  assert.throws(() => new NatService(t, { connectionTimeoutMs: -1 }), InvalidConfigError);
   assert.throws(() => new NatService(t, { stunServers: ["nowhere"] }), NetworkError);
-  using nat = new NatService(t);
+  await using nat = new NatService(t);
   await assert.rejects(nat.discover(), InvalidConfigError); // no STUN servers configured
   await assert.rejects(nat.connect(Identity.generate().peerId, { via: [] }), InvalidConfigError);
   // RelayService.fallback plugs in as it is.
@@ -164,6 +164,7 @@ async function trio(
     directRetryMs: options.directRetryMs,
   });
   const natC = options.cService === false ? undefined : new NatService(c);
+  await Promise.all([natR.start(), natB.start(), natC?.start()]);
   const { port } = await r.bindAndListen();
   await b.bindAndListen();
   await c.bindAndListen();
@@ -176,9 +177,7 @@ async function trio(
     natB,
     natC,
     async [Symbol.asyncDispose]() {
-      natR.close();
-      natB.close();
-      natC?.close();
+      await Promise.all([natR.close(), natB.close(), natC?.close()]);
       await Promise.all([r.close(), b.close(), c.close()]);
     },
   };
@@ -190,7 +189,7 @@ Deno.test({
   fn: async () => {
     await using n = await trio();
     const seenByC = new Promise<NatConnection>((resolve) =>
-      n.natC!.addEventListener("connected", (e) => resolve(e.detail), { once: true })
+      n.natC!.addEventListener("nat:connected", (e) => resolve(e.detail), { once: true })
     );
     const t0 = performance.now();
     const conn = await n.natB.connect(n.c.peerId, { via: n.r.peerId, timeoutMs: 5000 });
@@ -316,9 +315,10 @@ Deno.test({
     const tooEarly = await n.natB.upgrade(n.c.peerId).then(() => undefined, (e) => e);
     assert.ok(tooEarly instanceof NatTraversalError, String(tooEarly));
 
-    using natC = new NatService(n.c);
+    await using natC = new NatService(n.c);
+    await natC.start();
     const seenByC = new Promise<NatConnection>((resolve) =>
-      natC.addEventListener("migrated", (e) => resolve(e.detail), { once: true })
+      natC.addEventListener("nat:migrated", (e) => resolve(e.detail), { once: true })
     );
     const total = 600;
     const received = collect(n.c, total);
@@ -338,16 +338,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "NatService on loopback: the periodic retry reports its failures (upgrade-failed) and " +
+  name:
+    "NatService on loopback: the periodic retry reports its failures (nat:upgrade-failed) and " +
     "moves a relayed peer by itself once punching works",
   ignore: loopback,
   fn: async () => {
     await using n = await relayedTrio(200);
     const failed = new Promise<NatUpgradeFailure>((resolve) =>
-      n.natB.addEventListener("upgrade-failed", (e) => resolve(e.detail), { once: true })
+      n.natB.addEventListener("nat:upgrade-failed", (e) => resolve(e.detail), { once: true })
     );
     const migrated = new Promise<NatConnection>((resolve) =>
-      n.natB.addEventListener("migrated", (e) => resolve(e.detail), { once: true })
+      n.natB.addEventListener("nat:migrated", (e) => resolve(e.detail), { once: true })
     );
     assert.equal((await n.natB.connect(n.c.peerId, { via: n.r.peerId })).path, "relay");
     // Retries fail (C refuses the sync) until C runs the service.
@@ -355,7 +356,8 @@ Deno.test({
     assert.ok(failure.peerId.equals(n.c.peerId));
     assert.ok(failure.error instanceof NatTraversalError, String(failure.error));
     assert.equal(failure.retryInMs, 200);
-    using _natC = new NatService(n.c);
+    await using natC = new NatService(n.c);
+    await natC.start();
     const moved = await migrated;
     assert.equal(moved.path, "direct");
     assert.equal(moved.address.port, n.c.localAddr.port);

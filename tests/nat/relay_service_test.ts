@@ -34,7 +34,7 @@ async function relayNode(
     config: { turnServers, keepAliveIntervalSecs: 0 },
   });
   await transport.bindAndListen();
-  const relay = new RelayService(transport, { relaySocket, lifetime, clock });
+  const relay = new RelayService(transport, { relaySocket, lifetimeSecs: lifetime, clock });
   return {
     transport,
     relay,
@@ -99,7 +99,7 @@ Deno.test("RelayService: option checks", async () => {
     () => new RelayService(transport, { turnServers: [{ ...turnServers[0], address: "x" }] }),
     /turnServers\[0\]\.address/,
   );
-  assert.throws(() => new RelayService(transport, { lifetime: 0 }), /lifetime/);
+  assert.throws(() => new RelayService(transport, { lifetimeSecs: 0 }), /lifetimeSecs/);
   assert.throws(() => new RelayService(transport, { signalTimeoutMs: -1 }), /signalTimeoutMs/);
   // Not started: no allocation to relay through.
   await using relay = new RelayService(transport);
@@ -213,7 +213,7 @@ Deno.test({
         lifetime,
       );
       await n.relay.start();
-      assert.equal(n.relay.turn?.lifetime, lifetime);
+      assert.equal(n.relay.turn?.lifetimeSecs, lifetime);
       const expired = new Promise<TurnError>((resolve) =>
         n.relay.addEventListener("relay:expired", (e) => resolve(e.detail), { once: true })
       );

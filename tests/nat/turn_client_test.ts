@@ -239,7 +239,7 @@ function virtualSetup() {
     server: SERVER,
     username: "test",
     password: "secret",
-    lifetime: 10,
+    lifetimeSecs: 10,
     clock,
     rto: 100,
     rc: 3,
@@ -253,7 +253,7 @@ Deno.test("virtual clock: allocate with 401 then credentials, refresh before exp
   const turn = await TurnClient.allocate(port, options);
   assert.deepEqual(turn.relayedAddress, RELAYED);
   assert.deepEqual(turn.mappedAddress, { hostname: "10.1.0.2", port: 40000 });
-  assert.equal(turn.lifetime, 10);
+  assert.equal(turn.lifetimeSecs, 10);
   assert.deepEqual(server.seen.map((s) => [s.method, s.auth]), [[3, false], [3, true]]);
   // Refreshes at 7.5 s of each 10 s lifetime: three lifetimes later it still lives.
   await clock.advanceTo(30_000);
@@ -277,7 +277,7 @@ Deno.test("virtual clock: a LIFETIME of 2^32-1 s is kept as an hour and refreshe
   const { clock, port, server, options } = virtualSetup();
   server.lifetime = 0xffff_ffff;
   const turn = await TurnClient.allocate(port, options);
-  assert.equal(turn.lifetime, MAX_ALLOCATION_LIFETIME_S);
+  assert.equal(turn.lifetimeSecs, MAX_ALLOCATION_LIFETIME_S);
   assert.equal(turn.expiresAt, MAX_ALLOCATION_LIFETIME_S * 1000);
   await clock.advanceTo(2 * MAX_ALLOCATION_LIFETIME_S * 1000);
   const refreshes = server.seen.filter((s) => s.method === 4).map((s) => s.at);
@@ -353,7 +353,7 @@ Deno.test("virtual clock: options are checked up front", async () => {
     TurnClient.allocate(port, { ...options, permissionRefreshMs: 300_000 }),
     /permissionRefreshMs.*300000/,
   );
-  await assert.rejects(TurnClient.allocate(port, { ...options, lifetime: 0 }), /lifetime/);
+  await assert.rejects(TurnClient.allocate(port, { ...options, lifetimeSecs: 0 }), /lifetimeSecs/);
   assert.equal(port.sent.length, 0);
 });
 
@@ -385,7 +385,7 @@ Deno.test({
     assert.equal(ta.relayedAddress.hostname, "127.0.0.1");
     assert.notDeepEqual(ta.relayedAddress, tb.relayedAddress);
     assert.deepEqual(ta.mappedAddress, a.localAddr);
-    assert.equal(ta.lifetime, 600);
+    assert.equal(ta.lifetimeSecs, 600);
 
     // A -> B over ChannelData on both legs: A binds B's relayed address, B binds A's.
     const ca = await ta.bindChannel(tb.relayedAddress);
@@ -494,9 +494,9 @@ Deno.test({
     await using live = await TurnClient.allocate(a, {
       server: server.address,
       ...TURN_USER,
-      lifetime: 4,
+      lifetimeSecs: 4,
     });
-    assert.equal(live.lifetime, 4);
+    assert.equal(live.lifetimeSecs, 4);
     const firstExpiry = live.expiresAt;
 
     // A second client whose timers never fire: it does not refresh.
@@ -505,7 +505,7 @@ Deno.test({
     await using stale = await TurnClient.allocate(b, {
       server: server.address,
       ...TURN_USER,
-      lifetime: 4,
+      lifetimeSecs: 4,
       clock: frozen,
     });
 
@@ -546,7 +546,7 @@ Deno.test({
       turn = await TurnClient.allocate(a, {
         server: server.address,
         ...TURN_USER,
-        lifetime: 2,
+        lifetimeSecs: 2,
         rto: 50,
         rc: 3,
         rm: 4,

@@ -73,3 +73,42 @@ Deno.test("quic_node: a node killed and restarted with its data directory reconn
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("quic_node: 20 nodes on loopback from one bootstrap node converge, each holding min(targetPeers, 19) peers", async () => {
+  const count = 20;
+  const targetPeers = 20; // the default
+  const want = Math.min(targetPeers, count - 1);
+  // TODO(issue 15 item 3): drop --max-inbound-per-ip once the default limits let a loopback
+  // testnet run (today the tenth inbound connection from 127.0.0.1 is refused).
+  const flags = [...LOOPBACK, "--max-inbound-per-ip", "64"];
+  const nodes: NodeProcess[] = [];
+  try {
+    nodes.push(new NodeProcess("node0", flags));
+    await nodes[0].listening(60_000);
+    for (let i = 1; i < count; i++) {
+      nodes.push(new NodeProcess(`node${i}`, [...flags, "--peer", nodes[0].address]));
+    }
+    const started = performance.now();
+    await Promise.all(
+      nodes.map((n) => n.until(`holding ${want} peers`, () => n.peers.size >= want, 300_000)),
+    ).catch((e) => {
+      // Where each node stands, and why the laggards' dials failed.
+      const lines = nodes.map((n) => {
+        const errors = n.events.filter((e) => e.event === "dial-failed").slice(-3);
+        return `${n.name}: ${n.peers.size} peers; last dial failures: ${
+          errors.map((e) => `${e.address} (${e.foundBy}): ${e.error}`).join(" | ")
+        }`;
+      });
+      throw new Error(`${e.message}\n${lines.join("\n")}`);
+    });
+    await Promise.all(nodes.map((n) => n.listening(60_000)));
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(`${count} nodes converged to ${want} peers each in ${seconds} s`);
+    const ids = new Set(nodes.map((n) => n.peerId));
+    for (const n of nodes) {
+      assert([...n.peers.keys()].every((id) => ids.has(id)), `${n.name} holds a stranger`);
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+  }
+});

@@ -6,7 +6,11 @@ import { addressOf, loopbackNode, nextNodeEvent, untilPeers } from "./_util.ts";
 
 Deno.test("createNode: a node given one bootstrap peer finds the others through the DHT", async () => {
   await using first = await loopbackNode();
-  await using second = await loopbackNode({ config: { bootstrapPeers: [addressOf(first)] } });
+  await using second = await loopbackNode({
+    targetPeers: 1, // at its target with the first: it does not go looking for the third
+    config: { bootstrapPeers: [addressOf(first)] },
+  });
+  await second.dht!.start(); // joined (start() returns the join under way) before the third exists
   await using third = await loopbackNode({ config: { bootstrapPeers: [addressOf(first)] } });
   await untilPeers(third, 2);
   const seen = new Map(third.peers().map((p) => [p.peerId.toString(), p]));
@@ -64,7 +68,7 @@ Deno.test("createNode: unreachable bootstrap peers are reported, the node runs o
       listenAddr: "127.0.0.1",
       quicPort: 0,
       bootstrapPeers: [address],
-      connectionTimeoutMs: 200,
+      connectionTimeoutMs: 1000,
     },
   });
   await using _node = node;

@@ -302,8 +302,8 @@ Deno.test("endpoint: dialing a port where nobody listens rejects with ERR_CONNEC
   assert.equal(client.stats().openConnections, 0);
 });
 
-Deno.test("endpoint: the endpoint's connectTimeoutMs is the default connect timeout", async () => {
-  await using client = await QuicEndpoint.bind({ ...LOOPBACK, connectTimeoutMs: 200 });
+Deno.test("endpoint: the endpoint's connectionTimeoutMs is the default connect timeout", async () => {
+  await using client = await QuicEndpoint.bind({ ...LOOPBACK, connectionTimeoutMs: 200 });
   const started = performance.now();
   const err = await client.connect({ hostname: "127.0.0.1", port: freePort() }).catch((e) => e);
   const elapsed = performance.now() - started;

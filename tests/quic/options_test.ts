@@ -19,7 +19,7 @@ Deno.test("options: defaults", () => {
   assert.equal(o.maxStreamsBidi, 1024);
   assert.equal(o.idleTimeoutMs, 30_000);
   assert.equal(o.keepAliveIntervalMs, 10_000);
-  assert.equal(o.connectTimeoutMs, 5_000);
+  assert.equal(o.connectionTimeoutMs, 5_000);
   assert.equal(o.addressValidation, "retry");
   assert.equal(o.earlyData, true);
   assert.equal(o.certificate, undefined);
@@ -82,11 +82,11 @@ Deno.test("options: each invalid value names its field and the value seen", () =
     [{ maxStreamsUni: 2 ** 20 + 1 }, "maxStreamsUni", String(2 ** 20 + 1)],
     [{ idleTimeoutMs: -5 }, "idleTimeoutMs", "-5"],
     [{ keepAliveIntervalMs: 0.5 }, "keepAliveIntervalMs", "0.5"],
-    [{ connectTimeoutMs: 0 }, "connectTimeoutMs", "0"],
+    [{ connectionTimeoutMs: 0 }, "connectionTimeoutMs", "0"],
     // setTimeout fires at once beyond 2^31-1 ms, so that is the longest timeout.
     [{ idleTimeoutMs: 2 ** 31 }, "idleTimeoutMs", String(2 ** 31)],
     [{ keepAliveIntervalMs: 2 ** 31 }, "keepAliveIntervalMs", String(2 ** 31)],
-    [{ connectTimeoutMs: 2 ** 31 }, "connectTimeoutMs", String(2 ** 31)],
+    [{ connectionTimeoutMs: 2 ** 31 }, "connectionTimeoutMs", String(2 ** 31)],
     [{ addressValidation: "maybe" as "none" }, "addressValidation", '"maybe"'],
     [{ earlyData: "yes" as unknown as boolean }, "earlyData", '"yes"'],
     [{ acceptBacklog: 0 }, "acceptBacklog", "0"],

@@ -6,7 +6,7 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, InvalidAddressError, NetworkError } from "../../src/errors.ts";
 import type { NetworkMessage } from "../../src/transport/codec.ts";
-import { APP_ERROR_MIGRATION_TIMEOUT } from "../../src/transport/_secure_session.ts";
+import { APP_ERROR_MIGRATION_TIMEOUT } from "../../src/transport/close_codes.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, nextEvent, node, within } from "./_util.ts";
 import { startUdpRelay } from "./_udp_relay.ts";

@@ -19,7 +19,7 @@ import {
   APP_ERROR_DECRYPT,
   APP_ERROR_HANDSHAKE_FAILED,
   APP_ERROR_HANDSHAKE_TIMEOUT,
-} from "../../src/transport/_secure_session.ts";
+} from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, within } from "./_util.ts";
 import { rawPeer, writeRawFrame } from "./_raw_peer.ts";
 

@@ -12,7 +12,7 @@ import { Identity } from "../../src/identity/identity.ts";
 import { APP_ERROR_EVICTED, APP_ERROR_MESSAGE_TOO_LARGE } from "../../src/pool/limits.ts";
 import type { NetworkMessage } from "../../src/transport/codec.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
-import { APP_ERROR_PROTOCOL } from "../../src/transport/_secure_session.ts";
+import { APP_ERROR_PROTOCOL } from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, stillPending, within } from "./_util.ts";
 import { rawPeer, writeRawFrame } from "./_raw_peer.ts";
 

@@ -28,7 +28,7 @@ export interface DhtContact {
  *
  * @example
  * ```ts
- * import { makeContact } from "@cretoai/network";
+ * import { makeContact } from "@cretoai/network/dht";
  *
  * const contact = makeContact("12D3KooWpeer", ["192.0.2.7:4433"]);
  * console.assert(contact.key.length === 32);

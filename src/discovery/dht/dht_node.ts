@@ -130,7 +130,7 @@ const PROVIDER_ITEM = "provider:";
  *
  * @example Two nodes wired to each other in memory
  * ```ts
- * import { type DhtContact, DhtNode, type DhtRpc } from "@cretoai/network";
+ * import { type DhtContact, DhtNode, type DhtRpc } from "@cretoai/network/dht";
  *
  * const nodes = new Map<string, DhtNode>();
  * const rpcFrom = (self: () => DhtContact): DhtRpc => ({

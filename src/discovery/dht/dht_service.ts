@@ -15,7 +15,7 @@ import { Identity } from "../../identity/identity.ts";
 import { PeerId } from "../../identity/peer_id.ts";
 import { formatAddress } from "../../quic/address.ts";
 import type { QuicTransport } from "../../transport/transport.ts";
-import type { TransportEventMap } from "../../transport/events.ts";
+import { type TransportEventMap, TypedEventTarget } from "../../transport/events.ts";
 import { type DhtContact, makeContact } from "./contact.ts";
 import { DhtNode } from "./dht_node.ts";
 import { type DhtKey, peerIdToKey } from "./key.ts";
@@ -30,10 +30,23 @@ import { untilAborted } from "./_until_aborted.ts";
 
 const log = getLogger(["cretoai", "dht"]);
 
+/** Detail of `dht:joined`. */
+export interface DhtJoinedDetail {
+  /** Contacts in the routing table after the join. */
+  contacts: number;
+}
+
+/** The events of a {@linkcode DhtService}, by name. */
+export interface DhtServiceEventMap {
+  /**
+   * The node joined the DHT: at start (through the bootstrap peers, or alone as the first
+   * node) and after each {@linkcode DhtService.join}.
+   */
+  "dht:joined": CustomEvent<DhtJoinedDetail>;
+}
+
 /** Options of {@linkcode DhtService}. */
 export interface DhtServiceOptions {
-  /** The transport to run on; it must be bound before {@linkcode DhtService.start}. */
-  transport: QuicTransport;
   /** The transport's identity, which signs the node's peer record. */
   identity: Identity;
   /**
@@ -116,9 +129,10 @@ export interface DhtServiceOptions {
  * await using b = new QuicTransport({ identity: ids[1], config });
  * const { port } = await a.bindAndListen();
  * await b.bindAndListen();
- * await using dhtA = new DhtService({ transport: a, identity: ids[0] });
- * await using dhtB = new DhtService({
- *   transport: b, identity: ids[1], bootstrapPeers: [`127.0.0.1:${port}`],
+ * await using dhtA = new DhtService(a, { identity: ids[0] });
+ * await using dhtB = new DhtService(b, {
+ *   identity: ids[1],
+ *   bootstrapPeers: [`127.0.0.1:${port}`],
  * });
  * await dhtA.start();
  * await dhtB.start();
@@ -126,7 +140,7 @@ export interface DhtServiceOptions {
  * console.assert(record?.addresses[0] === `127.0.0.1:${port}`);
  * ```
  */
-export class DhtService implements AsyncDisposable {
+export class DhtService extends TypedEventTarget<DhtServiceEventMap> implements AsyncDisposable {
   readonly #transport: QuicTransport;
   readonly #identity: Identity;
   readonly #addresses: readonly string[] | undefined;
@@ -149,15 +163,18 @@ export class DhtService implements AsyncDisposable {
    *
    * @example
    * ```ts ignore
-   * const dht = new DhtService({ transport, identity });
+   * const dht = new DhtService(transport, { identity });
    * ```
    *
-   * @param options Transport, identity, bootstrap peers and tuning.
+   * @param transport The transport to run on; it must be bound before
+   *   {@linkcode DhtService.start}.
+   * @param options Identity, bootstrap peers and tuning.
    * @throws {InvalidConfigError} If `identity` is not the transport's, or an address or a
    *   tuning option is invalid.
    */
-  constructor(options: DhtServiceOptions) {
-    const { transport, identity, addresses, bootstrapPeers, clock = wallClock } = options;
+  constructor(transport: QuicTransport, options: DhtServiceOptions) {
+    super();
+    const { identity, addresses, bootstrapPeers, clock = wallClock } = options;
     if (!(identity instanceof Identity) || !identity.peerId.equals(transport.peerId)) {
       throw new InvalidConfigError("identity", "the transport's identity", identity?.peerId);
     }
@@ -233,6 +250,7 @@ export class DhtService implements AsyncDisposable {
     this.#checkOpen();
     await node.bootstrap(contacts);
     log.info("DHT started with {contacts} contacts", { contacts: node.table.size });
+    this.#joined(node);
     this.#scheduleMaintenance();
   }
 
@@ -271,7 +289,13 @@ export class DhtService implements AsyncDisposable {
     const contacts = this.#transport.peers().map((p) =>
       makeContact(p.peerId.toString(), p.addresses)
     );
-    return await node.bootstrap(contacts);
+    const size = await node.bootstrap(contacts);
+    this.#joined(node);
+    return size;
+  }
+
+  #joined(node: DhtNode): void {
+    this.dispatchEvent(new CustomEvent("dht:joined", { detail: { contacts: node.table.size } }));
   }
 
   /**

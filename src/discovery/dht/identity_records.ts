@@ -17,10 +17,14 @@ import type { RecordSigner, RecordVerifier } from "./records.ts";
  *
  * @example Signing a peer record and checking it
  * ```ts
+ * import { Identity } from "@cretoai/network";
  * import {
- *   Identity, identityPeerIdBinding, identityRecordSigner, identityRecordVerifier,
- *   signPeerRecord, verifyPeerRecord,
- * } from "@cretoai/network";
+ *   identityPeerIdBinding,
+ *   identityRecordSigner,
+ *   identityRecordVerifier,
+ *   signPeerRecord,
+ *   verifyPeerRecord,
+ * } from "@cretoai/network/dht";
  *
  * const identity = Identity.generate();
  * const now = Date.now();
@@ -53,7 +57,8 @@ export function identityRecordSigner(identity: Identity): RecordSigner {
  *
  * @example
  * ```ts
- * import { Identity, identityRecordVerifier } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { identityRecordVerifier } from "@cretoai/network/dht";
  *
  * const key = Identity.generate().publicIdentity.encode();
  * console.assert(!identityRecordVerifier.verify(key, new Uint8Array(8), new Uint8Array(8)));
@@ -81,7 +86,8 @@ export const identityRecordVerifier: RecordVerifier = {
  *
  * @example
  * ```ts
- * import { Identity, identityPeerIdBinding } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { identityPeerIdBinding } from "@cretoai/network/dht";
  *
  * const a = Identity.generate();
  * const b = Identity.generate();

@@ -23,7 +23,7 @@ const encoder = new TextEncoder();
  *
  * @example
  * ```ts
- * import { peerIdToKey } from "@cretoai/network";
+ * import { peerIdToKey } from "@cretoai/network/dht";
  *
  * const key = peerIdToKey("12D3KooWexample");
  * console.assert(key.length === 32);
@@ -64,7 +64,7 @@ export function contentKey(content: string | Uint8Array): DhtKey {
  *
  * @example
  * ```ts
- * import { assertKey } from "@cretoai/network";
+ * import { assertKey } from "@cretoai/network/dht";
  *
  * assertKey(new Uint8Array(32), "target");
  * ```
@@ -88,7 +88,7 @@ export function assertKey(key: Uint8Array, name: string): void {
  *
  * @example
  * ```ts
- * import { xorDistance } from "@cretoai/network";
+ * import { xorDistance } from "@cretoai/network/dht";
  *
  * const a = new Uint8Array(32);
  * const b = new Uint8Array(32);
@@ -114,7 +114,7 @@ export function xorDistance(a: DhtKey, b: DhtKey): Uint8Array {
  *
  * @example Sorting keys closest-first
  * ```ts
- * import { compareDistance, contentKey } from "@cretoai/network";
+ * import { compareDistance, contentKey } from "@cretoai/network/dht";
  *
  * const target = contentKey("t");
  * const keys = [contentKey("a"), contentKey("b"), target];
@@ -141,7 +141,7 @@ export function compareDistance(target: DhtKey, a: DhtKey, b: DhtKey): number {
  *
  * @example
  * ```ts
- * import { commonPrefixLength } from "@cretoai/network";
+ * import { commonPrefixLength } from "@cretoai/network/dht";
  *
  * const a = new Uint8Array(32);
  * const b = new Uint8Array(32);
@@ -169,7 +169,7 @@ export function commonPrefixLength(a: DhtKey, b: DhtKey): number {
  *
  * @example
  * ```ts
- * import { bucketIndex } from "@cretoai/network";
+ * import { bucketIndex } from "@cretoai/network/dht";
  *
  * const self = new Uint8Array(32);
  * const other = new Uint8Array(32);
@@ -202,7 +202,7 @@ export function bucketIndex(self: DhtKey, other: DhtKey): number {
  *
  * @example
  * ```ts
- * import { bucketIndex, contentKey, randomKeyInBucket } from "@cretoai/network";
+ * import { bucketIndex, contentKey, randomKeyInBucket } from "@cretoai/network/dht";
  *
  * const self = contentKey("me");
  * const key = randomKeyInBucket(self, 200, (n) => crypto.getRandomValues(new Uint8Array(n)));
@@ -242,7 +242,7 @@ export function randomKeyInBucket(
  *
  * @example
  * ```ts
- * import { keyToHex } from "@cretoai/network";
+ * import { keyToHex } from "@cretoai/network/dht";
  *
  * console.assert(keyToHex(new Uint8Array(32)) === "0".repeat(64));
  * ```

@@ -119,7 +119,7 @@ interface Candidate {
  *
  * @example A lookup over an in-memory "network" of three nodes
  * ```ts
- * import { iterativeLookup, makeContact, wallClock } from "@cretoai/network";
+ * import { iterativeLookup, makeContact, wallClock } from "@cretoai/network/dht";
  *
  * const a = makeContact("a"), b = makeContact("b"), c = makeContact("c");
  * const knows: Record<string, typeof a[]> = { a: [b], b: [c], c: [] };

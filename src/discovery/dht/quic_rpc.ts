@@ -11,7 +11,7 @@ import { NetworkError } from "../../errors.ts";
 import { formatAddress } from "../../quic/address.ts";
 import type { QuicTransport } from "../../transport/transport.ts";
 import type { TransportEventMap } from "../../transport/events.ts";
-import type { RequestContext } from "../../transport/_peer_connection.ts";
+import type { RequestContext } from "../../transport/peer_api.ts";
 import { requireInteger } from "../../_validate.ts";
 import { MAX_TIMER_DELAY_MS } from "../../_timer.ts";
 import { untilAborted } from "./_until_aborted.ts";

@@ -30,7 +30,7 @@ export type DhtRecordErrorReason =
  *
  * @example Telling a stale record from a forged one
  * ```ts
- * import { DhtRecordError } from "@cretoai/network";
+ * import { DhtRecordError } from "@cretoai/network/dht";
  *
  * const err = new DhtRecordError("stale", "Refused peer record: sequence 3 is not above 5");
  * console.assert(err.code === "ERR_DHT" && err.reason === "stale");

@@ -58,7 +58,7 @@ export interface PeerRecordStoreOptions {
  *
  * @example
  * ```ts
- * import { PeerRecordStore } from "@cretoai/network";
+ * import { PeerRecordStore } from "@cretoai/network/dht";
  *
  * const store = new PeerRecordStore();
  * const record = {
@@ -107,7 +107,7 @@ export class PeerRecordStore {
    *
    * @example Refusing a stale record
    * ```ts
-   * import { DhtRecordError, PeerRecordStore } from "@cretoai/network";
+   * import { DhtRecordError, PeerRecordStore } from "@cretoai/network/dht";
    *
    * const store = new PeerRecordStore();
    * const base = {
@@ -173,7 +173,7 @@ export class PeerRecordStore {
    *
    * @example
    * ```ts
-   * import { PeerRecordStore } from "@cretoai/network";
+   * import { PeerRecordStore } from "@cretoai/network/dht";
    *
    * console.assert(new PeerRecordStore().get("nobody") === undefined);
    * ```
@@ -190,7 +190,7 @@ export class PeerRecordStore {
    *
    * @example
    * ```ts
-   * import { PeerRecordStore } from "@cretoai/network";
+   * import { PeerRecordStore } from "@cretoai/network/dht";
    *
    * console.assert(new PeerRecordStore().prune() === 0);
    * ```
@@ -266,7 +266,7 @@ export interface ProviderStoreOptions {
  *
  * @example
  * ```ts
- * import { contentKey, ProviderStore } from "@cretoai/network";
+ * import { contentKey, ProviderStore } from "@cretoai/network/dht";
  *
  * const store = new ProviderStore();
  * const key = contentKey("file");
@@ -311,7 +311,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { contentKey, ProviderStore } from "@cretoai/network";
+   * import { contentKey, ProviderStore } from "@cretoai/network/dht";
    *
    * const store = new ProviderStore({ maxProvidersPerKey: 1 });
    * const key = contentKey("file");
@@ -378,7 +378,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { contentKey, ProviderStore } from "@cretoai/network";
+   * import { contentKey, ProviderStore } from "@cretoai/network/dht";
    *
    * console.assert(new ProviderStore().get(contentKey("nothing")).length === 0);
    * ```
@@ -404,7 +404,7 @@ export class ProviderStore {
    *
    * @example
    * ```ts
-   * import { ProviderStore } from "@cretoai/network";
+   * import { ProviderStore } from "@cretoai/network/dht";
    *
    * console.assert(new ProviderStore().prune() === 0);
    * ```

@@ -52,7 +52,7 @@ export interface ProviderRecord {
  *
  * @example A toy signer (real nodes bind the hybrid Ed25519 + ML-DSA identity)
  * ```ts
- * import type { RecordSigner } from "@cretoai/network";
+ * import type { RecordSigner } from "@cretoai/network/dht";
  *
  * const signer: RecordSigner = {
  *   publicKey: new Uint8Array([1, 2, 3]),
@@ -73,7 +73,7 @@ export interface RecordSigner {
  *
  * @example
  * ```ts
- * import type { RecordVerifier } from "@cretoai/network";
+ * import type { RecordVerifier } from "@cretoai/network/dht";
  *
  * const verifier: RecordVerifier = { verify: (_key, _payload, signature) => signature.length > 0 };
  * console.assert(!(await verifier.verify(new Uint8Array(32), new Uint8Array(8), new Uint8Array())));
@@ -209,7 +209,7 @@ function writePeerPayload(w: ByteWriter, record: PeerRecord): ByteWriter {
  *
  * @example
  * ```ts
- * import { peerRecordPayload } from "@cretoai/network";
+ * import { peerRecordPayload } from "@cretoai/network/dht";
  *
  * const payload = peerRecordPayload({
  *   peerId: "peer", publicKey: new Uint8Array(32), addresses: [], seq: 1, expiresAt: 1000,
@@ -229,7 +229,7 @@ export function peerRecordPayload(record: PeerRecord): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodePeerRecord, encodePeerRecord } from "@cretoai/network";
+ * import { decodePeerRecord, encodePeerRecord } from "@cretoai/network/dht";
  *
  * const bytes = encodePeerRecord({
  *   peerId: "peer", publicKey: new Uint8Array(32), addresses: ["192.0.2.7:4433"],
@@ -270,7 +270,7 @@ export function encodePeerRecord(record: SignedPeerRecord, limits?: RecordLimits
  *
  * @example
  * ```ts
- * import { decodePeerRecord, DhtRecordError } from "@cretoai/network";
+ * import { decodePeerRecord, DhtRecordError } from "@cretoai/network/dht";
  *
  * try {
  *   decodePeerRecord(new Uint8Array([1, 1, 0]));
@@ -305,7 +305,7 @@ export function decodePeerRecord(bytes: Uint8Array, limits?: RecordLimits): Sign
  *
  * @example
  * ```ts
- * import { decodePeerRecord, signPeerRecord } from "@cretoai/network";
+ * import { decodePeerRecord, signPeerRecord } from "@cretoai/network/dht";
  *
  * const signer = { publicKey: new Uint8Array(32), sign: () => new Uint8Array(64) };
  * const bytes = await signPeerRecord(
@@ -338,7 +338,7 @@ export async function signPeerRecord(
  *
  * @example Refusing an unsigned record
  * ```ts
- * import { DhtRecordError, encodePeerRecord, verifyPeerRecord } from "@cretoai/network";
+ * import { DhtRecordError, encodePeerRecord, verifyPeerRecord } from "@cretoai/network/dht";
  *
  * const bytes = encodePeerRecord({
  *   peerId: "peer", publicKey: new Uint8Array(32), addresses: [], seq: 1,
@@ -399,7 +399,7 @@ export async function verifyPeerRecord(
  *
  * @example
  * ```ts
- * import { contentKey, decodeProviderRecord, encodeProviderRecord } from "@cretoai/network";
+ * import { contentKey, decodeProviderRecord, encodeProviderRecord } from "@cretoai/network/dht";
  *
  * const bytes = encodeProviderRecord({
  *   key: contentKey("file"), providerId: "peer", addresses: [], expiresAt: 1000,
@@ -427,7 +427,7 @@ export function encodeProviderRecord(record: ProviderRecord, limits?: RecordLimi
  *
  * @example
  * ```ts
- * import { decodeProviderRecord, DhtRecordError } from "@cretoai/network";
+ * import { decodeProviderRecord, DhtRecordError } from "@cretoai/network/dht";
  *
  * try {
  *   decodeProviderRecord(new Uint8Array(3));
@@ -462,7 +462,7 @@ export function decodeProviderRecord(bytes: Uint8Array, limits?: RecordLimits): 
  *
  * @example
  * ```ts
- * import { contentKey, validateProviderRecord } from "@cretoai/network";
+ * import { contentKey, validateProviderRecord } from "@cretoai/network/dht";
  *
  * const record = { key: contentKey("file"), providerId: "peer", addresses: [], expiresAt: 5000 };
  * validateProviderRecord(record, { now: 0, senderId: "peer" });

@@ -30,7 +30,7 @@ export interface RepublishScheduleOptions {
  *
  * @example
  * ```ts
- * import { RepublishSchedule } from "@cretoai/network";
+ * import { RepublishSchedule } from "@cretoai/network/dht";
  *
  * const schedule = new RepublishSchedule({ fraction: 0.5, minLeadMs: 0 });
  * schedule.schedule("self", 0, 1000);
@@ -66,7 +66,7 @@ export class RepublishSchedule {
    *
    * @example
    * ```ts
-   * import { RepublishSchedule } from "@cretoai/network";
+   * import { RepublishSchedule } from "@cretoai/network/dht";
    *
    * const at = new RepublishSchedule({ minLeadMs: 600 }).schedule("k", 0, 1000);
    * console.assert(at === 400);
@@ -89,7 +89,7 @@ export class RepublishSchedule {
    *
    * @example
    * ```ts
-   * import { RepublishSchedule } from "@cretoai/network";
+   * import { RepublishSchedule } from "@cretoai/network/dht";
    *
    * console.assert(new RepublishSchedule().due(0).length === 0);
    * ```
@@ -110,7 +110,7 @@ export class RepublishSchedule {
    *
    * @example
    * ```ts
-   * import { RepublishSchedule } from "@cretoai/network";
+   * import { RepublishSchedule } from "@cretoai/network/dht";
    *
    * console.assert(new RepublishSchedule().nextDueAt() === undefined);
    * ```
@@ -128,7 +128,7 @@ export class RepublishSchedule {
    *
    * @example
    * ```ts
-   * import { RepublishSchedule } from "@cretoai/network";
+   * import { RepublishSchedule } from "@cretoai/network/dht";
    *
    * const schedule = new RepublishSchedule();
    * schedule.schedule("k", 0, 10_000_000);

@@ -86,7 +86,7 @@ function head32(key: DhtKey): number {
  *
  * @example Filling a table and asking for the closest contacts
  * ```ts
- * import { contentKey, makeContact, RoutingTable } from "@cretoai/network";
+ * import { contentKey, makeContact, RoutingTable } from "@cretoai/network/dht";
  *
  * const table = new RoutingTable(makeContact("me").key, { k: 20 });
  * for (let i = 0; i < 100; i++) {
@@ -153,7 +153,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key);
    * console.assert(table.update(makeContact("peer")).status === "added");
@@ -197,7 +197,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key, { k: 1 });
    * let update = table.update(makeContact("first"));
@@ -232,7 +232,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key, { maxFailures: 2 });
    * table.update(makeContact("flaky"));
@@ -263,7 +263,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key);
    * table.update(makeContact("gone"));
@@ -285,7 +285,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * console.assert(!new RoutingTable(makeContact("me").key).has("peer"));
    * ```
@@ -302,7 +302,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * console.assert(new RoutingTable(makeContact("me").key).bucket(255).length === 0);
    * ```
@@ -319,7 +319,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * console.assert(new RoutingTable(makeContact("me").key).replacements(255).length === 0);
    * ```
@@ -336,7 +336,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key);
    * const peer = makeContact("peer");
@@ -403,7 +403,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * console.assert(new RoutingTable(makeContact("me").key).all().length === 0);
    * ```
@@ -419,7 +419,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { contentKey, makeContact, RoutingTable } from "@cretoai/network";
+   * import { contentKey, makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * const table = new RoutingTable(makeContact("me").key);
    * table.markRefreshed(contentKey("anything"));
@@ -439,7 +439,7 @@ export class RoutingTable {
    *
    * @example
    * ```ts
-   * import { makeContact, RoutingTable } from "@cretoai/network";
+   * import { makeContact, RoutingTable } from "@cretoai/network/dht";
    *
    * let now = 0;
    * const clock = { now: () => now, schedule: () => () => {} };

@@ -33,7 +33,8 @@ export interface FindProvidersReply {
  *
  * @example An RPC that reaches nobody
  * ```ts
- * import { type DhtRpc, makeContact, NetworkError } from "@cretoai/network";
+ * import { type DhtRpc, makeContact } from "@cretoai/network/dht";
+ * import { NetworkError } from "@cretoai/network";
  *
  * const down = () => Promise.reject(new NetworkError("ERR_DHT", "offline"));
  * const rpc: DhtRpc = {
@@ -64,7 +65,7 @@ export interface DhtRpc {
  *
  * @example Routing one decoded request to a handler
  * ```ts
- * import type { DhtContact, DhtRpcHandler } from "@cretoai/network";
+ * import type { DhtContact, DhtRpcHandler } from "@cretoai/network/dht";
  *
  * export function servePing(handler: DhtRpcHandler, from: DhtContact): void {
  *   handler.handlePing(from);

@@ -28,7 +28,7 @@ export type DhtProtocolErrorReason =
  *
  * @example Telling a forged record from an overloaded node
  * ```ts
- * import { DhtProtocolError } from "@cretoai/network";
+ * import { DhtProtocolError } from "@cretoai/network/dht";
  *
  * const err = new DhtProtocolError("refused", "Peer refused PUT_PEER_RECORD", "bad-signature");
  * console.assert(err.code === "ERR_DHT" && err.remoteReason === "bad-signature");

@@ -45,7 +45,7 @@ export async function makeNode(
   const transport = new QuicTransport({ identity, config: LOOPBACK });
   try {
     const { port } = await transport.bindAndListen();
-    const dht = new DhtService({ transport, identity, ...options });
+    const dht = new DhtService(transport, { identity, ...options });
     return { identity, transport, dht, address: `127.0.0.1:${port}` };
   } catch (e) {
     await transport.close();
