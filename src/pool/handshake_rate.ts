@@ -71,7 +71,7 @@ interface Bucket {
  *
  * @example A burst of 8 from one address, then 2 per second
  * ```ts
- * import { HandshakeRateLimiter } from "@cretoai/network";
+ * import { HandshakeRateLimiter } from "@cretoai/network/pool";
  *
  * let now = 0;
  * const rates = new HandshakeRateLimiter({ clock: { now: () => now, schedule: () => () => {} } });

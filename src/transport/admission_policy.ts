@@ -127,7 +127,7 @@ export type AdmissionDecision<C> =
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed
  * ```ts
- * import { AdmissionPolicy } from "@cretoai/network";
+ * import { AdmissionPolicy } from "@cretoai/network/transport";
  *
  * const a = new AdmissionPolicy<string>({ localPeerId: "A" });
  * const b = new AdmissionPolicy<string>({ localPeerId: "B" });
@@ -196,7 +196,7 @@ export class AdmissionPolicy<C> {
    *
    * @example A committee of two
    * ```ts
-   * import { AdmissionPolicy } from "@cretoai/network";
+   * import { AdmissionPolicy } from "@cretoai/network/transport";
    *
    * const policy = new AdmissionPolicy({ localPeerId: "A", allowedPeers: ["B", "C"] });
    * const candidate = { address: "192.0.2.1:9001", direction: "inbound", replace: false } as const;

@@ -41,7 +41,7 @@ export interface BanListOptions {
  *
  * @example
  * ```ts
- * import { BanList } from "@cretoai/network";
+ * import { BanList } from "@cretoai/network/transport";
  *
  * let now = 0;
  * const bans = new BanList({ clock: { now: () => now, schedule: () => () => {} } });
@@ -74,7 +74,7 @@ export class BanList {
    *
    * @example
    * ```ts
-   * import { BanList } from "@cretoai/network";
+   * import { BanList } from "@cretoai/network/transport";
    *
    * const bans = new BanList();
    * console.assert(bans.ban("p", Infinity, "operator").expiresAt === Infinity);
@@ -112,7 +112,7 @@ export class BanList {
    *
    * @example
    * ```ts
-   * import { BanList } from "@cretoai/network";
+   * import { BanList } from "@cretoai/network/transport";
    *
    * const bans = new BanList();
    * bans.ban("p", 1000, "test");
@@ -145,7 +145,7 @@ export class BanList {
    *
    * @example
    * ```ts
-   * import { BanList } from "@cretoai/network";
+   * import { BanList } from "@cretoai/network/transport";
    *
    * const bans = new BanList();
    * bans.ban("p", 1000, "test");

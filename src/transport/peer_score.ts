@@ -74,7 +74,7 @@ const DEFAULT_PENALTIES: Readonly<Record<PenaltyReason, number>> = {
  *
  * @example Three malformed frames in a row earn a ban
  * ```ts
- * import { PeerScore } from "@cretoai/network";
+ * import { PeerScore } from "@cretoai/network/transport";
  *
  * let now = 0;
  * const scores = new PeerScore({ clock: { now: () => now, schedule: () => () => {} } });
@@ -132,7 +132,7 @@ export class PeerScore {
    *
    * @example
    * ```ts
-   * import { PeerScore } from "@cretoai/network";
+   * import { PeerScore } from "@cretoai/network/transport";
    *
    * const scores = new PeerScore({ banThreshold: 10 });
    * console.assert(scores.penalize("p", "bad-dht-record").ban);
@@ -159,7 +159,7 @@ export class PeerScore {
    *
    * @example
    * ```ts
-   * import { PeerScore } from "@cretoai/network";
+   * import { PeerScore } from "@cretoai/network/transport";
    *
    * console.assert(new PeerScore().penalty("nobody") === 0);
    * ```

@@ -78,7 +78,7 @@ export type WatchdogVerdict =
  *
  * @example A peer that sends 1 MiB of frames without data every interval
  * ```ts
- * import { TrafficWatchdog } from "@cretoai/network";
+ * import { TrafficWatchdog } from "@cretoai/network/transport";
  *
  * const watchdog = new TrafficWatchdog();
  * let received = 0;
