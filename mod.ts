@@ -28,3 +28,4 @@ export * from "./src/clock.ts";
 export * from "./src/pool/mod.ts";
 export * from "./src/nat/mod.ts";
 export * from "./src/discovery/mod.ts";
+export * from "./src/gossip/mod.ts";

@@ -1,0 +1,10 @@
+/**
+ * Topic publish/subscribe over the transport, after libp2p's gossipsub: a pure router state
+ * machine (`GossipRouter`), its wire format, and content-hash message ids.
+ *
+ * @module
+ */
+
+export * from "./message_id.ts";
+export * from "./codec.ts";
+export * from "./router.ts";
