@@ -13,6 +13,8 @@
  * prune       kind 6   topic
  * subscribe   kind 7   topic
  * unsubscribe kind 8   topic
+ * choke       kind 9   topic   (send me ihave, not full messages, on this mesh link)
+ * unchoke     kind 10  topic   (full messages again)
  * topic       = length u16 | UTF-8, 1-256 bytes
  * id          = 32 bytes (SHA-256, see gossipMessageId)
  * ```
@@ -45,6 +47,8 @@ const KIND_CODES = {
   prune: 6,
   subscribe: 7,
   unsubscribe: 8,
+  choke: 9,
+  unchoke: 10,
 } as const;
 const KINDS = Object.fromEntries(
   Object.entries(KIND_CODES).map(([kind, code]) => [code, kind]),
@@ -93,7 +97,7 @@ export type GossipFrame =
   }
   | {
     /** Mesh and subscription control for one topic. */
-    kind: "graft" | "prune" | "subscribe" | "unsubscribe";
+    kind: "graft" | "prune" | "subscribe" | "unsubscribe" | "choke" | "unchoke";
     /** The topic. */
     topic: string;
   };
@@ -154,9 +158,9 @@ export function checkTopic(topic: unknown): asserts topic is string {
  *
  * @example
  * ```ts
- * import { encodeGossipFrame, gossipFrameBytes } from "@cretoai/network";
+ * import { encodeGossipFrame, type GossipFrame, gossipFrameBytes } from "@cretoai/network";
  *
- * const frame = { kind: "iwant", ids: ["ab".repeat(32)] } as const;
+ * const frame: GossipFrame = { kind: "iwant", ids: ["ab".repeat(32)] };
  * console.assert(gossipFrameBytes(frame) === encodeGossipFrame(frame).byteLength);
  * ```
  *
@@ -164,7 +168,7 @@ export function checkTopic(topic: unknown): asserts topic is string {
  * @returns Its encoded size.
  */
 export function gossipFrameBytes(frame: GossipFrame): number {
-  const topic = "topic" in frame ? 2 + utf8Length(frame.topic) : 0;
+  const topic = "topic" in frame ? 2 + utf8Bytes(frame.topic) : 0;
   switch (frame.kind) {
     case "message":
       return HEADER_BYTES + topic + 1 + frame.data.byteLength;
@@ -303,6 +307,21 @@ export function decodeGossipFrame(bytes: Uint8Array): GossipFrame {
       r.end();
       return { kind, topic };
   }
+}
+
+/** UTF-8 length of a string without encoding it (simulations size millions of frames). */
+function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4; // a surrogate pair is one 4-byte code point
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 function readTopic(r: ByteReader): string {

@@ -9,6 +9,9 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 
 const encoder = new TextEncoder();
+/** Encoded topic names: a node uses few topics and hashes every message it receives. */
+const topicCache = new Map<string, Uint8Array>();
+const MAX_CACHED_TOPICS = 1024;
 
 /** Bytes of a message id on the wire (a SHA-256 digest). */
 export const MESSAGE_ID_BYTES = 32;
@@ -32,7 +35,12 @@ export const MESSAGE_ID_BYTES = 32;
  * @returns The id as hex.
  */
 export function gossipMessageId(topic: string, data: Uint8Array): string {
-  const name = encoder.encode(topic);
+  let name = topicCache.get(topic);
+  if (name === undefined) {
+    name = encoder.encode(topic);
+    if (topicCache.size >= MAX_CACHED_TOPICS) topicCache.clear();
+    topicCache.set(topic, name);
+  }
   const input = new Uint8Array(2 + name.byteLength + data.byteLength);
   input[0] = name.byteLength >>> 8;
   input[1] = name.byteLength & 0xff;

@@ -15,6 +15,15 @@
  * - Each message id is handled once (seen-cache). A message of `idontwantMinBytes` or more
  *   is announced right away, before validation, to the mesh as idontwant, and a peer's
  *   idontwant (or its own copy of the message) keeps it from being sent there.
+ * - Choking (after the gossipsub choke extension): a node counts, per mesh peer, the new
+ *   messages that peer brought first (in full, or as an ihave of an id not seen yet). Once
+ *   a heartbeat's sample holds {@linkcode CHOKE_SAMPLE_MESSAGES} new messages, it keeps the
+ *   `unchokedDegree` best peers sending full messages and chokes the others: they send an
+ *   ihave at once instead of the message, and the node asks with iwant if it still lacks it.
+ *   Copies that only arrive late stop costing bandwidth, and a choked peer that starts to be
+ *   first gets unchoked at the next ranking. A peer joining a mesh that already has
+ *   `unchokedDegree` unchoked peers starts choked; when an unchoked one leaves, the best
+ *   choked one is unchoked at once.
  * - Nothing is forwarded before the application's verdict (`validated`): accept forwards and
  *   delivers, ignore drops, reject drops and penalizes every peer that sent it; after
  *   `graylistRejects` rejects a peer leaves every mesh and its frames are dropped. A verdict
@@ -40,6 +49,9 @@ export type GossipPriority = "consensus" | "bulk";
 /** The application's verdict on a received message. */
 export type ValidationResult = "accept" | "ignore" | "reject";
 
+/** New messages a topic's mesh must bring before its peers are ranked for choking. */
+export const CHOKE_SAMPLE_MESSAGES = 10;
+
 /** Why the router asks for a peer to be penalized. */
 export type GossipPenaltyReason = "invalid-message" | "too-many-topics" | "graft-in-backoff";
 
@@ -60,6 +72,25 @@ export interface GossipRouterOptions {
    * @default {12}
    */
   meshDegreeHigh?: number;
+  /**
+   * Mesh peers per topic that keep sending full messages once choking ranked them; the
+   * others send ihave instead. At `meshDegreeHigh` or more, nobody is choked.
+   * @default {3}
+   */
+  unchokedDegree?: number;
+  /**
+   * Messages travel in full to every mesh peer, choked or not, for their first this many
+   * links (push while few nodes have a message, ihave once most have it, as in push-pull
+   * rumor spreading); 0 turns this off.
+   * @default {2}
+   */
+  fullPushHops?: number;
+  /**
+   * Whether this node's own messages go in full to every subscribed peer, not just the
+   * mesh (gossipsub's flood publishing): one hop less for everyone, at little cost.
+   * @default {true}
+   */
+  floodPublish?: boolean;
   /**
    * Least number of peers outside the mesh that get ihave each heartbeat.
    * @default {6}
@@ -228,6 +259,14 @@ interface TopicState {
   priority: GossipPriority;
   pending: number;
   backoff: Map<string, number>;
+  /** Mesh peers this node choked: they send ihave instead of messages. */
+  choked: Set<string>;
+  /** Mesh peers that choked this node: they get ihave instead of messages. */
+  chokedBy: Set<string>;
+  /** New messages each mesh peer brought first since the last ranking. */
+  firsts: Map<string, number>;
+  /** New messages since the last ranking. */
+  sample: number;
 }
 
 interface PendingMessage {
@@ -250,6 +289,9 @@ const DEFAULTS = {
   meshDegree: 6,
   meshDegreeLow: 4,
   meshDegreeHigh: 12,
+  unchokedDegree: 3,
+  floodPublish: true,
+  fullPushHops: 2,
   lazyDegree: 6,
   gossipFactor: 0.25,
   heartbeatMs: 1000,
@@ -347,6 +389,7 @@ export class GossipRouter {
     for (
       const field of [
         "meshDegree",
+        "unchokedDegree",
         "lazyDegree",
         "historyLength",
         "historyGossip",
@@ -362,6 +405,7 @@ export class GossipRouter {
     requireInteger("meshDegreeHigh", o.meshDegreeHigh, o.meshDegree);
     requireInteger("historyGossip", o.historyGossip, 1, o.historyLength);
     requireInteger("idontwantMinBytes", o.idontwantMinBytes, 0);
+    requireInteger("fullPushHops", o.fullPushHops, 0, 255);
     for (
       const field of [
         "heartbeatMs",
@@ -440,7 +484,9 @@ export class GossipRouter {
   removePeer(peer: string): void {
     if (!this.#peers.delete(peer)) return;
     this.#queued.delete(peer);
-    for (const t of this.#topics.values()) t.mesh.delete(peer);
+    for (const [topic, t] of this.#topics) {
+      if (this.#leaveMesh(t, peer)) this.#rankMesh(topic, t, false);
+    }
   }
 
   /**
@@ -457,7 +503,16 @@ export class GossipRouter {
       existing.priority = priority;
       return;
     }
-    const t: TopicState = { mesh: new Set(), priority, pending: 0, backoff: new Map() };
+    const t: TopicState = {
+      mesh: new Set(),
+      priority,
+      pending: 0,
+      backoff: new Map(),
+      choked: new Set(),
+      chokedBy: new Set(),
+      firsts: new Map(),
+      sample: 0,
+    };
     this.#topics.set(topic, t);
     for (const peer of this.#peers.keys()) this.#send(peer, { kind: "subscribe", topic }, priority);
     this.#fillMesh(topic, t, this.#o.meshDegree, -Infinity);
@@ -501,7 +556,13 @@ export class GossipRouter {
     this.#seen.add(id, now);
     const p = this.#topics.get(topic)?.priority ?? priority;
     this.#remember(id, { topic, data, hops: 0, priority: p });
-    this.#forward(id, topic, data, 1, p, new Set(), now);
+    if (this.#o.floodPublish) {
+      for (const peer of this.subscribers(topic)) {
+        if (this.#peers.get(peer)!.rejects < this.#o.graylistRejects) {
+          this.#send(peer, { kind: "message", topic, data, hops: 1 }, p);
+        }
+      }
+    } else this.#forward(id, topic, data, 1, p, new Set(), now);
     return id;
   }
 
@@ -534,8 +595,16 @@ export class GossipRouter {
       case "prune": {
         const t = this.#topics.get(frame.topic);
         if (t === undefined) return;
-        t.mesh.delete(from);
+        this.#leaveMesh(t, from);
         t.backoff.set(from, now + this.#o.pruneBackoffMs);
+        return;
+      }
+      case "choke":
+      case "unchoke": {
+        const t = this.#topics.get(frame.topic);
+        if (t === undefined || !t.mesh.has(from)) return;
+        if (frame.kind === "choke") t.chokedBy.add(from);
+        else t.chokedBy.delete(from);
         return;
       }
       case "subscribe":
@@ -547,7 +616,7 @@ export class GossipRouter {
         return this.#onSubscribed(from, frame.topic, now);
       case "unsubscribe":
         peer.topics.delete(frame.topic);
-        this.#topics.get(frame.topic)?.mesh.delete(from);
+        this.#leaveMesh(this.#topics.get(frame.topic), from);
         return;
     }
   }
@@ -675,7 +744,7 @@ export class GossipRouter {
     if (p === undefined || reason !== "invalid-message") return;
     if (++p.rejects < this.#o.graylistRejects) return;
     for (const [topic, t] of this.#topics) {
-      if (t.mesh.delete(peer)) this.#send(peer, { kind: "prune", topic }, t.priority);
+      if (this.#leaveMesh(t, peer)) this.#send(peer, { kind: "prune", topic }, t.priority);
     }
   }
 
@@ -702,7 +771,10 @@ export class GossipRouter {
       if (except.has(peer) || this.#peers.get(peer)?.dontWant.has(id, now) === true) {
         continue;
       }
-      this.#send(peer, { kind: "message", topic, data, hops }, priority);
+      const frame: GossipFrame = hops > this.#o.fullPushHops && t?.chokedBy.has(peer)
+        ? { kind: "ihave", topic, ids: [id] }
+        : { kind: "message", topic, data, hops };
+      this.#send(peer, frame, priority);
     }
   }
 
@@ -722,6 +794,7 @@ export class GossipRouter {
     }
     this.#seen.add(id, now);
     this.#wanted.delete(id);
+    this.#countFirst(t, from);
     if (data.byteLength >= this.#o.idontwantMinBytes) {
       for (const peer of t.mesh) {
         if (peer !== from) this.#send(peer, { kind: "idontwant", ids: [id] }, t.priority);
@@ -746,6 +819,7 @@ export class GossipRouter {
     for (const id of ids.slice(0, MAX_FRAME_IDS)) {
       if (this.#seen.has(id, now) || this.#wanted.has(id, now)) continue;
       this.#wanted.add(id, now);
+      this.#countFirst(t, from);
       want.push(id);
     }
     if (want.length === 0) return;
@@ -781,15 +855,74 @@ export class GossipRouter {
       return;
     }
     if (peer.topics.size < this.#o.maxPeerTopics) peer.topics.add(topic);
-    t.mesh.add(from);
+    this.#joinMesh(topic, t, from, false);
+  }
+
+  /**
+   * Adds a peer to a topic's mesh (with a graft when this node asks); it starts choked when
+   * `unchokedDegree` peers already send in full, so a new mesh never floods.
+   */
+  #joinMesh(topic: string, t: TopicState, peer: string, graft: boolean): void {
+    if (t.mesh.has(peer)) return;
+    t.mesh.add(peer);
+    if (graft) this.#send(peer, { kind: "graft", topic }, t.priority);
+    if (t.mesh.size - t.choked.size > this.#o.unchokedDegree) {
+      t.choked.add(peer);
+      this.#send(peer, { kind: "choke", topic }, t.priority);
+    }
+  }
+
+  /** Removes a peer from a topic's mesh and its choke state; returns whether it was in it. */
+  #leaveMesh(t: TopicState | undefined, peer: string): boolean {
+    if (t === undefined || !t.mesh.delete(peer)) return false;
+    t.choked.delete(peer);
+    t.chokedBy.delete(peer);
+    t.firsts.delete(peer);
+    return true;
+  }
+
+  #countFirst(t: TopicState, peer: string): void {
+    if (!t.mesh.has(peer)) return;
+    t.firsts.set(peer, (t.firsts.get(peer) ?? 0) + 1);
+    t.sample++;
+  }
+
+  /**
+   * Keeps the `unchokedDegree` mesh peers that brought most new messages first sending in
+   * full and chokes the others; with `rerank` false, only unchokes the best choked peers
+   * while fewer than `unchokedDegree` are unchoked (after a departure).
+   */
+  #rankMesh(topic: string, t: TopicState, rerank: boolean): void {
+    const keep = this.#o.unchokedDegree;
+    const ranked = this.#shuffle([...t.mesh])
+      .sort((a, b) => (t.firsts.get(b) ?? 0) - (t.firsts.get(a) ?? 0));
+    if (!rerank) {
+      let unchoked = t.mesh.size - t.choked.size;
+      for (const peer of ranked) {
+        if (unchoked >= keep) return;
+        if (!t.choked.delete(peer)) continue;
+        unchoked++;
+        this.#send(peer, { kind: "unchoke", topic }, t.priority);
+      }
+      return;
+    }
+    ranked.forEach((peer, rank) => {
+      if (rank < keep && t.choked.delete(peer)) {
+        this.#send(peer, { kind: "unchoke", topic }, t.priority);
+      } else if (rank >= keep && !t.choked.has(peer)) {
+        t.choked.add(peer);
+        this.#send(peer, { kind: "choke", topic }, t.priority);
+      }
+    });
+    t.firsts.clear();
+    t.sample = 0;
   }
 
   #onSubscribed(peer: string, topic: string, now: number): void {
     const t = this.#topics.get(topic);
     if (t === undefined || t.mesh.size >= this.#o.meshDegree) return;
     if ((t.backoff.get(peer) ?? -Infinity) > now) return;
-    t.mesh.add(peer);
-    this.#send(peer, { kind: "graft", topic }, t.priority);
+    this.#joinMesh(topic, t, peer, true);
   }
 
   /** Grafts random eligible subscribers until the mesh has `size` peers. */
@@ -802,8 +935,7 @@ export class GossipRouter {
       ).map(([id]) => id),
     );
     for (const peer of candidates.slice(0, size - t.mesh.size)) {
-      t.mesh.add(peer);
-      this.#send(peer, { kind: "graft", topic }, t.priority);
+      this.#joinMesh(topic, t, peer, true);
     }
   }
 
@@ -831,11 +963,12 @@ export class GossipRouter {
       if (t.mesh.size > o.meshDegreeHigh) {
         const excess = this.#shuffle([...t.mesh]).slice(0, t.mesh.size - o.meshDegree);
         for (const peer of excess) {
-          t.mesh.delete(peer);
+          this.#leaveMesh(t, peer);
           t.backoff.set(peer, now + o.pruneBackoffMs);
           this.#send(peer, { kind: "prune", topic }, t.priority);
         }
       }
+      this.#rankMesh(topic, t, t.sample >= CHOKE_SAMPLE_MESSAGES);
       const ids = gossip.get(topic);
       if (ids === undefined) continue;
       const outside = [...this.#peers].filter(([id, p]) =>

@@ -1,6 +1,6 @@
 /**
  * A network of gossip routers in virtual time, for tests and benches: a seeded PRNG, a random
- * connection graph, per-link latency, message loss, and nodes that fail mid-run without a word
+ * connection graph, latency from the nodes' distance on a plane, message loss, and nodes that fail mid-run without a word
  * (their peers notice after `detectionMs`, as a QUIC idle timeout would). The same network
  * runs plain flooding (every new message to every connected peer) for comparison.
  *
@@ -31,7 +31,11 @@ export interface GossipSimOptions {
   failShare: number;
   /** Probability that a frame is lost. */
   lossRate: number;
-  /** Link latency is uniform in [min, max] milliseconds, fixed per link. */
+  /**
+   * Link latency in milliseconds: nodes sit at random points of a unit square, and a link
+   * takes `min` plus (`max` - `min`) times their distance over the diagonal. Unlike random
+   * per-link latency this keeps the triangle inequality: a detour is never faster.
+   */
   latencyMs: [number, number];
   /** Time a node takes to validate a message. */
   validationMs: number;
@@ -131,6 +135,8 @@ interface SimProtocol {
 
 interface SimNode {
   name: string;
+  x: number;
+  y: number;
   alive: boolean;
   peers: Set<string>;
   protocol: SimProtocol;
@@ -174,23 +180,16 @@ export function simulate(protocol: "gossip" | "flood", options: GossipSimOptions
   const queue = new EventQueue();
   const ledger = new Ledger();
   const nodes = new Map<string, SimNode>();
-  const latency = new Map<string, number>();
-  const linkLatency = (a: string, b: string) => {
-    const key = a < b ? `${a}|${b}` : `${b}|${a}`;
-    let ms = latency.get(key);
-    if (ms === undefined) {
-      ms = o.latencyMs[0] + prng.next() * (o.latencyMs[1] - o.latencyMs[0]);
-      latency.set(key, ms);
-    }
-    return ms;
-  };
+  const [minMs, maxMs] = o.latencyMs;
+  const linkLatency = (a: SimNode, b: SimNode) =>
+    minMs + (maxMs - minMs) * Math.hypot(a.x - b.x, a.y - b.y) / Math.SQRT2;
   /** Delivers a frame after the link's latency, unless it is lost or either end is down. */
   const transmit = (from: SimNode, to: string, frame: GossipFrame) => {
     ledger.bytes += gossipFrameBytes(frame);
     ledger.frames++;
     if (prng.next() < o.lossRate) return;
-    queue.at(queue.now + linkLatency(from.name, to), () => {
-      const target = nodes.get(to)!;
+    const target = nodes.get(to)!;
+    queue.at(queue.now + linkLatency(from, target), () => {
       if (!target.alive || !target.peers.has(from.name)) return;
       target.protocol.receive(from.name, frame, queue.now);
     });
@@ -198,10 +197,17 @@ export function simulate(protocol: "gossip" | "flood", options: GossipSimOptions
 
   for (let i = 0; i < o.nodes; i++) {
     const name = `n${i}`;
-    const node: SimNode = { name, alive: true, peers: new Set(), protocol: undefined! };
+    const node: SimNode = {
+      name,
+      x: prng.next(),
+      y: prng.next(),
+      alive: true,
+      peers: new Set(),
+      protocol: undefined!,
+    };
     node.protocol = protocol === "gossip"
       ? gossipNode(node, o, prng, queue, ledger, transmit)
-      : floodNode(node, ledger, transmit);
+      : floodNode(node, o, queue, ledger, transmit);
     nodes.set(name, node);
   }
   const names = [...nodes.keys()];
@@ -333,9 +339,14 @@ function gossipNode(
   };
 }
 
-/** Plain flooding: every new message goes to every connected peer but its sender. */
+/**
+ * Plain flooding: every new message goes, once validated, to every connected peer but its
+ * sender.
+ */
 function floodNode(
   node: SimNode,
+  o: GossipSimOptions,
+  queue: EventQueue,
   ledger: Ledger,
   transmit: (from: SimNode, to: string, frame: GossipFrame) => void,
 ): SimProtocol {
@@ -360,8 +371,11 @@ function floodNode(
       const id = ids.get(frame.data)!;
       if (seen.has(id)) return ledger.duplicate(node.name);
       seen.add(id);
-      ledger.deliver(node.name, id, frame.hops, now);
-      flood({ ...frame, hops: frame.hops + 1 }, from);
+      queue.at(now + o.validationMs, () => {
+        if (!node.alive) return;
+        ledger.deliver(node.name, id, frame.hops, queue.now);
+        flood({ ...frame, hops: frame.hops + 1 }, from);
+      });
     },
   };
 }
