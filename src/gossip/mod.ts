@@ -9,3 +9,4 @@ export * from "./message_id.ts";
 export * from "./codec.ts";
 export * from "./router.ts";
 export * from "./gossip_service.ts";
+export * from "./catch_up.ts";
