@@ -227,7 +227,7 @@ const checking = new Map<string, Promise<ValidationResult>>();
  * are fetched from `from` (and checked the same way); a vertex whose parents do not come is
  * rejected.
  */
-function ingest(bytes: Uint8Array, from: PeerId): Promise<ValidationResult> {
+function ingest(bytes: Uint8Array, from: PeerId, viaGossip = false): Promise<ValidationResult> {
   let decoded: ReturnType<typeof decodeVertex>;
   try {
     decoded = decodeVertex(bytes);
@@ -239,7 +239,7 @@ function ingest(bytes: Uint8Array, from: PeerId): Promise<ValidationResult> {
   if (byId.has(id)) return Promise.resolve("accept");
   let check = checking.get(id);
   if (check === undefined) {
-    check = checkAndStore(decoded, from).catch((e) => {
+    check = checkAndStore(decoded, from, viaGossip).catch((e) => {
       if (!(e instanceof Refused)) throw e;
       emit({ event: "refused", id, reason: e.message, from: from.toString() });
       return "reject" as const;
@@ -252,6 +252,7 @@ function ingest(bytes: Uint8Array, from: PeerId): Promise<ValidationResult> {
 async function checkAndStore(
   { vertex, body, sig }: ReturnType<typeof decodeVertex>,
   from: PeerId,
+  viaGossip: boolean,
 ): Promise<ValidationResult> {
   const { round, author, parents } = vertex;
   if (author >= n) throw new Refused(`unknown author ${author}`);
@@ -281,12 +282,15 @@ async function checkAndStore(
     parentAuthors.add(parent.author);
   }
   if (parentAuthors.size !== parents.length) throw new Refused("two parents by one author");
-  await store(vertex);
+  await store(vertex, viaGossip);
   return "accept";
 }
 
-/** Writes a vertex to KV, then to memory: only stored vertices are acknowledged. */
-async function store(vertex: Vertex): Promise<void> {
+/**
+ * Writes a vertex to KV, then to memory: only stored vertices are acknowledged. The delay
+ * since its creation counts as propagation when it came by gossip (not by catch-up).
+ */
+async function store(vertex: Vertex, viaGossip: boolean): Promise<void> {
   const key = ["vertex", vertex.round, vertex.author];
   const result = await kv.atomic().check({ key, versionstamp: null }).set(key, vertex.bytes)
     .commit();
@@ -300,7 +304,7 @@ async function store(vertex: Vertex): Promise<void> {
   firstStoredAt = Math.min(firstStoredAt, now);
   lastStoredAt = now;
   stored++;
-  if (vertex.author !== index) {
+  if (viaGossip) {
     delays.push(now - vertex.createdAtMs);
     emit({
       event: "vertex",
@@ -323,7 +327,7 @@ async function create(round: number): Promise<void> {
   bytes.set(sig.ed25519, body.length);
   bytes.set(sig.mlDsa65, body.length + ED25519_SIGNATURE_BYTES);
   const { vertex } = decodeVertex(bytes);
-  await store(vertex);
+  await store(vertex, false);
   await gossip.publish(TOPIC, bytes);
   emit({ event: "created", round });
 }
@@ -355,7 +359,7 @@ try {
   await catchUp.start();
   const sub = gossip.subscribe(TOPIC, {
     priority: "consensus",
-    validate: ({ data, from }) => ingest(data, from),
+    validate: ({ data, from }) => ingest(data, from, true),
   });
   (async () => {
     for await (const _ of sub); // vertices are handled in validate; this drains the buffer
