@@ -280,11 +280,7 @@ export class GossipService extends TypedEventTarget<GossipEventMap> implements A
     this.#addPeer(e.detail.peerId);
   };
   readonly #onDisconnected = (e: TransportEventMap["peer:disconnected"]) => {
-    const key = e.detail.peerId.toString();
-    if (!this.#peers.delete(key)) return;
-    this.#inFlight.delete(key);
-    this.#router.removePeer(key);
-    this.#pump();
+    this.#removePeer(e.detail.peerId.toString());
   };
 
   /**
@@ -580,6 +576,13 @@ export class GossipService extends TypedEventTarget<GossipEventMap> implements A
     this.#pump();
   }
 
+  #removePeer(key: string): void {
+    if (!this.#peers.delete(key)) return;
+    this.#inFlight.delete(key);
+    this.#router.removePeer(key);
+    this.#pump();
+  }
+
   async #readLoop(): Promise<void> {
     for await (const { from, message } of this.#transport.messages()) {
       if (this.#closed) return;
@@ -640,6 +643,8 @@ export class GossipService extends TypedEventTarget<GossipEventMap> implements A
       };
       this.#transport.send(peerId, message).catch((e) => {
         log.debug("Gossip send to {peer} failed: {error}", { peer: key, error: String(e) });
+        // A frame from a peer that had already gone (read after its disconnect) re-added it.
+        if (e instanceof NetworkError && e.code === "ERR_UNKNOWN_PEER") this.#removePeer(key);
       }).finally(() => {
         const left = (this.#inFlight.get(key) ?? 1) - 1;
         if (!this.#peers.has(key)) return;
