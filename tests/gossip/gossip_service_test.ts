@@ -3,6 +3,7 @@
  */
 import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { addr, node, within } from "../transport/_util.ts";
+import { VirtualClock } from "../_virtual_clock.ts";
 import {
   type GossipMessage,
   GossipService,
@@ -179,4 +180,37 @@ Deno.test("GossipService: bad arguments are refused with typed errors", async ()
   );
   await gossip.close();
   await assertRejects(() => gossip.publish("t", new Uint8Array(1)), NetworkError, "closed");
+});
+
+Deno.test("GossipService: a validator past its deadline counts as ignore, on the service's clock", async () => {
+  const clock = new VirtualClock();
+  await using c = await line(3, { clock, router: { validationTimeoutMs: 5000 } });
+  c.services[0].subscribe("t");
+  let validating: () => void = () => {};
+  const started = new Promise<void>((resolve) => validating = resolve);
+  c.services[1].subscribe("t", {
+    validate: () => {
+      validating();
+      return new Promise(() => {}); // never decides
+    },
+  });
+  c.services[2].subscribe("t");
+  await within(c.services[1].whenMeshed("t", 2), 10_000, "mesh");
+  await c.services[0].publish("t", new Uint8Array([1]));
+  await within(started, 10_000, "validation started");
+  assertEquals(c.services[1].stats().validationTimeouts, 0);
+  await clock.advance(5000);
+  assertEquals(c.services[1].stats().validationTimeouts, 1);
+  assertEquals(c.services[1].stats().delivered, 0);
+  assertEquals(c.services[2].stats().delivered + c.services[2].stats().duplicates, 0);
+});
+
+Deno.test("GossipService: a peer that disconnects leaves the mesh; the rest still gossip", async () => {
+  await using c = await line(3);
+  const subs = c.services.map((s) => s.subscribe("t"));
+  await within(c.services[1].whenMeshed("t", 2), 10_000, "mesh");
+  await c.transports[1].disconnectPeer(c.transports[2].peerId);
+  assertEquals(c.services[1].mesh("t").map(String), [c.transports[0].peerId.toString()]);
+  const id = await c.services[0].publish("t", new Uint8Array([2]));
+  assertEquals((await within(first(subs[1]), 10_000, "delivery")).id, id);
 });
