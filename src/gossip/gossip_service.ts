@@ -153,7 +153,9 @@ export interface GossipEventMap {
 
 /**
  * The messages of one topic, in arrival order, each once; iteration ends on
- * {@linkcode GossipSubscription.unsubscribe} or when the service closes.
+ * {@linkcode GossipSubscription.unsubscribe} or when the service closes. Leaving a
+ * `for await` loop early (`break`, `return`, a throw) unsubscribes too, as closing a stream
+ * would.
  *
  * @example
  * ```ts ignore
