@@ -4,8 +4,7 @@
  * measured here). The full 1,000-node table: `deno run -A bench/gossip/gossip_simulation.ts`.
  */
 import { assert } from "../_assert.ts";
-import { type GossipSimOptions, quantile, simulate } from "./_simulator.ts";
-import { formatReports } from "./_simulator.ts";
+import { formatReports, type GossipSimOptions, quantile, simulate } from "./_simulator.ts";
 
 const SMALL_RUN: GossipSimOptions = {
   nodes: 300,
