@@ -163,3 +163,22 @@ export {
   type SignedPeerRecord,
 } from "./src/discovery/mod.ts";
 export type { LimitKind } from "./src/pool/mod.ts";
+export {
+  CatchUpService,
+  type CatchUpServiceOptions,
+  type CatchUpStore,
+  type GossipEventMap,
+  type GossipMessage,
+  type GossipPenalizedDetail,
+  type GossipPenaltyReason,
+  type GossipPriority,
+  type GossipPublishOptions,
+  type GossipRejectedDetail,
+  GossipService,
+  type GossipServiceOptions,
+  type GossipServicePenaltyReason,
+  type GossipSubscribeOptions,
+  GossipSubscription,
+  type GossipValidator,
+  type ValidationResult,
+} from "./src/gossip/mod.ts";
