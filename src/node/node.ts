@@ -315,6 +315,12 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     return this.#relay;
   }
 
+  // Seams for services in the making. Gossip (src/gossip) becomes a field `gossip` like the
+  // ones above, started after the DHT in #start() and closed before it in #close(). Bans
+  // (`transport.ban`/`unban`/`bans`) become `ban`/`unban`/`bans` below, delegating to the
+  // transport, with each ban also written to the peer store under its own key prefix, and
+  // re-applied from there in #start() right after the store opens.
+
   /**
    * Starts the node, in dependency order: transport, peer store, relay, NAT traversal, a first
    * dial of each bootstrap peer (resolved once each connected or failed), DHT (whose join runs
