@@ -336,7 +336,7 @@ export function usage(): string {
   });
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
   return [
-    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=PATH --allow-write=PATH]",
+    "Usage: deno run --allow-net --allow-ffi=node_modules --allow-env [--allow-read=FILE --allow-write=FILE]",
     "         examples/quic_node.ts [flags]",
     "",
     "A cretoai-network node: authenticated, post-quantum sealed QUIC to its peers.",
