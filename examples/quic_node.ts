@@ -246,7 +246,7 @@ export type NodeEvent =
     address: string;
     foundBy: PeerSource;
     error: string;
-    retryInMs: number;
+    retryInMs: number | undefined;
   }
   | { event: "discovered"; peerId: string; addresses: string[]; version: string | undefined }
   | { event: "expired"; peerId: string; disconnect: boolean }
@@ -277,7 +277,9 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
     `disconnected ${e.peerId} at ${e.address} (found by ${e.foundBy}, ${e.path}): ${e.reason}`,
   migrated: (e) => `moved ${e.peerId} from ${e.previousAddress} to ${e.address} (${e.path})`,
   "dial-failed": (e) =>
-    `dial ${e.address} (${e.foundBy}) failed: ${e.error}; retrying in ${e.retryInMs / 1000} s`,
+    `dial ${e.address} (${e.foundBy}) failed: ${e.error}; ${
+      e.retryInMs === undefined ? "given up" : `retrying in ${e.retryInMs / 1000} s`
+    }`,
   discovered: (e) => `discovered ${e.peerId} at ${e.addresses.join(", ")} (mDNS, v=${e.version})`,
   expired: (e) => `expired ${e.peerId} (mDNS)${e.disconnect ? "; disconnecting it" : ""}`,
   "service-failed": (e) =>

@@ -44,6 +44,13 @@ export interface DialPlannerOptions {
    */
   retryMaxMs?: number;
   /**
+   * Failed dials in a row after which a candidate is forgotten (until something finds it
+   * again); bootstrap addresses are tried forever.
+   *
+   * @default {8}
+   */
+  maxFailures?: number;
+  /**
    * Candidates kept; beyond it the one with the most failures (then the oldest) is dropped.
    * Bootstrap addresses are never dropped.
    *
@@ -83,6 +90,7 @@ export class DialPlanner {
   readonly #retryBaseMs: number;
   readonly #retryMaxMs: number;
   readonly #maxCandidates: number;
+  readonly #maxFailures: number;
   /** By peer id, or by `@ADDRESS` for an address whose peer id is not known yet. */
   readonly #entries = new Map<string, Entry>();
   /** Connected peers, with the address of their connection. */
@@ -108,17 +116,20 @@ export class DialPlanner {
       retryBaseMs = 1000,
       retryMaxMs = 60_000,
       maxCandidates = 1000,
+      maxFailures = 8,
     } = options;
     requireInteger("targetPeers", targetPeers, 0);
     requireInteger("maxParallelDials", maxParallelDials, 1, 1000);
     requireInteger("retryBaseMs", retryBaseMs, 1);
     requireInteger("retryMaxMs", retryMaxMs, retryBaseMs);
     requireInteger("maxCandidates", maxCandidates, 1);
+    requireInteger("maxFailures", maxFailures, 1);
     this.#targetPeers = targetPeers;
     this.#maxParallelDials = maxParallelDials;
     this.#retryBaseMs = retryBaseMs;
     this.#retryMaxMs = retryMaxMs;
     this.#maxCandidates = maxCandidates;
+    this.#maxFailures = maxFailures;
   }
 
   /** Peers the node keeps connected. */
@@ -293,17 +304,22 @@ export class DialPlanner {
 
   /**
    * Records a failed dial; the candidate is due again after `retryBaseMs` doubled per
-   * failure, up to `retryMaxMs`.
+   * failure, up to `retryMaxMs`, or forgotten after `maxFailures` in a row.
    *
    * @param candidate The candidate from {@linkcode DialPlanner.next}.
    * @param now The current time, in milliseconds.
-   * @returns The wait before the next try, in milliseconds.
+   * @returns The wait before the next try, in milliseconds; `undefined` when forgotten.
    */
-  dialFailed(candidate: DialCandidate, now: number): number {
-    const entry = this.#entries.get(keyOf(candidate));
-    if (entry === undefined) return this.#retryBaseMs;
+  dialFailed(candidate: DialCandidate, now: number): number | undefined {
+    const key = keyOf(candidate);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
     entry.dialing = false;
     entry.failures++;
+    if (entry.failures >= this.#maxFailures && entry.candidate.foundBy !== "bootstrap") {
+      this.#entries.delete(key);
+      return undefined;
+    }
     const wait = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** (entry.failures - 1));
     entry.retryAt = now + wait;
     return wait;

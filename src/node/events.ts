@@ -71,8 +71,12 @@ export interface DialFailedDetail {
   foundBy: PeerSource;
   /** Why. */
   error: Error;
-  /** When the manager tries this peer again, in milliseconds. */
-  retryInMs: number;
+  /**
+   * When the manager tries this peer again, in milliseconds; `undefined` when it gave the
+   * peer up after too many failures in a row (until the DHT, mDNS or a connection brings
+   * it back).
+   */
+  retryInMs: number | undefined;
 }
 
 /** The events of a {@linkcode NetworkNode}, by name. */

@@ -315,10 +315,17 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     return this.#relay;
   }
 
+  // Seams for services in the making. Gossip (src/gossip) becomes a field `gossip` like the
+  // ones above, started after the DHT in #start() and closed before it in #close(). Bans
+  // (`transport.ban`/`unban`/`bans`) become `ban`/`unban`/`bans` below, delegating to the
+  // transport, with each ban also written to the peer store under its own key prefix, and
+  // re-applied from there in #start() right after the store opens.
+
   /**
-   * Starts the node, in dependency order: identity, transport, peer store, relay, NAT
-   * traversal, DHT, mDNS, connection manager. Calling it again returns the first call's
-   * promise.
+   * Starts the node, in dependency order: transport, peer store, relay, NAT traversal, a first
+   * dial of each bootstrap peer (resolved once each connected or failed), DHT (whose join runs
+   * on in the background), mDNS, connection manager. Calling it again returns the first
+   * call's promise.
    *
    * @example
    * ```ts ignore
@@ -356,6 +363,18 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
         this.#nat.discover().catch((e) => this.#failed("nat", e, true));
       }
     }
+    // The first dial of each bootstrap peer, so that the node the caller gets holds the peers
+    // it was told about; failures are the connection manager's to retry and report.
+    await Promise.allSettled(
+      [...this.#bootstrapAddresses].map(async (address) => {
+        const done = this.#hint(address, "bootstrap");
+        try {
+          await this.transport.connectPeer(address);
+        } finally {
+          done();
+        }
+      }),
+    );
     if (config.enableDht) this.#startDht();
     if (config.enableMdns && !isLoopback(config.listenAddr)) await this.#startMdns();
     for (const peer of this.#peerStore?.list() ?? []) {

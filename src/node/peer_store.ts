@@ -83,6 +83,7 @@ interface Kv {
   close(): void;
 }
 
+/** Key prefix of the peers; other prefixes (bans, later) share the database. */
 const PEERS = "peers";
 const SOURCES: readonly PeerSource[] = [
   "bootstrap",

@@ -43,7 +43,11 @@ export class RetryTokens {
   #key: Uint8Array;
   #lifetimeMs: number;
 
-  /** @param options Key and lifetime. */
+  /**
+   * Creates the minter and checker of one key.
+   *
+   * @param options Key and lifetime.
+   */
   constructor(options: RetryTokenOptions = {}) {
     const { lifetimeMs = 10_000, key = crypto.getRandomValues(new Uint8Array(32)) } = options;
     this.#key = key;

@@ -24,7 +24,11 @@ export class SessionCache {
   #capacity: number;
   #entries = new Map<string, Uint8Array>();
 
-  /** @param capacity Most sessions kept; 0 keeps none. */
+  /**
+   * Creates an empty cache.
+   *
+   * @param capacity Most sessions kept; 0 keeps none.
+   */
   constructor(capacity: number) {
     this.#capacity = capacity;
   }

@@ -373,6 +373,7 @@ async function victim() {
   const clock = new VirtualClock(performance.now());
   const natC = new NatService(c, { clock, punchIntervalMs: 50, punchDurationMs: 500 });
   const { port } = await c.bindAndListen();
+  await natC.start();
   await r.bindAndListen();
   await r.connectPeer(`127.0.0.1:${port}`);
   const sync = async (session: number, addresses: { hostname: string; port: number }[]) =>
@@ -394,7 +395,7 @@ async function victim() {
     clock,
     sync,
     async [Symbol.asyncDispose]() {
-      natC.close();
+      await natC.close();
       await Promise.all([r.close(), c.close()]);
     },
   };

@@ -35,7 +35,7 @@ Deno.test("DialPlanner backs a failing peer off, doubling up to retryMaxMs", () 
   for (let i = 0; i < 4; i++) {
     const [c] = planner.next(now);
     assert(c !== undefined, `due at ${now}`);
-    const wait = planner.dialFailed(c, now);
+    const wait = planner.dialFailed(c, now)!;
     waits.push(wait);
     assertEquals(planner.next(now + wait - 1), [], "not before its time");
     assertEquals(planner.nextDueAt(now), now + wait);
@@ -107,4 +107,17 @@ Deno.test("DialPlanner rejects bad options by name", () => {
     InvalidConfigError,
     "'maxParallelDials'",
   );
+});
+
+Deno.test("DialPlanner forgets a candidate after maxFailures in a row, never a bootstrap one", () => {
+  const planner = new DialPlanner({ targetPeers: 2, maxFailures: 2, retryBaseMs: 1 });
+  planner.add(dht("a"));
+  planner.add({ peerId: undefined, addresses: ["127.0.0.1:1"], foundBy: "bootstrap" });
+  let now = 0;
+  for (let round = 0; round < 3; round++, now += 100) {
+    for (const c of planner.next(now)) planner.dialFailed(c, now);
+  }
+  assertEquals(planner.get("a"), undefined);
+  assertEquals(planner.size, 1, "the bootstrap address stays");
+  assert(planner.add(dht("a")), "found again, it is new");
 });

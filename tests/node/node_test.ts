@@ -80,7 +80,7 @@ Deno.test("createNode: unreachable bootstrap peers are reported, the node runs o
   assert(node.dht !== undefined, "the DHT still serves");
   const dial = (await dialFailed).detail;
   assertEquals([dial.address, dial.foundBy], [address, "bootstrap"]);
-  assert(dial.retryInMs >= 1000, `backs off: ${dial.retryInMs}`);
+  assert((dial.retryInMs ?? 0) >= 1000, `backs off: ${dial.retryInMs}`);
   // It joins once a peer is there.
   await using other = await loopbackNode();
   await node.connectPeer(addressOf(other));
@@ -105,4 +105,20 @@ Deno.test("NetworkNode: close stops the services and the transport; idempotent",
   await assertRejects(() => node.connectPeer("127.0.0.1:9"), NetworkError, "closed");
   await assertRejects(() => node.start(), NetworkError, "closed");
   await assertRejects(() => node.dht!.findPeer(node.peerId), NetworkError, "closed");
+});
+
+Deno.test("createNode: a STUN server that does not answer is reported; NAT traversal runs on", async () => {
+  const silent = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  using _silent = { [Symbol.dispose]: () => silent.close() };
+  const stun = `127.0.0.1:${(silent.addr as Deno.NetAddr).port}`;
+  await using node = await createNode({
+    start: false,
+    config: { listenAddr: "127.0.0.1", quicPort: 0, stunServers: [stun] },
+    nat: { discoveryTimeoutMs: 300, stunRetransmit: { rto: 50, rc: 2, rm: 2 } },
+  });
+  const failed = nextNodeEvent(node, "service:failed");
+  await node.start();
+  const { detail } = await failed;
+  assertEquals([detail.service, detail.running], ["nat", true]);
+  assert(node.nat !== undefined && node.nat.nat === undefined, "running, NAT unknown");
 });
