@@ -118,7 +118,7 @@ const highestRound = () => Math.max(0, ...byRound.keys());
 
 const transport = new QuicTransport({
   identity,
-  config: { listenAddr: "127.0.0.1", quicPort: Number(values.port), maxInboundPerIp: 64 },
+  config: { listenAddr: "127.0.0.1", quicPort: Number(values.port) },
 });
 const gossip = new GossipService({
   transport,

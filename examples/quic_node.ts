@@ -75,9 +75,6 @@ export const OPTIONS = {
   "no-dht": { type: "boolean", default: false },
   "data-dir": { type: "string" },
   "target-peers": { type: "string" },
-  // TODO(issue 15 item 3): remove once the default admission limits let a loopback testnet
-  // of 50 nodes run (the per-IP count becomes a rate there).
-  "max-inbound-per-ip": { type: "string" },
   turn: { type: "string", multiple: true, default: [] },
   stun: { type: "string", multiple: true, default: [] },
   connect: { type: "string", multiple: true, default: [] },
@@ -122,10 +119,6 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   "target-peers": [
     "N",
     "peers the connection manager keeps connected, dialing peers the DHT finds (default min(20, max connections))",
-  ],
-  "max-inbound-per-ip": [
-    "N",
-    "inbound connections open at once from one IP address (default 8; a loopback testnet of more nodes needs more)",
   ],
   turn: [
     "turn:USER:PASSWORD@HOST:PORT",
@@ -390,9 +383,6 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
     targetPeers: values["target-peers"] === undefined
       ? undefined
       : number("target-peers", values["target-peers"], 0, true),
-    maxInboundPerIp: values["max-inbound-per-ip"] === undefined
-      ? undefined
-      : number("max-inbound-per-ip", values["max-inbound-per-ip"], 1, true),
     turnServers: (values.turn ?? []).map((url) => {
       try {
         return parseTurnUrl(url);

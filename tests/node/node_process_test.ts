@@ -78,9 +78,8 @@ Deno.test("quic_node: 20 nodes on loopback from one bootstrap node converge, eac
   const count = 20;
   const targetPeers = 20; // the default
   const want = Math.min(targetPeers, count - 1);
-  // TODO(issue 15 item 3): drop --max-inbound-per-ip once the default limits let a loopback
-  // testnet run (today the tenth inbound connection from 127.0.0.1 is refused).
-  const flags = [...LOOPBACK, "--max-inbound-per-ip", "64"];
+  // Default limits: loopback is exempt from the per-IP count and handshake rates.
+  const flags = LOOPBACK;
   const nodes: NodeProcess[] = [];
   try {
     nodes.push(new NodeProcess("node0", flags));
