@@ -32,6 +32,7 @@ import { SessionCache } from "./session_cache.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
 import { describeTransportError, transportErrorKey } from "./_error_codes.ts";
+import { networkMetrics } from "../metrics/_network_metrics.ts";
 
 const log = getLogger(["cretoai", "quic"]);
 
@@ -479,6 +480,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       why = "the client closed it";
     }
     this.#stats.handshakesFailed++;
+    networkMetrics()?.handshakesFailed.add(1, { error: key });
     this.#handshakeFailures.set(key, (this.#handshakeFailures.get(key) ?? 0) + 1);
     log.debug("Inbound QUIC handshake from {address} failed: {why}", {
       address: formatAddress(connection.remoteAddr),
