@@ -56,6 +56,7 @@ import {
   type TurnServerConfig,
   type UdpAddress,
 } from "../mod.ts";
+import { serveStatus, type StatusServer } from "./_status_server.ts";
 
 /** The command-line flags, in `node:util` `parseArgs` form. Numbers are parsed by hand. */
 export const OPTIONS = {
@@ -81,6 +82,7 @@ export const OPTIONS = {
   turn: { type: "string", multiple: true, default: [] },
   stun: { type: "string", multiple: true, default: [] },
   connect: { type: "string", multiple: true, default: [] },
+  status: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -139,6 +141,10 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
     "PEER_ID",
     "reach this peer through the peers given with --peer, hole punching if needed (relayed with --turn if punching fails); repeatable",
   ],
+  status: [
+    "HOST:PORT",
+    "serve a live status page (HTML at /, JSON at /status.json) on this TCP address; PORT alone binds 127.0.0.1 (default: off)",
+  ],
   help: ["", "show this help and exit"],
 };
 
@@ -184,6 +190,8 @@ export interface NodeArgs {
   stunServers: string[];
   /** Peers to reach through the `--peer` peers, from `--connect`. */
   connect: string[];
+  /** Where `--status` serves the status page, if anywhere. */
+  status?: UdpAddress;
 }
 
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
@@ -266,6 +274,7 @@ export type NodeEvent =
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
+  | { event: "status"; url: string }
   | { event: "stopping"; reason: string };
 
 /** Human-readable line of each event. */
@@ -301,6 +310,7 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
     `stats ${e.peerId}: rtt p50 ${e.rttP50Ms.toFixed(2)} ms p99 ${
       e.rttP99Ms.toFixed(2)
     } ms, sent ${e.messagesSent} msgs ${e.bytesSent} B, received ${e.messagesReceived} msgs ${e.bytesReceived} B`,
+  status: (e) => `status page at ${e.url}`,
   stopping: (e) => `stopping: ${e.reason}`,
 };
 
@@ -406,6 +416,7 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
       }
       return server;
     }),
+    status: values.status === undefined ? undefined : statusAddress(values.status),
     connect: (values.connect ?? []).map((peer) => {
       try {
         return PeerId.parse(peer).toString();
@@ -414,6 +425,22 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
       }
     }),
   };
+}
+
+/** `--status`: `HOST:PORT`, or a port alone on loopback; port 0 picks a free one. */
+function statusAddress(text: string): UdpAddress {
+  const match = /^(?:(.+):)?(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  try {
+    if (match === null || port > 65535) throw new RangeError("no port");
+    // parseAddress checks the host (an IP literal); it does not take port 0.
+    const { hostname } = parseAddress(`${match[1] ?? "127.0.0.1"}:1`);
+    return { hostname, port };
+  } catch {
+    throw new UsageError(
+      `Invalid '--status': expected HOST:PORT or PORT: got ${JSON.stringify(text)}`,
+    );
+  }
 }
 
 function number(
@@ -689,6 +716,8 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     return () => Deno.removeSignalListener(name, handler);
   });
   const timers: ReturnType<typeof setTimeout>[] = [];
+  const startedAt = Date.now();
+  let status: StatusServer | undefined;
   try {
     await node.start();
     emit({
@@ -698,6 +727,10 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       identity: loaded?.how ?? (args.dataDir === undefined ? "ephemeral" : "data-dir"),
     });
     reportServices(node, emit);
+    if (args.status !== undefined) {
+      status = serveStatus(node, { ...args.status, startedAt });
+      emit({ event: "status", url: status.url });
+    }
     // --connect waits for NAT discovery (in the background since start) to know the NAT.
     const discovered = node.nat === undefined || args.stunServers.length === 0
       ? Promise.resolve()
@@ -732,6 +765,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
+    await status?.close();
     await node.close();
   }
 }
