@@ -275,6 +275,7 @@ export type NodeEvent =
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
   | { event: "status"; url: string }
+  | { event: "progress"; stage: "dht" | "nat" | "relay"; text: string }
   | { event: "stopping"; reason: string };
 
 /** Human-readable line of each event. */
@@ -311,6 +312,7 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
       e.rttP99Ms.toFixed(2)
     } ms, sent ${e.messagesSent} msgs ${e.bytesSent} B, received ${e.messagesReceived} msgs ${e.bytesReceived} B`,
   status: (e) => `status page at ${e.url}`,
+  progress: (e) => `${e.stage === "dht" ? "DHT" : e.stage === "nat" ? "NAT" : "relay"}: ${e.text}`,
   stopping: (e) => `stopping: ${e.reason}`,
 };
 
@@ -677,6 +679,74 @@ function reportServices(node: NetworkNode, emit: (event: NodeEvent) => void): vo
   node.mdns?.addEventListener("expired", ({ detail }) => emit({ event: "expired", ...detail }));
 }
 
+/** How often the progress lines say what is still running. */
+const PROGRESS_INTERVAL_MS = 2000;
+
+/**
+ * Says what the long steps of start-up do while they run (human mode): the relay allocation
+ * and the DHT bootstrap that `start` waits for, and NAT discovery behind it.
+ *
+ * @returns A function that stops the reports.
+ */
+function reportProgress(
+  node: NetworkNode,
+  args: NodeArgs,
+  starting: Promise<void>,
+  emit: (event: NodeEvent) => void,
+): () => void {
+  const startedAt = performance.now();
+  const seconds = () => ((performance.now() - startedAt) / 1000).toFixed(1);
+  const say = (stage: "dht" | "nat" | "relay", text: string) =>
+    emit({ event: "progress", stage, text });
+  const pending = new Set<"dht" | "nat" | "relay">();
+  const finish = (stage: "dht" | "nat" | "relay", text: string) => {
+    if (pending.delete(stage)) say(stage, `${text} after ${seconds()} s`);
+    if (pending.size === 0) clearInterval(ticker);
+  };
+  if (args.turnServers.length > 0) {
+    pending.add("relay");
+    const servers = args.turnServers.map((t) => t.address).join(", ");
+    say("relay", `allocating a relayed address on TURN ${servers}…`);
+  }
+  if (args.stunServers.length > 0) {
+    pending.add("nat");
+    say("nat", `discovering the NAT type with STUN ${args.stunServers.join(", ")}…`);
+  }
+  if (args.dht && args.peers.length > 0) {
+    pending.add("dht");
+    const peers = args.peers.length > 1 ? `${args.peers.length} peers` : args.peers[0];
+    say("dht", `bootstrapping through ${peers}…`);
+  }
+  const ticker = setInterval(() => {
+    // Start-up runs the relay, then the DHT; NAT discovery runs beside them.
+    const waiting = [...pending].filter((stage) => stage !== "dht" || node.dht !== undefined);
+    for (const stage of waiting) say(stage, `still working (${seconds()} s)…`);
+  }, PROGRESS_INTERVAL_MS);
+  if (pending.size === 0) clearInterval(ticker);
+  node.addEventListener("service:failed", ({ detail }) => {
+    const stage = detail.service === "dht" || detail.service === "nat" || detail.service === "relay"
+      ? detail.service
+      : undefined;
+    if (stage !== undefined) finish(stage, `failed: ${detail.error.message}`);
+  });
+  starting.then(() => {
+    if (pending.size === 0) return;
+    const relayed = node.relay?.relayedAddress;
+    if (relayed !== undefined) finish("relay", `allocated ${addressOf(relayed)}`);
+    const dht = node.dht;
+    if (dht !== undefined) {
+      finish(
+        "dht",
+        `joined with ${dht.routingTableSize} contact${dht.routingTableSize === 1 ? "" : "s"}`,
+      );
+    }
+    const nat = node.nat;
+    if (nat?.nat !== undefined) finish("nat", `found ${nat.nat.type}`);
+    else nat?.addEventListener("nat", ({ detail }) => finish("nat", `found ${detail.type}`));
+  }, () => clearInterval(ticker));
+  return () => clearInterval(ticker);
+}
+
 /**
  * Runs a node until SIGINT/SIGTERM or the duration ends, then closes it.
  *
@@ -718,8 +788,11 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
   const timers: ReturnType<typeof setTimeout>[] = [];
   const startedAt = Date.now();
   let status: StatusServer | undefined;
+  let stopProgress: (() => void) | undefined;
   try {
-    await node.start();
+    const starting = node.start();
+    if (!args.json) stopProgress = reportProgress(node, args, starting, emit);
+    await starting;
     emit({
       event: "listening",
       peerId: node.peerId.toString(),
@@ -765,6 +838,7 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
+    stopProgress?.();
     await status?.close();
     await node.close();
   }
