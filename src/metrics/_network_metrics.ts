@@ -10,7 +10,6 @@ import {
   type Meter,
   type MeterProvider,
   metrics,
-  type ObservableGauge,
   type ObservableResult,
   type UpDownCounter,
 } from "@opentelemetry/api";
@@ -225,7 +224,12 @@ export class NetworkMetrics {
   readonly mdnsPeers: Counter;
   readonly #queueDepth = new Set<GaugeSource>();
   #natType: Attributes | undefined;
-  readonly #attributeCache = new Map<string, Attributes>();
+  readonly #attributeCache = {
+    message: new Map<string, Attributes>(),
+    request: new Map<string, Attributes>(),
+    response: new Map<string, Attributes>(),
+  };
+  #attributeSets = 0;
 
   constructor(meter: Meter) {
     const counter = (name: Name) => meter.createCounter(name, options(name));
@@ -234,13 +238,10 @@ export class NetworkMetrics {
         ...options(name),
         advice: { explicitBucketBoundaries: boundaries },
       });
-    const gauge = (name: Name, sources: Set<GaugeSource>): ObservableGauge => {
-      const instrument = meter.createObservableGauge(name, options(name));
-      instrument.addCallback((result: ObservableResult) => {
+    const gauge = (name: Name, sources: Set<GaugeSource>) =>
+      meter.createObservableGauge(name, options(name)).addCallback((result: ObservableResult) => {
         for (const source of sources) source((value, attrs) => result.observe(value, attrs));
       });
-      return instrument;
-    };
     this.connectionsOpened = counter("cretoai.connections.opened");
     this.connectionsClosed = counter("cretoai.connections.closed");
     this.connectionsActive = meter.createUpDownCounter(
@@ -304,15 +305,19 @@ export class NetworkMetrics {
 
   // One attribute object per message type or protocol, made once: recording allocates nothing.
   #attributes(kind: "message" | "request" | "response", name: string): Attributes {
-    const key = `${kind}\0${name}`;
-    let attributes = this.#attributeCache.get(key);
-    if (attributes === undefined) {
-      // Protocol ids are the application's strings: past the bound, one shared bucket.
-      if (this.#attributeCache.size >= MAX_ATTRIBUTE_SETS) name = "other";
-      attributes = kind === "message"
-        ? { "message.type": name }
-        : { "message.type": kind, protocol: name };
-      if (this.#attributeCache.size < MAX_ATTRIBUTE_SETS) this.#attributeCache.set(key, attributes);
+    const cache = this.#attributeCache[kind];
+    const cached = cache.get(name);
+    if (cached !== undefined) return cached;
+    // Protocol ids are the application's strings: past the bound, one shared bucket. Message
+    // types are the codec's few.
+    const full = kind !== "message" && this.#attributeSets >= MAX_ATTRIBUTE_SETS;
+    const label = full ? "other" : name;
+    const attributes = kind === "message"
+      ? { "message.type": label }
+      : { "message.type": kind, protocol: label };
+    if (!full) {
+      cache.set(name, attributes);
+      if (kind !== "message") this.#attributeSets++;
     }
     return attributes;
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { metrics } from "@opentelemetry/api";
-import { METRICS, networkMetrics } from "../../src/metrics/_network_metrics.ts";
+import { METRICS, NetworkMetrics, networkMetrics } from "../../src/metrics/_network_metrics.ts";
 import { addr, nextEvent, node } from "../transport/_util.ts";
 import { RecordingMeterProvider } from "./_recording_meter.ts";
 
@@ -72,4 +72,30 @@ Deno.test("with a meter provider: connections, messages, requests, round trips, 
     metrics.disable();
   }
   assert.equal(networkMetrics(), undefined, "none again once the provider is removed");
+});
+
+Deno.test("protocol ids beyond 256 distinct attribute sets share the bucket 'other'", () => {
+  const provider = new RecordingMeterProvider();
+  const recorder = new NetworkMetrics(provider.getMeter());
+  for (let i = 0; i < 300; i++) recorder.requestSent("request", `proto/${i}`, 10);
+  recorder.messageSent("consensus", 10);
+  const protocols = new Set(
+    provider.recorded.get("cretoai.messages.sent")!.map((r) => r.attributes.protocol),
+  );
+  assert.equal(protocols.size, 258, "256 protocols, 'other' and the lane message's none");
+  assert.equal(provider.total("cretoai.messages.sent", { "message.type": "consensus" }), 1);
+  assert.ok(protocols.has("other"));
+  assert.equal(provider.total("cretoai.messages.sent", { protocol: "other" }), 44);
+  assert.equal(provider.total("cretoai.bytes.sent"), 3010);
+});
+
+Deno.test("the NAT type gauge reports the last discovery's type", async () => {
+  const provider = new RecordingMeterProvider();
+  const recorder = new NetworkMetrics(provider.getMeter());
+  assert.deepEqual(await provider.observe("cretoai.nat.type"), [], "nothing before a discovery");
+  recorder.setNatType("symmetric");
+  recorder.setNatType("eim");
+  assert.deepEqual(await provider.observe("cretoai.nat.type"), [
+    { value: 1, attributes: { "nat.type": "eim" } },
+  ]);
 });
