@@ -82,7 +82,9 @@ export class OtlpReceiver implements AsyncDisposable {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no ${what} within ${ms} ms; metrics seen: ${[...this.latest.keys()]}`));
+        reject(
+          new Error(`${what}: not seen within ${ms} ms; metrics seen: ${[...this.latest.keys()]}`),
+        );
       }, ms);
       const done = () => {
         clearTimeout(timer);
