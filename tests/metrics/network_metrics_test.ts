@@ -99,3 +99,23 @@ Deno.test("the NAT type gauge reports the last discovery's type", async () => {
     { value: 1, attributes: { "nat.type": "eim" } },
   ]);
 });
+
+Deno.test("a send that waits for the bandwidth limiter is counted with its wait", async () => {
+  const provider = new RecordingMeterProvider();
+  metrics.setGlobalMeterProvider(provider);
+  try {
+    // 200 KB/s with a 256 KiB burst: the second 200 KiB message waits for tokens.
+    await using a = await node(0, { maxBandwidthBps: 8 * 200_000 });
+    await using b = await node(1);
+    const remote = await a.connectPeer(addr(b));
+    const data = new Uint8Array(200 * 1024);
+    await Promise.all([
+      a.send(remote, { type: "vertex", data }),
+      a.send(remote, { type: "vertex", data }),
+    ]);
+    assert.equal(provider.total("cretoai.limiter.waits", { "traffic.class": "vertex" }), 1);
+    assert.equal(provider.count("cretoai.limiter.wait.duration", { "traffic.class": "vertex" }), 1);
+  } finally {
+    metrics.disable();
+  }
+});
