@@ -56,6 +56,7 @@ import {
   type TurnServerConfig,
   type UdpAddress,
 } from "../mod.ts";
+import { serveStatus, type StatusServer } from "./_status_server.ts";
 
 /** The command-line flags, in `node:util` `parseArgs` form. Numbers are parsed by hand. */
 export const OPTIONS = {
@@ -78,6 +79,7 @@ export const OPTIONS = {
   turn: { type: "string", multiple: true, default: [] },
   stun: { type: "string", multiple: true, default: [] },
   connect: { type: "string", multiple: true, default: [] },
+  status: { type: "string" },
   help: { type: "boolean", short: "h", default: false },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -132,6 +134,10 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
     "PEER_ID",
     "reach this peer through the peers given with --peer, hole punching if needed (relayed with --turn if punching fails); repeatable",
   ],
+  status: [
+    "HOST:PORT",
+    "serve a live status page (HTML at /, JSON at /status.json) on this TCP address; PORT alone binds 127.0.0.1 (default: off)",
+  ],
   help: ["", "show this help and exit"],
 };
 
@@ -177,6 +183,8 @@ export interface NodeArgs {
   stunServers: string[];
   /** Peers to reach through the `--peer` peers, from `--connect`. */
   connect: string[];
+  /** Where `--status` serves the status page, if anywhere. */
+  status?: UdpAddress;
 }
 
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
@@ -259,6 +267,8 @@ export type NodeEvent =
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
   | ({ event: "stats" } & PeerStatsLine)
+  | { event: "status"; url: string }
+  | { event: "progress"; stage: "dht" | "nat" | "relay"; text: string }
   | { event: "stopping"; reason: string };
 
 /** Human-readable line of each event. */
@@ -296,6 +306,8 @@ const HUMAN: { [K in NodeEvent["event"]]: (e: Extract<NodeEvent, { event: K }>) 
     `stats ${e.peerId}: rtt p50 ${e.rttP50Ms.toFixed(2)} ms p99 ${
       e.rttP99Ms.toFixed(2)
     } ms, sent ${e.messagesSent} msgs ${e.bytesSent} B, received ${e.messagesReceived} msgs ${e.bytesReceived} B`,
+  status: (e) => `status page at ${e.url}`,
+  progress: (e) => `${e.stage === "dht" ? "DHT" : e.stage === "nat" ? "NAT" : "relay"}: ${e.text}`,
   stopping: (e) => `stopping: ${e.reason}`,
 };
 
@@ -398,6 +410,7 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
       }
       return server;
     }),
+    status: values.status === undefined ? undefined : statusAddress(values.status),
     connect: (values.connect ?? []).map((peer) => {
       try {
         return PeerId.parse(peer).toString();
@@ -406,6 +419,22 @@ export function parseNodeArgs(args: string[]): NodeArgs | "help" {
       }
     }),
   };
+}
+
+/** `--status`: `HOST:PORT`, or a port alone on loopback; port 0 picks a free one. */
+function statusAddress(text: string): UdpAddress {
+  const match = /^(?:(.+):)?(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  try {
+    if (match === null || port > 65535) throw new RangeError("no port");
+    // parseAddress checks the host (an IP literal); it does not take port 0.
+    const { hostname } = parseAddress(`${match[1] ?? "127.0.0.1"}:1`);
+    return { hostname, port };
+  } catch {
+    throw new UsageError(
+      `Invalid '--status': expected HOST:PORT or PORT: got ${JSON.stringify(text)}`,
+    );
+  }
 }
 
 function number(
@@ -645,6 +674,75 @@ function reportServices(node: NetworkNode, emit: (event: NodeEvent) => void): vo
   );
 }
 
+/** How often the progress lines say what is still running. */
+const PROGRESS_INTERVAL_MS = 2000;
+
+/**
+ * Says what the long steps of start-up do while they run (human mode): the relay allocation
+ * and the DHT bootstrap that `start` waits for, and NAT discovery behind it.
+ *
+ * @returns A function that stops the reports.
+ */
+function reportProgress(
+  node: NetworkNode,
+  args: NodeArgs,
+  starting: Promise<void>,
+  emit: (event: NodeEvent) => void,
+): () => void {
+  const startedAt = performance.now();
+  const seconds = () => ((performance.now() - startedAt) / 1000).toFixed(1);
+  const say = (stage: "dht" | "nat" | "relay", text: string) =>
+    emit({ event: "progress", stage, text });
+  const pending = new Set<"dht" | "nat" | "relay">();
+  const finish = (stage: "dht" | "nat" | "relay", text: string) => {
+    if (pending.delete(stage)) say(stage, `${text} after ${seconds()} s`);
+    if (pending.size === 0) clearInterval(ticker);
+  };
+  if (args.turnServers.length > 0) {
+    pending.add("relay");
+    const servers = args.turnServers.map((t) => t.address).join(", ");
+    say("relay", `allocating a relayed address on TURN ${servers}…`);
+  }
+  if (args.stunServers.length > 0) {
+    pending.add("nat");
+    say("nat", `discovering the NAT type with STUN ${args.stunServers.join(", ")}…`);
+  }
+  if (args.dht && args.peers.length > 0) {
+    pending.add("dht");
+    const peers = args.peers.length > 1 ? `${args.peers.length} peers` : args.peers[0];
+    say("dht", `bootstrapping through ${peers}…`);
+  }
+  const ticker = setInterval(() => {
+    // Start-up runs the relay, then the DHT; NAT discovery runs beside them.
+    const waiting = [...pending].filter((stage) => stage !== "dht" || node.dht !== undefined);
+    for (const stage of waiting) say(stage, `still working (${seconds()} s)…`);
+  }, PROGRESS_INTERVAL_MS);
+  if (pending.size === 0) clearInterval(ticker);
+  node.addEventListener("service:failed", ({ detail }) => {
+    const stage = detail.service === "dht" || detail.service === "nat" || detail.service === "relay"
+      ? detail.service
+      : undefined;
+    if (stage !== undefined) finish(stage, `failed: ${detail.error.message}`);
+  });
+  starting.then(() => {
+    if (pending.size === 0) return;
+    const relayed = node.relay?.relayedAddress;
+    if (relayed !== undefined) finish("relay", `allocated ${addressOf(relayed)}`);
+    const dht = node.dht;
+    if (dht !== undefined) {
+      finish(
+        "dht",
+        `joined with ${dht.routingTableSize} contact${dht.routingTableSize === 1 ? "" : "s"}`,
+      );
+    }
+    const nat = node.nat;
+    if (nat?.nat !== undefined) finish("nat", `found ${nat.nat.type}`);
+    else {nat?.addEventListener("nat:discovered", ({ detail }) =>
+        finish("nat", `found ${detail.type}`));}
+  }, () => clearInterval(ticker));
+  return () => clearInterval(ticker);
+}
+
 /**
  * Runs a node until SIGINT/SIGTERM or the duration ends, then closes it.
  *
@@ -684,8 +782,13 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
     return () => Deno.removeSignalListener(name, handler);
   });
   const timers: ReturnType<typeof setTimeout>[] = [];
+  const startedAt = Date.now();
+  let status: StatusServer | undefined;
+  let stopProgress: (() => void) | undefined;
   try {
-    await node.start();
+    const starting = node.start();
+    if (!args.json) stopProgress = reportProgress(node, args, starting, emit);
+    await starting;
     emit({
       event: "listening",
       peerId: node.peerId.toString(),
@@ -693,6 +796,10 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
       identity: loaded?.how ?? (args.dataDir === undefined ? "ephemeral" : "data-dir"),
     });
     reportServices(node, emit);
+    if (args.status !== undefined) {
+      status = serveStatus(node, { ...args.status, startedAt });
+      emit({ event: "status", url: status.url });
+    }
     // --connect waits for NAT discovery (in the background since start) to know the NAT.
     const discovered = node.nat === undefined || args.stunServers.length === 0
       ? Promise.resolve()
@@ -727,6 +834,8 @@ export async function runNode(args: NodeArgs, emit: (event: NodeEvent) => void):
   } finally {
     for (const timer of timers) clearTimeout(timer);
     for (const remove of signals) remove();
+    stopProgress?.();
+    await status?.close();
     await node.close();
   }
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages that the tests run as real peers (coturn, avahi, dbus, iptables,
-# iproute2, conntrack) when root with apt-get; otherwise it says which tests will be skipped.
+# iproute2, conntrack) or drive (chromium, for the status page) when root with apt-get; otherwise it says which tests will be skipped.
 # Safe to re-run. npm packages need no step: Deno fetches them into its cache (deno.json, deno.lock).
 set -eu
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 need=""
 for pair in turnserver:coturn turnutils_natdiscovery:coturn avahi-daemon:avahi-daemon \
   avahi-browse:avahi-utils avahi-publish:avahi-utils dbus-daemon:dbus dbus-send:dbus \
-  iptables:iptables ip:iproute2 conntrack:conntrack; do
+  iptables:iptables ip:iproute2 conntrack:conntrack chromium:chromium; do
   tool=${pair%%:*}
   pkg=${pair#*:}
   if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then

@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { networkMetrics } from "../metrics/_network_metrics.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import type { PeerId } from "../identity/peer_id.ts";
 import type { QuicTransport } from "../transport/transport.ts";
@@ -353,6 +354,7 @@ export class MdnsService extends TypedEventTarget<MdnsServiceEventMap> implement
   }
 
   #onDiscovered(peer: MdnsPeer): void {
+    networkMetrics()?.mdnsPeers.add(1);
     this.#emit("mdns:discovered", peer);
     if (!this.#dial || this.#state !== "running") return;
     const version = this.#options.version ?? "1";

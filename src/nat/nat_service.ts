@@ -11,6 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { networkMetrics } from "../metrics/_network_metrics.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
@@ -735,6 +736,7 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
         ]),
       });
       this.#nat = result;
+      networkMetrics()?.setNatType(result.type);
       this.dispatchEvent(new CustomEvent("nat:discovered", { detail: result }));
       return result;
     } finally {
@@ -832,6 +834,13 @@ export class NatService extends TypedEventTarget<NatServiceEventMap> implements 
       }
       const timing = { sentAt, receivedAt, started, deadlineAt };
       return await this.#punchAndDial(target, via, answer, timing, attempt, signal, migrate)
+        .then((connection) => {
+          networkMetrics()?.holePunchAttempts.add(1, { outcome: "success" });
+          return connection;
+        }, (e) => {
+          networkMetrics()?.holePunchAttempts.add(1, { outcome: "failure" });
+          throw e;
+        })
         .catch((e) => {
           attempt.reasons.push((e as Error).message);
           return fail(e);

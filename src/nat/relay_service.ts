@@ -27,6 +27,7 @@
  * @module
  */
 
+import { networkMetrics } from "../metrics/_network_metrics.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { formatAddress, parseAddress } from "../quic/address.ts";
@@ -477,15 +478,18 @@ export class RelayService extends TypedEventTarget<RelayServiceEventMap>
         const old = this.#turn;
         this.#turn = turn;
         this.#expired = undefined;
+        networkMetrics()?.relayAllocations.add(1, { outcome: "allocated" });
         turn.onExpired = (error) => {
           if (this.#turn !== turn) return;
           this.#expired = error;
+          networkMetrics()?.relayAllocations.add(1, { outcome: "expired" });
           this.dispatchEvent(new CustomEvent("relay:expired", { detail: error }));
         };
         await old?.close();
         return turn.relayedAddress;
       } catch (e) {
         if (this.#closed) throw e;
+        networkMetrics()?.relayAllocations.add(1, { outcome: "failed" });
         errors.push(e);
       }
     }

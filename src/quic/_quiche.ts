@@ -140,9 +140,9 @@ export interface QuicheBinding {
       verifyPeer: boolean,
       verifyAllowFail: boolean,
       ca: Uint8Array | null,
-      keys: Uint8Array[],
-      certs: Uint8Array[],
-      sigalgs: string,
+      keys: Uint8Array[] | null,
+      certs: Uint8Array[] | null,
+      sigalgs: string | null,
     ): QuicheConfig;
   };
   Connection: {

@@ -9,6 +9,7 @@ import type { QuicheConnection, QuicheHost, QuicheRecvInfo } from "./_quiche.ts"
 import type { UdpAddress } from "./datagram_port.ts";
 import { formatAddress } from "./address.ts";
 import { QuicStream } from "./stream.ts";
+import { describeTransportError, tlsAlertOf } from "./_error_codes.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 
 /** What a connection needs from its endpoint. @internal */
@@ -24,6 +25,8 @@ export interface ConnectionHost {
   announce(connection: QuicConnection): void;
   /** The connection is gone: forget its ids. */
   release(connection: QuicConnection): void;
+  /** An inbound connection closed before its TLS handshake completed (reported once). */
+  handshakeFailed(connection: QuicConnection): void;
 }
 
 /** Transport statistics of a connection, from quiche. */
@@ -138,6 +141,7 @@ export class QuicConnection {
   #remoteAbove: [Set<number>, Set<number>] = [new Set(), new Set()];
   #established = false;
   #announced = false;
+  #failureReported = false;
   #resolveEstablished!: () => void;
   #rejectEstablished!: (e: Error) => void;
   #resolveClosed!: (e: ConnectionClosedError) => void;
@@ -394,6 +398,13 @@ export class QuicConnection {
     this.#delivered = false;
     this.#drainDeferred = false;
     const drained = this.#drain();
+    if (
+      this.isServer && !this.#established && !this.#failureReported &&
+      (native.isClosed() || native.localError() !== null || native.peerError() !== null)
+    ) {
+      this.#failureReported = true;
+      this.#host.handshakeFailed(this);
+    }
     if (native.isClosed()) {
       this.#finalize();
     } else {
@@ -677,7 +688,17 @@ export class QuicConnection {
     const where = formatAddress(this.#remote);
     const peer = native.peerError();
     if (peer !== null) {
-      return new ConnectionClosedError(`closed by peer ${where}`, {
+      let what = `closed by peer ${where}`;
+      if (!peer.isApp && peer.errorCode !== 0) {
+        // The handshake's Finished leaves before the server checked our certificate: a refusal
+        // of it arrives as this close, after connect() resolved.
+        what = tlsAlertOf(peer.errorCode) === undefined
+          ? `${what}: ${describeTransportError(peer.errorCode)}`
+          : `peer ${where} refused the TLS handshake with ${
+            describeTransportError(peer.errorCode)
+          }`;
+      }
+      return new ConnectionClosedError(what, {
         isApp: peer.isApp,
         errorCode: peer.errorCode,
         reason: new TextDecoder().decode(peer.reason),
@@ -692,11 +713,15 @@ export class QuicConnection {
     }
     const local = native.localError();
     if (local !== null) {
-      return new ConnectionClosedError(`closed by this endpoint after an error, peer ${where}`, {
-        isApp: local.isApp,
-        errorCode: local.errorCode,
-        reason: new TextDecoder().decode(local.reason),
-      });
+      const what = local.isApp ? "" : `: ${describeTransportError(local.errorCode)}`;
+      return new ConnectionClosedError(
+        `closed by this endpoint after an error${what}, peer ${where}`,
+        {
+          isApp: local.isApp,
+          errorCode: local.errorCode,
+          reason: new TextDecoder().decode(local.reason),
+        },
+      );
     }
     if (native.isTimedOut()) {
       return new ConnectionClosedError(`idle timeout, no packets from peer ${where}`);

@@ -5,6 +5,7 @@
  * @module
  */
 import { clearImmediate, setImmediate } from "node:timers";
+import { getLogger } from "@logtape/logtape";
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { loadQuiche, PacketType, type QuicheConfig, type QuicheHost } from "./_quiche.ts";
@@ -31,6 +32,10 @@ import { SessionCache } from "./session_cache.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
 import { isLoopback } from "../_address_prefix.ts";
+import { describeTransportError, transportErrorKey } from "./_error_codes.ts";
+import { networkMetrics } from "../metrics/_network_metrics.ts";
+
+const log = getLogger(["cretoai", "quic"]);
 
 // Ed25519 first: the generated certificates use it; the rest lets other certificates work.
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
@@ -79,6 +84,18 @@ export interface QuicEndpointStats {
   connectionsAccepted: number;
   /** Inbound connections refused: the accept backlog was full, or `maxInboundPerIp`. */
   connectionsRefused: number;
+  /**
+   * Inbound connections whose TLS handshake failed (quiche closed them, the client went
+   * silent, or the client closed first). Connections dropped by {@linkcode QuicEndpoint.close}
+   * do not count.
+   */
+  handshakesFailed: number;
+  /**
+   * {@linkcode QuicEndpointStats.handshakesFailed} by cause: quiche's local error code
+   * (`tls_alert_116` for a client without a certificate, `tls_alert_40`, `protocol_violation`,
+   * `0x2a` for a code without a name), `idle_timeout`, or `peer_closed`.
+   */
+  handshakeFailures: Record<string, number>;
   /** Datagrams the operating system refused to send. */
   sendErrors: number;
   /** Connections open now. */
@@ -149,7 +166,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     versionNegotiationsSent: 0,
     connectionsAccepted: 0,
     connectionsRefused: 0,
+    handshakesFailed: 0,
   };
+  #handshakeFailures = new Map<string, number>();
 
   private constructor(
     options: ResolvedEndpointOptions,
@@ -217,6 +236,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   stats(): QuicEndpointStats {
     return {
       ...this.#stats,
+      handshakeFailures: Object.fromEntries(this.#handshakeFailures),
       sendErrors: this.socket.sendErrors,
       openConnections: this.#connections.size,
     };
@@ -442,6 +462,32 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       const session = quicheOf(connection).session();
       if (session !== null && connection.isEstablished) this.#sessions.set(sessionKey, session);
     }
+  }
+
+  /** @internal */
+  handshakeFailed(connection: QuicConnection): void {
+    const native = quicheOf(connection);
+    const local = native.localError();
+    let key: string;
+    let why: string;
+    if (local !== null && !local.isApp) {
+      key = transportErrorKey(local.errorCode);
+      why = `quiche refused it with ${describeTransportError(local.errorCode)}`;
+    } else if (native.isTimedOut()) {
+      key = "idle_timeout";
+      why = "the client went silent";
+    } else {
+      key = "peer_closed";
+      why = "the client closed it";
+    }
+    this.#stats.handshakesFailed++;
+    networkMetrics()?.handshakesFailed.add(1, { error: key });
+    this.#handshakeFailures.set(key, (this.#handshakeFailures.get(key) ?? 0) + 1);
+    log.debug("Inbound QUIC handshake from {address} failed: {why}", {
+      address: formatAddress(connection.remoteAddr),
+      why,
+      key,
+    });
   }
 
   #flushImmediate = (): void => {

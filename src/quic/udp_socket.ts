@@ -60,6 +60,8 @@ export interface DatagramSocket {
   onWritable: (() => void) | undefined;
   /** Datagrams the system refused to send. */
   readonly sendErrors: number;
+  /** Whether datagrams to `peer` travel through a relay (a TURN relay socket says so). */
+  isRelayed?(peer: UdpAddress): boolean;
   /** Closes the socket; resolves when every pending receive and send has finished. */
   close(): Promise<void>;
 }

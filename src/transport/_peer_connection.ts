@@ -62,6 +62,7 @@ import {
   STREAM_UNKNOWN_PROTOCOL,
 } from "./peer_api.ts";
 import { LatencyHistogram } from "./latency_histogram.ts";
+import type { NetworkMetrics } from "../metrics/_network_metrics.ts";
 import type { PenaltyReason } from "./peer_score.ts";
 import { type TrafficSample, TrafficWatchdog } from "./traffic_watchdog.ts";
 
@@ -91,6 +92,8 @@ export interface QueuedMessage {
 
 /** What a peer connection needs from its transport. */
 export interface PeerHost {
+  /** The OpenTelemetry instruments, when a meter provider is installed. */
+  readonly metrics: NetworkMetrics | undefined;
   readonly maxMessageBytes: number;
   readonly requestTimeoutMs: number;
   readonly inbound: InboundQueue<QueuedMessage>;
@@ -281,6 +284,7 @@ export class PeerConnection {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
     if (signal?.aborted) return Promise.reject(aborted(signal));
     const laneIndex = message.type === "consensus" ? 0 : message.type === "vertex" ? 1 : 2;
+    const sendStartedAt = this.#host.metrics && performance.now();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const finish = (error?: Error) => {
@@ -289,6 +293,12 @@ export class PeerConnection {
         signal?.removeEventListener("abort", onAbort);
         if (error === undefined) {
           this.#stats.messagesSent++;
+          if (sendStartedAt !== undefined) {
+            this.#host.metrics?.messageAcknowledged(
+              message.type,
+              performance.now() - sendStartedAt,
+            );
+          }
           resolve();
         } else {
           reject(error);
@@ -301,13 +311,24 @@ export class PeerConnection {
         const lane = this.#lanes[laneIndex];
         const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
         if (this.#host.limiter !== undefined && !settled) {
-          await this.#host.limiter.acquire(this.key, wire, LANES[laneIndex], signal);
+          const { limiter, metrics } = this.#host;
+          if (metrics === undefined) {
+            await limiter.acquire(this.key, wire, LANES[laneIndex], signal);
+          } else if (!limiter.tryAcquire(this.key, wire)) {
+            // What acquire() grants at once, tryAcquire() grants too: the rest is a wait.
+            const attributes = { "traffic.class": LANES[laneIndex] };
+            const waitedFrom = performance.now();
+            metrics.limiterWaits.add(1, attributes);
+            await limiter.acquire(this.key, wire, LANES[laneIndex], signal);
+            metrics.limiterWaitDuration.record(performance.now() - waitedFrom, attributes);
+          }
         }
         // An aborted send that was not written yet is dropped without taking a sequence number.
         if (settled) return;
         const seq = ++lane.written;
         lane.pending.push({ seq, resolve: () => finish(), reject: finish });
         this.#stats.bytesSent += wire;
+        this.#host.metrics?.messageSent(message.type, wire);
         this.#sendMeter.record(wire);
         this.#host.sendMeter.record(wire);
         this.#host.touch(this);
@@ -379,7 +400,9 @@ export class PeerConnection {
       this.#host.touch(this);
       const cipher = this.#cipher?.forStream(stream.id);
       const exchange = async () => {
-        await new FrameWriter(stream, cipher).write(encodeRequest(protocolBytes, payload), true);
+        const requestBody = encodeRequest(protocolBytes, payload);
+        await new FrameWriter(stream, cipher).write(requestBody, true);
+        this.#host.metrics?.requestSent("request", protocolId, this.#wireBytes(requestBody));
         const reader = new FrameReader(stream, cipher, max + 1);
         let body: Uint8Array | null;
         try {
@@ -400,6 +423,7 @@ export class PeerConnection {
           );
         }
         this.#usefulBytes += body.byteLength + 4;
+        this.#host.metrics?.requestReceived("response", protocolId, this.#wireBytes(body));
         return decodeResponse(body);
       };
       return await withDeadline(exchange(), signal, timeoutMs, `request ${protocolId}`, () => {
@@ -539,6 +563,7 @@ export class PeerConnection {
           this.#pings.delete(frame.id);
           const ms = performance.now() - ping.start;
           this.histogram.record(ms);
+          this.#host.metrics?.pingRtt.record(ms);
           ping.resolve(ms);
           break;
         }
@@ -690,6 +715,7 @@ export class PeerConnection {
       const message = decodeMessage(body);
       this.#seen(body.byteLength + 4 + overhead);
       this.#stats.messagesReceived++;
+      this.#host.metrics?.messageReceived(message.type, body.byteLength + 4 + overhead);
       // The payload, as maxMessageBytes counts it, so one largest message always fits.
       const size = body.byteLength - MESSAGE_HEADER_BYTES;
       const violation = this.#host.limits.check(
@@ -800,6 +826,7 @@ export class PeerConnection {
       stream.reset(STREAM_UNKNOWN_PROTOCOL);
       return;
     }
+    this.#host.metrics?.requestReceived("request", protocolId, this.#wireBytes(body));
     let response: Uint8Array;
     try {
       response = await handler(request, { peerId: this.peerId, protocolId });
@@ -819,9 +846,16 @@ export class PeerConnection {
       stream.reset(APP_ERROR_MESSAGE_TOO_LARGE);
       return;
     }
-    const write = new FrameWriter(stream, cipher).write(encodeResponse(response), true);
+    const responseBody = encodeResponse(response);
+    const write = new FrameWriter(stream, cipher).write(responseBody, true);
     await withDeadline(write, undefined, timeoutMs, `answer request ${stream.id}`, cancel)
       .catch(() => {});
+    this.#host.metrics?.requestSent("response", protocolId, this.#wireBytes(responseBody));
+  }
+
+  /** A frame's bytes on the stream: length prefix and seal included. */
+  #wireBytes(body: Uint8Array): number {
+    return body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
   }
 
   #seen(bytes: number): void {

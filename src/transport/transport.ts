@@ -8,6 +8,8 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { networkMetrics } from "../metrics/_network_metrics.ts";
+import { observeTransport } from "../metrics/_transport_metrics.ts";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
@@ -322,6 +324,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
   #host: PeerHost;
+  #stopMetrics: (() => void) | undefined;
 
   /**
    * Creates a transport; nothing is bound until {@linkcode QuicTransport.bindAndListen}.
@@ -408,7 +411,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       limitLoopback: c.limitLoopback,
       clock,
     });
+    const metrics = networkMetrics();
+    this.#stopMetrics = metrics && observeTransport(this, metrics, {
+      pathOf: (address) => socket?.isRelayed?.(address) ? "relay" : "direct",
+      queueDepth: () => this.#inbound.length,
+    });
     this.#host = {
+      metrics,
       maxMessageBytes: c.maxMessageBytes,
       requestTimeoutMs: c.requestTimeoutMs,
       inbound: this.#inbound,
@@ -1095,6 +1104,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.#inbound.close();
     if (this.#binding !== undefined) await this.#binding.catch(() => {});
     await this.#endpoint?.close();
+    this.#stopMetrics?.();
   }
 
   async #bind(): Promise<UdpAddress> {
@@ -1207,6 +1217,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
   /** Closes a connection that broke a node-wide limit before it became a peer. */
   #refuse(conn: QuicConnection, violation: LimitViolation): void {
+    this.#host.metrics?.peersRefused.add(1, { reason: violation.kind });
     log.warn("Refusing connection from {address}: {reason}", {
       address: formatAddress(conn.remoteAddr),
       reason: violation.message,
@@ -1243,6 +1254,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     replace = false,
   ): Promise<PeerId> {
     let session: SecureSession | undefined;
+    const metrics = this.#host.metrics;
+    const startedAt = metrics && performance.now();
     try {
       const setUp = async () => {
         const options = {
@@ -1301,8 +1314,16 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         });
       }
       this.#register(peer, replacing);
+      metrics?.connectionSetupDuration.record(performance.now() - startedAt!, {
+        direction,
+        outcome: "ready",
+      });
       return s.peerId;
     } catch (e) {
+      metrics?.connectionSetupDuration.record(performance.now() - startedAt!, {
+        direction,
+        outcome: "failed",
+      });
       // The dialer of a losing simultaneous connection is told so by the close code; it then
       // uses the connection the other dial set up.
       const duplicate = session !== undefined && isDuplicateClose(e);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { networkMetrics } from "../../metrics/_network_metrics.ts";
 import { type Clock, wallClock } from "../../clock.ts";
 import { type DhtContact, makeContact } from "./contact.ts";
 import { assertKey, type DhtKey, keyToHex, peerIdToKey, randomKeyInBucket } from "./key.ts";
@@ -711,7 +712,7 @@ export class DhtNode implements DhtRpcHandler {
     enough?: (values: readonly T[]) => boolean,
   ): Promise<LookupResult<T>> {
     this.table.markRefreshed(target);
-    return iterativeLookup(target, this.table.closest(target), query, {
+    const lookup = iterativeLookup(target, this.table.closest(target), query, {
       clock: this.#clock,
       k: this.#k,
       alpha: this.#alpha,
@@ -720,6 +721,18 @@ export class DhtNode implements DhtRpcHandler {
       enough,
       onReply: (c) => this.#seen(c),
       onFailure: (c) => this.table.recordFailure(c.id),
+    });
+    const metrics = networkMetrics();
+    return metrics === undefined ? lookup : lookup.then((result) => {
+      const outcome = result.values.length > 0
+        ? "found"
+        : result.closest.length > 0
+        ? "converged"
+        : "failed";
+      metrics.dhtLookups.add(1, { outcome });
+      metrics.dhtLookupDuration.record(result.stats.durationMs, { outcome });
+      metrics.dhtLookupHops.record(result.stats.hops, { outcome });
+      return result;
     });
   }
 
