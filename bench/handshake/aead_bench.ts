@@ -4,7 +4,7 @@
  * the implementation of `FrameCipher`; its own cases show what callers get, counter and limit
  * bookkeeping included.
  *
- * Run: `node_modules/.bin/deno bench bench/handshake/aead_bench.ts`
+ * Run: `deno bench bench/handshake/aead_bench.ts`
  *
  * @module
  */

@@ -2,7 +2,7 @@
  * Cost of one complete handshake in memory (both sides' CPU: two ML-DSA-65 + Ed25519 signatures
  * and verifications, plus ML-KEM-768 when `pqEncryption` is on).
  *
- * Run: `node_modules/.bin/deno bench bench/handshake/handshake_bench.ts`
+ * Run: `deno bench bench/handshake/handshake_bench.ts`
  *
  * @module
  */

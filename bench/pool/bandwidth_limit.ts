@@ -4,7 +4,7 @@
  * The receiver runs in its own process. Times run from the first send to the last
  * acknowledgement.
  *
- * Run: `node_modules/.bin/deno run -A bench/pool/bandwidth_limit.ts [--mbit 20] [--mb 20]`
+ * Run: `deno run -A bench/pool/bandwidth_limit.ts [--mbit 20] [--mb 20]`
  *
  * @module
  */

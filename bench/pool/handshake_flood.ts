@@ -5,7 +5,7 @@
  * the idle p99. The node runs in its own process; the existing peer (this process) dialed it,
  * so it counts toward the node's inbound-per-IP limit like the attacker (all on 127.0.0.1).
  *
- * Run: `node_modules/.bin/deno run -A bench/pool/handshake_flood.ts [--attempts 500]`
+ * Run: `deno run -A bench/pool/handshake_flood.ts [--attempts 500]`
  *
  * @module
  */

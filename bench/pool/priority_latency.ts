@@ -3,7 +3,7 @@
  * `send` to the peer's acknowledgement for small consensus messages, idle and under a flood of
  * 64 KiB vertex messages kept queued far beyond the limit. The receiver runs in its own process.
  *
- * Run: `node_modules/.bin/deno run -A bench/pool/priority_latency.ts [--mbit 20] [--samples 300]`
+ * Run: `deno run -A bench/pool/priority_latency.ts [--mbit 20] [--samples 300]`
  *
  * @module
  */

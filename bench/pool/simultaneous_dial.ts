@@ -3,7 +3,7 @@
  * round passes when both end with exactly one connection, in matching directions, that carries
  * a message each way, and still one after a short settle.
  *
- * Run: `node_modules/.bin/deno run -A bench/pool/simultaneous_dial.ts [--rounds 50]`
+ * Run: `deno run -A bench/pool/simultaneous_dial.ts [--rounds 50]`
  *
  * @module
  */

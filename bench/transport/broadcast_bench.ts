@@ -4,7 +4,7 @@
  * The peers connect before the timed part.
  *
  * Run: `deno task bench`, or
- * `deno bench --allow-net --allow-read --allow-ffi=node_modules --allow-env bench/transport/broadcast_bench.ts`
+ * `deno bench --allow-net --allow-read --allow-ffi bench/transport/broadcast_bench.ts`
  *
  * @module
  */

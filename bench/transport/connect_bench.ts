@@ -6,7 +6,7 @@
  * accepted the peer). Each iteration is a fresh connection; closing it is not timed.
  *
  * Run: `deno task bench`, or
- * `deno bench --allow-net --allow-read --allow-ffi=node_modules --allow-env bench/transport/connect_bench.ts`
+ * `deno bench --allow-net --allow-read --allow-ffi bench/transport/connect_bench.ts`
  *
  * @module
  */

@@ -4,7 +4,7 @@
  * its own send). pqEncryption on (the default) and off.
  *
  * Run: `deno task bench` (all benches), or
- * `deno bench --allow-net --allow-read --allow-ffi=node_modules --allow-env bench/transport/rtt_bench.ts`
+ * `deno bench --allow-net --allow-read --allow-ffi bench/transport/rtt_bench.ts`
  *
  * @module
  */

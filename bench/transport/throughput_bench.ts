@@ -6,7 +6,7 @@
  * AES-256-GCM seal), and pqEncryption on with the default `maxBandwidthBps` (100 Mbit/s).
  *
  * Run: `deno task bench`, or
- * `deno bench --allow-net --allow-read --allow-ffi=node_modules --allow-env bench/transport/throughput_bench.ts`
+ * `deno bench --allow-net --allow-read --allow-ffi bench/transport/throughput_bench.ts`
  *
  * @module
  */

@@ -9,6 +9,7 @@ import { readLines } from "../_lines.ts";
 import { node, within } from "../transport/_util.ts";
 import { deriveCommittee, signVertex, TOPIC } from "../../examples/_dag_vertex.ts";
 import { GossipService, type QuicTransport } from "../../mod.ts";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 
 type Event = Record<string, unknown>;
 
@@ -19,8 +20,7 @@ function dagNode(args: string[], dir: string) {
       "run",
       "--unstable-kv",
       "--allow-net=127.0.0.1",
-      "--allow-ffi=node_modules",
-      "--allow-env",
+      `--allow-ffi=${quicheAddonPath()}`,
       "--allow-read",
       `--allow-write=${dir}`,
       "examples/dag_node.ts",

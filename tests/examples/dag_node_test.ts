@@ -13,7 +13,6 @@ Deno.test("dag_node: 10 processes, 20 rounds, one killed and restarted: every no
       "--allow-run",
       "--allow-read",
       "--allow-write",
-      "--allow-env",
       "--allow-net=127.0.0.1",
       "examples/dag_demo.ts",
       ...["--nodes", "10", "--rounds", "20", "--kill", "4", "--kill-at", "8", "--json"],
