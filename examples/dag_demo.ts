@@ -15,6 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { quicheAddonPath } from "../src/quic/_quiche.ts";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -80,7 +81,7 @@ function run(
       "run",
       "--unstable-kv",
       "--allow-net=127.0.0.1",
-      "--allow-ffi=node_modules",
+      `--allow-ffi=${quicheAddonPath()}`,
       "--allow-env",
       "--allow-read",
       `--allow-write=${dir}`,

@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { readLines } from "../_lines.ts";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { node, within } from "../transport/_util.ts";
 import { deriveCommittee, signVertex, TOPIC } from "../../examples/_dag_vertex.ts";
 import { GossipService, type QuicTransport } from "../../mod.ts";
@@ -19,7 +20,7 @@ function dagNode(args: string[], dir: string) {
       "run",
       "--unstable-kv",
       "--allow-net=127.0.0.1",
-      "--allow-ffi=node_modules",
+      `--allow-ffi=${quicheAddonPath()}`,
       "--allow-env",
       "--allow-read",
       `--allow-write=${dir}`,
