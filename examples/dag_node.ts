@@ -1,6 +1,6 @@
 /// <reference lib="deno.unstable" />
 /**
- * A small Narwhal-style DAG node over `QuicTransport` + `GossipService` + `CatchUpService`,
+ * A small Narwhal-style DAG node over `createNode` (its `gossip`) and a `CatchUpService`,
  * storing every vertex in Deno KV (the design's DagStorage). Each of the `--committee` nodes
  * creates one vertex per round that references at least 2f+1 vertices of the previous round,
  * signs it with its identity and gossips it; a received vertex is checked (known author,
@@ -43,10 +43,9 @@ import {
 } from "./_dag_vertex.ts";
 import {
   CatchUpService,
-  GossipService,
+  createNode,
   Identity,
   type PeerId,
-  QuicTransport,
   type ValidationResult,
 } from "../mod.ts";
 
@@ -116,17 +115,26 @@ for await (const entry of kv.list<Uint8Array>({ prefix: ["vertex"] })) {
 const restored = byId.size;
 const highestRound = () => Math.max(0, ...byRound.keys());
 
-const transport = new QuicTransport({
+// The committee dials its peers itself; the node's penalties go to its peer score, which
+// bans a peer after repeated rejected vertices.
+const node = await createNode({
   identity,
-  config: { listenAddr: "127.0.0.1", quicPort: Number(values.port) },
+  config: {
+    listenAddr: "127.0.0.1",
+    quicPort: Number(values.port),
+    enableDht: false,
+    enableNatTraversal: false,
+  },
+  targetPeers: 0,
+  gossip: { router: { validationTimeoutMs: 20_000 } },
+  start: false,
 });
-const gossip = new GossipService({
-  transport,
-  router: { validationTimeoutMs: 20_000 },
-  penalize: (peerId, reason) => emit({ event: "penalized", peer: peerId.toString(), reason }),
+const gossip = node.gossip!;
+gossip.addEventListener("gossip:penalized", ({ detail }) => {
+  emit({ event: "penalized", peer: detail.peerId.toString(), reason: detail.reason });
 });
 const catchUp = new CatchUpService({
-  transport,
+  transport: node.transport,
   store: {
     get(id) {
       if (!id.startsWith(ROUND_LIST)) return byId.get(id)?.bytes;
@@ -273,8 +281,8 @@ const complete = () => {
 const deadline = AbortSignal.timeout(Number(values["timeout-ms"]));
 let exitCode = 0;
 try {
-  const { port } = await transport.bindAndListen();
-  await gossip.start();
+  await node.start();
+  const { port } = node.localAddr;
   await catchUp.start();
   const sub = gossip.subscribe(TOPIC, {
     priority: "consensus",
@@ -283,11 +291,16 @@ try {
   (async () => {
     for await (const _ of sub); // vertices are handled in validate; this drains the buffer
   })();
-  emit({ event: "listening", port, peerId: transport.peerId.toString(), restored });
+  (async () => {
+    // The protocol has no other messages: drained, so that a peer sending some cannot fill
+    // the node's queue and hold up gossip.
+    for await (const _ of node.messages());
+  })();
+  emit({ event: "listening", port, peerId: node.peerId.toString(), restored });
   for (const peer of values.peer) {
     for (let attempt = 0;; attempt++) {
       try {
-        await transport.connectPeer(peer);
+        await node.connectPeer(peer);
         break;
       } catch (e) {
         if (attempt >= 20 || deadline.aborted) throw e;
@@ -296,11 +309,11 @@ try {
     }
   }
   if (values.peer.length > 0) await gossip.whenMeshed(TOPIC, 1, deadline);
-  for (const { peerId } of transport.peers()) await repair(peerId).catch(() => {});
+  for (const { peerId } of node.peers()) await repair(peerId).catch(() => {});
 
   // Repairs in the background: whatever gossip lost, a peer's store still has.
   const repairs = setInterval(() => {
-    const peers = transport.peers();
+    const peers = node.peers();
     if (peers.length === 0 || complete()) return;
     const peer = peers[Math.floor(Math.random() * peers.length)].peerId;
     repair(peer).catch(() => {});
@@ -343,8 +356,7 @@ try {
   exitCode = 1;
 } finally {
   await catchUp.close();
-  await gossip.close();
-  await transport.close();
+  await node.close();
   kv.close();
 }
 Deno.exit(exitCode);

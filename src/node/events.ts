@@ -7,6 +7,7 @@
 
 import type { PeerPath } from "../nat/relay_service.ts";
 import type {
+  PeerBannedDetail,
   PeerConnectedDetail,
   PeerDisconnectedDetail,
   PeerMigratedDetail,
@@ -87,6 +88,10 @@ export interface NodeEventMap {
   "peer:disconnected": CustomEvent<NodePeerDisconnectedDetail>;
   /** A peer moved to a new connection (for example from a relay to a direct path). */
   "peer:migrated": CustomEvent<NodePeerMigratedDetail>;
+  /**
+   * A peer was banned, by `ban()` or by its peer score; the ban is written to the peer store.
+   */
+  "peer:banned": CustomEvent<PeerBannedDetail>;
   /** A service could not start or stopped working; the node runs on. */
   "service:failed": CustomEvent<ServiceFailedDetail>;
   /** A dial of the connection manager failed; it tries again after `retryInMs`. */

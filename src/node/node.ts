@@ -11,6 +11,11 @@ import { type Clock, systemClock } from "../clock.ts";
 import { DhtService, type DhtServiceOptions } from "../discovery/dht/dht_service.ts";
 import { MdnsService, type MdnsServiceOptions } from "../discovery/mdns_service.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
+import {
+  GossipService,
+  type GossipServiceOptions,
+  type GossipServicePenaltyReason,
+} from "../gossip/gossip_service.ts";
 import { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
 import { NatService, type NatServiceOptions } from "../nat/nat_service.ts";
@@ -22,7 +27,10 @@ import { DenoUdpSocket } from "../quic/udp_socket.ts";
 import { type NetworkConfig, resolveNetworkConfig } from "../transport/config.ts";
 import type { NetworkMessage } from "../transport/codec.ts";
 import { TypedEventTarget } from "../transport/events.ts";
+import { InboundQueue } from "../transport/_inbound_queue.ts";
+import type { PenaltyReason } from "../transport/peer_score.ts";
 import {
+  type BanInfo,
   type BroadcastResult,
   type ConnectPeerOptions,
   type PeerInfo,
@@ -104,6 +112,16 @@ export interface NodeOptions {
    */
   relay?: Omit<RelayServiceOptions, "relaySocket">;
   /**
+   * Gossip (topic publish/subscribe, `node.gossip`): `false` turns it off, an object tunes it.
+   * Its frames travel as the transport's messages; the node hands them to the service and
+   * yields the others from `node.messages()`. A peer the service penalizes (a message the
+   * application's validator rejected, a malformed frame) loses points of its peer score, and
+   * repeated offences ban it.
+   *
+   * @default {{}} (on)
+   */
+  gossip?: false | Omit<GossipServiceOptions, "transport" | "readMessages" | "penalize">;
+  /**
    * Whether {@linkcode createNode} starts the node. Off, it returns the node unstarted, so that
    * listeners can be added before the first connections; then call `node.start()`.
    *
@@ -122,10 +140,10 @@ export interface NodeOptions {
 export interface NodePeerInfo extends PeerInfo, PeerOrigin {}
 
 /**
- * Creates a node and starts it: binds the transport, opens the peer store, then starts the
- * relay, NAT traversal, the DHT and mDNS as the configuration enables them, and the
- * connection manager. A service that cannot start is reported with `service:failed` and the
- * node runs on without it.
+ * Creates a node and starts it: opens the peer store (and re-applies its bans), binds the
+ * transport, then starts the relay, NAT traversal, the DHT and mDNS as the configuration
+ * enables them, gossip unless the `gossip` option is `false`, and the connection manager. A
+ * service that cannot start is reported with `service:failed` and the node runs on without it.
  *
  * @example Two nodes on loopback; the second joins through the first
  * ```ts
@@ -173,8 +191,8 @@ export async function createNode(options: NodeOptions = {}): Promise<NetworkNode
 /**
  * A node: the transport with its services and a connection manager, built by
  * {@linkcode createNode}. It offers the transport's API directly and the services as fields
- * (`undefined` when off or failed). `close()` (or `await using`) stops everything in reverse
- * order of start.
+ * (`undefined` when off or failed), and bans that persist in its peer store. `close()` (or
+ * `await using`) stops everything in reverse order of start.
  *
  * @example Messages between two nodes
  * ```ts
@@ -205,6 +223,15 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   #nat: NatService | undefined;
   #dht: DhtService | undefined;
   #mdns: MdnsService | undefined;
+  readonly #gossip: GossipService | undefined;
+  /**
+   * The messages that are not gossip frames, for `messages()`, when gossip is on: the node's
+   * loop takes every message from the transport and hands gossip frames to the service.
+   */
+  readonly #inbox: InboundQueue<InboundMessage> | undefined;
+  #reading: Promise<void> | undefined;
+  /** Set while bans from the peer store are re-applied, which need not be written again. */
+  #restoringBans = false;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   /** How each connected peer was found. */
@@ -237,12 +264,17 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     if (typeof options !== "object" || options === null) {
       throw new InvalidConfigError("options", "an object", options);
     }
-    const { identity, config = {}, dataDir, targetPeers, clock = systemClock } = options;
+    const { identity, config = {}, dataDir, targetPeers, clock = systemClock, gossip } = options;
     if (!(identity instanceof Identity)) {
       throw new InvalidConfigError("identity", "an Identity", identity);
     }
     if (dataDir !== undefined && (typeof dataDir !== "string" || dataDir === "")) {
       throw new InvalidConfigError("dataDir", "a directory path", dataDir);
+    }
+    if (
+      gossip !== undefined && gossip !== false && (typeof gossip !== "object" || gossip === null)
+    ) {
+      throw new InvalidConfigError("gossip", "false, or the gossip service's options", gossip);
     }
     // Checked before a socket is bound, so a bad config leaves nothing open.
     const resolved = resolveNetworkConfig(config);
@@ -267,6 +299,15 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
       )
       : undefined;
     this.transport = new QuicTransport({ identity, config, socket: this.#relaySocket });
+    if (gossip !== false) {
+      this.#gossip = new GossipService({
+        ...gossip,
+        transport: this.transport,
+        readMessages: false,
+        penalize: (peer, reason) => this.transport.penalize(peer, GOSSIP_PENALTIES[reason]),
+      });
+      this.#inbox = new InboundQueue(resolved.inboundQueueLength, resolved.inboundQueueBytes);
+    }
     if (target > 0) {
       this.#planner = new DialPlanner({ targetPeers: target });
       this.#manager = new ConnectionManager({
@@ -315,17 +356,40 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     return this.#relay;
   }
 
-  // Seams for services in the making. Gossip (src/gossip) becomes a field `gossip` like the
-  // ones above, started after the DHT in #start() and closed before it in #close(). Bans
-  // (`transport.ban`/`unban`/`bans`) become `ban`/`unban`/`bans` below, delegating to the
-  // transport, with each ban also written to the peer store under its own key prefix, and
-  // re-applied from there in #start() right after the store opens.
+  /**
+   * The gossip service (topic publish/subscribe), unless the `gossip` option is `false`. It
+   * exists from construction, so topics can be subscribed before the first peer connects;
+   * it follows peers from `start()` on.
+   *
+   * @example A topic between two nodes
+   * ```ts
+   * import { createNode } from "@cretoai/network";
+   *
+   * const config = { listenAddr: "127.0.0.1", quicPort: 0, enableDht: false };
+   * await using a = await createNode({ config });
+   * await using b = await createNode({ config });
+   * const sub = b.gossip!.subscribe("vertices", {
+   *   validate: ({ data }) => data.byteLength > 0 ? "accept" : "reject",
+   * });
+   * a.gossip!.subscribe("vertices");
+   * await a.connectPeer(b.localAddr);
+   * await a.gossip!.whenMeshed("vertices", 1);
+   * const id = await a.gossip!.publish("vertices", new Uint8Array([1, 2, 3]));
+   * for await (const message of sub) {
+   *   console.assert(message.id === id && message.from.equals(a.peerId));
+   *   break;
+   * }
+   * ```
+   */
+  get gossip(): GossipService | undefined {
+    return this.#gossip;
+  }
 
   /**
-   * Starts the node, in dependency order: transport, peer store, relay, NAT traversal, a first
-   * dial of each bootstrap peer (resolved once each connected or failed), DHT (whose join runs
-   * on in the background), mDNS, connection manager. Calling it again returns the first
-   * call's promise.
+   * Starts the node, in dependency order: peer store (re-applying the bans it holds),
+   * transport, relay, NAT traversal, a first dial of each bootstrap peer (resolved once each
+   * connected or failed), DHT (whose join runs on in the background), mDNS, gossip,
+   * connection manager. Calling it again returns the first call's promise.
    *
    * @example
    * ```ts ignore
@@ -348,8 +412,11 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     const { dataDir } = this.#options;
     if (dataDir !== undefined) await Deno.mkdir(dataDir, { recursive: true });
     this.#listen();
-    await this.transport.bindAndListen();
+    if (this.#inbox !== undefined) this.#reading = this.#readMessages(this.#inbox);
+    // Bans are in force before the first peer can connect.
     await this.#openPeerStore(dataDir === undefined ? undefined : `${dataDir}/peers.kv`);
+    this.#restoreBans();
+    await this.transport.bindAndListen();
     const config = this.transport.config;
     if (config.enableNatTraversal) {
       await this.#startRelay();
@@ -377,6 +444,7 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     );
     if (config.enableDht) this.#startDht();
     if (config.enableMdns && !isLoopback(config.listenAddr)) await this.#startMdns();
+    await this.#gossip?.start();
     for (const peer of this.#peerStore?.list() ?? []) {
       this.#manager?.add({ peerId: peer.peerId, addresses: peer.addresses, foundBy: "peer-store" });
     }
@@ -412,6 +480,45 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
         error: String(e),
       });
       this.#peerStore = await PeerStore.open();
+    }
+  }
+
+  /** Re-applies the bans of the peer store to the transport; ended ones are not listed. */
+  #restoreBans(): void {
+    const store = this.#peerStore;
+    if (store === undefined) return;
+    const now = Date.now();
+    this.#restoringBans = true;
+    try {
+      for (const ban of store.bans(now)) {
+        try {
+          const durationMs = ban.expiresAt === null ? Infinity : ban.expiresAt - now;
+          this.transport.ban(ban.peerId, durationMs, ban.reason);
+        } catch (e) {
+          // Not a peer id: nothing to refuse; forget the entry.
+          log.warn("Stored ban of {peer} dropped: {error}", { peer: ban.peerId, error: String(e) });
+          this.#track(store.deleteBan(ban.peerId));
+        }
+      }
+    } finally {
+      this.#restoringBans = false;
+    }
+  }
+
+  /** Takes every message from the transport: gossip frames to the service, others to `inbox`. */
+  async #readMessages(inbox: InboundQueue<InboundMessage>): Promise<void> {
+    const closed = () => new NetworkError("ERR_ENDPOINT_CLOSED", "The node is closed");
+    try {
+      for await (const inbound of this.transport.messages()) {
+        if (this.#gossip?.receive(inbound.from, inbound.message)) continue;
+        // Waits while the inbox is full: the transport's queue then fills and pushes back on
+        // the peers, as it does without gossip.
+        await inbox.push(inbound, messageBytes(inbound.message), closed);
+      }
+    } catch (e) {
+      if (!(e instanceof NetworkError && e.code === "ERR_ENDPOINT_CLOSED")) throw e;
+    } finally {
+      inbox.close();
     }
   }
 
@@ -465,7 +572,9 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
 
   #listen(): void {
     const t = this.transport;
-    const on = <K extends "peer:connected" | "peer:disconnected" | "peer:migrated">(
+    const on = <
+      K extends "peer:connected" | "peer:disconnected" | "peer:migrated" | "peer:banned",
+    >(
       type: K,
       listener: (
         event: Parameters<Parameters<typeof t.addEventListener<K>>[1] & object>[0],
@@ -505,6 +614,17 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
     on("peer:migrated", ({ detail }) => {
       this.#planner?.connected(detail.peerId.toString(), formatAddress(detail.address));
       this.#emit("peer:migrated", { ...detail, path: this.#pathOf(detail.address) });
+    });
+    on("peer:banned", ({ detail }) => {
+      // Bans by the application and by the peer score alike outlive a restart.
+      if (!this.#restoringBans) {
+        const { peerId, reason, expiresAt } = detail;
+        const store = this.#peerStore;
+        if (store !== undefined) {
+          this.#track(store.putBan({ peerId: peerId.toString(), reason, expiresAt }));
+        }
+      }
+      this.#emit("peer:banned", detail);
     });
   }
 
@@ -571,7 +691,12 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   }
 
   /**
-   * The messages peers send, in arrival order; see {@linkcode QuicTransport.messages}.
+   * The messages peers send, in arrival order, except gossip frames (which go to
+   * {@linkcode NetworkNode.gossip}); see {@linkcode QuicTransport.messages}. With gossip on,
+   * read them here, not from `node.transport.messages()`: the node's own loop takes the
+   * transport's messages. While they are not read, at most `config.inboundQueueLength`
+   * messages (`config.inboundQueueBytes` bytes) wait here, then the transport's queue fills
+   * and its peers are not read, gossip included, as without gossip.
    *
    * @example
    * ```ts ignore
@@ -581,7 +706,15 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
    * @returns The messages, until the node closes.
    */
   messages(): AsyncGenerator<InboundMessage, void, undefined> {
-    return this.transport.messages();
+    const inbox = this.#inbox;
+    if (inbox === undefined) return this.transport.messages();
+    return (async function* () {
+      for (;;) {
+        const next = await inbox.pull();
+        if (next === undefined) return;
+        yield next;
+      }
+    })();
   }
 
   /**
@@ -705,9 +838,69 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   }
 
   /**
-   * Stops the node in reverse order of start: connection manager, mDNS (its goodbye goes out
-   * while the node still answers), DHT, NAT traversal, relay (freeing the allocation through
-   * the socket), transport, peer store. Idempotent.
+   * Bans a peer for `durationMs`; see {@linkcode QuicTransport.ban}. The ban is also written
+   * to the peer store, so that with a `dataDir` it outlives a restart (so are the bans the
+   * peer score gives). Emits `peer:banned`.
+   *
+   * @example
+   * ```ts
+   * import { createNode, Identity } from "@cretoai/network";
+   *
+   * await using node = await createNode({ config: { listenAddr: "127.0.0.1", quicPort: 0 } });
+   * const mallory = Identity.generate().peerId;
+   * node.ban(mallory, 60 * 60_000, "equivocation");
+   * console.assert(node.bans()[0].peerId === mallory.toString());
+   * console.assert(node.unban(mallory) && node.bans().length === 0);
+   * ```
+   *
+   * @param peer The peer.
+   * @param durationMs Milliseconds above 0; `Infinity` for a permanent ban.
+   * @param reason Why, kept to 200 characters.
+   * @returns The ban.
+   * @throws {InvalidConfigError} for a bad duration or reason.
+   */
+  ban(peer: PeerId | string, durationMs: number, reason: string): BanInfo {
+    return this.transport.ban(peer, durationMs, reason);
+  }
+
+  /**
+   * Lifts a ban, in the transport and in the peer store; see {@linkcode QuicTransport.unban}.
+   *
+   * @example
+   * ```ts ignore
+   * node.unban(peer);
+   * ```
+   *
+   * @param peer The peer.
+   * @returns Whether the peer was banned.
+   */
+  unban(peer: PeerId | string): boolean {
+    const had = this.transport.unban(peer);
+    const store = this.#peerStore;
+    if (store !== undefined && this.#closing === undefined) {
+      this.#track(store.deleteBan(peer.toString()));
+    }
+    return had;
+  }
+
+  /**
+   * The bans in force; see {@linkcode QuicTransport.bans}.
+   *
+   * @example
+   * ```ts ignore
+   * for (const { peerId, reason, expiresAt } of node.bans()) console.log(peerId, reason, expiresAt);
+   * ```
+   *
+   * @returns One entry per banned peer.
+   */
+  bans(): BanInfo[] {
+    return this.transport.bans();
+  }
+
+  /**
+   * Stops the node in reverse order of start: connection manager, gossip, mDNS (its goodbye
+   * goes out while the node still answers), DHT, NAT traversal, relay (freeing the allocation
+   * through the socket), transport (which ends `messages()`), peer store. Idempotent.
    *
    * @example
    * ```ts ignore
@@ -727,11 +920,15 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   async #close(): Promise<void> {
     await this.#starting?.catch(() => {});
     await this.#manager?.close();
+    await this.#gossip?.close();
     await this.#mdns?.close();
     await this.#dht?.close();
     await this.#nat?.close();
     await this.#relay?.close();
     await this.transport.close();
+    // Messages the inbox holds stay readable; a loop waiting for room in it stops.
+    this.#inbox?.close();
+    await this.#reading;
     for (const detach of this.#detach.splice(0)) detach();
     await Promise.allSettled([...this.#writes]);
     await this.#peerStore?.close();
@@ -753,10 +950,15 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   #remember(peerId: string, address: string, foundBy: PeerSource): void {
     const store = this.#peerStore;
     if (store === undefined) return;
-    const write = store.put({ peerId, addresses: [address], lastSeenMs: Date.now(), foundBy })
-      .catch((e) => this.#failed("peerStore", e, true))
-      .finally(() => this.#writes.delete(write));
-    this.#writes.add(write);
+    this.#track(store.put({ peerId, addresses: [address], lastSeenMs: Date.now(), foundBy }));
+  }
+
+  /** Keeps a peer store write until it is done, so that `close()` waits for it. */
+  #track(write: Promise<unknown>): void {
+    const tracked: Promise<void> = write
+      .then(() => {}, (e) => this.#failed("peerStore", e, true))
+      .finally(() => this.#writes.delete(tracked));
+    this.#writes.add(tracked);
   }
 
   #failed(service: NodeServiceName, error: unknown, running: boolean): void {
@@ -779,6 +981,19 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
   ): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** The peer-score penalty of each reason the gossip service penalizes a peer for. */
+const GOSSIP_PENALTIES: Readonly<Record<GossipServicePenaltyReason, PenaltyReason>> = {
+  "invalid-message": "rejected-gossip",
+  "malformed-frame": "malformed-frame",
+  "too-many-topics": "limit-exceeded",
+  "graft-in-backoff": "limit-exceeded",
+};
+
+/** Bytes a message counts for in the node's inbox: its payload, as the transport counts it. */
+function messageBytes(message: NetworkMessage): number {
+  return "data" in message ? message.data.byteLength : 0;
 }
 
 /** Hints kept at most; dials in flight are bounded by the planner and the pool. */

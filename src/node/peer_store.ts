@@ -1,12 +1,14 @@
 /**
- * `PeerStore`: the peers a node has seen (ids, addresses, how they were found), kept in Deno KV
- * under the node's data directory so that a restarted node finds them again, or in memory.
+ * `PeerStore`: the peers a node has seen (ids, addresses, how they were found) and the peers it
+ * banned, kept in Deno KV under the node's data directory so that a restarted node finds them
+ * again, or in memory.
  *
  * @module
  */
 
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { requireInteger } from "../_validate.ts";
+import type { BanInfo } from "../transport/transport.ts";
 import type { PeerSource } from "./events.ts";
 
 /** A peer as the store keeps it. */
@@ -43,6 +45,13 @@ export interface PeerStoreOptions {
    * @default {4}
    */
   maxAddressesPerPeer?: number;
+  /**
+   * Bans kept; beyond it the one that ends soonest is forgotten (as the transport's ban list
+   * does).
+   *
+   * @default {10000}
+   */
+  maxBans?: number;
 }
 
 /** A store that cannot be opened, read or written: the message names the file and why. */
@@ -83,8 +92,9 @@ interface Kv {
   close(): void;
 }
 
-/** Key prefix of the peers; other prefixes (bans, later) share the database. */
+/** Key prefixes of the peers and of the bans, which share the database. */
 const PEERS = "peers";
+const BANS = "bans";
 const SOURCES: readonly PeerSource[] = [
   "bootstrap",
   "dht",
@@ -117,8 +127,10 @@ export class PeerStore implements AsyncDisposable {
   readonly path: string | undefined;
   readonly #kv: Kv | undefined;
   readonly #peers = new Map<string, StoredPeer>();
+  readonly #bans = new Map<string, BanInfo>();
   readonly #maxPeers: number;
   readonly #maxAddresses: number;
+  readonly #maxBans: number;
   #closed = false;
 
   private constructor(
@@ -126,16 +138,19 @@ export class PeerStore implements AsyncDisposable {
     kv: Kv | undefined,
     maxPeers: number,
     maxAddresses: number,
+    maxBans: number,
   ) {
     this.path = path;
     this.#kv = kv;
     this.#maxPeers = maxPeers;
     this.#maxAddresses = maxAddresses;
+    this.#maxBans = maxBans;
   }
 
   /**
-   * Opens the store and reads the peers it holds. Entries that are not well-formed peers are
-   * deleted; at most `maxPeers` are read.
+   * Opens the store and reads the peers and bans it holds. Entries that are not well-formed
+   * peers or bans, and bans that have ended, are deleted; at most `maxPeers` peers and
+   * `maxBans` bans are read.
    *
    * @example A store in memory
    * ```ts
@@ -152,14 +167,15 @@ export class PeerStore implements AsyncDisposable {
    *   permission, not a database).
    */
   static async open(options: PeerStoreOptions = {}): Promise<PeerStore> {
-    const { path, maxPeers = 1000, maxAddressesPerPeer = 4 } = options;
+    const { path, maxPeers = 1000, maxAddressesPerPeer = 4, maxBans = 10_000 } = options;
     if (path !== undefined && (typeof path !== "string" || path === "")) {
       throw new InvalidConfigError("path", "a file path, or undefined for memory", path);
     }
     requireInteger("maxPeers", maxPeers, 1, 1_000_000);
     requireInteger("maxAddressesPerPeer", maxAddressesPerPeer, 1, 64);
+    requireInteger("maxBans", maxBans, 1, 1_000_000);
     if (path === undefined) {
-      return new PeerStore(undefined, undefined, maxPeers, maxAddressesPerPeer);
+      return new PeerStore(undefined, undefined, maxPeers, maxAddressesPerPeer, maxBans);
     }
     const openKv = (Deno as unknown as { openKv?: (path: string) => Promise<Kv> }).openKv;
     if (typeof openKv !== "function") {
@@ -171,7 +187,7 @@ export class PeerStore implements AsyncDisposable {
     } catch (e) {
       throw new PeerStoreError(path, `cannot open: ${(e as Error).message}`, { cause: e });
     }
-    const store = new PeerStore(path, kv, maxPeers, maxAddressesPerPeer);
+    const store = new PeerStore(path, kv, maxPeers, maxAddressesPerPeer, maxBans);
     try {
       await store.#load(kv);
     } catch (e) {
@@ -254,6 +270,92 @@ export class PeerStore implements AsyncDisposable {
   }
 
   /**
+   * The bans held that have not ended, as the transport's `bans()` lists them: a node
+   * re-applies them to its transport when it starts.
+   *
+   * @example
+   * ```ts
+   * import { PeerStore } from "@cretoai/network";
+   *
+   * await using store = await PeerStore.open();
+   * await store.putBan({ peerId: "mallory", reason: "spam", expiresAt: Date.now() + 60_000 });
+   * await store.putBan({ peerId: "old", reason: "spam", expiresAt: Date.now() - 1 });
+   * console.assert(store.bans().map((b) => b.peerId).join() === "mallory");
+   * ```
+   *
+   * @param nowMs Wall-clock milliseconds; bans that end by then are left out.
+   * @returns Copies of the entries.
+   */
+  bans(nowMs: number = Date.now()): BanInfo[] {
+    return [...this.#bans.values()]
+      .filter((b) => b.expiresAt === null || b.expiresAt > nowMs)
+      .map((b) => ({ ...b }));
+  }
+
+  /**
+   * Records a ban, replacing the peer's earlier one. Beyond `maxBans` the ban that ends
+   * soonest is forgotten.
+   *
+   * @example
+   * ```ts
+   * import { PeerStore } from "@cretoai/network";
+   *
+   * await using store = await PeerStore.open();
+   * await store.putBan({ peerId: "mallory", reason: "equivocation", expiresAt: null });
+   * console.assert(store.bans()[0].expiresAt === null);
+   * ```
+   *
+   * @param ban The ban: `expiresAt` in wall-clock milliseconds, `null` for never.
+   * @throws {PeerStoreError} when the write fails (the ban stays held in memory).
+   */
+  async putBan(ban: BanInfo): Promise<void> {
+    this.#checkOpen();
+    const entry = parseBan(ban.peerId, ban);
+    if (entry === undefined) {
+      throw new InvalidConfigError(
+        "ban",
+        "{ peerId, reason, expiresAt } with expiresAt a number or null",
+        ban,
+      );
+    }
+    this.#bans.delete(entry.peerId); // re-inserted last: Map order is insertion order
+    this.#bans.set(entry.peerId, entry);
+    const evicted: string[] = [];
+    while (this.#bans.size > this.#maxBans) {
+      const soonest = [...this.#bans.values()].reduce((a, b) => endOf(b) < endOf(a) ? b : a);
+      this.#bans.delete(soonest.peerId);
+      evicted.push(soonest.peerId);
+    }
+    await this.#write(async (kv) => {
+      await kv.set([BANS, entry.peerId], entry);
+      for (const id of evicted) await kv.delete([BANS, id]);
+    });
+  }
+
+  /**
+   * Forgets a peer's ban.
+   *
+   * @example
+   * ```ts
+   * import { PeerStore } from "@cretoai/network";
+   *
+   * await using store = await PeerStore.open();
+   * await store.putBan({ peerId: "p", reason: "test", expiresAt: null });
+   * console.assert(await store.deleteBan("p") && store.bans().length === 0);
+   * ```
+   *
+   * @param peerId The peer.
+   * @returns Whether a ban was held.
+   * @throws {PeerStoreError} when the write fails.
+   */
+  async deleteBan(peerId: string): Promise<boolean> {
+    this.#checkOpen();
+    const had = this.#bans.delete(peerId);
+    if (had) await this.#write((kv) => kv.delete([BANS, peerId]));
+    return had;
+  }
+
+  /**
    * Closes the database; the store cannot be used afterwards. Idempotent.
    *
    * @example
@@ -280,6 +382,12 @@ export class PeerStore implements AsyncDisposable {
       const peer = parsePeer(key[1], value);
       if (peer === undefined) bad.push(key);
       else if (this.#peers.size < this.#maxPeers) this.#peers.set(peer.peerId, peer);
+    }
+    const now = Date.now();
+    for await (const { key, value } of kv.list({ prefix: [BANS] })) {
+      const ban = parseBan(key[1], value);
+      if (ban === undefined || endOf(ban) <= now) bad.push(key);
+      else if (this.#bans.size < this.#maxBans) this.#bans.set(ban.peerId, ban);
     }
     for (const key of bad) await kv.delete(key as string[]);
   }
@@ -310,4 +418,22 @@ function parsePeer(id: unknown, value: unknown): StoredPeer | undefined {
     return undefined;
   }
   return { peerId, addresses: addresses as string[], lastSeenMs, foundBy: foundBy as PeerSource };
+}
+
+/** The ban stored under `id`, or `undefined` when the value is not a well-formed one. */
+function parseBan(id: unknown, value: unknown): BanInfo | undefined {
+  if (typeof id !== "string" || typeof value !== "object" || value === null) return undefined;
+  const { peerId, reason, expiresAt } = value as Record<string, unknown>;
+  if (
+    peerId !== id || typeof reason !== "string" ||
+    !(expiresAt === null || (typeof expiresAt === "number" && Number.isFinite(expiresAt)))
+  ) {
+    return undefined;
+  }
+  return { peerId, reason, expiresAt };
+}
+
+/** When a ban ends, `Infinity` for never. */
+function endOf(ban: BanInfo): number {
+  return ban.expiresAt ?? Infinity;
 }

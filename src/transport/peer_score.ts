@@ -27,8 +27,11 @@ export type PenaltyReason =
 export interface PeerScoreOptions {
   /**
    * Points each reason costs; the defaults take a peer to the ban threshold with three
-   * malformed frames, five broken limits or ten bad DHT records within about a half-life.
-   * @default {{ "malformed-frame": 40, "decrypt-failure": 40, "limit-exceeded": 25, "bad-dht-record": 12, "rejected-gossip": 5 }}
+   * malformed frames, five broken limits, ten bad DHT records or three rejected gossip
+   * messages within about a half-life (gossip forwards only what its validator accepted, so
+   * an honest peer sends no message a deterministic validator rejects; three rejects are
+   * also where the gossip router stops reading a peer).
+   * @default {{ "malformed-frame": 40, "decrypt-failure": 40, "limit-exceeded": 25, "bad-dht-record": 12, "rejected-gossip": 34 }}
    */
   penalties?: Partial<Record<PenaltyReason, number>>;
   /**
@@ -66,7 +69,7 @@ const DEFAULT_PENALTIES: Readonly<Record<PenaltyReason, number>> = {
   "decrypt-failure": 40,
   "limit-exceeded": 25,
   "bad-dht-record": 12,
-  "rejected-gossip": 5,
+  "rejected-gossip": 34,
 };
 
 /**

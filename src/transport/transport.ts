@@ -1010,7 +1010,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    *
    * await using transport = new QuicTransport({ identity: Identity.generate(), config: { quicPort: 0 } });
    * const peer = Identity.generate().peerId;
-   * console.assert(transport.penalize(peer, "rejected-gossip") === 5);
+   * console.assert(transport.penalize(peer, "rejected-gossip") === 34);
    * ```
    *
    * @param peer The peer's id.

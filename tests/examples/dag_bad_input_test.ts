@@ -6,10 +6,10 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { readLines } from "../_lines.ts";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { node, within } from "../transport/_util.ts";
 import { deriveCommittee, signVertex, TOPIC } from "../../examples/_dag_vertex.ts";
 import { GossipService, type QuicTransport } from "../../mod.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 
 type Event = Record<string, unknown>;
 

@@ -109,3 +109,48 @@ Deno.test("createNode: the identity lives in the data directory", async () => {
   await using node = await createNode({ dataDir: `${dir.path}/sub`, config });
   assert(node.peerId.equals(first));
 });
+
+Deno.test("PeerStore keeps bans across close and open; ended and malformed ones are deleted", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/peers.kv`;
+  const now = Date.now();
+  const lasting = { peerId: "mallory", reason: "equivocation", expiresAt: now + 3_600_000 };
+  const forever = { peerId: "eve", reason: "operator", expiresAt: null };
+  {
+    await using store = await PeerStore.open({ path });
+    await store.putBan(lasting);
+    await store.putBan(forever);
+    await store.putBan({ peerId: "ended", reason: "spam", expiresAt: now - 1 });
+    await store.putBan({ peerId: "lifted", reason: "mistake", expiresAt: null });
+    assert(await store.deleteBan("lifted"));
+    assert(!(await store.deleteBan("lifted")));
+    assertEquals(store.bans(now).map((b) => b.peerId).sort(), ["eve", "mallory"], "ended: out");
+  }
+  const kv = await Deno.openKv(path);
+  await kv.set(["bans", "bad-shape"], { peerId: "bad-shape", reason: 7, expiresAt: null });
+  kv.close();
+  {
+    await using store = await PeerStore.open({ path });
+    assertEquals(store.bans().sort((a, b) => a.peerId.localeCompare(b.peerId)), [forever, lasting]);
+    assertEquals(store.list(), [], "bans are not peers");
+  }
+  const check = await Deno.openKv(path);
+  const left = [];
+  for await (const e of check.list({ prefix: ["bans"] })) left.push(e.key[1]);
+  check.close();
+  assertEquals(left.sort(), ["eve", "mallory"], "the ended and the malformed ban are deleted");
+});
+
+Deno.test("PeerStore: bans are bounded, the one ending soonest goes; a bad ban is refused", async () => {
+  await using store = await PeerStore.open({ maxBans: 2 });
+  await store.putBan({ peerId: "a", reason: "r", expiresAt: Date.now() + 10_000 });
+  await store.putBan({ peerId: "b", reason: "r", expiresAt: null });
+  await store.putBan({ peerId: "c", reason: "r", expiresAt: Date.now() + 60_000 });
+  assertEquals(store.bans().map((b) => b.peerId).sort(), ["b", "c"]);
+  await assertRejects(
+    () => store.putBan({ peerId: "d", reason: "r", expiresAt: NaN }),
+    InvalidConfigError,
+    "'ban'",
+  );
+  await assertRejects(() => PeerStore.open({ maxBans: 0 }), InvalidConfigError, "'maxBans'");
+});
