@@ -516,7 +516,9 @@ export class NetworkNode extends TypedEventTarget<NodeEventMap> implements Async
         await inbox.push(inbound, messageBytes(inbound.message), closed);
       }
     } catch (e) {
-      if (!(e instanceof NetworkError && e.code === "ERR_ENDPOINT_CLOSED")) throw e;
+      if (!(e instanceof NetworkError && e.code === "ERR_ENDPOINT_CLOSED")) {
+        log.error("The node's message loop stopped: {error}", { error: String(e) });
+      }
     } finally {
       inbox.close();
     }

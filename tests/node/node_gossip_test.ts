@@ -4,7 +4,7 @@
  * transport's peer score, so a peer whose gossip keeps being rejected is banned.
  */
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
-import { within } from "../transport/_util.ts";
+import { stillPending, within } from "../transport/_util.ts";
 import { ConnectionClosedError, InvalidConfigError } from "../../src/errors.ts";
 import { APP_ERROR_BANNED } from "../../src/pool/limits.ts";
 import { addressOf, loopbackNode, nextNodeEvent } from "./_util.ts";
@@ -41,6 +41,28 @@ Deno.test("node.gossip: topics between nodes; node.messages() yields every other
   }
   assertEquals(delivered.sort(), ids.sort());
   assertEquals(b.gossip!.stats().delivered, ids.length);
+});
+
+Deno.test("node.gossip: while node.messages() is not read, senders wait; nothing is lost", async () => {
+  const config = { ...noServices, inboundQueueLength: 4 };
+  await using a = await loopbackNode({ config });
+  await using b = await loopbackNode({ config });
+  await a.connectPeer(addressOf(b));
+  const count = 40;
+  const sends = Array.from(
+    { length: count },
+    (_, i) => a.send(b.peerId, { type: "consensus", data: new Uint8Array([i]) }),
+  );
+  for (const send of sends) send.catch(() => {});
+  // At most 4 in the node's inbox and 4 in the transport's queue: the last send waits.
+  assert(await stillPending(sends[count - 1], 300), "the last send must wait for the reader");
+  const received: number[] = [];
+  for await (const { message } of b.messages()) {
+    if (message.type === "consensus") received.push(message.data[0]);
+    if (received.length === count) break;
+  }
+  await Promise.all(sends);
+  assertEquals(received, Array.from({ length: count }, (_, i) => i));
 });
 
 Deno.test("node.gossip: off with gossip: false; node.messages() reads the transport then", async () => {
