@@ -45,6 +45,7 @@ import { TypedEventTarget } from "./events.ts";
 import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
+import { receiveWindowBytes } from "./_byte_budget.ts";
 import {
   type InboundMessage,
   PeerConnection,
@@ -67,7 +68,10 @@ const log = getLogger(["cretoai", "transport"]);
 /** How often the traffic watchdog samples each connection's QUIC counters. */
 const WATCHDOG_INTERVAL_MS = 10_000;
 
-/** QUIC flow-control windows a connection starts with (quiche auto-tunes them up). */
+/**
+ * QUIC flow-control windows a connection starts with; quiche auto-tunes them up to the
+ * receive window the per-peer budget allows (`receiveWindowBytes`).
+ */
 const PRE_AUTH_CONNECTION_WINDOW_BYTES = 1024 * 1024;
 const PRE_AUTH_STREAM_WINDOW_BYTES = 256 * 1024;
 
@@ -1106,6 +1110,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
   async #bind(): Promise<UdpAddress> {
     const c = this.config;
+    const window = receiveWindowBytes(c.maxBufferedBytesPerPeer);
     const endpoint = await QuicEndpoint.bind({
       hostname: c.listenAddr,
       port: c.quicPort,
@@ -1117,9 +1122,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       maxInboundPerIp: 2 * c.maxInboundPerIp,
       limitLoopback: c.limitLoopback,
       // Small starting windows: a peer before its identity handshake (whose streams nobody
-      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them.
-      initialMaxData: PRE_AUTH_CONNECTION_WINDOW_BYTES,
-      initialMaxStreamData: PRE_AUTH_STREAM_WINDOW_BYTES,
+      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them up to the
+      // share of the per-peer budget that is quiche's.
+      initialMaxData: Math.min(PRE_AUTH_CONNECTION_WINDOW_BYTES, window),
+      initialMaxStreamData: Math.min(PRE_AUTH_STREAM_WINDOW_BYTES, window),
+      maxConnectionWindow: window,
+      maxStreamWindow: window,
       socket: this.#socket,
     });
     if (this.#closing !== undefined) {
