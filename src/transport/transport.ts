@@ -235,7 +235,11 @@ export interface TransportStats {
   idleClosed: number;
   /** Connections closed to make room in a full pool. */
   evicted: number;
-  /** Inbound connections refused because their address or prefix started handshakes too fast. */
+  /**
+   * Inbound connections refused because their address or prefix started handshakes too fast:
+   * closed with 0x16 after the QUIC handshake, or, while the source is still over its rate,
+   * their Initial dropped before any TLS work.
+   */
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */
   silentHandshakesClosed: number;
@@ -1129,6 +1133,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       maxConnectionWindow: window,
       maxStreamWindow: window,
       socket: this.#socket,
+      // A source the handshake rates refused a moment ago was told why (0x16) and would be
+      // refused again: its next attempts are dropped before any TLS work.
+      admit: (from) => {
+        if (!this.#handshakeRates.silenced(from.hostname)) return true;
+        this.#handshakesRateLimited++;
+        return false;
+      },
+      // With half the identity-handshake slots taken, every newcomer proves its address first.
+      underLoad: () => this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes / 2,
     });
     if (this.#closing !== undefined) {
       await endpoint.close();
