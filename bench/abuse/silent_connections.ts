@@ -18,11 +18,13 @@ const { values } = parseArgs({
     count: { type: "string", default: "64" },
     sources: { type: "string", default: "8" },
     "give-up-ms": { type: "string", default: "20000" },
+    "no-limit-loopback": { type: "boolean", default: false },
   },
 });
 const giveUpMs = Number(values["give-up-ms"]);
 
-await using victim = await abuseChild("victim", {});
+const limitLoopback = !values["no-limit-loopback"];
+await using victim = await abuseChild("victim", { limitLoopback });
 const { port } = victimAddress(victim);
 await using silent = await abuseChild("silent", {
   port,
@@ -32,7 +34,7 @@ await using silent = await abuseChild("silent", {
 const { up } = JSON.parse(silent.ready);
 
 // The legitimate peer tries until it gets in (or `give-up-ms`); each failure is recorded.
-const legit = await node();
+const legit = await node({ listenAddr: "127.0.1.1" });
 const failures: string[] = [];
 const t0 = performance.now();
 let connectedMs: number | undefined;
@@ -58,4 +60,4 @@ report("abuse/silent_connections", [
     goal: "first try, <= 2000 ms",
     met: connectedMs !== undefined && failures.length === 0 && connectedMs <= 2000,
   },
-], { silentUp: up, firstFailure: failures[0] ?? null, silent: tally });
+], { limitLoopback, silentUp: up, firstFailure: failures[0] ?? null, silent: tally });

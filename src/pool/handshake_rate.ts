@@ -64,6 +64,8 @@ export interface HandshakeRateRefusal {
 interface Bucket {
   tokens: number;
   at: number;
+  /** After a refusal: when the bucket holds a token again. */
+  silentUntil?: number;
 }
 
 /**
@@ -136,10 +138,48 @@ export class HandshakeRateLimiter {
       : shared.tokens < 1
       ? this.#refusal("prefix", prefix, this.#prefix)
       : undefined;
-    if (refusal !== undefined) return refusal;
+    if (refusal !== undefined) {
+      // Until the bucket holds a token again, every take would be refused: the source is
+      // silenced (see below), so it is refused with an answer once per token at most.
+      const [bucket, rate] = refusal.scope === "ip" ? [own, this.#ip] : [shared, this.#prefix];
+      bucket.silentUntil = now + (1 - bucket.tokens) / rate.rate * 1000;
+      return refusal;
+    }
     own.tokens--;
     shared.tokens--;
     return undefined;
+  }
+
+  /**
+   * Whether a source was refused by {@linkcode HandshakeRateLimiter.take} so lately that its
+   * next attempts would be refused too: they can be dropped before any work (no TLS, no
+   * answer), as it was told why once. Takes nothing.
+   *
+   * @example Told once, then silenced until its bucket refills
+   * ```ts
+   * import { HandshakeRateLimiter } from "@cretoai/network";
+   *
+   * let now = 0;
+   * const clock = { now: () => now, schedule: () => () => {} };
+   * const rates = new HandshakeRateLimiter({ ratePerIp: 2, burstPerIp: 1, clock });
+   * rates.take("198.51.100.7");
+   * console.assert(!rates.silenced("198.51.100.7"));
+   * console.assert(rates.take("198.51.100.7")?.scope === "ip"); // refused: told with a close
+   * console.assert(rates.silenced("198.51.100.7")); // further attempts: dropped
+   * now += 500; // a token again
+   * console.assert(!rates.silenced("198.51.100.7"));
+   * console.assert(rates.take("198.51.100.7") === undefined);
+   * ```
+   *
+   * @param ip The source IP address.
+   * @returns True from a refusal until the refusing bucket holds a token again (a take would
+   *   be refused until then anyway).
+   */
+  silenced(ip: string): boolean {
+    if (!this.#limitLoopback && isLoopback(ip)) return false;
+    const now = this.#clock.now();
+    const until = (key: string) => this.#buckets.get(key)?.silentUntil ?? -Infinity;
+    return now < until(`ip ${ip}`) || now < until(`prefix ${addressPrefix(ip)}`);
   }
 
   /**

@@ -89,6 +89,7 @@ export interface QuicheConnection {
   streamSend(streamId: number, data: Uint8Array, fin: boolean): number | null;
   streamShutdown(streamId: number, direction: number, code: number): void | null;
   streamReadable(streamId: number): boolean;
+  streamCapacity(streamId: number): number;
   peerStreamsLeftBidi(): number;
   peerStreamsLeftUni(): number;
   readable(): Iterable<number>;

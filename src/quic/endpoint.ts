@@ -82,7 +82,7 @@ export interface QuicEndpointStats {
   versionNegotiationsSent: number;
   /** Inbound connections accepted by quiche. */
   connectionsAccepted: number;
-  /** Inbound connections refused: the accept backlog was full, or `maxInboundPerIp`. */
+  /** Inbound connections refused: the accept backlog was full, `maxInboundPerIp`, `admit`. */
   connectionsRefused: number;
   /**
    * Inbound connections whose TLS handshake failed (quiche closed them, the client went
@@ -561,7 +561,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
         // connection's early data would only arrive after the handshake. quiche 0.18 cannot
         // send NEW_TOKEN tokens (RFC 9000 section 8.1.3), so an address that completed a
         // handshake lately counts as validated instead.
-        if (!this.#validatedLately(from)) return this.#sendRetry(header, from);
+        if (!this.#validatedLately(from) || this.#options.underLoad?.()) {
+          return this.#sendRetry(header, from);
+        }
         scid = this.#newConnectionId();
       } else {
         odcid = this.#tokens.validate(token, from, Date.now()) ?? null;
@@ -577,10 +579,13 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     } else {
       scid = this.#newConnectionId();
     }
-    // Refused before any TLS work, which is what a flood of handshakes from one source costs.
+    // Refused before any TLS work, which is what a flood of handshakes from one source costs:
+    // too many connections from the address, or the screen says no.
     const fromIp = this.#inboundPerIp.get(from.hostname) ?? 0;
     const counted = this.#options.limitLoopback || !isLoopback(from.hostname);
-    if (counted && fromIp >= this.#options.maxInboundPerIp) {
+    if (
+      counted && fromIp >= this.#options.maxInboundPerIp || this.#options.admit?.(from) === false
+    ) {
       this.#stats.connectionsRefused++;
       return true;
     }

@@ -7,6 +7,7 @@ import { InvalidConfigError } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import type { TlsCertificate } from "./certificate.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
+import type { UdpAddress } from "./datagram_port.ts";
 
 /** Congestion controllers quiche 0.18 offers. */
 export type CongestionControl = "reno" | "cubic" | "bbr";
@@ -153,12 +154,28 @@ export interface QuicEndpointOptions {
   sessionCacheSize?: number;
   /** A socket to use instead of binding one (for another backend); `hostname`/`port` are ignored. */
   socket?: DatagramSocket;
+  /**
+   * Screens a new client before any TLS work, once its address is proven (a valid Retry
+   * token, or a handshake completed from it lately while not `underLoad`; every client with
+   * `addressValidation: "none"`): `false` drops its Initial without an answer (counted in
+   * `connectionsRefused`). A transport drops sources its handshake rates refused a moment
+   * ago this way.
+   * @default {undefined} (every client)
+   */
+  admit?: (from: UdpAddress) => boolean;
+  /**
+   * Whether the node is busy with handshakes: while it is, every new client proves its
+   * address with a Retry, also one that completed a handshake here lately (so a spoofed
+   * Initial costs one Retry packet and no state, and rates count only proven addresses).
+   * @default {undefined} (never)
+   */
+  underLoad?: () => boolean;
 }
 
 /** Endpoint options with every default applied. */
 export type ResolvedEndpointOptions =
-  & Required<Omit<QuicEndpointOptions, "certificate" | "socket">>
-  & Pick<QuicEndpointOptions, "certificate" | "socket">;
+  & Required<Omit<QuicEndpointOptions, "certificate" | "socket" | "admit" | "underLoad">>
+  & Pick<QuicEndpointOptions, "certificate" | "socket" | "admit" | "underLoad">;
 
 /**
  * Applies defaults and checks every value.
@@ -191,6 +208,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     sendBuffers = 1024,
     sessionCacheSize = 1024,
     socket,
+    admit,
+    underLoad,
   } = options;
   if (typeof hostname !== "string" || hostname === "") {
     throw new InvalidConfigError("hostname", "a non-empty IP address", hostname);
@@ -230,6 +249,12 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
   checkInteger("receiveConcurrency", receiveConcurrency, 1, 1024);
   checkInteger("sendBuffers", sendBuffers, 16, 65536);
   checkInteger("sessionCacheSize", sessionCacheSize, 0, 2 ** 20);
+  if (admit !== undefined && typeof admit !== "function") {
+    throw new InvalidConfigError("admit", "a function", admit);
+  }
+  if (underLoad !== undefined && typeof underLoad !== "function") {
+    throw new InvalidConfigError("underLoad", "a function", underLoad);
+  }
   return {
     hostname,
     port,
@@ -255,6 +280,8 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     sendBuffers,
     sessionCacheSize,
     socket,
+    admit,
+    underLoad,
   };
 }
 

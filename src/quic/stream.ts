@@ -74,7 +74,11 @@ export class QuicStream {
   #host: StreamHost;
   #native: QuicheConnection;
   #readWaiter:
-    | { resolve: (chunk: Uint8Array | null) => void; reject: (e: Error) => void }
+    | {
+      resolve: (chunk: Uint8Array | null) => void;
+      reject: (e: Error) => void;
+      into: Uint8Array | undefined;
+    }
     | undefined;
   #readFinished: boolean;
   #readError: Error | undefined;
@@ -120,11 +124,13 @@ export class QuicStream {
   /**
    * Reads the next chunk of data.
    *
+   * @param into A buffer to read into instead of a new one (at most its length is read); the
+   *   chunk is then a view of it. A large frame read this way makes no garbage.
    * @returns The chunk, or `null` once the peer finished the stream.
    * @throws {StreamResetError} `ERR_STREAM_RESET` when the peer reset the stream.
    * @throws {ConnectionClosedError} when the connection closed.
    */
-  read(): Promise<Uint8Array | null> {
+  read(into?: Uint8Array): Promise<Uint8Array | null> {
     if (this.#readError !== undefined) return Promise.reject(this.#readError);
     if (this.#readFinished) return Promise.resolve(null);
     const closed = this.#host.closedError;
@@ -134,11 +140,11 @@ export class QuicStream {
         new NetworkError("ERR_STREAM_CLOSED", `Cannot read stream ${this.id}: a read is pending`),
       );
     }
-    const chunk = this.#pull();
+    const chunk = this.#pull(into);
     if (chunk !== undefined) return Promise.resolve(chunk);
     if (this.#readError !== undefined) return Promise.reject(this.#readError);
     return new Promise((resolve, reject) => {
-      this.#readWaiter = { resolve, reject };
+      this.#readWaiter = { resolve, reject, into };
       this.#host.wantsRead(this);
     });
   }
@@ -280,7 +286,7 @@ export class QuicStream {
   onReadable(): boolean {
     const waiter = this.#readWaiter;
     if (waiter === undefined) return false;
-    const chunk = this.#pull();
+    const chunk = this.#pull(waiter.into);
     if (chunk === undefined) {
       if (this.#readError === undefined) return false;
       this.#readWaiter = undefined;
@@ -295,6 +301,9 @@ export class QuicStream {
   /** Retries pending writes. Returns true when none is left. @internal */
   onWritable(): boolean {
     const writes = this.#writes;
+    if (writes.length > 0 && writes[0].data.byteLength > 0 && this.#sendCapacity() === 0) {
+      return false;
+    }
     while (writes.length > 0) {
       const head = writes[0];
       const taken = this.#push(head.data, head.fin);
@@ -317,11 +326,11 @@ export class QuicStream {
   }
 
   /** The next chunk from quiche: a chunk, null at the end, undefined when there is none yet. */
-  #pull(): Uint8Array | null | undefined {
+  #pull(into: Uint8Array | undefined): Uint8Array | null | undefined {
     const host = this.#host;
     let result: [number, boolean] | null;
     try {
-      result = this.#native.streamRecv(this.id, host.scratch);
+      result = this.#native.streamRecv(this.id, into ?? host.scratch);
     } catch (e) {
       this.#readError = streamError(e, this.id);
       this.#readFinished = true;
@@ -338,7 +347,21 @@ export class QuicStream {
       this.#maybeFinished();
     }
     if (length === 0) return fin ? null : undefined;
-    return host.scratch.slice(0, length);
+    return into === undefined ? host.scratch.slice(0, length) : into.subarray(0, length);
+  }
+
+  /**
+   * Bytes quiche would take on this stream now (flow control and congestion window). Offering
+   * bytes while it is 0 makes quiche queue one more STREAM_DATA_BLOCKED frame: a retry on
+   * every packet then turns into a ping-pong of those frames and their acknowledgements.
+   * Infinity when quiche does not know the stream (the push reports why).
+   */
+  #sendCapacity(): number {
+    try {
+      return this.#native.streamCapacity(this.id);
+    } catch {
+      return Infinity;
+    }
   }
 
   /**

@@ -107,7 +107,9 @@ export class FrameReader {
       if (this.#budget?.mode === "wait" && this.#decoder.pendingBodyBytes < 0) {
         await this.#account(READ_CHUNK_BYTES);
       }
-      const chunk = await this.stream.read();
+      // A large frame's body is read straight into its buffer.
+      const chunk = await this.stream.read(this.#decoder.room);
+      if (this.#closed) return null;
       if (chunk === null) {
         this.#decoder.end();
         this.#release();
@@ -123,11 +125,14 @@ export class FrameReader {
   }
 
   /**
-   * Returns everything this reader charged, now and when a pending read or reservation
-   * completes later; for a reader that stops reading.
+   * Frees what this reader holds (a partial frame's buffer at once) and returns everything it
+   * charged, now and when a pending read or reservation completes later; for a reader that
+   * stops reading.
    */
   close(): void {
     this.#closed = true;
+    this.#decoder.clear();
+    this.#ready = [];
     this.#release();
   }
 

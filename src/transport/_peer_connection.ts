@@ -43,7 +43,7 @@ import {
   encodeResponse,
 } from "./_frames.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
-import { ByteBudget } from "./_byte_budget.ts";
+import { ByteBudget, frameBudgetBytes } from "./_byte_budget.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
 import type { SecureSession } from "./_secure_session.ts";
 import {
@@ -186,7 +186,10 @@ export class PeerConnection {
     this.#controlReader = control.reader;
     this.#controlWriter = control.writer;
     this.#stats.lastSeen = this.connectedAt;
-    this.#budget = new ByteBudget(host.limits.limits.bufferedBytesPerPeer + FRAME_SLACK_BYTES);
+    this.#budget = new ByteBudget(
+      frameBudgetBytes(host.limits.limits.bufferedBytesPerPeer, host.maxMessageBytes) +
+        FRAME_SLACK_BYTES,
+    );
     this.#lanesReady = this.#openLanes();
     this.#lanesReady.catch(() => {});
   }

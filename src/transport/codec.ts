@@ -15,6 +15,7 @@
  * @module
  */
 
+import { spareBodies } from "./_body_pool.ts";
 import { describe, NetworkError } from "../errors.ts";
 
 /** Version byte of the message body format. */
@@ -24,6 +25,8 @@ export const MESSAGE_VERSION = 1;
 export const MESSAGE_HEADER_BYTES = 2;
 
 const LENGTH_BYTES = 4;
+/** Bodies above this are assembled in one buffer of their size (a stream read is 64 KiB). */
+const LARGE_BODY_BYTES = 65536;
 
 const TYPE_CODES = { vertex: 1, consensus: 2, ping: 3, pong: 4 } as const;
 
@@ -204,7 +207,11 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
 
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they come and each body is
- * copied once, so a 16 MiB frame in 64 KiB chunks costs one copy, not 256 growing ones.
+ * copied once, so a 16 MiB frame in 64 KiB chunks costs one copy, not 256 growing ones. A
+ * body above 64 KiB is assembled in a buffer of its announced size as its bytes arrive (its
+ * chunks are garbage at once), and {@linkcode FrameDecoder.clear} gives that buffer back on the
+ * spot (to a bounded pool of spare ones that the next large frames reuse): a reader that gives
+ * up on a stalled frame returns its memory without waiting for the garbage collector.
  *
  * @example
  * ```ts
@@ -221,8 +228,10 @@ export class FrameDecoder {
   /** Largest body accepted, in bytes. */
   readonly maxBodyBytes: number;
   #chunks: Uint8Array[] = [];
-  #buffered = 0;
+  #chunked = 0; // bytes in #chunks
   #need = -1; // body length of the frame being assembled, -1 while its header is incomplete
+  #body: Uint8Array<ArrayBuffer> | undefined; // a large frame's body, filled up to #filled
+  #filled = 0;
 
   /**
    * Makes a decoder.
@@ -240,7 +249,7 @@ export class FrameDecoder {
    * @returns The count.
    */
   get buffered(): number {
-    return this.#buffered;
+    return this.#chunked + this.#filled;
   }
 
   /**
@@ -254,22 +263,53 @@ export class FrameDecoder {
   }
 
   /**
+   * The unfilled rest of a large frame's body while it is being assembled, else `undefined`:
+   * a reader may read the stream straight into it and `push` the view it got, which costs no
+   * copy and no garbage.
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@cretoai/network";
+   *
+   * const decoder = new FrameDecoder(1 << 20);
+   * decoder.push(new Uint8Array([0, 2, 0, 0])); // a header announcing 131,072 bytes
+   * const room = decoder.room!;
+   * room.fill(9); // as a stream read into it would
+   * console.assert(decoder.push(room)[0].byteLength === 131072);
+   * ```
+   *
+   * @returns A view of the body buffer from the first byte not yet received.
+   */
+  get room(): Uint8Array | undefined {
+    if (this.#body === undefined || this.#chunked > 0) return undefined;
+    return this.#body.subarray(this.#filled);
+  }
+
+  /**
    * Adds bytes read from the stream and returns the bodies they completed.
    *
    * @param chunk The next bytes; kept by reference, so the caller must not reuse its buffer.
+   *   A view of {@linkcode FrameDecoder.room} from its start counts as received in place.
    * @returns Completed bodies, in order.
    * @throws {NetworkError} `ERR_MESSAGE_TOO_LARGE` when a header announces more than
    * `maxBodyBytes`.
    */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (chunk.byteLength > 0) {
+    const assembling = this.#body;
+    if (
+      assembling !== undefined && this.#chunked === 0 && chunk.buffer === assembling.buffer &&
+      chunk.byteOffset === assembling.byteOffset + this.#filled &&
+      this.#filled + chunk.byteLength <= assembling.byteLength
+    ) {
+      this.#filled += chunk.byteLength; // read into room: already in place
+    } else if (chunk.byteLength > 0) {
       this.#chunks.push(chunk);
-      this.#buffered += chunk.byteLength;
+      this.#chunked += chunk.byteLength;
     }
     const bodies: Uint8Array[] = [];
     for (;;) {
       if (this.#need < 0) {
-        if (this.#buffered < LENGTH_BYTES) break;
+        if (this.#chunked < LENGTH_BYTES) break;
         const header = this.#take(LENGTH_BYTES);
         const length = new DataView(header.buffer, header.byteOffset, LENGTH_BYTES).getUint32(0);
         if (length > this.maxBodyBytes) {
@@ -281,9 +321,19 @@ export class FrameDecoder {
           );
         }
         this.#need = length;
+        if (length > LARGE_BODY_BYTES) this.#body = spareBodies.take(length);
       }
-      if (this.#buffered < this.#need) break;
-      bodies.push(this.#take(this.#need));
+      const body = this.#body;
+      if (body !== undefined) {
+        this.#filled += this.#takeInto(body, this.#filled);
+        if (this.#filled < body.byteLength) break;
+        this.#body = undefined;
+        this.#filled = 0;
+        bodies.push(body);
+      } else {
+        if (this.#chunked < this.#need) break;
+        bodies.push(this.#take(this.#need));
+      }
       this.#need = -1;
     }
     return bodies;
@@ -295,34 +345,65 @@ export class FrameDecoder {
    * @throws {NetworkError} `ERR_MALFORMED_FRAME` when part of a frame is buffered.
    */
   end(): void {
-    if (this.#buffered === 0 && this.#need < 0) return;
+    if (this.buffered === 0 && this.#need < 0) return;
     throw malformed(
       this.#need < 0
-        ? `Stream ended inside a frame header (${this.#buffered} of 4 bytes)`
-        : `Stream ended inside a frame: ${this.#buffered} of ${this.#need} body bytes`,
+        ? `Stream ended inside a frame header (${this.buffered} of 4 bytes)`
+        : `Stream ended inside a frame: ${this.buffered} of ${this.#need} body bytes`,
     );
+  }
+
+  /**
+   * Drops everything buffered, the partial frame included, and gives a large frame's buffer
+   * back at once; the decoder then expects a frame header again.
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "@cretoai/network";
+   *
+   * const decoder = new FrameDecoder(1 << 20);
+   * decoder.push(new Uint8Array([0, 1, 0, 0, 7, 7, 7])); // a 65,536-byte frame, 3 bytes in
+   * console.assert(decoder.buffered === 3);
+   * decoder.clear();
+   * console.assert(decoder.buffered === 0 && decoder.pendingBodyBytes === -1);
+   * ```
+   */
+  clear(): void {
+    if (this.#body !== undefined) spareBodies.give(this.#body);
+    this.#body = undefined;
+    this.#filled = 0;
+    this.#chunks = [];
+    this.#chunked = 0;
+    this.#need = -1;
   }
 
   /** Removes `n` bytes from the front; a view when one chunk holds them, else one copy. */
   #take(n: number): Uint8Array {
-    this.#buffered -= n;
     const first = this.#chunks[0];
     if (first !== undefined && first.byteLength >= n) {
+      this.#chunked -= n;
       if (first.byteLength === n) this.#chunks.shift();
       else this.#chunks[0] = first.subarray(n);
       return first.subarray(0, n);
     }
     const out = new Uint8Array(n);
-    let at = 0;
-    while (at < n) {
+    this.#takeInto(out, 0);
+    return out;
+  }
+
+  /** Moves buffered bytes into `out` from `at` until it is full or nothing is left. */
+  #takeInto(out: Uint8Array, at: number): number {
+    const start = at;
+    while (at < out.byteLength && this.#chunks.length > 0) {
       const chunk = this.#chunks[0];
-      const used = Math.min(chunk.byteLength, n - at);
+      const used = Math.min(chunk.byteLength, out.byteLength - at);
       out.set(chunk.subarray(0, used), at);
       at += used;
       if (used === chunk.byteLength) this.#chunks.shift();
       else this.#chunks[0] = chunk.subarray(used);
     }
-    return out;
+    this.#chunked -= at - start;
+    return at - start;
   }
 }
 

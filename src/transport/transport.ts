@@ -47,6 +47,7 @@ import { TypedEventTarget } from "./events.ts";
 import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
+import { receiveWindowBytes } from "./_byte_budget.ts";
 import {
   PeerConnection,
   type PeerHost,
@@ -62,7 +63,10 @@ const log = getLogger(["cretoai", "transport"]);
 /** How often the traffic watchdog samples each connection's QUIC counters. */
 const WATCHDOG_INTERVAL_MS = 10_000;
 
-/** QUIC flow-control windows a connection starts with (quiche auto-tunes them up). */
+/**
+ * QUIC flow-control windows a connection starts with; quiche auto-tunes them up to the
+ * receive window the per-peer budget allows (`receiveWindowBytes`).
+ */
 const PRE_AUTH_CONNECTION_WINDOW_BYTES = 1024 * 1024;
 const PRE_AUTH_STREAM_WINDOW_BYTES = 256 * 1024;
 
@@ -226,7 +230,11 @@ export interface TransportStats {
   idleClosed: number;
   /** Connections closed to make room in a full pool. */
   evicted: number;
-  /** Inbound connections refused because their address or prefix started handshakes too fast. */
+  /**
+   * Inbound connections refused because their address or prefix started handshakes too fast:
+   * closed with 0x16 after the QUIC handshake, or, while the source is still over its rate,
+   * their Initial dropped before any TLS work.
+   */
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */
   silentHandshakesClosed: number;
@@ -1109,6 +1117,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
   async #bind(): Promise<UdpAddress> {
     const c = this.config;
+    const window = receiveWindowBytes(c.maxBufferedBytesPerPeer);
     const endpoint = await QuicEndpoint.bind({
       hostname: c.listenAddr,
       port: c.quicPort,
@@ -1120,10 +1129,22 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       maxInboundPerIp: 2 * c.maxInboundPerIp,
       limitLoopback: c.limitLoopback,
       // Small starting windows: a peer before its identity handshake (whose streams nobody
-      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them.
-      initialMaxData: PRE_AUTH_CONNECTION_WINDOW_BYTES,
-      initialMaxStreamData: PRE_AUTH_STREAM_WINDOW_BYTES,
+      // reads) can make quiche hold 1 MiB, not 16; authenticated traffic grows them up to the
+      // share of the per-peer budget that is quiche's.
+      initialMaxData: Math.min(PRE_AUTH_CONNECTION_WINDOW_BYTES, window),
+      initialMaxStreamData: Math.min(PRE_AUTH_STREAM_WINDOW_BYTES, window),
+      maxConnectionWindow: window,
+      maxStreamWindow: window,
       socket: this.#socket,
+      // A source the handshake rates refused a moment ago was told why (0x16) and would be
+      // refused again: its next attempts are dropped before any TLS work.
+      admit: (from) => {
+        if (!this.#handshakeRates.silenced(from.hostname)) return true;
+        this.#handshakesRateLimited++;
+        return false;
+      },
+      // With half the identity-handshake slots taken, every newcomer proves its address first.
+      underLoad: () => this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes / 2,
     });
     if (this.#closing !== undefined) {
       await endpoint.close();

@@ -39,3 +39,25 @@ Deno.test("HandshakeRateLimiter: loopback apart unless limited; the table is bou
   for (let i = 0; i < 10_000; i++) bounded.take(`10.${i >> 8 & 255}.${i & 255}.1`);
   assert(bounded.size <= 100, `${bounded.size} buckets`);
 });
+
+Deno.test("HandshakeRateLimiter: a refused source is silenced exactly while a take would be refused", async () => {
+  const clock = new VirtualClock();
+  const rates = new HandshakeRateLimiter({ burstPerIp: 1, ratePerIp: 2, burstPerPrefix: 2, clock });
+  assertEquals(rates.silenced("192.0.2.1"), false); // never seen
+  assertEquals(rates.take("192.0.2.1"), undefined);
+  assertEquals(rates.silenced("192.0.2.1"), false, "an empty bucket alone silences nobody");
+  assertEquals(rates.take("192.0.2.1")?.scope, "ip");
+  assertEquals(rates.silenced("192.0.2.1"), true);
+  assertEquals(rates.silenced("192.0.2.2"), false, "its prefix is not in debt");
+  await clock.advance(499);
+  assertEquals(rates.silenced("192.0.2.1"), true);
+  await clock.advance(1); // one token at 2 per second
+  assertEquals(rates.silenced("192.0.2.1"), false);
+  assertEquals(rates.take("192.0.2.1"), undefined);
+  // A prefix refusal silences the whole prefix.
+  assertEquals(rates.take("192.0.2.2"), undefined);
+  assertEquals(rates.take("192.0.2.3")?.scope, "prefix");
+  assertEquals([rates.silenced("192.0.2.4"), rates.silenced("192.0.3.1")], [true, false]);
+  // Loopback is exempt unless limited.
+  assertEquals(rates.silenced("127.0.0.1"), false);
+});

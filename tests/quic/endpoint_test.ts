@@ -88,6 +88,48 @@ Deno.test("endpoint: a new client's first Initial gets a stateless Retry", async
   await conn.close();
 });
 
+Deno.test("endpoint: under load, an address that completed a handshake lately gets a Retry again", async () => {
+  let busy = false;
+  await using server = await QuicEndpoint.bind({ ...LOOPBACK, underLoad: () => busy });
+  await using client = await QuicEndpoint.bind(LOOPBACK);
+  for (const [load, retries] of [[false, 1], [false, 1], [true, 2]] as const) {
+    busy = load;
+    const accepted = server.accept();
+    const conn = await client.connect(server.localAddr);
+    await (await accepted).close();
+    await conn.close();
+    assert.equal(server.stats().retriesSent, retries, `under load: ${load}`);
+  }
+});
+
+Deno.test("endpoint: a client the admit screen refuses is dropped before any TLS work", async () => {
+  const screened: string[] = [];
+  let open = false;
+  await using server = await QuicEndpoint.bind({
+    ...LOOPBACK,
+    admit: (from) => {
+      screened.push(from.hostname);
+      return open;
+    },
+  });
+  await using client = await QuicEndpoint.bind(LOOPBACK);
+  const refused = await client.connect(server.localAddr, { timeoutMs: 600 }).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert.ok(refused instanceof NetworkError && refused.code === "ERR_CONNECT_TIMEOUT");
+  const stats = server.stats();
+  assert.ok(stats.connectionsRefused >= 1, "counted");
+  assert.equal(stats.connectionsAccepted, 0, "no quiche connection, no TLS");
+  assert.ok(stats.retriesSent >= 1, "the screen sees proven addresses only");
+  assert.deepEqual([...new Set(screened)], ["127.0.0.1"]);
+  open = true;
+  const accepted = server.accept();
+  const conn = await client.connect(server.localAddr);
+  await (await accepted).close();
+  await conn.close();
+});
+
 Deno.test("endpoint: addressValidation none accepts without a Retry", async () => {
   await using p = await pair({ addressValidation: "none" });
   const accepted = p.server.accept();

@@ -98,3 +98,38 @@ Deno.test("codec: oversized frames are refused from the header, truncated ones a
   header.push(new Uint8Array([0, 0]));
   assertEquals(assertThrows(() => header.end(), NetworkError).code, "ERR_MALFORMED_FRAME");
 });
+
+Deno.test("codec: a large body is assembled in place, read into its room, and cleared", () => {
+  const large = new Uint8Array(200_000).map((_, i) => i % 251);
+  const small = new Uint8Array([4, 2]);
+  const wire = new Uint8Array([...encodeFrame(large), ...encodeFrame(small)]);
+  // In chunks of every size, the next frame's bytes sharing a chunk with the large body's end.
+  for (const step of [1000, 65536, 150_000, wire.byteLength]) {
+    const decoder = new FrameDecoder(1 << 20);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < wire.byteLength; i += step) {
+      out.push(...decoder.push(wire.slice(i, i + step)));
+    }
+    assertEquals(out, [large, small]);
+    decoder.end();
+  }
+  // A stream read straight into the room counts in place, in several reads.
+  const decoder = new FrameDecoder(1 << 20);
+  assertEquals(decoder.push(wire.slice(0, 10)), []);
+  let room = decoder.room!;
+  assertEquals(room.byteLength, large.byteLength - 6);
+  room.set(large.subarray(6, 100_006));
+  assertEquals(decoder.push(room.subarray(0, 100_000)), []);
+  assertEquals(decoder.buffered, 100_006);
+  room = decoder.room!;
+  room.set(large.subarray(100_006));
+  assertEquals(decoder.push(room), [large]);
+  assertEquals(decoder.room, undefined);
+  // Clearing drops a partial frame: the next header starts afresh.
+  decoder.push(wire.slice(0, 70_000));
+  assertEquals(decoder.pendingBodyBytes, large.byteLength);
+  decoder.clear();
+  assertEquals([decoder.buffered, decoder.pendingBodyBytes], [0, -1]);
+  assertEquals(decoder.push(encodeFrame(small)), [small]);
+  decoder.end();
+});

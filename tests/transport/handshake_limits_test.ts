@@ -5,7 +5,7 @@
  */
 
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
-import { ConnectionClosedError } from "../../src/errors.ts";
+import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { APP_ERROR_HANDSHAKE_RATE } from "../../src/pool/limits.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "../../src/transport/close_codes.ts";
@@ -33,6 +33,28 @@ Deno.test("handshake limits: a burst from one address beyond its bucket is refus
   } finally {
     await Promise.all(spokes.map((s) => s.close()));
   }
+});
+
+Deno.test("handshake limits: told once with 0x16, a source over its rate is then dropped before TLS", async () => {
+  await using hub = await node(0, {
+    limitLoopback: true,
+    inboundHandshakeBurstPerIp: 1,
+    inboundHandshakeRatePerIp: 0.01,
+  });
+  await using a = await node(1);
+  await using b = await node(2);
+  await using c = await node(3, { connectionTimeoutMs: 1000 });
+  await a.connectPeer(addr(hub));
+  const told = await assertRejects(() => b.connectPeer(addr(hub)), ConnectionClosedError);
+  assertEquals(told.errorCode, APP_ERROR_HANDSHAKE_RATE);
+  const endpoint = hub.datagramPort as QuicEndpoint;
+  const accepted = endpoint.stats().connectionsAccepted;
+  // 127.0.0.1 owes a token for 100 s: its next attempt gets no answer and costs no TLS.
+  const dropped = await assertRejects(() => c.connectPeer(addr(hub)), NetworkError);
+  assertEquals(dropped.code, "ERR_CONNECT_TIMEOUT");
+  assertEquals(endpoint.stats().connectionsAccepted, accepted);
+  assertEquals(hub.stats().handshakesRateLimited >= 2, true);
+  assertEquals(hub.peers().length, 1);
 });
 
 Deno.test("handshake limits: a silent connection is closed early, and gives its slot to a newcomer", async () => {
