@@ -44,8 +44,8 @@ export class FrameWriter {
   }
 }
 
-/** Most bytes one stream read returns (the endpoint's receive scratch). */
-const READ_CHUNK_BYTES = 65536;
+/** The u32 length before every frame body. */
+const FRAME_HEADER_BYTES = 4;
 
 /**
  * How a reader draws on its peer's budget: every frame reserves its announced size when its
@@ -103,12 +103,20 @@ export class FrameReader {
    */
   async next(): Promise<Uint8Array | null> {
     while (this.#ready.length === 0) {
-      // At a frame boundary a read may bring up to a chunk of a new frame: room for it first.
-      if (this.#budget?.mode === "wait" && this.#decoder.pendingBodyBytes < 0) {
-        await this.#account(READ_CHUNK_BYTES);
+      const decoder = this.#decoder;
+      let into = decoder.room; // a large frame's body is read straight into its buffer
+      if (this.#budget?.mode === "wait" && into === undefined) {
+        // Waiting readers take exactly what they reserved: the rest of the header (room for
+        // it first), then the rest of the body its header announced (reserved on arrival).
+        // Nothing beyond the frame is read, and nothing is copied out of a scratch buffer.
+        const header = decoder.pendingBodyBytes < 0;
+        const rest = header
+          ? FRAME_HEADER_BYTES - decoder.buffered
+          : decoder.pendingBodyBytes - decoder.buffered;
+        if (header) await this.#account(rest);
+        into = new Uint8Array(rest);
       }
-      // A large frame's body is read straight into its buffer.
-      const chunk = await this.stream.read(this.#decoder.room);
+      const chunk = await this.stream.read(into);
       if (this.#closed) return null;
       if (chunk === null) {
         this.#decoder.end();
