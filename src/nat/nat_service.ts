@@ -316,10 +316,12 @@ const log = getLogger(["cretoai", "nat"]);
 const MAX_SESSIONS = 16;
 /**
  * Introductions a peer may ask for (connect or sync requests): sustained per second, and at
- * once. Each sync makes this node punch, so a connected peer must not have it send at will.
+ * once. Each sync makes this node punch, so a connected peer must not have it send at will;
+ * a legitimate dialer retrying one peer 20 times in a few seconds (the NAT lab) stays within.
+ * The burst matches MAX_SESSIONS.
  */
-const RENDEZVOUS_PER_SECOND = 2;
-const RENDEZVOUS_BURST = 8;
+const RENDEZVOUS_PER_SECOND = 4;
+const RENDEZVOUS_BURST = MAX_SESSIONS;
 /** Peers whose request rate is tracked; beyond it the oldest entries are forgotten. */
 const RATE_TRACKED_PEERS = 256;
 /**
