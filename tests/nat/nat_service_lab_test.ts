@@ -134,10 +134,13 @@ async function punchTries(lab: NatLab, nodes: Nodes, timeoutMs: number) {
       assert.equal(seen[0].path, "direct");
       assert.equal(seen[0].direction, "inbound");
       ms.push(r.ms as number);
-      // Both close: under loss, A's CONNECTION_CLOSE alone may never reach B.
+      // Both close: under loss, A's CONNECTION_CLOSE alone may never reach B. A close drains
+      // for three probe timeouts, which under the loss lab's inflated RTT samples can take as
+      // long as a connect: the same bound (one close took over 30 s in a CI run).
+      const closeMs = Math.max(30_000, timeoutMs + 5000);
       await Promise.all([
-        a.request({ cmd: "disconnect", peer: ids.b }),
-        b.request({ cmd: "disconnect", peer: ids.a }),
+        a.request({ cmd: "disconnect", peer: ids.b }, closeMs),
+        b.request({ cmd: "disconnect", peer: ids.a }, closeMs),
       ]);
     } else {
       failures.push(`try ${i + 1}: ${r.message}`);
