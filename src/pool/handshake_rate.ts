@@ -157,7 +157,7 @@ export class HandshakeRateLimiter {
    *
    * @example Told once, then silenced until its bucket refills
    * ```ts
-   * import { HandshakeRateLimiter } from "@cretoai/network";
+   * import { HandshakeRateLimiter } from "@cretoai/network/pool";
    *
    * let now = 0;
    * const clock = { now: () => now, schedule: () => () => {} };

@@ -269,7 +269,7 @@ export class FrameDecoder {
    *
    * @example
    * ```ts
-   * import { FrameDecoder } from "@cretoai/network";
+   * import { FrameDecoder } from "@cretoai/network/transport";
    *
    * const decoder = new FrameDecoder(1 << 20);
    * decoder.push(new Uint8Array([0, 2, 0, 0])); // a header announcing 131,072 bytes
@@ -359,7 +359,7 @@ export class FrameDecoder {
    *
    * @example
    * ```ts
-   * import { FrameDecoder } from "@cretoai/network";
+   * import { FrameDecoder } from "@cretoai/network/transport";
    *
    * const decoder = new FrameDecoder(1 << 20);
    * decoder.push(new Uint8Array([0, 1, 0, 0, 7, 7, 7])); // a 65,536-byte frame, 3 bytes in
