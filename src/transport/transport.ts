@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import { Identity } from "../identity/identity.ts";
+import { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
@@ -208,6 +209,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   /** The configuration with defaults applied. */
   readonly config: ResolvedNetworkConfig;
   readonly #identity: Identity;
+  /** Made when binding: the certificate binding this run's TLS and ML-KEM keys to the identity. */
+  #credentials: NodeCredentials | undefined;
+  /** Peers' certificates whose identity binding verified, so reconnects verify nothing. */
+  readonly #certificateCache = new PeerCertificateCache();
   #endpoint: QuicEndpoint | undefined;
   #socket: DatagramSocket | undefined;
   #binding: Promise<UdpAddress> | undefined;
@@ -830,7 +835,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
   async #bind(): Promise<UdpAddress> {
     const c = this.config;
+    this.#credentials = await NodeCredentials.create(this.#identity);
     const endpoint = await QuicEndpoint.bind({
+      certificate: this.#credentials.certificate,
       hostname: c.listenAddr,
       port: c.quicPort,
       idleTimeoutMs: c.idleTimeoutMs,
@@ -925,7 +932,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     try {
       const setUp = async () => {
         const options = {
-          identity: this.#identity,
+          credentials: this.#credentials!,
+          certificateCache: this.#certificateCache,
           pqEncryption: this.config.pqEncryption,
           expectedPeerId: expected,
         };

@@ -29,7 +29,7 @@ Deno.test("frames use counter nonces from 0: known answers", async () => {
 
 Deno.test("frames round-trip in order, in both directions, with session keys", async () => {
   const o = pairOptions(true);
-  const r = run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
+  const r = await run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
   const d = await FrameCipher.create(r.dialer.keys!);
   const l = await FrameCipher.create(r.listener.keys!);
   const sizes = [0, 1, 256, 65536];
