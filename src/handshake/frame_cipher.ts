@@ -9,9 +9,18 @@
  * @module
  */
 
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { SessionKeys } from "./handshake.ts";
 
+/**
+ * Frames up to this size are sealed and opened synchronously with `node:crypto` (native AES-GCM
+ * in Deno, without an asynchronous op), larger ones with WebCrypto. Both are AES-256-GCM with
+ * the same key and nonce, so the choice is invisible on the wire. Measured on this machine
+ * (docs/handshake.md): 256 bytes 11 µs against 22-31 µs, 16 KiB about even, 1 MiB WebCrypto 2-4x
+ * faster.
+ */
+const SYNC_MAX_BYTES = 4096;
 /** GCM authentication tag length in bytes; a sealed frame is ciphertext || tag. */
 const TAG_LENGTH = 16;
 const KEY_LENGTH = 32;
@@ -100,14 +109,22 @@ export class FrameCipher {
   readonly streamId: number;
   readonly #sendKey: CryptoKey;
   readonly #recvKey: CryptoKey;
+  readonly #sendRaw: Uint8Array;
+  readonly #recvRaw: Uint8Array;
   readonly #usage: KeyUsage;
   #sendCounter = 0;
   #recvCounter = 0;
   #failed: NetworkError | undefined;
 
-  private constructor(sendKey: CryptoKey, recvKey: CryptoKey, usage: KeyUsage, streamId: number) {
-    this.#sendKey = sendKey;
-    this.#recvKey = recvKey;
+  private constructor(
+    keys: { send: CryptoKey; recv: CryptoKey; sendRaw: Uint8Array; recvRaw: Uint8Array },
+    usage: KeyUsage,
+    streamId: number,
+  ) {
+    this.#sendKey = keys.send;
+    this.#recvKey = keys.recv;
+    this.#sendRaw = keys.sendRaw;
+    this.#recvRaw = keys.recvRaw;
     this.#usage = usage;
     this.streamId = streamId;
   }
@@ -136,7 +153,11 @@ export class FrameCipher {
     if (keys.send.every((b, i) => b === keys.recv[i])) {
       throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
     }
-    return new FrameCipher(send, recv, { send: 0, recv: 0 }, 0);
+    return new FrameCipher(
+      { send, recv, sendRaw: keys.send.slice(), recvRaw: keys.recv.slice() },
+      { send: 0, recv: 0 },
+      0,
+    );
   }
 
   /**
@@ -168,7 +189,13 @@ export class FrameCipher {
           `current value is ${describe(streamId)}`,
       );
     }
-    return new FrameCipher(this.#sendKey, this.#recvKey, this.#usage, streamId);
+    const keys = {
+      send: this.#sendKey,
+      recv: this.#recvKey,
+      sendRaw: this.#sendRaw,
+      recvRaw: this.#recvRaw,
+    };
+    return new FrameCipher(keys, this.#usage, streamId);
   }
 
   /**
@@ -229,6 +256,18 @@ export class FrameCipher {
     }
     this.#usage.send = used;
     const iv = nonce(this.streamId, this.#sendCounter++);
+    if (plaintext.byteLength <= SYNC_MAX_BYTES) {
+      const cipher = createCipheriv("aes-256-gcm", this.#sendRaw, iv, {
+        authTagLength: TAG_LENGTH,
+      });
+      if (aad !== undefined) cipher.setAAD(aad);
+      const body = cipher.update(plaintext);
+      cipher.final();
+      const sealed = new Uint8Array(body.byteLength + TAG_LENGTH);
+      sealed.set(body);
+      sealed.set(cipher.getAuthTag(), body.byteLength);
+      return sealed;
+    }
     const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
     if (aad !== undefined) params.additionalData = source(aad);
     return new Uint8Array(await crypto.subtle.encrypt(params, this.#sendKey, source(plaintext)));
@@ -285,13 +324,21 @@ export class FrameCipher {
     }
     this.#usage.recv = used;
     this.#recvCounter++;
-    const params: AesGcmParams = {
-      name: "AES-GCM",
-      iv: nonce(this.streamId, counter),
-      tagLength: TAG_LENGTH * 8,
-    };
-    if (aad !== undefined) params.additionalData = source(aad);
+    const iv = nonce(this.streamId, counter);
     try {
+      if (frame.byteLength - TAG_LENGTH <= SYNC_MAX_BYTES) {
+        const length = frame.byteLength - TAG_LENGTH;
+        const decipher = createDecipheriv("aes-256-gcm", this.#recvRaw, iv, {
+          authTagLength: TAG_LENGTH,
+        });
+        if (aad !== undefined) decipher.setAAD(aad);
+        decipher.setAuthTag(frame.subarray(length));
+        const body = decipher.update(frame.subarray(0, length));
+        decipher.final(); // throws when authentication fails
+        return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+      }
+      const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
+      if (aad !== undefined) params.additionalData = source(aad);
       return new Uint8Array(await crypto.subtle.decrypt(params, this.#recvKey, source(frame)));
     } catch {
       throw this.#poison(
