@@ -69,18 +69,35 @@ function blocks(length: number): number {
   return Math.ceil(length / 16) + 1;
 }
 
-async function importKey(
-  which: string,
-  key: Uint8Array,
-  usage: "encrypt" | "decrypt",
-): Promise<CryptoKey> {
+function checkKey(which: string, key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.byteLength !== KEY_LENGTH) {
     throw new NetworkError(
       "ERR_INVALID_KEY",
       `Invalid ${which} key: must be ${KEY_LENGTH} bytes: current value is ${describe(key)}`,
     );
   }
-  return await crypto.subtle.importKey("raw", key.slice(), "AES-GCM", false, [usage]);
+}
+
+/**
+ * A raw key and its WebCrypto import, made on first use: small frames never need it, and
+ * importing would put two asynchronous operations on every connection set-up.
+ */
+class AesKey {
+  readonly raw: Uint8Array;
+  readonly #usage: "encrypt" | "decrypt";
+  #imported: Promise<CryptoKey> | undefined;
+
+  constructor(raw: Uint8Array, usage: "encrypt" | "decrypt") {
+    this.raw = raw.slice();
+    this.#usage = usage;
+  }
+
+  get web(): Promise<CryptoKey> {
+    this.#imported ??= crypto.subtle.importKey("raw", new Uint8Array(this.raw), "AES-GCM", false, [
+      this.#usage,
+    ]);
+    return this.#imported;
+  }
 }
 
 /**
@@ -107,24 +124,16 @@ async function importKey(
 export class FrameCipher {
   /** The QUIC stream this cipher's frames travel on; it is part of every nonce. */
   readonly streamId: number;
-  readonly #sendKey: CryptoKey;
-  readonly #recvKey: CryptoKey;
-  readonly #sendRaw: Uint8Array;
-  readonly #recvRaw: Uint8Array;
+  readonly #sendKey: AesKey;
+  readonly #recvKey: AesKey;
   readonly #usage: KeyUsage;
   #sendCounter = 0;
   #recvCounter = 0;
   #failed: NetworkError | undefined;
 
-  private constructor(
-    keys: { send: CryptoKey; recv: CryptoKey; sendRaw: Uint8Array; recvRaw: Uint8Array },
-    usage: KeyUsage,
-    streamId: number,
-  ) {
-    this.#sendKey = keys.send;
-    this.#recvKey = keys.recv;
-    this.#sendRaw = keys.sendRaw;
-    this.#recvRaw = keys.recvRaw;
+  private constructor(sendKey: AesKey, recvKey: AesKey, usage: KeyUsage, streamId: number) {
+    this.#sendKey = sendKey;
+    this.#recvKey = recvKey;
     this.#usage = usage;
     this.streamId = streamId;
   }
@@ -147,17 +156,19 @@ export class FrameCipher {
    * @throws {InvalidConfigError} `ERR_INVALID_CONFIG` when both keys are equal (a caller that
    * swapped or duplicated them would otherwise reuse nonces across directions).
    */
-  static async create(keys: SessionKeys): Promise<FrameCipher> {
-    const send = await importKey("send", keys?.send, "encrypt");
-    const recv = await importKey("recv", keys?.recv, "decrypt");
-    if (keys.send.every((b, i) => b === keys.recv[i])) {
-      throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
+  static create(keys: SessionKeys): Promise<FrameCipher> {
+    try {
+      checkKey("send", keys?.send);
+      checkKey("recv", keys?.recv);
+      if (keys.send.every((b, i) => b === keys.recv[i])) {
+        throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
+      }
+      const send = new AesKey(keys.send, "encrypt");
+      const recv = new AesKey(keys.recv, "decrypt");
+      return Promise.resolve(new FrameCipher(send, recv, { send: 0, recv: 0 }, 0));
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return new FrameCipher(
-      { send, recv, sendRaw: keys.send.slice(), recvRaw: keys.recv.slice() },
-      { send: 0, recv: 0 },
-      0,
-    );
   }
 
   /**
@@ -189,13 +200,7 @@ export class FrameCipher {
           `current value is ${describe(streamId)}`,
       );
     }
-    const keys = {
-      send: this.#sendKey,
-      recv: this.#recvKey,
-      sendRaw: this.#sendRaw,
-      recvRaw: this.#recvRaw,
-    };
-    return new FrameCipher(keys, this.#usage, streamId);
+    return new FrameCipher(this.#sendKey, this.#recvKey, this.#usage, streamId);
   }
 
   /**
@@ -257,7 +262,7 @@ export class FrameCipher {
     this.#usage.send = used;
     const iv = nonce(this.streamId, this.#sendCounter++);
     if (plaintext.byteLength <= SYNC_MAX_BYTES) {
-      const cipher = createCipheriv("aes-256-gcm", this.#sendRaw, iv, {
+      const cipher = createCipheriv("aes-256-gcm", this.#sendKey.raw, iv, {
         authTagLength: TAG_LENGTH,
       });
       if (aad !== undefined) cipher.setAAD(aad);
@@ -270,7 +275,9 @@ export class FrameCipher {
     }
     const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
     if (aad !== undefined) params.additionalData = source(aad);
-    return new Uint8Array(await crypto.subtle.encrypt(params, this.#sendKey, source(plaintext)));
+    return new Uint8Array(
+      await crypto.subtle.encrypt(params, await this.#sendKey.web, source(plaintext)),
+    );
   }
 
   /**
@@ -328,7 +335,7 @@ export class FrameCipher {
     try {
       if (frame.byteLength - TAG_LENGTH <= SYNC_MAX_BYTES) {
         const length = frame.byteLength - TAG_LENGTH;
-        const decipher = createDecipheriv("aes-256-gcm", this.#recvRaw, iv, {
+        const decipher = createDecipheriv("aes-256-gcm", this.#recvKey.raw, iv, {
           authTagLength: TAG_LENGTH,
         });
         if (aad !== undefined) decipher.setAAD(aad);
@@ -339,7 +346,9 @@ export class FrameCipher {
       }
       const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
       if (aad !== undefined) params.additionalData = source(aad);
-      return new Uint8Array(await crypto.subtle.decrypt(params, this.#recvKey, source(frame)));
+      return new Uint8Array(
+        await crypto.subtle.decrypt(params, await this.#recvKey.web, source(frame)),
+      );
     } catch {
       throw this.#poison(
         `Cannot open frame ${counter} (${frame.byteLength} bytes): authentication failed; ` +
