@@ -12,7 +12,16 @@ const worker = async () => {
     next++;
     const leaf = await node();
     leaves.push(leaf);
-    await leaf.connectPeer(`127.0.0.1:${port}`);
+    // A loaded hub may refuse a dial (pending handshakes) or time it out: try again.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await leaf.connectPeer(`127.0.0.1:${port}`);
+        break;
+      } catch (e) {
+        if (attempt === 5) throw e;
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
   }
 };
 await Promise.all(Array.from({ length: 8 }, worker));
