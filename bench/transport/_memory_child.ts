@@ -2,7 +2,7 @@
 // measured: `deno run ... _memory_child.ts <hub port> <count>`. Connects `count` transports to
 // the hub, prints `READY <count>`, and closes them all when stdin closes.
 import { node } from "./_nodes.ts";
-import { QuicTransport } from "../../mod.ts";
+import type { QuicTransport } from "../../mod.ts";
 
 const [port, count] = Deno.args.map(Number);
 const leaves: QuicTransport[] = [];
