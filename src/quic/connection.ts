@@ -291,7 +291,7 @@ export class QuicConnection {
     const { code = 0, reason = "" } = options;
     if (this.#closedError === undefined && this.#localClose === undefined) {
       this.#localClose = { code, reason };
-      if (this.canSendClose) {
+      if (this.isServer || this.#confirmed) {
         this.#sendClose();
       } else {
         // A client that has not heard from the server since its handshake completed may not
@@ -305,18 +305,6 @@ export class QuicConnection {
       this.#closeTimer = setTimeout(() => this.#finalize(), MAX_CLOSE_MS);
     }
     return this.closed.then(() => {});
-  }
-
-  /**
-   * Whether quiche can send a CONNECTION_CLOSE now: a server always, a client once its
-   * handshake is confirmed (a packet arrived after it completed). Before that, quiche 0.18
-   * sends none (seen on resumed connections closed at once), or makes small Handshake packets
-   * without end and never drains (seen when an endpoint closed a dialer whose peer had gone
-   * quiet: one flush never returned).
-   * @internal
-   */
-  get canSendClose(): boolean {
-    return this.isServer || this.#confirmed;
   }
 
   #sendClose(): void {

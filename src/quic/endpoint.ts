@@ -366,9 +366,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   }
 
   /**
-   * Closes every connection (CONNECTION_CLOSE with code 0; a client connection whose
-   * handshake is not confirmed yet is dropped without one), then the socket, and clears every
-   * timer. Idempotent.
+   * Closes every connection (CONNECTION_CLOSE with code 0), then the socket, and clears
+   * every timer. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -384,8 +383,6 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     for (const waiter of this.#acceptors.splice(0)) waiter.reject(endpointClosed("accept"));
     const bye = new TextEncoder().encode("endpoint closing");
     for (const conn of this.#connections) {
-      // Told to close, such a client could loop in the flush below: it is dropped instead.
-      if (!conn.canSendClose) continue;
       try {
         quicheOf(conn).close(true, 0, bye);
       } catch {
