@@ -5,17 +5,21 @@
  *   `/bench/echo`; prints `READY <port> <peerId>`, runs until stdin closes.
  * - `flood`: `{ port, attempts, concurrency, sources }`: handshake attempts from `sources`
  *   loopback addresses (127.0.0.2, ...): each a QUIC connection that sends a valid ClientHello
- *   (made once; the node answers it with a signed ServerHello) and hangs up after the answer.
- *   Prints `STARTED`, then a JSON tally when done.
+ *   (made once to the node's certificate; the node decapsulates it, encapsulates to the
+ *   attacker and answers with a ServerHello) and hangs up after the answer. Prints `STARTED`,
+ *   then a JSON tally when done.
  * - `silent`: `{ port, count, sources }`: `count` QUIC connections spread over `sources`
  *   addresses that never start the identity handshake; each closed one is dialed again at once.
  *   Prints a JSON line once all are up, a JSON tally when stdin closes.
+ *
+ * The attackers present a TLS certificate with a valid identity binding: a node closes a
+ * connection without one before it reads any stream, so these get as far as an attacker can.
  *
  * @module
  */
 
 import { Identity } from "../../mod.ts";
-import { encodeRecord, HandshakeDialer } from "../../src/handshake/mod.ts";
+import { encodeRecord, HandshakeDialer, NodeCredentials } from "../../src/handshake/mod.ts";
 import { type QuicConnection, QuicEndpoint } from "../../src/quic/mod.ts";
 import { drain, node } from "../pool/_util.ts";
 
@@ -23,10 +27,14 @@ const [mode, json = "{}"] = Deno.args;
 // JSON has no Infinity: the parent's Infinity arrives as null.
 const options = JSON.parse(json, (_, v) => v === null ? Infinity : v);
 
-/** One endpoint per source address 127.0.0.2, 127.0.0.3, ... */
-async function endpoints(count: number): Promise<QuicEndpoint[]> {
+/** One endpoint per source address 127.0.0.2, 127.0.0.3, ..., all presenting `credentials`. */
+async function endpoints(count: number, credentials: NodeCredentials): Promise<QuicEndpoint[]> {
   return await Promise.all(
-    Array.from({ length: count }, (_, i) => QuicEndpoint.bind({ hostname: `127.0.0.${2 + i}` })),
+    Array.from(
+      { length: count },
+      (_, i) =>
+        QuicEndpoint.bind({ hostname: `127.0.0.${2 + i}`, certificate: credentials.certificate }),
+    ),
   );
 }
 
@@ -45,16 +53,19 @@ if (mode === "victim") {
   await draining;
 } else if (mode === "flood") {
   const target = { hostname: "127.0.0.1", port: options.port as number };
-  const sources = await endpoints(options.sources);
-  const hash = new Uint8Array(32);
+  const credentials = await NodeCredentials.create(Identity.generate());
+  const sources = await endpoints(options.sources, credentials);
+  // The ClientHello needs the node's certificate (its bound ML-KEM key): one connection to
+  // learn it, then every attempt replays the same hello, which costs the attacker nothing.
+  const probe = await sources[0].connect(target, { timeoutMs: 5000 });
   const hello = encodeRecord(
-    new HandshakeDialer({
-      identity: Identity.generate(),
-      alpn: "cretoai/1",
-      localCertHash: hash,
-      peerCertHash: hash,
+    await new HandshakeDialer({
+      credentials,
+      alpn: probe.alpn,
+      peerCertificate: probe.peerCertificates()[0],
     }).start(),
   );
+  await probe.close();
   const outcomes = new Map<string, number>();
   let next = 0;
   const start = performance.now();
@@ -90,7 +101,10 @@ if (mode === "victim") {
   await Promise.all(sources.map((s) => s.close()));
 } else if (mode === "silent") {
   const target = { hostname: "127.0.0.1", port: options.port as number };
-  const sources = await endpoints(options.sources);
+  const sources = await endpoints(
+    options.sources,
+    await NodeCredentials.create(Identity.generate()),
+  );
   const outcomes = new Map<string, number>();
   let stopping = false;
   let up = 0;

@@ -68,6 +68,18 @@ export async function rssOf(pid: number): Promise<number> {
   return kib * 1024;
 }
 
+/** Clock ticks per second of `/proc/<pid>/stat` times (Linux's USER_HZ, 100 on every arch). */
+const USER_HZ = 100;
+
+/** CPU time (user plus system) a process used so far, from `/proc/<pid>/stat`, in ms. */
+export async function cpuMsOf(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+}
+
 /** Prints a result line: the figure, its goal and whether it was met, then the JSON. */
 export function report(
   bench: string,

@@ -2,7 +2,10 @@
 // do not share one event loop: `deno run -A bench/pool/_child.ts '<json NetworkConfig>'`.
 // Prints `READY <port> <peerId>` once bound, drains its messages, exits when stdin closes.
 // With `"attack": N` in the JSON instead, opens N raw QUIC connections to `"target"` (a port)
-// that never start the transport handshake, and prints a JSON tally of how each ended.
+// that never start the transport handshake, and prints a JSON tally of how each ended. They
+// present a certificate with a valid identity binding: a node closes one without at once.
+import { Identity } from "../../mod.ts";
+import { NodeCredentials } from "../../src/handshake/mod.ts";
 import { QuicEndpoint } from "../../src/quic/mod.ts";
 import { drain, node } from "./_util.ts";
 
@@ -10,7 +13,8 @@ import { drain, node } from "./_util.ts";
 const options = JSON.parse(Deno.args[0] ?? "{}", (_, v) => v === null ? Infinity : v);
 
 if (typeof options.attack === "number") {
-  const endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const { certificate } = await NodeCredentials.create(Identity.generate());
+  const endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
   const target = { hostname: "127.0.0.1", port: options.target as number };
   const codes = new Map<string, number>();
   let connected = 0;

@@ -22,8 +22,10 @@ export async function node(options: NodeOptions = {}): Promise<QuicTransport> {
     quicPort: 0,
     pqEncryption,
     maxBandwidthBps,
-    // Every benchmark peer dials from 127.0.0.1; the default (8 per IP) would refuse a star.
-    maxInboundPerIp: 1024,
+    // Every benchmark peer dials from 127.0.0.1; the default (8 per IP) would refuse a star,
+    // the default pool (100) the memory benchmark's 1000 peers.
+    maxInboundPerIp: 2048,
+    maxConnections: 2048,
   };
   const transport = new QuicTransport({ identity: Identity.generate(), config });
   await transport.bindAndListen();

@@ -7,18 +7,18 @@
  */
 
 import { ByteReader, ByteWriter } from "../_bytes.ts";
-import type { HybridSignature } from "../identity/identity.ts";
 import { NetworkError } from "../errors.ts";
 
 /** Protocol version spoken by this code. */
-export const HANDSHAKE_VERSION = 1;
+export const HANDSHAKE_VERSION = 2;
 
-/** Largest handshake message accepted; the biggest real one (ServerHello) is about 6.5 KB. */
+/** Largest handshake message accepted; the biggest real one (ServerHello) is 1157 bytes. */
 export const MAX_HANDSHAKE_MESSAGE = 16384;
 
 export const NONCE_LENGTH = 32;
-export const ML_KEM768_PUBLIC_KEY_LENGTH = 1184;
 export const ML_KEM768_CIPHERTEXT_LENGTH = 1088;
+/** Length of a key confirmation (HMAC-SHA-256). */
+export const CONFIRMATION_LENGTH = 32;
 const MAX_ALERT_REASON = 512;
 
 export const MessageType = {
@@ -35,56 +35,53 @@ const TYPE_NAMES: Record<number, string> = {
   4: "Alert",
 };
 
-/** Mode byte: 0 = authenticate only, 1 = authenticate and agree ML-KEM session keys. */
+/** Mode byte: 0 = authenticate only, 1 = authenticate and seal frames with ML-KEM keys. */
 export const Mode = { AuthOnly: 0, PqEncryption: 1 } as const;
 
+/** ClientHello, and the part of a ServerHello before its confirmation. */
 export interface Hello {
   version: number;
   mode: number;
-  /** Encoded `PublicIdentity`. */
-  identity: Uint8Array;
   nonce: Uint8Array;
-  /** ClientHello: ML-KEM public key; ServerHello: ML-KEM ciphertext. Empty without PQ mode. */
-  kem: Uint8Array;
+  /** ML-KEM-768 ciphertext to the peer's binding key. */
+  cipherText: Uint8Array;
 }
 
 export interface ServerHello extends Hello {
-  /** The message bytes the transcript covers: everything before the signature. */
-  signedPart: Uint8Array;
-  signature: HybridSignature;
+  /** The message bytes the transcript covers: everything before the confirmation. */
+  confirmedPart: Uint8Array;
+  /** The listener's key confirmation. */
+  confirmation: Uint8Array;
 }
 
 export interface Alert {
   reason: string;
 }
 
-/** Encodes the fields common to ClientHello and ServerHello. */
 function writeHello(type: number, hello: Hello): ByteWriter {
   return new ByteWriter()
     .u8(type)
     .u8(hello.version)
     .u8(hello.mode)
-    .vec16(hello.identity)
     .bytes(hello.nonce)
-    .vec16(hello.kem);
+    .vec16(hello.cipherText);
 }
 
 export function encodeClientHello(hello: Hello): Uint8Array {
   return writeHello(MessageType.ClientHello, hello).finish();
 }
 
-/** Encodes the part of a ServerHello that the transcript covers (no signature yet). */
-export function encodeServerHelloSignedPart(hello: Hello): Uint8Array {
+/** Encodes the part of a ServerHello that the transcript covers (no confirmation yet). */
+export function encodeServerHelloConfirmedPart(hello: Hello): Uint8Array {
   return writeHello(MessageType.ServerHello, hello).finish();
 }
 
-export function encodeServerHello(signedPart: Uint8Array, sig: HybridSignature): Uint8Array {
-  return new ByteWriter().bytes(signedPart).vec16(sig.ed25519).vec16(sig.mlDsa65).finish();
+export function encodeServerHello(confirmedPart: Uint8Array, confirmation: Uint8Array): Uint8Array {
+  return new ByteWriter().bytes(confirmedPart).bytes(confirmation).finish();
 }
 
-export function encodeClientFinish(sig: HybridSignature): Uint8Array {
-  return new ByteWriter().u8(MessageType.ClientFinish).vec16(sig.ed25519).vec16(sig.mlDsa65)
-    .finish();
+export function encodeClientFinish(confirmation: Uint8Array): Uint8Array {
+  return new ByteWriter().u8(MessageType.ClientFinish).bytes(confirmation).finish();
 }
 
 export function encodeAlert(reason: string): Uint8Array {
@@ -123,52 +120,44 @@ function reader(msg: Uint8Array, type: number): ByteReader {
   return r;
 }
 
-function readHello(r: ByteReader, kemField: string, kemLength: number): Hello {
+function readHello(r: ByteReader): Hello {
   const version = r.u8("version");
   if (version !== HANDSHAKE_VERSION) {
     r.fail(`unsupported version ${version}, this side speaks version ${HANDSHAKE_VERSION}`);
   }
   const mode = r.u8("mode");
   if (mode !== Mode.AuthOnly && mode !== Mode.PqEncryption) r.fail(`unknown mode ${mode}`);
-  const identity = r.vec16("identity");
   const nonce = r.bytes(NONCE_LENGTH, "nonce");
-  const kem = r.vec16(kemField);
-  const expected = mode === Mode.PqEncryption ? kemLength : 0;
-  if (kem.byteLength !== expected) {
+  const cipherText = r.vec16("ML-KEM ciphertext");
+  if (cipherText.byteLength !== ML_KEM768_CIPHERTEXT_LENGTH) {
     r.fail(
-      `'${kemField}' must be ${expected} bytes in mode ${mode}: current size is ${kem.byteLength} bytes`,
+      `'ML-KEM ciphertext' must be ${ML_KEM768_CIPHERTEXT_LENGTH} bytes: current size is ${cipherText.byteLength} bytes`,
     );
   }
-  return { version, mode, identity, nonce, kem };
-}
-
-function readSignature(r: ByteReader): HybridSignature {
-  const ed25519 = r.vec16("Ed25519 signature");
-  const mlDsa65 = r.vec16("ML-DSA-65 signature");
-  return { ed25519, mlDsa65 };
+  return { version, mode, nonce, cipherText };
 }
 
 export function decodeClientHello(msg: Uint8Array): Hello {
   const r = reader(msg, MessageType.ClientHello);
-  const hello = readHello(r, "ML-KEM public key", ML_KEM768_PUBLIC_KEY_LENGTH);
+  const hello = readHello(r);
   r.end();
   return hello;
 }
 
 export function decodeServerHello(msg: Uint8Array): ServerHello {
   const r = reader(msg, MessageType.ServerHello);
-  const hello = readHello(r, "ML-KEM ciphertext", ML_KEM768_CIPHERTEXT_LENGTH);
-  const signedPart = msg.slice(0, r.offset);
-  const signature = readSignature(r);
+  const hello = readHello(r);
+  const confirmedPart = msg.slice(0, r.offset);
+  const confirmation = r.bytes(CONFIRMATION_LENGTH, "confirmation");
   r.end();
-  return { ...hello, signedPart, signature };
+  return { ...hello, confirmedPart, confirmation };
 }
 
-export function decodeClientFinish(msg: Uint8Array): HybridSignature {
+export function decodeClientFinish(msg: Uint8Array): Uint8Array {
   const r = reader(msg, MessageType.ClientFinish);
-  const sig = readSignature(r);
+  const confirmation = r.bytes(CONFIRMATION_LENGTH, "confirmation");
   r.end();
-  return sig;
+  return confirmation;
 }
 
 export function decodeAlert(msg: Uint8Array): Alert {

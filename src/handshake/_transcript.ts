@@ -1,31 +1,31 @@
 /**
- * Transcript hash, signature inputs and the key schedule of the handshake. Kept apart from the
- * state machine so that the known-answer tests can reach them, and so that docs/handshake.md has
- * one place to match.
+ * Transcript hash and key schedule of the handshake. Kept apart from the state machine so that
+ * the known-answer tests can reach them, and so that docs/handshake.md has one place to match.
  *
  * @module
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
+import { expand, extract } from "@noble/hashes/hkdf.js";
+import { hmac } from "@noble/hashes/hmac.js";
 import { ByteWriter } from "../_bytes.ts";
 
 const encoder = new TextEncoder();
 
 /** Label and version at the start of the transcript: a transcript of another protocol differs. */
-export const TRANSCRIPT_LABEL = encoder.encode("cretoai-network/handshake/v1\0");
-/** Distinct per role, so that one side's signature is never valid as the other side's. */
-export const LISTENER_SIGNATURE_LABEL = encoder.encode(
-  "cretoai-network/handshake/v1 listener signature\0",
-);
-export const DIALER_SIGNATURE_LABEL = encoder.encode(
-  "cretoai-network/handshake/v1 dialer signature\0",
-);
+export const TRANSCRIPT_LABEL = encoder.encode("cretoai-network/handshake/v2\0");
 export const KEY_INFO_DIALER_TO_LISTENER = encoder.encode(
-  "cretoai-network/handshake/v1 key dialer->listener",
+  "cretoai-network/handshake/v2 key dialer->listener",
 );
 export const KEY_INFO_LISTENER_TO_DIALER = encoder.encode(
-  "cretoai-network/handshake/v1 key listener->dialer",
+  "cretoai-network/handshake/v2 key listener->dialer",
+);
+/** Distinct per role, so that one side's confirmation is never valid as the other side's. */
+export const KEY_INFO_LISTENER_FINISHED = encoder.encode(
+  "cretoai-network/handshake/v2 finished listener",
+);
+export const KEY_INFO_DIALER_FINISHED = encoder.encode(
+  "cretoai-network/handshake/v2 finished dialer",
 );
 
 export interface TranscriptInput {
@@ -37,8 +37,8 @@ export interface TranscriptInput {
   /** SHA-256 of the listener's TLS certificate as seen on this connection. */
   listenerCertHash: Uint8Array;
   clientHello: Uint8Array;
-  /** The ServerHello up to, not including, its signature. */
-  serverHelloSignedPart: Uint8Array;
+  /** The ServerHello up to, not including, its confirmation. */
+  serverHelloConfirmedPart: Uint8Array;
 }
 
 /** SHA-256 over the length-delimited transcript fields (layout in docs/handshake.md). */
@@ -52,29 +52,52 @@ export function transcriptHash(t: TranscriptInput): Uint8Array {
       .bytes(t.dialerCertHash)
       .bytes(t.listenerCertHash)
       .vec32(t.clientHello)
-      .vec32(t.serverHelloSignedPart)
+      .vec32(t.serverHelloConfirmedPart)
       .finish(),
   );
 }
 
-/** What a side signs: its role label followed by the transcript hash. */
-export function signedMessage(label: Uint8Array, transcript: Uint8Array): Uint8Array {
-  return new ByteWriter().bytes(label).bytes(transcript).finish();
-}
-
-/** Session keys by direction. */
-export interface DirectionalKeys {
+/** What the key schedule gives both sides. */
+export interface Schedule {
   dialerToListener: Uint8Array;
   listenerToDialer: Uint8Array;
+  /** The listener's key confirmation: HMAC of the transcript under its finished key. */
+  listenerConfirmation: Uint8Array;
+  /** The dialer's key confirmation. */
+  dialerConfirmation: Uint8Array;
 }
 
-/** HKDF-SHA-256 over the ML-KEM shared secret, salted with the transcript hash. */
-export function deriveSessionKeys(
-  sharedSecret: Uint8Array,
+/**
+ * HKDF-SHA-256 over both ML-KEM shared secrets (to the listener's binding key first), salted
+ * with the transcript hash; the confirmations are HMAC-SHA-256 of the transcript hash.
+ */
+export function keySchedule(
+  toListener: Uint8Array,
+  toDialer: Uint8Array,
   transcript: Uint8Array,
-): DirectionalKeys {
-  return {
-    dialerToListener: hkdf(sha256, sharedSecret, transcript, KEY_INFO_DIALER_TO_LISTENER, 32),
-    listenerToDialer: hkdf(sha256, sharedSecret, transcript, KEY_INFO_LISTENER_TO_DIALER, 32),
+): Schedule {
+  const ikm = new ByteWriter().bytes(toListener).bytes(toDialer).finish();
+  const prk = extract(sha256, ikm, transcript);
+  ikm.fill(0);
+  const key = (info: Uint8Array) => expand(sha256, prk, info, 32);
+  const listenerFinished = key(KEY_INFO_LISTENER_FINISHED);
+  const dialerFinished = key(KEY_INFO_DIALER_FINISHED);
+  const schedule = {
+    dialerToListener: key(KEY_INFO_DIALER_TO_LISTENER),
+    listenerToDialer: key(KEY_INFO_LISTENER_TO_DIALER),
+    listenerConfirmation: hmac(sha256, listenerFinished, transcript),
+    dialerConfirmation: hmac(sha256, dialerFinished, transcript),
   };
+  prk.fill(0);
+  listenerFinished.fill(0);
+  dialerFinished.fill(0);
+  return schedule;
+}
+
+/** Compares two byte strings in time that depends on their length only. */
+export function equalConstantTime(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  let diff = 0;
+  for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
 }

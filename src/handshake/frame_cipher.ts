@@ -9,9 +9,18 @@
  * @module
  */
 
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { SessionKeys } from "./handshake.ts";
 
+/**
+ * Frames up to this size are sealed and opened synchronously with `node:crypto` (native AES-GCM
+ * in Deno, without an asynchronous op), larger ones with WebCrypto. Both are AES-256-GCM with
+ * the same key and nonce, so the choice is invisible on the wire. Measured on this machine
+ * (docs/handshake.md): 256 bytes 11 µs against 22-31 µs, 16 KiB about even, 1 MiB WebCrypto 2-4x
+ * faster.
+ */
+const SYNC_MAX_BYTES = 4096;
 /** GCM authentication tag length in bytes; a sealed frame is ciphertext || tag. */
 const TAG_LENGTH = 16;
 const KEY_LENGTH = 32;
@@ -60,18 +69,35 @@ function blocks(length: number): number {
   return Math.ceil(length / 16) + 1;
 }
 
-async function importKey(
-  which: string,
-  key: Uint8Array,
-  usage: "encrypt" | "decrypt",
-): Promise<CryptoKey> {
+function checkKey(which: string, key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.byteLength !== KEY_LENGTH) {
     throw new NetworkError(
       "ERR_INVALID_KEY",
       `Invalid ${which} key: must be ${KEY_LENGTH} bytes: current value is ${describe(key)}`,
     );
   }
-  return await crypto.subtle.importKey("raw", key.slice(), "AES-GCM", false, [usage]);
+}
+
+/**
+ * A raw key and its WebCrypto import, made on first use: small frames never need it, and
+ * importing would put two asynchronous operations on every connection set-up.
+ */
+class AesKey {
+  readonly raw: Uint8Array;
+  readonly #usage: "encrypt" | "decrypt";
+  #imported: Promise<CryptoKey> | undefined;
+
+  constructor(raw: Uint8Array, usage: "encrypt" | "decrypt") {
+    this.raw = raw.slice();
+    this.#usage = usage;
+  }
+
+  get web(): Promise<CryptoKey> {
+    this.#imported ??= crypto.subtle.importKey("raw", new Uint8Array(this.raw), "AES-GCM", false, [
+      this.#usage,
+    ]);
+    return this.#imported;
+  }
 }
 
 /**
@@ -98,14 +124,14 @@ async function importKey(
 export class FrameCipher {
   /** The QUIC stream this cipher's frames travel on; it is part of every nonce. */
   readonly streamId: number;
-  readonly #sendKey: CryptoKey;
-  readonly #recvKey: CryptoKey;
+  readonly #sendKey: AesKey;
+  readonly #recvKey: AesKey;
   readonly #usage: KeyUsage;
   #sendCounter = 0;
   #recvCounter = 0;
   #failed: NetworkError | undefined;
 
-  private constructor(sendKey: CryptoKey, recvKey: CryptoKey, usage: KeyUsage, streamId: number) {
+  private constructor(sendKey: AesKey, recvKey: AesKey, usage: KeyUsage, streamId: number) {
     this.#sendKey = sendKey;
     this.#recvKey = recvKey;
     this.#usage = usage;
@@ -130,13 +156,19 @@ export class FrameCipher {
    * @throws {InvalidConfigError} `ERR_INVALID_CONFIG` when both keys are equal (a caller that
    * swapped or duplicated them would otherwise reuse nonces across directions).
    */
-  static async create(keys: SessionKeys): Promise<FrameCipher> {
-    const send = await importKey("send", keys?.send, "encrypt");
-    const recv = await importKey("recv", keys?.recv, "decrypt");
-    if (keys.send.every((b, i) => b === keys.recv[i])) {
-      throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
+  static create(keys: SessionKeys): Promise<FrameCipher> {
+    try {
+      checkKey("send", keys?.send);
+      checkKey("recv", keys?.recv);
+      if (keys.send.every((b, i) => b === keys.recv[i])) {
+        throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
+      }
+      const send = new AesKey(keys.send, "encrypt");
+      const recv = new AesKey(keys.recv, "decrypt");
+      return Promise.resolve(new FrameCipher(send, recv, { send: 0, recv: 0 }, 0));
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return new FrameCipher(send, recv, { send: 0, recv: 0 }, 0);
   }
 
   /**
@@ -229,9 +261,23 @@ export class FrameCipher {
     }
     this.#usage.send = used;
     const iv = nonce(this.streamId, this.#sendCounter++);
+    if (plaintext.byteLength <= SYNC_MAX_BYTES) {
+      const cipher = createCipheriv("aes-256-gcm", this.#sendKey.raw, iv, {
+        authTagLength: TAG_LENGTH,
+      });
+      if (aad !== undefined) cipher.setAAD(aad);
+      const body = cipher.update(plaintext);
+      cipher.final();
+      const sealed = new Uint8Array(body.byteLength + TAG_LENGTH);
+      sealed.set(body);
+      sealed.set(cipher.getAuthTag(), body.byteLength);
+      return sealed;
+    }
     const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
     if (aad !== undefined) params.additionalData = source(aad);
-    return new Uint8Array(await crypto.subtle.encrypt(params, this.#sendKey, source(plaintext)));
+    return new Uint8Array(
+      await crypto.subtle.encrypt(params, await this.#sendKey.web, source(plaintext)),
+    );
   }
 
   /**
@@ -286,14 +332,24 @@ export class FrameCipher {
     }
     this.#usage.recv = used;
     this.#recvCounter++;
-    const params: AesGcmParams = {
-      name: "AES-GCM",
-      iv: nonce(this.streamId, counter),
-      tagLength: TAG_LENGTH * 8,
-    };
-    if (aad !== undefined) params.additionalData = source(aad);
+    const iv = nonce(this.streamId, counter);
     try {
-      return new Uint8Array(await crypto.subtle.decrypt(params, this.#recvKey, source(frame)));
+      if (frame.byteLength - TAG_LENGTH <= SYNC_MAX_BYTES) {
+        const length = frame.byteLength - TAG_LENGTH;
+        const decipher = createDecipheriv("aes-256-gcm", this.#recvKey.raw, iv, {
+          authTagLength: TAG_LENGTH,
+        });
+        if (aad !== undefined) decipher.setAAD(aad);
+        decipher.setAuthTag(frame.subarray(length));
+        const body = decipher.update(frame.subarray(0, length));
+        decipher.final(); // throws when authentication fails
+        return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+      }
+      const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
+      if (aad !== undefined) params.additionalData = source(aad);
+      return new Uint8Array(
+        await crypto.subtle.decrypt(params, await this.#recvKey.web, source(frame)),
+      );
     } catch {
       throw this.#poison(
         `Cannot open frame ${counter} (${frame.byteLength} bytes): authentication failed; ` +

@@ -7,12 +7,10 @@
  * @module
  */
 
-import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, InvalidConfigError, NetworkError, type NetworkErrorCode } from "../errors.ts";
-import { Identity } from "../identity/identity.ts";
 import { PeerId } from "../identity/peer_id.ts";
-import { PublicIdentity } from "../identity/public_identity.ts";
+import type { PublicIdentity } from "../identity/public_identity.ts";
 import {
   decodeAlert,
   decodeClientFinish,
@@ -22,51 +20,50 @@ import {
   encodeClientFinish,
   encodeClientHello,
   encodeServerHello,
-  encodeServerHelloSignedPart,
+  encodeServerHelloConfirmedPart,
   HANDSHAKE_VERSION,
-  type Hello,
   MessageType,
   Mode,
   NONCE_LENGTH,
   peekType,
   typeName,
 } from "./_messages.ts";
-import {
-  deriveSessionKeys,
-  DIALER_SIGNATURE_LABEL,
-  LISTENER_SIGNATURE_LABEL,
-  signedMessage,
-  transcriptHash,
-} from "./_transcript.ts";
+import { equalConstantTime, keySchedule, transcriptHash } from "./_transcript.ts";
+import { NodeCredentials, PeerCertificateCache, type VerifiedPeer } from "./node_credentials.ts";
+import { encapsulate } from "./_pq_crypto.ts";
 
-/** Length of a certificate hash (SHA-256). */
-const CERT_HASH_LENGTH = 32;
 /** TLS caps an ALPN protocol name at 255 bytes. */
 const MAX_ALPN_LENGTH = 255;
 
 /** Options common to both sides of the handshake. */
 export interface HandshakeOptions {
-  /** This node's identity; it signs the transcript. */
-  identity: Identity;
+  /** This node's credentials: its certificate (with the identity binding) and ML-KEM key. */
+  credentials: NodeCredentials;
   /** The ALPN protocol negotiated by TLS on this connection, as this side saw it. */
   alpn: string;
   /**
-   * SHA-256 of the DER of this side's own TLS certificate, as presented on this connection
-   * (see {@linkcode hashCertificate}).
+   * The DER of the TLS certificate the peer presented on this connection. TLS has proved that
+   * the peer holds its key; the handshake checks the identity binding in it.
    */
-  localCertHash: Uint8Array;
-  /** SHA-256 of the DER of the TLS certificate the peer presented on this connection. */
-  peerCertHash: Uint8Array;
+  peerCertificate: Uint8Array;
   /**
-   * Agree ML-KEM-768 session keys for {@linkcode FrameCipher}. Both sides must choose the same;
-   * a mismatch fails the handshake. When `false` the handshake only authenticates.
+   * Verified peer certificates to reuse; share one per node so that a reconnect costs no
+   * signature verification.
+   *
+   * @default {undefined} (the binding's signature is verified on every handshake)
+   */
+  certificateCache?: PeerCertificateCache;
+  /**
+   * Seal application frames with the handshake's ML-KEM keys ({@linkcode FrameCipher}). Both
+   * sides must choose the same; a mismatch fails the handshake. When `false` the handshake
+   * still authenticates both sides (with the same ML-KEM exchange) but returns no keys.
    *
    * @default {true}
    */
   pqEncryption?: boolean;
   /**
-   * Source of randomness for the nonce and the ML-KEM key pair or encapsulation. Replace it only
-   * to make tests reproducible.
+   * Source of randomness for the nonce (the ML-KEM encapsulation draws its own inside
+   * WebCrypto). Replace it only in tests.
    *
    * @default {(n) => crypto.getRandomValues(new Uint8Array(n))}
    */
@@ -77,7 +74,7 @@ export interface HandshakeOptions {
 export interface HandshakeDialerOptions extends HandshakeOptions {
   /**
    * The peer id the dialer means to reach. When set, any other peer fails the handshake with
-   * `ERR_PEER_ID_MISMATCH` before its signature is even checked.
+   * `ERR_PEER_ID_MISMATCH` in {@linkcode HandshakeDialer.start}, before anything is sent.
    *
    * @default {undefined} (any peer is accepted; check `result.peerId` yourself)
    */
@@ -103,7 +100,7 @@ export interface HandshakeResult {
   peerPublicKeys: PublicIdentity;
   /** Session keys; present only when `pqEncryption` is on. */
   keys?: SessionKeys;
-  /** SHA-256 transcript hash both sides signed; unique per connection. */
+  /** SHA-256 transcript hash both sides confirmed; unique per connection. */
   transcriptHash: Uint8Array;
 }
 
@@ -169,33 +166,34 @@ export function hashCertificate(der: Uint8Array): Uint8Array {
 }
 
 interface Settings {
-  identity: Identity;
+  credentials: NodeCredentials;
   alpn: string;
-  localCertHash: Uint8Array;
-  peerCertHash: Uint8Array;
+  peerCertificate: Uint8Array;
+  cache: PeerCertificateCache;
   mode: number;
   randomBytes: (length: number) => Uint8Array;
 }
 
 function settings(options: HandshakeOptions): Settings {
   const {
-    identity,
+    credentials,
     alpn,
-    localCertHash,
-    peerCertHash,
+    peerCertificate,
+    certificateCache,
     pqEncryption = true,
     randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n)),
   } = options ?? {};
-  if (!(identity instanceof Identity)) {
-    throw new InvalidConfigError("identity", "an Identity", identity);
+  if (!(credentials instanceof NodeCredentials)) {
+    throw new InvalidConfigError("credentials", "NodeCredentials", credentials);
   }
   if (typeof alpn !== "string" || new TextEncoder().encode(alpn).byteLength > MAX_ALPN_LENGTH) {
     throw new InvalidConfigError("alpn", `a string of at most ${MAX_ALPN_LENGTH} bytes`, alpn);
   }
-  for (const [name, value] of [["localCertHash", localCertHash], ["peerCertHash", peerCertHash]]) {
-    if (!(value instanceof Uint8Array) || value.byteLength !== CERT_HASH_LENGTH) {
-      throw new InvalidConfigError(name as string, "a 32-byte SHA-256 hash", value);
-    }
+  if (!(peerCertificate instanceof Uint8Array) || peerCertificate.byteLength === 0) {
+    throw new InvalidConfigError("peerCertificate", "a DER certificate", peerCertificate);
+  }
+  if (certificateCache !== undefined && !(certificateCache instanceof PeerCertificateCache)) {
+    throw new InvalidConfigError("certificateCache", "a PeerCertificateCache", certificateCache);
   }
   if (typeof pqEncryption !== "boolean") {
     throw new InvalidConfigError("pqEncryption", "a boolean", pqEncryption);
@@ -204,10 +202,10 @@ function settings(options: HandshakeOptions): Settings {
     throw new InvalidConfigError("randomBytes", "a function", randomBytes);
   }
   return {
-    identity,
+    credentials,
     alpn,
-    localCertHash: localCertHash.slice(),
-    peerCertHash: peerCertHash.slice(),
+    peerCertificate,
+    cache: certificateCache ?? new PeerCertificateCache({ maxEntries: 0 }),
     mode: pqEncryption ? Mode.PqEncryption : Mode.AuthOnly,
     randomBytes,
   };
@@ -242,12 +240,13 @@ function checkMode(local: number, peer: number, peerRole: string): void {
   }
 }
 
-function decodePeerIdentity(bytes: Uint8Array, peerRole: string): PublicIdentity {
-  try {
-    return PublicIdentity.decode(bytes);
-  } catch (e) {
-    return fail(`Invalid ${peerRole} identity in handshake: ${(e as Error).message}`);
-  }
+function result(peer: VerifiedPeer, keys: SessionKeys | undefined, transcript: Uint8Array) {
+  return {
+    peerId: peer.peerId,
+    peerPublicKeys: peer.publicIdentity,
+    keys,
+    transcriptHash: transcript,
+  };
 }
 
 /** Turns an Alert from the peer into an error, or returns when the message is something else. */
@@ -288,39 +287,42 @@ function unexpected(msg: Uint8Array, expected: string, state: string): never {
  *
  * @example A complete handshake in memory
  * ```ts
- * import { hashCertificate, HandshakeDialer, HandshakeListener } from "@cretoai/network/handshake";
+ * import { HandshakeDialer, HandshakeListener, NodeCredentials } from "@cretoai/network/handshake";
  * import { Identity } from "@cretoai/network";
  *
- * const dialerCert = hashCertificate(new Uint8Array([1]));
- * const listenerCert = hashCertificate(new Uint8Array([2]));
- * const listenerId = Identity.generate();
+ * const dialerNode = await NodeCredentials.create(Identity.generate());
+ * const listenerNode = await NodeCredentials.create(Identity.generate());
  * const dialer = new HandshakeDialer({
- *   identity: Identity.generate(),
+ *   credentials: dialerNode,
  *   alpn: "cretoai/1",
- *   localCertHash: dialerCert,
- *   peerCertHash: listenerCert,
- *   expectedPeerId: listenerId.peerId,
+ *   peerCertificate: listenerNode.certificate.der, // as TLS received it
+ *   expectedPeerId: listenerNode.identity.peerId,
  * });
  * const listener = new HandshakeListener({
- *   identity: listenerId,
+ *   credentials: listenerNode,
  *   alpn: "cretoai/1",
- *   localCertHash: listenerCert,
- *   peerCertHash: dialerCert,
+ *   peerCertificate: dialerNode.certificate.der,
  * });
- * const serverHello = listener.receive(dialer.start()).send!;
- * const { send: clientFinish, done: dialerResult } = dialer.receive(serverHello);
- * const listenerResult = listener.receive(clientFinish!).done!;
- * console.assert(dialerResult!.peerId.equals(listenerId.peerId));
+ * const serverHello = (await listener.receive(await dialer.start())).send!;
+ * const { send: clientFinish, done: dialerResult } = await dialer.receive(serverHello);
+ * const listenerResult = (await listener.receive(clientFinish!)).done!;
+ * console.assert(dialerResult!.peerId.equals(listenerNode.identity.peerId));
  * console.assert(listenerResult.keys!.recv.every((b, i) => b === dialerResult!.keys!.send[i]));
  * ```
  */
 export class HandshakeDialer {
   readonly #s: Settings;
   readonly #expected: PeerId | undefined;
-  #state: "initial" | "awaiting ServerHello" | "done" | "failed" = "initial";
+  #state:
+    | "initial"
+    | "checking the listener"
+    | "awaiting ServerHello"
+    | "checking the ServerHello"
+    | "done"
+    | "failed" = "initial";
   #clientHello: Uint8Array | undefined;
-  #nonce: Uint8Array | undefined;
-  #kemSecretKey: Uint8Array | undefined;
+  #peer: VerifiedPeer | undefined;
+  #toListener: Uint8Array | undefined;
 
   /**
    * Prepares the dialer side.
@@ -338,51 +340,59 @@ export class HandshakeDialer {
   }
 
   /**
-   * Makes the ClientHello, the first message of the handshake.
+   * Checks the listener's certificate and makes the ClientHello, the first message of the
+   * handshake: it carries an ML-KEM ciphertext to the key the listener's identity bound to its
+   * certificate, so only that listener can answer.
    *
    * @example
    * ```ts
-   * import { HandshakeDialer } from "@cretoai/network/handshake";
+   * import { HandshakeDialer, NodeCredentials } from "@cretoai/network/handshake";
    * import { Identity } from "@cretoai/network";
    *
+   * const listener = await NodeCredentials.create(Identity.generate());
    * const dialer = new HandshakeDialer({
-   *   identity: Identity.generate(),
+   *   credentials: await NodeCredentials.create(Identity.generate()),
    *   alpn: "cretoai/1",
-   *   localCertHash: new Uint8Array(32),
-   *   peerCertHash: new Uint8Array(32),
+   *   peerCertificate: listener.certificate.der,
    * });
-   * const clientHello = dialer.start();
+   * const clientHello = await dialer.start();
    * console.assert(clientHello[0] === 1);
    * ```
    *
    * @returns The message to send, as one record.
-   * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` when called twice.
+   * @throws {HandshakeError} `ERR_PEER_ID_MISMATCH` when `expectedPeerId` is set and the
+   * certificate is another peer's; `ERR_HANDSHAKE_FAILED` when the certificate carries no valid
+   * identity binding, or when called twice. Send `error.alert`, if set, before closing.
    */
-  start(): Uint8Array {
-    if (this.#state !== "initial") {
-      fail(`HandshakeDialer.start() may be called once: the handshake is ${this.#state}`);
-    }
+  async start(): Promise<Uint8Array> {
     try {
-      const s = this.#s;
-      this.#nonce = random(s, NONCE_LENGTH);
-      let kem = new Uint8Array(0);
-      if (s.mode === Mode.PqEncryption) {
-        const pair = ml_kem768.keygen(random(s, ml_kem768.lengths.seed!));
-        this.#kemSecretKey = pair.secretKey;
-        kem = pair.publicKey;
+      if (this.#state !== "initial") {
+        fail(`HandshakeDialer.start() may be called once: the handshake is ${this.#state}`);
       }
+      this.#state = "checking the listener";
+      const s = this.#s;
+      const peer = await s.cache.verify(s.peerCertificate);
+      if (this.#expected !== undefined && !peer.peerId.equals(this.#expected)) {
+        fail(
+          `Peer id mismatch: expected ${this.#expected}, the listener presented ${peer.peerId}`,
+          "ERR_PEER_ID_MISMATCH",
+        );
+      }
+      const nonce = random(s, NONCE_LENGTH);
+      const { cipherText, secret } = await encapsulate(peer.kemKey);
       this.#clientHello = encodeClientHello({
         version: HANDSHAKE_VERSION,
         mode: s.mode,
-        identity: s.identity.publicIdentity.encode(),
-        nonce: this.#nonce,
-        kem,
+        nonce,
+        cipherText,
       });
+      this.#peer = peer;
+      this.#toListener = secret;
       this.#state = "awaiting ServerHello";
       return this.#clientHello.slice();
     } catch (e) {
       this.#state = "failed";
-      throw e;
+      throw toHandshakeError(e);
     }
   }
 
@@ -391,19 +401,18 @@ export class HandshakeDialer {
    *
    * @example
    * ```ts ignore
-   * const { send, done } = dialer.receive(serverHello);
+   * const { send, done } = await dialer.receive(serverHello);
    * await writeRecord(send!); // the ClientFinish
    * useSession(done!);
    * ```
    *
    * @param msg One whole handshake message (the payload of one record).
    * @returns The ClientFinish to send and the result: the handshake is complete on this side.
-   * @throws {HandshakeError} `ERR_PEER_ID_MISMATCH` when `expectedPeerId` is set and the peer is
-   * another; `ERR_HANDSHAKE_FAILED` for a malformed message, a version or mode mismatch, a bad
-   * signature, an Alert from the listener or a call in the wrong state. Send `error.alert`, if
-   * set, before closing.
+   * @throws {HandshakeError} `ERR_HANDSHAKE_FAILED` for a malformed message, a version or mode
+   * mismatch, a wrong key confirmation, an Alert from the listener or a call in the wrong
+   * state. Send `error.alert`, if set, before closing.
    */
-  receive(msg: Uint8Array): HandshakeStep {
+  async receive(msg: Uint8Array): Promise<HandshakeStep> {
     try {
       if (this.#state !== "awaiting ServerHello") {
         fail(`HandshakeDialer.receive() called while the handshake is ${this.#state}`);
@@ -412,92 +421,90 @@ export class HandshakeDialer {
       if (peekType(msg) !== MessageType.ServerHello) {
         unexpected(msg, "ServerHello", this.#state);
       }
-      const result = this.#onServerHello(msg);
+      this.#state = "checking the ServerHello";
+      const result = await this.#onServerHello(msg);
       this.#state = "done";
       return result;
     } catch (e) {
       if (this.#state !== "done") this.#state = "failed";
-      this.#kemSecretKey = undefined;
       throw toHandshakeError(e);
+    } finally {
+      this.#toListener?.fill(0);
+      this.#toListener = undefined;
     }
   }
 
-  #onServerHello(msg: Uint8Array): HandshakeStep {
+  async #onServerHello(msg: Uint8Array): Promise<HandshakeStep> {
     const s = this.#s;
+    const peer = this.#peer!;
     const hello = decodeServerHello(msg);
-    const peer = decodePeerIdentity(hello.identity, "listener");
-    if (this.#expected !== undefined && !peer.peerId.equals(this.#expected)) {
-      fail(
-        `Peer id mismatch: expected ${this.#expected}, the listener presented ${peer.peerId}`,
-        "ERR_PEER_ID_MISMATCH",
-      );
-    }
     checkMode(s.mode, hello.mode, "listener");
     const transcript = transcriptHash({
       version: HANDSHAKE_VERSION,
       mode: s.mode,
       alpn: s.alpn,
-      dialerCertHash: s.localCertHash,
-      listenerCertHash: s.peerCertHash,
+      dialerCertHash: s.credentials.certificateHash,
+      listenerCertHash: peer.certificateHash,
       clientHello: this.#clientHello!,
-      serverHelloSignedPart: hello.signedPart,
+      serverHelloConfirmedPart: hello.confirmedPart,
     });
-    if (
-      !Identity.verify(peer, signedMessage(LISTENER_SIGNATURE_LABEL, transcript), hello.signature)
-    ) {
+    const toDialer = await s.credentials.decapsulate(hello.cipherText);
+    const k = keySchedule(this.#toListener!, toDialer, transcript);
+    toDialer.fill(0);
+    if (!equalConstantTime(k.listenerConfirmation, hello.confirmation)) {
       fail(
-        `Invalid listener signature from ${peer.peerId}: the transcript differs (another ` +
-          `connection, a relay, a tampered field) or the signature is forged`,
+        `Invalid listener key confirmation from ${peer.peerId}: the transcript differs (another ` +
+          `connection, a relay, a tampered field) or the listener lacks the key its identity bound`,
       );
     }
-    let keys: SessionKeys | undefined;
-    if (s.mode === Mode.PqEncryption) {
-      const secret = ml_kem768.decapsulate(hello.kem, this.#kemSecretKey!);
-      const k = deriveSessionKeys(secret, transcript);
-      secret.fill(0);
-      keys = { send: k.dialerToListener, recv: k.listenerToDialer };
-    }
-    this.#kemSecretKey = undefined;
-    const send = encodeClientFinish(
-      s.identity.sign(signedMessage(DIALER_SIGNATURE_LABEL, transcript)),
-    );
+    const keys = s.mode === Mode.PqEncryption
+      ? { send: k.dialerToListener, recv: k.listenerToDialer }
+      : undefined;
     return {
-      send,
-      done: { peerId: peer.peerId, peerPublicKeys: peer, keys, transcriptHash: transcript },
+      send: encodeClientFinish(k.dialerConfirmation),
+      done: result(peer, keys, transcript),
     };
   }
 }
 
 /**
  * The listening side of the handshake. Feed it the dialer's ClientHello, send the ServerHello
- * it returns, then feed it the ClientFinish: its result completes the handshake.
+ * it returns, then feed it the ClientFinish: its result completes the handshake. It never
+ * signs anything; it verifies the dialer's certificate binding (once per certificate with a
+ * {@linkcode PeerCertificateCache}) and does one ML-KEM decapsulation and one encapsulation.
  *
  * @example
  * ```ts
- * import { HandshakeDialer, HandshakeListener } from "@cretoai/network/handshake";
+ * import { HandshakeDialer, HandshakeListener, NodeCredentials } from "@cretoai/network/handshake";
  * import { Identity } from "@cretoai/network";
  *
- * const certA = new Uint8Array(32).fill(1);
- * const certB = new Uint8Array(32).fill(2);
+ * const a = await NodeCredentials.create(Identity.generate());
+ * const b = await NodeCredentials.create(Identity.generate());
  * const options = { alpn: "cretoai/1", pqEncryption: false };
  * const dialer = new HandshakeDialer({
- *   ...options, identity: Identity.generate(), localCertHash: certA, peerCertHash: certB,
+ *   ...options, credentials: a, peerCertificate: b.certificate.der,
  * });
  * const listener = new HandshakeListener({
- *   ...options, identity: Identity.generate(), localCertHash: certB, peerCertHash: certA,
+ *   ...options, credentials: b, peerCertificate: a.certificate.der,
  * });
- * const finish = dialer.receive(listener.receive(dialer.start()).send!).send!;
- * const result = listener.receive(finish).done!;
- * console.assert(result.keys === undefined);
+ * const serverHello = (await listener.receive(await dialer.start())).send!;
+ * const finish = (await dialer.receive(serverHello)).send!;
+ * const result = (await listener.receive(finish)).done!;
+ * console.assert(result.keys === undefined && result.peerId.equals(a.identity.peerId));
  * ```
  */
 export class HandshakeListener {
   readonly #s: Settings;
-  #state: "awaiting ClientHello" | "awaiting ClientFinish" | "done" | "failed" =
-    "awaiting ClientHello";
-  #peer: PublicIdentity | undefined;
+  #state:
+    | "awaiting ClientHello"
+    | "checking the ClientHello"
+    | "awaiting ClientFinish"
+    | "done"
+    | "failed" = "awaiting ClientHello";
+  #peer: VerifiedPeer | undefined;
   #transcript: Uint8Array | undefined;
   #keys: SessionKeys | undefined;
+  #dialerConfirmation: Uint8Array | undefined;
 
   /**
    * Prepares the listener side.
@@ -514,17 +521,18 @@ export class HandshakeListener {
    *
    * @example
    * ```ts ignore
-   * const { send } = listener.receive(clientHello);   // send is the ServerHello
-   * const { done } = listener.receive(clientFinish);  // done is the result
+   * const { send } = await listener.receive(clientHello);  // send is the ServerHello
+   * const { done } = await listener.receive(clientFinish); // done is the result
    * ```
    *
    * @param msg One whole handshake message (the payload of one record).
    * @returns After a ClientHello: the ServerHello to send. After a ClientFinish: the result.
    * @throws {HandshakeError} `ERR_HANDSHAKE_FAILED` for a malformed message, a version or mode
-   * mismatch, an invalid ML-KEM key, a bad signature, an Alert from the dialer or a call in the
-   * wrong state. Send `error.alert`, if set, before closing.
+   * mismatch, a dialer certificate without a valid identity binding, a wrong key confirmation,
+   * an Alert from the dialer or a call in the wrong state. Send `error.alert`, if set, before
+   * closing.
    */
-  receive(msg: Uint8Array): HandshakeStep {
+  async receive(msg: Uint8Array): Promise<HandshakeStep> {
     try {
       if (this.#state === "awaiting ClientHello" || this.#state === "awaiting ClientFinish") {
         throwIfAlert(msg, "dialer");
@@ -533,7 +541,8 @@ export class HandshakeListener {
         if (peekType(msg) !== MessageType.ClientHello) {
           unexpected(msg, "ClientHello", this.#state);
         }
-        const step = this.#onClientHello(msg);
+        this.#state = "checking the ClientHello";
+        const step = await this.#onClientHello(msg);
         this.#state = "awaiting ClientFinish";
         return step;
       }
@@ -555,67 +564,49 @@ export class HandshakeListener {
     }
   }
 
-  #onClientHello(msg: Uint8Array): HandshakeStep {
+  async #onClientHello(msg: Uint8Array): Promise<HandshakeStep> {
     const s = this.#s;
     const hello = decodeClientHello(msg);
     checkMode(s.mode, hello.mode, "dialer");
-    const peer = decodePeerIdentity(hello.identity, "dialer");
-    let kem = new Uint8Array(0);
-    let secret: Uint8Array | undefined;
-    if (s.mode === Mode.PqEncryption) {
-      try {
-        const enc = ml_kem768.encapsulate(hello.kem, random(s, ml_kem768.lengths.msg!));
-        kem = enc.cipherText;
-        secret = enc.sharedSecret;
-      } catch (e) {
-        fail(`Invalid ML-KEM-768 public key from the dialer: ${(e as Error).message}`);
-      }
-    }
-    const mine: Hello = {
+    const peer = await s.cache.verify(s.peerCertificate);
+    const toListener = await s.credentials.decapsulate(hello.cipherText);
+    const { cipherText, secret: toDialer } = await encapsulate(peer.kemKey);
+    const confirmedPart = encodeServerHelloConfirmedPart({
       version: HANDSHAKE_VERSION,
       mode: s.mode,
-      identity: s.identity.publicIdentity.encode(),
       nonce: random(s, NONCE_LENGTH),
-      kem,
-    };
-    const signedPart = encodeServerHelloSignedPart(mine);
+      cipherText,
+    });
     const transcript = transcriptHash({
       version: HANDSHAKE_VERSION,
       mode: s.mode,
       alpn: s.alpn,
-      dialerCertHash: s.peerCertHash,
-      listenerCertHash: s.localCertHash,
+      dialerCertHash: peer.certificateHash,
+      listenerCertHash: s.credentials.certificateHash,
       clientHello: msg,
-      serverHelloSignedPart: signedPart,
+      serverHelloConfirmedPart: confirmedPart,
     });
-    if (secret !== undefined) {
-      const k = deriveSessionKeys(secret, transcript);
-      secret.fill(0);
+    const k = keySchedule(toListener, toDialer, transcript);
+    toListener.fill(0);
+    toDialer.fill(0);
+    if (s.mode === Mode.PqEncryption) {
       this.#keys = { send: k.listenerToDialer, recv: k.dialerToListener };
     }
     this.#peer = peer;
     this.#transcript = transcript;
-    const sig = s.identity.sign(signedMessage(LISTENER_SIGNATURE_LABEL, transcript));
-    return { send: encodeServerHello(signedPart, sig) };
+    this.#dialerConfirmation = k.dialerConfirmation;
+    return { send: encodeServerHello(confirmedPart, k.listenerConfirmation) };
   }
 
   #onClientFinish(msg: Uint8Array): HandshakeStep {
-    const sig = decodeClientFinish(msg);
+    const confirmation = decodeClientFinish(msg);
     const peer = this.#peer!;
-    const transcript = this.#transcript!;
-    if (!Identity.verify(peer, signedMessage(DIALER_SIGNATURE_LABEL, transcript), sig)) {
+    if (!equalConstantTime(confirmation, this.#dialerConfirmation!)) {
       fail(
-        `Invalid dialer signature from ${peer.peerId}: the transcript differs (another ` +
-          `connection, a relay, a tampered field) or the signature is forged`,
+        `Invalid dialer key confirmation from ${peer.peerId}: the transcript differs (another ` +
+          `connection, a relay, a tampered field) or the dialer lacks the key its identity bound`,
       );
     }
-    return {
-      done: {
-        peerId: peer.peerId,
-        peerPublicKeys: peer,
-        keys: this.#keys,
-        transcriptHash: transcript,
-      },
-    };
+    return { done: result(peer, this.#keys, this.#transcript!) };
   }
 }

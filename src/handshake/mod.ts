@@ -17,5 +17,13 @@ export {
   hashCertificate,
   type SessionKeys,
 } from "./handshake.ts";
+export {
+  IDENTITY_BINDING_OID,
+  NodeCredentials,
+  type NodeCredentialsOptions,
+  PeerCertificateCache,
+  type PeerCertificateCacheOptions,
+  type VerifiedPeer,
+} from "./node_credentials.ts";
 export { encodeRecord, MAX_HANDSHAKE_RECORD, RecordDecoder, type RecordOptions } from "./record.ts";
 export { FrameCipher } from "./frame_cipher.ts";

@@ -62,3 +62,47 @@ export function parseLongHeader(data: Uint8Array): LongHeader | undefined {
     scid: data.subarray(scidStart, scidStart + scidLength),
   };
 }
+
+/** Reads a QUIC variable-length integer at `at` (RFC 9000 16): its value and where it ends. */
+function varint(data: Uint8Array, at: number): { value: number; end: number } | undefined {
+  if (at >= data.byteLength) return undefined;
+  const length = 1 << (data[at] >> 6);
+  if (at + length > data.byteLength) return undefined;
+  let value = data[at] & 0x3f;
+  for (let i = 1; i < length; i++) value = value * 256 + data[at + i];
+  return { value, end: at + length };
+}
+
+/** QUIC v1 long header packet types (RFC 9000 17.2), from bits 0x30 of the first byte. */
+const INITIAL = 0;
+const RETRY = 3;
+
+/**
+ * Whether a QUIC v1 datagram carries a short header (1-RTT) packet: first, or after coalesced
+ * long header packets (RFC 9000 12.2), each skipped by its Length field. A malformed or cut
+ * long header ends the walk with false.
+ */
+export function carriesShortHeaderPacket(data: Uint8Array): boolean {
+  let at = 0;
+  while (at < data.byteLength) {
+    const first = data[at];
+    if ((first & 0x80) === 0) return true;
+    const type = (first >> 4) & 0x03;
+    if (type === RETRY) return false; // no Length field; nothing is coalesced after it
+    // flags(1) version(4) dcid_len(1) dcid scid_len(1) scid
+    let p = at + 5;
+    if (p >= data.byteLength) return false;
+    p += 1 + data[p];
+    if (p >= data.byteLength) return false;
+    p += 1 + data[p];
+    if (type === INITIAL) {
+      const token = varint(data, p);
+      if (token === undefined) return false;
+      p = token.end + token.value;
+    }
+    const length = varint(data, p);
+    if (length === undefined) return false;
+    at = length.end + length.value;
+  }
+  return false;
+}

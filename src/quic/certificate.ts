@@ -1,8 +1,9 @@
 /**
  * A TLS certificate generated in memory when an endpoint starts, so that no files are needed.
  * TLS here only protects the QUIC connection: who the peer is gets decided by the handshake on
- * top of it, which signs a hash of both certificates (see docs/handshake.md). The certificate
- * is therefore self-signed and short-lived; its Ed25519 key is fresh for every endpoint.
+ * top of it, from an identity binding the transport puts in its certificate as an extension
+ * (see docs/handshake.md). The certificate is therefore self-signed and short-lived; its
+ * Ed25519 key is fresh for every endpoint.
  *
  * @module
  */
@@ -21,6 +22,14 @@ export interface TlsCertificate {
   readonly privateKey: CryptoKey;
   /** The subject name, DER encoded, for certificates issued by this one. */
   readonly subject: Uint8Array;
+}
+
+/** A non-critical X.509 v3 extension to put in a generated certificate. */
+export interface CertificateExtension {
+  /** The extension's object identifier, as the content bytes of its DER encoding. */
+  readonly oid: Uint8Array;
+  /** The extension's value (wrapped in an OCTET STRING by the encoder). */
+  readonly value: Uint8Array;
 }
 
 /** Options of {@linkcode generateCertificate}. */
@@ -48,6 +57,17 @@ export interface GenerateCertificateOptions {
    * @default {[]}
    */
   dnsNames?: string[];
+  /**
+   * The certificate's key pair (Ed25519, extractable), for a caller that signs something over
+   * the public key before the certificate exists.
+   * @default {undefined} (a fresh key pair)
+   */
+  keys?: CryptoKeyPair;
+  /**
+   * Further non-critical extensions, after basicConstraints and subjectAltName.
+   * @default {[]}
+   */
+  extensions?: readonly CertificateExtension[];
 }
 
 /**
@@ -67,8 +87,15 @@ export interface GenerateCertificateOptions {
 export async function generateCertificate(
   options: GenerateCertificateOptions = {},
 ): Promise<TlsCertificate> {
-  const { commonName = "cretoai", validityDays = 30, ca = false, issuer, dnsNames = [] } = options;
-  const keys = await crypto.subtle.generateKey("Ed25519", true, [
+  const {
+    commonName = "cretoai",
+    validityDays = 30,
+    ca = false,
+    issuer,
+    dnsNames = [],
+    extensions: extra = [],
+  } = options;
+  const keys = options.keys ?? await crypto.subtle.generateKey("Ed25519", true, [
     "sign",
     "verify",
   ]) as CryptoKeyPair;
@@ -91,6 +118,9 @@ export async function generateCertificate(
     extensions.push(
       seq(oid(OID_SUBJECT_ALT_NAME), octets(seq(...dnsNames.map((n) => tlv(0x82, utf8(n)))))),
     );
+  }
+  for (const extension of extra) {
+    extensions.push(seq(tlv(0x06, extension.oid), octets(extension.value)));
   }
   const tbs = seq(
     tlv(0xa0, int(new Uint8Array([2]))), // version v3
@@ -122,7 +152,13 @@ const ED25519_ALGORITHM = seq(oid(OID_ED25519));
 
 function tlv(tag: number, body: Uint8Array): Uint8Array<ArrayBuffer> {
   const n = body.byteLength;
-  const head = n < 0x80 ? [tag, n] : n < 0x100 ? [tag, 0x81, n] : [tag, 0x82, n >> 8, n & 0xff];
+  const head = n < 0x80
+    ? [tag, n]
+    : n < 0x100
+    ? [tag, 0x81, n]
+    : n < 0x10000
+    ? [tag, 0x82, n >> 8, n & 0xff]
+    : [tag, 0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   const out = new Uint8Array(head.length + n);
   out.set(head);
   out.set(body, head.length);

@@ -10,6 +10,7 @@ import type { UdpAddress } from "./datagram_port.ts";
 import { formatAddress } from "./address.ts";
 import { QuicStream } from "./stream.ts";
 import { describeTransportError, tlsAlertOf } from "./_error_codes.ts";
+import { carriesShortHeaderPacket } from "./_packet.ts";
 import type { DatagramSocket } from "./udp_socket.ts";
 
 /** What a connection needs from its endpoint. @internal */
@@ -73,6 +74,8 @@ const MAX_READERS_CHECKED_ONE_BY_ONE = 64;
 const SCAN_INTERVAL_MS = 5;
 /** Longest a local close waits for quiche's draining period before giving up on it. */
 const MAX_CLOSE_MS = 2000;
+/** Datagrams one flush of a closing connection may send; its CONNECTION_CLOSE needs one. */
+const MAX_CLOSING_DATAGRAMS = 8;
 
 // Set in QuicConnection's static block: the endpoint reaches a connection's quiche state
 // without it being part of the public class.
@@ -297,7 +300,7 @@ export class QuicConnection {
         // A client that has not heard from the server since its handshake completed may not
         // have its handshake confirmed yet, and quiche 0.18 then never sends the
         // CONNECTION_CLOSE (seen on resumed connections closed at once). A PING makes the
-        // server answer; the close goes out with the next packet received.
+        // server answer; the close goes out with the next 1-RTT packet received.
         this.#native.sendAckEliciting();
         this.#host.scheduleSoon(this);
       }
@@ -363,7 +366,9 @@ export class QuicConnection {
       this.#recvInfo = info;
       this.#remote = { hostname: from.hostname, port: from.port };
     }
-    if (this.#established && !this.#confirmed) {
+    // The server confirms the handshake with HANDSHAKE_DONE, a 1-RTT frame: a Handshake packet
+    // after completion (an ACK, a retransmission) does not, and quiche would not close then.
+    if (this.#established && !this.#confirmed && carriesShortHeaderPacket(data)) {
       this.#confirmed = true;
       if (this.#localClose !== undefined) this.#sendClose();
     }
@@ -578,7 +583,14 @@ export class QuicConnection {
     const native = this.#native;
     const socket = this.#host.socket;
     let sent = false;
+    // Once closing, quiche sends its CONNECTION_CLOSE and then nothing. quiche 0.18 can
+    // instead make small Handshake packets without end, none with the close (a client closed
+    // after its handshake completed and before it was confirmed): this loop would never
+    // return. Bounded, it leaves the rest to the next flush; once the server's HANDSHAKE_DONE
+    // arrives the close goes out, and the close timer ends the connection if it never does.
+    let closingLeft = native.localError() === null ? Infinity : MAX_CLOSING_DATAGRAMS;
     for (;;) {
+      if (closingLeft-- === 0) break;
       const buffer = socket.nextSendBuffer();
       if (buffer === null) {
         if (sent) this.#lastSendAt = performance.now();

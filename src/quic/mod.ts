@@ -9,6 +9,7 @@ export { type CloseOptions, QuicConnection, type QuicConnectionStats } from "./c
 export { QuicStream } from "./stream.ts";
 export { type CongestionControl, CRETOAI_ALPN, type QuicEndpointOptions } from "./options.ts";
 export {
+  type CertificateExtension,
   generateCertificate,
   type GenerateCertificateOptions,
   type TlsCertificate,

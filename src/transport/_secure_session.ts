@@ -6,16 +6,11 @@
  * @module
  */
 
-import { NetworkError } from "../errors.ts";
-import {
-  HandshakeDialer,
-  HandshakeError,
-  HandshakeListener,
-  hashCertificate,
-} from "../handshake/handshake.ts";
+import { ConnectionClosedError, NetworkError } from "../errors.ts";
+import { HandshakeDialer, HandshakeError, HandshakeListener } from "../handshake/handshake.ts";
+import type { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
-import type { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
 import type { QuicConnection } from "../quic/connection.ts";
 import type { QuicStream } from "../quic/stream.ts";
@@ -44,7 +39,8 @@ export interface SecureSession {
 
 /** Options of both sides. */
 export interface SessionOptions {
-  identity: Identity;
+  credentials: NodeCredentials;
+  certificateCache: PeerCertificateCache;
   pqEncryption: boolean;
   expectedPeerId?: PeerId;
 }
@@ -55,12 +51,15 @@ export async function dialSession(
   options: SessionOptions,
 ): Promise<SecureSession> {
   const stream = await conn.openBidi();
-  const hs = new HandshakeDialer({ ...certHashes(conn), ...common(conn, options) });
+  const hs = new HandshakeDialer({
+    ...common(conn, options),
+    expectedPeerId: options.expectedPeerId,
+  });
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    await stream.write(encodeRecord(hs.start()));
-    const { send, done } = hs.receive(await nextRecord(stream, decoder, pending));
+    await stream.write(encodeRecord(await hs.start()));
+    const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(send!));
     return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
   } catch (e) {
@@ -73,6 +72,10 @@ export async function acceptSession(
   conn: QuicConnection,
   options: SessionOptions,
 ): Promise<SecureSession> {
+  // A certificate without a valid identity binding can never pass: refuse it before waiting
+  // for the dialer's first stream (a relay terminating TLS may have nothing to forward).
+  const settings = common(conn, options);
+  await options.certificateCache.verify(settings.peerCertificate);
   const stream = await conn.acceptBidi();
   if (stream.id !== 0) {
     throw new NetworkError(
@@ -80,13 +83,13 @@ export async function acceptSession(
       `The dialer's first stream must be stream 0 for the handshake: it opened ${stream.id}`,
     );
   }
-  const hs = new HandshakeListener({ ...certHashes(conn), ...common(conn, options) });
+  const hs = new HandshakeListener(settings);
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    const hello = hs.receive(await nextRecord(stream, decoder, pending));
+    const hello = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(hello.send!));
-    const { done } = hs.receive(await nextRecord(stream, decoder, pending));
+    const { done } = await hs.receive(await nextRecord(stream, decoder, pending));
     return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
@@ -112,25 +115,19 @@ export function closeCodeOf(error: unknown): number {
 }
 
 function common(conn: QuicConnection, options: SessionOptions) {
-  return {
-    identity: options.identity,
-    alpn: conn.alpn,
-    pqEncryption: options.pqEncryption,
-    expectedPeerId: options.expectedPeerId,
-  };
-}
-
-function certHashes(conn: QuicConnection) {
-  const peerCert = conn.peerCertificates()[0];
-  if (peerCert === undefined) {
+  const peerCertificate = conn.peerCertificates()[0];
+  if (peerCertificate === undefined) {
     throw new NetworkError(
       "ERR_HANDSHAKE_FAILED",
-      "The peer presented no TLS certificate: the handshake needs both to bind the connection",
+      "The peer presented no TLS certificate: the handshake needs its identity binding",
     );
   }
   return {
-    localCertHash: hashCertificate(conn.localCertificate),
-    peerCertHash: hashCertificate(peerCert),
+    credentials: options.credentials,
+    certificateCache: options.certificateCache,
+    alpn: conn.alpn,
+    peerCertificate,
+    pqEncryption: options.pqEncryption,
   };
 }
 
@@ -168,10 +165,26 @@ async function finish(
   return { conn, peerId, control: stream, cipher, leftover };
 }
 
-/** Sends the handshake's alert, if it has one, so the peer fails with the reason. */
+/**
+ * Sends the handshake's alert, if it has one, so the peer fails with the reason. A peer that
+ * refused the handshake closes the connection right after its alert, and the close can
+ * overtake the alert: the close's code and reason then tell the same story.
+ */
 async function alerted(stream: QuicStream, error: unknown): Promise<unknown> {
   if (error instanceof HandshakeError && error.alert !== undefined) {
     await stream.write(encodeRecord(error.alert)).catch(() => {});
+  }
+  if (error instanceof ConnectionClosedError && error.isApp) {
+    const code = error.errorCode === APP_ERROR_PEER_ID_MISMATCH
+      ? "ERR_PEER_ID_MISMATCH"
+      : error.errorCode === APP_ERROR_HANDSHAKE_FAILED
+      ? "ERR_HANDSHAKE_FAILED"
+      : undefined;
+    if (code !== undefined) {
+      return new NetworkError(code, `The peer refused the handshake: ${error.reason}`, {
+        cause: error,
+      });
+    }
   }
   return error;
 }

@@ -13,6 +13,7 @@ import { observeTransport } from "../metrics/_transport_metrics.ts";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
+import { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
@@ -298,6 +299,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   /** The configuration with defaults applied. */
   readonly config: ResolvedNetworkConfig;
   readonly #identity: Identity;
+  /** Made when binding: the certificate binding this run's TLS and ML-KEM keys to the identity. */
+  #credentials: NodeCredentials | undefined;
+  /** Peers' certificates whose identity binding verified, so reconnects verify nothing. */
+  readonly #certificateCache = new PeerCertificateCache();
   #endpoint: QuicEndpoint | undefined;
   #socket: DatagramSocket | undefined;
   #binding: Promise<UdpAddress> | undefined;
@@ -1118,7 +1123,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   async #bind(): Promise<UdpAddress> {
     const c = this.config;
     const window = receiveWindowBytes(c.maxBufferedBytesPerPeer);
+    this.#credentials = await NodeCredentials.create(this.#identity);
     const endpoint = await QuicEndpoint.bind({
+      certificate: this.#credentials.certificate,
       hostname: c.listenAddr,
       port: c.quicPort,
       idleTimeoutMs: c.idleTimeoutMs,
@@ -1280,7 +1287,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     try {
       const setUp = async () => {
         const options = {
-          identity: this.#identity,
+          credentials: this.#credentials!,
+          certificateCache: this.#certificateCache,
           pqEncryption: this.config.pqEncryption,
           expectedPeerId: expected,
         };

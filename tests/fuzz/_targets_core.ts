@@ -23,20 +23,36 @@ import {
 } from "../../src/transport/_frames.ts";
 import { encodeRecord, RecordDecoder } from "../../src/handshake/record.ts";
 import {
+  CONFIRMATION_LENGTH,
   decodeAlert,
   decodeClientFinish,
   decodeClientHello,
   decodeServerHello,
   encodeAlert,
+  encodeClientFinish,
+  encodeClientHello,
+  encodeServerHello,
+  encodeServerHelloConfirmedPart,
+  HANDSHAKE_VERSION,
+  ML_KEM768_CIPHERTEXT_LENGTH,
+  Mode,
+  NONCE_LENGTH,
 } from "../../src/handshake/_messages.ts";
 import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
 import { HandshakeDialer, HandshakeListener } from "../../src/handshake/handshake.ts";
+import { PeerCertificateCache } from "../../src/handshake/node_credentials.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { PublicIdentity } from "../../src/identity/public_identity.ts";
 import { PeerId } from "../../src/identity/peer_id.ts";
 import { parseLongHeader } from "../../src/quic/_packet.ts";
 import { RetryTokens } from "../../src/quic/retry_token.ts";
-import { dialerIdentity, listenerIdentity, pairOptions, run } from "../handshake/_util.ts";
+import {
+  dialerIdentity,
+  dialerNode,
+  listenerIdentity,
+  pairOptions,
+  seededRandom,
+} from "../handshake/_util.ts";
 import type { Prng } from "../_prng.ts";
 import { type FuzzTarget, InvariantError } from "./_campaign.ts";
 
@@ -77,27 +93,84 @@ const controlSeeds = () => [
   encodeControl({ type: "pong", id: 1 }),
 ];
 
-/** A completed handshake in both modes, its messages the seeds of the handshake targets. */
-const runs = new Map<boolean, ReturnType<typeof run>>();
-function handshakeRun(pq: boolean): ReturnType<typeof run> {
-  let r = runs.get(pq);
-  if (r === undefined) {
-    const o = pairOptions(pq, "fuzz");
-    r = run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
-    runs.set(pq, r);
-  }
-  return r;
+/**
+ * Seeds of the handshake targets: messages of the exact layout with fixed bytes where a real
+ * handshake has random ones (nonces, ML-KEM ciphertexts, key confirmations). A real run's
+ * messages differ in every process (WebCrypto's ML-KEM draws its own randomness), and the
+ * same campaign seed must give the same inputs. Both modes share every field but the mode byte.
+ */
+const fixedBytes = seededRandom("fuzz/handshake");
+const SEED_CLIENT_HELLO_FIELDS = {
+  version: HANDSHAKE_VERSION,
+  nonce: fixedBytes(NONCE_LENGTH),
+  cipherText: fixedBytes(ML_KEM768_CIPHERTEXT_LENGTH),
+};
+const SEED_SERVER_HELLO_FIELDS = {
+  version: HANDSHAKE_VERSION,
+  nonce: fixedBytes(NONCE_LENGTH),
+  cipherText: fixedBytes(ML_KEM768_CIPHERTEXT_LENGTH),
+};
+const SEED_CONFIRMATION = fixedBytes(CONFIRMATION_LENGTH);
+
+function modeOf(pq: boolean): number {
+  return pq ? Mode.PqEncryption : Mode.AuthOnly;
 }
 
+function clientHelloSeed(pq: boolean): Uint8Array {
+  return encodeClientHello({ ...SEED_CLIENT_HELLO_FIELDS, mode: modeOf(pq) });
+}
+
+function serverHelloSeed(pq: boolean): Uint8Array {
+  const confirmedPart = encodeServerHelloConfirmedPart({
+    ...SEED_SERVER_HELLO_FIELDS,
+    mode: modeOf(pq),
+  });
+  return encodeServerHello(confirmedPart, SEED_CONFIRMATION);
+}
+
+const CLIENT_FINISH_SEED = encodeClientFinish(SEED_CONFIRMATION);
+
 /** Seeds of every handshake message target: all messages of both modes and an alert. */
-const handshakeSeeds = () => {
-  const out: Uint8Array[] = [encodeAlert("refused: mode mismatch")];
-  for (const pq of [false, true]) {
-    const r = handshakeRun(pq);
-    out.push(r.clientHello, r.serverHello, r.clientFinish);
-  }
+const handshakeSeeds = () => [
+  encodeAlert("refused: mode mismatch"),
+  ...[false, true].flatMap((pq) => [clientHelloSeed(pq), serverHelloSeed(pq)]),
+  CLIENT_FINISH_SEED,
+];
+
+/** Whether a mutated hello asks for pqEncryption: the side under test then agrees with it. */
+function asksForPq(hello: Uint8Array): boolean {
+  return hello[2] === Mode.PqEncryption;
+}
+
+/**
+ * One node's cache of verified certificates, shared by every handshake of a campaign as a
+ * transport shares its own: the certificates are always the same two, so each input costs the
+ * ML-KEM operations and no hybrid verification.
+ */
+const certificateCache = new PeerCertificateCache({ maxEntries: 2 });
+
+/** A fresh dialer and listener that see each other's certificates. */
+function handshakePair(pq: boolean) {
+  const o = pairOptions(pq, "fuzz");
+  return {
+    dialer: new HandshakeDialer({ ...o.dialer, certificateCache }),
+    listener: new HandshakeListener({ ...o.listener, certificateCache }),
+  };
+}
+
+/**
+ * `input` read as a change to `seed`, applied to `live`, this run's valid message of the same
+ * kind: where the input has the seed's byte it gets the live one, elsewhere the live byte with
+ * the same bits flipped. So a seed as it is stays valid although no fixed bytes could be (every
+ * handshake encapsulates afresh), and a mutation reaches the key confirmation check as the same
+ * mutation of a valid message.
+ */
+function rebase(input: Uint8Array, seed: Uint8Array, live: Uint8Array): Uint8Array {
+  const out = input.slice();
+  const common = Math.min(out.byteLength, seed.byteLength, live.byteLength);
+  for (let i = 0; i < common; i++) out[i] ^= seed[i] ^ live[i];
   return out;
-};
+}
 
 const MAX_FRAME_BODY = 4096;
 const RECORD_MAX = 16384;
@@ -223,42 +296,60 @@ export const coreTargets: FuzzTarget[] = [
     name: "handshake/listener",
     maxInputBytes: RECORD_MAX,
     quickInputs: 100,
-    seeds: () => {
-      const auth = handshakeRun(false);
-      const pq = handshakeRun(true);
-      return [auth.clientHello, pq.clientHello];
-    },
-    run(input) {
-      // A listener that gets its first message; mutated ClientHellos that still parse reach
-      // the key checks and the signing.
-      const listener = new HandshakeListener(pairOptions(input.byteLength > 2600, "fuzz").listener);
-      listener.receive(input);
+    seeds: () => [clientHelloSeed(false), clientHelloSeed(true)],
+    async run(input) {
+      // A listener that gets its first message: what parses reaches the certificate check, the
+      // decapsulation, the encapsulation to the dialer and the key schedule.
+      const { listener } = handshakePair(asksForPq(input));
+      const step = await listener.receive(input);
+      check(step.done === undefined, "the listener finished on a ClientHello");
+      check(
+        step.send !== undefined && decodeServerHello(step.send).mode === input[2],
+        "the listener answered a ClientHello with no ServerHello of its mode",
+      );
     },
   },
   {
     name: "handshake/dialer",
     maxInputBytes: RECORD_MAX,
     quickInputs: 100,
-    seeds: () => [handshakeRun(false).serverHello, handshakeRun(true).serverHello],
-    run(input) {
-      // The same seeded dialer that produced the seed ServerHello's transcript, so mutations
-      // reach the signature check.
-      const pq = input.byteLength > 6000;
-      const dialer = new HandshakeDialer(pairOptions(pq, "fuzz").dialer);
-      dialer.start();
-      dialer.receive(input);
+    seeds: () => [serverHelloSeed(false), serverHelloSeed(true)],
+    async run(input) {
+      // A started dialer gets the listener's reply: the input rebased on this run's real
+      // ServerHello, so mutations reach the decapsulation and the key confirmation check.
+      const pq = asksForPq(input);
+      const { dialer, listener } = handshakePair(pq);
+      const live = await listener.receive(await dialer.start());
+      const step = await dialer.receive(rebase(input, serverHelloSeed(pq), live.send!));
+      // What the dialer accepted must be what the listener sent: the listener agrees.
+      try {
+        const done = (await listener.receive(step.send!)).done!;
+        check(
+          done.transcriptHash.join() === step.done!.transcriptHash.join(),
+          "the dialer and the listener finished with different transcripts",
+        );
+      } catch (e) {
+        if (e instanceof InvariantError) throw e;
+        throw new InvariantError(`the dialer accepted a ServerHello the listener refuses: ${e}`);
+      }
     },
   },
   {
     name: "handshake/listener-finish",
     maxInputBytes: RECORD_MAX,
     quickInputs: 100,
-    seeds: () => [handshakeRun(false).clientFinish],
-    run(input) {
-      const o = pairOptions(false, "fuzz");
-      const listener = new HandshakeListener(o.listener);
-      listener.receive(handshakeRun(false).clientHello);
-      listener.receive(input);
+    seeds: () => [CLIENT_FINISH_SEED],
+    async run(input, rng) {
+      // A listener past the ClientHello gets the dialer's finish: the input rebased on this
+      // run's real ClientFinish, so mutations reach the key confirmation check.
+      const { dialer, listener } = handshakePair(rng.next() < 0.5);
+      const serverHello = (await listener.receive(await dialer.start())).send!;
+      const live = (await dialer.receive(serverHello)).send!;
+      const { done } = await listener.receive(rebase(input, CLIENT_FINISH_SEED, live));
+      check(
+        done !== undefined && done.peerId.equals(dialerNode.identity.peerId),
+        "the listener finished without the dialer's peer id",
+      );
     },
   },
   {

@@ -9,10 +9,12 @@
 /// <reference lib="deno.worker" />
 
 import { runTarget } from "./_campaign.ts";
-import { allTargets } from "./_targets.ts";
 import { HEADER_INTS, type WorkerJob, writeProgress } from "./_supervisor.ts";
 
+// The targets are imported here, not at the top: some make their fixtures with a top-level
+// await, and a job posted while this module still evaluated would reach no handler.
 self.onmessage = async (e: MessageEvent<WorkerJob>) => {
+  const { allTargets } = await import("./_targets.ts");
   const { seed, names, start, inputs, durationMs, maxMsPerInput, shared } = e.data;
   const header = new Int32Array(shared, 0, HEADER_INTS);
   const body = new Uint8Array(shared, HEADER_INTS * 4);

@@ -13,11 +13,11 @@ import { Prng } from "../_prng.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import { encodeRecord } from "../../src/handshake/record.ts";
-import { HandshakeDialer, HandshakeListener } from "../../src/handshake/handshake.ts";
+import { HandshakeDialer } from "../../src/handshake/handshake.ts";
+import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { encodeMessage } from "../../src/transport/codec.ts";
 import { encodeControl, encodeRequest } from "../../src/transport/_frames.ts";
 import { FrameWriter } from "../../src/transport/_framed_stream.ts";
-import { pairOptions, run } from "../handshake/_util.ts";
 import { rawPeer } from "../transport/_raw_peer.ts";
 import { addr, identity, node, within } from "../transport/_util.ts";
 import { rssBytes, stillServes } from "./_live.ts";
@@ -31,13 +31,25 @@ const text = new TextEncoder();
 /** A connection the node should close: how long it may take (a stalled one times out). */
 const CLOSE_WITHIN_MS = HANDSHAKE_TIMEOUT_MS + 5000;
 
-/** One hostile move before the identity handshake, on a fresh QUIC connection. */
+/**
+ * One hostile move before the identity handshake, on a fresh QUIC connection whose TLS
+ * certificate carries a valid identity binding (without one the node closes the connection
+ * before it reads any stream).
+ */
 type PreHandshake = (conn: QuicConnection, rng: Prng) => Promise<void>;
 
-const clientHello = run(
-  new HandshakeDialer(pairOptions(true, "stream-fuzz").dialer),
-  new HandshakeListener(pairOptions(true, "stream-fuzz").listener),
-).clientHello;
+/** The hostile dialers' credentials, one set for every connection as a single attacker has. */
+const attacker = await NodeCredentials.create(identity(9));
+
+/** A valid ClientHello to the node at the other end of `conn`, as a record. */
+async function clientHello(conn: QuicConnection): Promise<Uint8Array> {
+  const dialer = new HandshakeDialer({
+    credentials: attacker,
+    alpn: conn.alpn,
+    peerCertificate: conn.peerCertificates()[0],
+  });
+  return encodeRecord(await dialer.start());
+}
 
 const preHandshake: readonly PreHandshake[] = [
   // Random bytes where the first record should be.
@@ -45,17 +57,17 @@ const preHandshake: readonly PreHandshake[] = [
     await (await conn.openBidi()).write(randomInput(rng, 4096), rng.next() < 0.5),
   // A mutated ClientHello record (length prefix included in what is mutated).
   async (conn, rng) => {
-    const record = encodeRecord(clientHello);
+    const record = await clientHello(conn);
     await (await conn.openBidi()).write(mutate(rng, record, [record], 20_000));
   },
   // A record announcing 4 GiB.
   async (conn) => await (await conn.openBidi()).write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1])),
   // Half a record, then silence: only the handshake timeout ends it.
-  async (conn) => await (await conn.openBidi()).write(encodeRecord(clientHello).subarray(0, 900)),
-  // A valid ClientHello (answered with a signed ServerHello), then garbage for the Finish.
+  async (conn) => await (await conn.openBidi()).write((await clientHello(conn)).subarray(0, 600)),
+  // A valid ClientHello (the node answers it with a ServerHello), then garbage for the Finish.
   async (conn, rng) => {
     const stream = await conn.openBidi();
-    await stream.write(encodeRecord(clientHello));
+    await stream.write(await clientHello(conn));
     await stream.write(encodeRecord(randomInput(rng, 4000)), true);
   },
   // The handshake on another stream than 0, and a unidirectional stream first.
@@ -63,7 +75,7 @@ const preHandshake: readonly PreHandshake[] = [
     await (await conn.openUni()).write(randomInput(rng, 200), true);
     const first = await conn.openBidi();
     const second = await conn.openBidi();
-    await second.write(encodeRecord(clientHello));
+    await second.write(await clientHello(conn));
     await first.write(new Uint8Array(0), true);
   },
 ];
@@ -80,7 +92,10 @@ Deno.test("fuzz: garbage on a live node's streams before the identity handshake 
     await Promise.all(Array.from({ length: 6 }, async (_, j) => {
       const i = batch * 6 + j;
       // Each from its own address, so the per-IP limit does not hide what the node does.
-      await using raw = await QuicEndpoint.bind({ hostname: `127.0.0.${10 + i}` });
+      await using raw = await QuicEndpoint.bind({
+        hostname: `127.0.0.${10 + i}`,
+        certificate: attacker.certificate,
+      });
       const conn = await raw.connect({ hostname: "127.0.0.1", port: victim.localAddr.port });
       const move = preHandshake[i % preHandshake.length];
       await move(conn, new Prng(rng.int(0, 2 ** 31))).catch(() => {});

@@ -1,16 +1,17 @@
 /**
- * Fixtures for the handshake tests: identities made once per run (ML-DSA key generation and
- * signing dominate the run time), deterministic randomness, and a driver that runs a dialer and
- * a listener against each other in memory.
+ * Fixtures for the handshake tests: identities and node credentials made once per run,
+ * deterministic nonces, and a driver that runs a dialer and a listener against each other in
+ * memory.
  *
  * @module
  */
 
 import { sha256 } from "@noble/hashes/sha2.js";
-import type {
-  HandshakeDialer,
-  HandshakeListener,
-  HandshakeResult,
+import {
+  type HandshakeDialer,
+  type HandshakeListener,
+  type HandshakeResult,
+  NodeCredentials,
 } from "../../src/handshake/mod.ts";
 import { Identity } from "../../src/identity/mod.ts";
 
@@ -23,8 +24,9 @@ export const listenerIdentity: Identity = Identity.fromSeeds({
   mlDsa65Seed: new Uint8Array(32).fill(4),
 });
 
-export const DIALER_CERT: Uint8Array = sha256(new TextEncoder().encode("dialer cert"));
-export const LISTENER_CERT: Uint8Array = sha256(new TextEncoder().encode("listener cert"));
+/** This run's credentials of the dialer and the listener (their certificates bind them). */
+export const dialerNode: NodeCredentials = await NodeCredentials.create(dialerIdentity);
+export const listenerNode: NodeCredentials = await NodeCredentials.create(listenerIdentity);
 export const ALPN = "cretoai/1";
 
 /** Lowercase hex of `bytes`, for comparing with published test vectors. */
@@ -45,22 +47,20 @@ export function seededRandom(seed: string): (n: number) => Uint8Array {
   };
 }
 
-/** Options for a dialer and a listener that see the same certificates (no relay). */
+/** Options for a dialer and a listener that see each other's certificates (no relay). */
 export function pairOptions(pqEncryption: boolean, seed = "seed") {
   return {
     dialer: {
-      identity: dialerIdentity,
+      credentials: dialerNode,
       alpn: ALPN,
-      localCertHash: DIALER_CERT,
-      peerCertHash: LISTENER_CERT,
+      peerCertificate: listenerNode.certificate.der,
       pqEncryption,
       randomBytes: seededRandom(`${seed}/dialer`),
     },
     listener: {
-      identity: listenerIdentity,
+      credentials: listenerNode,
       alpn: ALPN,
-      localCertHash: LISTENER_CERT,
-      peerCertHash: DIALER_CERT,
+      peerCertificate: dialerNode.certificate.der,
       pqEncryption,
       randomBytes: seededRandom(`${seed}/listener`),
     },
@@ -77,13 +77,13 @@ export interface Run {
 }
 
 /** Runs a handshake to completion, failing loudly if any step does not do what it should. */
-export function run(dialer: HandshakeDialer, listener: HandshakeListener): Run {
-  const clientHello = dialer.start();
-  const s1 = listener.receive(clientHello);
+export async function run(dialer: HandshakeDialer, listener: HandshakeListener): Promise<Run> {
+  const clientHello = await dialer.start();
+  const s1 = await listener.receive(clientHello);
   if (s1.send === undefined || s1.done !== undefined) throw new Error("expected a ServerHello");
-  const s2 = dialer.receive(s1.send);
+  const s2 = await dialer.receive(s1.send);
   if (s2.send === undefined || s2.done === undefined) throw new Error("expected ClientFinish");
-  const s3 = listener.receive(s2.send);
+  const s3 = await listener.receive(s2.send);
   if (s3.send !== undefined || s3.done === undefined) throw new Error("expected listener done");
   return {
     clientHello,

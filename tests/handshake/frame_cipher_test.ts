@@ -29,7 +29,7 @@ Deno.test("frames use counter nonces from 0: known answers", async () => {
 
 Deno.test("frames round-trip in order, in both directions, with session keys", async () => {
   const o = pairOptions(true);
-  const r = run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
+  const r = await run(new HandshakeDialer(o.dialer), new HandshakeListener(o.listener));
   const d = await FrameCipher.create(r.dialer.keys!);
   const l = await FrameCipher.create(r.listener.keys!);
   const sizes = [0, 1, 256, 65536];
@@ -136,5 +136,28 @@ Deno.test("forStream puts the stream id in the nonce: known answers, shared key 
     } catch (e) {
       if (!(e instanceof RangeError)) throw e;
     }
+  }
+});
+
+Deno.test("small frames (node:crypto) and large ones (WebCrypto) are one AES-256-GCM: either opens the other's", async () => {
+  for (const size of [0, 1, 4095, 4096, 4097, 65536]) {
+    const { a, b } = await pair();
+    const plain = new Uint8Array(size).map((_, i) => i * 7);
+    const sealed = await a.seal(plain, text("hdr"));
+    // Opened by plain WebCrypto with the documented nonce (stream 0, counter 0).
+    const key = await crypto.subtle.importKey("raw", K1, "AES-GCM", false, ["decrypt"]);
+    const web = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: new Uint8Array(12), additionalData: text("hdr") },
+      key,
+      new Uint8Array(sealed),
+    );
+    assertEquals(new Uint8Array(web), plain, `size ${size}`);
+    assertEquals(await b.open(sealed, text("hdr")), plain, `size ${size}`);
+    // Tampering is caught on both paths, and the opener stays failed.
+    const next = await a.seal(plain);
+    next[next.byteLength - 1] ^= 1;
+    await assertRejects(() => b.open(next), NetworkError, "authentication failed");
+    const after = await a.seal(plain);
+    await assertRejects(() => b.open(after), NetworkError, "an earlier frame failed");
   }
 });

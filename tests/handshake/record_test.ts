@@ -28,7 +28,7 @@ Deno.test("records survive any chunking of the stream", () => {
   }
 });
 
-Deno.test("a handshake runs over records split at every 7 bytes", () => {
+Deno.test("a handshake runs over records split at every 7 bytes", async () => {
   const o = pairOptions(true);
   const dialer = new HandshakeDialer(o.dialer);
   const listener = new HandshakeListener(o.listener);
@@ -41,11 +41,11 @@ Deno.test("a handshake runs over records split at every 7 bytes", () => {
     }
     return out;
   };
-  const [hello] = pipe(toListener, encodeRecord(dialer.start()));
-  const [serverHello] = pipe(toDialer, encodeRecord(listener.receive(hello).send!));
-  const step = dialer.receive(serverHello);
+  const [hello] = pipe(toListener, encodeRecord(await dialer.start()));
+  const [serverHello] = pipe(toDialer, encodeRecord((await listener.receive(hello)).send!));
+  const step = await dialer.receive(serverHello);
   const [finish] = pipe(toListener, encodeRecord(step.send!));
-  const done = listener.receive(finish).done!;
+  const done = (await listener.receive(finish)).done!;
   assertEquals(done.keys!.recv, step.done!.keys!.send);
 });
 

@@ -1,48 +1,61 @@
 // Known-answer tests for the transcript hash and the key schedule. The expected values were
 // computed independently with Python's hashlib/hmac (RFC 5869 HKDF written out by hand):
 //
-//   def hkdf(ikm, salt, info, L=32):
-//       prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+//   def extract(salt, ikm): return hmac.new(salt, ikm, hashlib.sha256).digest()
+//   def expand(prk, info, L=32):
 //       t = b""; okm = b""; i = 1
 //       while len(okm) < L:
 //           t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest(); okm += t; i += 1
 //       return okm[:L]
-//   ss = bytes(range(32)); th = bytes(range(0x80, 0xa0))
-//   hkdf(ss, th, b"cretoai-network/handshake/v1 key dialer->listener").hex()
-//   hkdf(ss, th, b"cretoai-network/handshake/v1 key listener->dialer").hex()
+//   to_listener = bytes(range(32)); to_dialer = bytes(range(0x40, 0x60))
+//   th = bytes(range(0x80, 0xa0)); prk = extract(th, to_listener + to_dialer)
+//   P = b"cretoai-network/handshake/v2 "
+//   expand(prk, P + b"key dialer->listener").hex()
+//   expand(prk, P + b"key listener->dialer").hex()
+//   hmac.new(expand(prk, P + b"finished listener"), th, hashlib.sha256).hexdigest()
+//   hmac.new(expand(prk, P + b"finished dialer"), th, hashlib.sha256).hexdigest()
 //
-//   data = b"cretoai-network/handshake/v1\0" + bytes([1, 1]) + struct.pack(">H", 9) + b"cretoai/1"
+//   data = b"cretoai-network/handshake/v2\0" + bytes([2, 1]) + struct.pack(">H", 9) + b"cretoai/1"
 //          + bytes([0x11] * 32) + bytes([0x22] * 32)
 //          + struct.pack(">I", 3) + bytes([1, 2, 3]) + struct.pack(">I", 2) + bytes([4, 5])
 //   hashlib.sha256(data).hexdigest()
 
 import { assertEquals } from "../_assert.ts";
-import { deriveSessionKeys, transcriptHash } from "../../src/handshake/_transcript.ts";
+import { keySchedule, transcriptHash } from "../../src/handshake/_transcript.ts";
 import { hex } from "./_util.ts";
 
 Deno.test("key schedule: known answer", () => {
-  const sharedSecret = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const toListener = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const toDialer = Uint8Array.from({ length: 32 }, (_, i) => 0x40 + i);
   const transcript = Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i);
-  const keys = deriveSessionKeys(sharedSecret, transcript);
+  const k = keySchedule(toListener, toDialer, transcript);
   assertEquals(
-    hex(keys.dialerToListener),
-    "a4f90d4ca4b22ad2d356f2e6b9caa34ebd1c04a10ff2eb9aa8f4e62f08d1279a",
+    hex(k.dialerToListener),
+    "a808b54477f5102392ae2820885d2714f05f1607d6f12165e85b7bc25dccd395",
   );
   assertEquals(
-    hex(keys.listenerToDialer),
-    "05753fb1416ff6b82c241f59526c5b3b3e9cd91cdd9bec0a12f61a59fcf1d33c",
+    hex(k.listenerToDialer),
+    "a5fdfe618be747c8fec9c8e2f6a99b7cf5e64dd89f19d9d7cedef5261cbedcb9",
+  );
+  assertEquals(
+    hex(k.listenerConfirmation),
+    "d5e164169ad3540b36e83c2bf35fcb5d1f1de84ab8191969cf7e43af26bacc32",
+  );
+  assertEquals(
+    hex(k.dialerConfirmation),
+    "8791e2555f829090e0855b9eb5da5c36957d8a8c687a85c2bf3940cb202e99cb",
   );
 });
 
 Deno.test("transcript hash: known answer for the documented layout", () => {
   const th = transcriptHash({
-    version: 1,
+    version: 2,
     mode: 1,
     alpn: "cretoai/1",
     dialerCertHash: new Uint8Array(32).fill(0x11),
     listenerCertHash: new Uint8Array(32).fill(0x22),
     clientHello: Uint8Array.of(1, 2, 3),
-    serverHelloSignedPart: Uint8Array.of(4, 5),
+    serverHelloConfirmedPart: Uint8Array.of(4, 5),
   });
-  assertEquals(hex(th), "2533ee182968be60abdb263394e798d9e0397da45fb30a91f9d0d51323418ebb");
+  assertEquals(hex(th), "75e3064c21854fbbe26e5a9e4175bf5eaf0da25bbc180b0a48467621c119e1b0");
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  carriesShortHeaderPacket,
   CID_LENGTH,
   cidKey,
   destinationKey,
@@ -89,4 +90,43 @@ Deno.test("packet: long headers parse version and ids; malformed ones give undef
     }
     destinationKey(junk.byteLength > 0 ? junk : new Uint8Array([0xc0]));
   }
+});
+
+/** A QUIC v1 long header packet: `type` (0 Initial, 2 Handshake), 8-byte ids, `body` bytes. */
+function longPacket(type: number, body: number, token = new Uint8Array(0)): Uint8Array {
+  const ids = [8, ...new Uint8Array(8).fill(1), 8, ...new Uint8Array(8).fill(2)];
+  // A two-byte varint Length (0x40 | high bits), as quiche writes it.
+  const length = [0x40 | (body >> 8), body & 0xff];
+  const tokenField = type === 0 ? [token.byteLength, ...token] : [];
+  return new Uint8Array([
+    0xc0 | (type << 4),
+    0,
+    0,
+    0,
+    1,
+    ...ids,
+    ...tokenField,
+    ...length,
+    ...new Uint8Array(body).fill(0xaa),
+  ]);
+}
+
+Deno.test("packet: a 1-RTT packet is found first or after coalesced long header packets", () => {
+  const short = new Uint8Array([0x40, ...new Uint8Array(30).fill(0x55)]);
+  const handshake = longPacket(2, 40);
+  const initial = longPacket(0, 60, new Uint8Array([7, 7, 7]));
+  const concat = (...parts: Uint8Array[]) => new Uint8Array(parts.flatMap((p) => [...p]));
+  assert.equal(carriesShortHeaderPacket(short), true);
+  assert.equal(carriesShortHeaderPacket(handshake), false);
+  assert.equal(carriesShortHeaderPacket(concat(initial, handshake)), false);
+  assert.equal(carriesShortHeaderPacket(concat(handshake, short)), true);
+  assert.equal(carriesShortHeaderPacket(concat(initial, handshake, short)), true);
+  // A Retry has no Length: nothing after it counts.
+  assert.equal(carriesShortHeaderPacket(concat(new Uint8Array([0xf0, 0, 0, 0, 1]), short)), false);
+  // A Length running past the datagram, or a cut header, ends the walk.
+  const both = concat(handshake, short);
+  for (let cut = 1; cut <= handshake.byteLength; cut++) {
+    assert.equal(carriesShortHeaderPacket(both.subarray(0, cut)), false, `${cut} bytes`);
+  }
+  for (let i = 0; i < 2000; i++) carriesShortHeaderPacket(randomBytes(i % 80));
 });

@@ -11,6 +11,7 @@ import type { Identity } from "../../src/identity/identity.ts";
 import { decodeControl, encodeControl } from "../../src/transport/_frames.ts";
 import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
 import { dialSession, type SecureSession } from "../../src/transport/_secure_session.ts";
+import { NodeCredentials, PeerCertificateCache } from "../../src/handshake/node_credentials.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 
 /** A raw peer connected to a transport, past the handshake, its open and the ready frame. */
@@ -26,10 +27,18 @@ export async function rawPeer(
   identity: Identity,
   pqEncryption: boolean,
 ): Promise<RawPeer> {
-  const endpoint = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const credentials = await NodeCredentials.create(identity);
+  const endpoint = await QuicEndpoint.bind({
+    hostname: "127.0.0.1",
+    certificate: credentials.certificate,
+  });
   try {
     const conn = await endpoint.connect({ hostname: "127.0.0.1", port: target.localAddr.port });
-    const session = await dialSession(conn, { identity, pqEncryption });
+    const session = await dialSession(conn, {
+      credentials,
+      certificateCache: new PeerCertificateCache(),
+      pqEncryption,
+    });
     const reader = new FrameReader(session.control, session.cipher, 64, session.leftover);
     await new FrameWriter(session.control, session.cipher).write(
       encodeControl({ type: "open", replace: false }),

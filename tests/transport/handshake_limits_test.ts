@@ -7,10 +7,20 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { APP_ERROR_HANDSHAKE_RATE } from "../../src/pool/limits.ts";
+import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "../../src/transport/close_codes.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
-import { addr, node, within } from "./_util.ts";
+import { addr, identity, node, within } from "./_util.ts";
+
+/**
+ * An endpoint for a connection that stays silent after the QUIC handshake. Its certificate
+ * carries a valid identity binding: the node closes one without at once, it is never silent.
+ */
+async function silentDialer(): Promise<QuicEndpoint> {
+  const { certificate } = await NodeCredentials.create(identity(9));
+  return await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
+}
 
 Deno.test("handshake limits: a burst from one address beyond its bucket is refused with 0x16", async () => {
   await using hub = await node(0, {
@@ -59,7 +69,7 @@ Deno.test("handshake limits: told once with 0x16, a source over its rate is then
 
 Deno.test("handshake limits: a silent connection is closed early, and gives its slot to a newcomer", async () => {
   await using hub = await node(0, { maxPendingHandshakes: 1, silentHandshakeTimeoutMs: 60_000 });
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  await using raw = await silentDialer();
   const target = { hostname: "127.0.0.1", port: hub.localAddr.port };
   const silent = await raw.connect(target);
   await within(
@@ -80,7 +90,7 @@ Deno.test("handshake limits: a silent connection is closed early, and gives its 
 
 Deno.test("handshake limits: silence past silentHandshakeTimeoutMs closes long before handshakeTimeoutMs", async () => {
   await using hub = await node(0, { silentHandshakeTimeoutMs: 200, handshakeTimeoutMs: 60_000 });
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  await using raw = await silentDialer();
   const silent = await raw.connect({ hostname: "127.0.0.1", port: hub.localAddr.port });
   // Bounded by the test's own 10 s, far below the 60 s handshake timeout.
   const closed = await within(silent.closed, 10_000, "the silent connection is closed");

@@ -13,9 +13,10 @@ import {
   APP_ERROR_TOO_MANY_STREAMS,
 } from "../../src/pool/limits.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { resolveNetworkConfig } from "../../src/transport/config.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
-import { addr, nextEvent, node, within } from "./_util.ts";
+import { addr, identity, nextEvent, node, within } from "./_util.ts";
 
 function codeOf(error: Error): number | undefined {
   return error instanceof ConnectionClosedError ? error.errorCode : undefined;
@@ -64,7 +65,9 @@ Deno.test("limits: pending handshakes: a raw QUIC client that started but never 
     handshakeTimeoutMs: 1500,
     silentHandshakeTimeoutMs: 60_000,
   });
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  // With a valid identity binding in its certificate: one without is refused at once.
+  const { certificate } = await NodeCredentials.create(identity(5));
+  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
   const target = { hostname: "127.0.0.1", port: hub.localAddr.port };
   const first = await raw.connect(target);
   // Not silent: it opens the handshake stream, then stalls.

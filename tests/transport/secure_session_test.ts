@@ -6,7 +6,8 @@
 
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
-import { HandshakeDialer, hashCertificate } from "../../src/handshake/handshake.ts";
+import { HandshakeDialer } from "../../src/handshake/handshake.ts";
+import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { encodeRecord, RecordDecoder } from "../../src/handshake/record.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
@@ -75,34 +76,49 @@ async function pipe(from: QuicStream, to: QuicStream): Promise<void> {
   }
 }
 
-Deno.test("session: a relay terminating QUIC/TLS towards both nodes is refused on both sides", async () => {
-  await using a = await node(0);
-  await using b = await node(1);
-  // The relay: one endpoint facing A (as its server), one dialing B; stream bytes are piped.
-  await using facingA = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
-  await using facingB = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
-  const relayed = (async () => {
-    const fromA = await facingA.accept();
-    const toB = await facingB.connect({ hostname: "127.0.0.1", port: b.localAddr.port });
-    const streamA = await fromA.acceptBidi();
-    const streamB = await toB.openBidi();
-    await Promise.all([pipe(streamA, streamB), pipe(streamB, streamA)]);
-    return { fromA, toB };
-  })();
-  const refusedByB = nextEvent(b, "connection:failed");
-  const e = await assertRejects(
-    () => a.connectPeer(`127.0.0.1:${facingA.localAddr.port}`),
-    NetworkError,
-    "Invalid listener signature",
+for (const relayHasIdentity of [false, true]) {
+  Deno.test(
+    `session: a relay terminating QUIC/TLS towards both nodes is refused on both sides (${
+      relayHasIdentity ? "the relay presents a valid identity binding of its own" : "plain TLS"
+    })`,
+    async () => {
+      await using a = await node(0);
+      await using b = await node(1);
+      // The relay: one endpoint facing A (as its server), one dialing B; stream bytes are piped.
+      // It cannot present A's or B's certificate: TLS would need their private keys. At best it
+      // is a genuine node itself, with a certificate binding its own identity.
+      const certificate = relayHasIdentity
+        ? (await NodeCredentials.create(identity(5))).certificate
+        : undefined;
+      await using facingA = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
+      await using facingB = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
+      // The relay dials B as soon as A dials it (A may give up before the relay accepts).
+      const toB = facingB.connect({ hostname: "127.0.0.1", port: b.localAddr.port });
+      const piped = (async () => {
+        const fromA = await facingA.accept();
+        const [streamA, streamB] = await Promise.all([fromA.acceptBidi(), (await toB).openBidi()]);
+        await Promise.all([pipe(streamA, streamB), pipe(streamB, streamA)]);
+      })().catch(() => {}); // A or B closing first ends the piping either way
+      const refusedByB = nextEvent(b, "connection:failed");
+      const e = await assertRejects(
+        () => a.connectPeer(`127.0.0.1:${facingA.localAddr.port}`),
+        NetworkError,
+        relayHasIdentity ? "Invalid listener key confirmation" : "carries no identity binding",
+      );
+      assertEquals(e.code, "ERR_HANDSHAKE_FAILED");
+      const refusal = await refusedByB;
+      assertEquals((refusal.detail.error as NetworkError).code, "ERR_HANDSHAKE_FAILED");
+      const closed = await within(
+        (await toB).closed,
+        5000,
+        "B closes the relay's connection",
+      );
+      await within(piped, 5000, "the relay's piping ends");
+      assertEquals(closed.errorCode, APP_ERROR_HANDSHAKE_FAILED);
+      assertEquals([a.peers().length, b.peers().length], [0, 0]);
+    },
   );
-  assertEquals(e.code, "ERR_HANDSHAKE_FAILED");
-  const refusal = await refusedByB;
-  assertEquals((refusal.detail.error as NetworkError).code, "ERR_HANDSHAKE_FAILED");
-  const { toB } = await within(relayed, 5000, "relay");
-  const closed = await within(toB.closed, 5000, "B closes the relay's connection");
-  assertEquals(closed.errorCode, APP_ERROR_HANDSHAKE_FAILED);
-  assertEquals([a.peers().length, b.peers().length], [0, 0]);
-});
+}
 
 Deno.test("session: tampered and replayed sealed frames close the connection with ERR_DECRYPT", async () => {
   await using b = await node(1);
@@ -134,17 +150,17 @@ Deno.test("session: tampered and replayed sealed frames close the connection wit
 /** Runs a dialer handshake by hand on `conn`, returning the records it sent. */
 async function handRolledHandshake(
   conn: QuicConnection,
+  credentials: NodeCredentials,
   replay?: { clientHello: Uint8Array; clientFinish: Uint8Array },
 ): Promise<{ clientHello: Uint8Array; clientFinish: Uint8Array }> {
   const stream = await conn.openBidi();
   const dialer = new HandshakeDialer({
-    identity: identity(4),
+    credentials,
     alpn: conn.alpn,
-    localCertHash: hashCertificate(conn.localCertificate),
-    peerCertHash: hashCertificate(conn.peerCertificates()[0]),
+    peerCertificate: conn.peerCertificates()[0],
   });
-  const clientHello = replay?.clientHello ?? dialer.start();
-  if (replay !== undefined) dialer.start(); // only to keep the state machine usable
+  const clientHello = replay?.clientHello ?? await dialer.start();
+  if (replay !== undefined) await dialer.start(); // only to keep the state machine usable
   await stream.write(encodeRecord(clientHello));
   const decoder = new RecordDecoder();
   const records: Uint8Array[] = [];
@@ -157,7 +173,7 @@ async function handRolledHandshake(
     await stream.write(encodeRecord(replay.clientFinish));
     return replay;
   }
-  const { send: clientFinish, done } = dialer.receive(records[0]);
+  const { send: clientFinish, done } = await dialer.receive(records[0]);
   await stream.write(encodeRecord(clientFinish!));
   // The transport's dialer follows its Finish with the open control frame.
   const cipher = done!.keys === undefined ? undefined : await FrameCipher.create(done!.keys);
@@ -167,15 +183,19 @@ async function handRolledHandshake(
 
 Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refused", async () => {
   await using b = await node(1);
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const credentials = await NodeCredentials.create(identity(4));
+  await using raw = await QuicEndpoint.bind({
+    hostname: "127.0.0.1",
+    certificate: credentials.certificate,
+  });
   const target = { hostname: "127.0.0.1", port: b.localAddr.port };
   const first = await raw.connect(target);
   const connected = nextEvent(b, "peer:connected");
-  const recorded = await handRolledHandshake(first);
+  const recorded = await handRolledHandshake(first, credentials);
   await connected; // the genuine handshake was accepted
   const second = await raw.connect(target); // same endpoint: the same TLS certificates
   const refused = nextEvent(b, "connection:failed");
-  await handRolledHandshake(second, recorded).catch(() => {});
+  await handRolledHandshake(second, credentials, recorded).catch(() => {});
   const event = await refused;
   assertEquals((event.detail.error as NetworkError).code, "ERR_HANDSHAKE_FAILED");
   const closed = await within(second.closed, 5000, "refused");
@@ -185,7 +205,9 @@ Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refus
 
 Deno.test("session: a peer that never speaks is dropped after handshakeTimeoutMs", async () => {
   await using b = await node(1, { handshakeTimeoutMs: 300 });
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  // A certificate with a valid binding: one without is refused at once, not timed out.
+  const { certificate } = await NodeCredentials.create(identity(4));
+  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
   const failed = nextEvent(b, "connection:failed");
   const conn = await raw.connect({ hostname: "127.0.0.1", port: b.localAddr.port });
   const event = await failed;
@@ -197,7 +219,8 @@ Deno.test("session: a peer that never speaks is dropped after handshakeTimeoutMs
 
 Deno.test("session: dialing a listener that never answers fails with ERR_HANDSHAKE_TIMEOUT", async () => {
   await using a = await node(0, { handshakeTimeoutMs: 300 });
-  await using silent = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const { certificate } = await NodeCredentials.create(identity(4));
+  await using silent = await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
   const accepted = silent.accept();
   const e = await assertRejects(
     () => a.connectPeer(`127.0.0.1:${silent.localAddr.port}`),
