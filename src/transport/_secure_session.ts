@@ -50,15 +50,18 @@ export async function dialSession(
   conn: QuicConnection,
   options: SessionOptions,
 ): Promise<SecureSession> {
-  const stream = await conn.openBidi();
   const hs = new HandshakeDialer({
     ...common(conn, options),
     expectedPeerId: options.expectedPeerId,
   });
+  // The listener's certificate is checked before any stream exists: a refusal here reaches
+  // the listener as the connection's close code and reason, not as an alert.
+  const clientHello = await hs.start();
+  const stream = await conn.openBidi();
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    await stream.write(encodeRecord(await hs.start()));
+    await stream.write(encodeRecord(clientHello));
     const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(send!));
     return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
