@@ -92,9 +92,13 @@ export async function acceptSession(
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    const hello = hs.receive(await nextRecord(stream, decoder, pending));
+    const clientHello = await nextRecord(stream, decoder, pending);
+    await cryptoTurn();
+    const hello = hs.receive(clientHello);
     await stream.write(encodeRecord(hello.send!));
-    const { done } = hs.receive(await nextRecord(stream, decoder, pending));
+    const finish_ = await nextRecord(stream, decoder, pending);
+    await cryptoTurn();
+    const { done } = hs.receive(finish_);
     return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
@@ -182,4 +186,24 @@ async function alerted(stream: QuicStream, error: unknown): Promise<unknown> {
     await stream.write(encodeRecord(error.alert)).catch(() => {});
   }
   return error;
+}
+
+/**
+ * Turns for the listener's handshake crypto (a signature, then a verification and a
+ * decapsulation: milliseconds each in JavaScript), one per event-loop turn: a batch of
+ * datagrams that completes many ClientHellos at once would otherwise run all their signatures
+ * back to back, and every connected peer's messages would wait for the lot.
+ */
+const turnWaiters: (() => void)[] = [];
+
+function cryptoTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    turnWaiters.push(resolve);
+    if (turnWaiters.length === 1) setTimeout(nextTurn, 0);
+  });
+}
+
+function nextTurn(): void {
+  turnWaiters.shift()?.();
+  if (turnWaiters.length > 0) setTimeout(nextTurn, 0);
 }
