@@ -15,7 +15,6 @@
  * @module
  */
 
-import { spareBodies } from "./_body_pool.ts";
 import { describe, NetworkError } from "../errors.ts";
 
 /** Version byte of the message body format. */
@@ -208,10 +207,10 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they come and each body is
  * copied once, so a 16 MiB frame in 64 KiB chunks costs one copy, not 256 growing ones. A
- * body above 64 KiB is assembled in a buffer of its announced size as its bytes arrive (its
- * chunks are garbage at once), and {@linkcode FrameDecoder.clear} gives that buffer back on the
- * spot (to a bounded pool of spare ones that the next large frames reuse): a reader that gives
- * up on a stalled frame returns its memory without waiting for the garbage collector.
+ * body above 64 KiB is assembled in a buffer of its announced size as its bytes arrive (or is
+ * read straight into it, see {@linkcode FrameDecoder.room}), and
+ * {@linkcode FrameDecoder.clear} frees that buffer on the spot: a reader that gives up on a
+ * stalled frame returns its memory without waiting for the garbage collector.
  *
  * @example
  * ```ts
@@ -321,7 +320,7 @@ export class FrameDecoder {
           );
         }
         this.#need = length;
-        if (length > LARGE_BODY_BYTES) this.#body = spareBodies.take(length);
+        if (length > LARGE_BODY_BYTES) this.#body = new Uint8Array(length);
       }
       const body = this.#body;
       if (body !== undefined) {
@@ -354,8 +353,8 @@ export class FrameDecoder {
   }
 
   /**
-   * Drops everything buffered, the partial frame included, and gives a large frame's buffer
-   * back at once; the decoder then expects a frame header again.
+   * Drops everything buffered, the partial frame included, and frees a large frame's buffer
+   * at once; the decoder then expects a frame header again.
    *
    * @example
    * ```ts
@@ -369,7 +368,9 @@ export class FrameDecoder {
    * ```
    */
   clear(): void {
-    if (this.#body !== undefined) spareBodies.give(this.#body);
+    // Detaching returns the backing store now; a large one is unmapped at once (unless glibc
+    // raised its mmap threshold: see README's security section).
+    this.#body?.buffer.transfer(0);
     this.#body = undefined;
     this.#filled = 0;
     this.#chunks = [];
