@@ -5,7 +5,9 @@
  * @module
  */
 
+import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { Identity } from "../../src/identity/mod.ts";
+import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { NetworkConfig } from "../../src/transport/config.ts";
 import type { TransportEventMap } from "../../src/transport/events.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
@@ -31,6 +33,16 @@ export async function node(i: number, config: NetworkConfig = {}): Promise<QuicT
     throw e;
   }
   return transport;
+}
+
+/**
+ * A bare QUIC endpoint on 127.0.0.1 whose connections never start the identity handshake.
+ * Its certificate carries a valid identity binding (of test identity 9): since handshake v2 a
+ * node closes a connection without one as soon as TLS completes, so it would never stay silent.
+ */
+export async function silentDialer(): Promise<QuicEndpoint> {
+  const { certificate } = await NodeCredentials.create(identity(9));
+  return await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
 }
 
 /** `HOST:PORT` of a bound transport. */

@@ -7,20 +7,10 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { APP_ERROR_HANDSHAKE_RATE } from "../../src/pool/limits.ts";
-import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "../../src/transport/close_codes.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
-import { addr, identity, node, within } from "./_util.ts";
-
-/**
- * An endpoint for a connection that stays silent after the QUIC handshake. Its certificate
- * carries a valid identity binding: the node closes one without at once, it is never silent.
- */
-async function silentDialer(): Promise<QuicEndpoint> {
-  const { certificate } = await NodeCredentials.create(identity(9));
-  return await QuicEndpoint.bind({ hostname: "127.0.0.1", certificate });
-}
+import { addr, node, silentDialer, within } from "./_util.ts";
 
 Deno.test("handshake limits: a burst from one address beyond its bucket is refused with 0x16", async () => {
   await using hub = await node(0, {

@@ -6,9 +6,8 @@
  */
 
 import { assert, assertEquals } from "../_assert.ts";
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
-import { addr, node, within } from "./_util.ts";
+import { addr, node, silentDialer, within } from "./_util.ts";
 
 const KiB = 1024;
 const PIECE = 16 * KiB;
@@ -39,7 +38,7 @@ async function settled(read: () => number, quietMs: number, maxMs: number): Prom
 
 Deno.test("pre-auth windows: an unauthenticated connection gets quiche to take 1 MiB, 256 KiB a stream", async () => {
   await using victim = await node(1);
-  await using raw = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  await using raw = await silentDialer();
   const conn = await raw.connect(addr(victim));
   // Unidirectional streams: the node reads only the first bidirectional one before the
   // identity handshake, so these are never read.
