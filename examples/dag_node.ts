@@ -53,6 +53,8 @@ import {
 const MAX_ROUNDS_AHEAD = 1000;
 /** Prefix of the catch-up ids that list a round's vertex ids. */
 const ROUND_LIST = "round:";
+/** Milliseconds without a peer's fetch after which a node that is complete exits. */
+const LINGER_QUIET_MS = 3000;
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -137,6 +139,7 @@ const catchUp = new CatchUpService({
   transport: node.transport,
   store: {
     get(id) {
+      lastAskedAt = Date.now();
       if (!id.startsWith(ROUND_LIST)) return byId.get(id)?.bytes;
       const round = byRound.get(Number(id.slice(ROUND_LIST.length)));
       return round && new TextEncoder().encode([...round.values()].map((v) => v.id).join(","));
@@ -147,6 +150,8 @@ const catchUp = new CatchUpService({
   requestBurst: 400,
 });
 const delays: number[] = [];
+/** When a peer last asked this node for a vertex or a round: a node lingers while asked. */
+let lastAskedAt = 0;
 let firstStoredAt = Infinity;
 let lastStoredAt = 0;
 let stored = 0;
@@ -330,8 +335,13 @@ try {
       await Promise.race([wait, new Promise((r) => setTimeout(r, 500))]);
     }
     if (deadline.aborted) throw new Error(`not complete within ${values["timeout-ms"]} ms`);
-    // Stay a moment so that peers still missing our last vertices can fetch them.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Stay while peers still fetch from us (a node behind catches up from the others' stores,
+    // which it cannot once they are gone): until nobody asked for LINGER_QUIET_MS.
+    while (
+      !deadline.aborted && Date.now() - Math.max(lastAskedAt, lastStoredAt) < LINGER_QUIET_MS
+    ) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
   } finally {
     clearInterval(repairs);
   }
