@@ -6,6 +6,7 @@
  */
 
 import { quicheAddonPath } from "../src/quic/_quiche.ts";
+import { readLines } from "./_lines.ts";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -85,19 +86,14 @@ export function spawnDagNode(
     stderr,
   }).spawn();
   const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const lines = (rest + chunk).split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        let event: DagEvent;
-        try {
-          event = JSON.parse(line);
-        } catch {
-          continue; // not a JSON line
-        }
-        onEvent(event);
+    for await (const line of readLines(child.stdout)) {
+      let event: DagEvent;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        continue; // not a JSON line
       }
+      onEvent(event);
     }
   })();
   return { child, reading };

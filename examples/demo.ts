@@ -15,6 +15,7 @@
 
 import { parseArgs } from "node:util";
 import { quicheAddonPath } from "../src/quic/_quiche.ts";
+import { readLines } from "./_lines.ts";
 
 /** Flags each child node runs with: loopback only and the quiche addon. */
 const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", `--allow-ffi=${quicheAddonPath()}`];
@@ -41,21 +42,6 @@ interface NodeState {
   statsAt: number;
   exit: Promise<Deno.CommandStatus>;
   stderr: string;
-}
-
-/** Splits a byte stream into lines. */
-function lines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest !== "") controller.enqueue(rest);
-    },
-  });
 }
 
 function spawnNode(name: string, args: string[], onChange: () => void): NodeState {
@@ -85,9 +71,7 @@ function spawnNode(name: string, args: string[], onChange: () => void): NodeStat
     }
   })();
   (async () => {
-    for await (
-      const line of child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lines())
-    ) {
+    for await (const line of readLines(child.stdout)) {
       let event;
       try {
         event = JSON.parse(line);
