@@ -7,10 +7,7 @@
  */
 
 import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
-
-const ROOT = new URL("../../", import.meta.url);
-const PERMISSIONS = ["--allow-net=127.0.0.1", `--allow-ffi=${quicheAddonPath()}`];
+import { type QuicNodeSpawnOptions, spawnQuicNode } from "../../examples/_quic_node_process.ts";
 
 /** Flags of a node on a free loopback port, without mDNS or periodic stats lines. */
 export const LOOPBACK_FLAGS: readonly string[] = [
@@ -28,19 +25,7 @@ export const LOOPBACK_FLAGS: readonly string[] = [
 export type NodeLine = Record<string, any> & { event: string };
 
 /** How a {@linkcode NodeProcess} is started. */
-export interface NodeProcessOptions {
-  /**
-   * A directory the node may read and write (for `--data-dir`).
-   *
-   * @default {undefined} no file access
-   */
-  dataDir?: string;
-  /**
-   * Variables added to the node's environment (e.g. `OTEL_*`).
-   *
-   * @default {{}}
-   */
-  env?: Record<string, string>;
+export interface NodeProcessOptions extends QuicNodeSpawnOptions {
   /**
    * Adds `--json` and parses each line into `events`; `false` keeps the human output in `lines`.
    *
@@ -73,26 +58,9 @@ export class NodeProcess implements AsyncDisposable {
    * @param options How it is started.
    */
   constructor(name: string, args: readonly string[], options: NodeProcessOptions = {}) {
-    const { dataDir, env = {}, json = true } = options;
+    const { json = true } = options;
     this.name = name;
-    const files = dataDir === undefined
-      ? []
-      : [`--allow-read=${dataDir}`, `--allow-write=${dataDir}`];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...PERMISSIONS,
-        ...files,
-        "examples/quic_node.ts",
-        ...(json ? ["--json"] : []),
-        ...args,
-      ],
-      cwd: ROOT,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnQuicNode(json ? ["--json", ...args] : args, options);
     this.#child = child;
     this.status = child.status;
     const stderr = (async () => {
