@@ -6,21 +6,15 @@
  *
  * @module
  */
-import { formatAddress, type NetworkNode } from "../mod.ts";
+import { formatAddress, type NetworkNode, type NodePeerInfo } from "../mod.ts";
 import { STATUS_PAGE } from "./_status_page.ts";
 
-/** One peer in `/status.json`. */
-export interface PeerStatus {
+/** A peer's round trips and traffic: the `stats` lines of `quic_node.ts` and the page's table. */
+export interface PeerStats {
   /** The peer's id. */
   peerId: string;
   /** Its address on the connection, `HOST:PORT`. */
   address: string;
-  /** `direct`, or `relay` through a TURN server. */
-  path: string;
-  /** How the node learned of it: bootstrap, dht, mdns, peer-store, inbound, application. */
-  foundBy: string;
-  /** Whether this node dialed it. */
-  direction: string;
   /** Median ping round trip, milliseconds. */
   rttP50Ms: number;
   /** 99th percentile ping round trip, milliseconds. */
@@ -33,6 +27,30 @@ export interface PeerStatus {
   bytesSent: number;
   /** Message bytes read from the peer. */
   bytesReceived: number;
+}
+
+/** One peer in `/status.json`. */
+export interface PeerStatus extends PeerStats {
+  /** `direct`, or `relay` through a TURN server. */
+  path: string;
+  /** How the node learned of it: bootstrap, dht, mdns, peer-store, inbound, application. */
+  foundBy: string;
+  /** Whether this node dialed it. */
+  direction: string;
+}
+
+/** The statistics of a connected peer. */
+export function peerStats({ peerId, addresses, stats }: NodePeerInfo): PeerStats {
+  return {
+    peerId: peerId.toString(),
+    address: addresses[0] ?? "",
+    rttP50Ms: stats.p50LatencyMs,
+    rttP99Ms: stats.p99LatencyMs,
+    messagesSent: stats.messagesSent,
+    messagesReceived: stats.messagesReceived,
+    bytesSent: stats.bytesSent,
+    bytesReceived: stats.bytesReceived,
+  };
 }
 
 /** `/status.json`. */
@@ -93,18 +111,11 @@ export function statusOf(node: NetworkNode, startedAt: number): NodeStatus {
     natType: node.nat?.nat?.type ?? null,
     uptimeMs: now - startedAt,
     time: now,
-    peers: node.peers().map(({ peerId, addresses, direction, foundBy, path, stats }) => ({
-      peerId: peerId.toString(),
-      address: addresses[0] ?? "",
-      path,
-      foundBy,
-      direction,
-      rttP50Ms: stats.p50LatencyMs,
-      rttP99Ms: stats.p99LatencyMs,
-      messagesSent: stats.messagesSent,
-      messagesReceived: stats.messagesReceived,
-      bytesSent: stats.bytesSent,
-      bytesReceived: stats.bytesReceived,
+    peers: node.peers().map((peer) => ({
+      ...peerStats(peer),
+      path: peer.path,
+      foundBy: peer.foundBy,
+      direction: peer.direction,
     })),
   };
 }

@@ -15,9 +15,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { quicheAddonPath } from "../src/quic/_quiche.ts";
-
-const ROOT = new URL("..", import.meta.url);
+import { type DagEvent, spawnDagNode } from "./_dag_process.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -67,56 +65,27 @@ function freePorts(count: number): number[] {
 
 const ports = freePorts(nodes);
 
-/** Starts node `i`; `onLine` sees each JSON line it prints; `exit` resolves with its code. */
+/** Starts node `i`; `onEvent` sees each JSON line it prints; `exit` resolves with its code. */
 function run(
   i: number,
-  onLine: (event: Record<string, unknown>) => void,
+  onEvent: (event: DagEvent) => void,
 ): { child: Deno.ChildProcess; exit: Promise<number> } {
-  const peers = [1, 2, 3].filter((d) => i - d >= 0).flatMap((d) => [
-    "--peer",
-    `127.0.0.1:${ports[i - d]}`,
-  ]);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      `--allow-ffi=${quicheAddonPath()}`,
-      "--allow-read",
-      `--allow-write=${dir}`,
-      "examples/dag_node.ts",
-      ...["--committee", String(nodes), "--index", String(i), "--port", String(ports[i])],
-      ...peers,
-      ...["--data-dir", `${dir}/node${i}`, "--rounds", String(rounds), "--json"],
-      ...["--timeout-ms", String(timeoutMs)],
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const { child, reading } = spawnDagNode({
+    committee: nodes,
+    index: i,
+    rounds,
+    dataDir: `${dir}/node${i}`,
+    timeoutMs,
+    port: ports[i],
+    peers: [1, 2, 3].filter((d) => i - d >= 0).map((d) => `127.0.0.1:${ports[i - d]}`),
+  }, onEvent);
   children.add(child);
-  (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const lines = (rest + chunk).split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        try {
-          onLine(JSON.parse(line));
-        } catch {
-          // not a JSON line
-        }
-      }
-    }
-  })();
-  const exit = child.status.then((s) => {
-    children.delete(child);
-    return s.code;
-  });
+  const status = child.status.finally(() => children.delete(child));
+  const exit = Promise.all([status, reading]).then(([s]) => s.code);
   return { child, exit };
 }
 
-function record(i: number, event: Record<string, unknown>): void {
+function record(i: number, event: DagEvent): void {
   const r = reports[i];
   if (event.event === "dag") r.digests.set(event.round as number, event.digest as string);
   if (event.event === "summary") r.summary = event as Record<string, number | null>;

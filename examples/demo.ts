@@ -14,11 +14,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { quicheAddonPath } from "../src/quic/_quiche.ts";
+import { readLines } from "./_lines.ts";
+import { spawnQuicNode } from "./_quic_node_process.ts";
 
-/** Flags each child node runs with: loopback only and the quiche addon. */
-const CHILD_PERMISSIONS = ["--allow-net=127.0.0.1", `--allow-ffi=${quicheAddonPath()}`];
-const ROOT = new URL("..", import.meta.url);
 /** Whole run, from the first spawn to all messages received. */
 const DEADLINE_MS = 60_000;
 /** Time a child gets to exit after SIGTERM before SIGKILL. */
@@ -43,29 +41,8 @@ interface NodeState {
   stderr: string;
 }
 
-/** Splits a byte stream into lines. */
-function lines(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest !== "") controller.enqueue(rest);
-    },
-  });
-}
-
 function spawnNode(name: string, args: string[], onChange: () => void): NodeState {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...CHILD_PERMISSIONS, "examples/quic_node.ts", "--json", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnQuicNode(["--json", ...args]);
   const node: NodeState = {
     name,
     child,
@@ -85,9 +62,7 @@ function spawnNode(name: string, args: string[], onChange: () => void): NodeStat
     }
   })();
   (async () => {
-    for await (
-      const line of child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lines())
-    ) {
+    for await (const line of readLines(child.stdout)) {
       let event;
       try {
         event = JSON.parse(line);

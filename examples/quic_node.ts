@@ -56,7 +56,7 @@ import {
   type TurnServerConfig,
   type UdpAddress,
 } from "../mod.ts";
-import { serveStatus, type StatusServer } from "./_status_server.ts";
+import { type PeerStats, peerStats, serveStatus, type StatusServer } from "./_status_server.ts";
 
 /** The command-line flags, in `node:util` `parseArgs` form. Numbers are parsed by hand. */
 export const OPTIONS = {
@@ -190,26 +190,6 @@ export interface NodeArgs {
 /** Thrown for a bad command line; `main` prints it with a pointer to `--help`. */
 export class UsageError extends Error {}
 
-/** Per-peer statistics as printed. */
-export interface PeerStatsLine {
-  /** The peer. */
-  peerId: string;
-  /** Its address. */
-  address: string;
-  /** Median ping RTT, milliseconds. */
-  rttP50Ms: number;
-  /** 99th percentile ping RTT, milliseconds. */
-  rttP99Ms: number;
-  /** Messages the peer acknowledged. */
-  messagesSent: number;
-  /** Messages received from the peer. */
-  messagesReceived: number;
-  /** Bytes sent to the peer. */
-  bytesSent: number;
-  /** Bytes received from the peer. */
-  bytesReceived: number;
-}
-
 /** One event the node reports; `--json` prints it as is, plus `time`. */
 export type NodeEvent =
   | {
@@ -266,7 +246,7 @@ export type NodeEvent =
   | { event: "upgrade-failed"; peerId: string; error: string; retryInMs: number | undefined }
   | { event: "message"; from: string; type: NetworkMessage["type"]; size: number }
   | { event: "broadcast"; seq: number; size: number; ok: number; failed: number; errors: string[] }
-  | ({ event: "stats" } & PeerStatsLine)
+  | ({ event: "stats" } & PeerStats)
   | { event: "status"; url: string }
   | { event: "progress"; stage: "dht" | "nat" | "relay"; text: string }
   | { event: "stopping"; reason: string };
@@ -478,19 +458,7 @@ export async function loadOrCreateIdentity(
 
 /** Prints the statistics of every connected peer. */
 function emitStats(node: NetworkNode, emit: (event: NodeEvent) => void): void {
-  for (const { peerId, addresses, stats } of node.peers()) {
-    emit({
-      event: "stats",
-      peerId: peerId.toString(),
-      address: addresses[0] ?? "",
-      rttP50Ms: stats.p50LatencyMs,
-      rttP99Ms: stats.p99LatencyMs,
-      messagesSent: stats.messagesSent,
-      messagesReceived: stats.messagesReceived,
-      bytesSent: stats.bytesSent,
-      bytesReceived: stats.bytesReceived,
-    });
-  }
+  for (const peer of node.peers()) emit({ event: "stats", ...peerStats(peer) });
 }
 
 /**

@@ -233,6 +233,7 @@ export class NetworkMetrics {
 
   constructor(meter: Meter) {
     const counter = (name: Name) => meter.createCounter(name, options(name));
+    const upDownCounter = (name: Name) => meter.createUpDownCounter(name, options(name));
     const histogram = (name: Name, boundaries: number[]) =>
       meter.createHistogram(name, {
         ...options(name),
@@ -244,10 +245,7 @@ export class NetworkMetrics {
       });
     this.connectionsOpened = counter("cretoai.connections.opened");
     this.connectionsClosed = counter("cretoai.connections.closed");
-    this.connectionsActive = meter.createUpDownCounter(
-      "cretoai.connections.active",
-      options("cretoai.connections.active"),
-    );
+    this.connectionsActive = upDownCounter("cretoai.connections.active");
     this.connectionSetupDuration = histogram("cretoai.connection.setup.duration", MS_BUCKETS);
     this.handshakesFailed = counter("cretoai.quic.handshakes.failed");
     this.messageRtt = histogram("cretoai.message.rtt", MS_BUCKETS);

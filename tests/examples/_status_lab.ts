@@ -4,120 +4,28 @@
  *
  * @module
  */
-import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
+import { LOOPBACK_FLAGS, NodeProcess } from "../node/_node_process.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-
-/** One JSON event line of a node. */
-// deno-lint-ignore no-explicit-any
-export type NodeLine = Record<string, any> & { event: string };
-
-/** A `quic_node.ts --json` child and its events. */
-export class NodeChild implements AsyncDisposable {
-  readonly events: NodeLine[] = [];
-  readonly #child: Deno.ChildProcess;
-  readonly #changes = new EventTarget();
-  readonly #reading: Promise<void>;
-  readonly #stderr: Promise<string>;
-  #exited = false;
-
-  constructor(args: string[]) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-net=127.0.0.1",
-        `--allow-ffi=${quicheAddonPath()}`,
-        "examples/quic_node.ts",
-        "--json",
-        "--port",
-        "0",
-        "--listen",
-        "127.0.0.1",
-        "--no-mdns",
-        "--stats-interval",
-        "0",
-        "--keepalive",
-        "1",
-        ...args,
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    this.#stderr = new Response(child.stderr).text();
-    this.#reading = (async () => {
-      for await (const line of readLines(child.stdout)) {
-        this.events.push(JSON.parse(line));
-        this.#changes.dispatchEvent(new Event("change"));
-      }
-    })().finally(() => {
-      this.#exited = true;
-      this.#changes.dispatchEvent(new Event("change"));
-    });
-  }
-
-  /** The first event named `name`, once there is one. */
-  event(name: string, ms = 30_000): Promise<NodeLine> {
-    return this.until(name, () => this.events.find((e) => e.event === name), ms);
-  }
-
-  /** Resolves with `ready()`'s first truthy answer, re-checked at each event; bounded. */
-  until<T>(what: string, ready: () => T | undefined | false, ms: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = ready();
-        if (value) {
-          done();
-          resolve(value);
-        } else if (this.#exited) {
-          done();
-          this.#stderr.then((err) => reject(new Error(`node exited before ${what}: ${err}`)));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`not ${what} within ${ms} ms`));
-      }, ms);
-      const done = () => {
-        clearTimeout(timer);
-        this.#changes.removeEventListener("change", check);
-      };
-      this.#changes.addEventListener("change", check);
-      check();
-    });
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.#child.kill("SIGKILL");
-    } catch {
-      // exited already
-    }
-    await this.#child.status;
-    await this.#reading.catch(() => {});
-    await this.#stderr;
-  }
-}
+/** Loopback nodes that ping their peers every second (RTT figures for the page). */
+const FLAGS = [...LOOPBACK_FLAGS, "--keepalive", "1"];
 
 /** A node with `--status` on a free loopback port, and `count` peers broadcasting to it. */
 export async function statusLab(count: number): Promise<
-  AsyncDisposable & { url: string; hub: NodeChild; peers: NodeChild[] }
+  AsyncDisposable & { url: string; hub: NodeProcess; peers: NodeProcess[] }
 > {
-  const hub = new NodeChild(["--status", "127.0.0.1:0"]);
-  const peers: NodeChild[] = [];
+  const hub = new NodeProcess("hub", [...FLAGS, "--status", "127.0.0.1:0"]);
+  const peers: NodeProcess[] = [];
   const dispose = async () => {
     await Promise.all(peers.map((p) => p[Symbol.asyncDispose]()));
     await hub[Symbol.asyncDispose]();
   };
   try {
-    const address = (await hub.event("listening")).address as string;
+    const address = (await hub.listening()).address as string;
     const url = (await hub.event("status")).url as string;
     for (let i = 0; i < count; i++) {
       peers.push(
-        new NodeChild([
+        new NodeProcess(`peer ${i}`, [
+          ...FLAGS,
           "--peer",
           address,
           "--wait-peers",

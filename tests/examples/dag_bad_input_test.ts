@@ -5,45 +5,27 @@
  * them.
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { node, within } from "../transport/_util.ts";
 import { deriveCommittee, signVertex, TOPIC } from "../../examples/_dag_vertex.ts";
+import { type DagEvent, spawnDagNode } from "../../examples/_dag_process.ts";
 import { GossipService, type QuicTransport } from "../../mod.ts";
 
-type Event = Record<string, unknown>;
-
-/** A dag_node child whose JSON events are collected; `next` waits for a matching one. */
-function dagNode(args: string[], dir: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      `--allow-ffi=${quicheAddonPath()}`,
-      "--allow-read",
-      `--allow-write=${dir}`,
-      "examples/dag_node.ts",
-      ...["--committee", "4", "--rounds", "3", "--json", "--timeout-ms", "120000"],
-      ...args,
-    ],
-    cwd: new URL("../..", import.meta.url),
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const events: Event[] = [];
+/** A dag_node child (committee of 4, 3 rounds) whose events are collected; `next` waits for one. */
+function dagNode(index: number, dataDir: string, peers: string[] = []) {
+  const events: DagEvent[] = [];
   const waiters = new Set<() => void>();
-  const reading = (async () => {
-    for await (const line of readLines(child.stdout)) {
-      events.push(JSON.parse(line));
+  const { child, reading } = spawnDagNode(
+    { committee: 4, index, rounds: 3, dataDir, timeoutMs: 120_000, peers, stderr: "null" },
+    (event) => {
+      events.push(event);
       for (const w of [...waiters]) w();
-    }
-  })();
+    },
+  );
   return {
     events,
-    next(match: (e: Event) => boolean, what: string): Promise<Event> {
+    next(match: (e: DagEvent) => boolean, what: string): Promise<DagEvent> {
       return within(
-        new Promise<Event>((resolve) => {
+        new Promise<DagEvent>((resolve) => {
           const check = () => {
             const found = events.find(match);
             if (found === undefined) return;
@@ -73,11 +55,11 @@ Deno.test("dag_node: bad vertices are refused, not forwarded, and their senders 
   const dir = await Deno.makeTempDir({ prefix: "dag-bad-" });
   const transports: QuicTransport[] = [];
   const services: GossipService[] = [];
-  const a = dagNode(["--index", "0", "--data-dir", `${dir}/a`], dir);
+  const a = dagNode(0, `${dir}/a`);
   let b: ReturnType<typeof dagNode> | undefined;
   try {
     const { port } = await a.next((e) => e.event === "listening", "node A listening");
-    b = dagNode(["--index", "1", "--data-dir", `${dir}/b`, "--peer", `127.0.0.1:${port}`], dir);
+    b = dagNode(1, `${dir}/b`, [`127.0.0.1:${port}`]);
     await b.next((e) => e.event === "listening", "node B listening");
     // Two misbehaving peers, each sending two bad vertices (three would graylist it).
     for (let i = 0; i < 2; i++) {

@@ -3,57 +3,24 @@
  * real coturn and NAT discovery against it say when they start, while they run and how they end.
  */
 import assert from "node:assert/strict";
-import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { startTurnServer, TURN_USER, turnSkipReason } from "../nat/_turn_server.ts";
-import { NodeChild } from "./_status_lab.ts";
+import { LOOPBACK_FLAGS, NodeProcess } from "../node/_node_process.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-
-/** Runs a human-mode node until it printed `last` (or exited), and returns its lines. */
+/** Runs a human-mode node until it printed `last`, and returns its lines. */
 async function humanLines(args: string[], last: RegExp): Promise<string[]> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      `--allow-ffi=${quicheAddonPath()}`,
-      "examples/quic_node.ts",
-      "--port",
-      "0",
-      "--listen",
-      "127.0.0.1",
-      "--no-mdns",
-      "--stats-interval",
-      "0",
-      "--duration",
-      "30",
-      ...args,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines: string[] = [];
-  try {
-    for await (const line of readLines(child.stdout)) {
-      lines.push(line);
-      if (last.test(line)) break;
-    }
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // exited already
-    }
-    await child.status;
-  }
-  return lines;
+  await using node = new NodeProcess("human-mode node", [
+    ...LOOPBACK_FLAGS,
+    "--duration",
+    "30",
+    ...args,
+  ], { json: false });
+  await node.until(`printing ${last}`, () => node.lines.some((l) => last.test(l)), 30_000);
+  return node.lines;
 }
 
 Deno.test("progress: the DHT bootstrap and a NAT discovery nobody answers", async () => {
-  await using hub = new NodeChild([]);
-  const address = (await hub.event("listening")).address as string;
+  await using hub = new NodeProcess("hub", LOOPBACK_FLAGS);
+  const address = (await hub.listening()).address as string;
   // A UDP port with nobody behind it: discovery retransmits, then fails.
   const silent = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const stun = `127.0.0.1:${(silent.addr as Deno.NetAddr).port}`;

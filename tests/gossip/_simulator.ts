@@ -8,6 +8,7 @@
  */
 
 import { Prng, quantile } from "../discovery/dht/_simulator.ts";
+import { BinaryHeap, earlier, type Scheduled } from "../_binary_heap.ts";
 import {
   type GossipFrame,
   gossipFrameBytes,
@@ -71,58 +72,29 @@ export interface GossipSimReport {
   framesPerNode: number;
 }
 
-interface Event {
-  at: number;
-  order: number;
+interface Event extends Scheduled {
   run: () => void;
 }
 
-/** A binary heap of events by time, then insertion order. */
+/** Events by time, then insertion order. */
 class EventQueue {
-  #heap: Event[] = [];
+  #heap = new BinaryHeap<Event>(earlier);
   #order = 0;
   now = 0;
 
   at(at: number, run: () => void): void {
-    const h = this.#heap;
-    h.push({ at, order: this.#order++, run });
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
+    this.#heap.push({ at, order: this.#order++, run });
   }
 
   /** Runs events in order until `until`. */
   runUntil(until: number): void {
-    const h = this.#heap;
-    while (h.length > 0 && h[0].at <= until) {
-      const top = h[0];
-      const last = h.pop()!;
-      if (h.length > 0) {
-        h[0] = last;
-        let i = 0;
-        for (;;) {
-          const l = 2 * i + 1, r = l + 1;
-          let m = i;
-          if (l < h.length && less(h[l], h[m])) m = l;
-          if (r < h.length && less(h[r], h[m])) m = r;
-          if (m === i) break;
-          [h[i], h[m]] = [h[m], h[i]];
-          i = m;
-        }
-      }
-      this.now = top.at;
-      top.run();
+    while (this.#heap.size > 0 && this.#heap.peek()!.at <= until) {
+      const next = this.#heap.pop()!;
+      this.now = next.at;
+      next.run();
     }
     this.now = until;
   }
-}
-
-function less(a: Event, b: Event): boolean {
-  return a.at < b.at || (a.at === b.at && a.order < b.order);
 }
 
 /** One node's protocol, as the simulator drives it. */

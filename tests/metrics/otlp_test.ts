@@ -3,71 +3,25 @@
  * `cretoai.*` metrics as OTLP/JSON to a receiver on loopback, with the values of what happened.
  */
 import assert from "node:assert/strict";
-import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { parseAddress } from "../../src/quic/address.ts";
+import { LOOPBACK_FLAGS, NodeProcess } from "../node/_node_process.ts";
 import { dialWithoutCertificate } from "../quic/_certless_client.ts";
 import { OtlpReceiver } from "./_otlp_receiver.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-
-/** A `quic_node.ts --json` child; resolves with its address once it listens. */
-function startNode(args: string[], env: Record<string, string> = {}) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      `--allow-ffi=${quicheAddonPath()}`,
-      "examples/quic_node.ts",
-      "--json",
-      "--port",
-      "0",
-      "--listen",
-      "127.0.0.1",
-      "--no-mdns",
-      "--stats-interval",
-      "0",
-      ...args,
-    ],
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const listening = (async () => {
-    for await (const line of readLines(child.stdout)) {
-      const event = JSON.parse(line);
-      if (event.event === "listening") return event.address as string;
-    }
-    throw new Error(`the node exited before listening: ${await stderr}`);
-  })();
-  return {
-    listening,
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // exited already
-      }
-      await child.status;
-      await stderr;
-    },
-  };
-}
-
 Deno.test("a node with OTEL_DENO=true exports its cretoai metrics over OTLP/JSON", async () => {
   await using receiver = new OtlpReceiver();
-  await using node = startNode(["--keepalive", "1"], {
-    OTEL_DENO: "true",
-    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_METRIC_EXPORT_INTERVAL: "1000",
-    OTEL_SERVICE_NAME: "cretoai-otlp-test",
+  await using node = new NodeProcess("exporter", [...LOOPBACK_FLAGS, "--keepalive", "1"], {
+    env: {
+      OTEL_DENO: "true",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_METRIC_EXPORT_INTERVAL: "1000",
+      OTEL_SERVICE_NAME: "cretoai-otlp-test",
+    },
   });
-  const address = await node.listening;
-  await using _sender = startNode([
+  const address = (await node.listening()).address as string;
+  await using _sender = new NodeProcess("sender", [
+    ...LOOPBACK_FLAGS,
     "--peer",
     address,
     "--broadcast",

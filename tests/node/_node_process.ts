@@ -1,23 +1,45 @@
 /**
- * `examples/quic_node.ts` as a child process with `--json`: its events, the peers it holds, and
- * waiting for a condition on them (re-checked at each event, bounded in time).
+ * `examples/quic_node.ts` as a child process: its output lines (parsed as events with `--json`),
+ * the peers it holds, and waiting for a condition on them (re-checked at each line, bounded in
+ * time).
  *
  * @module
  */
 
 import { readLines } from "../_lines.ts";
-import { quicheAddonPath } from "../../src/quic/_quiche.ts";
+import { type QuicNodeSpawnOptions, spawnQuicNode } from "../../examples/_quic_node_process.ts";
 
-const ROOT = new URL("../../", import.meta.url);
-const PERMISSIONS = ["--allow-net=127.0.0.1", `--allow-ffi=${quicheAddonPath()}`];
+/** Flags of a node on a free loopback port, without mDNS or periodic stats lines. */
+export const LOOPBACK_FLAGS: readonly string[] = [
+  "--listen",
+  "127.0.0.1",
+  "--port",
+  "0",
+  "--no-mdns",
+  "--stats-interval",
+  "0",
+];
 
 /** One JSON event line of the node. */
 // deno-lint-ignore no-explicit-any
 export type NodeLine = Record<string, any> & { event: string };
 
+/** How a {@linkcode NodeProcess} is started. */
+export interface NodeProcessOptions extends QuicNodeSpawnOptions {
+  /**
+   * Adds `--json` and parses each line into `events`; `false` keeps the human output in `lines`.
+   *
+   * @default {true}
+   */
+  json?: boolean;
+}
+
 /** A running `quic_node.ts`. */
 export class NodeProcess implements AsyncDisposable {
   readonly name: string;
+  /** Every line of its standard output, in order. */
+  readonly lines: string[] = [];
+  /** Its JSON events (with `json`). */
   readonly events: NodeLine[] = [];
   /** Connected peers by id, with the `connected` event that reported each. */
   readonly peers = new Map<string, NodeLine>();
@@ -32,40 +54,32 @@ export class NodeProcess implements AsyncDisposable {
    * Starts a node.
    *
    * @param name For messages.
-   * @param args Flags of `quic_node.ts` (`--json` is added).
-   * @param dataDir A directory the node may read and write (for `--data-dir`).
+   * @param args Flags of `quic_node.ts` (`--json` is added unless `json` is `false`).
+   * @param options How it is started.
    */
-  constructor(name: string, args: string[], dataDir?: string) {
+  constructor(name: string, args: readonly string[], options: NodeProcessOptions = {}) {
+    const { json = true } = options;
     this.name = name;
-    const files = dataDir === undefined
-      ? []
-      : [`--allow-read=${dataDir}`, `--allow-write=${dataDir}`];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...PERMISSIONS, ...files, "examples/quic_node.ts", "--json", ...args],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnQuicNode(json ? ["--json", ...args] : args, options);
     this.#child = child;
-    this.status = child.status.finally(() => {
-      this.#exited = true;
-      this.#changed();
-    });
-    (async () => {
+    this.status = child.status;
+    const stderr = (async () => {
       for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
         this.#stderr += text;
       }
     })();
     this.#reading = (async () => {
       for await (const line of readLines(child.stdout)) {
-        const event = JSON.parse(line) as NodeLine;
-        this.events.push(event);
-        if (event.event === "connected") this.peers.set(event.peerId, event);
-        if (event.event === "disconnected") this.peers.delete(event.peerId);
+        this.lines.push(line);
+        if (json) this.#parse(line);
         this.#changed();
       }
     })();
+    // Exited once its last line is read too: a condition its last lines meet still holds.
+    Promise.allSettled([child.status, stderr, this.#reading]).then(() => {
+      this.#exited = true;
+      this.#changed();
+    });
   }
 
   /** The `listening` event's address. */
@@ -79,16 +93,18 @@ export class NodeProcess implements AsyncDisposable {
   }
 
   /**
-   * Resolves once `ready()` holds; rejects when the node exits first or `ms` pass.
+   * Resolves with `ready()`'s first truthy answer; rejects when the node exits first or `ms`
+   * pass.
    *
    * @param what For the error message.
-   * @param ready Checked now and at each event.
+   * @param ready Checked now and at each line.
    * @param ms Upper bound.
    */
-  until(what: string, ready: () => boolean, ms: number): Promise<void> {
+  until<T>(what: string, ready: () => T | undefined | false, ms: number): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        if (ready()) done(undefined);
+        const value = ready();
+        if (value) done(undefined, value);
         else if (this.#exited) {
           done(new Error(`${this.name} exited before ${what}:\n${this.#stderr}`));
         }
@@ -97,10 +113,10 @@ export class NodeProcess implements AsyncDisposable {
         () => done(new Error(`${this.name}: not ${what} within ${ms} ms`)),
         ms,
       );
-      const done = (error: Error | undefined) => {
+      const done = (error: Error | undefined, value?: T) => {
         clearTimeout(timer);
         this.#changes.removeEventListener("change", check);
-        if (error === undefined) resolve();
+        if (error === undefined) resolve(value!);
         else reject(error);
       };
       this.#changes.addEventListener("change", check);
@@ -108,9 +124,14 @@ export class NodeProcess implements AsyncDisposable {
     });
   }
 
-  /** Resolves once the node listens. */
-  listening(ms = 30_000): Promise<void> {
-    return this.until("listening", () => this.events.some((e) => e.event === "listening"), ms);
+  /** Resolves with the first event named `name`, once there is one. */
+  event(name: string, ms = 30_000): Promise<NodeLine> {
+    return this.until(name, () => this.events.find((e) => e.event === name), ms);
+  }
+
+  /** Resolves with the `listening` event once the node listens. */
+  listening(ms = 30_000): Promise<NodeLine> {
+    return this.event("listening", ms);
   }
 
   /**
@@ -132,6 +153,13 @@ export class NodeProcess implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill("SIGKILL");
+  }
+
+  #parse(line: string): void {
+    const event = JSON.parse(line) as NodeLine;
+    this.events.push(event);
+    if (event.event === "connected") this.peers.set(event.peerId, event);
+    if (event.event === "disconnected") this.peers.delete(event.peerId);
   }
 
   #changed(): void {

@@ -5,9 +5,7 @@
  */
 
 import { assert, assertEquals } from "../_assert.ts";
-import { NodeProcess } from "./_node_process.ts";
-
-const LOOPBACK = ["--listen", "127.0.0.1", "--port", "0", "--no-mdns", "--stats-interval", "0"];
+import { LOOPBACK_FLAGS as LOOPBACK, NodeProcess } from "./_node_process.ts";
 
 Deno.test("quic_node: three terminals; node 3 given only node 1 connects node 2, its broadcast reaches both", async () => {
   await using node1 = new NodeProcess("node1", LOOPBACK);
@@ -52,7 +50,7 @@ Deno.test("quic_node: a node killed and restarted with its data directory reconn
     const first = new NodeProcess(
       "first run",
       [...LOOPBACK, "--data-dir", dataDir, "--peer", other.address],
-      dataDir,
+      { dataDir },
     );
     try {
       await first.listening();
@@ -63,7 +61,7 @@ Deno.test("quic_node: a node killed and restarted with its data directory reconn
     await using second = new NodeProcess(
       "second run",
       [...LOOPBACK, "--data-dir", dataDir],
-      dataDir,
+      { dataDir },
     );
     await second.listening();
     await second.until("reconnected", () => second.peers.has(other.peerId), 30_000);

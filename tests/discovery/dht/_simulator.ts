@@ -21,12 +21,11 @@ import {
   type RecordVerifier,
 } from "../../../src/discovery/dht/mod.ts";
 import { Prng } from "../../_prng.ts";
+import { BinaryHeap, earlier, type Scheduled } from "../../_binary_heap.ts";
 
 export { Prng };
 
-interface Timer {
-  at: number;
-  order: number;
+interface Timer extends Scheduled {
   callback: () => void;
   cancelled: boolean;
 }
@@ -40,7 +39,7 @@ interface Timer {
 export class SimulationClock implements Clock {
   #now: number;
   #order = 0;
-  #heap: Timer[] = [];
+  #heap = new BinaryHeap<Timer>(earlier);
   #cancelled = 0;
 
   constructor(start = 0) {
@@ -58,25 +57,25 @@ export class SimulationClock implements Clock {
       callback,
       cancelled: false,
     };
-    this.#push(timer);
+    this.#heap.push(timer);
     return () => {
       if (timer.cancelled) return;
       timer.cancelled = true;
       // Timeouts are nearly always cancelled; dropping them keeps the heap small.
-      if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.length) this.#compact();
+      if (++this.#cancelled > 1024 && this.#cancelled * 2 > this.#heap.size) this.#compact();
     };
   }
 
   /** Timers not yet fired or cancelled. */
   get pending(): number {
-    return this.#heap.filter((t) => !t.cancelled).length;
+    return this.#heap.count((t) => !t.cancelled);
   }
 
   /** Moves time forward by `ms`, firing every timer due on the way. */
   async advance(ms: number): Promise<void> {
     const until = this.#now + ms;
     await drain();
-    while (this.#heap.length > 0 && this.#heap[0].at <= until) {
+    while (this.#heap.size > 0 && this.#heap.peek()!.at <= until) {
       this.#fireNext();
       await drain();
     }
@@ -103,8 +102,8 @@ export class SimulationClock implements Clock {
   /** Fires every timer due at the earliest pending time; `false` if there were none. */
   #fireNext(): boolean {
     let first: Timer | undefined;
-    while (this.#heap.length > 0) {
-      const t = this.#pop();
+    while (this.#heap.size > 0) {
+      const t = this.#heap.pop()!;
       if (!t.cancelled) {
         first = t;
         break;
@@ -113,54 +112,16 @@ export class SimulationClock implements Clock {
     if (first === undefined) return false;
     this.#now = first.at;
     first.callback();
-    while (this.#heap.length > 0 && this.#heap[0].at === first.at) {
-      const t = this.#pop();
+    while (this.#heap.size > 0 && this.#heap.peek()!.at === first.at) {
+      const t = this.#heap.pop()!;
       if (!t.cancelled) t.callback();
     }
     return true;
   }
 
   #compact(): void {
-    const live = this.#heap.filter((t) => !t.cancelled);
-    live.sort((a, b) => a.at - b.at || a.order - b.order);
-    this.#heap = live;
+    this.#heap.retain((t) => !t.cancelled);
     this.#cancelled = 0;
-  }
-
-  #less(a: Timer, b: Timer): boolean {
-    return a.at < b.at || (a.at === b.at && a.order < b.order);
-  }
-
-  #push(t: Timer): void {
-    const h = this.#heap;
-    h.push(t);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.#less(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
-  }
-
-  #pop(): Timer {
-    const h = this.#heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && this.#less(h[l], h[m])) m = l;
-        if (r < h.length && this.#less(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
   }
 }
 
