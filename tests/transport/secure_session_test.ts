@@ -108,15 +108,7 @@ Deno.test("session: a relay terminating QUIC/TLS towards both nodes is refused o
   assertEquals([a.peers().length, b.peers().length], [0, 0]);
 });
 
-// Ignored: run after the other tests of this file, this one hung in 2 of 3 runs (the process
-// spun with rising memory and starved timers after the dialer closed the connection right
-// after QUIC's handshake); alone it passed 12 of 12. Reported to the lead; the refusal itself
-// is covered in memory by tests/handshake ("certificates: no binding ...").
-Deno.test({
-  name:
-    "session: a listener with a plain TLS certificate (no identity binding) is refused before anything is sent",
-  ignore: true,
-}, async () => {
+Deno.test("session: a listener with a plain TLS certificate (no identity binding) is refused before anything is sent", async () => {
   await using a = await node(0);
   await using plain = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
   const e = await assertRejects(
