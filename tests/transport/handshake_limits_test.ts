@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { APP_ERROR_HANDSHAKE_RATE } from "../../src/pool/limits.ts";
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "../../src/transport/close_codes.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, node, silentDialer, within } from "./_util.ts";
