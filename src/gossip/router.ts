@@ -450,7 +450,7 @@ export class GossipRouter {
     requireInteger("idontwantMinBytes", o.idontwantMinBytes, 0);
     requireInteger("fullPushHops", o.fullPushHops, 0, 255);
     requireInteger("floodHops", o.floodHops, 0, 255);
-    if (!(o.deepPushMeanHops >= 0)) {
+    if (!(typeof o.deepPushMeanHops === "number" && o.deepPushMeanHops >= 0)) {
       throw new InvalidConfigError(
         "deepPushMeanHops",
         "a number of 0 or more (Infinity turns it off)",

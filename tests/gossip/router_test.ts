@@ -399,7 +399,7 @@ Deno.test("GossipRouter: bad options are refused with the field and the value", 
   assertThrows(() => new GossipRouter({ heartbeatMs: -1 }), InvalidConfigError, "-1");
   assertThrows(() => new GossipRouter({ floodHops: -1 }), InvalidConfigError, "'floodHops'");
   assertThrows(
-    () => new GossipRouter({ deepPushMeanHops: NaN }),
+    () => new GossipRouter({ deepPushMeanHops: null as unknown as number }),
     InvalidConfigError,
     "'deepPushMeanHops'",
   );
