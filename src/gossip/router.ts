@@ -90,7 +90,7 @@ export interface GossipRouterOptions {
   /**
    * Mesh peers per topic that keep sending full messages once choking ranked them; the
    * others send ihave instead. At `meshDegreeHigh` or more, nobody is choked. In the
-   * simulator (`bench/gossip/`), 1 cost 1,000 nodes the same hops as 2 for 0.4 fewer
+   * simulator (`bench/gossip/`), 1 cost 1,000 nodes the same hops as 2 for 0.35 fewer
    * duplicates per message, once the pushes of the first links reach most nodes.
    * @default {1}
    */
