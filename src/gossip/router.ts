@@ -556,7 +556,8 @@ export class GossipRouter {
     }
     const t: TopicState = {
       mesh: new Set(),
-      hopSample: { messages: 1, hops: this.#o.deepPushMeanHops + 1 },
+      // A hop count is at most 255, so a larger deepPushMeanHops never pushes deeper.
+      hopSample: { messages: 1, hops: Math.min(255, this.#o.deepPushMeanHops + 1) },
       priority,
       pending: 0,
       backoff: new Map(),
