@@ -24,6 +24,15 @@
  *   first gets unchoked at the next ranking. A peer joining a mesh that already has
  *   `unchokedDegree` unchoked peers starts choked; when an unchoked one leaves, the best
  *   choked one is unchoked at once.
+ * - Push while few nodes have a message, announce once most have it: a message goes to every
+ *   subscribed peer on its first `floodHops` links (the publisher's own when `floodPublish`),
+ *   then in full to the whole mesh, choked or not, up to `fullPushHops` links, then in full
+ *   only to unchoked peers. How far "few" reaches depends on the network's size, which no
+ *   node knows; the hop counts of the messages it receives tell it: while their decaying mean
+ *   over about {@linkcode HOP_SAMPLE_MESSAGES} messages exceeds `deepPushMeanHops`, the node
+ *   pushes one link further in full (`fullPushHops` + 1). A new topic starts as if one
+ *   message had come over `deepPushMeanHops` + 1 links: the node pushes deeper until the
+ *   messages it receives say the network is small.
  * - Nothing is forwarded before the application's verdict (`validated`): accept forwards and
  *   delivers, ignore drops, reject drops and penalizes every peer that sent it; after
  *   `graylistRejects` rejects a peer leaves every mesh and its frames are dropped. A verdict
@@ -52,6 +61,12 @@ export type ValidationResult = "accept" | "ignore" | "reject";
 /** New messages a topic's mesh must bring before its peers are ranked for choking. */
 export const CHOKE_SAMPLE_MESSAGES = 10;
 
+/**
+ * Messages over which a topic's mean hop count is taken, for `deepPushMeanHops`: older ones
+ * weigh half once twice this many arrived.
+ */
+export const HOP_SAMPLE_MESSAGES = 16;
+
 /** Why the router asks for a peer to be penalized. */
 export type GossipPenaltyReason = "invalid-message" | "too-many-topics" | "graft-in-backoff";
 
@@ -74,19 +89,37 @@ export interface GossipRouterOptions {
   meshDegreeHigh?: number;
   /**
    * Mesh peers per topic that keep sending full messages once choking ranked them; the
-   * others send ihave instead. At `meshDegreeHigh` or more, nobody is choked.
-   * @default {3}
+   * others send ihave instead. At `meshDegreeHigh` or more, nobody is choked. In the
+   * simulator (`bench/gossip/`), 1 cost 1,000 nodes the same hops as 2 for 0.35 fewer
+   * duplicates per message, once the pushes of the first links reach most nodes.
+   * @default {1}
    */
   unchokedDegree?: number;
   /**
    * Messages travel in full to every mesh peer, choked or not, for their first this many
    * links (push while few nodes have a message, ihave once most have it, as in push-pull
-   * rumor spreading); 0 turns this off. In the simulator (`bench/gossip/`), 3 gave 1,000
-   * nodes one hop less at p99 (6, not 7) for 12% more duplicates, and 300 nodes more than 2
-   * duplicates per message.
+   * rumor spreading); 0 turns this off. `deepPushMeanHops` adds one link in large networks.
    * @default {2}
    */
   fullPushHops?: number;
+  /**
+   * Messages go to every subscribed peer, not just the mesh, for their first this many
+   * links: with 2, the publisher's peers flood too, and with about 20 peers a node, some
+   * 200 nodes hold a message after two links. The publisher's own link floods when
+   * `floodPublish`; 1 or less floods no relay.
+   * @default {2}
+   */
+  floodHops?: number;
+  /**
+   * While the messages of a topic reached this node over more than this many links on
+   * average (a decaying mean over about {@linkcode HOP_SAMPLE_MESSAGES} messages), the node
+   * pushes them in full one link further (`fullPushHops` + 1): the mean grows with the
+   * network's size, so large networks push deeper and small ones, which that push would
+   * flood with duplicates, do not. `Infinity` turns this off. In the simulator
+   * (`bench/gossip/`), the mean was 2.5-2.6 at 300 nodes and 3.1-3.3 at 1,000.
+   * @default {2.7}
+   */
+  deepPushMeanHops?: number;
   /**
    * Whether this node's own messages go in full to every subscribed peer, not just the
    * mesh (gossipsub's flood publishing): one hop less for everyone, at little cost.
@@ -258,6 +291,12 @@ interface PeerState {
 
 interface TopicState {
   mesh: Set<string>;
+  /**
+   * Decaying count of the messages delivered, and the sum of their hop counts; it starts as
+   * one message of `deepPushMeanHops` + 1 hops, so a new node pushes deeper until its own
+   * messages say otherwise.
+   */
+  hopSample: { messages: number; hops: number };
   priority: GossipPriority;
   pending: number;
   backoff: Map<string, number>;
@@ -291,9 +330,11 @@ const DEFAULTS = {
   meshDegree: 6,
   meshDegreeLow: 4,
   meshDegreeHigh: 12,
-  unchokedDegree: 3,
+  unchokedDegree: 1,
   floodPublish: true,
   fullPushHops: 2,
+  floodHops: 2,
+  deepPushMeanHops: 2.7,
   lazyDegree: 6,
   gossipFactor: 0.25,
   heartbeatMs: 1000,
@@ -408,6 +449,14 @@ export class GossipRouter {
     requireInteger("historyGossip", o.historyGossip, 1, o.historyLength);
     requireInteger("idontwantMinBytes", o.idontwantMinBytes, 0);
     requireInteger("fullPushHops", o.fullPushHops, 0, 255);
+    requireInteger("floodHops", o.floodHops, 0, 255);
+    if (!(typeof o.deepPushMeanHops === "number" && o.deepPushMeanHops >= 0)) {
+      throw new InvalidConfigError(
+        "deepPushMeanHops",
+        "a number of 0 or more (Infinity turns it off)",
+        o.deepPushMeanHops,
+      );
+    }
     for (
       const field of [
         "heartbeatMs",
@@ -507,6 +556,8 @@ export class GossipRouter {
     }
     const t: TopicState = {
       mesh: new Set(),
+      // A hop count is at most 255, so a larger deepPushMeanHops never pushes deeper.
+      hopSample: { messages: 1, hops: Math.min(255, this.#o.deepPushMeanHops + 1) },
       priority,
       pending: 0,
       backoff: new Map(),
@@ -648,6 +699,7 @@ export class GossipRouter {
       return true;
     }
     this.#stats.delivered++;
+    this.#sampleHops(t, p.hops);
     this.#remember(id, { topic: p.topic, data: p.data, hops: p.hops, priority: t.priority });
     this.#events.push({
       type: "deliver",
@@ -766,18 +818,42 @@ export class GossipRouter {
     now: number,
   ): void {
     const t = this.#topics.get(topic);
-    const targets = t !== undefined
-      ? t.mesh
-      : this.#shuffle(this.subscribers(topic)).slice(0, this.#o.meshDegree);
+    const targets = t === undefined
+      ? this.#shuffle(this.subscribers(topic)).slice(0, this.#o.meshDegree)
+      : hops > 1 && hops <= this.#o.floodHops // a publisher's own link: floodPublish
+      ? this.subscribers(topic).filter((peer) =>
+        this.#peers.get(peer)!.rejects < this.#o.graylistRejects
+      )
+      : t.mesh;
+    const pushHops = t !== undefined && this.#pushesDeeper(t)
+      ? this.#o.fullPushHops + 1
+      : this.#o.fullPushHops;
     for (const peer of targets) {
       if (except.has(peer) || this.#peers.get(peer)?.dontWant.has(id, now) === true) {
         continue;
       }
-      const frame: GossipFrame = hops > this.#o.fullPushHops && t?.chokedBy.has(peer)
+      const frame: GossipFrame = hops > pushHops && t?.chokedBy.has(peer)
         ? { kind: "ihave", topic, ids: [id] }
         : { kind: "message", topic, data, hops };
       this.#send(peer, frame, priority);
     }
+  }
+
+  /** Adds a delivered message's hop count to the topic's decaying sample. */
+  #sampleHops(t: TopicState, hops: number): void {
+    const sample = t.hopSample;
+    sample.messages++;
+    sample.hops += hops;
+    if (sample.messages >= 2 * HOP_SAMPLE_MESSAGES) {
+      sample.messages /= 2;
+      sample.hops /= 2;
+    }
+  }
+
+  /** Whether recent messages came over more than `deepPushMeanHops` links on average. */
+  #pushesDeeper(t: TopicState): boolean {
+    const { messages, hops } = t.hopSample;
+    return hops > this.#o.deepPushMeanHops * messages;
   }
 
   #onMessage(from: string, topic: string, data: Uint8Array, hops: number, now: number): void {

@@ -366,6 +366,10 @@ export function formatReports(reports: readonly GossipSimReport[]): string {
     ["delivery ratio", (r) => `${(100 * r.deliveryRatio).toFixed(3)}%`],
     ["hops median", (r) => String(quantile(r.hops, 0.5))],
     ["hops p99", (r) => String(quantile(r.hops, 0.99))],
+    [
+      "hops >= 6 (share)",
+      (r) => `${(100 * r.hops.filter((h) => h >= 6).length / r.hops.length).toFixed(2)}%`,
+    ],
     ["delivery ms median", (r) => quantile(r.delaysMs, 0.5).toFixed(0)],
     ["delivery ms p99", (r) => quantile(r.delaysMs, 0.99).toFixed(0)],
     ["duplicates per delivery", (r) => r.duplicatesPerDelivery.toFixed(2)],

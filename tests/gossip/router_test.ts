@@ -248,7 +248,12 @@ Deno.test("GossipRouter: idontwant, and a copy from a peer, keep the message fro
 
 Deno.test("GossipRouter: a choked mesh peer gets ihave instead of the message past fullPushHops", () => {
   const net = new Net();
-  const options = { unchokedDegree: 1, fullPushHops: 0, floodPublish: false };
+  const options = {
+    unchokedDegree: 1,
+    fullPushHops: 0,
+    deepPushMeanHops: Infinity,
+    floodPublish: false,
+  };
   for (const n of ["a", "b", "c"]) net.add(n, options).subscribe("t");
   net.link("a", "b");
   net.link("a", "c");
@@ -272,6 +277,74 @@ Deno.test("GossipRouter: a choked mesh peer gets ihave instead of the message pa
     "a asks for what it lacks",
   );
   assert(net.take("a", "validate").some((e) => e.type === "validate" && e.id === fromChoked));
+});
+
+/** A router subscribed to "t" with peers that subscribe to it too, its outbox drained. */
+function routerWithPeers(options: GossipRouterOptions, peers: string[]): GossipRouter {
+  const router = new GossipRouter({ random: () => 0.5, ...options });
+  for (const peer of peers) {
+    router.addPeer(peer);
+    router.handleFrame(peer, { kind: "subscribe", topic: "t" }, 0);
+  }
+  router.subscribe("t");
+  drain(router, peers);
+  return router;
+}
+
+/** Takes every queued frame, as [peer, kind] pairs. */
+function drain(router: GossipRouter, peers: string[]): [string, string][] {
+  const sent: [string, string][] = [];
+  for (const peer of peers) {
+    for (let out; (out = router.takeFrame(peer)) !== undefined;) sent.push([peer, out.frame.kind]);
+  }
+  return sent;
+}
+
+/** Feeds a message that came over `hops` links, accepts it, and returns what it sent. */
+function relay(
+  router: GossipRouter,
+  peers: string[],
+  from: string,
+  n: number,
+  hops: number,
+): [string, string][] {
+  router.handleFrame(from, { kind: "message", topic: "t", data: data(n), hops }, 0);
+  router.validated(gossipMessageId("t", data(n)), "accept", 0);
+  return drain(router, peers);
+}
+
+Deno.test("GossipRouter: a message's first floodHops links go to every subscribed peer, then to the mesh", () => {
+  const peers = ["a", "p1", "p2", "p3", "p4"];
+  const mesh = { meshDegree: 2, meshDegreeLow: 1, deepPushMeanHops: Infinity };
+  const flooding = routerWithPeers({ ...mesh, floodHops: 2 }, peers);
+  assertEquals(flooding.mesh("t").length, 2);
+  // From the publisher a (1 link), it leaves over the second link: to everyone but a.
+  assertEquals(relay(flooding, peers, "a", 1, 1).map(([to]) => to), ["p1", "p2", "p3", "p4"]);
+  // Over the third link, only the mesh (but its sender) gets it.
+  const third = relay(flooding, peers, "a", 2, 2).map(([to]) => to);
+  assertEquals(third, flooding.mesh("t").filter((peer) => peer !== "a"));
+  const meshOnly = routerWithPeers({ ...mesh, floodHops: 1 }, peers);
+  assertEquals(
+    relay(meshOnly, peers, "a", 1, 1).map(([to]) => to),
+    meshOnly.mesh("t").filter((peer) => peer !== "a"),
+  );
+});
+
+Deno.test("GossipRouter: a node pushes one link deeper while its messages came over more than deepPushMeanHops links", () => {
+  const peers = ["p1", "p2"];
+  const router = routerWithPeers(
+    { fullPushHops: 4, deepPushMeanHops: 2, floodHops: 0, floodPublish: false },
+    peers,
+  );
+  assertEquals(router.mesh("t").sort(), peers);
+  router.handleFrame("p2", { kind: "choke", topic: "t" }, 0);
+  // A deep network: a message of 4 links goes on over a 5th in full, even to p2 that choked.
+  assertEquals(relay(router, peers, "p1", 1, 4), [["p2", "message"]]);
+  // Ten messages of 1 link bring the mean (starting at one message of 3 links) below 2.
+  for (let n = 2; n < 12; n++) relay(router, peers, "p1", n, 1);
+  assertEquals(relay(router, peers, "p1", 12, 4), [["p2", "ihave"]], "p2 choked: ihave");
+  // The unchoked p1 still gets messages in full past fullPushHops.
+  assertEquals(relay(router, peers, "p2", 13, 4), [["p1", "message"]]);
 });
 
 Deno.test("GossipRouter: consensus frames leave first; a full outbox drops its oldest frame", () => {
@@ -324,5 +397,11 @@ Deno.test("GossipRouter: bad options are refused with the field and the value", 
     "'meshDegreeLow' must be an integer from 1 to 6: current value is 7",
   );
   assertThrows(() => new GossipRouter({ heartbeatMs: -1 }), InvalidConfigError, "-1");
+  assertThrows(() => new GossipRouter({ floodHops: -1 }), InvalidConfigError, "'floodHops'");
+  assertThrows(
+    () => new GossipRouter({ deepPushMeanHops: null as unknown as number }),
+    InvalidConfigError,
+    "'deepPushMeanHops'",
+  );
   assertThrows(() => new GossipRouter().subscribe(""), TypeError, "Invalid topic");
 });
