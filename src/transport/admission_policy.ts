@@ -68,6 +68,21 @@ export interface AdmissionCandidate {
   direction: ConnectionDirection;
   /** The dialer said this connection replaces its current one (a migration). */
   replace: boolean;
+  /**
+   * The connection's generation, from the dialer's open signal (see
+   * {@linkcode AdmissionPolicy.opening}): 0 for a first connection, one more than the
+   * replaced connection's for a migration.
+   * @default {0}
+   */
+  generation?: number;
+}
+
+/** What a dialer tells the listener before it admits the connection. */
+export interface OpenSignal {
+  /** The connection replaces the dialer's current one (a migration). */
+  replace: boolean;
+  /** 0 for a first connection; for a migration, the replaced connection's plus one. */
+  generation: number;
 }
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
@@ -151,9 +166,14 @@ export class AdmissionPolicy<C> {
   readonly #clock: Clock;
   readonly #allowed: ReadonlySet<string> | undefined;
   readonly #gate: ((candidate: AdmissionCandidate) => boolean) | undefined;
-  #connected = new Map<string, { connection: C; direction: ConnectionDirection }>();
+  #connected = new Map<
+    string,
+    { connection: C; direction: ConnectionDirection; generation: number }
+  >();
   #dials = new Map<string, number>();
   #migrations = new Map<string, number>();
+  /** The generation each in-flight own migration announced, by peer. */
+  #announced = new Map<string, number>();
 
   /**
    * Creates a policy with no peers.
@@ -247,6 +267,26 @@ export class AdmissionPolicy<C> {
    */
   migrationEnded(peer: string): void {
     decrement(this.#migrations, peer);
+    if (!this.#migrations.has(peer)) this.#announced.delete(peer);
+  }
+
+  /**
+   * What this node's dial tells the peer once the handshake named it, just before the
+   * listener decides: a migration replaces the current connection and carries its
+   * generation plus one; any other dial is a first connection, and is dropped (`undefined`)
+   * when the peer is connected already, so the listener never admits a redundant dial.
+   *
+   * @param peer The authenticated peer id.
+   * @param migrate Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}).
+   * @returns The signal to send, or `undefined` to close the dial and keep the current connection.
+   */
+  opening(peer: string, migrate: boolean): OpenSignal | undefined {
+    const existing = this.#connected.get(peer);
+    if (existing === undefined) return { replace: false, generation: 0 };
+    if (!migrate) return undefined;
+    const generation = nextGeneration(existing.generation);
+    this.#announced.set(peer, generation);
+    return { replace: true, generation };
   }
 
   /**
@@ -258,18 +298,28 @@ export class AdmissionPolicy<C> {
    * @returns Whether to keep it, and what to close.
    */
   admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
-    const { peer, address, direction, replace } = candidate;
+    const { peer, address, direction, replace, generation = 0 } = candidate;
     if (this.bans.get(peer) !== undefined) return { admitted: false, reason: "banned" };
     if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
     const outboundWins = keepOutbound(this.#local, peer);
     const existing = this.#connected.get(peer);
     if (replace && existing !== undefined) {
-      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
-      if (direction === "inbound" && outboundWins && this.#migrations.has(peer)) {
-        return { admitted: false, reason: "duplicate-migration" };
+      if (direction === "inbound") {
+        // The listener decides; the dialer follows its ready frame. A move must replace the
+        // connection this side holds: a higher generation means the dialer already took our
+        // own move (its ready frame is on the way), a lower one that it has not seen ours.
+        const concurrent = outboundWins && this.#announced.get(peer) === generation;
+        if (generation !== nextGeneration(existing.generation) || concurrent) {
+          return { admitted: false, reason: "duplicate-migration" };
+        }
       }
-      this.#connected.set(peer, { connection, direction });
+      this.#connected.set(peer, { connection, direction, generation });
       return { admitted: true, previous: existing.connection, migrate: true, evict: [] };
+    }
+    if (replace && direction === "inbound" && this.#dials.has(address)) {
+      // A move from a connection we do not hold yet: our own dial, whose ready frame is on
+      // the way (the dialer took it, then moved); we keep that one, as the dialer does.
+      return { admitted: false, reason: "duplicate-migration" };
     }
     if (direction === "inbound" && outboundWins && this.#dials.has(address)) {
       // Our own dial to this peer is in flight and will win the tie: refusing now, before
@@ -277,13 +327,12 @@ export class AdmissionPolicy<C> {
       return { admitted: false, reason: "duplicate" };
     }
     if (existing !== undefined) {
-      // Simultaneous dials: the tie-break. Same direction: a peer that dials again lost its
-      // old connection (a restart); our own second dial under another address is redundant.
-      const keepNew = existing.direction !== direction
-        ? direction === (outboundWins ? "outbound" : "inbound")
-        : direction === "inbound";
+      // Simultaneous dials: the tie-break. Same direction: the dialer had no connection when
+      // it opened this one (see `opening`), so the old one is dead to it (a restart).
+      const keepNew = existing.direction === direction || direction === "outbound" ||
+        outboundWins === false;
       if (!keepNew) return { admitted: false, reason: "duplicate" };
-      this.#connected.set(peer, { connection, direction });
+      this.#connected.set(peer, { connection, direction, generation });
       this.pool.touch(peer, this.#clock.now());
       return { admitted: true, previous: existing.connection, migrate: false, evict: [] };
     }
@@ -295,7 +344,7 @@ export class AdmissionPolicy<C> {
       this.#connected.delete(key);
       if (entry !== undefined) evict.push({ peer: key, connection: entry.connection });
     }
-    this.#connected.set(peer, { connection, direction });
+    this.#connected.set(peer, { connection, direction, generation });
     return { admitted: true, previous: undefined, migrate: false, evict };
   }
 
@@ -346,6 +395,11 @@ export class AdmissionPolicy<C> {
   nextIdleAt(): number | undefined {
     return this.pool.nextIdleAt();
   }
+}
+
+/** Generations count modulo 2^32, the width of the open signal's field. */
+function nextGeneration(generation: number): number {
+  return (generation + 1) >>> 0;
 }
 
 function decrement(counts: Map<string, number>, key: string): void {
