@@ -132,12 +132,15 @@ export type AdmissionDecision<C> =
  * Decides which connection each peer keeps. Connections are opaque values of type `C` (the
  * transport's peer connections; strings in tests), compared by identity.
  *
- * The rules: when both sides dial at once, both keep the connection dialed by the smaller
- * peer id (`keepOutbound`); a listener whose own dial to the same address is in flight and
- * will win refuses the inbound one before the dialer hears `ready`. A peer that dials again
- * replaces its old inbound connection (it restarted); our own second dial of a connected peer
- * is refused. A migration (`replace`) takes over the peer's connection, except when both
- * sides migrate at once and the tie-break picks the other move. New peers go through the
+ * The rules (the listener decides, the dialer follows its `ready` frame): when both sides
+ * dial at once, both keep the connection dialed by the smaller peer id (`keepOutbound`); a
+ * listener whose own dial to the same address is in flight and will win refuses the inbound
+ * one before the dialer hears `ready`. Our own dial of a connected peer is dropped before its
+ * open signal ({@linkcode AdmissionPolicy.opening}); a peer that dials again replaces its old
+ * connection (it restarted). A migration (`replace`) carries a generation, the replaced
+ * connection's plus one: a listener takes it only from the connection it holds, and when both
+ * sides move from the same connection at once, the tie-break picks one move. Every order of
+ * these events ends with both sides on one connection. New peers go through the
  * {@linkcode PoolPolicy}.
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed

@@ -581,7 +581,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * is lost or reordered. The old connection then closes with `APP_ERROR_MIGRATED`; no
    * `peer:disconnected` is emitted, `peer:migrated` is, on both sides. When the new
    * connection fails, the peer stays on the old one. When both sides move at once, the
-   * `keepOutbound` rule picks one move and both end up on it.
+   * `keepOutbound` rule picks one move and both end up on it; a move that reaches the peer
+   * after it took the peer's own move, but before that move's ready frame came back, is
+   * refused, and both end up on the peer's move (this call resolves; see docs/handshake.md).
    *
    * @example A second connection takes over (to the same address here; usually a better path)
    * ```ts
