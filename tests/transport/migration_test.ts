@@ -252,3 +252,27 @@ Deno.test("migratePeer: a move that reaches the peer after it took the peer's ow
   );
   assertEquals(disconnects, 0);
 });
+
+Deno.test("connectPeer to a connected peer under another address keeps the connection: the redundant dial closes before its open frame", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  await using relay = startUdpRelay(b.localAddr);
+  await a.connectPeer(addr(b));
+  let events = 0;
+  for (const t of [a, b]) {
+    for (const type of ["peer:disconnected", "peer:connected", "peer:migrated"] as const) {
+      t.addEventListener(type, () => events++);
+    }
+  }
+  // Before, B took the second dial as a restarted A's and A refused it as redundant: both
+  // closed the connection the other kept.
+  const again = await within(a.connectPeer(`127.0.0.1:${relay.port}`), 10_000, "second dial");
+  assert(again.equals(b.peerId));
+  assertEquals(a.peers().map((p) => p.addresses), [[addr(b)]]);
+  assertEquals(b.peers().map((p) => p.addresses), [[addr(a)]]);
+  await a.send(b.peerId, numbered("consensus", 1));
+  await b.send(a.peerId, numbered("consensus", 2));
+  assertEquals((await receive(b, 1)).get("consensus"), [1]);
+  assertEquals((await receive(a, 1)).get("consensus"), [2]);
+  assertEquals(events, 0);
+});
