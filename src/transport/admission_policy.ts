@@ -288,7 +288,7 @@ export class AdmissionPolicy<C> {
     if (existing === undefined) return { replace: false, generation: 0 };
     if (!migrate) return undefined;
     const generation = nextGeneration(existing.generation);
-    this.#announced.set(peer, generation);
+    if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
     return { replace: true, generation };
   }
 
