@@ -91,9 +91,12 @@ export type AdmissionRefusal =
   | "banned"
   /** The allowlist or the gate refused the peer. */
   | "not-allowed"
-  /** Another connection to the peer is kept (tie-break, or our redundant second dial). */
+  /** Another connection to the peer is kept (the tie-break of simultaneous dials). */
   | "duplicate"
-  /** Both sides migrated at once and the other move wins. */
+  /**
+   * A move that loses to this side's own move from the same connection, or that does not
+   * come from the connection this side holds (see {@linkcode OpenSignal.generation}).
+   */
   | "duplicate-migration"
   /** The pool holds `maxConnections` protected peers. */
   | "pool-full";
@@ -330,10 +333,11 @@ export class AdmissionPolicy<C> {
       return { admitted: false, reason: "duplicate" };
     }
     if (existing !== undefined) {
-      // Simultaneous dials: the tie-break. Same direction: the dialer had no connection when
-      // it opened this one (see `opening`), so the old one is dead to it (a restart).
-      const keepNew = existing.direction === direction || direction === "outbound" ||
-        outboundWins === false;
+      // Our dial that got ready: its listener took it, so we follow. An inbound one in the
+      // same direction as the old: the dialer had no connection when it opened this one (see
+      // `opening`), so the old one is dead to it (a restart). Otherwise the tie-break.
+      const keepNew = direction === "outbound" || existing.direction === "inbound" ||
+        !outboundWins;
       if (!keepNew) return { admitted: false, reason: "duplicate" };
       this.#connected.set(peer, { connection, direction, generation });
       this.pool.touch(peer, this.#clock.now());
