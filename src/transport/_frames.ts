@@ -7,8 +7,10 @@
  * control = version u8 (=1) | type u8 | fields
  *   ready  type 1                       listener -> dialer: the connection is accepted
  *   open   type 5  flags u8             dialer -> listener, its first frame: bit 0 set when
- *                                       the connection replaces the one already open between
- *                                       the two (a migration); other bits must be 0
+ *                  [generation u32]     the connection replaces the one already open between
+ *                                       the two (a migration), then followed by the new
+ *                                       connection's generation (the replaced one's + 1);
+ *                                       other bits must be 0
  *   drained type 6                      on a replaced connection: the sender has no message
  *                                       or request left on it; closed once both sent one
  *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver (< 2^53)
@@ -31,7 +33,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 /** A decoded control frame. */
 export type ControlFrame =
   | { type: "ready" }
-  | { type: "open"; replace: boolean }
+  | { type: "open"; replace: boolean; generation?: number }
   | { type: "drained" }
   | { type: "ack"; lane: number; count: number }
   | { type: "ping"; id: number }
@@ -49,8 +51,12 @@ export function encodeControl(frame: ControlFrame): Uint8Array {
     case "ready":
     case "drained":
       return new Uint8Array([VERSION, CODES[frame.type]]);
-    case "open":
-      return new Uint8Array([VERSION, CODES.open, frame.replace ? 1 : 0]);
+    case "open": {
+      if (!frame.replace) return new Uint8Array([VERSION, CODES.open, 0]);
+      const body = new Uint8Array([VERSION, CODES.open, 1, 0, 0, 0, 0]);
+      new DataView(body.buffer).setUint32(3, frame.generation ?? 0);
+      return body;
+    }
     case "ack": {
       const body = new Uint8Array(11);
       const view = new DataView(body.buffer);
@@ -109,11 +115,16 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
       expect(6, "pong");
       return { type: "pong", id: view.getUint32(2) };
     case CODES.open:
-      expect(3, "open");
+      if (body.byteLength < 3) expect(3, "open");
       if ((body[2] & ~1) !== 0) {
         throw malformed(`An open control frame has unknown flags ${body[2]}`);
       }
-      return { type: "open", replace: body[2] === 1 };
+      if (body[2] === 0) {
+        expect(3, "open");
+        return { type: "open", replace: false, generation: 0 };
+      }
+      expect(7, "replacing open");
+      return { type: "open", replace: true, generation: view.getUint32(3) };
     case CODES.drained:
       expect(2, "drained");
       return { type: "drained" };

@@ -68,6 +68,21 @@ export interface AdmissionCandidate {
   direction: ConnectionDirection;
   /** The dialer said this connection replaces its current one (a migration). */
   replace: boolean;
+  /**
+   * The connection's generation, from the dialer's open signal (see
+   * {@linkcode AdmissionPolicy.opening}): 0 for a first connection, one more than the
+   * replaced connection's for a migration.
+   * @default {0}
+   */
+  generation?: number;
+}
+
+/** What a dialer tells the listener before it admits the connection. */
+export interface OpenSignal {
+  /** The connection replaces the dialer's current one (a migration). */
+  replace: boolean;
+  /** 0 for a first connection; for a migration, the replaced connection's plus one. */
+  generation: number;
 }
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
@@ -76,9 +91,12 @@ export type AdmissionRefusal =
   | "banned"
   /** The allowlist or the gate refused the peer. */
   | "not-allowed"
-  /** Another connection to the peer is kept (tie-break, or our redundant second dial). */
+  /** Another connection to the peer is kept (the tie-break of simultaneous dials). */
   | "duplicate"
-  /** Both sides migrated at once and the other move wins. */
+  /**
+   * A move that loses to this side's own move from the same connection, or that does not
+   * come from the connection this side holds (see {@linkcode OpenSignal.generation}).
+   */
   | "duplicate-migration"
   /** The pool holds `maxConnections` protected peers. */
   | "pool-full";
@@ -117,12 +135,15 @@ export type AdmissionDecision<C> =
  * Decides which connection each peer keeps. Connections are opaque values of type `C` (the
  * transport's peer connections; strings in tests), compared by identity.
  *
- * The rules: when both sides dial at once, both keep the connection dialed by the smaller
- * peer id (`keepOutbound`); a listener whose own dial to the same address is in flight and
- * will win refuses the inbound one before the dialer hears `ready`. A peer that dials again
- * replaces its old inbound connection (it restarted); our own second dial of a connected peer
- * is refused. A migration (`replace`) takes over the peer's connection, except when both
- * sides migrate at once and the tie-break picks the other move. New peers go through the
+ * The rules (the listener decides, the dialer follows its `ready` frame): when both sides
+ * dial at once, both keep the connection dialed by the smaller peer id (`keepOutbound`); a
+ * listener whose own dial to the same address is in flight and will win refuses the inbound
+ * one before the dialer hears `ready`. Our own dial of a connected peer is dropped before its
+ * open signal ({@linkcode AdmissionPolicy.opening}); a peer that dials again replaces its old
+ * connection (it restarted). A migration (`replace`) carries a generation, the replaced
+ * connection's plus one: a listener takes it only from the connection it holds, and when both
+ * sides move from the same connection at once, the tie-break picks one move. Every order of
+ * these events ends with both sides on one connection. New peers go through the
  * {@linkcode PoolPolicy}.
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed
@@ -151,9 +172,14 @@ export class AdmissionPolicy<C> {
   readonly #clock: Clock;
   readonly #allowed: ReadonlySet<string> | undefined;
   readonly #gate: ((candidate: AdmissionCandidate) => boolean) | undefined;
-  #connected = new Map<string, { connection: C; direction: ConnectionDirection }>();
+  #connected = new Map<
+    string,
+    { connection: C; direction: ConnectionDirection; generation: number }
+  >();
   #dials = new Map<string, number>();
   #migrations = new Map<string, number>();
+  /** The generation each in-flight own migration announced, by peer. */
+  #announced = new Map<string, number>();
 
   /**
    * Creates a policy with no peers.
@@ -247,6 +273,26 @@ export class AdmissionPolicy<C> {
    */
   migrationEnded(peer: string): void {
     decrement(this.#migrations, peer);
+    if (!this.#migrations.has(peer)) this.#announced.delete(peer);
+  }
+
+  /**
+   * What this node's dial tells the peer once the handshake named it, just before the
+   * listener decides: a migration replaces the current connection and carries its
+   * generation plus one; any other dial is a first connection, and is dropped (`undefined`)
+   * when the peer is connected already, so the listener never admits a redundant dial.
+   *
+   * @param peer The authenticated peer id.
+   * @param migrate Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}).
+   * @returns The signal to send, or `undefined` to close the dial and keep the current connection.
+   */
+  opening(peer: string, migrate: boolean): OpenSignal | undefined {
+    const existing = this.#connected.get(peer);
+    if (existing === undefined) return { replace: false, generation: 0 };
+    if (!migrate) return undefined;
+    const generation = nextGeneration(existing.generation);
+    if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
+    return { replace: true, generation };
   }
 
   /**
@@ -258,18 +304,28 @@ export class AdmissionPolicy<C> {
    * @returns Whether to keep it, and what to close.
    */
   admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
-    const { peer, address, direction, replace } = candidate;
+    const { peer, address, direction, replace, generation = 0 } = candidate;
     if (this.bans.get(peer) !== undefined) return { admitted: false, reason: "banned" };
     if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
     const outboundWins = keepOutbound(this.#local, peer);
     const existing = this.#connected.get(peer);
     if (replace && existing !== undefined) {
-      // Both sides migrating at once: as for simultaneous dials, the tie-break picks one.
-      if (direction === "inbound" && outboundWins && this.#migrations.has(peer)) {
-        return { admitted: false, reason: "duplicate-migration" };
+      if (direction === "inbound") {
+        // The listener decides; the dialer follows its ready frame. A move must replace the
+        // connection this side holds: a higher generation means the dialer already took our
+        // own move (its ready frame is on the way), a lower one that it has not seen ours.
+        const concurrent = outboundWins && this.#announced.get(peer) === generation;
+        if (generation !== nextGeneration(existing.generation) || concurrent) {
+          return { admitted: false, reason: "duplicate-migration" };
+        }
       }
-      this.#connected.set(peer, { connection, direction });
+      this.#connected.set(peer, { connection, direction, generation });
       return { admitted: true, previous: existing.connection, migrate: true, evict: [] };
+    }
+    if (replace && direction === "inbound" && this.#dials.has(address)) {
+      // A move from a connection we do not hold yet: our own dial, whose ready frame is on
+      // the way (the dialer took it, then moved); we keep that one, as the dialer does.
+      return { admitted: false, reason: "duplicate-migration" };
     }
     if (direction === "inbound" && outboundWins && this.#dials.has(address)) {
       // Our own dial to this peer is in flight and will win the tie: refusing now, before
@@ -277,13 +333,13 @@ export class AdmissionPolicy<C> {
       return { admitted: false, reason: "duplicate" };
     }
     if (existing !== undefined) {
-      // Simultaneous dials: the tie-break. Same direction: a peer that dials again lost its
-      // old connection (a restart); our own second dial under another address is redundant.
-      const keepNew = existing.direction !== direction
-        ? direction === (outboundWins ? "outbound" : "inbound")
-        : direction === "inbound";
+      // Our dial that got ready: its listener took it, so we follow. An inbound one in the
+      // same direction as the old: the dialer had no connection when it opened this one (see
+      // `opening`), so the old one is dead to it (a restart). Otherwise the tie-break.
+      const keepNew = direction === "outbound" || existing.direction === "inbound" ||
+        !outboundWins;
       if (!keepNew) return { admitted: false, reason: "duplicate" };
-      this.#connected.set(peer, { connection, direction });
+      this.#connected.set(peer, { connection, direction, generation });
       this.pool.touch(peer, this.#clock.now());
       return { admitted: true, previous: existing.connection, migrate: false, evict: [] };
     }
@@ -295,7 +351,7 @@ export class AdmissionPolicy<C> {
       this.#connected.delete(key);
       if (entry !== undefined) evict.push({ peer: key, connection: entry.connection });
     }
-    this.#connected.set(peer, { connection, direction });
+    this.#connected.set(peer, { connection, direction, generation });
     return { admitted: true, previous: undefined, migrate: false, evict };
   }
 
@@ -346,6 +402,11 @@ export class AdmissionPolicy<C> {
   nextIdleAt(): number | undefined {
     return this.pool.nextIdleAt();
   }
+}
+
+/** Generations count modulo 2^32, the width of the open signal's field. */
+function nextGeneration(generation: number): number {
+  return (generation + 1) >>> 0;
 }
 
 function decrement(counts: Map<string, number>, key: string): void {

@@ -39,7 +39,7 @@ import { HandshakeRateLimiter } from "../pool/handshake_rate.ts";
 import { isLoopback } from "../_address_prefix.ts";
 import { SingleFlight } from "../pool/single_flight.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { type AdmissionCandidate, AdmissionPolicy } from "./admission_policy.ts";
+import { type AdmissionCandidate, AdmissionPolicy, type OpenSignal } from "./admission_policy.ts";
 import { PeerScore, type PeerScoreOptions, type PenaltyReason } from "./peer_score.ts";
 import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
@@ -581,7 +581,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * is lost or reordered. The old connection then closes with `APP_ERROR_MIGRATED`; no
    * `peer:disconnected` is emitted, `peer:migrated` is, on both sides. When the new
    * connection fails, the peer stays on the old one. When both sides move at once, the
-   * `keepOutbound` rule picks one move and both end up on it.
+   * `keepOutbound` rule picks one move and both end up on it; a move that reaches the peer
+   * after it took the peer's own move, but before that move's ready frame came back, is
+   * refused, and both end up on the peer's move (this call resolves; see docs/handshake.md).
    *
    * @example A second connection takes over (to the same address here; usually a better path)
    * ```ts
@@ -1303,21 +1305,28 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           writer: new FrameWriter(session.control, session.cipher),
         };
         if (direction === "outbound") {
-          await control.writer.write(encodeControl({ type: "open", replace }));
+          const opened = this.#admission.opening(session.peerId.toString(), replace);
+          // Already connected: this dial is redundant, and the listener never sees it.
+          if (opened === undefined) return { session, control, opened };
+          await control.writer.write(encodeControl({ type: "open", ...opened }));
           const ready = await control.reader.next();
           if (ready === null || decodeControl(ready)?.type !== "ready") {
             throw new NetworkError("ERR_MALFORMED_FRAME", "Expected a ready frame from the peer");
           }
-          return { session, control, replace };
+          return { session, control, opened };
         }
         const open = await control.reader.next();
         const frame = open === null ? undefined : decodeControl(open);
         if (frame?.type !== "open") {
           throw new NetworkError("ERR_MALFORMED_FRAME", "Expected an open frame from the dialer");
         }
-        return { session, control, replace: frame.replace };
+        return {
+          session,
+          control,
+          opened: { replace: frame.replace, generation: frame.generation ?? 0 },
+        };
       };
-      const { session: s, control, replace: replacing } = await withDeadline(
+      const { session: s, control, opened } = await withDeadline(
         setUp(),
         signal,
         this.config.handshakeTimeoutMs,
@@ -1334,15 +1343,20 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         }
         throw e;
       });
+      if (opened === undefined) {
+        conn.close({ code: APP_ERROR_DUPLICATE_CONNECTION, reason: "duplicate connection" })
+          .catch(() => {});
+        return s.peerId;
+      }
       const peer = new PeerConnection(this.#host, s, direction, control);
-      if (!this.#admit(peer, replacing)) return s.peerId;
+      if (!this.#admit(peer, opened)) return s.peerId;
       if (direction === "inbound") {
         await control.writer.write(encodeControl({ type: "ready" })).catch((e) => {
           this.#admission.closed(peer.key, peer);
           throw e;
         });
       }
-      this.#register(peer, replacing);
+      this.#register(peer, opened.replace);
       metrics?.connectionSetupDuration.record(performance.now() - startedAt!, {
         direction,
         outcome: "ready",
@@ -1381,12 +1395,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
    * returns false when `peer` is closed instead of registered.
    */
-  #admit(peer: PeerConnection, replace: boolean): boolean {
+  #admit(peer: PeerConnection, signal: OpenSignal): boolean {
     const decision = this.#admission.admit({
       peer: peer.key,
       address: formatAddress(peer.address),
       direction: peer.direction,
-      replace,
+      ...signal,
     }, peer);
     if (!decision.admitted) {
       if (decision.reason === "pool-full") {

@@ -86,7 +86,7 @@ const messageSeeds = () => [
 
 const controlSeeds = () => [
   encodeControl({ type: "ready" }),
-  encodeControl({ type: "open", replace: true }),
+  encodeControl({ type: "open", replace: true, generation: 7 }),
   encodeControl({ type: "drained" }),
   encodeControl({ type: "ack", lane: 2, count: 2 ** 40 + 5 }),
   encodeControl({ type: "ping", id: 0xfffffffe }),

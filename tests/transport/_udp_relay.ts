@@ -16,6 +16,10 @@ export interface UdpRelay extends AsyncDisposable {
   targetSidePort: number;
   /** Datagrams forwarded either way. */
   readonly forwarded: number;
+  /** Holds the target's datagrams to the client from now on, until `release()`. */
+  hold(): void;
+  /** Forwards the held datagrams in order and stops holding. */
+  release(): Promise<void>;
 }
 
 /** Starts a relay from `127.0.0.1:port` to `target`. */
@@ -26,6 +30,7 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
   let client: Deno.NetAddr | undefined;
   let forwarded = 0;
   let closed = false;
+  let held: Uint8Array[] | undefined;
   const fromClient = (async () => {
     for await (const [data, from] of clientSide) {
       client = from as Deno.NetAddr;
@@ -36,6 +41,10 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
   const fromTarget = (async () => {
     for await (const [data] of targetSide) {
       if (client === undefined) continue;
+      if (held !== undefined) {
+        held.push(data);
+        continue;
+      }
       forwarded++;
       await clientSide.send(data, client).catch(() => {});
     }
@@ -45,6 +54,17 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
     targetSidePort: (targetSide.addr as Deno.NetAddr).port,
     get forwarded() {
       return forwarded;
+    },
+    hold() {
+      held ??= [];
+    },
+    async release() {
+      const datagrams = held ?? [];
+      held = undefined;
+      for (const data of datagrams) {
+        forwarded++;
+        if (client !== undefined) await clientSide.send(data, client).catch(() => {});
+      }
     },
     async [Symbol.asyncDispose]() {
       if (closed) return;

@@ -7,9 +7,9 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, InvalidAddressError, NetworkError } from "../../src/errors.ts";
 import type { NetworkMessage } from "../../src/transport/codec.ts";
 import { APP_ERROR_MIGRATION_TIMEOUT } from "../../src/transport/close_codes.ts";
-import type { QuicTransport } from "../../src/transport/transport.ts";
-import { addr, nextEvent, node, within } from "./_util.ts";
-import { startUdpRelay } from "./_udp_relay.ts";
+import { QuicTransport } from "../../src/transport/transport.ts";
+import { addr, identity, nextEvent, node, within } from "./_util.ts";
+import { startUdpRelay, type UdpRelay } from "./_udp_relay.ts";
 
 /** One message type per lane: consensus, vertex, and ping for the "other" lane. */
 const TYPES = ["consensus", "vertex", "ping"] as const;
@@ -195,4 +195,84 @@ Deno.test("migratePeer: both sides moving at once end on one connection", async 
   await b.send(a.peerId, numbered("consensus", 2));
   assertEquals((await receive(b, 1)).get("consensus"), [1]);
   assertEquals((await receive(a, 1)).get("consensus"), [2]);
+});
+
+Deno.test("migratePeer: a move that reaches the peer after it took the peer's own move, before that move's ready, is refused; both end on the peer's move", async () => {
+  // The worst order of the enumeration (tests/transport/admission_policy_test.ts): B moves to
+  // a relayed path N; A takes N; A moves on to a direct connection M before N's ready frame
+  // reaches B. B is the larger id, so the tie-break alone would have let B take M and then
+  // its own N: the two sides on different connections.
+  const [first, second] = [0, 1].sort((i, j) =>
+    identity(i).peerId.toString() < identity(j).peerId.toString() ? -1 : 1
+  );
+  const path: { relay?: UdpRelay } = {};
+  await using a = new QuicTransport({
+    identity: identity(first),
+    config: { listenAddr: "127.0.0.1", quicPort: 0 },
+    // A admits N here, just before it writes N's ready frame: hold A's datagrams on N.
+    gate: ({ address, direction }) => {
+      const relay = path.relay;
+      if (direction === "inbound" && address.port === relay?.targetSidePort) relay.hold();
+      return true;
+    },
+  });
+  await a.bindAndListen();
+  await using b = await node(second);
+  await using relay = path.relay = startUdpRelay(a.localAddr);
+  await a.connectPeer(addr(b));
+  let disconnects = 0;
+  for (const t of [a, b]) t.addEventListener("peer:disconnected", () => disconnects++);
+
+  const tookN = nextEvent(a, "peer:migrated");
+  const moveN = b.migratePeer(a.peerId, `127.0.0.1:${relay.port}`);
+  moveN.catch(() => {}); // awaited below; a failed assertion first must not hide behind it
+  const atA = (await tookN).detail;
+  assertEquals(atA.address.port, relay.targetSidePort);
+  // M announces generation 2 (from N); B still holds the first connection: refused, and A's
+  // call resolves with A still on N.
+  await within(a.migratePeer(b.peerId, addr(b)), 10_000, "A's move");
+  assertEquals(a.peers().map((p) => p.addresses), [[`127.0.0.1:${relay.targetSidePort}`]]);
+  assertEquals(b.peers().map((p) => p.addresses), [[addr(a)]]);
+
+  const tookNAtB = nextEvent(b, "peer:migrated");
+  await relay.release();
+  await within(moveN, 10_000, "B's move");
+  const atB = (await tookNAtB).detail;
+  assertEquals(atB.address.port, relay.port);
+  assertEquals(b.peers().map((p) => p.addresses), [[`127.0.0.1:${relay.port}`]]);
+  assertEquals(a.peers().map((p) => p.addresses), [[`127.0.0.1:${relay.targetSidePort}`]]);
+  // One connection, both ways; the first one drained on both sides.
+  await a.send(b.peerId, numbered("consensus", 1));
+  await b.send(a.peerId, numbered("consensus", 2));
+  assertEquals((await receive(b, 1)).get("consensus"), [1]);
+  assertEquals((await receive(a, 1)).get("consensus"), [2]);
+  assertEquals(
+    await within(Promise.all([atA.retired, atB.retired]), 10_000, "retired"),
+    [true, true],
+  );
+  assertEquals(disconnects, 0);
+});
+
+Deno.test("connectPeer to a connected peer under another address keeps the connection: the redundant dial closes before its open frame", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  await using relay = startUdpRelay(b.localAddr);
+  await a.connectPeer(addr(b));
+  let events = 0;
+  for (const t of [a, b]) {
+    for (const type of ["peer:disconnected", "peer:connected", "peer:migrated"] as const) {
+      t.addEventListener(type, () => events++);
+    }
+  }
+  // Before, B took the second dial as a restarted A's and A refused it as redundant: both
+  // closed the connection the other kept.
+  const again = await within(a.connectPeer(`127.0.0.1:${relay.port}`), 10_000, "second dial");
+  assert(again.equals(b.peerId));
+  assertEquals(a.peers().map((p) => p.addresses), [[addr(b)]]);
+  assertEquals(b.peers().map((p) => p.addresses), [[addr(a)]]);
+  await a.send(b.peerId, numbered("consensus", 1));
+  await b.send(a.peerId, numbered("consensus", 2));
+  assertEquals((await receive(b, 1)).get("consensus"), [1]);
+  assertEquals((await receive(a, 1)).get("consensus"), [2]);
+  assertEquals(events, 0);
 });
