@@ -17,6 +17,8 @@ interface DerNode {
   lengthBytes?: Uint8Array;
   children?: DerNode[];
   content?: Uint8Array;
+  /** Bytes written as they are instead of this node's TLV (many copies, encoded once). */
+  raw?: Uint8Array;
 }
 
 /** Length fields that lie: zero, off by one, the long-form edges, 2^31 and 2^32 - 1. */
@@ -74,19 +76,31 @@ export function mutateDer(
       break;
     case 3: // Copies among its siblings (a repeated extension, thousands of them).
       if (siblings !== undefined) {
-        const most = Math.max(1, Math.floor(maxBytes / encode(node).byteLength));
+        const once = encode(node);
+        const most = Math.max(1, Math.floor(maxBytes / once.byteLength));
         const copies = Math.min(most, rng.next() < 0.7 ? rng.int(1, 3) : rng.int(4, MAX_COPIES));
-        siblings.splice(at, 0, ...Array.from({ length: copies }, () => clone(node)));
+        const raw = new Uint8Array(once.byteLength * copies);
+        for (let i = 0; i < copies; i++) raw.set(once, i * once.byteLength);
+        siblings.splice(at, 0, { tag: node.tag, raw });
       }
       break;
     case 4: // Gone.
       if (siblings !== undefined) siblings.splice(at, 1);
       break;
     case 5: { // Nested inside SEQUENCEs (deep nesting).
-      let wrapped = clone(node);
+      if (siblings === undefined) break;
+      // Headers made inside out and joined once: re-encoding each level would copy the node
+      // once per level.
+      const inner = encode(node);
       const depth = rng.next() < 0.7 ? rng.int(1, 4) : rng.int(5, MAX_WRAPS);
-      for (let i = 0; i < depth; i++) wrapped = { tag: 0x30, children: [wrapped] };
-      if (siblings !== undefined) siblings[at] = wrapped;
+      const headers: Uint8Array[] = [];
+      let size = inner.byteLength;
+      for (let i = 1; i < depth; i++) {
+        const header = concat([Uint8Array.of(0x30), minimalLength(size)]);
+        headers.push(header);
+        size += header.byteLength;
+      }
+      siblings[at] = { tag: 0x30, content: concat([...headers.reverse(), inner]) };
       break;
     }
     case 6: { // Its content replaced: random bytes, truncated, or emptied.
@@ -182,12 +196,19 @@ function longForm(value: number, octets: number): Uint8Array {
 }
 
 function encode(node: DerNode): Uint8Array {
+  if (node.raw !== undefined) return node.raw;
   const body = contentOf(node);
-  const length = node.lengthBytes ??
-    (body.byteLength < 0x80
-      ? Uint8Array.of(body.byteLength)
-      : longForm(body.byteLength, body.byteLength < 0x100 ? 1 : body.byteLength < 0x10000 ? 2 : 3));
-  return concat([Uint8Array.of(node.tag), length, body]);
+  return concat([
+    Uint8Array.of(node.tag),
+    node.lengthBytes ?? minimalLength(body.byteLength),
+    body,
+  ]);
+}
+
+function minimalLength(size: number): Uint8Array {
+  return size < 0x80
+    ? Uint8Array.of(size)
+    : longForm(size, size < 0x100 ? 1 : size < 0x10000 ? 2 : 3);
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
