@@ -71,7 +71,9 @@ function markdown(reports: TargetReport[]): string {
     `# Fuzz campaign ${started.toISOString()}`,
     "",
     `Seed ${seed}, ${minutes} min, Deno ${Deno.version.deno}. Replay: ` +
-    `\`deno task fuzz --minutes ${minutes} --seed ${seed}\` (same inputs in the same order; ` +
+    `\`deno task fuzz --minutes ${minutes} --seed ${seed}${
+      values.targets === undefined ? "" : ` --targets ${values.targets}`
+    }\` (same inputs in the same order; ` +
     "how many fit in the time varies).",
     "",
     "| target | inputs | refused (typed error) | slowest ms | heap growth KiB | findings |",

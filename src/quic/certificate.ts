@@ -199,7 +199,14 @@ function time(date: Date): Uint8Array<ArrayBuffer> {
   return date.getUTCFullYear() < 2050 ? tlv(0x17, utf8(iso.slice(2))) : tlv(0x18, utf8(iso));
 }
 
+/** Bytes spread into one `String.fromCharCode` call: more overflows the call stack. */
+const CHAR_CODES_PER_CALL = 8192;
+
 function pem(label: string, der: Uint8Array): Uint8Array<ArrayBuffer> {
-  const lines = btoa(String.fromCharCode(...der)).match(/.{1,64}/g) ?? [];
+  let binary = "";
+  for (let at = 0; at < der.byteLength; at += CHAR_CODES_PER_CALL) {
+    binary += String.fromCharCode(...der.subarray(at, at + CHAR_CODES_PER_CALL));
+  }
+  const lines = btoa(binary).match(/.{1,64}/g) ?? [];
   return utf8(`-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`);
 }

@@ -29,7 +29,20 @@ export interface FuzzTarget {
   run(input: Uint8Array, rng: Prng): unknown;
   /** Inputs of the bounded campaign in the test suite (slow targets use fewer). @default {800} */
   quickInputs?: number;
+  /**
+   * A structure-aware mutation of one seed (DER trees, for example), used for half of the
+   * mutated inputs; the generic byte mutations of `_mutate.ts` make the other half.
+   */
+  mutate?: Mutator;
 }
+
+/** Makes one input from `seed`, bounded by `maxBytes`; `others` are further seeds to splice. */
+export type Mutator = (
+  rng: Prng,
+  seed: Uint8Array,
+  others: readonly Uint8Array[],
+  maxBytes: number,
+) => Uint8Array;
 
 /** A decoder broke a promise of its own (a bound, a round trip), not just refused input. */
 export class InvariantError extends Error {
@@ -88,16 +101,27 @@ export interface CampaignLimits {
 /** Most bytes of an input a finding keeps (inputs are small; this bounds a report). */
 const MAX_FINDING_INPUT = 64 * 1024;
 
-/** Input `iteration` of a campaign: 15 % random bytes, the rest mutated seeds. */
+/**
+ * Input `iteration` of a campaign: 15 % random bytes, the rest mutated seeds (half of them by
+ * `structured`, when given).
+ */
 export function makeInput(
   rng: Prng,
   seeds: readonly Uint8Array[],
   maxBytes: number,
+  structured?: Mutator,
 ): Uint8Array {
   if (seeds.length === 0 || rng.next() < 0.15) return randomInput(rng, maxBytes);
   // Now and then a seed as it is: the valid path must stay clean too.
   const seed = rng.pick(seeds);
-  return rng.next() < 0.03 ? seed.slice() : mutate(rng, seed, seeds, maxBytes);
+  if (rng.next() < 0.03) return seed.slice();
+  // Drawn only for targets that have one, so other targets' inputs stay what they were.
+  if (structured !== undefined && rng.next() < 0.5) {
+    const out = structured(rng, seed, seeds, maxBytes);
+    // Sometimes byte mutations on top, so that both kinds of damage meet.
+    return rng.next() < 0.25 ? mutate(rng, out, seeds, maxBytes) : out;
+  }
+  return mutate(rng, seed, seeds, maxBytes);
 }
 
 /** The campaign seed of one target: the same seed and name give the same inputs. */
@@ -149,7 +173,7 @@ export async function runTarget(
   const seeds = await target.seeds();
   const rng = new Prng(targetSeed(seed, target.name));
   // Replay the generator up to `start`, so that iteration numbers name the same inputs.
-  for (let i = 0; i < start; i++) makeInput(rng, seeds, target.maxInputBytes);
+  for (let i = 0; i < start; i++) makeInput(rng, seeds, target.maxInputBytes, target.mutate);
   const began = performance.now();
   const warmUp = Math.min(200, Math.floor((inputs === Infinity ? 2000 : inputs) / 10));
   let heapBase = Infinity;
@@ -162,7 +186,7 @@ export async function runTarget(
     return Deno.memoryUsage().heapUsed;
   };
   for (let i = start; i < start + inputs && performance.now() - began < durationMs; i++) {
-    const input = makeInput(rng, seeds, target.maxInputBytes);
+    const input = makeInput(rng, seeds, target.maxInputBytes, target.mutate);
     onInput?.(i, input);
     const t0 = performance.now();
     try {

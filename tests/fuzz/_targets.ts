@@ -5,8 +5,13 @@
  */
 
 import type { FuzzTarget } from "./_campaign.ts";
+import { certificateTargets } from "./_targets_certificate.ts";
 import { coreTargets } from "./_targets_core.ts";
 import { serviceTargets } from "./_targets_services.ts";
 
 /** The targets in campaign order. */
-export const allTargets: readonly FuzzTarget[] = [...coreTargets, ...serviceTargets];
+export const allTargets: readonly FuzzTarget[] = [
+  ...coreTargets,
+  ...certificateTargets,
+  ...serviceTargets,
+];

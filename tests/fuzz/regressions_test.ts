@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { NetworkError } from "../../src/errors.ts";
+import { generateCertificate } from "../../src/quic/certificate.ts";
 import { decodeControl } from "../../src/transport/_frames.ts";
 import { fromHex } from "./_mutate.ts";
 
@@ -20,4 +21,16 @@ Deno.test("fuzz finding: an ack count above 2^53 - 1 is refused, not read as ano
   }
   const largest = decodeControl(fromHex("010200001fffffffffffff"));
   assert.deepEqual(largest, { type: "ack", lane: 0, count: Number.MAX_SAFE_INTEGER });
+});
+
+Deno.test("fuzz finding: a certificate above ~100 KiB is encoded to PEM, not a stack overflow", async () => {
+  // certificate_fuzz_test, a 160 KiB binding: `generateCertificate` spread the whole DER into
+  // one `String.fromCharCode` call and threw RangeError (maximum call stack size exceeded).
+  const value = new Uint8Array(160 * 1024).fill(0xa5);
+  const { der, certPem } = await generateCertificate({
+    extensions: [{ oid: Uint8Array.of(0x2a, 0x03, 0x04), value }],
+  });
+  const base64 = new TextDecoder().decode(certPem).split("\n").filter((l) => !l.startsWith("-"));
+  assert.ok(base64.every((line) => line.length <= 64));
+  assert.deepEqual(Uint8Array.from(atob(base64.join("")), (c) => c.charCodeAt(0)), der);
 });
