@@ -8,6 +8,7 @@ import { assertEquals, assertRejects } from "../_assert.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
+import { ByteBudget } from "../../src/transport/_byte_budget.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "../../src/transport/_framed_stream.ts";
 import { connect, pair, randomBytes, within } from "../quic/_util.ts";
 
@@ -49,6 +50,31 @@ Deno.test("sealed frames of every size arrive in order and whole over a QUIC str
     assertEquals(await reader.next(), null);
     await Promise.all(writes);
     assertEquals([sender.sentFrames, receiver.receivedFrames], [sent.length, sent.length]);
+  });
+});
+
+Deno.test("a reader that waits for its budget (request streams) opens sealed frames of every size", async () => {
+  await uniStream(async (out, accepted) => {
+    const writer = new FrameWriter(out, await FrameCipher.create({ send: K1, recv: K2 }));
+    const sent = frames();
+    const writes = sent.map((body, i) => writer.write(body, i === sent.length - 1));
+    // Room for the largest frame: the transport's budgets always hold one largest message.
+    const budget = new ByteBudget(2 * MAX_BODY_BYTES);
+    const reader = new FrameReader(
+      await accepted(),
+      await FrameCipher.create({ send: K2, recv: K1 }),
+      MAX_BODY_BYTES,
+      undefined,
+      { budget, mode: "wait" },
+    );
+    for (const [i, body] of sent.entries()) {
+      const got = await within(reader.next(), 10_000, `frame ${i}`);
+      assertEquals(got, body, `frame ${i}`);
+      // The caller charges what it keeps; this one keeps nothing.
+      assertEquals(budget.used, 0, `after frame ${i}`);
+    }
+    assertEquals(await reader.next(), null);
+    await Promise.all(writes);
   });
 });
 
