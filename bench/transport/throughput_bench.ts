@@ -3,7 +3,8 @@
  * sends 16 vertices at once (16 MiB) and lasts until the receiver acknowledged all of them
  * (they are in its `messages()` queue, which a loop drains). MiB/s = 16 / (time per iteration
  * in seconds). Compared: pqEncryption on and off without a rate limit (the bulk cost of the
- * AES-256-GCM seal), and pqEncryption on with the default `maxBandwidthBps` (100 Mbit/s).
+ * ChaCha20-Poly1305 seal), and pqEncryption on with the default `maxBandwidthBps` (100 Mbit/s).
+ * For the ratio to native QUIC and CPU per MiB: `bench/transport/throughput_rounds.ts`.
  *
  * Run: `deno task bench`, or
  * `deno bench --allow-net --allow-read --allow-ffi bench/transport/throughput_bench.ts`

@@ -1,10 +1,13 @@
 /**
  * AEAD sealing of application frames with the handshake's session keys.
  *
- * AES-256-GCM via WebCrypto. `bench/handshake/aead_bench.ts` measured it against the synchronous
- * `@noble/ciphers` implementation: WebCrypto was as fast for 256-byte frames (noble pays for its
- * key schedule on every call) and 8-14x faster for 64 KiB frames, so one asynchronous
- * implementation serves every size and there is no second nonce path to keep in step.
+ * ChaCha20-Poly1305 (RFC 8439) through `node:crypto`: native and synchronous, for every frame
+ * size. Measured in Deno 2.9.6 on this project's machines (docs/handshake.md, "Why
+ * ChaCha20-Poly1305"): 0.8-1.0 ms of CPU per MiB, against 5.3 ms for AES-256-GCM, whose AES
+ * runs without AES-NI in both `node:crypto` and WebCrypto there; the AES cost made PQ encryption
+ * halve the transport's bulk throughput. Large frames can be sealed and opened piece by piece
+ * ({@linkcode FrameCipher.sealer}, {@linkcode FrameCipher.opener}), so a 16 MiB frame never
+ * needs a second 16 MiB buffer and never blocks the event loop for long.
  *
  * @module
  */
@@ -13,20 +16,22 @@ import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { SessionKeys } from "./handshake.ts";
 
-/**
- * Frames up to this size are sealed and opened synchronously with `node:crypto` (native AES-GCM
- * in Deno, without an asynchronous op), larger ones with WebCrypto. Both are AES-256-GCM with
- * the same key and nonce, so the choice is invisible on the wire. Measured on this machine
- * (docs/handshake.md): 256 bytes 11 µs against 22-31 µs, 16 KiB about even, 1 MiB WebCrypto 2-4x
- * faster.
- */
-const SYNC_MAX_BYTES = 4096;
-/** GCM authentication tag length in bytes; a sealed frame is ciphertext || tag. */
+const ALGORITHM = "chacha20-poly1305";
+/** Poly1305 tag length in bytes; a sealed frame is ciphertext || tag. */
 const TAG_LENGTH = 16;
 const KEY_LENGTH = 32;
 /**
- * Blocks one key may process before it must be retired: 2^34 16-byte blocks (256 GiB), inside
- * the AES-GCM confidentiality bound TLS 1.3 uses (RFC 8446 section 5.5). Counting blocks, not
+ * Most bytes given to `node:crypto` in one call. Each call returns a fresh buffer of its input's
+ * size: 64 KiB ones come from the allocator's reused memory, a 1 MiB one from fresh pages, which
+ * cost more here than the cipher (1-2 ms of page faults per MiB under load).
+ */
+const PIECE_BYTES = 65536;
+/**
+ * Bytes one key may process before it must be retired, counted in 16-byte blocks: 2^34 blocks
+ * (256 GiB). This is the AES-GCM confidentiality bound TLS 1.3 uses (RFC 8446 section 5.5),
+ * kept as a conservative rekey point: ChaCha20-Poly1305 has no confidentiality limit within a
+ * 96-bit nonce space, and its integrity limit (RFC 9001 section 6.6) is 2^36 forgery attempts,
+ * which the first failed frame ends here (a failure poisons the opener). Counting blocks, not
  * bytes, also covers floods of empty frames.
  */
 const MAX_BLOCKS_PER_KEY = 2 ** 34;
@@ -36,11 +41,13 @@ const MAX_BLOCKS_PER_KEY = 2 ** 34;
  * bits exactly. QUIC stream ids go to 2^62, but a connection would need 2^51 streams to get here.
  */
 const MAX_STREAM_ID = Number.MAX_SAFE_INTEGER;
+/** Largest frame a sealer or opener is made for: frame lengths are u32 on the wire. */
+const MAX_FRAME_BYTES = 2 ** 32 - 1;
 
 /**
- * 96-bit GCM nonce: the stream id as a big-endian u56, then the frame counter as a big-endian
- * u40. The counter cannot outgrow 40 bits: every frame uses at least one of the key's 2^34
- * blocks. For stream 0 this is the same as four zero bytes and a u64 counter.
+ * 96-bit nonce: the stream id as a big-endian u56, then the frame counter as a big-endian u40.
+ * The counter cannot outgrow 40 bits: every frame uses at least one of the key's 2^34 blocks.
+ * For stream 0 this is the same as four zero bytes and a u64 counter.
  */
 function nonce(streamId: number, counter: number): Uint8Array<ArrayBuffer> {
   const iv = new Uint8Array(12);
@@ -57,16 +64,14 @@ interface KeyUsage {
   recv: number;
 }
 
-/** WebCrypto refuses views of a SharedArrayBuffer; copy only in that rare case. */
-function source(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
-  return bytes.buffer instanceof ArrayBuffer
-    ? bytes as Uint8Array<ArrayBuffer>
-    : new Uint8Array(bytes);
-}
-
-/** Blocks GCM processes for a frame: its payload blocks plus the tag/length block. */
+/** 16-byte blocks a frame counts against its key: its payload blocks plus the tag block. */
 function blocks(length: number): number {
   return Math.ceil(length / 16) + 1;
+}
+
+/** A view with the plain `Uint8Array` prototype of what `node:crypto` returned (a Buffer). */
+function plain(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function checkKey(which: string, key: Uint8Array): void {
@@ -78,36 +83,116 @@ function checkKey(which: string, key: Uint8Array): void {
   }
 }
 
-/**
- * A raw key and its WebCrypto import, made on first use: small frames never need it, and
- * importing would put two asynchronous operations on every connection set-up.
- */
-class AesKey {
-  readonly raw: Uint8Array;
-  readonly #usage: "encrypt" | "decrypt";
-  #imported: Promise<CryptoKey> | undefined;
-
-  constructor(raw: Uint8Array, usage: "encrypt" | "decrypt") {
-    this.raw = raw.slice();
-    this.#usage = usage;
-  }
-
-  get web(): Promise<CryptoKey> {
-    this.#imported ??= crypto.subtle.importKey("raw", new Uint8Array(this.raw), "AES-GCM", false, [
-      this.#usage,
-    ]);
-    return this.#imported;
+function checkFrameBytes(what: string, name: string, bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 0 || bytes > MAX_FRAME_BYTES) {
+    throw new RangeError(
+      `Cannot ${what} as '${name}' must be an integer from 0 to 2^32-1: current value is ${
+        describe(bytes)
+      }`,
+    );
   }
 }
 
 /**
- * Seals and opens application frames with AES-256-GCM. Each direction has its own key and a
- * frame counter starting at 0 that is the nonce, so a nonce is never reused under a key. Frames
- * travel on an ordered QUIC stream, so `open` expects exactly the next counter: a replayed,
- * dropped, reordered, truncated or tampered frame fails authentication.
+ * Seals one frame piece by piece: made by {@linkcode FrameCipher.sealer} for a frame of known
+ * length, whose nonce it took when it was made.
+ */
+export interface FrameSealer {
+  /**
+   * Encrypts the frame's next bytes.
+   *
+   * @example
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const cipher = await FrameCipher.create({
+   *   send: new Uint8Array(32).fill(1),
+   *   recv: new Uint8Array(32).fill(2),
+   * });
+   * const sealer = cipher.sealer(5);
+   * console.assert(sealer.update(new Uint8Array(5)).byteLength === 5);
+   * ```
+   *
+   * @param piece The next plaintext bytes; a piece of at most 64 KiB makes no large buffer.
+   * @returns Their ciphertext, a new buffer of the same length.
+   * @throws {RangeError} when the pieces add up to more than the announced length.
+   */
+  update(piece: Uint8Array): Uint8Array;
+  /**
+   * Ends the frame.
+   *
+   * @example
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const cipher = await FrameCipher.create({
+   *   send: new Uint8Array(32).fill(1),
+   *   recv: new Uint8Array(32).fill(2),
+   * });
+   * const sealer = cipher.sealer(0);
+   * console.assert(sealer.final().byteLength === 16);
+   * ```
+   *
+   * @returns The 16-byte tag, sent after the ciphertext.
+   * @throws {RangeError} when fewer bytes than announced were sealed, or the frame already ended.
+   */
+  final(): Uint8Array;
+}
+
+/**
+ * Opens one frame piece by piece, decrypting in place: made by {@linkcode FrameCipher.opener}
+ * for a frame of known length. The plaintext is not authentic until `final` returns: a caller
+ * must drop all of it when `final` throws.
+ */
+export interface FrameOpener {
+  /**
+   * Decrypts the frame's next ciphertext bytes (the tag excluded) in place.
+   *
+   * @example
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const k1 = new Uint8Array(32).fill(1);
+   * const k2 = new Uint8Array(32).fill(2);
+   * const a = await FrameCipher.create({ send: k1, recv: k2 });
+   * const b = await FrameCipher.create({ send: k2, recv: k1 });
+   * const frame = await a.seal(new Uint8Array([1, 2, 3]));
+   * const opener = b.opener(frame.byteLength);
+   * opener.update(frame.subarray(0, 3));
+   * opener.final(frame.subarray(3));
+   * console.assert(frame.subarray(0, 3).join() === "1,2,3");
+   * ```
+   *
+   * @param piece The next ciphertext bytes; overwritten with their plaintext.
+   * @returns `piece`, now holding plaintext.
+   * @throws {RangeError} when the pieces add up to more than the ciphertext's length.
+   */
+  update(piece: Uint8Array): Uint8Array;
+  /**
+   * Checks the tag: the frame is authentic only when this returns.
+   *
+   * @example
+   * ```ts ignore
+   * opener.final(frame.subarray(frame.byteLength - 16));
+   * ```
+   *
+   * @param tag The frame's last 16 bytes.
+   * @throws {NetworkError} `ERR_DECRYPT` when authentication fails (the cipher then refuses
+   * every later frame).
+   * @throws {RangeError} when fewer ciphertext bytes than announced were given, or the frame
+   * already ended.
+   */
+  final(tag: Uint8Array): void;
+}
+
+/**
+ * Seals and opens application frames with ChaCha20-Poly1305. Each direction has its own key
+ * and a frame counter starting at 0 that is the nonce, so a nonce is never reused under a key.
+ * Frames travel on an ordered QUIC stream, so `open` expects exactly the next counter: a
+ * replayed, dropped, reordered, truncated or tampered frame fails authentication.
  *
- * The counter is taken when `seal`/`open` is called, before the first await: issue calls in
- * stream order (awaiting them concurrently is fine) and write sealed frames in call order.
+ * The counter is taken when `seal`/`open`/`sealer`/`opener` is called: issue calls in stream
+ * order and write sealed frames in call order.
  *
  * @example Sealing on one side, opening on the other
  * ```ts
@@ -124,14 +209,19 @@ class AesKey {
 export class FrameCipher {
   /** The QUIC stream this cipher's frames travel on; it is part of every nonce. */
   readonly streamId: number;
-  readonly #sendKey: AesKey;
-  readonly #recvKey: AesKey;
+  readonly #sendKey: Uint8Array;
+  readonly #recvKey: Uint8Array;
   readonly #usage: KeyUsage;
   #sendCounter = 0;
   #recvCounter = 0;
   #failed: NetworkError | undefined;
 
-  private constructor(sendKey: AesKey, recvKey: AesKey, usage: KeyUsage, streamId: number) {
+  private constructor(
+    sendKey: Uint8Array,
+    recvKey: Uint8Array,
+    usage: KeyUsage,
+    streamId: number,
+  ) {
     this.#sendKey = sendKey;
     this.#recvKey = recvKey;
     this.#usage = usage;
@@ -163,9 +253,9 @@ export class FrameCipher {
       if (keys.send.every((b, i) => b === keys.recv[i])) {
         throw new InvalidConfigError("keys", "two different keys for send and recv", "equal keys");
       }
-      const send = new AesKey(keys.send, "encrypt");
-      const recv = new AesKey(keys.recv, "decrypt");
-      return Promise.resolve(new FrameCipher(send, recv, { send: 0, recv: 0 }, 0));
+      return Promise.resolve(
+        new FrameCipher(keys.send.slice(), keys.recv.slice(), { send: 0, recv: 0 }, 0),
+      );
     } catch (e) {
       return Promise.reject(e);
     }
@@ -250,34 +340,88 @@ export class FrameCipher {
    * @throws {NetworkError} `ERR_LIMIT_EXCEEDED` once the send key has processed 2^34 blocks
    * (256 GiB): reconnect for fresh keys.
    */
-  async seal(plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    const used = this.#usage.send + blocks(plaintext.byteLength);
+  seal(plaintext: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+    try {
+      const length = plaintext.byteLength;
+      const sealer = this.sealer(length, aad);
+      const sealed = new Uint8Array(length + TAG_LENGTH);
+      for (let at = 0; at < length; at += PIECE_BYTES) {
+        sealed.set(sealer.update(plaintext.subarray(at, at + PIECE_BYTES)), at);
+      }
+      sealed.set(sealer.final(), length);
+      return Promise.resolve(sealed);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Starts sealing the next outgoing frame, for a writer that sends it in pieces: the frame's
+   * nonce and its share of the key's budget are taken now.
+   *
+   * @example A frame sealed in two pieces opens whole
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const k1 = new Uint8Array(32).fill(1);
+   * const k2 = new Uint8Array(32).fill(2);
+   * const a = await FrameCipher.create({ send: k1, recv: k2 });
+   * const b = await FrameCipher.create({ send: k2, recv: k1 });
+   * const sealer = a.sealer(6);
+   * const parts = [sealer.update(new Uint8Array([1, 2])), sealer.update(new Uint8Array([3, 4, 5, 6]))];
+   * const frame = new Uint8Array([...parts[0], ...parts[1], ...sealer.final()]);
+   * console.assert((await b.open(frame)).join() === "1,2,3,4,5,6");
+   * ```
+   *
+   * @param plaintextBytes The frame's length, without the tag.
+   * @param aad Extra data to authenticate but not encrypt; the opener must pass the same.
+   * @returns The sealer of this frame.
+   * @throws {RangeError} when `plaintextBytes` is not an integer from 0 to 2^32-1.
+   * @throws {NetworkError} `ERR_LIMIT_EXCEEDED` once the send key has processed 2^34 blocks.
+   */
+  sealer(plaintextBytes: number, aad?: Uint8Array): FrameSealer {
+    checkFrameBytes("seal a frame", "plaintextBytes", plaintextBytes);
+    const used = this.#usage.send + blocks(plaintextBytes);
     if (used > MAX_BLOCKS_PER_KEY) {
       throw new NetworkError(
         "ERR_LIMIT_EXCEEDED",
         `Cannot seal frame ${this.#sendCounter}: the send key reached its limit of 2^34 ` +
-          `AES blocks (256 GiB); reconnect to agree fresh keys`,
+          `blocks (256 GiB); reconnect to agree fresh keys`,
       );
     }
     this.#usage.send = used;
-    const iv = nonce(this.streamId, this.#sendCounter++);
-    if (plaintext.byteLength <= SYNC_MAX_BYTES) {
-      const cipher = createCipheriv("aes-256-gcm", this.#sendKey.raw, iv, {
-        authTagLength: TAG_LENGTH,
-      });
-      if (aad !== undefined) cipher.setAAD(aad);
-      const body = cipher.update(plaintext);
-      cipher.final();
-      const sealed = new Uint8Array(body.byteLength + TAG_LENGTH);
-      sealed.set(body);
-      sealed.set(cipher.getAuthTag(), body.byteLength);
-      return sealed;
-    }
-    const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
-    if (aad !== undefined) params.additionalData = source(aad);
-    return new Uint8Array(
-      await crypto.subtle.encrypt(params, await this.#sendKey.web, source(plaintext)),
-    );
+    const counter = this.#sendCounter++;
+    const cipher = createCipheriv(ALGORITHM, this.#sendKey, nonce(this.streamId, counter), {
+      authTagLength: TAG_LENGTH,
+    });
+    if (aad !== undefined) cipher.setAAD(aad, { plaintextLength: plaintextBytes });
+    let left = plaintextBytes;
+    let ended = false;
+    return {
+      update(piece: Uint8Array): Uint8Array {
+        if (ended || piece.byteLength > left) {
+          throw new RangeError(
+            `Cannot seal ${piece.byteLength} more bytes of frame ${counter}: ${
+              ended ? "it ended" : `${left} of its ${plaintextBytes} bytes are left`
+            }`,
+          );
+        }
+        left -= piece.byteLength;
+        return plain(cipher.update(piece));
+      },
+      final(): Uint8Array {
+        if (ended || left > 0) {
+          throw new RangeError(
+            `Cannot end frame ${counter}: ${
+              ended ? "it already ended" : `${left} of its ${plaintextBytes} bytes were not sealed`
+            }`,
+          );
+        }
+        ended = true;
+        cipher.final();
+        return plain(cipher.getAuthTag());
+      },
+    };
   }
 
   /**
@@ -302,58 +446,134 @@ export class FrameCipher {
    * }
    * ```
    *
-   * @param frame ciphertext || tag, as made by the peer's `seal`.
+   * @param frame ciphertext || tag, as made by the peer's `seal`; left unchanged.
    * @param aad The extra data the sealer authenticated, if any.
    * @returns The plaintext.
    * @throws {NetworkError} `ERR_DECRYPT` when the frame is shorter than a tag, fails
    * authentication (tampered, replayed, reordered, dropped predecessor, wrong key), or an
    * earlier frame failed; `ERR_LIMIT_EXCEEDED` past the receive key's limit.
    */
-  async open(frame: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
-    if (this.#failed !== undefined) {
-      throw new NetworkError(
-        "ERR_DECRYPT",
-        `Cannot open frame: an earlier frame failed (${this.#failed.message})`,
-      );
+  open(frame: Uint8Array, aad?: Uint8Array): Promise<Uint8Array> {
+    try {
+      if (!(frame instanceof Uint8Array)) {
+        this.#checkUsable();
+        throw this.#poison(
+          `Cannot open frame ${this.#recvCounter}: it must be at least ${TAG_LENGTH} bytes ` +
+            `(the tag): current value is ${describe(frame)}`,
+        );
+      }
+      const opener = this.opener(frame.byteLength, aad);
+      const length = frame.byteLength - TAG_LENGTH;
+      const plaintext = frame.slice(0, length);
+      for (let at = 0; at < length; at += PIECE_BYTES) {
+        opener.update(plaintext.subarray(at, at + PIECE_BYTES));
+      }
+      opener.final(frame.subarray(length));
+      return Promise.resolve(plaintext);
+    } catch (e) {
+      return Promise.reject(e);
     }
+  }
+
+  /**
+   * Starts opening the next incoming frame, for a reader that gets it in pieces: the frame's
+   * nonce and its share of the key's budget are taken now. Nothing of the frame may be used
+   * before the opener's `final` returned.
+   *
+   * @example A frame opened in place as its pieces arrive
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const k1 = new Uint8Array(32).fill(1);
+   * const k2 = new Uint8Array(32).fill(2);
+   * const a = await FrameCipher.create({ send: k1, recv: k2 });
+   * const b = await FrameCipher.create({ send: k2, recv: k1 });
+   * const frame = await a.seal(new Uint8Array([1, 2, 3, 4]));
+   * const opener = b.opener(frame.byteLength);
+   * opener.update(frame.subarray(0, 1));
+   * opener.update(frame.subarray(1, 4));
+   * opener.final(frame.subarray(4));
+   * console.assert(frame.subarray(0, 4).join() === "1,2,3,4");
+   * ```
+   *
+   * @param sealedBytes The frame's length: ciphertext and tag.
+   * @param aad The extra data the sealer authenticated, if any.
+   * @returns The opener of this frame.
+   * @throws {NetworkError} `ERR_DECRYPT` when `sealedBytes` is shorter than a tag or an earlier
+   * frame failed; `ERR_LIMIT_EXCEEDED` past the receive key's limit.
+   * @throws {RangeError} when `sealedBytes` is not an integer from 0 to 2^32-1.
+   */
+  opener(sealedBytes: number, aad?: Uint8Array): FrameOpener {
+    this.#checkUsable();
+    checkFrameBytes("open a frame", "sealedBytes", sealedBytes);
     const counter = this.#recvCounter;
-    if (!(frame instanceof Uint8Array) || frame.byteLength < TAG_LENGTH) {
+    if (sealedBytes < TAG_LENGTH) {
       throw this.#poison(
         `Cannot open frame ${counter}: it must be at least ${TAG_LENGTH} bytes (the tag): ` +
-          `current value is ${describe(frame)}`,
+          `current value is ${sealedBytes} bytes`,
       );
     }
-    const used = this.#usage.recv + blocks(frame.byteLength - TAG_LENGTH);
+    const length = sealedBytes - TAG_LENGTH;
+    const used = this.#usage.recv + blocks(length);
     if (used > MAX_BLOCKS_PER_KEY) {
       throw new NetworkError(
         "ERR_LIMIT_EXCEEDED",
-        `Cannot open frame ${counter}: the receive key reached its limit of 2^34 AES blocks`,
+        `Cannot open frame ${counter}: the receive key reached its limit of 2^34 blocks`,
       );
     }
     this.#usage.recv = used;
     this.#recvCounter++;
-    const iv = nonce(this.streamId, counter);
-    try {
-      if (frame.byteLength - TAG_LENGTH <= SYNC_MAX_BYTES) {
-        const length = frame.byteLength - TAG_LENGTH;
-        const decipher = createDecipheriv("aes-256-gcm", this.#recvKey.raw, iv, {
-          authTagLength: TAG_LENGTH,
-        });
-        if (aad !== undefined) decipher.setAAD(aad);
-        decipher.setAuthTag(frame.subarray(length));
-        const body = decipher.update(frame.subarray(0, length));
-        decipher.final(); // throws when authentication fails
-        return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-      }
-      const params: AesGcmParams = { name: "AES-GCM", iv, tagLength: TAG_LENGTH * 8 };
-      if (aad !== undefined) params.additionalData = source(aad);
-      return new Uint8Array(
-        await crypto.subtle.decrypt(params, await this.#recvKey.web, source(frame)),
-      );
-    } catch {
-      throw this.#poison(
-        `Cannot open frame ${counter} (${frame.byteLength} bytes): authentication failed; ` +
-          `it was tampered with, replayed, reordered, truncated or sealed with another key`,
+    const decipher = createDecipheriv(ALGORITHM, this.#recvKey, nonce(this.streamId, counter), {
+      authTagLength: TAG_LENGTH,
+    });
+    if (aad !== undefined) decipher.setAAD(aad, { plaintextLength: length });
+    let left = length;
+    let ended = false;
+    const poison = (message: string) => this.#poison(message);
+    return {
+      update(piece: Uint8Array): Uint8Array {
+        if (ended || piece.byteLength > left) {
+          throw new RangeError(
+            `Cannot open ${piece.byteLength} more bytes of frame ${counter}: ${
+              ended ? "it ended" : `${left} of its ${length} ciphertext bytes are left`
+            }`,
+          );
+        }
+        left -= piece.byteLength;
+        for (let at = 0; at < piece.byteLength; at += PIECE_BYTES) {
+          const part = piece.subarray(at, at + PIECE_BYTES);
+          part.set(decipher.update(part));
+        }
+        return piece;
+      },
+      final(tag: Uint8Array): void {
+        if (ended || left > 0) {
+          throw new RangeError(
+            `Cannot end frame ${counter}: ${
+              ended ? "it already ended" : `${left} of its ${length} ciphertext bytes are missing`
+            }`,
+          );
+        }
+        ended = true;
+        try {
+          if (tag.byteLength !== TAG_LENGTH) throw new Error("tag length");
+          decipher.setAuthTag(tag);
+          decipher.final(); // throws when authentication fails
+        } catch {
+          throw poison(
+            `Cannot open frame ${counter} (${sealedBytes} bytes): authentication failed; ` +
+              `it was tampered with, replayed, reordered, truncated or sealed with another key`,
+          );
+        }
+      },
+    };
+  }
+
+  #checkUsable(): void {
+    if (this.#failed !== undefined) {
+      throw new NetworkError(
+        "ERR_DECRYPT",
+        `Cannot open frame: an earlier frame failed (${this.#failed.message})`,
       );
     }
   }

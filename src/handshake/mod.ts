@@ -26,4 +26,4 @@ export {
   type VerifiedPeer,
 } from "./node_credentials.ts";
 export { encodeRecord, MAX_HANDSHAKE_RECORD, RecordDecoder, type RecordOptions } from "./record.ts";
-export { FrameCipher } from "./frame_cipher.ts";
+export { FrameCipher, type FrameOpener, type FrameSealer } from "./frame_cipher.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FrameCipher } from "../handshake/frame_cipher.ts";
+import type { FrameCipher, FrameOpener, FrameSealer } from "../handshake/frame_cipher.ts";
 import type { QuicStream } from "../quic/stream.ts";
 import { NetworkError } from "../errors.ts";
 import type { ByteBudget } from "./_byte_budget.ts";
@@ -14,9 +14,17 @@ import { FrameDecoder } from "./codec.ts";
 
 /** Frames up to this size are written with their length prefix in one stream write. */
 const SMALL_FRAME_BYTES = 16384;
+/**
+ * A larger sealed frame is sealed and written in pieces of this size: no buffer of the frame's
+ * size is made, sealing alternates with sending, and the event loop is never held for long.
+ */
+const SEAL_PIECE_BYTES = 65536;
 
-/** GCM tag bytes a sealed body carries. */
+/** Tag bytes a sealed body carries. */
 export const SEAL_OVERHEAD = 16;
+
+/** The u32 length before every frame body. */
+const FRAME_HEADER_BYTES = 4;
 
 /** Writes frames in call order; each resolves once the stream has taken the frame. */
 export class FrameWriter {
@@ -31,8 +39,18 @@ export class FrameWriter {
 
   /** Seals (the nonce counter is taken now, so call order is wire order) and writes. */
   write(body: Uint8Array, fin = false): Promise<void> {
+    if (this.#cipher !== undefined && body.byteLength > SMALL_FRAME_BYTES) {
+      let sealer: FrameSealer;
+      try {
+        sealer = this.#cipher.sealer(body.byteLength);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return this.#queue(() => this.#writeInPieces(body, sealer, fin));
+    }
     const sealing = this.#cipher === undefined ? body : this.#cipher.seal(body);
-    const written = this.#tail.then(async () => {
+    if (sealing instanceof Promise) sealing.catch(() => {});
+    return this.#queue(async () => {
       const sealed = await sealing;
       if (sealed.byteLength <= SMALL_FRAME_BYTES) {
         // One write: half the stream operations for the common small message.
@@ -47,15 +65,31 @@ export class FrameWriter {
       await this.stream.write(header);
       await this.stream.write(sealed, fin);
     });
+  }
+
+  /** Runs `write` after the writes queued before it. */
+  #queue(write: () => Promise<void>): Promise<void> {
+    const written = this.#tail.then(write);
     // A failed write breaks the stream anyway; later writes fail on their own.
     this.#tail = written.catch(() => {});
-    if (sealing instanceof Promise) sealing.catch(() => {});
     return written;
   }
-}
 
-/** The u32 length before every frame body. */
-const FRAME_HEADER_BYTES = 4;
+  /**
+   * Writes a large frame's header, its ciphertext piece by piece as each piece is sealed (the
+   * stream takes a piece before the next is sealed: flow control paces the sealing), then the
+   * tag.
+   */
+  async #writeInPieces(body: Uint8Array, sealer: FrameSealer, fin: boolean): Promise<void> {
+    const header = new Uint8Array(FRAME_HEADER_BYTES);
+    new DataView(header.buffer).setUint32(0, body.byteLength + SEAL_OVERHEAD);
+    await this.stream.write(header);
+    for (let at = 0; at < body.byteLength; at += SEAL_PIECE_BYTES) {
+      await this.stream.write(sealer.update(body.subarray(at, at + SEAL_PIECE_BYTES)));
+    }
+    await this.stream.write(sealer.final(), fin);
+  }
+}
 
 /**
  * How a reader draws on its peer's budget: every frame reserves its announced size when its
@@ -78,6 +112,8 @@ export class FrameReader {
   #charged = 0;
   #closed = false;
   #ready: Uint8Array[] = [];
+  /** The large frame being opened in place as it arrives, and how much of it is opened. */
+  #opening: { body: Uint8Array; opener: FrameOpener; opened: number } | undefined;
 
   /**
    * @param maxBodyBytes Largest plaintext body; the sealed limit adds the tag.
@@ -134,12 +170,55 @@ export class FrameReader {
         return null;
       }
       this.#ready = this.#decoder.push(chunk);
+      this.#openArrived();
       await this.#account(0);
     }
     const body = this.#ready.shift()!;
     // The caller owns the body now and charges what it keeps.
     await this.#account(0);
-    return this.#cipher === undefined ? body : await this.#cipher.open(body);
+    return this.#cipher === undefined ? body : this.#openInPlace(this.#cipher, body);
+  }
+
+  /**
+   * Opens in place what has arrived of a large frame (the decoder fills a buffer of the frame's
+   * size, see `FrameDecoder.room`), so that its last piece leaves only the rest to open. Only
+   * while no complete frame waits: frames take their nonces in order.
+   */
+  #openArrived(): void {
+    const cipher = this.#cipher;
+    const room = this.#decoder.room;
+    if (cipher === undefined || room === undefined || this.#ready.length > 0) return;
+    const length = this.#decoder.pendingBodyBytes; // room is the unfilled end of the body
+    const filled = length - room.byteLength;
+    let opening = this.#opening;
+    if (opening === undefined || opening.body.buffer !== room.buffer) {
+      const body = new Uint8Array(room.buffer, room.byteOffset - filled, length);
+      opening = this.#opening = { body, opener: cipher.opener(length), opened: 0 };
+    }
+    const end = Math.min(filled, length - SEAL_OVERHEAD);
+    if (end <= opening.opened) return;
+    opening.opener.update(opening.body.subarray(opening.opened, end));
+    opening.opened = end;
+  }
+
+  /**
+   * Opens a complete frame in place (the reader owns its bytes): the rest of the large frame
+   * being opened, or all of another one.
+   */
+  #openInPlace(cipher: FrameCipher, body: Uint8Array): Uint8Array {
+    const length = body.byteLength - SEAL_OVERHEAD;
+    let opener: FrameOpener;
+    let opened = 0;
+    const opening = this.#opening;
+    if (opening !== undefined && opening.body.buffer === body.buffer) {
+      this.#opening = undefined;
+      ({ opener, opened } = opening);
+    } else {
+      opener = cipher.opener(body.byteLength);
+    }
+    opener.update(body.subarray(opened, length));
+    opener.final(body.subarray(length));
+    return body.subarray(0, length);
   }
 
   /**
@@ -151,6 +230,7 @@ export class FrameReader {
     this.#closed = true;
     this.#decoder.clear();
     this.#ready = [];
+    this.#opening = undefined;
     this.#release();
   }
 

@@ -4,7 +4,7 @@
  *
  * ```
  * frame   = length u32 | body                  (length counts the body only)
- * body    = version u8 (=1) | type u8 | payload (sealed with AES-256-GCM when pqEncryption is on)
+ * body    = version u8 (=1) | type u8 | payload (sealed with ChaCha20-Poly1305 when pqEncryption is on)
  * vertex    type 1   payload = data
  * consensus type 2   payload = data
  * ping      type 3   payload = timestamp f64

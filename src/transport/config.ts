@@ -178,8 +178,8 @@ export interface NetworkConfig {
    */
   handshakeTimeoutMs?: number;
   /**
-   * Seal application data with the handshake's ML-KEM-768 session keys (AES-256-GCM) inside
-   * TLS. Both peers must agree; when off, the handshake still authenticates both sides.
+   * Seal application data with the handshake's ML-KEM-768 session keys (ChaCha20-Poly1305)
+   * inside TLS. Both peers must agree; when off, the handshake still authenticates both sides.
    * @default {true}
    */
   pqEncryption?: boolean;

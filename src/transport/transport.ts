@@ -267,7 +267,7 @@ export type BroadcastResult =
 /**
  * A peer-to-peer transport over QUIC. Every connection runs the identity handshake on its
  * first stream before anything else; with `pqEncryption` every frame is then sealed with
- * AES-256-GCM under ML-KEM-768 session keys inside TLS.
+ * ChaCha20-Poly1305 under ML-KEM-768 session keys inside TLS.
  *
  * Delivery guarantee of {@linkcode QuicTransport.send}: the promise resolves once the peer's
  * transport has decoded the whole message, authenticated it and put it in its `messages()`
