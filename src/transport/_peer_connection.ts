@@ -537,9 +537,17 @@ export class PeerConnection {
     }
   }
 
+  /**
+   * Writes a control frame. An acknowledgement goes lazily: it leaves with the next packet of
+   * the connection, usually the application's answer to the message it acknowledges, instead
+   * of in a packet of its own just before that answer.
+   */
   #writeControl(frame: ControlFrame): Promise<void> {
     this.#controlBacklog++;
-    return this.#controlWriter.write(encodeControl(frame)).finally(() => this.#controlBacklog--);
+    const body = encodeControl(frame);
+    const writer = this.#controlWriter;
+    const written = frame.type === "ack" ? writer.writeLazily(body) : writer.write(body);
+    return written.finally(() => this.#controlBacklog--);
   }
 
   async #readControl(): Promise<void> {
