@@ -4,12 +4,19 @@
  * `nativePair`). (The `@matrixai/quic` `QUICServer`/`QUICClient` classes were a third column
  * until the repository moved to Deno's own npm resolver, which cannot resolve that package.)
  *
- * Workloads, each on loopback, `--rounds` times per implementation (default 3):
- * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up.
- *   Ours: `send` to the peer, which sends the message back (the send's acknowledgement and the
- *   answer both awaited). Raw QUIC: a request on a fresh bidirectional stream, echoed.
+ * Workloads, each on loopback, in `--rounds` rounds (default 3). In a round both implementations
+ * are set up, and the latency samples are taken interleaved: blocks of samples, the order of the
+ * implementations rotating from block to block, so that a change of load on the machine (its
+ * cores are shared) hits both alike instead of whichever ran at the time. Throughput runs one
+ * implementation after the other.
+ * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up,
+ *   in blocks of 100. Ours: `send` to the peer, which sends the message back (the send's
+ *   acknowledgement and the answer both awaited). Raw QUIC: a request on a fresh bidirectional
+ *   stream, echoed.
  * - broadcast: 256 bytes to each of `--peers` peers (default 10), done when every peer
- *   acknowledged (ours: the transport's acknowledgement; raw QUIC: the echo), 200 times.
+ *   acknowledged (ours: the transport's acknowledgement; raw QUIC: the echo), `--broadcasts`
+ *   times (default 200) in blocks of 20; the same to `--wide-peers` peers (default 100; 0 skips
+ *   it), `--wide-broadcasts` times (default 100) in blocks of 10.
  * - throughput: `--mib` MiB (default 16) one way. Ours: 1 MiB vertices, all sent at once,
  *   done when all are acknowledged. Raw QUIC: one stream of 64 KiB writes, done when the
  *   server saw the FIN and answered.
@@ -26,6 +33,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchPair, nativePair } from "./quic/_pairs.ts";
+import type { QuicTransport } from "../mod.ts";
 import { echo, pair as transportPair, star } from "./transport/_nodes.ts";
 
 const { values } = parseArgs({
@@ -34,6 +42,8 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000" },
     peers: { type: "string", default: "10" },
     broadcasts: { type: "string", default: "200" },
+    "wide-peers": { type: "string", default: "100" },
+    "wide-broadcasts": { type: "string", default: "100" },
     mib: { type: "string", default: "16" },
     timeout: { type: "string", default: "60" },
     out: { type: "string", default: "bench/results" },
@@ -43,6 +53,8 @@ const ROUNDS = positive("rounds");
 const REQUESTS = positive("requests");
 const PEERS = positive("peers");
 const BROADCASTS = positive("broadcasts");
+const WIDE_PEERS = Number(values["wide-peers"]) === 0 ? 0 : positive("wide-peers");
+const WIDE_BROADCASTS = positive("wide-broadcasts");
 const MIB = positive("mib");
 const TIMEOUT_MS = positive("timeout") * 1000;
 const PAYLOAD = new Uint8Array(256).fill(7);
@@ -62,6 +74,8 @@ interface Contender {
   rtt(): Promise<void>;
   /** 256 bytes to every peer, until every peer acknowledged. */
   broadcast(): Promise<void>;
+  /** The same to `WIDE_PEERS` peers; absent when `--wide-peers` is 0. */
+  broadcastWide?(): Promise<void>;
   /** `bytes` one way, until the receiver has them. */
   bulk(bytes: number): Promise<void>;
   /** Ours only: the same with pqEncryption off, for the cost of PQ encryption. */
@@ -81,6 +95,7 @@ async function ours(): Promise<Contender> {
   const plain = await transportPair({ pqEncryption: false });
   const inbox = p.a.messages();
   const s = await star(PEERS, { pqEncryption: true });
+  const wide = WIDE_PEERS > 0 ? await star(WIDE_PEERS, { pqEncryption: true }) : undefined;
   const vertex = { type: "vertex", data: new Uint8Array(1024 * 1024).fill(3) } as const;
   const message = { type: "consensus", data: PAYLOAD } as const;
   return {
@@ -88,11 +103,8 @@ async function ours(): Promise<Contender> {
       const [, reply] = await Promise.all([p.a.send(p.remote, message), inbox.next()]);
       if (reply.done) throw new Error("transport closed");
     },
-    async broadcast() {
-      const results = await s.hub.broadcast(message);
-      const failed = results.find((r) => !r.ok);
-      if (failed && !failed.ok) throw failed.error;
-    },
+    broadcast: () => broadcastAll(s.hub),
+    broadcastWide: wide && (() => broadcastAll(wide.hub)),
     async bulk(bytes) {
       const count = Math.ceil(bytes / vertex.data.byteLength);
       await Promise.all(Array.from({ length: count }, () => p.a.send(p.remote, vertex)));
@@ -105,16 +117,23 @@ async function ours(): Promise<Contender> {
       await p.close();
       await plain.close();
       await s.close();
+      await wide?.close();
     },
   };
+
+  async function broadcastAll(hub: QuicTransport): Promise<void> {
+    const results = await hub.broadcast(message);
+    const failed = results.find((r) => !r.ok);
+    if (failed && !failed.ok) throw failed.error;
+  }
 }
 
-/** Raw streams: one pair for RTT and bulk, `PEERS` more for the broadcast. */
+/** Raw streams: one pair for RTT and bulk, `max(PEERS, WIDE_PEERS)` more for the broadcasts. */
 async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   const main = await make();
   const fanout: BenchPair[] = [];
   try {
-    for (let i = 0; i < PEERS; i++) fanout.push(await make());
+    for (let i = 0; i < Math.max(PEERS, WIDE_PEERS); i++) fanout.push(await make());
   } catch (e) {
     await Promise.allSettled([main, ...fanout].map((p) => p.close()));
     throw e;
@@ -126,8 +145,11 @@ async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   return {
     rtt: () => request(main),
     async broadcast() {
-      await Promise.all(fanout.map(request));
+      await Promise.all(fanout.slice(0, PEERS).map(request));
     },
+    broadcastWide: WIDE_PEERS > 0
+      ? async () => void await Promise.all(fanout.slice(0, WIDE_PEERS).map(request))
+      : undefined,
     bulk: (bytes) => main.bulk(bytes),
     async close() {
       await Promise.allSettled([main, ...fanout].map((p) => p.close()));
@@ -144,6 +166,7 @@ const IMPLEMENTATIONS: Implementation[] = [
 interface Round {
   rtts?: number[];
   broadcasts?: number[];
+  wideBroadcasts?: number[];
   mibPerSec?: number;
   mibPerSecPqOff?: number;
   errors: string[];
@@ -169,26 +192,98 @@ async function bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-async function samples(n: number, op: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < Math.min(WARMUP, n); i++) await op();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = performance.now();
-    await op();
-    out.push(performance.now() - start);
-  }
-  return out.sort((a, b) => a - b);
+/** `items` starting at `offset`, wrapping around: who goes first changes from turn to turn. */
+function rotated<T>(items: T[], offset: number): T[] {
+  return items.map((_, i) => items[(i + offset) % items.length]);
 }
 
-async function runRound(impl: Implementation): Promise<Round> {
-  const round: Round = { errors: [] };
-  let contender: Contender;
-  try {
-    contender = await bounded(`${impl.key} set-up`, impl.setUp);
-  } catch (e) {
-    round.errors.push((e as Error).message);
-    return round;
+/**
+ * Samples of one workload of every contender, interleaved: `WARMUP` runs each, then blocks of
+ * `block` timed runs, the contenders' order rotating from block to block. A contender that
+ * fails or times out drops out of this workload (its error goes to its round).
+ */
+async function interleaved(
+  name: string,
+  set: [Implementation, Contender][],
+  workload: (c: Contender) => (() => Promise<void>) | undefined,
+  n: number,
+  block: number,
+  rounds: Record<string, Round>,
+): Promise<Record<string, number[]>> {
+  const running = set.flatMap(([impl, contender]) => {
+    const op = workload(contender);
+    return op === undefined ? [] : [{ key: impl.key, op, samples: [] as number[] }];
+  });
+  const run = async (entry: (typeof running)[number], what: string, work: () => Promise<void>) => {
+    try {
+      await bounded(`${entry.key} ${what}`, work);
+    } catch (e) {
+      rounds[entry.key].errors.push(
+        e instanceof TimedOut ? e.message : `${name}: ${(e as Error).message}`,
+      );
+      running.splice(running.indexOf(entry), 1);
+    }
+  };
+  for (const entry of [...running]) {
+    await run(entry, `${name} warm-up`, async () => {
+      for (let i = 0; i < Math.min(WARMUP, n); i++) await entry.op();
+    });
   }
+  for (let b = 0; b * block < n; b++) {
+    for (const entry of rotated([...running], b)) {
+      await run(entry, name, async () => {
+        for (let i = b * block; i < Math.min(n, (b + 1) * block); i++) {
+          const start = performance.now();
+          await entry.op();
+          entry.samples.push(performance.now() - start);
+        }
+      });
+    }
+  }
+  return Object.fromEntries(running.map((e) => [e.key, e.samples.sort((a, b) => a - b)]));
+}
+
+/** One round: every implementation set up, latency workloads interleaved, throughput in turn. */
+async function runRound(index: number): Promise<Record<string, Round>> {
+  const rounds: Record<string, Round> = {};
+  const set: [Implementation, Contender][] = [];
+  for (const impl of rotated(IMPLEMENTATIONS, index)) {
+    const round: Round = rounds[impl.key] = { errors: [] };
+    try {
+      set.push([impl, await bounded(`${impl.key} set-up`, impl.setUp)]);
+    } catch (e) {
+      round.errors.push((e as Error).message);
+    }
+  }
+  const rtts = await interleaved("RTT", set, (c) => () => c.rtt(), REQUESTS, 100, rounds);
+  const broadcasts = await interleaved(
+    "broadcast",
+    set,
+    (c) => c.broadcast,
+    BROADCASTS,
+    20,
+    rounds,
+  );
+  const wide = await interleaved(
+    `broadcast to ${WIDE_PEERS}`,
+    set,
+    (c) => c.broadcastWide,
+    WIDE_BROADCASTS,
+    10,
+    rounds,
+  );
+  for (const [impl, contender] of set) {
+    const round = rounds[impl.key];
+    round.rtts = rtts[impl.key];
+    round.broadcasts = broadcasts[impl.key];
+    round.wideBroadcasts = wide[impl.key];
+    await throughput(impl, contender, round);
+  }
+  return rounds;
+}
+
+/** The throughput workloads of one contender, then its close. */
+async function throughput(impl: Implementation, contender: Contender, round: Round) {
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await bounded(`${impl.key} ${name}`, work);
@@ -197,8 +292,6 @@ async function runRound(impl: Implementation): Promise<Round> {
       return undefined;
     }
   };
-  round.rtts = await phase("RTT", () => samples(REQUESTS, () => contender.rtt()));
-  round.broadcasts = await phase("broadcast", () => samples(BROADCASTS, contender.broadcast));
   round.mibPerSec = await phase("throughput", async () => {
     await contender.bulk(1024 * 1024); // warm-up
     const start = performance.now();
@@ -218,7 +311,6 @@ async function runRound(impl: Implementation): Promise<Round> {
   if (closed === undefined && round.errors.some((e) => e.includes("close"))) {
     round.errors.push("(left running: close did not finish)");
   }
-  return round;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -244,8 +336,16 @@ function spread(values: (number | undefined)[]): Spread | undefined {
   };
 }
 
-type Metric = "rttP50" | "rttP99" | "bcP50" | "bcP99" | "mibPerSec" | "mibPerSecPqOff";
-const METRICS: [Metric, string, (r: Round) => number | undefined][] = [
+type Metric =
+  | "rttP50"
+  | "rttP99"
+  | "bcP50"
+  | "bcP99"
+  | "wideP50"
+  | "wideP99"
+  | "mibPerSec"
+  | "mibPerSecPqOff";
+const METRICS: [Metric, string, (r: Round) => number | undefined][] = ([
   ["rttP50", "message RTT p50 (ms)", (r) => r.rtts && percentile(r.rtts, 0.5)],
   ["rttP99", "message RTT p99 (ms)", (r) => r.rtts && percentile(r.rtts, 0.99)],
   ["bcP50", `broadcast to ${PEERS} p50 (ms)`, (r) => r.broadcasts && percentile(r.broadcasts, 0.5)],
@@ -254,9 +354,21 @@ const METRICS: [Metric, string, (r: Round) => number | undefined][] = [
     `broadcast to ${PEERS} p99 (ms)`,
     (r) => r.broadcasts && percentile(r.broadcasts, 0.99),
   ],
+  [
+    "wideP50",
+    `broadcast to ${WIDE_PEERS} p50 (ms)`,
+    (r) => r.wideBroadcasts && percentile(r.wideBroadcasts, 0.5),
+  ],
+  [
+    "wideP99",
+    `broadcast to ${WIDE_PEERS} p99 (ms)`,
+    (r) => r.wideBroadcasts && percentile(r.wideBroadcasts, 0.99),
+  ],
   ["mibPerSec", `throughput ${MIB} MiB (MiB/s)`, (r) => r.mibPerSec],
   ["mibPerSecPqOff", `throughput ${MIB} MiB, pq off (MiB/s)`, (r) => r.mibPerSecPqOff],
-];
+] as [Metric, string, (r: Round) => number | undefined][]).filter(([m]) =>
+  WIDE_PEERS > 0 || !m.startsWith("wide")
+);
 
 /**
  * The goals of issue 16 beside the figures (ratios of medians, ours / native): message RTT p50
@@ -277,6 +389,11 @@ function goalLines(figures: Record<string, Record<Metric, Spread | undefined>>):
     `- message RTT p50 vs native: ${vs("rttP50", "<= 1.0x", (r) => r <= 1)}`,
     `- message RTT p99 vs native: ${vs("rttP99", "<= 1.0x", (r) => r <= 1)}`,
     `- broadcast to ${PEERS} p50 vs native: ${vs("bcP50", "<= 1.0x", (r) => r <= 1)}`,
+    `- broadcast to ${WIDE_PEERS} peers: ${
+      ours.wideP50 === undefined || ours.wideP99 === undefined
+        ? "no figure"
+        : `p50 ${ours.wideP50.median.toFixed(2)} ms, p99 ${ours.wideP99.median.toFixed(2)} ms`
+    } (reported; no goal)`,
     `- throughput of 1 MiB vertices vs native: ${vs("mibPerSec", ">= 0.45x", (r) => r >= 0.45)}`,
     `- cost of PQ encryption on throughput: ${
       cost === undefined
@@ -377,15 +494,15 @@ async function main(): Promise<void> {
   const results: Record<string, Round[]> = {};
   for (const impl of IMPLEMENTATIONS) results[impl.key] = [];
   for (let round = 1; round <= ROUNDS; round++) {
+    const t0 = performance.now();
+    const rounds = await runRound(round - 1);
+    const took = ((performance.now() - t0) / 1000).toFixed(1);
     for (const impl of IMPLEMENTATIONS) {
-      const t0 = performance.now();
-      const r = await runRound(impl);
+      const r = rounds[impl.key];
       results[impl.key].push(r);
-      const took = ((performance.now() - t0) / 1000).toFixed(1);
-      console.error(
-        `round ${round} ${impl.key}: ${took} s${r.errors.length ? `; ${r.errors.join("; ")}` : ""}`,
-      );
+      if (r.errors.length > 0) console.error(`round ${round} ${impl.key}: ${r.errors.join("; ")}`);
     }
+    console.error(`round ${round}: ${took} s`);
   }
   const figures: Record<string, Record<Metric, Spread | undefined>> = {};
   for (const impl of IMPLEMENTATIONS) {
@@ -396,7 +513,8 @@ async function main(): Promise<void> {
 
   const command = `deno run -A bench/compare.ts ${Deno.args.join(" ")}`.trim();
   const header = `median (min–max) over ${ROUNDS} rounds; ${REQUESTS} RTT samples of 256 B, ` +
-    `${BROADCASTS} broadcasts to ${PEERS} peers, ${MIB} MiB one way`;
+    `${BROADCASTS} broadcasts to ${PEERS} peers, ${WIDE_BROADCASTS} to ${WIDE_PEERS} peers ` +
+    `(latency samples interleaved with native's), ${MIB} MiB one way`;
   const rows = [
     "| workload | cretoai QuicTransport (pq on) | Deno native QUIC | ours / native |",
     "|---|---|---|---|",
