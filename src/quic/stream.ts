@@ -183,24 +183,6 @@ export class QuicStream {
    * @throws {NetworkError} `ERR_STREAM_CLOSED` after the stream was finished or reset.
    */
   write(data: Uint8Array, fin = false): Promise<void> {
-    return this.#write(data, fin, false);
-  }
-
-  /**
-   * Writes bytes like {@linkcode write}, but asks for no flush of its own: they leave with the
-   * connection's next packet, which another stream's write in this turn makes, or else after
-   * this event-loop turn. For bytes not worth a packet alone, such as an acknowledgement that
-   * can ride on the application's answer.
-   *
-   * @param data The bytes.
-   * @throws {StreamResetError} `ERR_STREAM_STOPPED` when the peer asked to stop (STOP_SENDING).
-   * @throws {NetworkError} `ERR_STREAM_CLOSED` after the stream was finished or reset.
-   */
-  writeLazily(data: Uint8Array): Promise<void> {
-    return this.#write(data, false, true);
-  }
-
-  #write(data: Uint8Array, fin: boolean, lazy: boolean): Promise<void> {
     if (this.#writeError !== undefined) return Promise.reject(this.#writeError);
     const closed = this.#host.closedError;
     if (closed !== undefined) return Promise.reject(closed);
@@ -227,8 +209,6 @@ export class QuicStream {
         // that ACK before the next send() (cloudflare/quiche#2525): the stream is collected
         // and the peer never sees the end. Sending at once closes that window in practice.
         this.#host.flushNow();
-      } else if (lazy) {
-        this.#host.scheduleAfterTurn();
       } else {
         this.#host.schedule();
       }

@@ -31,18 +31,6 @@ export class FrameWriter {
 
   /** Seals (the nonce counter is taken now, so call order is wire order) and writes. */
   write(body: Uint8Array, fin = false): Promise<void> {
-    return this.#write(body, fin, false);
-  }
-
-  /**
-   * Writes like {@linkcode write}, but the frame leaves with the connection's next packet
-   * (`QuicStream.writeLazily`): for a small frame that may ride on the application's answer.
-   */
-  writeLazily(body: Uint8Array): Promise<void> {
-    return this.#write(body, false, true);
-  }
-
-  #write(body: Uint8Array, fin: boolean, lazy: boolean): Promise<void> {
     const sealing = this.#cipher === undefined ? body : this.#cipher.seal(body);
     const written = this.#tail.then(async () => {
       const sealed = await sealing;
@@ -51,7 +39,7 @@ export class FrameWriter {
         const frame = new Uint8Array(4 + sealed.byteLength);
         new DataView(frame.buffer).setUint32(0, sealed.byteLength);
         frame.set(sealed, 4);
-        return await (lazy ? this.stream.writeLazily(frame) : this.stream.write(frame, fin));
+        return await this.stream.write(frame, fin);
       }
       const header = new Uint8Array(4);
       new DataView(header.buffer).setUint32(0, sealed.byteLength);

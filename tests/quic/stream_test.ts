@@ -271,28 +271,3 @@ Deno.test("stream: unidirectional opens beyond the peer's limit wait for credit"
   assert.deepEqual(await (await peer.acceptUni()).readAll(), new Uint8Array([3]));
   await conn.close();
 });
-
-Deno.test("stream: writeLazily sends nothing of its own in this turn, then its bytes arrive", async () => {
-  await using p = await pair();
-  const { conn, peer } = await connect(p);
-  const microtasks = async () => {
-    for (let i = 0; i < 10; i++) await new Promise<void>((resolve) => queueMicrotask(resolve));
-  };
-  const stream = await conn.openUni();
-  await stream.write(new Uint8Array([1]));
-  const incoming = await within(peer.acceptUni(), 5000, "stream arrives");
-  assert.deepEqual(await incoming.read(), new Uint8Array([1]));
-  // A write flushes within the turn's microtasks; a lazy one leaves it to the next packet.
-  const before = conn.stats().packetsSent;
-  await stream.writeLazily(new Uint8Array([2]));
-  await microtasks();
-  assert.equal(conn.stats().packetsSent, before, "a lazy write made a packet of its own");
-  assert.deepEqual(await within(incoming.read(), 5000, "lazy bytes"), new Uint8Array([2]));
-  const after = conn.stats().packetsSent;
-  assert.ok(after > before, "the lazy bytes left in a later packet");
-  await stream.write(new Uint8Array([3]));
-  await microtasks();
-  assert.ok(conn.stats().packetsSent > after, "a plain write flushed in its turn");
-  assert.deepEqual(await within(incoming.read(), 5000, "plain bytes"), new Uint8Array([3]));
-  await conn.close();
-});
