@@ -16,7 +16,8 @@
  * - broadcast: 256 bytes to each of `--peers` peers (default 10), done when every peer
  *   acknowledged (ours: the transport's acknowledgement; raw QUIC: the echo), `--broadcasts`
  *   times (default 200) in blocks of 20; the same to `--wide-peers` peers (default 100; 0 skips
- *   it), `--wide-broadcasts` times (default 100) in blocks of 10.
+ *   it), `--wide-broadcasts` times (default 100) in blocks of 10, on peers set up for this
+ *   workload alone (a hundred idle Deno QUIC endpoints slow Deno's own round trips down).
  * - throughput: `--mib` MiB (default 16) one way. Ours: 1 MiB vertices, all sent at once,
  *   done when all are acknowledged. Raw QUIC: one stream of 64 KiB writes, done when the
  *   server saw the FIN and answered.
@@ -74,8 +75,6 @@ interface Contender {
   rtt(): Promise<void>;
   /** 256 bytes to every peer, until every peer acknowledged. */
   broadcast(): Promise<void>;
-  /** The same to `WIDE_PEERS` peers; absent when `--wide-peers` is 0. */
-  broadcastWide?(): Promise<void>;
   /** `bytes` one way, until the receiver has them. */
   bulk(bytes: number): Promise<void>;
   /** Ours only: the same with pqEncryption off, for the cost of PQ encryption. */
@@ -83,10 +82,25 @@ interface Contender {
   close(): Promise<void>;
 }
 
+/** `WIDE_PEERS` peers to broadcast to, set up for that workload alone. */
+interface Fanout {
+  broadcast(): Promise<void>;
+  close(): Promise<void>;
+}
+
 interface Implementation {
   key: string;
   label: string;
   setUp(): Promise<Contender>;
+  setUpWide(): Promise<Fanout>;
+}
+
+const message = { type: "consensus", data: PAYLOAD } as const;
+
+async function broadcastAll(hub: QuicTransport): Promise<void> {
+  const results = await hub.broadcast(message);
+  const failed = results.find((r) => !r.ok);
+  if (failed && !failed.ok) throw failed.error;
 }
 
 /** Our transport, pqEncryption on: an echoing pair and a star of draining peers. */
@@ -95,16 +109,13 @@ async function ours(): Promise<Contender> {
   const plain = await transportPair({ pqEncryption: false });
   const inbox = p.a.messages();
   const s = await star(PEERS, { pqEncryption: true });
-  const wide = WIDE_PEERS > 0 ? await star(WIDE_PEERS, { pqEncryption: true }) : undefined;
   const vertex = { type: "vertex", data: new Uint8Array(1024 * 1024).fill(3) } as const;
-  const message = { type: "consensus", data: PAYLOAD } as const;
   return {
     async rtt() {
       const [, reply] = await Promise.all([p.a.send(p.remote, message), inbox.next()]);
       if (reply.done) throw new Error("transport closed");
     },
     broadcast: () => broadcastAll(s.hub),
-    broadcastWide: wide && (() => broadcastAll(wide.hub)),
     async bulk(bytes) {
       const count = Math.ceil(bytes / vertex.data.byteLength);
       await Promise.all(Array.from({ length: count }, () => p.a.send(p.remote, vertex)));
@@ -117,39 +128,35 @@ async function ours(): Promise<Contender> {
       await p.close();
       await plain.close();
       await s.close();
-      await wide?.close();
     },
   };
-
-  async function broadcastAll(hub: QuicTransport): Promise<void> {
-    const results = await hub.broadcast(message);
-    const failed = results.find((r) => !r.ok);
-    if (failed && !failed.ok) throw failed.error;
-  }
 }
 
-/** Raw streams: one pair for RTT and bulk, `max(PEERS, WIDE_PEERS)` more for the broadcasts. */
+async function oursWide(): Promise<Fanout> {
+  const s = await star(WIDE_PEERS, { pqEncryption: true });
+  return { broadcast: () => broadcastAll(s.hub), close: () => s.close() };
+}
+
+async function echoed(p: BenchPair): Promise<void> {
+  const size = await p.request(PAYLOAD);
+  if (size !== PAYLOAD.byteLength) throw new Error(`${p.name}: echo of ${size} bytes`);
+}
+
+/** Raw streams: one pair for RTT and bulk, `PEERS` more for the broadcast. */
 async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   const main = await make();
   const fanout: BenchPair[] = [];
   try {
-    for (let i = 0; i < Math.max(PEERS, WIDE_PEERS); i++) fanout.push(await make());
+    for (let i = 0; i < PEERS; i++) fanout.push(await make());
   } catch (e) {
     await Promise.allSettled([main, ...fanout].map((p) => p.close()));
     throw e;
   }
-  const request = async (p: BenchPair) => {
-    const size = await p.request(PAYLOAD);
-    if (size !== PAYLOAD.byteLength) throw new Error(`${p.name}: echo of ${size} bytes`);
-  };
   return {
-    rtt: () => request(main),
+    rtt: () => echoed(main),
     async broadcast() {
-      await Promise.all(fanout.slice(0, PEERS).map(request));
+      await Promise.all(fanout.map(echoed));
     },
-    broadcastWide: WIDE_PEERS > 0
-      ? async () => void await Promise.all(fanout.slice(0, WIDE_PEERS).map(request))
-      : undefined,
     bulk: (bytes) => main.bulk(bytes),
     async close() {
       await Promise.allSettled([main, ...fanout].map((p) => p.close()));
@@ -157,9 +164,27 @@ async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   };
 }
 
+/** `WIDE_PEERS` raw pairs, each echoing. */
+async function rawFanout(make: () => Promise<BenchPair>): Promise<Fanout> {
+  const pairs: BenchPair[] = [];
+  const close = async () => void await Promise.allSettled(pairs.map((p) => p.close()));
+  try {
+    for (let i = 0; i < WIDE_PEERS; i++) pairs.push(await make());
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { broadcast: async () => void await Promise.all(pairs.map(echoed)), close };
+}
+
 const IMPLEMENTATIONS: Implementation[] = [
-  { key: "ours", label: "cretoai QuicTransport (pq on)", setUp: ours },
-  { key: "native", label: "Deno native QUIC streams", setUp: () => rawStreams(nativePair) },
+  { key: "ours", label: "cretoai QuicTransport (pq on)", setUp: ours, setUpWide: oursWide },
+  {
+    key: "native",
+    label: "Deno native QUIC streams",
+    setUp: () => rawStreams(nativePair),
+    setUpWide: () => rawFanout(nativePair),
+  },
 ];
 
 /** What one round of one implementation measured; `undefined` where it timed out or failed. */
@@ -202,10 +227,10 @@ function rotated<T>(items: T[], offset: number): T[] {
  * `block` timed runs, the contenders' order rotating from block to block. A contender that
  * fails or times out drops out of this workload (its error goes to its round).
  */
-async function interleaved(
+async function interleaved<C>(
   name: string,
-  set: [Implementation, Contender][],
-  workload: (c: Contender) => (() => Promise<void>) | undefined,
+  set: [Implementation, C][],
+  workload: (c: C) => (() => Promise<void>) | undefined,
   n: number,
   block: number,
   rounds: Record<string, Round>,
@@ -264,14 +289,7 @@ async function runRound(index: number): Promise<Record<string, Round>> {
     20,
     rounds,
   );
-  const wide = await interleaved(
-    `broadcast to ${WIDE_PEERS}`,
-    set,
-    (c) => c.broadcastWide,
-    WIDE_BROADCASTS,
-    10,
-    rounds,
-  );
+  const wide = WIDE_PEERS > 0 ? await wideBroadcasts(index, rounds) : {};
   for (const [impl, contender] of set) {
     const round = rounds[impl.key];
     round.rtts = rtts[impl.key];
@@ -280,6 +298,29 @@ async function runRound(index: number): Promise<Record<string, Round>> {
     await throughput(impl, contender, round);
   }
   return rounds;
+}
+
+/** The broadcast to `WIDE_PEERS` peers, interleaved, on fan-outs set up for it alone. */
+async function wideBroadcasts(
+  index: number,
+  rounds: Record<string, Round>,
+): Promise<Record<string, number[]>> {
+  const set: [Implementation, Fanout][] = [];
+  for (const impl of rotated(IMPLEMENTATIONS, index)) {
+    try {
+      set.push([impl, await bounded(`${impl.key} wide set-up`, impl.setUpWide)]);
+    } catch (e) {
+      rounds[impl.key].errors.push((e as Error).message);
+    }
+  }
+  const name = `broadcast to ${WIDE_PEERS}`;
+  const samples = await interleaved(name, set, (f) => f.broadcast, WIDE_BROADCASTS, 10, rounds);
+  for (const [impl, fanout] of set) {
+    await bounded(`${impl.key} wide close`, fanout.close).catch((e) => {
+      rounds[impl.key].errors.push((e as Error).message);
+    });
+  }
+  return samples;
 }
 
 /** The throughput workloads of one contender, then its close. */
