@@ -324,12 +324,13 @@ export class PeerConnection {
         await this.#lanesReady;
         const lane = this.#lanes[laneIndex];
         const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
-        if (this.#host.limiter !== undefined && !settled) {
-          const { limiter, metrics } = this.#host;
+        const { limiter, metrics } = this.#host;
+        // What acquire() grants at once, tryAcquire() grants too, without a waiter and a
+        // promise: only a real wait takes acquire().
+        if (limiter !== undefined && !settled && !limiter.tryAcquire(this.key, wire)) {
           if (metrics === undefined) {
             await limiter.acquire(this.key, wire, LANES[laneIndex], signal);
-          } else if (!limiter.tryAcquire(this.key, wire)) {
-            // What acquire() grants at once, tryAcquire() grants too: the rest is a wait.
+          } else {
             const attributes = { "traffic.class": LANES[laneIndex] };
             const waitedFrom = performance.now();
             metrics.limiterWaits.add(1, attributes);
