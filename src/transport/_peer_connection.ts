@@ -174,7 +174,15 @@ export class PeerConnection {
   #acknowledged = LANES.map(() => 0);
   /** Per lane: whether an ack control frame is being written (one at a time). */
   #ackWriting = LANES.map(() => false);
-  #acksScheduled = false;
+  /**
+   * Whether the application answers the peer's messages in the turn they arrive (a send to the
+   * peer in a turn that received from it): acknowledgements then wait for the answer to ride
+   * on, else they go at once. Learned from the last turn that received.
+   */
+  #answers = false;
+  /** Whether a message of the peer arrived in this event-loop turn. */
+  #receivedInTurn = false;
+  #turnEndScheduled = false;
   #requestsInFlight = 0;
   #retiring = false;
   #drainedSent = false;
@@ -298,6 +306,7 @@ export class PeerConnection {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
     if (signal?.aborted) return Promise.reject(aborted(signal));
     const laneIndex = message.type === "consensus" ? 0 : message.type === "vertex" ? 1 : 2;
+    if (this.#receivedInTurn) this.#answers = true;
     const sendStartedAt = this.#host.metrics && performance.now();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -555,16 +564,32 @@ export class PeerConnection {
     return this.#controlWriter.write(encodeControl(frame)).finally(() => this.#controlBacklog--);
   }
 
+  /** Notes a message of the peer queued here, to acknowledge. */
+  #noteReceived(lane: number): void {
+    this.#received[lane]++;
+    this.#receivedInTurn = true;
+    if (this.#turnEndScheduled) return;
+    this.#turnEndScheduled = true;
+    setImmediate(this.#turnEnded);
+  }
+
   /**
-   * Acknowledges the peer's messages queued so far, after this event-loop turn: a message
-   * sent to the peer before then (the application's answer, usually) carries the
-   * acknowledgements, else they go as ack control frames.
+   * Acknowledges the peer's messages queued so far: at once, or, when the application answers
+   * the peer in the turn its messages arrive, on that answer (see `#turnEnded`).
    */
   #acknowledge(): void {
-    if (this.#acksScheduled) return;
-    this.#acksScheduled = true;
-    setImmediate(this.#writeAcks);
+    if (!this.#answers) this.#writeAcks();
   }
+
+  // After the turn: acknowledgements no answer took go as control frames, and the next turn
+  // does not wait for an answer.
+  #turnEnded = (): void => {
+    this.#turnEndScheduled = false;
+    this.#receivedInTurn = false;
+    if (!this.#received.some((count, lane) => count !== this.#acknowledged[lane])) return;
+    this.#answers = false;
+    this.#writeAcks();
+  };
 
   /** The acknowledgements owed to the peer, now counted as sent: for an outgoing message. */
   #takeAcks(): LaneAck[] {
@@ -580,8 +605,7 @@ export class PeerConnection {
 
   // One ack control frame in flight per lane, carrying the latest count: a peer that does not
   // read its control stream cannot make this side queue one write per message.
-  #writeAcks = (): void => {
-    this.#acksScheduled = false;
+  #writeAcks(): void {
     if (this.#closedError !== undefined) return;
     for (let lane = 0; lane < LANES.length; lane++) {
       const count = this.#received[lane];
@@ -590,10 +614,10 @@ export class PeerConnection {
       this.#ackWriting[lane] = true;
       this.#writeControl({ type: "ack", lane, count }).then(() => {
         this.#ackWriting[lane] = false;
-        if (this.#received[lane] !== this.#acknowledged[lane]) this.#acknowledge();
+        if (this.#received[lane] !== this.#acknowledged[lane]) this.#writeAcks();
       }, () => {});
     }
-  };
+  }
 
   async #readControl(): Promise<void> {
     let last: Promise<void> = Promise.resolve();
@@ -796,7 +820,7 @@ export class PeerConnection {
           throw e;
         }
       }
-      this.#received[lane]++;
+      this.#noteReceived(lane);
       if (!reader.hasBuffered) {
         this.#acknowledge();
         this.#setInboundHeld(lane, false);
