@@ -4,12 +4,20 @@
  * `nativePair`). (The `@matrixai/quic` `QUICServer`/`QUICClient` classes were a third column
  * until the repository moved to Deno's own npm resolver, which cannot resolve that package.)
  *
- * Workloads, each on loopback, `--rounds` times per implementation (default 3):
- * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up.
- *   Ours: `send` to the peer, which sends the message back (the send's acknowledgement and the
- *   answer both awaited). Raw QUIC: a request on a fresh bidirectional stream, echoed.
+ * Workloads, each on loopback, in `--rounds` rounds (default 3). In a round both implementations
+ * are set up, and the latency samples are taken interleaved: blocks of samples, the order of the
+ * implementations rotating from block to block, so that a change of load on the machine (its
+ * cores are shared) hits both alike instead of whichever ran at the time. Throughput runs one
+ * implementation after the other.
+ * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up,
+ *   in blocks of 100. Ours: `send` to the peer, which sends the message back (the send's
+ *   acknowledgement and the answer both awaited). Raw QUIC: a request on a fresh bidirectional
+ *   stream, echoed.
  * - broadcast: 256 bytes to each of `--peers` peers (default 10), done when every peer
- *   acknowledged (ours: the transport's acknowledgement; raw QUIC: the echo), 200 times.
+ *   acknowledged (ours: the transport's acknowledgement; raw QUIC: the echo), `--broadcasts`
+ *   times (default 200) in blocks of 20; the same to `--wide-peers` peers (default 100; 0 skips
+ *   it), `--wide-broadcasts` times (default 100) in blocks of 10, on peers set up for this
+ *   workload alone (a hundred idle Deno QUIC endpoints slow Deno's own round trips down).
  * - throughput: `--mib` MiB (default 16) one way. Ours: 1 MiB vertices, all sent at once,
  *   done when all are acknowledged. Raw QUIC: one stream of 64 KiB writes, done when the
  *   server saw the FIN and answered.
@@ -26,6 +34,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BenchPair, nativePair } from "./quic/_pairs.ts";
+import type { QuicTransport } from "../mod.ts";
 import { echo, pair as transportPair, star } from "./transport/_nodes.ts";
 
 const { values } = parseArgs({
@@ -34,6 +43,8 @@ const { values } = parseArgs({
     requests: { type: "string", default: "1000" },
     peers: { type: "string", default: "10" },
     broadcasts: { type: "string", default: "200" },
+    "wide-peers": { type: "string", default: "100" },
+    "wide-broadcasts": { type: "string", default: "100" },
     mib: { type: "string", default: "16" },
     timeout: { type: "string", default: "60" },
     out: { type: "string", default: "bench/results" },
@@ -43,6 +54,8 @@ const ROUNDS = positive("rounds");
 const REQUESTS = positive("requests");
 const PEERS = positive("peers");
 const BROADCASTS = positive("broadcasts");
+const WIDE_PEERS = Number(values["wide-peers"]) === 0 ? 0 : positive("wide-peers");
+const WIDE_BROADCASTS = positive("wide-broadcasts");
 const MIB = positive("mib");
 const TIMEOUT_MS = positive("timeout") * 1000;
 const PAYLOAD = new Uint8Array(256).fill(7);
@@ -69,10 +82,25 @@ interface Contender {
   close(): Promise<void>;
 }
 
+/** `WIDE_PEERS` peers to broadcast to, set up for that workload alone. */
+interface Fanout {
+  broadcast(): Promise<void>;
+  close(): Promise<void>;
+}
+
 interface Implementation {
   key: string;
   label: string;
   setUp(): Promise<Contender>;
+  setUpWide(): Promise<Fanout>;
+}
+
+const message = { type: "consensus", data: PAYLOAD } as const;
+
+async function broadcastAll(hub: QuicTransport): Promise<void> {
+  const results = await hub.broadcast(message);
+  const failed = results.find((r) => !r.ok);
+  if (failed && !failed.ok) throw failed.error;
 }
 
 /** Our transport, pqEncryption on: an echoing pair and a star of draining peers. */
@@ -82,17 +110,12 @@ async function ours(): Promise<Contender> {
   const inbox = p.a.messages();
   const s = await star(PEERS, { pqEncryption: true });
   const vertex = { type: "vertex", data: new Uint8Array(1024 * 1024).fill(3) } as const;
-  const message = { type: "consensus", data: PAYLOAD } as const;
   return {
     async rtt() {
       const [, reply] = await Promise.all([p.a.send(p.remote, message), inbox.next()]);
       if (reply.done) throw new Error("transport closed");
     },
-    async broadcast() {
-      const results = await s.hub.broadcast(message);
-      const failed = results.find((r) => !r.ok);
-      if (failed && !failed.ok) throw failed.error;
-    },
+    broadcast: () => broadcastAll(s.hub),
     async bulk(bytes) {
       const count = Math.ceil(bytes / vertex.data.byteLength);
       await Promise.all(Array.from({ length: count }, () => p.a.send(p.remote, vertex)));
@@ -109,6 +132,16 @@ async function ours(): Promise<Contender> {
   };
 }
 
+async function oursWide(): Promise<Fanout> {
+  const s = await star(WIDE_PEERS, { pqEncryption: true });
+  return { broadcast: () => broadcastAll(s.hub), close: () => s.close() };
+}
+
+async function echoed(p: BenchPair): Promise<void> {
+  const size = await p.request(PAYLOAD);
+  if (size !== PAYLOAD.byteLength) throw new Error(`${p.name}: echo of ${size} bytes`);
+}
+
 /** Raw streams: one pair for RTT and bulk, `PEERS` more for the broadcast. */
 async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   const main = await make();
@@ -119,14 +152,10 @@ async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
     await Promise.allSettled([main, ...fanout].map((p) => p.close()));
     throw e;
   }
-  const request = async (p: BenchPair) => {
-    const size = await p.request(PAYLOAD);
-    if (size !== PAYLOAD.byteLength) throw new Error(`${p.name}: echo of ${size} bytes`);
-  };
   return {
-    rtt: () => request(main),
+    rtt: () => echoed(main),
     async broadcast() {
-      await Promise.all(fanout.map(request));
+      await Promise.all(fanout.map(echoed));
     },
     bulk: (bytes) => main.bulk(bytes),
     async close() {
@@ -135,15 +164,34 @@ async function rawStreams(make: () => Promise<BenchPair>): Promise<Contender> {
   };
 }
 
+/** `WIDE_PEERS` raw pairs, each echoing. */
+async function rawFanout(make: () => Promise<BenchPair>): Promise<Fanout> {
+  const pairs: BenchPair[] = [];
+  const close = async () => void await Promise.allSettled(pairs.map((p) => p.close()));
+  try {
+    for (let i = 0; i < WIDE_PEERS; i++) pairs.push(await make());
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { broadcast: async () => void await Promise.all(pairs.map(echoed)), close };
+}
+
 const IMPLEMENTATIONS: Implementation[] = [
-  { key: "ours", label: "cretoai QuicTransport (pq on)", setUp: ours },
-  { key: "native", label: "Deno native QUIC streams", setUp: () => rawStreams(nativePair) },
+  { key: "ours", label: "cretoai QuicTransport (pq on)", setUp: ours, setUpWide: oursWide },
+  {
+    key: "native",
+    label: "Deno native QUIC streams",
+    setUp: () => rawStreams(nativePair),
+    setUpWide: () => rawFanout(nativePair),
+  },
 ];
 
 /** What one round of one implementation measured; `undefined` where it timed out or failed. */
 interface Round {
   rtts?: number[];
   broadcasts?: number[];
+  wideBroadcasts?: number[];
   mibPerSec?: number;
   mibPerSecPqOff?: number;
   errors: string[];
@@ -169,26 +217,115 @@ async function bounded<T>(what: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
-async function samples(n: number, op: () => Promise<void>): Promise<number[]> {
-  for (let i = 0; i < Math.min(WARMUP, n); i++) await op();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = performance.now();
-    await op();
-    out.push(performance.now() - start);
-  }
-  return out.sort((a, b) => a - b);
+/** `items` starting at `offset`, wrapping around: who goes first changes from turn to turn. */
+function rotated<T>(items: T[], offset: number): T[] {
+  return items.map((_, i) => items[(i + offset) % items.length]);
 }
 
-async function runRound(impl: Implementation): Promise<Round> {
-  const round: Round = { errors: [] };
-  let contender: Contender;
-  try {
-    contender = await bounded(`${impl.key} set-up`, impl.setUp);
-  } catch (e) {
-    round.errors.push((e as Error).message);
-    return round;
+/**
+ * Samples of one workload of every contender, interleaved: `WARMUP` runs each, then blocks of
+ * `block` timed runs, the contenders' order rotating from block to block. A contender that
+ * fails or times out drops out of this workload (its error goes to its round).
+ */
+async function interleaved<C>(
+  name: string,
+  set: [Implementation, C][],
+  workload: (c: C) => (() => Promise<void>) | undefined,
+  n: number,
+  block: number,
+  rounds: Record<string, Round>,
+): Promise<Record<string, number[]>> {
+  const running = set.flatMap(([impl, contender]) => {
+    const op = workload(contender);
+    return op === undefined ? [] : [{ key: impl.key, op, samples: [] as number[] }];
+  });
+  const run = async (entry: (typeof running)[number], what: string, work: () => Promise<void>) => {
+    try {
+      await bounded(`${entry.key} ${what}`, work);
+    } catch (e) {
+      rounds[entry.key].errors.push(
+        e instanceof TimedOut ? e.message : `${name}: ${(e as Error).message}`,
+      );
+      running.splice(running.indexOf(entry), 1);
+    }
+  };
+  for (const entry of [...running]) {
+    await run(entry, `${name} warm-up`, async () => {
+      for (let i = 0; i < Math.min(WARMUP, n); i++) await entry.op();
+    });
   }
+  for (let b = 0; b * block < n; b++) {
+    for (const entry of rotated([...running], b)) {
+      await run(entry, name, async () => {
+        for (let i = b * block; i < Math.min(n, (b + 1) * block); i++) {
+          const start = performance.now();
+          await entry.op();
+          entry.samples.push(performance.now() - start);
+        }
+      });
+    }
+  }
+  return Object.fromEntries(running.map((e) => [e.key, e.samples.sort((a, b) => a - b)]));
+}
+
+/** One round: every implementation set up, latency workloads interleaved, throughput in turn. */
+async function runRound(index: number): Promise<Record<string, Round>> {
+  const rounds: Record<string, Round> = {};
+  const set: [Implementation, Contender][] = [];
+  for (const impl of rotated(IMPLEMENTATIONS, index)) {
+    const round: Round = rounds[impl.key] = { errors: [] };
+    try {
+      set.push([impl, await bounded(`${impl.key} set-up`, impl.setUp)]);
+    } catch (e) {
+      round.errors.push((e as Error).message);
+    }
+  }
+  const rtts = await interleaved("RTT", set, (c) => () => c.rtt(), REQUESTS, 100, rounds);
+  const broadcasts = await interleaved(
+    "broadcast",
+    set,
+    (c) => c.broadcast,
+    BROADCASTS,
+    20,
+    rounds,
+  );
+  for (const [impl, contender] of set) {
+    const round = rounds[impl.key];
+    round.rtts = rtts[impl.key];
+    round.broadcasts = broadcasts[impl.key];
+    await throughput(impl, contender, round);
+  }
+  // Last: a connection left idle through the long set-up of a hundred peers times out.
+  const wide = WIDE_PEERS > 0 ? await wideBroadcasts(index, rounds) : {};
+  for (const impl of IMPLEMENTATIONS) rounds[impl.key].wideBroadcasts = wide[impl.key];
+  return rounds;
+}
+
+/** The broadcast to `WIDE_PEERS` peers, interleaved, on fan-outs set up for it alone. */
+async function wideBroadcasts(
+  index: number,
+  rounds: Record<string, Round>,
+): Promise<Record<string, number[]>> {
+  const set: [Implementation, Fanout][] = [];
+  for (const impl of rotated(IMPLEMENTATIONS, index)) {
+    try {
+      set.push([impl, await bounded(`${impl.key} wide set-up`, impl.setUpWide)]);
+    } catch (e) {
+      rounds[impl.key].errors.push((e as Error).message);
+    }
+  }
+  const name = `broadcast to ${WIDE_PEERS}`;
+  const samples = await interleaved(name, set, (f) => f.broadcast, WIDE_BROADCASTS, 10, rounds);
+  for (const [impl, fanout] of set) {
+    await bounded(`${impl.key} wide close`, fanout.close).catch((e) => {
+      rounds[impl.key].errors.push((e as Error).message);
+    });
+  }
+  return samples;
+}
+
+/** The throughput workloads of one contender, then its close. */
+async function throughput(impl: Implementation, contender: Contender, round: Round) {
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await bounded(`${impl.key} ${name}`, work);
@@ -197,8 +334,6 @@ async function runRound(impl: Implementation): Promise<Round> {
       return undefined;
     }
   };
-  round.rtts = await phase("RTT", () => samples(REQUESTS, () => contender.rtt()));
-  round.broadcasts = await phase("broadcast", () => samples(BROADCASTS, contender.broadcast));
   round.mibPerSec = await phase("throughput", async () => {
     await contender.bulk(1024 * 1024); // warm-up
     const start = performance.now();
@@ -218,7 +353,6 @@ async function runRound(impl: Implementation): Promise<Round> {
   if (closed === undefined && round.errors.some((e) => e.includes("close"))) {
     round.errors.push("(left running: close did not finish)");
   }
-  return round;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -244,8 +378,16 @@ function spread(values: (number | undefined)[]): Spread | undefined {
   };
 }
 
-type Metric = "rttP50" | "rttP99" | "bcP50" | "bcP99" | "mibPerSec" | "mibPerSecPqOff";
-const METRICS: [Metric, string, (r: Round) => number | undefined][] = [
+type Metric =
+  | "rttP50"
+  | "rttP99"
+  | "bcP50"
+  | "bcP99"
+  | "wideP50"
+  | "wideP99"
+  | "mibPerSec"
+  | "mibPerSecPqOff";
+const METRICS: [Metric, string, (r: Round) => number | undefined][] = ([
   ["rttP50", "message RTT p50 (ms)", (r) => r.rtts && percentile(r.rtts, 0.5)],
   ["rttP99", "message RTT p99 (ms)", (r) => r.rtts && percentile(r.rtts, 0.99)],
   ["bcP50", `broadcast to ${PEERS} p50 (ms)`, (r) => r.broadcasts && percentile(r.broadcasts, 0.5)],
@@ -254,21 +396,36 @@ const METRICS: [Metric, string, (r: Round) => number | undefined][] = [
     `broadcast to ${PEERS} p99 (ms)`,
     (r) => r.broadcasts && percentile(r.broadcasts, 0.99),
   ],
+  [
+    "wideP50",
+    `broadcast to ${WIDE_PEERS} p50 (ms)`,
+    (r) => r.wideBroadcasts && percentile(r.wideBroadcasts, 0.5),
+  ],
+  [
+    "wideP99",
+    `broadcast to ${WIDE_PEERS} p99 (ms)`,
+    (r) => r.wideBroadcasts && percentile(r.wideBroadcasts, 0.99),
+  ],
   ["mibPerSec", `throughput ${MIB} MiB (MiB/s)`, (r) => r.mibPerSec],
   ["mibPerSecPqOff", `throughput ${MIB} MiB, pq off (MiB/s)`, (r) => r.mibPerSecPqOff],
-];
+] as [Metric, string, (r: Round) => number | undefined][]).filter(([m]) =>
+  WIDE_PEERS > 0 || !m.startsWith("wide")
+);
 
 /**
- * The goals of issue 16 beside the figures (ratios of medians, ours / native): message RTT p50
+ * The goals of issue 16 beside the figures (medians of the rounds' ratios, ours / native,
+ * each ratio taken within one round of interleaved samples): message RTT p50
  * and p99 and broadcast p50 at most 1.0x, throughput at least 0.45x, PQ encryption costing at
  * most 15% of throughput; connection set-up and memory come from their own benchmarks.
  */
-function goalLines(figures: Record<string, Record<Metric, Spread | undefined>>): string[] {
-  const ours = figures.ours, native = figures.native;
+function goalLines(
+  figures: Record<string, Record<Metric, Spread | undefined>>,
+  ratios: Record<Metric, Spread | undefined>,
+): string[] {
+  const ours = figures.ours;
   const vs = (m: Metric, goal: string, ok: (r: number) => boolean) => {
-    const a = ours[m]?.median, b = native[m]?.median;
-    if (a === undefined || b === undefined) return `no figure (goal ${goal})`;
-    const r = a / b;
+    const r = ratios[m]?.median;
+    if (r === undefined) return `no figure (goal ${goal})`;
     return `${r.toFixed(2)}x (goal ${goal}): ${ok(r) ? "met" : "NOT met"}`;
   };
   const on = ours.mibPerSec?.median, off = ours.mibPerSecPqOff?.median;
@@ -277,6 +434,11 @@ function goalLines(figures: Record<string, Record<Metric, Spread | undefined>>):
     `- message RTT p50 vs native: ${vs("rttP50", "<= 1.0x", (r) => r <= 1)}`,
     `- message RTT p99 vs native: ${vs("rttP99", "<= 1.0x", (r) => r <= 1)}`,
     `- broadcast to ${PEERS} p50 vs native: ${vs("bcP50", "<= 1.0x", (r) => r <= 1)}`,
+    `- broadcast to ${WIDE_PEERS} peers: ${
+      ours.wideP50 === undefined || ours.wideP99 === undefined
+        ? "no figure"
+        : `p50 ${ours.wideP50.median.toFixed(2)} ms, p99 ${ours.wideP99.median.toFixed(2)} ms`
+    } (reported; no goal)`,
     `- throughput of 1 MiB vertices vs native: ${vs("mibPerSec", ">= 0.45x", (r) => r >= 0.45)}`,
     `- cost of PQ encryption on throughput: ${
       cost === undefined
@@ -300,8 +462,10 @@ function cell(s: Spread | undefined): string {
   return s.n > 1 ? `${f(s.median)} (${f(s.min)}–${f(s.max)})` : f(s.median);
 }
 
-function ratio(a: Spread | undefined, b: Spread | undefined): string {
-  return a && b ? `${(a.median / b.median).toFixed(2)}x` : "–";
+function ratio(r: Spread | undefined): string {
+  if (r === undefined) return "–";
+  const f = (x: number) => `${x.toFixed(2)}x`;
+  return r.n > 1 ? `${f(r.median)} (${f(r.min)}–${f(r.max)})` : f(r.median);
 }
 
 const COLORS: Record<string, string> = { ours: "#1f77b4", native: "#2ca02c" };
@@ -377,15 +541,15 @@ async function main(): Promise<void> {
   const results: Record<string, Round[]> = {};
   for (const impl of IMPLEMENTATIONS) results[impl.key] = [];
   for (let round = 1; round <= ROUNDS; round++) {
+    const t0 = performance.now();
+    const rounds = await runRound(round - 1);
+    const took = ((performance.now() - t0) / 1000).toFixed(1);
     for (const impl of IMPLEMENTATIONS) {
-      const t0 = performance.now();
-      const r = await runRound(impl);
+      const r = rounds[impl.key];
       results[impl.key].push(r);
-      const took = ((performance.now() - t0) / 1000).toFixed(1);
-      console.error(
-        `round ${round} ${impl.key}: ${took} s${r.errors.length ? `; ${r.errors.join("; ")}` : ""}`,
-      );
+      if (r.errors.length > 0) console.error(`round ${round} ${impl.key}: ${r.errors.join("; ")}`);
     }
+    console.error(`round ${round}: ${took} s`);
   }
   const figures: Record<string, Record<Metric, Spread | undefined>> = {};
   for (const impl of IMPLEMENTATIONS) {
@@ -393,22 +557,31 @@ async function main(): Promise<void> {
       METRICS.map(([m, , get]) => [m, spread(results[impl.key].map(get))]),
     ) as Record<Metric, Spread | undefined>;
   }
+  // Ratios within each round, where both ran on the same interleaved load, then their median.
+  const ratios = Object.fromEntries(METRICS.map(([m, , get]) => [
+    m,
+    spread(results.ours.map((r, i) => {
+      const [a, b] = [get(r), get(results.native[i])];
+      return a === undefined || b === undefined ? undefined : a / b;
+    })),
+  ])) as Record<Metric, Spread | undefined>;
 
   const command = `deno run -A bench/compare.ts ${Deno.args.join(" ")}`.trim();
   const header = `median (min–max) over ${ROUNDS} rounds; ${REQUESTS} RTT samples of 256 B, ` +
-    `${BROADCASTS} broadcasts to ${PEERS} peers, ${MIB} MiB one way`;
+    `${BROADCASTS} broadcasts to ${PEERS} peers, ${WIDE_BROADCASTS} to ${WIDE_PEERS} peers ` +
+    `(latency samples interleaved with native's), ${MIB} MiB one way`;
   const rows = [
-    "| workload | cretoai QuicTransport (pq on) | Deno native QUIC | ours / native |",
+    "| workload | cretoai QuicTransport (pq on) | Deno native QUIC | ours / native, by round |",
     "|---|---|---|---|",
     ...METRICS.map(([m, label]) => {
       const [o, n] = ["ours", "native"].map((k) => figures[k][m]);
       if (m === "mibPerSecPqOff") return `| ${label} | ${cell(o)} | – | – |`;
-      return `| ${label} | ${cell(o)} | ${cell(n)} | ${ratio(o, n)} |`;
+      return `| ${label} | ${cell(o)} | ${cell(n)} | ${ratio(ratios[m])} |`;
     }),
   ];
   console.log(header);
   console.log(rows.join("\n"));
-  const goals = goalLines(figures);
+  const goals = goalLines(figures, ratios);
   console.log(goals.join("\n"));
 
   const pooled: Record<string, number[]> = {};

@@ -83,6 +83,8 @@ export class PoolPolicy {
   #admittedAt = new Map<string, number>();
   // Map order is recency order, oldest first: touch re-inserts, so LRU is the first entry.
   #lastUsed = new Map<string, number>();
+  /** The last key of `#lastUsed`: touching it again needs no move (a delete and a set). */
+  #newest: string | undefined;
   #tags = new Map<string, Set<string>>();
 
   /**
@@ -194,6 +196,7 @@ export class PoolPolicy {
     }
     for (const evicted of evict) this.remove(evicted);
     this.#lastUsed.set(peer, now);
+    this.#newest = peer;
     this.#admittedAt.set(peer, now);
     return { admitted: true, evict };
   }
@@ -218,7 +221,12 @@ export class PoolPolicy {
   touch(peer: string, now: number): boolean {
     const last = this.#lastUsed.get(peer);
     if (last === undefined) return false;
-    this.#lastUsed.delete(peer);
+    // Every message touches its peer: most touches are of the peer touched last, already in
+    // place, and a move would churn the map's table for nothing.
+    if (peer !== this.#newest) {
+      this.#lastUsed.delete(peer);
+      this.#newest = peer;
+    }
     // A late `now` from an out-of-order caller must not make the peer look older.
     this.#lastUsed.set(peer, Math.max(last, now));
     return true;
@@ -241,6 +249,7 @@ export class PoolPolicy {
    */
   remove(peer: string): boolean {
     this.#admittedAt.delete(peer);
+    if (peer === this.#newest) this.#newest = undefined;
     return this.#lastUsed.delete(peer);
   }
 

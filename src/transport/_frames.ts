@@ -19,7 +19,14 @@
  *   other types are ignored (a newer peer)
  * request = version u8 (=1) | vec8 protocol id (UTF-8) | request bytes
  * response = version u8 (=1) | response bytes
+ * lane frame = message body (codec.ts; starts with its version byte 1)
+ *            | 0xAC u8 | n u8 (1-3) | n × (lane u8 | count u64) | message body
  * ```
+ *
+ * A lane frame may carry acknowledgements ahead of its message (tag 0xAC, which no message
+ * version takes): the same cumulative counts as ack control frames, riding on a message the
+ * receiver sends back anyway. quiche puts one STREAM frame in a packet, so an ack on the
+ * control stream costs a packet, a seal and an open of its own; on the answer it costs none.
  *
  * @module
  */
@@ -40,6 +47,20 @@ export type ControlFrame =
   | { type: "pong"; id: number };
 
 const CODES = { ready: 1, ack: 2, ping: 3, pong: 4, open: 5, drained: 6 } as const;
+/** First byte of a lane frame that carries acknowledgements before its message. */
+const ACKS_TAG = 0xac;
+/** Bytes of one acknowledgement in a lane frame: lane u8 | count u64. */
+const LANE_ACK_BYTES = 9;
+/** Lanes a connection has; a lane frame acknowledges each at most once. */
+const MAX_LANE_ACKS = 3;
+/** Most bytes acknowledgements add to a lane frame. */
+export const MAX_LANE_ACKS_BYTES = 2 + MAX_LANE_ACKS * LANE_ACK_BYTES;
+
+/** A cumulative acknowledgement: `count` messages of `lane` are held by the receiver. */
+export interface LaneAck {
+  lane: number;
+  count: number;
+}
 
 function malformed(message: string): NetworkError {
   return new NetworkError("ERR_MALFORMED_FRAME", message);
@@ -58,13 +79,10 @@ export function encodeControl(frame: ControlFrame): Uint8Array {
       return body;
     }
     case "ack": {
-      const body = new Uint8Array(11);
-      const view = new DataView(body.buffer);
+      const body = new Uint8Array(2 + LANE_ACK_BYTES);
       body[0] = VERSION;
       body[1] = CODES.ack;
-      body[2] = frame.lane;
-      view.setUint32(3, Math.floor(frame.count / 2 ** 32));
-      view.setUint32(7, frame.count >>> 0);
+      writeLaneAck(body, 2, frame);
       return body;
     }
     case "ping":
@@ -98,16 +116,9 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
     case CODES.ready:
       expect(2, "ready");
       return { type: "ready" };
-    case CODES.ack: {
-      expect(11, "ack");
-      const high = view.getUint32(3);
-      // A number holds 53 bits exactly; a larger count would be read as another one.
-      if (high >= 2 ** 21) {
-        throw malformed(`An ack control frame's count is above 2^53 - 1 (high word ${high})`);
-      }
-      const count = high * 2 ** 32 + view.getUint32(7);
-      return { type: "ack", lane: body[2], count };
-    }
+    case CODES.ack:
+      expect(2 + LANE_ACK_BYTES, "ack");
+      return { type: "ack", ...readLaneAck(view, 2, "An ack control frame") };
     case CODES.ping:
       expect(6, "ping");
       return { type: "ping", id: view.getUint32(2) };
@@ -131,6 +142,60 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
     default:
       return undefined;
   }
+}
+
+function writeLaneAck(into: Uint8Array, at: number, ack: LaneAck): void {
+  into[at] = ack.lane;
+  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
+  view.setUint32(at + 1, Math.floor(ack.count / 2 ** 32));
+  view.setUint32(at + 5, ack.count >>> 0);
+}
+
+function readLaneAck(view: DataView, at: number, what: string): LaneAck {
+  const high = view.getUint32(at + 1);
+  // A number holds 53 bits exactly; a larger count would be read as another one.
+  if (high >= 2 ** 21) throw malformed(`${what}'s count is above 2^53 - 1 (high word ${high})`);
+  return { lane: view.getUint8(at), count: high * 2 ** 32 + view.getUint32(at + 5) };
+}
+
+/**
+ * Puts acknowledgements ahead of a message body in one lane frame.
+ *
+ * @param acks One to three acknowledgements, of different lanes.
+ * @param message A message body (`encodeMessage`).
+ */
+export function encodeAckedMessage(acks: readonly LaneAck[], message: Uint8Array): Uint8Array {
+  const start = 2 + acks.length * LANE_ACK_BYTES;
+  const body = new Uint8Array(start + message.byteLength);
+  body[0] = ACKS_TAG;
+  body[1] = acks.length;
+  acks.forEach((ack, i) => writeLaneAck(body, 2 + i * LANE_ACK_BYTES, ack));
+  body.set(message, start);
+  return body;
+}
+
+/**
+ * Splits a lane frame into the acknowledgements it carries and its message body.
+ *
+ * @throws {NetworkError} `ERR_MALFORMED_FRAME` for 0 or more than 3 acknowledgements, or a
+ * count above 2^53 - 1; the message body is checked by `decodeMessage`.
+ */
+export function decodeLaneFrame(body: Uint8Array): { acks: LaneAck[]; message: Uint8Array } {
+  if (body[0] !== ACKS_TAG) return { acks: [], message: body };
+  const n = body.byteLength < 2 ? 0 : body[1];
+  const start = 2 + n * LANE_ACK_BYTES;
+  if (n < 1 || n > MAX_LANE_ACKS || body.byteLength < start) {
+    throw malformed(
+      `A lane frame of ${body.byteLength} bytes announces ${n} acknowledgements (1 to ` +
+        `${MAX_LANE_ACKS} fit)`,
+    );
+  }
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const acks: LaneAck[] = [];
+  for (let i = 0; i < n; i++) {
+    acks.push(readLaneAck(view, 2 + i * LANE_ACK_BYTES, "A lane frame's acknowledgement"));
+  }
+  return { acks, message: body.subarray(start) };
 }
 
 /** Checks a protocol id: 1 to 255 bytes of UTF-8. */

@@ -13,6 +13,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { setImmediate } from "node:timers";
 import { ConnectionClosedError, NetworkError, StreamResetError } from "../errors.ts";
 import type { FrameCipher } from "../handshake/frame_cipher.ts";
 import type { PeerId } from "../identity/peer_id.ts";
@@ -36,11 +37,15 @@ import {
 import {
   type ControlFrame,
   decodeControl,
+  decodeLaneFrame,
   decodeRequest,
   decodeResponse,
+  encodeAckedMessage,
   encodeControl,
   encodeRequest,
   encodeResponse,
+  type LaneAck,
+  MAX_LANE_ACKS_BYTES,
 } from "./_frames.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
 import { ByteBudget, frameBudgetBytes } from "./_byte_budget.ts";
@@ -164,6 +169,20 @@ export class PeerConnection {
   /** Per lane: whether the peer's messages were read here but are not all queued yet. */
   #inboundHeld = LANES.map(() => false);
   #inboundIdleWaiters: (() => void)[][] = LANES.map(() => []);
+  /** Per lane: the peer's messages queued here, and how many of them the peer was told of. */
+  #received = LANES.map(() => 0);
+  #acknowledged = LANES.map(() => 0);
+  /** Per lane: whether an ack control frame is being written (one at a time). */
+  #ackWriting = LANES.map(() => false);
+  /**
+   * Whether the application answers the peer's messages in the turn they arrive (a send to the
+   * peer in a turn that received from it): acknowledgements then wait for the answer to ride
+   * on, else they go at once. Learned from the last turn that received.
+   */
+  #answers = false;
+  /** Whether a message of the peer arrived in this event-loop turn. */
+  #receivedInTurn = false;
+  #turnEndScheduled = false;
   #requestsInFlight = 0;
   #retiring = false;
   #drainedSent = false;
@@ -287,6 +306,7 @@ export class PeerConnection {
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
     if (signal?.aborted) return Promise.reject(aborted(signal));
     const laneIndex = message.type === "consensus" ? 0 : message.type === "vertex" ? 1 : 2;
+    if (this.#receivedInTurn) this.#answers = true;
     const sendStartedAt = this.#host.metrics && performance.now();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -313,12 +333,13 @@ export class PeerConnection {
         await this.#lanesReady;
         const lane = this.#lanes[laneIndex];
         const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
-        if (this.#host.limiter !== undefined && !settled) {
-          const { limiter, metrics } = this.#host;
+        const { limiter, metrics } = this.#host;
+        // What acquire() grants at once, tryAcquire() grants too, without a waiter and a
+        // promise: only a real wait takes acquire().
+        if (limiter !== undefined && !settled && !limiter.tryAcquire(this.key, wire)) {
           if (metrics === undefined) {
             await limiter.acquire(this.key, wire, LANES[laneIndex], signal);
-          } else if (!limiter.tryAcquire(this.key, wire)) {
-            // What acquire() grants at once, tryAcquire() grants too: the rest is a wait.
+          } else {
             const attributes = { "traffic.class": LANES[laneIndex] };
             const waitedFrom = performance.now();
             metrics.limiterWaits.add(1, attributes);
@@ -335,7 +356,8 @@ export class PeerConnection {
         this.#sendMeter.record(wire);
         this.#host.sendMeter.record(wire);
         this.#host.touch(this);
-        await lane.writer.write(body);
+        const acks = this.#takeAcks();
+        await lane.writer.write(acks.length === 0 ? body : encodeAckedMessage(acks, body));
       };
       this.#unwritten[laneIndex]++;
       const run = this.#lanesReady.then(() => {
@@ -542,6 +564,61 @@ export class PeerConnection {
     return this.#controlWriter.write(encodeControl(frame)).finally(() => this.#controlBacklog--);
   }
 
+  /** Notes a message of the peer queued here, to acknowledge. */
+  #noteReceived(lane: number): void {
+    this.#received[lane]++;
+    this.#receivedInTurn = true;
+    if (this.#turnEndScheduled) return;
+    this.#turnEndScheduled = true;
+    setImmediate(this.#turnEnded);
+  }
+
+  /**
+   * Acknowledges the peer's messages queued so far: at once, or, when the application answers
+   * the peer in the turn its messages arrive, on that answer (see `#turnEnded`).
+   */
+  #acknowledge(): void {
+    if (!this.#answers) this.#writeAcks();
+  }
+
+  // After the turn: acknowledgements no answer took go as control frames, and the next turn
+  // does not wait for an answer.
+  #turnEnded = (): void => {
+    this.#turnEndScheduled = false;
+    this.#receivedInTurn = false;
+    if (!this.#received.some((count, lane) => count !== this.#acknowledged[lane])) return;
+    this.#answers = false;
+    this.#writeAcks();
+  };
+
+  /** The acknowledgements owed to the peer, now counted as sent: for an outgoing message. */
+  #takeAcks(): LaneAck[] {
+    const acks: LaneAck[] = [];
+    for (let lane = 0; lane < LANES.length; lane++) {
+      const count = this.#received[lane];
+      if (count === this.#acknowledged[lane]) continue;
+      this.#acknowledged[lane] = count;
+      acks.push({ lane, count });
+    }
+    return acks;
+  }
+
+  // One ack control frame in flight per lane, carrying the latest count: a peer that does not
+  // read its control stream cannot make this side queue one write per message.
+  #writeAcks(): void {
+    if (this.#closedError !== undefined) return;
+    for (let lane = 0; lane < LANES.length; lane++) {
+      const count = this.#received[lane];
+      if (this.#ackWriting[lane] || count === this.#acknowledged[lane]) continue;
+      this.#acknowledged[lane] = count;
+      this.#ackWriting[lane] = true;
+      this.#writeControl({ type: "ack", lane, count }).then(() => {
+        this.#ackWriting[lane] = false;
+        if (this.#received[lane] !== this.#acknowledged[lane]) this.#writeAcks();
+      }, () => {});
+    }
+  }
+
   async #readControl(): Promise<void> {
     let last: Promise<void> = Promise.resolve();
     for (;;) {
@@ -581,15 +658,20 @@ export class PeerConnection {
     }
   }
 
+  /**
+   * Takes a cumulative acknowledgement. One that is not above the last is stale, not wrong:
+   * acknowledgements ride on the control stream and on messages, which arrive in any order.
+   */
   #onAck(laneIndex: number, count: number): void {
     const lane = this.#lanes[laneIndex];
-    if (lane === undefined || count > lane.written || count < lane.acked) {
+    if (lane === undefined || count > lane.written) {
       throw protocol(
         `The peer acknowledged ${count} messages on lane ${laneIndex}, but ${
           lane?.written ?? 0
-        } were sent and ${lane?.acked ?? 0} already acknowledged`,
+        } were sent`,
       );
     }
+    if (count <= lane.acked) return;
     lane.acked = count;
     while (lane.pending.length > 0 && lane.pending[0].seq <= count) lane.pending.shift()!.resolve();
     this.#laneChanged(laneIndex);
@@ -687,25 +769,11 @@ export class PeerConnection {
     const reader = new FrameReader(
       stream,
       this.#cipher?.forStream(stream.id),
-      this.#host.maxMessageBytes + MESSAGE_HEADER_BYTES,
+      this.#host.maxMessageBytes + MESSAGE_HEADER_BYTES + MAX_LANE_ACKS_BYTES,
       undefined,
       { budget: this.#budget, mode: "fail" },
     );
     const queue = this.#host.inbound;
-    let count = 0;
-    let acked = 0;
-    let acking = false;
-    // One acknowledgement in flight per lane, carrying the latest count: a peer that does not
-    // read its control stream cannot make this side queue one write per message.
-    const ack = () => {
-      if (count === acked || acking) return;
-      acked = count;
-      acking = true;
-      this.#writeControl({ type: "ack", lane, count }).then(() => {
-        acking = false;
-        ack();
-      }, () => {});
-    };
     // After a migration, the peer's messages on the old connection come first.
     const predecessor = this.#predecessor;
     if (predecessor !== undefined) await predecessor.#inboundLaneIdle(lane);
@@ -715,12 +783,14 @@ export class PeerConnection {
       // A closed connection queues nothing more: its successor's messages come after.
       if (this.#closedError !== undefined) return;
       this.#setInboundHeld(lane, true);
-      const message = decodeMessage(body);
+      const frame = decodeLaneFrame(body);
+      for (const ack of frame.acks) this.#onAck(ack.lane, ack.count);
+      const message = decodeMessage(frame.message);
       this.#seen(body.byteLength + 4 + overhead);
       this.#stats.messagesReceived++;
       this.#host.metrics?.messageReceived(message.type, body.byteLength + 4 + overhead);
       // The payload, as maxMessageBytes counts it, so one largest message always fits.
-      const size = body.byteLength - MESSAGE_HEADER_BYTES;
+      const size = frame.message.byteLength - MESSAGE_HEADER_BYTES;
       const violation = this.#host.limits.check(
         "bufferedBytesPerPeer",
         this.#buffered + size,
@@ -739,19 +809,20 @@ export class PeerConnection {
           this.#budget.release(size);
         },
       };
-      if (!queue.tryPush(queued, body.byteLength)) {
+      const queuedBytes = frame.message.byteLength;
+      if (!queue.tryPush(queued, queuedBytes)) {
         // Acknowledge what the queue holds before stopping to read: those sends are done.
-        ack();
+        this.#acknowledge();
         try {
-          await queue.push(queued, body.byteLength, () => this.#closedError ?? closedTransport());
+          await queue.push(queued, queuedBytes, () => this.#closedError ?? closedTransport());
         } catch (e) {
           queued.release();
           throw e;
         }
       }
-      count++;
+      this.#noteReceived(lane);
       if (!reader.hasBuffered) {
-        ack();
+        this.#acknowledge();
         this.#setInboundHeld(lane, false);
       }
     }

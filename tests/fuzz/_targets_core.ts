@@ -15,8 +15,10 @@ import {
 } from "../../src/transport/codec.ts";
 import {
   decodeControl,
+  decodeLaneFrame,
   decodeRequest,
   decodeResponse,
+  encodeAckedMessage,
   encodeControl,
   encodeRequest,
   encodeResponse,
@@ -215,6 +217,22 @@ export const coreTargets: FuzzTarget[] = [
       if (frame !== undefined) {
         check(encodeControl(frame).join() === input.join(), "control round trip differs");
       }
+    },
+  },
+  {
+    name: "transport/lane-frame",
+    maxInputBytes: 128,
+    seeds: () =>
+      messageSeeds().map((m, i) =>
+        i % 2 === 0 ? m : encodeAckedMessage([{ lane: i % 3, count: 2 ** 40 + i }], m)
+      ),
+    run(input) {
+      const { acks, message } = decodeLaneFrame(input);
+      check(acks.length <= 3, `${acks.length} acknowledgements`);
+      if (acks.length > 0) {
+        check(encodeAckedMessage(acks, message).join() === input.join(), "round trip differs");
+      }
+      decodeMessage(message);
     },
   },
   {

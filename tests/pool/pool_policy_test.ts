@@ -130,3 +130,20 @@ Deno.test("PoolPolicy evicts young peers before long-lived ones: fresh identitie
   pool.touch("sybil-50", 70_000);
   assert.deepEqual(pool.admit("sybil-51", 70_001).admitted && pool.has("honest-2"), true);
 });
+
+Deno.test("PoolPolicy: touching the newest peer again, or one removed and readmitted, keeps LRU order", () => {
+  const pool = new PoolPolicy({ maxConnections: 3 });
+  pool.admit("a", 0);
+  pool.admit("b", 1);
+  pool.admit("c", 2);
+  pool.touch("a", 3);
+  pool.touch("a", 4); // a is the newest already
+  assert.deepEqual(pool.peers(), ["b", "c", "a"]);
+  pool.remove("a");
+  pool.admit("a", 5);
+  pool.touch("b", 6);
+  pool.touch("a", 7); // a is not the newest any more: it moves
+  assert.deepEqual(pool.peers(), ["c", "b", "a"]);
+  assert.deepEqual(pool.admit("d", 8), { admitted: true, evict: ["c"] });
+  assert.deepEqual(pool.collectIdle(Infinity), ["b", "a", "d"]);
+});

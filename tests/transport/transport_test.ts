@@ -96,6 +96,42 @@ Deno.test("transport: every message type is sent and received, in order per clas
   }
 });
 
+Deno.test("transport: acknowledgements ride on answers, and come alone when the answers stop", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  const remote = await a.connectPeer(addr(b));
+  // b answers a's consensus messages on every lane (the answers carry b's acknowledgements),
+  // then stops answering: a's later sends must still be acknowledged, on the control stream.
+  const answered = 60;
+  const serving = (async () => {
+    let seen = 0;
+    for await (const { from, message } of b.messages()) {
+      if (++seen <= answered) {
+        const lane = (["consensus", "vertex", "other"] as const)[seen % 3];
+        const answer: NetworkMessage = lane === "other"
+          ? { type: "ping", timestamp: seen }
+          : { type: lane, data: new Uint8Array([seen]) };
+        b.send(from, answer).catch(() => {});
+      }
+      if (seen === answered + 20) return;
+    }
+  })();
+  const inbox = a.messages();
+  const one = { type: "consensus", data: new Uint8Array([1]) } as const;
+  for (let i = 0; i < answered; i++) {
+    const [, reply] = await within(
+      Promise.all([a.send(remote, one), inbox.next()]),
+      10_000,
+      `${i}`,
+    );
+    assert(!reply.done);
+  }
+  for (let i = 0; i < 20; i++) await within(a.send(remote, one), 10_000, `unanswered ${i}`);
+  await within(serving, 10_000, "b read all");
+  assertEquals(a.getStats(remote).messagesSent, answered + 20);
+  assertEquals(b.getStats(a.peerId).messagesSent, answered);
+});
+
 Deno.test("transport: broadcast reports each peer", async () => {
   await using hub = await node(0);
   await using b = await node(1);

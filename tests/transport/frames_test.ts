@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { NetworkError } from "../../src/errors.ts";
+import { decodeMessage, encodeMessage } from "../../src/transport/codec.ts";
+import {
+  decodeControl,
+  decodeLaneFrame,
+  encodeAckedMessage,
+  encodeControl,
+  MAX_LANE_ACKS_BYTES,
+} from "../../src/transport/_frames.ts";
+
+const message = encodeMessage({ type: "consensus", data: new Uint8Array([1, 2, 3]) });
+
+Deno.test("frames: a lane frame without acknowledgements is the message body itself", () => {
+  const frame = decodeLaneFrame(message);
+  assert.deepEqual(frame.acks, []);
+  assert.equal(frame.message, message);
+});
+
+Deno.test("frames: acknowledgements ride ahead of a message and come back out", () => {
+  const acks = [{ lane: 0, count: 1 }, { lane: 1, count: 2 ** 40 + 5 }, {
+    lane: 2,
+    count: Number.MAX_SAFE_INTEGER,
+  }];
+  const body = encodeAckedMessage(acks, message);
+  assert.equal(body.byteLength, message.byteLength + MAX_LANE_ACKS_BYTES);
+  const frame = decodeLaneFrame(body);
+  assert.deepEqual(frame.acks, acks);
+  assert.deepEqual(
+    decodeMessage(frame.message),
+    { type: "consensus", data: new Uint8Array([1, 2, 3]) },
+  );
+  // The same 9-byte layout as the ack control frame.
+  const control = encodeControl({ type: "ack", ...acks[1] });
+  assert.deepEqual(body.subarray(11, 20), control.subarray(2));
+  assert.deepEqual(decodeControl(control), { type: "ack", ...acks[1] });
+});
+
+Deno.test("frames: a lane frame with a bad acknowledgement block is ERR_MALFORMED_FRAME", () => {
+  const good = encodeAckedMessage([{ lane: 0, count: 7 }], message);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["no acknowledgements", Uint8Array.of(0xac, 0, ...message), /announces 0 acknowledgements/],
+    ["four", Uint8Array.of(0xac, 4, ...new Uint8Array(36), ...message), /announces 4/],
+    ["truncated", good.subarray(0, 8), /of 8 bytes announces 1/],
+    ["only the tag", Uint8Array.of(0xac), /of 1 bytes/],
+  ];
+  const huge = good.slice();
+  huge[3] = 0x00;
+  huge[4] = 0x20; // high word 2^21: the count is above 2^53 - 1
+  cases.push(["count above 2^53 - 1", huge, /above 2\^53 - 1 \(high word 2097152\)/]);
+  for (const [name, body, pattern] of cases) {
+    assert.throws(() => decodeLaneFrame(body), (e) => {
+      assert.ok(e instanceof NetworkError, name);
+      assert.equal(e.code, "ERR_MALFORMED_FRAME", name);
+      assert.match(e.message, pattern, name);
+      return true;
+    });
+  }
+});
