@@ -105,7 +105,7 @@ Deno.test("transport: acknowledgements ride on answers, and come alone when the 
   const answered = 60;
   const serving = (async () => {
     let seen = 0;
-    for await (const { from, message } of b.messages()) {
+    for await (const { from } of b.messages()) {
       if (++seen <= answered) {
         const lane = (["consensus", "vertex", "other"] as const)[seen % 3];
         const answer: NetworkMessage = lane === "other"
