@@ -10,6 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { quicheAddonPath } from "../../src/quic/_quiche.ts";
 import { node } from "./_nodes.ts";
 
 const { values } = parseArgs({
@@ -43,13 +44,13 @@ const share = Math.ceil(peers / children);
 const procs = Array.from({ length: children }, (_, i) => {
   const count = Math.min(share, peers - i * share);
   return new Deno.Command(Deno.execPath(), {
-    // Narrowed FFI: the leaves fall back to DenoUdpSocket, lighter on threads.
+    // FFI for the quiche addon only: the leaves fall back to DenoUdpSocket, lighter on threads.
     args: [
       "run",
       "--allow-net=127.0.0.1",
       "--allow-read",
       "--allow-env",
-      "--allow-ffi=node_modules",
+      `--allow-ffi=${quicheAddonPath()}`,
       new URL("./_memory_child.ts", import.meta.url).pathname,
       String(hub.localAddr.port),
       String(count),
