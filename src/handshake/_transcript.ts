@@ -5,10 +5,8 @@
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2.js";
-import { expand, extract } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
 import { ByteWriter } from "../_bytes.ts";
+import { hmacSha256, sha256 } from "../_sha256.ts";
 
 const encoder = new TextEncoder();
 
@@ -77,16 +75,18 @@ export function keySchedule(
   transcript: Uint8Array,
 ): Schedule {
   const ikm = new ByteWriter().bytes(toListener).bytes(toDialer).finish();
-  const prk = extract(sha256, ikm, transcript);
+  // HKDF (RFC 5869) with one block of output: Extract = HMAC(salt, ikm),
+  // Expand(prk, info, 32) = HMAC(prk, info | 0x01).
+  const prk = hmacSha256(transcript, ikm);
   ikm.fill(0);
-  const key = (info: Uint8Array) => expand(sha256, prk, info, 32);
+  const key = (info: Uint8Array) => hmacSha256(prk, new ByteWriter().bytes(info).u8(1).finish());
   const listenerFinished = key(KEY_INFO_LISTENER_FINISHED);
   const dialerFinished = key(KEY_INFO_DIALER_FINISHED);
   const schedule = {
     dialerToListener: key(KEY_INFO_DIALER_TO_LISTENER),
     listenerToDialer: key(KEY_INFO_LISTENER_TO_DIALER),
-    listenerConfirmation: hmac(sha256, listenerFinished, transcript),
-    dialerConfirmation: hmac(sha256, dialerFinished, transcript),
+    listenerConfirmation: hmacSha256(listenerFinished, transcript),
+    dialerConfirmation: hmacSha256(dialerFinished, transcript),
   };
   prk.fill(0);
   listenerFinished.fill(0);
