@@ -12,16 +12,22 @@ export interface NodeOptions {
    * would make every throughput figure the limiter's rate.
    */
   maxBandwidthBps?: number;
+  /**
+   * Closes a connection without messages for this long; 0 never does. Default the transport's
+   * (90 s): the memory benchmark keeps idle peers longer than that on a loaded machine.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** A bound transport on 127.0.0.1 with a free port. */
 export async function node(options: NodeOptions = {}): Promise<QuicTransport> {
-  const { pqEncryption = true, maxBandwidthBps = Infinity } = options;
+  const { pqEncryption = true, maxBandwidthBps = Infinity, idleTimeoutMs } = options;
   const config: NetworkConfig = {
     listenAddr: "127.0.0.1",
     quicPort: 0,
     pqEncryption,
     maxBandwidthBps,
+    idleTimeoutMs,
     // Every benchmark peer dials from 127.0.0.1; the default (8 per IP) would refuse a star,
     // the default pool (100) the memory benchmark's 1000 peers.
     maxInboundPerIp: 2048,

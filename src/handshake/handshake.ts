@@ -7,7 +7,7 @@
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256 } from "../_sha256.ts";
 import { describe, InvalidConfigError, NetworkError, type NetworkErrorCode } from "../errors.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import type { PublicIdentity } from "../identity/public_identity.ts";

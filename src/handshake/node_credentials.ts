@@ -9,7 +9,7 @@
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256 } from "../_sha256.ts";
 import { ByteReader, ByteWriter } from "../_bytes.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { Identity } from "../identity/identity.ts";

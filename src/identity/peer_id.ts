@@ -4,7 +4,7 @@
  * @module
  */
 
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256 } from "../_sha256.ts";
 import { describe, NetworkError } from "../errors.ts";
 import { decodeBase32, encodeBase32 } from "./_base32.ts";
 import type { PublicIdentity } from "./public_identity.ts";
