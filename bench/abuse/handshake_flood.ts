@@ -57,7 +57,13 @@ async function latencies(min: number, until?: Promise<unknown>): Promise<number[
   return out;
 }
 
-const quiet = summary(await latencies(300));
+// Warm up first (JIT, windows, caches), so that the quiet figure is not a cold start's.
+await latencies(200);
+const quietCpuBeforeMs = await cpuMsOf(victim.pid);
+const quietSamples = await latencies(300);
+const quiet = summary(quietSamples);
+// The victim's CPU time per message when quiet, taken off the flood's CPU time below.
+const cpuMsPerMessage = ((await cpuMsOf(victim.pid)) - quietCpuBeforeMs) / quietSamples.length;
 const cpuBeforeMs = await cpuMsOf(victim.pid);
 const flood = await abuseChild("flood", {
   port,
@@ -78,11 +84,15 @@ try {
 } catch (e) {
   connectMs = `failed after ${Math.round(performance.now() - t0)} ms: ${(e as Error).message}`;
 }
-const loaded = summary(await during);
+const duringSamples = await during;
+const loaded = summary(duringSamples);
 const tally = await floodDone;
-// Also counts the peers' messages and the newcomer during the flood: an upper bound.
-const floodCpuMs = (await cpuMsOf(victim.pid)) - cpuBeforeMs;
+// Less the peers' messages at their quiet cost; still counts the newcomer's handshake.
+const floodCpuMs = (await cpuMsOf(victim.pid)) - cpuBeforeMs -
+  duringSamples.length * cpuMsPerMessage;
 await flood.close();
+await victim.close();
+const victimStats = JSON.parse((await victim.output).trim().split("\n").at(-1) ?? "null");
 const ratio = Math.round((loaded.p99 / quiet.p99) * 100) / 100;
 report("abuse/handshake_flood", [
   {
@@ -101,6 +111,8 @@ report("abuse/handshake_flood", [
   limitLoopback,
   attack: tally,
   victimCpuMsPerAttempt: Math.round((floodCpuMs / attempts) * 100) / 100,
+  victimCpuMsPerQuietMessage: Math.round(cpuMsPerMessage * 1000) / 1000,
+  victimStats,
   quietMs: quiet,
   floodMs: loaded,
 });
