@@ -81,7 +81,8 @@ export interface NodeCredentialsOptions {
  *
  * @example
  * ```ts
- * import { Identity, NodeCredentials, PeerCertificateCache } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { NodeCredentials, PeerCertificateCache } from "@cretoai/network/handshake";
  *
  * const identity = Identity.generate();
  * const credentials = await NodeCredentials.create(identity);
@@ -119,7 +120,8 @@ export class NodeCredentials {
    *
    * @example
    * ```ts
-   * import { Identity, NodeCredentials } from "@cretoai/network";
+   * import { Identity } from "@cretoai/network";
+   * import { NodeCredentials } from "@cretoai/network/handshake";
    *
    * const credentials = await NodeCredentials.create(Identity.generate(), { validityDays: 7 });
    * console.assert(credentials.kemPublicKey.byteLength === 1184);
@@ -166,7 +168,8 @@ export class NodeCredentials {
    *
    * @example
    * ```ts
-   * import { Identity, NodeCredentials } from "@cretoai/network";
+   * import { Identity } from "@cretoai/network";
+   * import { NodeCredentials } from "@cretoai/network/handshake";
    * import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
    *
    * const credentials = await NodeCredentials.create(Identity.generate());
@@ -224,7 +227,8 @@ function hex(bytes: Uint8Array): string {
  *
  * @example
  * ```ts
- * import { Identity, NodeCredentials, PeerCertificateCache } from "@cretoai/network";
+ * import { Identity } from "@cretoai/network";
+ * import { NodeCredentials, PeerCertificateCache } from "@cretoai/network/handshake";
  *
  * const cache = new PeerCertificateCache({ maxEntries: 16 });
  * const { certificate } = await NodeCredentials.create(Identity.generate());
@@ -262,7 +266,9 @@ export class PeerCertificateCache {
    *
    * @example
    * ```ts
-   * import { generateCertificate, NetworkError, PeerCertificateCache } from "@cretoai/network";
+   * import { NetworkError } from "@cretoai/network";
+   * import { generateCertificate } from "@cretoai/network/quic";
+   * import { PeerCertificateCache } from "@cretoai/network/handshake";
    *
    * const plain = await generateCertificate(); // no binding
    * try {
