@@ -17,12 +17,22 @@ export interface AbuseChild extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/**
+ * `--cpu-prof` flags when `ABUSE_CPU_PROF=DIR` names a directory and `mode` is the victim's: its
+ * profile is written there when it exits (open it in Chrome's DevTools).
+ */
+function profileFlags(mode: string): string[] {
+  const dir = Deno.env.get("ABUSE_CPU_PROF");
+  return dir === undefined || mode !== "victim" ? [] : ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+}
+
 /** Starts `_child.ts` in `mode` with JSON options; resolves once it printed its first line. */
 export async function abuseChild(mode: string, options: unknown = {}): Promise<AbuseChild> {
   const process = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...profileFlags(mode),
       new URL("./_child.ts", import.meta.url).pathname,
       mode,
       JSON.stringify(options),

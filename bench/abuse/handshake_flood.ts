@@ -57,8 +57,15 @@ async function latencies(min: number, until?: Promise<unknown>): Promise<number[
   return out;
 }
 
+// Warm up first (JIT, windows, caches), so that the quiet figure is not a cold start's.
+await latencies(200);
+const quietCpuBeforeMs = await cpuMsOf(victim.pid);
+const quietStart = performance.now();
 const quiet = summary(await latencies(300));
+const quietCpuMsPerSecond = ((await cpuMsOf(victim.pid)) - quietCpuBeforeMs) /
+  ((performance.now() - quietStart) / 1000);
 const cpuBeforeMs = await cpuMsOf(victim.pid);
+const floodStart = performance.now();
 const flood = await abuseChild("flood", {
   port,
   attempts,
@@ -82,7 +89,10 @@ const loaded = summary(await during);
 const tally = await floodDone;
 // Also counts the peers' messages and the newcomer during the flood: an upper bound.
 const floodCpuMs = (await cpuMsOf(victim.pid)) - cpuBeforeMs;
+const floodSeconds = (performance.now() - floodStart) / 1000;
 await flood.close();
+await victim.close();
+const victimStats = JSON.parse((await victim.output).trim().split("\n").at(-1) ?? "null");
 const ratio = Math.round((loaded.p99 / quiet.p99) * 100) / 100;
 report("abuse/handshake_flood", [
   {
@@ -101,6 +111,12 @@ report("abuse/handshake_flood", [
   limitLoopback,
   attack: tally,
   victimCpuMsPerAttempt: Math.round((floodCpuMs / attempts) * 100) / 100,
+  // The victim's CPU use, ms per second, with the peers' messages only and during the flood.
+  victimCpuMsPerSecond: {
+    quiet: Math.round(quietCpuMsPerSecond),
+    flood: Math.round(floodCpuMs / floodSeconds),
+  },
+  victimStats,
   quietMs: quiet,
   floodMs: loaded,
 });

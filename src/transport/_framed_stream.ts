@@ -91,6 +91,9 @@ export class FrameWriter {
   }
 }
 
+/** Largest buffer a waiting reader reads a frame into (a QUIC stream read is 64 KiB). */
+const READ_CHUNK_BYTES = 65536;
+
 /**
  * How a reader draws on its peer's budget: every frame reserves its announced size when its
  * header arrives. `"wait"` stops reading until the budget has room (request streams, bounded
@@ -114,6 +117,10 @@ export class FrameReader {
   #ready: Uint8Array[] = [];
   /** The large frame being opened in place as it arrives, and how much of it is opened. */
   #opening: { body: Uint8Array; opener: FrameOpener; opened: number } | undefined;
+  /** The unfilled rest of the chunk a waiting reader reads into. */
+  #chunk: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+  /** The chunks a waiting reader allocated for the frame it is reading. */
+  #owned: ArrayBuffer[] = [];
 
   /**
    * @param maxBodyBytes Largest plaintext body; the sealed limit adds the tag.
@@ -150,19 +157,32 @@ export class FrameReader {
   async next(): Promise<Uint8Array | null> {
     while (this.#ready.length === 0) {
       const decoder = this.#decoder;
-      let into = decoder.room; // a large frame's body is read straight into its buffer
-      if (this.#budget?.mode === "wait" && into === undefined) {
+      let into: Uint8Array | undefined;
+      if (this.#budget?.mode === "wait") {
         // Waiting readers take exactly what they reserved: the rest of the header (room for
         // it first), then the rest of the body its header announced (reserved on arrival).
-        // Nothing beyond the frame is read, and nothing is copied out of a scratch buffer.
+        // Nothing beyond the frame is read. The body is read into chunks of at most 64 KiB,
+        // each filled in place, not into one buffer of its announced size: a peer that stalls
+        // its frames makes this node hold about what it sent, in buffers the allocator reuses,
+        // and no large buffer per frame whose freeing makes glibc keep its pages (README).
         const header = decoder.pendingBodyBytes < 0;
         const rest = header
           ? FRAME_HEADER_BYTES - decoder.buffered
           : decoder.pendingBodyBytes - decoder.buffered;
         if (header) await this.#account(rest);
-        into = new Uint8Array(rest);
+        // Never longer than the rest of this frame (or header), so it is used up with it.
+        if (this.#chunk.byteLength === 0) {
+          this.#chunk = new Uint8Array(Math.min(rest, READ_CHUNK_BYTES));
+          this.#owned.push(this.#chunk.buffer);
+        }
+        into = this.#chunk;
+      } else {
+        into = decoder.room; // a large frame's body is read straight into its buffer
       }
       const chunk = await this.stream.read(into);
+      if (into === this.#chunk && chunk !== null) {
+        this.#chunk = this.#chunk.subarray(chunk.byteLength);
+      }
       if (this.#closed) return null;
       if (chunk === null) {
         this.#decoder.end();
@@ -171,6 +191,8 @@ export class FrameReader {
       }
       this.#ready = this.#decoder.push(chunk);
       this.#openArrived();
+      // The chunks of a completed frame are its body's or garbage now.
+      if (this.#ready.length > 0) this.#owned = [];
       await this.#account(0);
     }
     const body = this.#ready.shift()!;
@@ -180,14 +202,16 @@ export class FrameReader {
   }
 
   /**
-   * Opens in place what has arrived of a large frame (the decoder fills a buffer of the frame's
-   * size, see `FrameDecoder.room`), so that its last piece leaves only the rest to open. Only
+   * Opens in place what has arrived of a large frame on a lane (the decoder fills a buffer of
+   * the frame's size, see `FrameDecoder.room`), so that its last piece leaves only the rest to open. Only
    * while no complete frame waits: frames take their nonces in order.
    */
   #openArrived(): void {
     const cipher = this.#cipher;
+    // Waiting readers read into chunks; asking for `room` would allocate the announced size.
+    if (cipher === undefined || this.#budget?.mode === "wait" || this.#ready.length > 0) return;
     const room = this.#decoder.room;
-    if (cipher === undefined || room === undefined || this.#ready.length > 0) return;
+    if (room === undefined) return;
     const length = this.#decoder.pendingBodyBytes; // room is the unfilled end of the body
     const filled = length - room.byteLength;
     let opening = this.#opening;
@@ -231,6 +255,12 @@ export class FrameReader {
     this.#decoder.clear();
     this.#ready = [];
     this.#opening = undefined;
+    // A stalled frame's chunks are freed now, not at the next garbage collection (the one a
+    // pending read may still fill is left to the collector).
+    for (const buffer of this.#owned) {
+      if (buffer !== this.#chunk.buffer) buffer.transfer(0);
+    }
+    this.#owned = [];
     this.#release();
   }
 

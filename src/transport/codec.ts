@@ -207,10 +207,12 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
 /**
  * Splits a byte stream into frame bodies. Chunks are kept as they come and each body is
  * copied once, so a 16 MiB frame in 64 KiB chunks costs one copy, not 256 growing ones. A
- * body above 64 KiB is assembled in a buffer of its announced size as its bytes arrive (or is
- * read straight into it, see {@linkcode FrameDecoder.room}), and
- * {@linkcode FrameDecoder.clear} frees that buffer on the spot: a reader that gives up on a
- * stalled frame returns its memory without waiting for the garbage collector.
+ * reader that asks for {@linkcode FrameDecoder.room} gets a body above 64 KiB in a buffer of
+ * its announced size to read straight into; otherwise a body is kept in the chunks that
+ * arrived until it is complete, so a frame that stalls holds what arrived, not a buffer of the
+ * size its header announced. {@linkcode FrameDecoder.clear} frees a body's buffer on the spot:
+ * a reader that gives up on a stalled frame returns its memory without waiting for the
+ * garbage collector.
  *
  * @example
  * ```ts
@@ -264,7 +266,8 @@ export class FrameDecoder {
   /**
    * The unfilled rest of a large frame's body while it is being assembled, else `undefined`:
    * a reader may read the stream straight into it and `push` the view it got, which costs no
-   * copy and no garbage.
+   * copy and no garbage. The first call after a large frame's header allocates the body's
+   * buffer (its announced size) and moves what is buffered into it.
    *
    * @example
    * ```ts
@@ -280,6 +283,11 @@ export class FrameDecoder {
    * @returns A view of the body buffer from the first byte not yet received.
    */
   get room(): Uint8Array | undefined {
+    if (this.#body === undefined && this.#need > LARGE_BODY_BYTES) {
+      // Allocated when a reader means to read into it, with what is buffered moved in.
+      this.#body = new Uint8Array(this.#need);
+      this.#filled = this.#takeInto(this.#body, 0);
+    }
     if (this.#body === undefined || this.#chunked > 0) return undefined;
     return this.#body.subarray(this.#filled);
   }
@@ -302,7 +310,20 @@ export class FrameDecoder {
     ) {
       this.#filled += chunk.byteLength; // read into room: already in place
     } else if (chunk.byteLength > 0) {
-      this.#chunks.push(chunk);
+      const last = this.#chunks.at(-1);
+      if (
+        last !== undefined && last.buffer === chunk.buffer &&
+        last.byteOffset + last.byteLength === chunk.byteOffset
+      ) {
+        // The next bytes of the same buffer (a reader filling a chunk in place): one view.
+        this.#chunks[this.#chunks.length - 1] = new Uint8Array(
+          last.buffer,
+          last.byteOffset,
+          last.byteLength + chunk.byteLength,
+        );
+      } else {
+        this.#chunks.push(chunk);
+      }
       this.#chunked += chunk.byteLength;
     }
     const bodies: Uint8Array[] = [];
@@ -320,7 +341,6 @@ export class FrameDecoder {
           );
         }
         this.#need = length;
-        if (length > LARGE_BODY_BYTES) this.#body = new Uint8Array(length);
       }
       const body = this.#body;
       if (body !== undefined) {

@@ -133,3 +133,20 @@ Deno.test("codec: a large body is assembled in place, read into its room, and cl
   assertEquals(decoder.push(encodeFrame(small)), [small]);
   decoder.end();
 });
+
+Deno.test("codec: a frame pushed in consecutive views of one buffer is one view, kept as it came", () => {
+  // A reader filling a chunk in place pushes each read as the next view of that buffer.
+  const chunk = new Uint8Array(4 + 100_000);
+  new DataView(chunk.buffer).setUint32(0, 100_000);
+  chunk.fill(7, 4);
+  const decoder = new FrameDecoder(1 << 20);
+  assertEquals(decoder.push(chunk.subarray(0, 4)), []);
+  for (const [from, to] of [[4, 1000], [1000, 50_000]]) {
+    assertEquals(decoder.push(chunk.subarray(from, to)), []);
+  }
+  // Without a reader asking for room, a large frame holds what arrived, no body buffer.
+  assertEquals(decoder.buffered, 49_996);
+  const [body] = decoder.push(chunk.subarray(50_000));
+  assertEquals(body.buffer, chunk.buffer);
+  assertEquals([body.byteOffset, body.byteLength], [4, 100_000]);
+});
