@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concatBytes } from "../../src/_bytes.ts";
 import type { Prng } from "../_prng.ts";
 
 /** One TLV: a constructed node has children, a primitive one content. */
@@ -96,11 +97,11 @@ export function mutateDer(
       const headers: Uint8Array[] = [];
       let size = inner.byteLength;
       for (let i = 1; i < depth; i++) {
-        const header = concat([Uint8Array.of(0x30), minimalLength(size)]);
+        const header = concatBytes([Uint8Array.of(0x30), minimalLength(size)]);
         headers.push(header);
         size += header.byteLength;
       }
-      siblings[at] = { tag: 0x30, content: concat([...headers.reverse(), inner]) };
+      siblings[at] = { tag: 0x30, content: concatBytes([...headers.reverse(), inner]) };
       break;
     }
     case 6: { // Its content replaced: random bytes, truncated, or emptied.
@@ -184,7 +185,7 @@ function clone(node: DerNode): DerNode {
 
 /** The node's content as encoded. */
 function contentOf(node: DerNode): Uint8Array {
-  return node.content ?? concat(node.children!.map(encode));
+  return node.content ?? concatBytes(node.children!.map(encode));
 }
 
 /** `value` as a long-form length of `octets` bytes (high bytes dropped when it does not fit). */
@@ -198,7 +199,7 @@ function longForm(value: number, octets: number): Uint8Array {
 function encode(node: DerNode): Uint8Array {
   if (node.raw !== undefined) return node.raw;
   const body = contentOf(node);
-  return concat([
+  return concatBytes([
     Uint8Array.of(node.tag),
     node.lengthBytes ?? minimalLength(body.byteLength),
     body,
@@ -209,14 +210,4 @@ function minimalLength(size: number): Uint8Array {
   return size < 0x80
     ? Uint8Array.of(size)
     : longForm(size, size < 0x100 ? 1 : size < 0x10000 ? 2 : 3);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
