@@ -10,7 +10,7 @@ import type { FrameCipher, FrameOpener, FrameSealer } from "../handshake/frame_c
 import type { QuicStream } from "../quic/stream.ts";
 import { NetworkError } from "../errors.ts";
 import type { ByteBudget } from "./_byte_budget.ts";
-import { FrameDecoder } from "./codec.ts";
+import { encodeFrame, FrameDecoder } from "./codec.ts";
 
 /** Frames up to this size are written with their length prefix in one stream write. */
 const SMALL_FRAME_BYTES = 16384;
@@ -54,12 +54,9 @@ export class FrameWriter {
       const sealed = await sealing;
       if (sealed.byteLength <= SMALL_FRAME_BYTES) {
         // One write: half the stream operations for the common small message.
-        const frame = new Uint8Array(4 + sealed.byteLength);
-        new DataView(frame.buffer).setUint32(0, sealed.byteLength);
-        frame.set(sealed, 4);
-        return await this.stream.write(frame, fin);
+        return await this.stream.write(encodeFrame(sealed), fin);
       }
-      const header = new Uint8Array(4);
+      const header = new Uint8Array(FRAME_HEADER_BYTES);
       new DataView(header.buffer).setUint32(0, sealed.byteLength);
       // Two writes instead of one concatenation: a 16 MiB frame is not copied again.
       await this.stream.write(header);
