@@ -58,7 +58,7 @@ import {
 } from "./_peer_connection.ts";
 import type { InboundMessage, PeerStats, RequestHandler } from "./peer_api.ts";
 import { acceptSession, closeCodeOf, dialSession, type SecureSession } from "./_secure_session.ts";
-import { APP_ERROR_HANDSHAKE_TIMEOUT } from "./close_codes.ts";
+import { APP_ERROR_HANDSHAKE_TIMEOUT, APP_ERROR_STALE_INCARNATION } from "./close_codes.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -1358,6 +1358,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
         await control.writer.write(ready).catch((e) => {
           this.#admission.closed(peer.key, peer);
+          // The connection this one replaced, if any, was closed at admission: the peer is gone.
+          const previous = this.#peers.get(peer.key);
+          if (previous !== undefined && !opened.replace) this.#onPeerClosed(previous, e);
           throw e;
         });
       }
@@ -1424,11 +1427,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         peer.close(APP_ERROR_NOT_ALLOWED, "not allowed").catch(() => {});
         throw notAllowed(peer.key);
       }
-      const why = decision.reason === "duplicate"
-        ? "duplicate connection"
-        : decision.reason === "stale-incarnation"
-        ? "connection of an earlier incarnation"
-        : "duplicate migration";
+      if (decision.reason === "stale-incarnation") {
+        // Its dialer fails at once (not a duplicate: it has no other connection to wait for).
+        peer.close(APP_ERROR_STALE_INCARNATION, "the peer's later process is connected")
+          .catch(() => {});
+        return false;
+      }
+      const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
       peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
       return false;
     }
@@ -1529,6 +1534,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #onPeerClosed(peer: PeerConnection, error: Error): void {
     this.#admission.closed(peer.key, peer);
     if (this.#peers.get(peer.key) !== peer) return; // replaced by a newer connection
+    // Admitted already, a newer connection replaces this one once its ready frame is written
+    // (a restarted peer's, or a redial after a loss this side had not seen).
+    if (this.#admission.connection(peer.key) !== undefined) return;
     this.#peers.delete(peer.key);
     log.info("Peer {peer} disconnected: {error}", { peer: peer.key, error: error.message });
     this.dispatchEvent(
