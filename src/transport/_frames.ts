@@ -48,7 +48,7 @@ export type ControlFrame =
     replace: boolean;
     generation: number;
     incarnation: bigint;
-    /** A migration's lineage: 16 lowercase hex digits (8 bytes), as {@linkcode linkOf} makes. */
+    /** A migration's lineage: 16 lowercase hex digits (8 bytes), as {@linkcode hashId} makes. */
     lineage?: string;
     /** A first connection's last lineage held, same form. */
     lastHeld?: string;
@@ -66,11 +66,12 @@ const OPEN_LAST_HELD = 2;
 const LINK_BYTES = 8;
 
 /**
- * The link id of a connection: the first 8 bytes of its handshake transcript hash, the same
- * on both ends and unique to the connection, as 16 lowercase hex digits.
+ * A short id from a hash: its first 8 bytes as 16 lowercase hex digits. A connection's link id
+ * is that of its handshake transcript hash (the same on both ends, unique to the connection);
+ * a peer's run id that of its certificate (made anew by each process).
  */
-export function linkOf(transcriptHash: Uint8Array): string {
-  return Array.from(transcriptHash.subarray(0, LINK_BYTES), (b) => b.toString(16).padStart(2, "0"))
+export function hashId(hash: Uint8Array): string {
+  return Array.from(hash.subarray(0, LINK_BYTES), (b) => b.toString(16).padStart(2, "0"))
     .join("");
 }
 
@@ -188,7 +189,7 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
           replace: true,
           generation: view.getUint32(11 + LINK_BYTES),
           incarnation: view.getBigUint64(3),
-          lineage: linkOf(body.subarray(11)),
+          lineage: hashId(body.subarray(11)),
         };
       }
       expect(flags === 0 ? 11 : 11 + LINK_BYTES, "open");
@@ -196,7 +197,7 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
       const incarnation = view.getBigUint64(3);
       return flags === 0
         ? { ...open, incarnation }
-        : { ...open, incarnation, lastHeld: linkOf(body.subarray(11)) };
+        : { ...open, incarnation, lastHeld: hashId(body.subarray(11)) };
     }
     case CODES.drained:
       expect(2, "drained");

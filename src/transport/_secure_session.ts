@@ -27,7 +27,8 @@ import {
   APP_ERROR_PROTOCOL,
 } from "./close_codes.ts";
 import { concatBytes } from "../_bytes.ts";
-import { linkOf } from "./_frames.ts";
+import { sha256 } from "../_sha256.ts";
+import { hashId } from "./_frames.ts";
 
 /** The outcome of a handshake on one connection. */
 export interface SecureSession {
@@ -43,6 +44,8 @@ export interface SecureSession {
   leftover: Uint8Array;
   /** The connection's link id, the same on both ends (from the transcript hash). */
   link: string;
+  /** The peer's run id, from its certificate: another process of the peer has another. */
+  peerRun: string;
 }
 
 /** Options of both sides. */
@@ -172,7 +175,15 @@ async function finish(
   // The dialer's first control frame can arrive in the same read as its Finish. Frames use
   // the records' u32 length prefix, so what the record decoder split off is given back whole.
   const leftover = concatBytes([...pending.map((p) => encodeRecord(p)), decoder.takeRemaining()]);
-  return { conn, peerId, control: stream, cipher, leftover, link: linkOf(transcriptHash) };
+  return {
+    conn,
+    peerId,
+    control: stream,
+    cipher,
+    leftover,
+    link: hashId(transcriptHash),
+    peerRun: hashId(sha256(conn.peerCertificates()[0])),
+  };
 }
 
 /**

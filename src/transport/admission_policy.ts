@@ -99,6 +99,24 @@ export interface AdmissionCandidate {
   lineage?: string;
   /** A first connection: the lineage the dialer held last with this node, from the open signal. */
   lastHeld?: string;
+  /**
+   * The peer's process as this connection's handshake showed it, before any frame (the
+   * transport: the hash of the peer's certificate, made anew by each run).
+   * @default {undefined} (runs are not compared)
+   */
+  run?: string;
+}
+
+/** A dial whose handshake finished, as {@linkcode AdmissionPolicy.opening} sees it. */
+export interface OpeningDial {
+  /** The peer id the handshake authenticated. */
+  peer: string;
+  /** The address dialed, `HOST:PORT`. */
+  address: string;
+  /** Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}). */
+  migrate: boolean;
+  /** The peer's run on this connection ({@linkcode AdmissionCandidate.run}). */
+  run?: string;
 }
 
 /** What a dialer tells the listener before it admits the connection. */
@@ -193,8 +211,8 @@ export type AdmissionDecision<C> =
  * const a = new AdmissionPolicy<string>({ localPeerId: "A" });
  * const b = new AdmissionPolicy<string>({ localPeerId: "B" });
  * // Both handshakes finished: each dialer sends its open signal.
- * const x = a.opening("B", false, "b:1")!;
- * const y = b.opening("A", false, "a:1")!;
+ * const x = a.opening({ peer: "B", address: "b:1", migrate: false })!;
+ * const y = b.opening({ peer: "A", address: "a:1", migrate: false })!;
  * // B accepts A's connection X; A refuses B's connection Y, its own dial X wins.
  * const atB = b.admit({ peer: "A", address: "a:1", direction: "inbound", ...x }, "X");
  * const atA = a.admit({ peer: "B", address: "b:1", direction: "inbound", ...y }, "Y");
@@ -314,19 +332,28 @@ export class AdmissionPolicy<C> {
    * What this node's dial tells the peer once the handshake named it, just before the
    * listener decides: a migration replaces the current connection and carries its lineage
    * and generation plus one; any other dial is a first connection, and is dropped
-   * (`undefined`) when the peer is connected already, so the listener never admits a
-   * redundant dial. A first connection that opens counts as this node's dial of `address` in
-   * flight until {@linkcode AdmissionPolicy.dialEnded}: an inbound first connection from
-   * that address meanwhile loses the tie-break if this node's id is the smaller.
+   * (`undefined`) when the peer is connected already (to the same process), so the listener
+   * never admits a redundant dial. A first connection that opens counts as this node's dial
+   * of `address` in flight until {@linkcode AdmissionPolicy.dialEnded}: an inbound first
+   * connection from that address meanwhile loses the tie-break if this node's id is the
+   * smaller.
    *
-   * @param peer The authenticated peer id.
-   * @param migrate Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}).
-   * @param address The address dialed, `HOST:PORT`.
+   * @param dial The peer the handshake named, the address dialed, whether it migrates, and
+   * the peer's run.
    * @returns The signal to send, or `undefined` to close the dial and keep the current connection.
    */
-  opening(peer: string, migrate: boolean, address: string): OpenSignal | undefined {
+  opening(dial: OpeningDial): OpenSignal | undefined {
+    const { peer, address, migrate, run } = dial;
     const existing = this.#connected.get(peer);
     const incarnation = this.#incarnation;
+    // A connection to another process of the peer (it restarted, or this is its old one):
+    // not redundant; the incarnations in open and ready decide which one both keep.
+    const otherRun = existing !== undefined && run !== undefined && existing.run !== undefined &&
+      run !== existing.run;
+    if (otherRun && !migrate) {
+      this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
+      return { replace: false, generation: 0, incarnation };
+    }
     if (existing === undefined) {
       if (!migrate) this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
       const lastHeld = this.#lastHeld.get(peer);
@@ -360,6 +387,7 @@ export class AdmissionPolicy<C> {
       generation,
       incarnation,
       lineage: replace ? candidate.lineage ?? candidate.link : candidate.link,
+      run: candidate.run,
     };
     if (existing !== undefined) {
       if (incarnation < existing.incarnation) {
@@ -367,7 +395,11 @@ export class AdmissionPolicy<C> {
         return { admitted: false, reason: "stale-incarnation" };
       }
       if (incarnation > existing.incarnation) {
-        // The peer restarted: the old process's connection is dead to it, close it.
+        // The peer restarted: the old process's connection is dead to it, close it; unless
+        // our own dial to the new process opened and wins the tie-break, as below.
+        if (direction === "inbound" && !replace && this.#winningDial(peer, address)) {
+          return { admitted: false, reason: "duplicate" };
+        }
         return this.#replace(peer, existing, held, false);
       }
       if (direction === "outbound") {
@@ -404,7 +436,7 @@ export class AdmissionPolicy<C> {
       // win the tie: refusing it now, before the ready frame, keeps both sides from ever
       // using the losing connection.
       if (replace) return { admitted: false, reason: "duplicate-migration" };
-      if (keepOutbound(this.#local, peer)) return { admitted: false, reason: "duplicate" };
+      if (this.#winningDial(peer, address)) return { admitted: false, reason: "duplicate" };
     }
     const decision = this.pool.admit(peer, this.#clock.now());
     if (!decision.admitted) return { admitted: false, reason: "pool-full" };
@@ -420,6 +452,11 @@ export class AdmissionPolicy<C> {
     this.#connected.set(peer, held);
     this.#lastHeld.delete(peer);
     return { admitted: true, previous: undefined, migrate: false, evict };
+  }
+
+  /** Whether our own first connection to `address` opened and wins over the peer's dial. */
+  #winningDial(peer: string, address: string): boolean {
+    return this.#dials.has(address) && keepOutbound(this.#local, peer);
   }
 
   #replace(peer: string, existing: Held<C>, held: Held<C>, migrate: boolean): AdmissionDecision<C> {
@@ -508,6 +545,8 @@ interface Held<C> {
   incarnation: bigint;
   /** The link of the lineage's first connection. */
   lineage: string | undefined;
+  /** The peer's run ({@linkcode AdmissionCandidate.run}). */
+  run: string | undefined;
 }
 
 /** Generations count modulo 2^32, the width of the open signal's field. */

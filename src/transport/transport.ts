@@ -1310,7 +1310,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           writer: new FrameWriter(session.control, session.cipher),
         };
         if (direction === "outbound") {
-          const opened = this.#admission.opening(session.peerId.toString(), replace, dialed);
+          const opened = this.#admission.opening({
+            peer: session.peerId.toString(),
+            address: dialed,
+            migrate: replace,
+            run: session.peerRun,
+          });
           // Already connected: this dial is redundant, and the listener never sees it.
           if (opened === undefined) return { session, control, opened };
           await control.writer.write(encodeControl({ type: "open", ...opened }));
@@ -1353,7 +1358,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return s.peerId;
       }
       const peer = new PeerConnection(this.#host, s, direction, control);
-      if (!this.#admit(peer, opened, s.link)) return s.peerId;
+      if (!this.#admit(peer, opened, s)) return s.peerId;
       if (direction === "inbound") {
         const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
         await control.writer.write(ready).catch((e) => {
@@ -1403,13 +1408,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
    * returns false when `peer` is closed instead of registered.
    */
-  #admit(peer: PeerConnection, signal: OpenSignal, link: string): boolean {
+  #admit(peer: PeerConnection, signal: OpenSignal, session: SecureSession): boolean {
     const decision = this.#admission.admit({
       peer: peer.key,
       address: formatAddress(peer.address),
       direction: peer.direction,
       ...signal,
-      link,
+      link: session.link,
+      run: session.peerRun,
     }, peer);
     if (!decision.admitted) {
       if (decision.reason === "pool-full") {

@@ -82,7 +82,12 @@ class Net {
   /** A connection both ends admitted before the race. */
   connect(dialer: Proc, listener: Proc, connection: string): void {
     this.ends.set(connection, [dialer, listener]);
-    const signal = this.nodes[dialer].opening(peerOf(listener), false, "-")!;
+    const signal = this.nodes[dialer].opening({
+      peer: peerOf(listener),
+      address: "-",
+      migrate: false,
+      run: listener,
+    })!;
     this.nodes[dialer].dialEnded("-");
     this.admit(listener, connection, "inbound", signal);
     this.admit(dialer, connection, "outbound", signal);
@@ -141,6 +146,8 @@ class Net {
         link: connection,
         lineage,
         lastHeld,
+        // The process at the other end, as its certificate shows it.
+        run: from,
       },
       connection,
     );
@@ -175,7 +182,7 @@ class Net {
       },
       () => {
         if (!started || this.dead.has(to)) return;
-        signal = this.nodes[from].opening(peer, migrate, address);
+        signal = this.nodes[from].opening({ peer, address, migrate, run: to });
         if (signal === undefined) this.closed.add(name);
         else this.signals.set(name, signal);
       },
@@ -478,6 +485,52 @@ Deno.test("admission: B+ starts while B lives on: B+ dials A while B and A both 
   }
 });
 
+Deno.test("admission: B restarted: A dials B+ while still holding the dead process's connection; its dial is not taken for redundant, all 5 orders", () => {
+  for (const initial of ["A", "B"] as const) {
+    const runs = race(
+      {
+        dials: [{ name: "X", from: "A", to: "B+", migrate: false }],
+        before: (net) => {
+          from(initial)(net);
+          net.die("B");
+        },
+        steps: { K: (net) => net.expire("B") },
+        b: "B+",
+      },
+      ({ order, net, kept }) => {
+        // B+'s certificate is not the old process's: A opens X although it holds OLD.
+        assertEquals(kept, "X", order.join(" "));
+        for (const loss of net.losses) {
+          assertEquals(loss, { at: "A", connection: "OLD" }, order.join(" "));
+        }
+      },
+    );
+    assertEquals(runs, 5 * 2);
+  }
+});
+
+Deno.test("admission: B+ starts while B lives on: A and B+ dial each other while B moves its connection; all 34,650 orders end on B+, B keeps nothing", () => {
+  for (const initial of ["A", "B"] as const) {
+    const runs = race(
+      {
+        dials: [
+          { name: "X", from: "A", to: "B+", migrate: false },
+          { name: "Z", from: "B+", migrate: false },
+          { name: "N", from: "B", migrate: true },
+        ],
+        before: from(initial),
+        b: "B+",
+      },
+      ({ order, net, kept }) => {
+        assert(kept === "X" || kept === "Z", `${order.join(" ")} kept ${kept}`);
+        assertEquals(net.nodes.B.connection("A"), undefined, order.join(" "));
+        assert(net.losses.every(({ at }) => at === "B"), order.join(" "));
+      },
+    );
+    assertEquals(runs, 34_650 * 2);
+  }
+});
+
 Deno.test("admission: the old process cannot take the peer back: its move, its redial and its ready are refused once B+ is connected", () => {
   const net = new Net(false);
   net.connect("A", "B", "OLD");
@@ -519,22 +572,22 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
   assertEquals(policy.connection("A"), "second");
   // Once "second" closes here too, the next dial to A names it.
   assert(policy.closed("A", "second"));
-  assertEquals(policy.opening("A", false, "a:1"), {
+  assertEquals(policy.opening({ peer: "A", address: "a:1", migrate: false }), {
     replace: false,
     generation: 0,
     incarnation: 0n,
     lastHeld: "second",
   });
   const outbound = { peer: "C", address: "c:1", direction: "outbound", replace: false } as const;
-  assertEquals(policy.opening("C", false, "c:1"), {
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: false }), {
     replace: false,
     generation: 0,
     incarnation: 0n,
   });
   assert(policy.admit({ ...outbound, link: "c1" }, "c1").admitted);
   // Connected: a second plain dial is redundant, a migration replaces the connection.
-  assertEquals(policy.opening("C", false, "c:1"), undefined);
-  assertEquals(policy.opening("C", true, "c:1"), {
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: false }), undefined);
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: true }), {
     replace: true,
     generation: 1,
     incarnation: 0n,
@@ -582,7 +635,7 @@ Deno.test("admission: a move must come from the connection the listener holds; g
   assertEquals(policy.admit({ ...move, generation: 2 ** 32 - 1 }, "bad").admitted, false);
   const last = new AdmissionPolicy<string>({ localPeerId: "A" });
   last.admit({ ...move, peer: "B", replace: false, generation: 2 ** 32 - 1, link: "x" }, "x");
-  assertEquals(last.opening("B", true, "b:1"), {
+  assertEquals(last.opening({ peer: "B", address: "b:1", migrate: true }), {
     replace: true,
     generation: 0,
     incarnation: 0n,

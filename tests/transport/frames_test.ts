@@ -6,7 +6,7 @@ import {
   decodeLaneFrame,
   encodeAckedMessage,
   encodeControl,
-  linkOf,
+  hashId,
   MAX_LANE_ACKS_BYTES,
 } from "../../src/transport/_frames.ts";
 
@@ -84,7 +84,7 @@ Deno.test("frames: open and ready carry incarnations, a move's lineage and gener
     assert.equal(body.byteLength, sizes[i], frame.type);
     assert.deepEqual(decodeControl(body), frame);
   });
-  assert.equal(linkOf(new Uint8Array(32).fill(0xab)), "abababababababab");
+  assert.equal(hashId(new Uint8Array(32).fill(0xab)), "abababababababab");
   assert.throws(
     () => encodeControl({ ...frames[3], lineage: "XYZ" }),
     /16 lowercase hex digits: it is "XYZ"/,

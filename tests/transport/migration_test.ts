@@ -323,26 +323,31 @@ Deno.test("restart: a second transport with the same identity, dialing while the
   assertEquals(events, []);
 });
 
-Deno.test("restart: a peer whose old process went silent reconnects at once from its new process; the dialer of the old connection keeps the peer", async () => {
+Deno.test("restart: a peer whose old process went silent reconnects at once from its new process, whichever side dials; the peer is never lost", async () => {
   // A dialed the old connection and has the smaller id: by the tie-break alone it would keep
-  // its own connection and refuse the restarted process's dial until the old one timed out.
+  // its own connection and refuse the restarted process's dial, and it would drop its own dial
+  // to the restarted process as redundant, until the old connection timed out.
   const [first, second] = [0, 1].sort((i, j) =>
     identity(i).peerId.toString() < identity(j).peerId.toString() ? -1 : 1
   );
-  await using a = await node(first);
-  await using b = await node(second);
-  await using relay = startUdpRelay(b.localAddr);
-  await a.connectPeer(`127.0.0.1:${relay.port}`, { expectedPeerId: b.peerId });
-  const events: string[] = [];
-  for (const type of ["peer:disconnected", "peer:connected"] as const) {
-    a.addEventListener(type, () => events.push(type));
+  for (const dialer of ["restarted", "A"] as const) {
+    await using a = await node(first);
+    await using b = await node(second);
+    await using relay = startUdpRelay(b.localAddr);
+    await a.connectPeer(`127.0.0.1:${relay.port}`, { expectedPeerId: b.peerId });
+    const events: string[] = [];
+    for (const type of ["peer:disconnected", "peer:connected"] as const) {
+      a.addEventListener(type, () => events.push(type));
+    }
+    // The old process goes silent (as if it crashed): nothing it sends reaches A any more.
+    relay.hold();
+    await using restarted = await node(second);
+    const dial = dialer === "A" ? a.connectPeer(addr(restarted)) : restarted.connectPeer(addr(a));
+    await within(dial, 10_000, `${dialer}'s dial`);
+    assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]], dialer);
+    assertEquals(restarted.peers().map((p) => p.peerId.toString()), [a.peerId.toString()]);
+    assertEquals(events, [], dialer);
+    await a.send(b.peerId, numbered("consensus", 1));
+    assertEquals((await receive(restarted, 1)).get("consensus"), [1], dialer);
   }
-  // The old process goes silent (as if it crashed): nothing it sends reaches A any more.
-  relay.hold();
-  await using restarted = await node(second);
-  await within(restarted.connectPeer(addr(a)), 10_000, "the restarted process's dial");
-  assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]]);
-  assertEquals(events, []);
-  await a.send(b.peerId, numbered("consensus", 1));
-  assertEquals((await receive(restarted, 1)).get("consensus"), [1]);
 });
