@@ -66,6 +66,7 @@ export {
   AdmissionPolicy,
   type AdmissionPolicyOptions,
   type AdmissionRefusal,
+  type OpeningDial,
   type OpenSignal,
   type PeerConnectionRef,
 } from "./admission_policy.ts";
