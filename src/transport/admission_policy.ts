@@ -346,24 +346,22 @@ export class AdmissionPolicy<C> {
     const { peer, address, migrate, run } = dial;
     const existing = this.#connected.get(peer);
     const incarnation = this.#incarnation;
-    // A connection to another process of the peer (it restarted, or this is its old one):
-    // not redundant; the incarnations in open and ready decide which one both keep.
-    const otherRun = existing !== undefined && run !== undefined && existing.run !== undefined &&
-      run !== existing.run;
-    if (otherRun && !migrate) {
-      this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
-      return { replace: false, generation: 0, incarnation };
+    if (existing !== undefined && migrate) {
+      const generation = nextGeneration(existing.generation);
+      if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
+      const { lineage } = existing;
+      return { replace: true, generation, incarnation, ...lineage && { lineage } };
     }
-    if (existing === undefined) {
-      if (!migrate) this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
-      const lastHeld = this.#lastHeld.get(peer);
-      return { replace: false, generation: 0, incarnation, ...lastHeld && { lastHeld } };
+    if (existing !== undefined) {
+      // A dial to another process of the peer (it restarted, or this is its old one) is not
+      // redundant: the incarnations in open and ready decide which one both keep.
+      const otherRun = run !== undefined && existing.run !== undefined && run !== existing.run;
+      if (!otherRun) return undefined;
     }
-    if (!migrate) return undefined;
-    const generation = nextGeneration(existing.generation);
-    if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
-    const { lineage } = existing;
-    return { replace: true, generation, incarnation, ...lineage && { lineage } };
+    if (!migrate) this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
+    // Only a peer not connected has one (admitting it forgets it).
+    const lastHeld = this.#lastHeld.get(peer);
+    return { replace: false, generation: 0, incarnation, ...lastHeld && { lastHeld } };
   }
 
   /**

@@ -410,14 +410,17 @@ Deno.test("admission: a first dial opened before its dialer was connected, arriv
   assertEquals(net.losses, []);
 });
 
-Deno.test("admission: B restarted: B+ dials A while A moves the dead process's connection (reaching B+) and its idle timeout fires, all 630 orders", () => {
+/**
+ * Races `dials` after B died with the connection `OLD` open (dialed by A, then by B): B+ is
+ * B's new process, and OLD times out at A (step K) at any point. A may lose the peer only by
+ * that timeout (a real disconnect: B died), never a connection of B+. Returns the runs.
+ */
+function afterRestart(dials: Dial[], check: (o: Outcome) => void = () => {}): number {
+  let runs = 0;
   for (const initial of ["A", "B"] as const) {
-    const runs = race(
+    runs += race(
       {
-        dials: [
-          { name: "Z", from: "B+", migrate: false },
-          { name: "M", from: "A", to: "B+", migrate: true },
-        ],
+        dials,
         before: (net) => {
           from(initial)(net);
           net.die("B");
@@ -425,41 +428,40 @@ Deno.test("admission: B restarted: B+ dials A while A moves the dead process's c
         steps: { K: (net) => net.expire("B") },
         b: "B+",
       },
-      ({ order, net }) => {
-        // A loses the peer only when the old process's connection times out before a
-        // connection of B+ replaced it: a real disconnect (B died), then B+ connects.
-        for (const loss of net.losses) {
-          assertEquals(loss, { at: "A", connection: "OLD" }, order.join(" "));
+      (outcome) => {
+        for (const loss of outcome.net.losses) {
+          assertEquals(loss, { at: "A", connection: "OLD" }, outcome.order.join(" "));
         }
+        check(outcome);
       },
     );
-    assertEquals(runs, 630 * 2);
   }
+  return runs;
+}
+
+Deno.test("admission: B restarted: B+ dials A while A moves the dead process's connection (reaching B+) and its idle timeout fires, all 630 orders", () => {
+  const runs = afterRestart([
+    { name: "Z", from: "B+", migrate: false },
+    { name: "M", from: "A", to: "B+", migrate: true },
+  ]);
+  assertEquals(runs, 630 * 2 * 2);
 });
 
 Deno.test("admission: B restarted: A and B+ dial each other while the dead process's connection times out, all 630 orders", () => {
-  for (const initial of ["A", "B"] as const) {
-    const runs = race(
-      {
-        dials: [
-          { name: "X", from: "A", to: "B+", migrate: false },
-          { name: "Z", from: "B+", migrate: false },
-        ],
-        before: (net) => {
-          from(initial)(net);
-          net.die("B");
-        },
-        steps: { K: (net) => net.expire("B") },
-        b: "B+",
-      },
-      ({ order, net }) => {
-        for (const loss of net.losses) {
-          assertEquals(loss, { at: "A", connection: "OLD" }, order.join(" "));
-        }
-      },
-    );
-    assertEquals(runs, 630 * 2);
-  }
+  const runs = afterRestart([
+    { name: "X", from: "A", to: "B+", migrate: false },
+    { name: "Z", from: "B+", migrate: false },
+  ]);
+  assertEquals(runs, 630 * 2 * 2);
+});
+
+Deno.test("admission: B restarted: A dials B+ while still holding the dead process's connection; its dial is not taken for redundant, all 5 orders", () => {
+  const runs = afterRestart(
+    [{ name: "X", from: "A", to: "B+", migrate: false }],
+    // B+'s certificate is not the old process's: A opens X although it holds OLD.
+    ({ order, kept }) => assertEquals(kept, "X", order.join(" ")),
+  );
+  assertEquals(runs, 5 * 2 * 2);
 });
 
 Deno.test("admission: B+ starts while B lives on: B+ dials A while B and A both move B's connection; all 34,650 orders end on B+, B keeps nothing", () => {
@@ -482,30 +484,6 @@ Deno.test("admission: B+ starts while B lives on: B+ dials A while B and A both 
       },
     );
     assertEquals(runs, 34_650 * 2);
-  }
-});
-
-Deno.test("admission: B restarted: A dials B+ while still holding the dead process's connection; its dial is not taken for redundant, all 5 orders", () => {
-  for (const initial of ["A", "B"] as const) {
-    const runs = race(
-      {
-        dials: [{ name: "X", from: "A", to: "B+", migrate: false }],
-        before: (net) => {
-          from(initial)(net);
-          net.die("B");
-        },
-        steps: { K: (net) => net.expire("B") },
-        b: "B+",
-      },
-      ({ order, net, kept }) => {
-        // B+'s certificate is not the old process's: A opens X although it holds OLD.
-        assertEquals(kept, "X", order.join(" "));
-        for (const loss of net.losses) {
-          assertEquals(loss, { at: "A", connection: "OLD" }, order.join(" "));
-        }
-      },
-    );
-    assertEquals(runs, 5 * 2);
   }
 });
 
