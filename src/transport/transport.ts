@@ -1363,9 +1363,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
         await control.writer.write(ready).catch((e) => {
           this.#admission.closed(peer.key, peer);
-          // The connection this one replaced, if any, was closed at admission: the peer is gone.
+          // A connection this one replaced that closed meanwhile (see `#onPeerClosed`) leaves
+          // the peer gone; one still closing reports it when it is done.
           const previous = this.#peers.get(peer.key);
-          if (previous !== undefined && !opened.replace) this.#onPeerClosed(previous, e);
+          if (previous?.closedError !== undefined) this.#onPeerClosed(previous, e);
           throw e;
         });
       }
