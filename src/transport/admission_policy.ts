@@ -237,6 +237,8 @@ export class AdmissionPolicy<C> {
   #lastHeld = new Map<string, string>();
   #dials = new Map<string, number>();
   #migrations = new Map<string, number>();
+  /** The address of each own migration that opened as a first connection (see `opening`). */
+  #migrationDials = new Map<string, string>();
   /** The generation each in-flight own migration announced, by peer. */
   #announced = new Map<string, number>();
 
@@ -325,6 +327,11 @@ export class AdmissionPolicy<C> {
    */
   migrationEnded(peer: string): void {
     decrement(this.#migrations, peer);
+    const address = this.#migrationDials.get(peer);
+    if (address !== undefined) {
+      this.#migrationDials.delete(peer);
+      decrement(this.#dials, address);
+    }
     if (!this.#migrations.has(peer)) this.#announced.delete(peer);
   }
 
@@ -334,7 +341,8 @@ export class AdmissionPolicy<C> {
    * and generation plus one; any other dial is a first connection, and is dropped
    * (`undefined`) when the peer is connected already (to the same process), so the listener
    * never admits a redundant dial. A first connection that opens counts as this node's dial
-   * of `address` in flight until {@linkcode AdmissionPolicy.dialEnded}: an inbound first
+   * of `address` in flight until {@linkcode AdmissionPolicy.dialEnded} (for a migration whose
+   * peer was lost meanwhile, {@linkcode AdmissionPolicy.migrationEnded}): an inbound first
    * connection from that address meanwhile loses the tie-break if this node's id is the
    * smaller.
    *
@@ -358,7 +366,10 @@ export class AdmissionPolicy<C> {
       const otherRun = run !== undefined && existing.run !== undefined && run !== existing.run;
       if (!otherRun) return undefined;
     }
-    if (!migrate) this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
+    // A migration of a peer lost meanwhile is a first connection too, and counts as a dial
+    // in flight until the migration ends.
+    if (migrate) this.#migrationDials.set(peer, address);
+    this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
     // Only a peer not connected has one (admitting it forgets it).
     const lastHeld = this.#lastHeld.get(peer);
     return { replace: false, generation: 0, incarnation, ...lastHeld && { lastHeld } };

@@ -38,10 +38,12 @@ interface Dial {
 
 /**
  * Processes A ("A" < "B", so the tie-break keeps what A dialed), B and, for a restart, B+;
- * the connections between them and the closes in flight. A replaced connection is retired
- * (drained) on each side that migrated away from it; once the race is over, every retired
- * connection closes, drained or timed out, as the transport's would, and so does every
- * connection of a process that died.
+ * the connections between them and the closes in flight. A dialer admits a connection its
+ * listener took when `ready` arrives, which is before any close of it by the listener (the
+ * same stream, then the connection's close). A replaced connection is retired (drained) on
+ * each side that migrated away from it; once the race is over, every retired connection
+ * closes, drained or timed out, as the transport's would, and so does every connection of a
+ * process that died.
  */
 class Net {
   static readonly incarnations: Record<Proc, bigint> = { A: 5n, B: 7n, "B+": 8n };
@@ -51,6 +53,8 @@ class Net {
     "B+": Net.#policy("B+"),
   };
   readonly closed = new Set<string>();
+  /** Dials their dialer dropped as redundant: never opened. */
+  readonly dropped = new Set<string>();
   /** Connections the listener refused: their dialer never gets `ready`. */
   readonly refused = new Set<string>();
   /** What each dial announced in its open signal; absent when it was dropped as redundant. */
@@ -183,8 +187,10 @@ class Net {
       () => {
         if (!started || this.dead.has(to)) return;
         signal = this.nodes[from].opening({ peer, address, migrate, run: to });
-        if (signal === undefined) this.closed.add(name);
-        else this.signals.set(name, signal);
+        if (signal === undefined) {
+          this.closed.add(name);
+          this.dropped.add(name);
+        } else this.signals.set(name, signal);
       },
       () => {
         if (signal !== undefined && !this.admit(to, name, "inbound", signal)) {
@@ -193,8 +199,12 @@ class Net {
       },
       () => {
         if (!started) return;
-        if (signal !== undefined && !this.refused.has(name) && !this.closed.has(name)) {
+        if (signal !== undefined && !this.refused.has(name) && !this.dropped.has(name)) {
           this.admit(from, name, "outbound", signal);
+          // The listener's ready frame comes before its close: a close the dialer already
+          // had (not one still in flight) reaches it now that the connection is its own.
+          const pending = this.#pending.some((p) => p.at === from && p.connection === name);
+          if (this.closed.has(name) && !pending) this.#closedAt(from, name);
         }
         if (migrate) this.nodes[from].migrationEnded(peer);
         else this.nodes[from].dialEnded(address);
