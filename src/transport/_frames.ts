@@ -5,12 +5,15 @@
  *
  * ```
  * control = version u8 (=1) | type u8 | fields
- *   ready  type 1                       listener -> dialer: the connection is accepted
- *   open   type 5  flags u8             dialer -> listener, its first frame: bit 0 set when
- *                  [generation u32]     the connection replaces the one already open between
- *                                       the two (a migration), then followed by the new
- *                                       connection's generation (the replaced one's + 1);
- *                                       other bits must be 0
+ *   ready  type 1  incarnation u64      listener -> dialer: the connection is accepted; the
+ *                                       listener's incarnation
+ *   open   type 5  flags u8             dialer -> listener, its first frame, with the
+ *                  incarnation u64      dialer's incarnation. Flag bit 0: the connection
+ *                  [lineage 8 bytes     replaces the one already open between the two (a
+ *                   generation u32]     migration) of that lineage, and has that generation
+ *                  [lastHeld 8 bytes]   (the replaced one's + 1). Flag bit 1 (only without
+ *                                       bit 0): the lineage the dialer held last with the
+ *                                       listener. Other bits must be 0
  *   drained type 6                      on a replaced connection: the sender has no message
  *                                       or request left on it; closed once both sent one
  *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver (< 2^53)
@@ -39,14 +42,46 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** A decoded control frame. */
 export type ControlFrame =
-  | { type: "ready" }
-  | { type: "open"; replace: boolean; generation?: number }
+  | { type: "ready"; incarnation: bigint }
+  | {
+    type: "open";
+    replace: boolean;
+    generation: number;
+    incarnation: bigint;
+    /** A migration's lineage: 16 lowercase hex digits (8 bytes), as {@linkcode hashId} makes. */
+    lineage?: string;
+    /** A first connection's last lineage held, same form. */
+    lastHeld?: string;
+  }
   | { type: "drained" }
   | { type: "ack"; lane: number; count: number }
   | { type: "ping"; id: number }
   | { type: "pong"; id: number };
 
 const CODES = { ready: 1, ack: 2, ping: 3, pong: 4, open: 5, drained: 6 } as const;
+/** Open frame flags. */
+const OPEN_REPLACE = 1;
+const OPEN_LAST_HELD = 2;
+/** Bytes of a link id (a connection's, or a lineage's: its first connection's). */
+const LINK_BYTES = 8;
+
+/**
+ * A short id from a hash: its first 8 bytes as 16 lowercase hex digits. A connection's link id
+ * is that of its handshake transcript hash (the same on both ends, unique to the connection);
+ * a peer's run id that of its certificate (made anew by each process).
+ */
+export function hashId(hash: Uint8Array): string {
+  return Array.from(hash.subarray(0, LINK_BYTES), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+function writeLink(into: Uint8Array, at: number, link: string): void {
+  if (!/^[0-9a-f]{16}$/.test(link)) {
+    throw new RangeError(`A link id must be 16 lowercase hex digits: it is "${link}"`);
+  }
+  for (let i = 0; i < LINK_BYTES; i++) into[at + i] = parseInt(link.slice(2 * i, 2 * i + 2), 16);
+}
+
 /** First byte of a lane frame that carries acknowledgements before its message. */
 const ACKS_TAG = 0xac;
 /** Bytes of one acknowledgement in a lane frame: lane u8 | count u64. */
@@ -69,13 +104,30 @@ function malformed(message: string): NetworkError {
 /** Encodes a control frame body. */
 export function encodeControl(frame: ControlFrame): Uint8Array {
   switch (frame.type) {
-    case "ready":
     case "drained":
       return new Uint8Array([VERSION, CODES[frame.type]]);
+    case "ready": {
+      const body = new Uint8Array(10);
+      body[0] = VERSION;
+      body[1] = CODES.ready;
+      new DataView(body.buffer).setBigUint64(2, frame.incarnation);
+      return body;
+    }
     case "open": {
-      if (!frame.replace) return new Uint8Array([VERSION, CODES.open, 0]);
-      const body = new Uint8Array([VERSION, CODES.open, 1, 0, 0, 0, 0]);
-      new DataView(body.buffer).setUint32(3, frame.generation ?? 0);
+      const { replace, lineage, lastHeld } = frame;
+      const extra = replace ? LINK_BYTES + 4 : lastHeld === undefined ? 0 : LINK_BYTES;
+      const body = new Uint8Array(11 + extra);
+      const view = new DataView(body.buffer);
+      body[0] = VERSION;
+      body[1] = CODES.open;
+      body[2] = replace ? OPEN_REPLACE : lastHeld === undefined ? 0 : OPEN_LAST_HELD;
+      view.setBigUint64(3, frame.incarnation);
+      if (replace) {
+        writeLink(body, 11, lineage ?? "");
+        view.setUint32(11 + LINK_BYTES, frame.generation);
+      } else if (lastHeld !== undefined) {
+        writeLink(body, 11, lastHeld);
+      }
       return body;
     }
     case "ack": {
@@ -114,8 +166,8 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
   };
   switch (body[1]) {
     case CODES.ready:
-      expect(2, "ready");
-      return { type: "ready" };
+      expect(10, "ready");
+      return { type: "ready", incarnation: view.getBigUint64(2) };
     case CODES.ack:
       expect(2 + LANE_ACK_BYTES, "ack");
       return { type: "ack", ...readLaneAck(view, 2, "An ack control frame") };
@@ -125,17 +177,28 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
     case CODES.pong:
       expect(6, "pong");
       return { type: "pong", id: view.getUint32(2) };
-    case CODES.open:
-      if (body.byteLength < 3) expect(3, "open");
-      if ((body[2] & ~1) !== 0) {
-        throw malformed(`An open control frame has unknown flags ${body[2]}`);
+    case CODES.open: {
+      const flags = body[2];
+      if (flags !== 0 && flags !== OPEN_REPLACE && flags !== OPEN_LAST_HELD) {
+        throw malformed(`An open control frame has unknown flags ${flags}`);
       }
-      if (body[2] === 0) {
-        expect(3, "open");
-        return { type: "open", replace: false, generation: 0 };
+      if (flags === OPEN_REPLACE) {
+        expect(11 + LINK_BYTES + 4, "replacing open");
+        return {
+          type: "open",
+          replace: true,
+          generation: view.getUint32(11 + LINK_BYTES),
+          incarnation: view.getBigUint64(3),
+          lineage: hashId(body.subarray(11)),
+        };
       }
-      expect(7, "replacing open");
-      return { type: "open", replace: true, generation: view.getUint32(3) };
+      expect(flags === 0 ? 11 : 11 + LINK_BYTES, "open");
+      const open = { type: "open", replace: false, generation: 0 } as const;
+      const incarnation = view.getBigUint64(3);
+      return flags === 0
+        ? { ...open, incarnation }
+        : { ...open, incarnation, lastHeld: hashId(body.subarray(11)) };
+    }
     case CODES.drained:
       expect(2, "drained");
       return { type: "drained" };

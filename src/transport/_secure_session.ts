@@ -7,7 +7,12 @@
  */
 
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
-import { HandshakeDialer, HandshakeError, HandshakeListener } from "../handshake/handshake.ts";
+import {
+  HandshakeDialer,
+  HandshakeError,
+  HandshakeListener,
+  type HandshakeResult,
+} from "../handshake/handshake.ts";
 import type { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
@@ -22,6 +27,8 @@ import {
   APP_ERROR_PROTOCOL,
 } from "./close_codes.ts";
 import { concatBytes } from "../_bytes.ts";
+import { sha256 } from "../_sha256.ts";
+import { hashId } from "./_frames.ts";
 
 /** The outcome of a handshake on one connection. */
 export interface SecureSession {
@@ -35,6 +42,10 @@ export interface SecureSession {
   cipher: FrameCipher | undefined;
   /** Bytes read after the last handshake record. */
   leftover: Uint8Array;
+  /** The connection's link id, the same on both ends (from the transcript hash). */
+  link: string;
+  /** The peer's run id, from its certificate: another process of the peer has another. */
+  peerRun: string;
 }
 
 /** Options of both sides. */
@@ -64,7 +75,7 @@ export async function dialSession(
     await stream.write(encodeRecord(clientHello));
     const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(send!));
-    return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
+    return await finish(conn, stream, done!, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -93,7 +104,7 @@ export async function acceptSession(
     const hello = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(hello.send!));
     const { done } = await hs.receive(await nextRecord(stream, decoder, pending));
-    return await finish(conn, stream, done!.peerId, done!.keys, decoder, pending);
+    return await finish(conn, stream, done!, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -156,8 +167,7 @@ async function nextRecord(
 async function finish(
   conn: QuicConnection,
   stream: QuicStream,
-  peerId: PeerId,
-  keys: { send: Uint8Array; recv: Uint8Array } | undefined,
+  { peerId, keys, transcriptHash }: HandshakeResult,
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
@@ -165,7 +175,15 @@ async function finish(
   // The dialer's first control frame can arrive in the same read as its Finish. Frames use
   // the records' u32 length prefix, so what the record decoder split off is given back whole.
   const leftover = concatBytes([...pending.map((p) => encodeRecord(p)), decoder.takeRemaining()]);
-  return { conn, peerId, control: stream, cipher, leftover };
+  return {
+    conn,
+    peerId,
+    control: stream,
+    cipher,
+    leftover,
+    link: hashId(transcriptHash),
+    peerRun: hashId(sha256(conn.peerCertificates()[0])),
+  };
 }
 
 /**

@@ -52,6 +52,13 @@ export interface AdmissionPolicyOptions {
    */
   maxBans?: number;
   /**
+   * This process's incarnation: a number chosen at start, larger for a later start of the same
+   * identity (the transport takes the start time; see {@linkcode OpenSignal.incarnation}). A
+   * connection from a peer's higher incarnation replaces its lower one's, never the reverse.
+   * @default {0n}
+   */
+  incarnation?: bigint;
+  /**
    * Source of the current time.
    * @default {systemClock}
    */
@@ -75,6 +82,41 @@ export interface AdmissionCandidate {
    * @default {0}
    */
   generation?: number;
+  /**
+   * The peer's incarnation: from its open signal on an inbound connection, from its ready
+   * frame on an outbound one.
+   * @default {0n}
+   */
+  incarnation?: bigint;
+  /**
+   * This connection's id, the same on both ends and unique (the transport takes it from the
+   * handshake transcript); a first connection's id names its lineage, which its migrations
+   * keep.
+   * @default {undefined} (lineages are not compared)
+   */
+  link?: string;
+  /** A migration: the lineage it moves, from the open signal. */
+  lineage?: string;
+  /** A first connection: the lineage the dialer held last with this node, from the open signal. */
+  lastHeld?: string;
+  /**
+   * The peer's process as this connection's handshake showed it, before any frame (the
+   * transport: the hash of the peer's certificate, made anew by each run).
+   * @default {undefined} (runs are not compared)
+   */
+  run?: string;
+}
+
+/** A dial whose handshake finished, as {@linkcode AdmissionPolicy.opening} sees it. */
+export interface OpeningDial {
+  /** The peer id the handshake authenticated. */
+  peer: string;
+  /** The address dialed, `HOST:PORT`. */
+  address: string;
+  /** Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}). */
+  migrate: boolean;
+  /** The peer's run on this connection ({@linkcode AdmissionCandidate.run}). */
+  run?: string;
 }
 
 /** What a dialer tells the listener before it admits the connection. */
@@ -83,6 +125,17 @@ export interface OpenSignal {
   replace: boolean;
   /** 0 for a first connection; for a migration, the replaced connection's plus one. */
   generation: number;
+  /** The dialer's incarnation ({@linkcode AdmissionPolicyOptions.incarnation}). */
+  incarnation: bigint;
+  /** A migration: the lineage of the connection it replaces. */
+  lineage?: string;
+  /**
+   * A first connection: the lineage the dialer held last with the listener in this
+   * incarnation (it lost it since), absent when none. It tells a redial after a loss the
+   * listener has not seen yet (replace) from a dial opened before the dialer got the
+   * connection the listener holds (refuse).
+   */
+  lastHeld?: string;
 }
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
@@ -99,7 +152,9 @@ export type AdmissionRefusal =
    */
   | "duplicate-migration"
   /** The pool holds `maxConnections` protected peers. */
-  | "pool-full";
+  | "pool-full"
+  /** The peer's connection comes from an older incarnation than the one connected. */
+  | "stale-incarnation";
 
 /** A peer and its connection, as the policy returns them for the caller to close. */
 export interface PeerConnectionRef<C> {
@@ -139,12 +194,15 @@ export type AdmissionDecision<C> =
  * dial at once, both keep the connection dialed by the smaller peer id (`keepOutbound`); a
  * listener whose own dial to the same address is in flight and will win refuses the inbound
  * one before the dialer hears `ready`. Our own dial of a connected peer is dropped before its
- * open signal ({@linkcode AdmissionPolicy.opening}); a peer that dials again replaces its old
- * connection (it restarted). A migration (`replace`) carries a generation, the replaced
- * connection's plus one: a listener takes it only from the connection it holds, and when both
- * sides move from the same connection at once, the tie-break picks one move. Every order of
- * these events ends with both sides on one connection. New peers go through the
- * {@linkcode PoolPolicy}.
+ * open signal ({@linkcode AdmissionPolicy.opening}). A connection from a higher incarnation
+ * of the peer (it restarted) replaces the old process's on both sides, one from a lower is
+ * refused. Within one incarnation, a first connection replaces the one held only when the
+ * dialer names that one's lineage as the one it lost (`lastHeld`); otherwise the dialer opened
+ * it before it got the one held, and it is refused. A migration (`replace`) carries the
+ * lineage and generation (the replaced connection's plus one) it moves: a listener takes it
+ * only from the connection it holds, and when both sides move from the same connection at
+ * once, the tie-break picks one move. Every order of these events ends with both sides on
+ * one connection. New peers go through the {@linkcode PoolPolicy}.
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed
  * ```ts
@@ -152,11 +210,12 @@ export type AdmissionDecision<C> =
  *
  * const a = new AdmissionPolicy<string>({ localPeerId: "A" });
  * const b = new AdmissionPolicy<string>({ localPeerId: "B" });
- * a.dialStarted("b:1");
- * b.dialStarted("a:1");
+ * // Both handshakes finished: each dialer sends its open signal.
+ * const x = a.opening({ peer: "B", address: "b:1", migrate: false })!;
+ * const y = b.opening({ peer: "A", address: "a:1", migrate: false })!;
  * // B accepts A's connection X; A refuses B's connection Y, its own dial X wins.
- * const atB = b.admit({ peer: "A", address: "a:1", direction: "inbound", replace: false }, "X");
- * const atA = a.admit({ peer: "B", address: "b:1", direction: "inbound", replace: false }, "Y");
+ * const atB = b.admit({ peer: "A", address: "a:1", direction: "inbound", ...x }, "X");
+ * const atA = a.admit({ peer: "B", address: "b:1", direction: "inbound", ...y }, "Y");
  * console.assert(atB.admitted && !atA.admitted);
  * a.dialEnded("b:1");
  * const done = a.admit({ peer: "B", address: "b:1", direction: "outbound", replace: false }, "X");
@@ -172,12 +231,14 @@ export class AdmissionPolicy<C> {
   readonly #clock: Clock;
   readonly #allowed: ReadonlySet<string> | undefined;
   readonly #gate: ((candidate: AdmissionCandidate) => boolean) | undefined;
-  #connected = new Map<
-    string,
-    { connection: C; direction: ConnectionDirection; generation: number }
-  >();
+  readonly #incarnation: bigint;
+  #connected = new Map<string, Held<C>>();
+  /** The lineage last held with each peer not connected now, oldest first; bounded. */
+  #lastHeld = new Map<string, string>();
   #dials = new Map<string, number>();
   #migrations = new Map<string, number>();
+  /** The address of each own migration that opened as a first connection (see `opening`). */
+  #migrationDials = new Map<string, string>();
   /** The generation each in-flight own migration announced, by peer. */
   #announced = new Map<string, number>();
 
@@ -196,8 +257,10 @@ export class AdmissionPolicy<C> {
       allowedPeers,
       gate,
       maxBans = 10_000,
+      incarnation = 0n,
       clock = systemClock,
     } = options;
+    this.#incarnation = incarnation;
     this.bans = new BanList({ maxBans, clock });
     this.#local = localPeerId;
     this.#clock = clock;
@@ -240,18 +303,9 @@ export class AdmissionPolicy<C> {
   }
 
   /**
-   * Notes that this node started dialing `address`.
+   * Notes that a dial of `address` ended, admitted or not, opened or not.
    *
-   * @param address `HOST:PORT`.
-   */
-  dialStarted(address: string): void {
-    this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
-  }
-
-  /**
-   * Notes that a dial of `address` ended, admitted or not.
-   *
-   * @param address `HOST:PORT`.
+   * @param address `HOST:PORT`, as given to {@linkcode AdmissionPolicy.opening}.
    */
   dialEnded(address: string): void {
     decrement(this.#dials, address);
@@ -273,26 +327,52 @@ export class AdmissionPolicy<C> {
    */
   migrationEnded(peer: string): void {
     decrement(this.#migrations, peer);
+    const address = this.#migrationDials.get(peer);
+    if (address !== undefined) {
+      this.#migrationDials.delete(peer);
+      decrement(this.#dials, address);
+    }
     if (!this.#migrations.has(peer)) this.#announced.delete(peer);
   }
 
   /**
    * What this node's dial tells the peer once the handshake named it, just before the
-   * listener decides: a migration replaces the current connection and carries its
-   * generation plus one; any other dial is a first connection, and is dropped (`undefined`)
-   * when the peer is connected already, so the listener never admits a redundant dial.
+   * listener decides: a migration replaces the current connection and carries its lineage
+   * and generation plus one; any other dial is a first connection, and is dropped
+   * (`undefined`) when the peer is connected already (to the same process), so the listener
+   * never admits a redundant dial. A first connection that opens counts as this node's dial
+   * of `address` in flight until {@linkcode AdmissionPolicy.dialEnded} (for a migration whose
+   * peer was lost meanwhile, {@linkcode AdmissionPolicy.migrationEnded}): an inbound first
+   * connection from that address meanwhile loses the tie-break if this node's id is the
+   * smaller.
    *
-   * @param peer The authenticated peer id.
-   * @param migrate Whether this dial is a migration ({@linkcode AdmissionPolicy.migrationStarted}).
+   * @param dial The peer the handshake named, the address dialed, whether it migrates, and
+   * the peer's run.
    * @returns The signal to send, or `undefined` to close the dial and keep the current connection.
    */
-  opening(peer: string, migrate: boolean): OpenSignal | undefined {
+  opening(dial: OpeningDial): OpenSignal | undefined {
+    const { peer, address, migrate, run } = dial;
     const existing = this.#connected.get(peer);
-    if (existing === undefined) return { replace: false, generation: 0 };
-    if (!migrate) return undefined;
-    const generation = nextGeneration(existing.generation);
-    if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
-    return { replace: true, generation };
+    const incarnation = this.#incarnation;
+    if (existing !== undefined && migrate) {
+      const generation = nextGeneration(existing.generation);
+      if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
+      const { lineage } = existing;
+      return { replace: true, generation, incarnation, ...lineage && { lineage } };
+    }
+    if (existing !== undefined) {
+      // A dial to another process of the peer (it restarted, or this is its old one) is not
+      // redundant: the incarnations in open and ready decide which one both keep.
+      const otherRun = run !== undefined && existing.run !== undefined && run !== existing.run;
+      if (!otherRun) return undefined;
+    }
+    // A migration of a peer lost meanwhile is a first connection too, and counts as a dial
+    // in flight until the migration ends.
+    if (migrate) this.#migrationDials.set(peer, address);
+    this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
+    // Only a peer not connected has one (admitting it forgets it).
+    const lastHeld = this.#lastHeld.get(peer);
+    return { replace: false, generation: 0, incarnation, ...lastHeld && { lastHeld } };
   }
 
   /**
@@ -304,44 +384,68 @@ export class AdmissionPolicy<C> {
    * @returns Whether to keep it, and what to close.
    */
   admit(candidate: AdmissionCandidate, connection: C): AdmissionDecision<C> {
-    const { peer, address, direction, replace, generation = 0 } = candidate;
+    const { peer, address, direction, replace, generation = 0, incarnation = 0n } = candidate;
     if (this.bans.get(peer) !== undefined) return { admitted: false, reason: "banned" };
     if (!this.allows(candidate)) return { admitted: false, reason: "not-allowed" };
-    const outboundWins = keepOutbound(this.#local, peer);
     const existing = this.#connected.get(peer);
-    if (replace && existing !== undefined) {
-      if (direction === "inbound") {
+    // A migration keeps its lineage (both ends take the dialer's word for it, so that they
+    // name it alike); a first connection starts one.
+    const held: Held<C> = {
+      connection,
+      direction,
+      generation,
+      incarnation,
+      lineage: replace ? candidate.lineage ?? candidate.link : candidate.link,
+      run: candidate.run,
+    };
+    if (existing !== undefined) {
+      if (incarnation < existing.incarnation) {
+        // The old process of a restarted peer: the new one's connection stays.
+        return { admitted: false, reason: "stale-incarnation" };
+      }
+      if (incarnation > existing.incarnation) {
+        // The peer restarted: the old process's connection is dead to it, close it; unless
+        // our own dial to the new process opened and wins the tie-break, as below.
+        if (direction === "inbound" && !replace && this.#winningDial(peer, address)) {
+          return { admitted: false, reason: "duplicate" };
+        }
+        return this.#replace(peer, existing, held, false);
+      }
+      if (direction === "outbound") {
+        // Our dial got ready: its listener took it (moved to it), so we follow.
+        return this.#replace(peer, existing, held, replace);
+      }
+      if (replace) {
         // The listener decides; the dialer follows its ready frame. A move must replace the
-        // connection this side holds: a higher generation means the dialer already took our
-        // own move (its ready frame is on the way), a lower one that it has not seen ours.
-        const concurrent = outboundWins && this.#announced.get(peer) === generation;
-        if (generation !== nextGeneration(existing.generation) || concurrent) {
+        // connection this side holds: another lineage, or a higher generation, means the
+        // dialer already took our own move (its ready frame is on the way), a lower one that
+        // it has not seen ours.
+        const concurrent = keepOutbound(this.#local, peer) &&
+          this.#announced.get(peer) === generation;
+        if (
+          held.lineage !== existing.lineage ||
+          generation !== nextGeneration(existing.generation) || concurrent
+        ) {
           return { admitted: false, reason: "duplicate-migration" };
         }
+        return this.#replace(peer, existing, held, true);
       }
-      this.#connected.set(peer, { connection, direction, generation });
-      return { admitted: true, previous: existing.connection, migrate: true, evict: [] };
+      // A first connection opened while the dialer held none: it replaces ours only when the
+      // dialer lost ours (a close we have not seen yet); otherwise the dialer opened it
+      // before it got ours, and follows ours.
+      if (existing.lineage === undefined || candidate.lastHeld !== existing.lineage) {
+        return { admitted: false, reason: "duplicate" };
+      }
+      return this.#replace(peer, existing, held, false);
     }
-    if (replace && direction === "inbound" && this.#dials.has(address)) {
-      // A move from a connection we do not hold yet: our own dial, whose ready frame is on
-      // the way (the dialer took it, then moved); we keep that one, as the dialer does.
-      return { admitted: false, reason: "duplicate-migration" };
-    }
-    if (direction === "inbound" && outboundWins && this.#dials.has(address)) {
-      // Our own dial to this peer is in flight and will win the tie: refusing now, before
-      // the ready frame, keeps both sides from ever using the losing connection.
-      return { admitted: false, reason: "duplicate" };
-    }
-    if (existing !== undefined) {
-      // Our dial that got ready: its listener took it, so we follow. An inbound one in the
-      // same direction as the old: the dialer had no connection when it opened this one (see
-      // `opening`), so the old one is dead to it (a restart). Otherwise the tie-break.
-      const keepNew = direction === "outbound" || existing.direction === "inbound" ||
-        !outboundWins;
-      if (!keepNew) return { admitted: false, reason: "duplicate" };
-      this.#connected.set(peer, { connection, direction, generation });
-      this.pool.touch(peer, this.#clock.now());
-      return { admitted: true, previous: existing.connection, migrate: false, evict: [] };
+    if (direction === "inbound" && this.#dials.has(address)) {
+      // Our own dial to this address is in flight. A move from a connection we do not hold
+      // yet comes from that dial, whose ready frame is on the way (the dialer took it, then
+      // moved): we keep that one, as the dialer does. A first connection, when our dial will
+      // win the tie: refusing it now, before the ready frame, keeps both sides from ever
+      // using the losing connection.
+      if (replace) return { admitted: false, reason: "duplicate-migration" };
+      if (this.#winningDial(peer, address)) return { admitted: false, reason: "duplicate" };
     }
     const decision = this.pool.admit(peer, this.#clock.now());
     if (!decision.admitted) return { admitted: false, reason: "pool-full" };
@@ -349,10 +453,35 @@ export class AdmissionPolicy<C> {
     for (const key of decision.evict) {
       const entry = this.#connected.get(key);
       this.#connected.delete(key);
-      if (entry !== undefined) evict.push({ peer: key, connection: entry.connection });
+      if (entry !== undefined) {
+        this.#remember(key, entry);
+        evict.push({ peer: key, connection: entry.connection });
+      }
     }
-    this.#connected.set(peer, { connection, direction, generation });
+    this.#connected.set(peer, held);
+    this.#lastHeld.delete(peer);
     return { admitted: true, previous: undefined, migrate: false, evict };
+  }
+
+  /** Whether our own first connection to `address` opened and wins over the peer's dial. */
+  #winningDial(peer: string, address: string): boolean {
+    return this.#dials.has(address) && keepOutbound(this.#local, peer);
+  }
+
+  #replace(peer: string, existing: Held<C>, held: Held<C>, migrate: boolean): AdmissionDecision<C> {
+    this.#connected.set(peer, held);
+    this.pool.touch(peer, this.#clock.now());
+    return { admitted: true, previous: existing.connection, migrate, evict: [] };
+  }
+
+  /** Keeps the lineage of a peer's connection that is gone, for the next dial's `lastHeld`. */
+  #remember(peer: string, entry: Held<C>): void {
+    if (entry.lineage === undefined) return;
+    this.#lastHeld.delete(peer);
+    this.#lastHeld.set(peer, entry.lineage);
+    if (this.#lastHeld.size > MAX_REMEMBERED_LINEAGES) {
+      this.#lastHeld.delete(this.#lastHeld.keys().next().value!);
+    }
   }
 
   /**
@@ -363,8 +492,10 @@ export class AdmissionPolicy<C> {
    * @returns Whether the peer is gone (`false` when a newer connection replaced this one).
    */
   closed(peer: string, connection: C): boolean {
-    if (this.#connected.get(peer)?.connection !== connection) return false;
+    const entry = this.#connected.get(peer);
+    if (entry?.connection !== connection) return false;
     this.#connected.delete(peer);
+    this.#remember(peer, entry);
     this.pool.remove(peer);
     return true;
   }
@@ -389,7 +520,10 @@ export class AdmissionPolicy<C> {
     for (const peer of this.pool.collectIdle(this.#clock.now())) {
       const entry = this.#connected.get(peer);
       this.#connected.delete(peer);
-      if (entry !== undefined) idle.push({ peer, connection: entry.connection });
+      if (entry !== undefined) {
+        this.#remember(peer, entry);
+        idle.push({ peer, connection: entry.connection });
+      }
     }
     return idle;
   }
@@ -402,6 +536,26 @@ export class AdmissionPolicy<C> {
   nextIdleAt(): number | undefined {
     return this.pool.nextIdleAt();
   }
+}
+
+/**
+ * Peers whose last lineage a policy remembers after they disconnected. A peer forgotten sooner
+ * redials without `lastHeld`; if the listener still holds the lost connection then, the dial
+ * is refused until that connection's close (at worst its idle timeout) reaches the listener.
+ */
+const MAX_REMEMBERED_LINEAGES = 4096;
+
+/** A peer's connection and what the policy knows of it. */
+interface Held<C> {
+  connection: C;
+  direction: ConnectionDirection;
+  generation: number;
+  /** The peer's incarnation on this connection. */
+  incarnation: bigint;
+  /** The link of the lineage's first connection. */
+  lineage: string | undefined;
+  /** The peer's run ({@linkcode AdmissionCandidate.run}). */
+  run: string | undefined;
 }
 
 /** Generations count modulo 2^32, the width of the open signal's field. */

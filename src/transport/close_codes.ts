@@ -19,3 +19,8 @@ export const APP_ERROR_PEER_ID_MISMATCH = 0x24;
 export const APP_ERROR_MIGRATED = 0x25;
 /** Close code: a connection replaced by a migration did not drain within `requestTimeoutMs`. */
 export const APP_ERROR_MIGRATION_TIMEOUT = 0x26;
+/**
+ * Close code: the connection comes from (or was accepted by) an earlier process of a peer
+ * whose later process is connected: the peer restarted.
+ */
+export const APP_ERROR_STALE_INCARNATION = 0x27;

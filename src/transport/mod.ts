@@ -66,6 +66,7 @@ export {
   AdmissionPolicy,
   type AdmissionPolicyOptions,
   type AdmissionRefusal,
+  type OpeningDial,
   type OpenSignal,
   type PeerConnectionRef,
 } from "./admission_policy.ts";
@@ -86,4 +87,5 @@ export {
   APP_ERROR_MIGRATION_TIMEOUT,
   APP_ERROR_PEER_ID_MISMATCH,
   APP_ERROR_PROTOCOL,
+  APP_ERROR_STALE_INCARNATION,
 } from "./close_codes.ts";

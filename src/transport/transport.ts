@@ -46,6 +46,7 @@ import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } 
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
 import { TypedEventTarget } from "./events.ts";
 import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
+import { newIncarnation } from "./_incarnation.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
 import { receiveWindowBytes } from "./_byte_budget.ts";
@@ -57,7 +58,7 @@ import {
 } from "./_peer_connection.ts";
 import type { InboundMessage, PeerStats, RequestHandler } from "./peer_api.ts";
 import { acceptSession, closeCodeOf, dialSession, type SecureSession } from "./_secure_session.ts";
-import { APP_ERROR_HANDSHAKE_TIMEOUT } from "./close_codes.ts";
+import { APP_ERROR_HANDSHAKE_TIMEOUT, APP_ERROR_STALE_INCARNATION } from "./close_codes.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
@@ -315,6 +316,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #inbound: InboundQueue<QueuedMessage>;
   #limiter: BandwidthLimiter | undefined;
   #admission: AdmissionPolicy<PeerConnection>;
+  /** This process's incarnation, sent in `open` and `ready` frames. */
+  readonly #incarnation = newIncarnation();
   #clock: Clock;
   #scores: PeerScore;
   /** Wall-clock time minus the clock's, fixed at construction: ban ends in epoch time. */
@@ -407,6 +410,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           address: parseAddress(candidate.address),
           direction: candidate.direction,
         }),
+      incarnation: this.#incarnation,
       clock,
     });
     this.#limits = new ResourceLimits({
@@ -563,7 +567,6 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       }
     }
     return await this.#dials.run(where, async () => {
-      this.#admission.dialStarted(where);
       try {
         return await this.#dial(endpoint, remote, expected, signal, false);
       } finally {
@@ -1269,12 +1272,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       timeoutMs: this.config.connectionTimeoutMs,
       signal,
     });
-    return await this.#setUp(conn, "outbound", expected, signal, replace);
+    return await this.#setUp(conn, "outbound", expected, signal, replace, formatAddress(remote));
   }
 
   /**
    * Handshake, the dialer's open frame, duplicate and pool checks, ready frame; then the peer
-   * is registered. `replace`: the dialer migrates the peer to this connection.
+   * is registered. `replace`: the dialer migrates the peer to this connection; `dialed`: the
+   * address an outbound connection dialed, `HOST:PORT`.
    */
   async #setUp(
     conn: QuicConnection,
@@ -1282,6 +1286,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     expected: PeerId | undefined,
     signal?: AbortSignal,
     replace = false,
+    dialed = "",
   ): Promise<PeerId> {
     let session: SecureSession | undefined;
     const metrics = this.#host.metrics;
@@ -1305,26 +1310,30 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           writer: new FrameWriter(session.control, session.cipher),
         };
         if (direction === "outbound") {
-          const opened = this.#admission.opening(session.peerId.toString(), replace);
+          const opened = this.#admission.opening({
+            peer: session.peerId.toString(),
+            address: dialed,
+            migrate: replace,
+            run: session.peerRun,
+          });
           // Already connected: this dial is redundant, and the listener never sees it.
           if (opened === undefined) return { session, control, opened };
           await control.writer.write(encodeControl({ type: "open", ...opened }));
-          const ready = await control.reader.next();
-          if (ready === null || decodeControl(ready)?.type !== "ready") {
+          const body = await control.reader.next();
+          const ready = body === null ? undefined : decodeControl(body);
+          if (ready?.type !== "ready") {
             throw new NetworkError("ERR_MALFORMED_FRAME", "Expected a ready frame from the peer");
           }
-          return { session, control, opened };
+          // What the dialer admits: what it announced, with the listener's incarnation.
+          return { session, control, opened: { ...opened, incarnation: ready.incarnation } };
         }
         const open = await control.reader.next();
         const frame = open === null ? undefined : decodeControl(open);
         if (frame?.type !== "open") {
           throw new NetworkError("ERR_MALFORMED_FRAME", "Expected an open frame from the dialer");
         }
-        return {
-          session,
-          control,
-          opened: { replace: frame.replace, generation: frame.generation ?? 0 },
-        };
+        const { type: _, ...opened } = frame;
+        return { session, control, opened };
       };
       const { session: s, control, opened } = await withDeadline(
         setUp(),
@@ -1349,10 +1358,15 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return s.peerId;
       }
       const peer = new PeerConnection(this.#host, s, direction, control);
-      if (!this.#admit(peer, opened)) return s.peerId;
+      if (!this.#admit(peer, opened, s)) return s.peerId;
       if (direction === "inbound") {
-        await control.writer.write(encodeControl({ type: "ready" })).catch((e) => {
+        const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
+        await control.writer.write(ready).catch((e) => {
           this.#admission.closed(peer.key, peer);
+          // A connection this one replaced that closed meanwhile (see `#onPeerClosed`) leaves
+          // the peer gone; one still closing reports it when it is done.
+          const previous = this.#peers.get(peer.key);
+          if (previous?.closedError !== undefined) this.#onPeerClosed(previous, e);
           throw e;
         });
       }
@@ -1395,12 +1409,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
    * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
    * returns false when `peer` is closed instead of registered.
    */
-  #admit(peer: PeerConnection, signal: OpenSignal): boolean {
+  #admit(peer: PeerConnection, signal: OpenSignal, session: SecureSession): boolean {
     const decision = this.#admission.admit({
       peer: peer.key,
       address: formatAddress(peer.address),
       direction: peer.direction,
       ...signal,
+      link: session.link,
+      run: session.peerRun,
     }, peer);
     if (!decision.admitted) {
       if (decision.reason === "pool-full") {
@@ -1417,6 +1433,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       if (decision.reason === "not-allowed") {
         peer.close(APP_ERROR_NOT_ALLOWED, "not allowed").catch(() => {});
         throw notAllowed(peer.key);
+      }
+      if (decision.reason === "stale-incarnation") {
+        // Its dialer fails at once (not a duplicate: it has no other connection to wait for).
+        peer.close(APP_ERROR_STALE_INCARNATION, "the peer's later process is connected")
+          .catch(() => {});
+        return false;
       }
       const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
       peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
@@ -1519,6 +1541,9 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #onPeerClosed(peer: PeerConnection, error: Error): void {
     this.#admission.closed(peer.key, peer);
     if (this.#peers.get(peer.key) !== peer) return; // replaced by a newer connection
+    // Admitted already, a newer connection replaces this one once its ready frame is written
+    // (a restarted peer's, or a redial after a loss this side had not seen).
+    if (this.#admission.connection(peer.key) !== undefined) return;
     this.#peers.delete(peer.key);
     log.info("Peer {peer} disconnected: {error}", { peer: peer.key, error: error.message });
     this.dispatchEvent(

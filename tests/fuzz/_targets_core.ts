@@ -87,8 +87,21 @@ const messageSeeds = () => [
 ];
 
 const controlSeeds = () => [
-  encodeControl({ type: "ready" }),
-  encodeControl({ type: "open", replace: true, generation: 7 }),
+  encodeControl({ type: "ready", incarnation: 0x1234_5678_9abc_def0n }),
+  encodeControl({
+    type: "open",
+    replace: true,
+    generation: 7,
+    incarnation: 9n,
+    lineage: "0123456789abcdef",
+  }),
+  encodeControl({
+    type: "open",
+    replace: false,
+    generation: 0,
+    incarnation: 9n,
+    lastHeld: "fedcba9876543210",
+  }),
   encodeControl({ type: "drained" }),
   encodeControl({ type: "ack", lane: 2, count: 2 ** 40 + 5 }),
   encodeControl({ type: "ping", id: 0xfffffffe }),

@@ -1,7 +1,9 @@
 /**
- * The admission rules as a state machine: two nodes' policies driven through every order of
- * the events of a race (dials starting, dialers sending their open signal, listeners
- * admitting, dialers admitting after `ready`, closes arriving), on a virtual clock.
+ * The admission rules as a state machine: the policies of two peers, A and B, driven through
+ * every order of the events of a race (dials starting, dialers sending their open signal,
+ * listeners admitting, dialers admitting after `ready`, closes arriving), on a virtual clock.
+ * A peer may restart: B's second process (a higher incarnation, same peer id) races the first
+ * one's connection.
  */
 
 import { assert, assertEquals } from "../_assert.ts";
@@ -9,8 +11,9 @@ import { AdmissionPolicy, type OpenSignal } from "../../src/transport/admission_
 import type { ConnectionDirection } from "../../src/transport/events.ts";
 import { VirtualClock } from "../_virtual_clock.ts";
 
-type Side = "A" | "B";
-const other = (side: Side): Side => side === "A" ? "B" : "A";
+/** The processes: A, B, and B's restart "B+" (same peer id "B", a higher incarnation). */
+type Proc = "A" | "B" | "B+";
+const peerOf = (proc: Proc): "A" | "B" => proc === "A" ? "A" : "B";
 
 /** Every order of the chains' steps that keeps each chain's own order. */
 function interleavings<T>(chains: T[][]): T[][] {
@@ -21,48 +24,85 @@ function interleavings<T>(chains: T[][]): T[][] {
   );
 }
 
-/** A dial in a race: its name (the connection), who dials, and whether it migrates. */
+/**
+ * A dial in a race: its name (the connection, also its link id), the dialing process, the
+ * process that listens at the address dialed (the other peer's first process unless given),
+ * and whether it migrates.
+ */
 interface Dial {
   name: string;
-  from: Side;
+  from: Proc;
+  to?: Proc;
   migrate: boolean;
 }
 
 /**
- * Two nodes, "A" < "B" (so the tie-break keeps what A dialed), the connections between them
- * and the closes in flight. A replaced connection is retired (drained) on each side that
- * migrated away from it; once the race is over, every retired connection closes, drained or
- * timed out, as the transport's would.
+ * Processes A ("A" < "B", so the tie-break keeps what A dialed), B and, for a restart, B+;
+ * the connections between them and the closes in flight. A dialer admits a connection its
+ * listener took when `ready` arrives, which is before any close of it by the listener (the
+ * same stream, then the connection's close). A replaced connection is retired (drained) on
+ * each side that migrated away from it; once the race is over, every retired connection
+ * closes, drained or timed out, as the transport's would, and so does every connection of a
+ * process that died.
  */
-class Pair {
-  readonly nodes = {
-    A: new AdmissionPolicy<string>({ localPeerId: "A" }),
-    B: new AdmissionPolicy<string>({ localPeerId: "B" }),
+class Net {
+  static readonly incarnations: Record<Proc, bigint> = { A: 5n, B: 7n, "B+": 8n };
+  readonly nodes: Record<Proc, AdmissionPolicy<string>> = {
+    A: Net.#policy("A"),
+    B: Net.#policy("B"),
+    "B+": Net.#policy("B+"),
   };
   readonly closed = new Set<string>();
+  /** Dials their dialer dropped as redundant: never opened. */
+  readonly dropped = new Set<string>();
   /** Connections the listener refused: their dialer never gets `ready`. */
   readonly refused = new Set<string>();
   /** What each dial announced in its open signal; absent when it was dropped as redundant. */
   readonly signals = new Map<string, OpenSignal>();
-  readonly retired = { A: new Set<string>(), B: new Set<string>() };
-  /** Times a side lost the peer (the transport's `peer:disconnected`). */
-  lost = 0;
-  #pending: { at: Side; connection: string }[] = [];
+  readonly retired: Record<Proc, Set<string>> = { A: new Set(), B: new Set(), "B+": new Set() };
+  /** Each time a process lost the peer (the transport's `peer:disconnected`), and what. */
+  readonly losses: { at: Proc; connection: string }[] = [];
+  /** The two ends of each connection. */
+  readonly ends = new Map<string, [Proc, Proc]>();
+  /** Processes that died: they act on nothing, their connections time out at the other end. */
+  readonly dead = new Set<Proc>();
+  #pending: { at: Proc; connection: string }[] = [];
 
   constructor(readonly deferCloses: boolean) {}
 
-  /** A connection both sides admitted before the race. */
-  connect(dialer: Side, connection: string): void {
-    this.admit(other(dialer), connection, "inbound", { replace: false, generation: 0 });
-    this.admit(dialer, connection, "outbound", { replace: false, generation: 0 });
+  static #policy(proc: Proc): AdmissionPolicy<string> {
+    return new AdmissionPolicy({
+      localPeerId: peerOf(proc),
+      incarnation: Net.incarnations[proc],
+    });
   }
 
-  /** A side closes `connection`; the other side hears of it now or at `deliver()`. */
-  close(by: Side, connection: string): void {
+  /** The process at the other end of `connection` from `proc`. */
+  other(proc: Proc, connection: string): Proc {
+    const [dialer, listener] = this.ends.get(connection)!;
+    return proc === dialer ? listener : dialer;
+  }
+
+  /** A connection both ends admitted before the race. */
+  connect(dialer: Proc, listener: Proc, connection: string): void {
+    this.ends.set(connection, [dialer, listener]);
+    const signal = this.nodes[dialer].opening({
+      peer: peerOf(listener),
+      address: "-",
+      migrate: false,
+      run: listener,
+    })!;
+    this.nodes[dialer].dialEnded("-");
+    this.admit(listener, connection, "inbound", signal);
+    this.admit(dialer, connection, "outbound", signal);
+  }
+
+  /** `proc` closes `connection`; the other end hears of it now or at `deliver()`. */
+  close(by: Proc, connection: string): void {
     if (this.closed.has(connection)) return;
     this.closed.add(connection);
     this.#closedAt(by, connection);
-    this.#pending.push({ at: other(by), connection });
+    this.#pending.push({ at: this.other(by, connection), connection });
     if (!this.deferCloses) this.deliver();
   }
 
@@ -70,14 +110,49 @@ class Pair {
     for (const { at, connection } of this.#pending.splice(0)) this.#closedAt(at, connection);
   }
 
-  #closedAt(at: Side, connection: string): void {
-    if (this.nodes[at].closed(other(at), connection)) this.lost++;
+  #closedAt(at: Proc, connection: string): void {
+    if (this.dead.has(at)) return;
+    const peer = peerOf(this.other(at, connection));
+    if (this.nodes[at].closed(peer, connection)) this.losses.push({ at, connection });
   }
 
-  admit(at: Side, connection: string, direction: ConnectionDirection, signal: OpenSignal): boolean {
-    const peer = other(at);
+  /** `proc` dies: from now on it does nothing, and A hears of its connections only by timeout. */
+  die(proc: Proc): void {
+    this.dead.add(proc);
+  }
+
+  /** The other end's idle timeout closes what a dead process held. */
+  expire(proc: Proc): void {
+    for (const [connection, ends] of this.ends) {
+      if (ends.includes(proc) && !this.closed.has(connection)) this.close(proc, connection);
+    }
+  }
+
+  admit(
+    at: Proc,
+    connection: string,
+    direction: ConnectionDirection,
+    signal: OpenSignal,
+  ): boolean {
+    const from = this.other(at, connection);
+    const peer = peerOf(from);
+    const { replace, generation, lineage, lastHeld } = signal;
+    // Inbound: the dialer's incarnation from its open; outbound: the listener's from `ready`.
+    const incarnation = direction === "inbound" ? signal.incarnation : Net.incarnations[from];
     const decision = this.nodes[at].admit(
-      { peer, address: `${peer.toLowerCase()}:1`, direction, ...signal },
+      {
+        peer,
+        address: `${from.toLowerCase()}:1`,
+        direction,
+        replace,
+        generation,
+        incarnation,
+        link: connection,
+        lineage,
+        lastHeld,
+        // The process at the other end, as its certificate shows it.
+        run: from,
+      },
       connection,
     );
     if (!decision.admitted) {
@@ -96,23 +171,26 @@ class Pair {
    * peer), the open signal after the handshake, the listener's decision, the dialer's after
    * `ready`.
    */
-  dial({ name, from, migrate }: Dial): (() => void)[] {
-    const to = other(from);
+  dial({ name, from, to = from === "A" ? "B" : "A", migrate }: Dial): (() => void)[] {
+    this.ends.set(name, [from, to]);
+    const peer = peerOf(to);
     const address = `${to.toLowerCase()}:1`;
     let started = false;
     let signal: OpenSignal | undefined;
     return [
       () => {
-        if (migrate && this.nodes[from].connection(to) === undefined) return;
+        if (this.dead.has(from)) return;
+        if (migrate && this.nodes[from].connection(peer) === undefined) return;
         started = true;
-        if (migrate) this.nodes[from].migrationStarted(to);
-        else this.nodes[from].dialStarted(address);
+        if (migrate) this.nodes[from].migrationStarted(peer);
       },
       () => {
-        if (!started) return;
-        signal = this.nodes[from].opening(to, migrate);
-        if (signal === undefined) this.closed.add(name);
-        else this.signals.set(name, signal);
+        if (!started || this.dead.has(to)) return;
+        signal = this.nodes[from].opening({ peer, address, migrate, run: to });
+        if (signal === undefined) {
+          this.closed.add(name);
+          this.dropped.add(name);
+        } else this.signals.set(name, signal);
       },
       () => {
         if (signal !== undefined && !this.admit(to, name, "inbound", signal)) {
@@ -121,79 +199,106 @@ class Pair {
       },
       () => {
         if (!started) return;
-        if (signal !== undefined && !this.refused.has(name) && !this.closed.has(name)) {
+        if (signal !== undefined && !this.refused.has(name) && !this.dropped.has(name)) {
           this.admit(from, name, "outbound", signal);
+          // The listener's ready frame comes before its close: a close the dialer already
+          // had (not one still in flight) reaches it now that the connection is its own.
+          const pending = this.#pending.some((p) => p.at === from && p.connection === name);
+          if (this.closed.has(name) && !pending) this.#closedAt(from, name);
         }
-        if (migrate) this.nodes[from].migrationEnded(to);
+        if (migrate) this.nodes[from].migrationEnded(peer);
         else this.nodes[from].dialEnded(address);
       },
     ];
   }
 
-  /** Delivers every close, closes the retired connections, and returns the one both hold. */
-  settle(): string | undefined {
+  /**
+   * Delivers every close, closes the retired connections and a dead process's, and returns
+   * the connection A and `b` (B's live process) both hold.
+   */
+  settle(b: Proc = "B"): string | undefined {
     this.deliver();
-    for (const side of ["A", "B"] as const) {
-      for (const connection of this.retired[side]) this.close(side, connection);
+    for (const proc of ["A", "B", "B+"] as const) {
+      for (const connection of this.retired[proc]) this.close(proc, connection);
     }
+    for (const proc of this.dead) this.expire(proc);
     this.deliver();
     const a = this.nodes.A.connection("B");
-    const b = this.nodes.B.connection("A");
-    return a !== undefined && a === b && !this.closed.has(a) ? a : undefined;
+    const atB = this.nodes[b].connection("A");
+    return a !== undefined && a === atB && !this.closed.has(a) ? a : undefined;
   }
 }
 
 interface Outcome {
   order: string[];
-  pair: Pair;
+  net: Net;
   kept: string;
 }
 
+/** A race: its dials, what stands before it, steps of their own, and B's live process. */
+interface Race {
+  dials: Dial[];
+  /** Sets up the net before the race (a first connection, a death). */
+  before?: (net: Net) => void;
+  /** Single steps enumerated with the dials' steps, by name. */
+  steps?: Record<string, (net: Net) => void>;
+  /** The process of peer B that A must end connected to. */
+  b?: Proc;
+}
+
 /**
- * Runs `dials` in every order, closes delivered at once and deferred, from a connection
- * `OLD` dialed by `initial` (or none); asserts that both sides end on one open connection,
- * then hands each outcome to `check`. Returns the number of runs.
+ * Runs a race in every order, closes delivered at once and deferred; asserts that A and B's
+ * live process end on one open connection, then hands each outcome to `check`. Returns the
+ * number of runs.
  */
-function race(dials: Dial[], initial: Side | undefined, check: (o: Outcome) => void): number {
+function race(
+  { dials, before, steps: extra = {}, b = "B" }: Race,
+  check: (o: Outcome) => void,
+): number {
   let runs = 0;
-  const names = dials.map(({ name }) => [0, 1, 2, 3].map((i) => `${name}${i}`));
-  for (const order of interleavings(names)) {
+  const chains = dials.map(({ name }) => [0, 1, 2, 3].map((i) => `${name}${i}`));
+  for (const name of Object.keys(extra)) chains.push([name]);
+  for (const order of interleavings(chains)) {
     for (const deferCloses of [false, true]) {
-      const pair = new Pair(deferCloses);
-      if (initial !== undefined) pair.connect(initial, "OLD");
+      const net = new Net(deferCloses);
+      before?.(net);
       const steps = new Map<string, () => void>();
       for (const dial of dials) {
-        pair.dial(dial).forEach((step, i) => steps.set(`${dial.name}${i}`, step));
+        net.dial(dial).forEach((step, i) => steps.set(`${dial.name}${i}`, step));
       }
+      for (const [name, step] of Object.entries(extra)) steps.set(name, () => step(net));
       for (const name of order) steps.get(name)!();
-      const kept = pair.settle();
+      const kept = net.settle(b);
       if (kept === undefined) {
         throw new Error(
-          `No agreement after ${
-            order.join(" ")
-          } (OLD by ${initial}, defer ${deferCloses}): A holds ${
-            pair.nodes.A.connection("B")
-          }, B holds ${pair.nodes.B.connection("A")}`,
+          `No agreement after ${order.join(" ")} (defer ${deferCloses}): A holds ${
+            net.nodes.A.connection("B")
+          }, ${b} holds ${net.nodes[b].connection("A")}`,
         );
       }
-      check({ order, pair, kept });
+      check({ order, net, kept });
       runs++;
     }
   }
   return runs;
 }
 
+/** `before` of a race from a connection `OLD` that `dialer` opened to `listener`. */
+const from = (dialer: Proc, listener: Proc = dialer === "A" ? "B" : "A") => (net: Net) =>
+  net.connect(dialer, listener, "OLD");
+
 Deno.test("admission: simultaneous dials agree on one connection in all 70 orders", () => {
   const runs = race(
-    [
-      { name: "X", from: "A", migrate: false },
-      { name: "Y", from: "B", migrate: false },
-    ],
-    undefined,
-    ({ order, pair, kept }) => {
-      assertEquals(pair.lost, 0, order.join(" "));
+    {
+      dials: [
+        { name: "X", from: "A", migrate: false },
+        { name: "Y", from: "B", migrate: false },
+      ],
+    },
+    ({ order, net, kept }) => {
+      assertEquals(net.losses, [], order.join(" "));
       // When both dials reach their listener and are admitted there, A's (the smaller id) wins.
-      const bothAdmitted = ["X", "Y"].every((c) => pair.signals.has(c) && !pair.refused.has(c));
+      const bothAdmitted = ["X", "Y"].every((c) => net.signals.has(c) && !net.refused.has(c));
       if (bothAdmitted) assertEquals(kept, "X", order.join(" "));
     },
   );
@@ -203,15 +308,17 @@ Deno.test("admission: simultaneous dials agree on one connection in all 70 order
 Deno.test("admission: two migrations from both sides end on one connection in all 70 orders, nothing dropped", () => {
   for (const initial of ["A", "B"] as const) {
     const runs = race(
-      [
-        { name: "M", from: "A", migrate: true },
-        { name: "N", from: "B", migrate: true },
-      ],
-      initial,
-      ({ order, pair, kept }) => {
+      {
+        dials: [
+          { name: "M", from: "A", migrate: true },
+          { name: "N", from: "B", migrate: true },
+        ],
+        before: from(initial),
+      },
+      ({ order, net, kept }) => {
         // No side ever lost the peer: every replaced connection drained instead of closing.
-        assertEquals(pair.lost, 0, order.join(" "));
-        const [m, n] = [pair.signals.get("M")!, pair.signals.get("N")!];
+        assertEquals(net.losses, [], order.join(" "));
+        const [m, n] = [net.signals.get("M")!, net.signals.get("N")!];
         if (m.generation === n.generation) {
           // Both moves from the same connection: the tie-break keeps A's.
           assertEquals(kept, "M", order.join(" "));
@@ -219,7 +326,7 @@ Deno.test("admission: two migrations from both sides end on one connection in al
           // One move from the other's: the later one wins, unless it reached the other side
           // before the earlier one's ready frame; then that side refuses it.
           const [earlier, later] = m.generation < n.generation ? ["M", "N"] : ["N", "M"];
-          assertEquals(kept, pair.refused.has(later) ? earlier : later, order.join(" "));
+          assertEquals(kept, net.refused.has(later) ? earlier : later, order.join(" "));
         }
       },
     );
@@ -230,81 +337,253 @@ Deno.test("admission: two migrations from both sides end on one connection in al
 Deno.test("admission: the worst order: B's move completes at A, A moves on from it, A's move reaches B before B's ready", () => {
   // Before generations, B took A's move and then its own: A ended on M, B on N, and both
   // connections timed out draining on one side only.
-  const pair = new Pair(false);
-  pair.connect("A", "OLD");
+  const net = new Net(false);
+  net.connect("A", "B", "OLD");
   const steps = new Map<string, () => void>();
-  pair.dial({ name: "M", from: "A", migrate: true }).forEach((s, i) => steps.set(`M${i}`, s));
-  pair.dial({ name: "N", from: "B", migrate: true }).forEach((s, i) => steps.set(`N${i}`, s));
+  net.dial({ name: "M", from: "A", migrate: true }).forEach((s, i) => steps.set(`M${i}`, s));
+  net.dial({ name: "N", from: "B", migrate: true }).forEach((s, i) => steps.set(`N${i}`, s));
   for (const name of ["N0", "N1", "N2", "M0", "M1", "M2", "N3", "M3"]) steps.get(name)!();
-  assertEquals(pair.signals.get("N"), { replace: true, generation: 1 });
-  assertEquals(pair.signals.get("M"), { replace: true, generation: 2 });
-  assert(pair.refused.has("M"), "B refuses a move from a connection it does not hold yet");
-  assertEquals(pair.settle(), "N");
-  assertEquals(pair.lost, 0);
+  assertEquals(net.signals.get("N"), {
+    replace: true,
+    generation: 1,
+    incarnation: 7n,
+    lineage: "OLD",
+  });
+  assertEquals(net.signals.get("M"), {
+    replace: true,
+    generation: 2,
+    incarnation: 5n,
+    lineage: "OLD",
+  });
+  assert(net.refused.has("M"), "B refuses a move from a connection it does not hold yet");
+  assertEquals(net.settle(), "N");
+  assertEquals(net.losses, []);
 });
 
 Deno.test("admission: a migration crossing the other side's plain dial ends on one connection in all 70 orders", () => {
   for (const initial of ["A", "B"] as const) {
     for (const mover of ["A", "B"] as const) {
       race(
-        [
-          { name: "M", from: mover, migrate: true },
-          { name: "P", from: other(mover), migrate: false },
-        ],
-        initial,
-        ({ order, pair, kept }) => {
-          assertEquals(pair.lost, 0, order.join(" "));
+        {
+          dials: [
+            { name: "M", from: mover, migrate: true },
+            { name: "P", from: mover === "A" ? "B" : "A", migrate: false },
+          ],
+          before: from(initial),
+        },
+        ({ order, net, kept }) => {
+          assertEquals(net.losses, [], order.join(" "));
           // The plain dial of a connected side is redundant: dropped before its listener sees it.
-          assert(!pair.signals.has("P"), `${order.join(" ")} opened P, kept ${kept}`);
+          assert(!net.signals.has("P"), `${order.join(" ")} opened P, kept ${kept}`);
         },
       );
     }
   }
 });
 
-Deno.test("admission: simultaneous dials and a migration as soon as one side is connected agree in all 34,650 orders", () => {
+Deno.test("admission: simultaneous dials and a migration as soon as one side is connected agree in all 34,650 orders, without a disconnect", () => {
   for (const mover of ["A", "B"] as const) {
-    let blips = 0;
     const runs = race(
-      [
-        { name: "X", from: "A", migrate: false },
-        { name: "Y", from: "B", migrate: false },
-        { name: "M", from: mover, migrate: true },
-      ],
-      undefined,
-      ({ order, pair, kept }) => {
-        if (pair.lost === 0) return;
-        // The one order family where a side briefly loses the peer: B's first dial Y, opened
-        // before B was connected, reaches A after B moved; A cannot tell it from a restarted B
-        // (whose new dial must replace the dead connection at once), so Y replaces B's move,
-        // which closes (its sends reject), and both end on Y.
-        assert(mover === "B" && kept === "Y", `${order.join(" ")}: lost the peer, kept ${kept}`);
-        blips++;
+      {
+        dials: [
+          { name: "X", from: "A", migrate: false },
+          { name: "Y", from: "B", migrate: false },
+          { name: "M", from: mover, migrate: true },
+        ],
+      },
+      ({ order, net, kept }) => {
+        assertEquals(net.losses, [], `${order.join(" ")}: lost the peer, kept ${kept}`);
       },
     );
     assertEquals(runs, 34_650 * 2);
-    assertEquals(blips, mover === "A" ? 0 : 18);
   }
 });
 
-Deno.test("admission: a peer that dials again replaces its old inbound connection; our second dial is dropped before it opens", () => {
+Deno.test("admission: a first dial opened before its dialer was connected, arriving after it moved, is refused: no disconnect", () => {
+  // One of the 18 orders that cost a peer:disconnected/peer:connected pair before `lastHeld`:
+  // A took Y as a restarted B's dial and closed B's move M under B.
+  const net = new Net(false);
+  const steps = new Map<string, () => void>();
+  for (
+    const dial of [
+      { name: "X", from: "A", migrate: false },
+      { name: "Y", from: "B", migrate: false },
+      { name: "M", from: "B", migrate: true },
+    ] as const
+  ) {
+    net.dial(dial).forEach((step, i) => steps.set(`${dial.name}${i}`, step));
+  }
+  for (const name of "Y0 Y1 X0 X1 X2 X3 M0 M1 M2 M3 Y2 Y3".split(" ")) steps.get(name)!();
+  assertEquals(net.signals.get("Y"), { replace: false, generation: 0, incarnation: 7n });
+  assert(net.refused.has("Y"), "A refuses a dial that names no lineage B lost");
+  assertEquals(net.settle(), "M");
+  assertEquals(net.losses, []);
+});
+
+/**
+ * Races `dials` after B died with the connection `OLD` open (dialed by A, then by B): B+ is
+ * B's new process, and OLD times out at A (step K) at any point. A may lose the peer only by
+ * that timeout (a real disconnect: B died), never a connection of B+. Returns the runs.
+ */
+function afterRestart(dials: Dial[], check: (o: Outcome) => void = () => {}): number {
+  let runs = 0;
+  for (const initial of ["A", "B"] as const) {
+    runs += race(
+      {
+        dials,
+        before: (net) => {
+          from(initial)(net);
+          net.die("B");
+        },
+        steps: { K: (net) => net.expire("B") },
+        b: "B+",
+      },
+      (outcome) => {
+        for (const loss of outcome.net.losses) {
+          assertEquals(loss, { at: "A", connection: "OLD" }, outcome.order.join(" "));
+        }
+        check(outcome);
+      },
+    );
+  }
+  return runs;
+}
+
+Deno.test("admission: B restarted: B+ dials A while A moves the dead process's connection (reaching B+) and its idle timeout fires, all 630 orders", () => {
+  const runs = afterRestart([
+    { name: "Z", from: "B+", migrate: false },
+    { name: "M", from: "A", to: "B+", migrate: true },
+  ]);
+  assertEquals(runs, 630 * 2 * 2);
+});
+
+Deno.test("admission: B restarted: A and B+ dial each other while the dead process's connection times out, all 630 orders", () => {
+  const runs = afterRestart([
+    { name: "X", from: "A", to: "B+", migrate: false },
+    { name: "Z", from: "B+", migrate: false },
+  ]);
+  assertEquals(runs, 630 * 2 * 2);
+});
+
+Deno.test("admission: B restarted: A dials B+ while still holding the dead process's connection; its dial is not taken for redundant, all 5 orders", () => {
+  const runs = afterRestart(
+    [{ name: "X", from: "A", to: "B+", migrate: false }],
+    // B+'s certificate is not the old process's: A opens X although it holds OLD.
+    ({ order, kept }) => assertEquals(kept, "X", order.join(" ")),
+  );
+  assertEquals(runs, 5 * 2 * 2);
+});
+
+Deno.test("admission: B+ starts while B lives on: B+ dials A while B and A both move B's connection; all 34,650 orders end on B+, B keeps nothing", () => {
+  for (const initial of ["A", "B"] as const) {
+    const runs = race(
+      {
+        dials: [
+          { name: "Z", from: "B+", migrate: false },
+          { name: "N", from: "B", migrate: true },
+          { name: "M", from: "A", migrate: true },
+        ],
+        before: from(initial),
+        b: "B+",
+      },
+      ({ order, net, kept }) => {
+        assertEquals(kept, "Z", order.join(" "));
+        assertEquals(net.nodes.B.connection("A"), undefined, order.join(" "));
+        // Only the old process loses the peer.
+        assert(net.losses.every(({ at }) => at === "B"), order.join(" "));
+      },
+    );
+    assertEquals(runs, 34_650 * 2);
+  }
+});
+
+Deno.test("admission: B+ starts while B lives on: A and B+ dial each other while B moves its connection; all 34,650 orders end on B+, B keeps nothing", () => {
+  for (const initial of ["A", "B"] as const) {
+    const runs = race(
+      {
+        dials: [
+          { name: "X", from: "A", to: "B+", migrate: false },
+          { name: "Z", from: "B+", migrate: false },
+          { name: "N", from: "B", migrate: true },
+        ],
+        before: from(initial),
+        b: "B+",
+      },
+      ({ order, net, kept }) => {
+        assert(kept === "X" || kept === "Z", `${order.join(" ")} kept ${kept}`);
+        assertEquals(net.nodes.B.connection("A"), undefined, order.join(" "));
+        assert(net.losses.every(({ at }) => at === "B"), order.join(" "));
+      },
+    );
+    assertEquals(runs, 34_650 * 2);
+  }
+});
+
+Deno.test("admission: the old process cannot take the peer back: its move, its redial and its ready are refused once B+ is connected", () => {
+  const net = new Net(false);
+  net.connect("A", "B", "OLD");
+  net.connect("B+", "A", "Z");
+  // A replaced OLD with B+'s connection and closed OLD: B lost the peer.
+  assertEquals(net.nodes.A.connection("B"), "Z");
+  assertEquals(net.losses, [{ at: "B", connection: "OLD" }]);
+  const stale = { peer: "B", address: "b:1", direction: "inbound", incarnation: 7n } as const;
+  for (const candidate of [{ replace: false }, { replace: true, generation: 1 }]) {
+    assertEquals(net.nodes.A.admit({ ...stale, ...candidate }, "R"), {
+      admitted: false,
+      reason: "stale-incarnation",
+    });
+  }
+  // A's own dial that B's process accepted (its ready carries incarnation 7).
+  assertEquals(
+    net.nodes.A.admit({ ...stale, direction: "outbound", replace: false }, "D"),
+    { admitted: false, reason: "stale-incarnation" },
+  );
+  assertEquals(net.nodes.A.connection("B"), "Z");
+});
+
+Deno.test("admission: a redial after a loss the listener has not seen replaces the lost connection; a dial that names another lineage is refused", () => {
   const policy = new AdmissionPolicy<string>({ localPeerId: "B" });
   const inbound = { peer: "A", address: "a:1", direction: "inbound", replace: false } as const;
-  assert(policy.admit(inbound, "first").admitted);
-  const again = policy.admit({ ...inbound, address: "a:2" }, "second");
+  assert(policy.admit({ ...inbound, link: "first" }, "first").admitted);
+  // A dial opened before the dialer held "first" (it names nothing) follows "first".
+  assertEquals(policy.admit({ ...inbound, link: "early" }, "early"), {
+    admitted: false,
+    reason: "duplicate",
+  });
+  const again = policy.admit(
+    { ...inbound, address: "a:2", link: "second", lastHeld: "first" },
+    "second",
+  );
   assertEquals(again, { admitted: true, previous: "first", migrate: false, evict: [] });
   // The old connection's close no longer concerns the peer.
   assert(!policy.closed("A", "first"));
   assertEquals(policy.connection("A"), "second");
+  // Once "second" closes here too, the next dial to A names it.
+  assert(policy.closed("A", "second"));
+  assertEquals(policy.opening({ peer: "A", address: "a:1", migrate: false }), {
+    replace: false,
+    generation: 0,
+    incarnation: 0n,
+    lastHeld: "second",
+  });
   const outbound = { peer: "C", address: "c:1", direction: "outbound", replace: false } as const;
-  assertEquals(policy.opening("C", false), { replace: false, generation: 0 });
-  assert(policy.admit(outbound, "c1").admitted);
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: false }), {
+    replace: false,
+    generation: 0,
+    incarnation: 0n,
+  });
+  assert(policy.admit({ ...outbound, link: "c1" }, "c1").admitted);
   // Connected: a second plain dial is redundant, a migration replaces the connection.
-  assertEquals(policy.opening("C", false), undefined);
-  assertEquals(policy.opening("C", true), { replace: true, generation: 1 });
-  // A plain dial that opened before c1 was admitted: its listener replaced c1 (as for a
-  // restart), so the dialer follows.
-  assertEquals(policy.admit({ ...outbound, address: "c:2" }, "c2"), {
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: false }), undefined);
+  assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: true }), {
+    replace: true,
+    generation: 1,
+    incarnation: 0n,
+    lineage: "c1",
+  });
+  // A plain dial that opened before c1 was admitted: its listener took it, so the dialer
+  // follows.
+  assertEquals(policy.admit({ ...outbound, address: "c:2", link: "c2" }, "c2"), {
     admitted: true,
     previous: "c1",
     migrate: false,
@@ -316,15 +595,26 @@ Deno.test("admission: a peer that dials again replaces its old inbound connectio
 
 Deno.test("admission: a move must come from the connection the listener holds; generations wrap at 2^32", () => {
   const policy = new AdmissionPolicy<string>({ localPeerId: "B" });
-  const move = { peer: "A", address: "a:1", direction: "inbound", replace: true } as const;
-  assert(policy.admit({ ...move, replace: false, generation: 0 }, "c0").admitted);
+  const move = {
+    peer: "A",
+    address: "a:1",
+    direction: "inbound",
+    replace: true,
+    lineage: "c0",
+  } as const;
+  assert(policy.admit({ ...move, replace: false, generation: 0, link: "c0" }, "c0").admitted);
   for (const generation of [0, 2]) {
     assertEquals(policy.admit({ ...move, generation }, `bad${generation}`), {
       admitted: false,
       reason: "duplicate-migration",
     });
   }
-  assertEquals(policy.admit({ ...move, generation: 1 }, "c1"), {
+  // The right generation of another lineage (a connection this side never held).
+  assertEquals(policy.admit({ ...move, generation: 1, lineage: "other" }, "bad"), {
+    admitted: false,
+    reason: "duplicate-migration",
+  });
+  assertEquals(policy.admit({ ...move, generation: 1, link: "c1" }, "c1"), {
     admitted: true,
     previous: "c0",
     migrate: true,
@@ -332,8 +622,13 @@ Deno.test("admission: a move must come from the connection the listener holds; g
   });
   assertEquals(policy.admit({ ...move, generation: 2 ** 32 - 1 }, "bad").admitted, false);
   const last = new AdmissionPolicy<string>({ localPeerId: "A" });
-  last.admit({ ...move, peer: "B", replace: false, generation: 2 ** 32 - 1 }, "x");
-  assertEquals(last.opening("B", true), { replace: true, generation: 0 });
+  last.admit({ ...move, peer: "B", replace: false, generation: 2 ** 32 - 1, link: "x" }, "x");
+  assertEquals(last.opening({ peer: "B", address: "b:1", migrate: true }), {
+    replace: true,
+    generation: 0,
+    incarnation: 0n,
+    lineage: "x",
+  });
 });
 
 Deno.test("admission: the pool evicts and idles on the injected clock; a replaced connection keeps the peer's entry", async () => {
@@ -344,19 +639,19 @@ Deno.test("admission: the pool evicts and idles on the injected clock; a replace
     idleTimeoutMs: 5000,
     clock,
   });
-  const inbound = (peer: string) =>
-    ({ peer, address: `${peer}:1`, direction: "inbound", replace: false }) as const;
-  policy.admit(inbound("a"), "a1");
+  const inbound = (peer: string, link: string) =>
+    ({ peer, address: `${peer}:1`, direction: "inbound", replace: false, link }) as const;
+  policy.admit(inbound("a", "a1"), "a1");
   await clock.advance(10);
-  policy.admit(inbound("b"), "b1");
+  policy.admit(inbound("b", "b1"), "b1");
   await clock.advance(10);
   policy.touch("a");
   // b is the least recently used.
-  const decision = policy.admit(inbound("c"), "c1");
+  const decision = policy.admit(inbound("c", "c1"), "c1");
   assert(decision.admitted);
   assertEquals(decision.evict, [{ peer: "b", connection: "b1" }]);
-  // a reconnects: the new connection takes over its pool entry.
-  assertEquals(policy.admit(inbound("a"), "a2").admitted, true);
+  // a reconnects after losing a1: the new connection takes over its pool entry.
+  assertEquals(policy.admit({ ...inbound("a", "a2"), lastHeld: "a1" }, "a2").admitted, true);
   assertEquals(policy.pool.peers().sort(), ["a", "c"]);
   assertEquals(policy.nextIdleAt(), 1020 + 5000);
   await clock.advanceTo(1020 + 5000);

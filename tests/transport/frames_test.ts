@@ -6,6 +6,7 @@ import {
   decodeLaneFrame,
   encodeAckedMessage,
   encodeControl,
+  hashId,
   MAX_LANE_ACKS_BYTES,
 } from "../../src/transport/_frames.ts";
 
@@ -50,6 +51,78 @@ Deno.test("frames: a lane frame with a bad acknowledgement block is ERR_MALFORME
   cases.push(["count above 2^53 - 1", huge, /above 2\^53 - 1 \(high word 2097152\)/]);
   for (const [name, body, pattern] of cases) {
     assert.throws(() => decodeLaneFrame(body), (e) => {
+      assert.ok(e instanceof NetworkError, name);
+      assert.equal(e.code, "ERR_MALFORMED_FRAME", name);
+      assert.match(e.message, pattern, name);
+      return true;
+    });
+  }
+});
+
+Deno.test("frames: open and ready carry incarnations, a move's lineage and generation, a first dial's last lineage", () => {
+  const frames = [
+    { type: "ready", incarnation: 2n ** 64n - 1n },
+    { type: "open", replace: false, generation: 0, incarnation: 0n },
+    {
+      type: "open",
+      replace: false,
+      generation: 0,
+      incarnation: 123_456_789n << 16n,
+      lastHeld: "00ff00ff00ff00ff",
+    },
+    {
+      type: "open",
+      replace: true,
+      generation: 2 ** 32 - 1,
+      incarnation: 5n,
+      lineage: "0123456789abcdef",
+    },
+  ] as const;
+  const sizes = [10, 11, 19, 23];
+  frames.forEach((frame, i) => {
+    const body = encodeControl(frame);
+    assert.equal(body.byteLength, sizes[i], frame.type);
+    assert.deepEqual(decodeControl(body), frame);
+  });
+  assert.equal(hashId(new Uint8Array(32).fill(0xab)), "abababababababab");
+  assert.throws(
+    () => encodeControl({ ...frames[3], lineage: "XYZ" }),
+    /16 lowercase hex digits: it is "XYZ"/,
+  );
+});
+
+Deno.test("frames: open and ready of another length or with unknown flags are ERR_MALFORMED_FRAME", () => {
+  const open = encodeControl({ type: "open", replace: false, generation: 0, incarnation: 1n });
+  const cases: [string, Uint8Array, RegExp][] = [
+    [
+      "ready without incarnation",
+      Uint8Array.of(1, 1),
+      /ready control frame must be 10 bytes: it has 2/,
+    ],
+    [
+      "open of version 1 (3 bytes)",
+      Uint8Array.of(1, 5, 0),
+      /open control frame must be 11 bytes: it has 3/,
+    ],
+    [
+      "both flags",
+      Uint8Array.of(...open.subarray(0, 2), 3, ...open.subarray(3)),
+      /unknown flags 3/,
+    ],
+    ["flag 4", Uint8Array.of(...open.subarray(0, 2), 4, ...open.subarray(3)), /unknown flags 4/],
+    [
+      "last held cut",
+      Uint8Array.of(...open.subarray(0, 2), 2, ...open.subarray(3)),
+      /must be 19 bytes: it has 11/,
+    ],
+    [
+      "move cut",
+      Uint8Array.of(1, 5, 1, 0, 0, 0, 0),
+      /replacing open control frame must be 23 bytes: it has 7/,
+    ],
+  ];
+  for (const [name, body, pattern] of cases) {
+    assert.throws(() => decodeControl(body), (e) => {
       assert.ok(e instanceof NetworkError, name);
       assert.equal(e.code, "ERR_MALFORMED_FRAME", name);
       assert.match(e.message, pattern, name);

@@ -6,7 +6,10 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ConnectionClosedError, InvalidAddressError, NetworkError } from "../../src/errors.ts";
 import type { NetworkMessage } from "../../src/transport/codec.ts";
-import { APP_ERROR_MIGRATION_TIMEOUT } from "../../src/transport/close_codes.ts";
+import {
+  APP_ERROR_MIGRATION_TIMEOUT,
+  APP_ERROR_STALE_INCARNATION,
+} from "../../src/transport/close_codes.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, identity, nextEvent, node, within } from "./_util.ts";
 import { startUdpRelay, type UdpRelay } from "./_udp_relay.ts";
@@ -275,4 +278,76 @@ Deno.test("connectPeer to a connected peer under another address keeps the conne
   assertEquals((await receive(b, 1)).get("consensus"), [1]);
   assertEquals((await receive(a, 1)).get("consensus"), [2]);
   assertEquals(events, 0);
+});
+
+Deno.test("restart: a second transport with the same identity, dialing while the old connection moves, replaces the old process on both sides; the old one cannot take the peer back", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  await a.connectPeer(addr(b));
+  const events: string[] = [];
+  for (const type of ["peer:disconnected", "peer:connected"] as const) {
+    a.addEventListener(type, () => events.push(`a ${type}`));
+  }
+  // B restarts: a new process (transport) of the same identity, on another port, while the
+  // old one still runs. It dials A while A moves the old connection to a new one.
+  await using restarted = await node(1);
+  const race = await within(
+    Promise.allSettled([restarted.connectPeer(addr(a)), a.migratePeer(b.peerId, addr(b))]),
+    10_000,
+    "the restart racing the move",
+  );
+  assertEquals(race[0].status, "fulfilled", String((race[0] as PromiseRejectedResult).reason));
+  // The old process loses A whichever came first: its connection is closed as a duplicate,
+  // A's move to it is refused as an earlier incarnation's (or closed with the connection it
+  // replaced); each close reaches it as a disconnect.
+  for (let i = 0; i < 3 && b.peers().length > 0; i++) {
+    await within(nextEvent(b, "peer:disconnected"), 10_000, "the old process's disconnect");
+  }
+  assertEquals(b.peers(), []);
+  assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]]);
+  assertEquals(restarted.peers().map((p) => p.peerId.toString()), [a.peerId.toString()]);
+  // A kept the peer throughout: the restarted process's connection replaced the old one.
+  assertEquals(events, []);
+  await a.send(b.peerId, numbered("consensus", 1));
+  await restarted.send(a.peerId, numbered("consensus", 2));
+  assertEquals((await receive(restarted, 1)).get("consensus"), [1]);
+  assertEquals((await receive(a, 1)).get("consensus"), [2]);
+
+  // The old process redials: refused at once with APP_ERROR_STALE_INCARNATION.
+  const refused = await assertRejects(
+    () => within(b.connectPeer(addr(a)), 10_000, "the old process's redial"),
+    ConnectionClosedError,
+  );
+  assertEquals(refused.errorCode, APP_ERROR_STALE_INCARNATION);
+  assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]]);
+  assertEquals(events, []);
+});
+
+Deno.test("restart: a peer whose old process went silent reconnects at once from its new process, whichever side dials; the peer is never lost", async () => {
+  // A dialed the old connection and has the smaller id: by the tie-break alone it would keep
+  // its own connection and refuse the restarted process's dial, and it would drop its own dial
+  // to the restarted process as redundant, until the old connection timed out.
+  const [first, second] = [0, 1].sort((i, j) =>
+    identity(i).peerId.toString() < identity(j).peerId.toString() ? -1 : 1
+  );
+  for (const dialer of ["restarted", "A"] as const) {
+    await using a = await node(first);
+    await using b = await node(second);
+    await using relay = startUdpRelay(b.localAddr);
+    await a.connectPeer(`127.0.0.1:${relay.port}`, { expectedPeerId: b.peerId });
+    const events: string[] = [];
+    for (const type of ["peer:disconnected", "peer:connected"] as const) {
+      a.addEventListener(type, () => events.push(type));
+    }
+    // The old process goes silent (as if it crashed): nothing it sends reaches A any more.
+    relay.hold();
+    await using restarted = await node(second);
+    const dial = dialer === "A" ? a.connectPeer(addr(restarted)) : restarted.connectPeer(addr(a));
+    await within(dial, 10_000, `${dialer}'s dial`);
+    assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]], dialer);
+    assertEquals(restarted.peers().map((p) => p.peerId.toString()), [a.peerId.toString()]);
+    assertEquals(events, [], dialer);
+    await a.send(b.peerId, numbered("consensus", 1));
+    assertEquals((await receive(restarted, 1)).get("consensus"), [1], dialer);
+  }
 });

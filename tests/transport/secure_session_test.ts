@@ -188,7 +188,9 @@ async function handRolledHandshake(
   await stream.write(encodeRecord(clientFinish!));
   // The transport's dialer follows its Finish with the open control frame.
   const cipher = done!.keys === undefined ? undefined : await FrameCipher.create(done!.keys);
-  await new FrameWriter(stream, cipher).write(encodeControl({ type: "open", replace: false }));
+  await new FrameWriter(stream, cipher).write(
+    encodeControl({ type: "open", replace: false, generation: 0, incarnation: 1n }),
+  );
   return { clientHello, clientFinish: clientFinish! };
 }
 
