@@ -294,9 +294,9 @@ export class QuicConnection {
     const { code = 0, reason = "" } = options;
     if (this.#closedError === undefined && this.#localClose === undefined) {
       this.#localClose = { code, reason };
-      if (this.isServer || this.#confirmed) {
+      if (this.isServer ? !this.#closeWaitsForHandshake() : this.#confirmed) {
         this.#sendClose();
-      } else {
+      } else if (!this.isServer) {
         // A client that has not heard from the server since its handshake completed may not
         // have its handshake confirmed yet, and quiche 0.18 then never sends the
         // CONNECTION_CLOSE (seen on resumed connections closed at once). A PING makes the
@@ -308,6 +308,19 @@ export class QuicConnection {
       this.#closeTimer = setTimeout(() => this.#finalize(), MAX_CLOSE_MS);
     }
     return this.closed.then(() => {});
+  }
+
+  /**
+   * A server in 0-RTT (a resumed dialer's early data was accepted) has not completed its
+   * handshake. quiche 0.18 sends an application close only in a 1-RTT packet and, from the
+   * moment it is handed one, ignores every packet it receives: when the server's first flight
+   * fills the congestion window (two certificates of several KiB do), the acknowledgements
+   * that would make room are dropped, the loss probes go out as Handshake packets (which
+   * cannot carry an application close), and the dialer never hears why it was refused. The
+   * dialer's Finished is on its way: the close goes out with it (see flush).
+   */
+  #closeWaitsForHandshake(): boolean {
+    return !this.#native.isEstablished() && this.#native.isInEarlyData();
   }
 
   #sendClose(): void {
@@ -384,7 +397,10 @@ export class QuicConnection {
     const native = this.#native;
     this.#flushing = true;
     if (this.#closedError === undefined) {
-      if (!this.#established && native.isEstablished()) this.#onEstablished();
+      if (!this.#established && native.isEstablished()) {
+        this.#onEstablished();
+        if (this.isServer && this.#localClose !== undefined) this.#sendClose();
+      }
       if (this.isServer && !this.#announced && (this.#established || native.isInEarlyData())) {
         this.#announced = true;
         this.#host.announce(this);

@@ -1,0 +1,70 @@
+/**
+ * A listener's close reaches the dialer it refuses, over real QUIC on loopback, also in the
+ * states where quiche 0.18 would not send it by itself.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { ConnectionClosedError } from "../../src/errors.ts";
+import { generateCertificate, type TlsCertificate } from "../../src/quic/certificate.ts";
+import type { QuicConnection } from "../../src/quic/connection.ts";
+import { pair, within } from "./_util.ts";
+
+/** A certificate of about `bytes` bytes, as large as a node's (its identity binding). */
+async function largeCertificate(bytes: number): Promise<TlsCertificate> {
+  // 1.3.6.1.4.1.55555.1: a private-enterprise OID nothing reads.
+  const oid = Uint8Array.of(0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xb2, 0x03, 0x01);
+  return await generateCertificate({ extensions: [{ oid, value: new Uint8Array(bytes) }] });
+}
+
+Deno.test("connection close: a resumed dialer refused while the listener is in 0-RTT hears the code", async () => {
+  // With certificates of several KiB (a node's are 6.8 KiB), the listener's first flight fills
+  // its congestion window: before the fix, quiche 0.18 then never sent the close.
+  const [serverCertificate, clientCertificate] = await Promise.all([
+    largeCertificate(7000),
+    largeCertificate(7000),
+  ]);
+  // Idle timeouts far beyond the test's bound: a lost close fails `within`, not a timeout.
+  await using p = await pair(
+    { certificate: serverCertificate, idleTimeoutMs: 60_000 },
+    { certificate: clientCertificate, idleTimeoutMs: 60_000 },
+  );
+  // A first connection leaves the dialer a session ticket (it arrives after the handshake:
+  // one round trip on a stream waits for it).
+  const first = p.server.accept();
+  const warm = await p.client.connect(p.server.localAddr);
+  const accepted = await first;
+  await (await warm.openUni()).write(new Uint8Array([1]), true);
+  await (await accepted.acceptUni()).readAll();
+  await warm.close();
+  await accepted.closed;
+
+  for (let round = 0; round < 3; round++) {
+    const refused = p.server.accept().then((conn) => {
+      const state = { established: conn.isEstablished, earlyData: conn.isInEarlyData };
+      conn.close({ code: 0x16, reason: "refused" }).catch(() => {});
+      return { conn, state };
+    });
+    const dialed: QuicConnection | Error = await within(
+      p.client.connect(p.server.localAddr, { timeoutMs: 60_000 }).catch((e: Error) => e),
+      10_000,
+      `round ${round}: connect`,
+    );
+    const { conn: inbound, state } = await refused;
+    // The path under test: the session resumed, the listener refused before its handshake
+    // completed (the dialer's Finished still on its way).
+    assert.deepEqual(state, { established: false, earlyData: true }, `round ${round}`);
+    const heard = dialed instanceof Error
+      ? dialed
+      : await within(dialed.closed, 10_000, `round ${round}: the dialer hears the close`);
+    assert.ok(heard instanceof ConnectionClosedError, `round ${round}: ${heard}`);
+    assert.deepEqual(
+      [heard.isApp, heard.errorCode, heard.reason],
+      [true, 0x16, "refused"],
+      `round ${round}`,
+    );
+    // The listener keeps nothing once its close is out and drained.
+    await within(inbound.closed, 10_000, `round ${round}: the listener's side ends`);
+  }
+  assert.equal(p.server.stats().openConnections, 0);
+});
