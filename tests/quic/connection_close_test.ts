@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { ConnectionClosedError } from "../../src/errors.ts";
 import { generateCertificate, type TlsCertificate } from "../../src/quic/certificate.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
+import { startUdpRelay } from "../transport/_udp_relay.ts";
 import { pair, within } from "./_util.ts";
 
 /** A certificate of about `bytes` bytes, as large as a node's (its identity binding). */
@@ -67,4 +68,27 @@ Deno.test("connection close: a resumed dialer refused while the listener is in 0
     await within(inbound.closed, 10_000, `round ${round}: the listener's side ends`);
   }
   assert.equal(p.server.stats().openConnections, 0);
+});
+
+Deno.test("connection close: a lost CONNECTION_CLOSE is sent again when the peer's next packet comes", async () => {
+  await using p = await pair({ idleTimeoutMs: 60_000 }, { idleTimeoutMs: 60_000 });
+  await using relay = startUdpRelay(p.server.localAddr);
+  const accepted = p.server.accept();
+  const conn = await p.client.connect({ hostname: "127.0.0.1", port: relay.port });
+  const peer = await accepted;
+  // A round trip, so that nothing of the server's is left to send or to acknowledge.
+  const stream = await conn.openBidi();
+  await stream.write(new Uint8Array([1]));
+  const served = await peer.acceptBidi();
+  assert.deepEqual(await served.read(), new Uint8Array([1]));
+  await served.write(new Uint8Array([2]));
+  assert.deepEqual(await stream.read(), new Uint8Array([2]));
+  // The server's next datagram, its CONNECTION_CLOSE, is lost on the way.
+  const lost = relay.drop(1);
+  peer.close({ code: 0x16, reason: "refused" }).catch(() => {});
+  await within(lost, 10_000, "the close is dropped");
+  // The client, still open, sends again: the server answers with its close.
+  await stream.write(new Uint8Array([3])).catch(() => {});
+  const heard = await within(conn.closed, 10_000, "the client hears the close");
+  assert.deepEqual([heard.isApp, heard.errorCode, heard.reason], [true, 0x16, "refused"]);
 });
