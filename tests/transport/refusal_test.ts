@@ -1,10 +1,11 @@
 /**
  * A dialer the node refuses hears why, over real QUIC on loopback (issue 17): for each refusal
- * path (no identity binding, a banned peer id, the connection gate, the handshake rate) the
- * dial fails with the refusal's close code, as a first dial and as a resumed one (a dialer that
- * was connected before resumes its TLS session; the handshake rate then refuses it in 0-RTT,
- * before the node's QUIC handshake completed, where quiche 0.18 never sent the close). The
- * dialers' timeouts are 60 s: a lost close fails the test's own bound, not a timeout error.
+ * path (no identity binding, a banned peer id, the connection gate, and too many handshakes:
+ * the rate, connections per address, handshake slots) the dial fails with the refusal's close
+ * code, as a first dial and as a resumed one (a dialer that was connected before resumes its
+ * TLS session; the limits then refuse it in 0-RTT, before the node's QUIC handshake completed,
+ * where quiche 0.18 never sent the close). The dialers' timeouts are 60 s: a lost close fails
+ * the test's own bound, not a timeout error.
  *
  * @module
  */
@@ -15,13 +16,15 @@ import {
   APP_ERROR_BANNED,
   APP_ERROR_HANDSHAKE_RATE,
   APP_ERROR_NOT_ALLOWED,
+  APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP,
+  APP_ERROR_TOO_MANY_PENDING_HANDSHAKES,
 } from "../../src/pool/limits.ts";
 import { generateCertificate } from "../../src/quic/certificate.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_FAILED } from "../../src/transport/close_codes.ts";
 import type { NetworkConfig } from "../../src/transport/config.ts";
 import { type ConnectionGate, QuicTransport } from "../../src/transport/transport.ts";
-import { addr, identity, nextEvent, node, within } from "./_util.ts";
+import { addr, identity, nextEvent, node, silentDialer, within } from "./_util.ts";
 
 /** Timeouts no refusal should come near. */
 const PATIENT: NetworkConfig = { handshakeTimeoutMs: 60_000, connectionTimeoutMs: 60_000 };
@@ -160,6 +163,56 @@ Deno.test("refusal: a source over its handshake rate is refused with 0x16, first
   } finally {
     await Promise.all(dialers.map((t) => t.close()));
   }
+});
+
+Deno.test("refusal: one connection too many from an address is refused with 0x11, first and resumed", async () => {
+  await using hub = await node(0, { ...PATIENT, limitLoopback: true, maxInboundPerIp: 1 });
+  const dialers: QuicTransport[] = [];
+  const dialer = async (i: number) => {
+    const t = await node(i, { ...PATIENT, listenAddr: "127.0.0.2" });
+    dialers.push(t);
+    return t;
+  };
+  try {
+    // A node connects and leaves with a TLS session; another takes 127.0.0.2's one connection.
+    const returning = await dialer(1);
+    await returning.connectPeer(addr(hub));
+    await returning.disconnectPeer(hub.peerId);
+    assertEquals(await settledConnections(returning, 0), 0);
+    assertEquals(await settledConnections(hub, 0), 0);
+    await (await dialer(2)).connectPeer(addr(hub));
+    const resumed = await refusal(returning.connectPeer(addr(hub)), "resumed dial");
+    assertEquals(resumed.errorCode, APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP);
+    const first = await refusal((await dialer(3)).connectPeer(addr(hub)), "first dial");
+    assertEquals(first.errorCode, APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP);
+    assertEquals(hub.peers().length, 1);
+    assertEquals(await settledConnections(hub, 1), 1);
+  } finally {
+    await Promise.all(dialers.map((t) => t.close()));
+  }
+});
+
+Deno.test("refusal: a full set of handshake slots refuses with 0x12, first and resumed", async () => {
+  await using hub = await node(0, { ...PATIENT, maxPendingHandshakes: 1 });
+  await using returning = await node(1, PATIENT);
+  await returning.connectPeer(addr(hub));
+  await returning.disconnectPeer(hub.peerId);
+  assertEquals(await settledConnections(returning, 0), 0);
+  // The only slot is held by a dialer that started its handshake (a stream, one byte) and
+  // stalls: not silent, so it is not given up for a newcomer.
+  await using staller = await silentDialer();
+  const stalled = await staller.connect({ hostname: "127.0.0.1", port: hub.localAddr.port });
+  await (await stalled.openBidi()).write(new Uint8Array([0]));
+  for (let i = 0; i < 200 && hub.stats().pendingHandshakes < 1; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assertEquals(hub.stats().pendingHandshakes, 1);
+  const resumed = await refusal(returning.connectPeer(addr(hub)), "resumed dial");
+  assertEquals(resumed.errorCode, APP_ERROR_TOO_MANY_PENDING_HANDSHAKES);
+  await using fresh = await node(2, PATIENT);
+  const first = await refusal(fresh.connectPeer(addr(hub)), "first dial");
+  assertEquals(first.errorCode, APP_ERROR_TOO_MANY_PENDING_HANDSHAKES);
+  assertEquals(hub.peers().length, 0);
 });
 
 Deno.test("refusal: errors name the close, not a timeout", async () => {
