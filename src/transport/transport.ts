@@ -1146,11 +1146,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       maxStreamWindow: window,
       socket: this.#socket,
       // A source the handshake rates refused a moment ago was told why (0x16) and would be
-      // refused again: its next attempts are dropped before any TLS work.
+      // refused again: its next attempts are refused before any TLS work, in a stateless
+      // Initial packet (CONNECTION_REFUSED).
       admit: (from) => {
         if (!this.#handshakeRates.silenced(from.hostname)) return true;
         this.#handshakesRateLimited++;
-        return false;
+        return `Too many new handshakes from ${from.hostname}: refused a moment ago, retry later`;
       },
       // With half the identity-handshake slots taken, every newcomer proves its address first.
       underLoad: () => this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes / 2,
