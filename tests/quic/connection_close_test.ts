@@ -92,3 +92,37 @@ Deno.test("connection close: a lost CONNECTION_CLOSE is sent again when the peer
   const heard = await within(conn.closed, 10_000, "the client hears the close");
   assert.deepEqual([heard.isApp, heard.errorCode, heard.reason], [true, 0x16, "refused"]);
 });
+
+Deno.test("connection close: a dialer's certificate over 16 KiB ends its own connection at the session ticket", async () => {
+  // The listener's NewSessionTicket carries the dialer's certificate, and BoringSSL refuses a
+  // post-handshake message over 16 KiB: the dialer closes with PROTOCOL_VIOLATION, whatever
+  // the listener thinks of it. A node's certificate (6.8 KiB) is far below.
+  const outcomes: string[] = [];
+  for (const bytes of [14 * 1024, 16 * 1024]) {
+    await using p = await pair({}, { certificate: await largeCertificate(bytes) });
+    const accepted = p.server.accept();
+    const conn = await p.client.connect(p.server.localAddr);
+    const peer = await accepted;
+    // A round trip after the ticket was sent: the dialer either answers or is gone.
+    const outcome = await within(
+      (async () => {
+        try {
+          const stream = await conn.openBidi();
+          await stream.write(new Uint8Array([1]), true);
+          const served = await peer.acceptBidi();
+          await served.write(await served.readAll(), true);
+          await stream.readAll();
+          return "open";
+        } catch {
+          const closed = await conn.closed;
+          return `${closed.isApp ? "app" : "transport"} ${closed.errorCode}`;
+        }
+      })(),
+      10_000,
+      `${bytes} bytes: a round trip or a close`,
+    );
+    outcomes.push(outcome);
+    await conn.close();
+  }
+  assert.deepEqual(outcomes, ["open", "transport 10"]);
+});
