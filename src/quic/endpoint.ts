@@ -45,6 +45,7 @@ const log = getLogger(["cretoai", "quic"]);
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
 const MIN_INITIAL_SIZE = 1200;
 const CONNECTION_REFUSED = 0x2;
+const QUIC_V1 = 1;
 // How long an address that completed a handshake skips the Retry (see #acceptNew).
 const VALIDATED_ADDRESS_MS = 10 * 60_000;
 // Stateless refusals (an Initial close costs ~90 µs of key derivation and AES here): one a
@@ -649,6 +650,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
    * lately). Rate-limited per address and in all; beyond, the Initial is dropped unanswered.
    */
   #refuseStatelessly(client: LongHeader, from: UdpAddress, reason: string): void {
+    // The Initial keys' salt is version 1's: a client of another version could not read it.
+    if (client.version !== QUIC_V1) return;
     if (!this.#refusalsPerIp.take(from.hostname) || !this.#refusals.take("")) return;
     const out = this.socket.nextSendBuffer();
     if (out === null) return;

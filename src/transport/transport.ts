@@ -234,7 +234,8 @@ export interface TransportStats {
   /**
    * Inbound connections refused because their address or prefix started handshakes too fast:
    * closed with 0x16 after the QUIC handshake, or, while the source is still over its rate,
-   * their Initial dropped before any TLS work.
+   * their Initial refused before any TLS work (CONNECTION_REFUSED in a stateless Initial
+   * packet, or no answer beyond the endpoint's bound on those).
    */
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */

@@ -5,6 +5,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { writeInitialClose } from "../../src/quic/_initial_close.ts";
 import { ConnectionClosedError, type NetworkError } from "../../src/errors.ts";
 import { pair, within } from "./_util.ts";
 
@@ -51,5 +53,58 @@ Deno.test("initial close: refusals are rate-limited per address, then dropped un
     "ERR_CONNECTION_CLOSED",
     "ERR_CONNECT_TIMEOUT",
   ]);
-  assert.equal(p.server.stats().connectionsRefused, 3);
+  // The unanswered client sends its Initial again before it gives up: refused again.
+  assert.ok(p.server.stats().connectionsRefused >= 3);
 });
+
+Deno.test("initial close: the packet opens with RFC 9001's server Initial keys (Appendix A)", () => {
+  // RFC 9001 A.1: the keys of a client destination connection id 0x8394c8f03e515708.
+  const clientDcid = hex("8394c8f03e515708");
+  const key = hex("cf3a5331653c364c88f0f379b6067e37");
+  const iv = hex("0ac1493ca1905853b0bba03e");
+  const hp = hex("c206b8d9b9f0f37644430b490eeaa314");
+  const clientScid = hex("0011223344");
+  const serverScid = hex("f067a5502a4262b5");
+  const out = new Uint8Array(1500);
+  const length = writeInitialClose({
+    version: 1,
+    clientDcid,
+    clientScid,
+    serverScid,
+    errorCode: CONNECTION_REFUSED,
+    reason: "busy",
+  }, out);
+  const packet = out.slice(0, length);
+  // Long header, Initial, version 1, the client's SCID as destination, ours as source, no token.
+  assert.equal(packet[0] & 0xf0, 0xc0);
+  assert.deepEqual([...packet.subarray(1, 5)], [0, 0, 0, 1]);
+  assert.deepEqual(packet.subarray(6, 11), clientScid);
+  assert.deepEqual(packet.subarray(12, 20), serverScid);
+  assert.equal(packet[20], 0);
+  const payloadLength = ((packet[21] & 0x3f) << 8) | packet[22];
+  const pnOffset = 23;
+  assert.equal(pnOffset + payloadLength, length);
+  // Header protection off (RFC 9001 5.4.1), then the AEAD (5.3) with the packet number 0.
+  const mask = createCipheriv("aes-128-ecb", hp, null).setAutoPadding(false)
+    .update(packet.subarray(pnOffset + 4, pnOffset + 20));
+  packet[0] ^= mask[0] & 0x0f;
+  const pnLength = (packet[0] & 0x03) + 1;
+  for (let i = 0; i < pnLength; i++) packet[pnOffset + i] ^= mask[1 + i];
+  assert.deepEqual(
+    [...packet.subarray(pnOffset, pnOffset + pnLength)],
+    new Array(pnLength).fill(0),
+  );
+  const decipher = createDecipheriv("aes-128-gcm", key, iv);
+  decipher.setAAD(packet.subarray(0, pnOffset + pnLength));
+  decipher.setAuthTag(packet.subarray(length - 16));
+  const payload = new Uint8Array([
+    ...decipher.update(packet.subarray(pnOffset + pnLength, length - 16)),
+    ...decipher.final(),
+  ]);
+  // CONNECTION_CLOSE (0x1c), CONNECTION_REFUSED, frame type 0, reason "busy".
+  assert.deepEqual([...payload], [0x1c, 0x02, 0x00, 0x04, ...new TextEncoder().encode("busy")]);
+});
+
+function hex(text: string): Uint8Array {
+  return Uint8Array.from(text.match(/../g)!, (byte) => parseInt(byte, 16));
+}
