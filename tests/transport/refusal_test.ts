@@ -183,6 +183,9 @@ Deno.test("refusal: one connection too many from an address is refused with 0x11
     await (await dialer(2)).connectPeer(addr(hub));
     const resumed = await refusal(returning.connectPeer(addr(hub)), "resumed dial");
     assertEquals(resumed.errorCode, APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP);
+    // The refused connection counts until it has drained: with it, the endpoint's own bound
+    // (twice the limit, half-open included) would refuse the next dial before TLS instead.
+    assertEquals(await settledConnections(hub, 1), 1);
     const first = await refusal((await dialer(3)).connectPeer(addr(hub)), "first dial");
     assertEquals(first.errorCode, APP_ERROR_TOO_MANY_CONNECTIONS_FROM_IP);
     assertEquals(hub.peers().length, 1);
