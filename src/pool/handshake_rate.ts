@@ -152,8 +152,8 @@ export class HandshakeRateLimiter {
 
   /**
    * Whether a source was refused by {@linkcode HandshakeRateLimiter.take} so lately that its
-   * next attempts would be refused too: they can be dropped before any work (no TLS, no
-   * answer), as it was told why once. Takes nothing.
+   * next attempts would be refused too: they can be refused before any work (no TLS, no
+   * connection state), as it was told why once. Takes nothing.
    *
    * @example Told once, then silenced until its bucket refills
    * ```ts

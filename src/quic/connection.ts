@@ -76,6 +76,8 @@ const SCAN_INTERVAL_MS = 5;
 const MAX_CLOSE_MS = 2000;
 /** Datagrams one flush of a closing connection may send; its CONNECTION_CLOSE needs one. */
 const MAX_CLOSING_DATAGRAMS = 8;
+/** Times a closing connection sends its CONNECTION_CLOSE again for packets of the peer. */
+const MAX_CLOSE_REPEATS = 6;
 
 // Set in QuicConnection's static block: the endpoint reaches a connection's quiche state
 // without it being part of the public class.
@@ -157,6 +159,9 @@ export class QuicConnection {
   // Outbound: a packet arrived after the handshake completed (see close()).
   #confirmed = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  // The datagram that carried our CONNECTION_CLOSE, and the peer's packets since.
+  #closeDatagram: Uint8Array | undefined;
+  #packetsAfterClose = 0;
   #released = false;
   #delivered = false;
   #drainDeferred = false;
@@ -294,9 +299,9 @@ export class QuicConnection {
     const { code = 0, reason = "" } = options;
     if (this.#closedError === undefined && this.#localClose === undefined) {
       this.#localClose = { code, reason };
-      if (this.isServer || this.#confirmed) {
+      if (this.isServer ? !this.#closeWaitsForHandshake() : this.#confirmed) {
         this.#sendClose();
-      } else {
+      } else if (!this.isServer) {
         // A client that has not heard from the server since its handshake completed may not
         // have its handshake confirmed yet, and quiche 0.18 then never sends the
         // CONNECTION_CLOSE (seen on resumed connections closed at once). A PING makes the
@@ -308,6 +313,19 @@ export class QuicConnection {
       this.#closeTimer = setTimeout(() => this.#finalize(), MAX_CLOSE_MS);
     }
     return this.closed.then(() => {});
+  }
+
+  /**
+   * A server in 0-RTT (a resumed dialer's early data was accepted) has not completed its
+   * handshake. quiche 0.18 sends an application close only in a 1-RTT packet and, from the
+   * moment it is handed one, ignores every packet it receives: when the server's first flight
+   * fills the congestion window (two certificates of several KiB do), the acknowledgements
+   * that would make room are dropped, the loss probes go out as Handshake packets (which
+   * cannot carry an application close), and the dialer never hears why it was refused. The
+   * dialer's Finished is on its way: the close goes out with it (see flush).
+   */
+  #closeWaitsForHandshake(): boolean {
+    return !this.#native.isEstablished() && this.#native.isInEarlyData();
   }
 
   #sendClose(): void {
@@ -346,6 +364,7 @@ export class QuicConnection {
 
   /** Feeds one datagram to quiche. @internal */
   receive(data: Uint8Array, from: UdpAddress): void {
+    if (this.#closeDatagram !== undefined) return this.#repeatClose();
     let info = this.#recvInfo;
     const moved = info.from.port !== from.port || info.from.host !== from.hostname;
     // Anyone can send a datagram with our connection id from anywhere: a new source address
@@ -384,7 +403,10 @@ export class QuicConnection {
     const native = this.#native;
     this.#flushing = true;
     if (this.#closedError === undefined) {
-      if (!this.#established && native.isEstablished()) this.#onEstablished();
+      if (!this.#established && native.isEstablished()) {
+        this.#onEstablished();
+        if (this.isServer && this.#localClose !== undefined) this.#sendClose();
+      }
       if (this.isServer && !this.#announced && (this.#established || native.isInEarlyData())) {
         this.#announced = true;
         this.#host.announce(this);
@@ -603,6 +625,11 @@ export class QuicConnection {
         result = null; // "Done"
       }
       if (result === null) break;
+      // quiche 0.18 sends its CONNECTION_CLOSE once, and then ignores what it receives. A
+      // copy answers the peer's packets when that one datagram was lost (see #repeatClose).
+      if (closingLeft !== Infinity && this.#closeDatagram === undefined && native.isDraining()) {
+        this.#closeDatagram = buffer.slice(0, result[0]);
+      }
       const to = result[1].to;
       const remote = this.#remote;
       socket.send(
@@ -615,6 +642,19 @@ export class QuicConnection {
     }
     if (sent) this.#lastSendAt = performance.now();
     return true;
+  }
+
+  /**
+   * A packet of the peer arrived after our CONNECTION_CLOSE: the peer did not hear it. RFC
+   * 9000 section 10.2.1: a closing endpoint answers with the close again (the same packet may
+   * be sent), at a rate that falls as packets keep coming: here for the 1st, 2nd, 4th, 8th,
+   * ... packet, at most MAX_CLOSE_REPEATS times, and only to the address the peer proved
+   * (a forged packet cannot aim it elsewhere). The draining period bounds it in time.
+   */
+  #repeatClose(): void {
+    const count = ++this.#packetsAfterClose;
+    if ((count & (count - 1)) !== 0 || Math.log2(count) >= MAX_CLOSE_REPEATS) return;
+    this.#host.socket.sendCopy(this.#closeDatagram!, this.#remote).catch(() => {});
   }
 
   #armTimer(): void {

@@ -15,6 +15,7 @@ import {
   destinationKey,
   isLongHeader,
   isQuic,
+  type LongHeader,
   parseLongHeader,
 } from "./_packet.ts";
 import { checkAddress, formatAddress, parseAddress } from "./address.ts";
@@ -34,6 +35,9 @@ import { bindDefaultSocket } from "./linux_hybrid_socket.ts";
 import { isLoopback } from "../_address_prefix.ts";
 import { describeTransportError, transportErrorKey } from "./_error_codes.ts";
 import { networkMetrics } from "../metrics/_network_metrics.ts";
+import { PeerRateLimiter } from "../_peer_rate_limiter.ts";
+import { systemClock } from "../clock.ts";
+import { writeInitialClose } from "./_initial_close.ts";
 
 const log = getLogger(["cretoai", "quic"]);
 
@@ -41,8 +45,15 @@ const log = getLogger(["cretoai", "quic"]);
 const SIGALGS = "ed25519:ecdsa_secp256r1_sha256:rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
 const MIN_INITIAL_SIZE = 1200;
 const CONNECTION_REFUSED = 0x2;
+const QUIC_V1 = 1;
 // How long an address that completed a handshake skips the Retry (see #acceptNew).
 const VALIDATED_ADDRESS_MS = 10 * 60_000;
+// Stateless refusals (an Initial close costs ~90 µs of key derivation and AES here): one a
+// second per address (burst 2), 200 a second in all; beyond, refused Initials are dropped.
+const REFUSALS_PER_SECOND_PER_IP = 1;
+const REFUSAL_BURST_PER_IP = 2;
+const REFUSALS_PER_SECOND = 200;
+const REFUSAL_SOURCES = 4096;
 
 /** Options of {@linkcode QuicEndpoint.connect}. */
 export interface ConnectOptions {
@@ -169,6 +180,13 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     handshakesFailed: 0,
   };
   #handshakeFailures = new Map<string, number>();
+  #refusalsPerIp = new PeerRateLimiter(
+    REFUSALS_PER_SECOND_PER_IP,
+    REFUSAL_BURST_PER_IP,
+    REFUSAL_SOURCES,
+    systemClock,
+  );
+  #refusals = new PeerRateLimiter(REFUSALS_PER_SECOND, REFUSALS_PER_SECOND, 1, systemClock);
 
   private constructor(
     options: ResolvedEndpointOptions,
@@ -583,10 +601,12 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     // too many connections from the address, or the screen says no.
     const fromIp = this.#inboundPerIp.get(from.hostname) ?? 0;
     const counted = this.#options.limitLoopback || !isLoopback(from.hostname);
-    if (
-      counted && fromIp >= this.#options.maxInboundPerIp || this.#options.admit?.(from) === false
-    ) {
+    const verdict = counted && fromIp >= this.#options.maxInboundPerIp
+      ? `Too many connections from ${from.hostname}: at most ${this.#options.maxInboundPerIp}`
+      : this.#options.admit?.(from) ?? true;
+    if (verdict !== true) {
       this.#stats.connectionsRefused++;
+      if (typeof verdict === "string") this.#refuseStatelessly(long, from, verdict);
       return true;
     }
     this.#inboundPerIp.set(from.hostname, fromIp + 1);
@@ -622,6 +642,28 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     conn.closed.finally(() => clearTimeout(deadline));
     conn.receive(data, from);
     return true;
+  }
+
+  /**
+   * Tells a client refused at its Initial why, with CONNECTION_REFUSED and `reason` in an
+   * Initial packet, keeping no state (its address is proven: a Retry token or a handshake
+   * lately). Rate-limited per address and in all; beyond, the Initial is dropped unanswered.
+   */
+  #refuseStatelessly(client: LongHeader, from: UdpAddress, reason: string): void {
+    // The Initial keys' salt is version 1's: a client of another version could not read it.
+    if (client.version !== QUIC_V1) return;
+    if (!this.#refusalsPerIp.take(from.hostname) || !this.#refusals.take("")) return;
+    const out = this.socket.nextSendBuffer();
+    if (out === null) return;
+    const length = writeInitialClose({
+      version: client.version,
+      clientDcid: client.dcid,
+      clientScid: client.scid,
+      serverScid: this.#newConnectionId(),
+      errorCode: CONNECTION_REFUSED,
+      reason,
+    }, out);
+    this.socket.send(length, from);
   }
 
   #rememberValidated(address: UdpAddress): void {

@@ -157,12 +157,15 @@ export interface QuicEndpointOptions {
   /**
    * Screens a new client before any TLS work, once its address is proven (a valid Retry
    * token, or a handshake completed from it lately while not `underLoad`; every client with
-   * `addressValidation: "none"`): `false` drops its Initial without an answer (counted in
-   * `connectionsRefused`). A transport drops sources its handshake rates refused a moment
-   * ago this way.
+   * `addressValidation: "none"`): `false` drops its Initial without an answer; a string
+   * refuses it with that reason, in a CONNECTION_CLOSE (CONNECTION_REFUSED) sent in an
+   * Initial packet without any connection state (at most one a second per address and 200
+   * a second in all; beyond, the Initial is dropped). Both count in `connectionsRefused`. A
+   * transport refuses sources its handshake rates refused a moment ago this way. Clients
+   * over `maxInboundPerIp` half-open connections are refused the same way.
    * @default {undefined} (every client)
    */
-  admit?: (from: UdpAddress) => boolean;
+  admit?: (from: UdpAddress) => boolean | string;
   /**
    * Whether the node is busy with handshakes: while it is, every new client proves its
    * address with a Retry, also one that completed a handshake here lately (so a spoofed

@@ -235,7 +235,8 @@ export interface TransportStats {
   /**
    * Inbound connections refused because their address or prefix started handshakes too fast:
    * closed with 0x16 after the QUIC handshake, or, while the source is still over its rate,
-   * their Initial dropped before any TLS work.
+   * their Initial refused before any TLS work (CONNECTION_REFUSED in a stateless Initial
+   * packet, or no answer beyond the endpoint's bound on those).
    */
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */
@@ -1149,11 +1150,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       maxStreamWindow: window,
       socket: this.#socket,
       // A source the handshake rates refused a moment ago was told why (0x16) and would be
-      // refused again: its next attempts are dropped before any TLS work.
+      // refused again: its next attempts are refused before any TLS work, in a stateless
+      // Initial packet (CONNECTION_REFUSED).
       admit: (from) => {
         if (!this.#handshakeRates.silenced(from.hostname)) return true;
         this.#handshakesRateLimited++;
-        return false;
+        return `Too many new handshakes from ${from.hostname}: refused a moment ago, retry later`;
       },
       // With half the identity-handshake slots taken, every newcomer proves its address first.
       underLoad: () => this.#limits.pendingHandshakes >= this.#limits.limits.pendingHandshakes / 2,

@@ -20,6 +20,8 @@ export interface UdpRelay extends AsyncDisposable {
   hold(): void;
   /** Forwards the held datagrams in order and stops holding. */
   release(): Promise<void>;
+  /** Drops the target's next `count` datagrams to the client; resolves once they are gone. */
+  drop(count: number): Promise<void>;
 }
 
 /** Starts a relay from `127.0.0.1:port` to `target`. */
@@ -31,6 +33,7 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
   let forwarded = 0;
   let closed = false;
   let held: Uint8Array[] | undefined;
+  let dropping: { left: number; done: () => void } | undefined;
   const fromClient = (async () => {
     for await (const [data, from] of clientSide) {
       client = from as Deno.NetAddr;
@@ -41,6 +44,13 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
   const fromTarget = (async () => {
     for await (const [data] of targetSide) {
       if (client === undefined) continue;
+      if (dropping !== undefined) {
+        if (--dropping.left === 0) {
+          dropping.done();
+          dropping = undefined;
+        }
+        continue;
+      }
       if (held !== undefined) {
         held.push(data);
         continue;
@@ -57,6 +67,9 @@ export function startUdpRelay(target: UdpAddress): UdpRelay {
     },
     hold() {
       held ??= [];
+    },
+    drop(count) {
+      return new Promise((done) => dropping = { left: count, done });
     },
     async release() {
       const datagrams = held ?? [];

@@ -5,12 +5,15 @@
  */
 
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
-import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
+import { ConnectionClosedError } from "../../src/errors.ts";
 import { APP_ERROR_HANDSHAKE_RATE } from "../../src/pool/limits.ts";
 import type { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "../../src/transport/close_codes.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, node, silentDialer, within } from "./_util.ts";
+
+/** QUIC's transport error CONNECTION_REFUSED (RFC 9000 20.1). */
+const CONNECTION_REFUSED = 0x2;
 
 Deno.test("handshake limits: a burst from one address beyond its bucket is refused with 0x16", async () => {
   await using hub = await node(0, {
@@ -35,7 +38,7 @@ Deno.test("handshake limits: a burst from one address beyond its bucket is refus
   }
 });
 
-Deno.test("handshake limits: told once with 0x16, a source over its rate is then dropped before TLS", async () => {
+Deno.test("handshake limits: told once with 0x16, a source over its rate is then refused before TLS", async () => {
   await using hub = await node(0, {
     limitLoopback: true,
     inboundHandshakeBurstPerIp: 1,
@@ -43,15 +46,23 @@ Deno.test("handshake limits: told once with 0x16, a source over its rate is then
   });
   await using a = await node(1);
   await using b = await node(2);
-  await using c = await node(3, { connectionTimeoutMs: 1000 });
+  // Patient: the refusal must come as a close, not as a timeout.
+  await using c = await node(3, { connectionTimeoutMs: 60_000, handshakeTimeoutMs: 60_000 });
   await a.connectPeer(addr(hub));
   const told = await assertRejects(() => b.connectPeer(addr(hub)), ConnectionClosedError);
   assertEquals(told.errorCode, APP_ERROR_HANDSHAKE_RATE);
   const endpoint = hub.datagramPort as QuicEndpoint;
   const accepted = endpoint.stats().connectionsAccepted;
-  // 127.0.0.1 owes a token for 100 s: its next attempt gets no answer and costs no TLS.
-  const dropped = await assertRejects(() => c.connectPeer(addr(hub)), NetworkError);
-  assertEquals(dropped.code, "ERR_CONNECT_TIMEOUT");
+  // 127.0.0.1 owes a token for 100 s: its next attempt costs no TLS and no connection state,
+  // and is refused in a stateless Initial packet (a transport close: CONNECTION_REFUSED).
+  const refused = await within(
+    c.connectPeer(addr(hub)).then(() => undefined, (e: Error) => e),
+    15_000,
+    "the refused dial",
+  );
+  assert(refused instanceof ConnectionClosedError, String(refused));
+  assertEquals([refused.isApp, refused.errorCode], [false, CONNECTION_REFUSED]);
+  assert(refused.reason.startsWith("Too many new handshakes from 127.0.0.1"), refused.reason);
   assertEquals(endpoint.stats().connectionsAccepted, accepted);
   assertEquals(hub.stats().handshakesRateLimited >= 2, true);
   assertEquals(hub.peers().length, 1);
