@@ -15,6 +15,8 @@ export {
   type HandshakeResult,
   type HandshakeStep,
   hashCertificate,
+  type PreparedEncapsulation,
+  prepareEncapsulation,
   type SessionKeys,
 } from "./handshake.ts";
 export {
