@@ -79,65 +79,6 @@ export interface HandshakeDialerOptions extends HandshakeOptions {
    * @default {undefined} (any peer is accepted; check `result.peerId` yourself)
    */
   expectedPeerId?: PeerId;
-  /**
-   * An encapsulation to the listener this dial most likely reaches, started before its
-   * certificate arrived (during the QUIC handshake, to the listener last seen at the address):
-   * {@linkcode HandshakeDialer.start} then has no ML-KEM operation to wait for. Used only when
-   * the certificate is that listener's (`certificateCache` returns the same
-   * {@linkcode VerifiedPeer}); otherwise dropped and a fresh one made. Make a new one for every
-   * dialer with {@linkcode prepareEncapsulation}: it is this connection's secret.
-   *
-   * @default {undefined} (`start()` encapsulates)
-   */
-  preparedEncapsulation?: PreparedEncapsulation;
-}
-
-/** An ML-KEM encapsulation made ahead of a dial; see {@linkcode prepareEncapsulation}. */
-export interface PreparedEncapsulation {
-  /** The listener it is for. */
-  readonly listener: VerifiedPeer;
-  /** The ciphertext and the shared secret, once made. */
-  readonly encapsulation: Promise<{ cipherText: Uint8Array; secret: Uint8Array }>;
-}
-
-/**
- * Starts an ML-KEM encapsulation to `listener` for a dial whose certificate is not known yet;
- * pass it as {@linkcode HandshakeDialerOptions.preparedEncapsulation}.
- *
- * @example
- * ```ts
- * import {
- *   HandshakeDialer,
- *   NodeCredentials,
- *   PeerCertificateCache,
- *   prepareEncapsulation,
- * } from "@cretoai/network/handshake";
- * import { Identity } from "@cretoai/network";
- *
- * const listener = await NodeCredentials.create(Identity.generate());
- * const cache = new PeerCertificateCache();
- * // Seen on an earlier connection to the same address:
- * const seen = await cache.verify(listener.certificate.der);
- * const prepared = prepareEncapsulation(seen);
- * const dialer = new HandshakeDialer({
- *   credentials: await NodeCredentials.create(Identity.generate()),
- *   alpn: "cretoai/1",
- *   peerCertificate: listener.certificate.der, // as TLS received it
- *   certificateCache: cache,
- *   preparedEncapsulation: prepared,
- * });
- * const clientHello = await dialer.start(); // carries the prepared ciphertext
- * const { cipherText } = await prepared.encapsulation;
- * console.assert(clientHello.subarray(-cipherText.byteLength).every((b, i) => b === cipherText[i]));
- * ```
- *
- * @param listener The listener as {@linkcode PeerCertificateCache.verify} returned it.
- * @returns The encapsulation under way.
- */
-export function prepareEncapsulation(listener: VerifiedPeer): PreparedEncapsulation {
-  const encapsulation = encapsulate(listener.kemKey);
-  encapsulation.catch(() => {}); // awaited by start(), which reports a failure
-  return { listener, encapsulation };
 }
 
 /** Options of {@linkcode HandshakeListener}. */
@@ -382,7 +323,6 @@ export class HandshakeDialer {
   #clientHello: Uint8Array | undefined;
   #peer: VerifiedPeer | undefined;
   #toListener: Uint8Array | undefined;
-  #prepared: PreparedEncapsulation | undefined;
 
   /**
    * Prepares the dialer side.
@@ -392,22 +332,11 @@ export class HandshakeDialer {
    */
   constructor(options: HandshakeDialerOptions) {
     this.#s = settings(options);
-    const { expectedPeerId, preparedEncapsulation } = options;
+    const { expectedPeerId } = options;
     if (expectedPeerId !== undefined && !(expectedPeerId instanceof PeerId)) {
       throw new InvalidConfigError("expectedPeerId", "a PeerId or undefined", expectedPeerId);
     }
-    if (
-      preparedEncapsulation !== undefined &&
-      !(preparedEncapsulation?.encapsulation instanceof Promise)
-    ) {
-      throw new InvalidConfigError(
-        "preparedEncapsulation",
-        "a PreparedEncapsulation or undefined",
-        preparedEncapsulation,
-      );
-    }
     this.#expected = expectedPeerId;
-    this.#prepared = preparedEncapsulation;
   }
 
   /**
@@ -450,13 +379,7 @@ export class HandshakeDialer {
         );
       }
       const nonce = random(s, NONCE_LENGTH);
-      // One made for another listener is dropped: its ciphertext was never sent, so its
-      // secret protects nothing.
-      const prepared = this.#prepared;
-      this.#prepared = undefined;
-      const { cipherText, secret } = prepared?.listener === peer
-        ? await prepared.encapsulation
-        : await encapsulate(peer.kemKey);
+      const { cipherText, secret } = await encapsulate(peer.kemKey);
       this.#clientHello = encodeClientHello({
         version: HANDSHAKE_VERSION,
         mode: s.mode,

@@ -15,8 +15,6 @@ export {
   type HandshakeResult,
   type HandshakeStep,
   hashCertificate,
-  type PreparedEncapsulation,
-  prepareEncapsulation,
   type SessionKeys,
 } from "./handshake.ts";
 export {

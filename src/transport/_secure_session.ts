@@ -7,12 +7,7 @@
  */
 
 import { ConnectionClosedError, NetworkError } from "../errors.ts";
-import {
-  HandshakeDialer,
-  HandshakeError,
-  HandshakeListener,
-  type PreparedEncapsulation,
-} from "../handshake/handshake.ts";
+import { HandshakeDialer, HandshakeError, HandshakeListener } from "../handshake/handshake.ts";
 import type { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
@@ -48,8 +43,6 @@ export interface SessionOptions {
   certificateCache: PeerCertificateCache;
   pqEncryption: boolean;
   expectedPeerId?: PeerId;
-  /** The dialer's encapsulation to the listener it expects, made during the QUIC handshake. */
-  preparedEncapsulation?: PreparedEncapsulation;
 }
 
 /** The dialer side: opens the stream and sends the ClientHello. */
@@ -60,7 +53,6 @@ export async function dialSession(
   const hs = new HandshakeDialer({
     ...common(conn, options),
     expectedPeerId: options.expectedPeerId,
-    preparedEncapsulation: options.preparedEncapsulation,
   });
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.

@@ -13,12 +13,7 @@ import { observeTransport } from "../metrics/_transport_metrics.ts";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
-import {
-  NodeCredentials,
-  PeerCertificateCache,
-  type VerifiedPeer,
-} from "../handshake/node_credentials.ts";
-import { type PreparedEncapsulation, prepareEncapsulation } from "../handshake/handshake.ts";
+import { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
@@ -65,9 +60,6 @@ import { acceptSession, closeCodeOf, dialSession, type SecureSession } from "./_
 import { APP_ERROR_HANDSHAKE_TIMEOUT } from "./close_codes.ts";
 
 const log = getLogger(["cretoai", "transport"]);
-
-/** Dialed addresses whose last listener is remembered (`#listenerAt`). */
-const MAX_LISTENERS_REMEMBERED = 1024;
 
 /** How often the traffic watchdog samples each connection's QUIC counters. */
 const WATCHDOG_INTERVAL_MS = 10_000;
@@ -311,11 +303,6 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #credentials: NodeCredentials | undefined;
   /** Peers' certificates whose identity binding verified, so reconnects verify nothing. */
   readonly #certificateCache = new PeerCertificateCache();
-  /**
-   * The listener last reached at each dialed address (at most MAX_LISTENERS_REMEMBERED, the
-   * oldest dropped): a dial there encapsulates to it while the QUIC handshake runs.
-   */
-  readonly #listenerAt = new Map<string, VerifiedPeer>();
   #endpoint: QuicEndpoint | undefined;
   #socket: DatagramSocket | undefined;
   #binding: Promise<UdpAddress> | undefined;
@@ -1278,29 +1265,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     signal: AbortSignal | undefined,
     replace: boolean,
   ): Promise<PeerId> {
-    const address = formatAddress(remote);
-    const seen = this.#listenerAt.get(address);
-    const prepared = seen === undefined ? undefined : prepareEncapsulation(seen);
     const conn = await endpoint.connect(remote, {
       timeoutMs: this.config.connectionTimeoutMs,
       signal,
     });
-    const peerId = await this.#setUp(conn, "outbound", expected, signal, replace, prepared);
-    this.#rememberListener(address, conn);
-    return peerId;
-  }
-
-  #rememberListener(address: string, conn: QuicConnection): void {
-    const certificate = conn.peerCertificates()[0];
-    if (certificate === undefined) return;
-    // Verified by the handshake just now: a cache hit.
-    this.#certificateCache.verify(certificate).then((listener) => {
-      this.#listenerAt.delete(address);
-      if (this.#listenerAt.size >= MAX_LISTENERS_REMEMBERED) {
-        this.#listenerAt.delete(this.#listenerAt.keys().next().value!);
-      }
-      this.#listenerAt.set(address, listener);
-    }, () => {});
+    return await this.#setUp(conn, "outbound", expected, signal, replace);
   }
 
   /**
@@ -1313,7 +1282,6 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     expected: PeerId | undefined,
     signal?: AbortSignal,
     replace = false,
-    preparedEncapsulation?: PreparedEncapsulation,
   ): Promise<PeerId> {
     let session: SecureSession | undefined;
     const metrics = this.#host.metrics;
@@ -1325,7 +1293,6 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           certificateCache: this.#certificateCache,
           pqEncryption: this.config.pqEncryption,
           expectedPeerId: expected,
-          preparedEncapsulation,
         };
         session = direction === "outbound"
           ? await dialSession(conn, options)

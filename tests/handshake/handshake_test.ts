@@ -8,7 +8,6 @@ import {
   IDENTITY_BINDING_OID,
   NodeCredentials,
   PeerCertificateCache,
-  prepareEncapsulation,
 } from "../../src/handshake/mod.ts";
 import { keySchedule } from "../../src/handshake/_transcript.ts";
 import { readCertificate } from "../../src/handshake/_x509.ts";
@@ -140,37 +139,6 @@ Deno.test("every connection has its own transcript and keys, even with the same 
   );
   assertNotEquals(a1.dialer.transcriptHash, a2.dialer.transcriptHash);
   assertNotEquals(a1.dialer.keys, a2.dialer.keys);
-});
-
-Deno.test("a prepared encapsulation is sent when the listener is the one it was made for, else a fresh one", async () => {
-  for (const pq of [true, false]) {
-    const o = pairOptions(pq);
-    const cache = new PeerCertificateCache();
-    const listener = await cache.verify(listenerNode.certificate.der);
-    const impostor = await cache.verify(relayNode.certificate.der);
-    for (const [madeFor, used] of [[listener, true], [impostor, false]] as const) {
-      const prepared = prepareEncapsulation(madeFor);
-      const { cipherText, secret } = await prepared.encapsulation;
-      const made = secret.slice();
-      const r = await run(
-        new HandshakeDialer({
-          ...o.dialer,
-          certificateCache: cache,
-          preparedEncapsulation: prepared,
-        }),
-        new HandshakeListener(o.listener),
-      );
-      const sent = r.clientHello.subarray(KEM_AT, CONFIRMATION_AT);
-      assertEquals(sent.every((b, i) => b === cipherText[i]), used, `pq ${pq}, used ${used}`);
-      // The listener decapsulated what was sent: the prepared secret is in the keys or not.
-      const toListener = await listenerNode.decapsulate(sent);
-      assertEquals(toListener.every((b, i) => b === made[i]), used);
-      // The dialer wiped the secret it used once the keys were derived.
-      assertEquals(secret.every((b) => b === 0), used);
-      assert(r.listener.peerId.equals(dialerIdentity.peerId));
-      assert(r.dialer.peerId.equals(listenerIdentity.peerId));
-    }
-  }
 });
 
 Deno.test("expected peer id: accepted when it matches", async () => {
@@ -481,7 +449,6 @@ Deno.test("invalid options are refused with ERR_INVALID_CONFIG naming the option
     [{ pqEncryption: "yes" }, "'pqEncryption'"],
     [{ randomBytes: 1 }, "'randomBytes'"],
     [{ expectedPeerId: "abc" }, "'expectedPeerId'"],
-    [{ preparedEncapsulation: {} }, "'preparedEncapsulation'"],
   ];
   for (const [patch, why] of cases) {
     const err = assertThrows(

@@ -40,36 +40,6 @@ for (const pqEncryption of [true, false]) {
   });
 }
 
-Deno.test("session: a reconnect reaches whoever listens at the address now, not the listener last seen there", async () => {
-  await using a = await node(0);
-  const first = await node(1);
-  const port = first.localAddr.port;
-  // The first dial remembers listener 1 at this address; the second encapsulates to it while
-  // its QUIC handshake runs (the prepared encapsulation is used: messages flow).
-  for (let i = 0; i < 2; i++) {
-    const remote = await a.connectPeer(addr(first));
-    assert(remote.equals(identity(1).peerId));
-    await a.send(remote, { type: "consensus", data: new Uint8Array([i]) });
-    await a.disconnectPeer(remote);
-  }
-  await first.close();
-  // Another node on the same port: the encapsulation made for listener 1 is dropped.
-  await using second = await node(2, { quicPort: port });
-  const remote = await a.connectPeer({ hostname: "127.0.0.1", port });
-  assert(remote.equals(identity(2).peerId));
-  await a.send(remote, { type: "consensus", data: new Uint8Array([9]) });
-  assertEquals((await second.messages().next()).value?.message, {
-    type: "consensus",
-    data: new Uint8Array([9]),
-  });
-  // An expected id still decides: listener 1 is gone, so asking for it fails.
-  const refused = await assertRejects(
-    () => a.connectPeer({ hostname: "127.0.0.1", port }, { expectedPeerId: identity(1).peerId }),
-    NetworkError,
-  );
-  assertEquals(refused.code, "ERR_PEER_ID_MISMATCH");
-});
-
 Deno.test("session: pqEncryption mismatch is refused on both sides", async () => {
   await using a = await node(0, { pqEncryption: true });
   await using b = await node(1, { pqEncryption: false });
