@@ -12,7 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { Identity } from "../../mod.ts";
-import { rawPeer } from "../../tests/transport/_raw_peer.ts";
+import { openRawLane, rawPeer } from "../../tests/transport/_raw_peer.ts";
 import { sleep } from "../pool/_util.ts";
 import { abuseChild, report, rssOf, victimAddress } from "./_util.ts";
 
@@ -73,7 +73,10 @@ const attack = async (open: () => Promise<{ write(d: Uint8Array): Promise<void> 
   written += frame.byteLength;
 };
 const moves = [
-  ...Array.from({ length: 3 }, () => attack(() => peer.conn.openUni(), messageBytes + 2)),
+  ...Array.from(
+    { length: 3 },
+    (_, lane) => attack(async () => (await openRawLane(peer, lane)).stream, messageBytes + 2),
+  ),
   ...Array.from(
     { length: streams },
     () => attack(() => peer.conn.openBidi(), messageBytes + 257),

@@ -4,9 +4,10 @@
  * garbage collection) before and after. Separates what quiche and BoringSSL hold per
  * connection from what `bench/transport/memory.ts` adds on top:
  * `--certificate binding` presents certificates like the transport's (with the 6.5 KB
- * identity binding; `small`: a plain Ed25519 one), `--streams` opens the transport's idle
- * streams on each connection (a bidirectional control stream and three unidirectional lanes
- * each way, one byte on each).
+ * identity binding; `small`: a plain Ed25519 one), `--streams` opens the streams a
+ * transport connection that carried messages holds (a bidirectional control stream and three
+ * unidirectional lanes each way, one byte on each; an idle one holds the control stream only,
+ * its lanes open with their first message).
  *
  * Run: `deno run -A --v8-flags=--expose-gc bench/quic/connection_memory.ts [--peers 300]
  * [--certificate binding|small] [--streams]`

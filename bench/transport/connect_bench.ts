@@ -6,7 +6,9 @@
  * and again, so each side's certificate is in the other's cache; "new peer": a fresh dialer
  * node every time (made outside the timing), so both sides verify the other's identity binding.
  * Each iteration is a fresh connection; closing it is not timed. Goals (issue 16): a new peer
- * at most 5x QUIC alone, a reconnect at most 2x.
+ * at most 5x QUIC alone, a reconnect at most 2x. "QUIC alone" reconnects from one client
+ * endpoint, so it resumes its TLS session and skips the Retry (as a transport reconnect does);
+ * the second QUIC case, from a new endpoint each time, pays what a new peer pays at that layer.
  *
  * Run: `deno task bench`, or
  * `deno bench --allow-net --allow-read --allow-ffi bench/transport/connect_bench.ts`
@@ -34,6 +36,30 @@ Deno.bench("QUIC alone (QuicEndpoint.connect)", {
   const conn = await client.connect(server.localAddr);
   b.end();
   await conn.close();
+});
+
+// Like for like with "new peer": a client endpoint the server has not seen, so the connect
+// pays what a new peer's does at the QUIC layer (a Retry to validate its address, a full TLS
+// handshake), where the baseline above resumes its session without a Retry.
+const NEW_CLIENTS = 30;
+const WARMUP_NEW_CLIENTS = 3;
+const clients = await Promise.all(
+  Array.from(
+    { length: NEW_CLIENTS + WARMUP_NEW_CLIENTS },
+    () => QuicEndpoint.bind({ hostname: "127.0.0.1" }),
+  ),
+);
+Deno.bench("QUIC alone, a new client endpoint each time (Retry, full TLS)", {
+  group: "connection setup",
+  n: NEW_CLIENTS,
+  warmup: WARMUP_NEW_CLIENTS,
+}, async (b) => {
+  const fresh = clients.pop()!;
+  b.start();
+  const conn = await fresh.connect(server.localAddr);
+  b.end();
+  await conn.close();
+  await fresh.close();
 });
 
 const target = await node();

@@ -569,8 +569,12 @@ export class HandshakeListener {
     const hello = decodeClientHello(msg);
     checkMode(s.mode, hello.mode, "dialer");
     const peer = await s.cache.verify(s.peerCertificate);
-    const toListener = await s.credentials.decapsulate(hello.cipherText);
-    const { cipherText, secret: toDialer } = await encapsulate(peer.kemKey);
+    // Independent native operations, each on another thread: waited for together, not one
+    // after the other (each wait is an event-loop round of its own on the critical path).
+    const [toListener, { cipherText, secret: toDialer }] = await Promise.all([
+      s.credentials.decapsulate(hello.cipherText),
+      encapsulate(peer.kemKey),
+    ]);
     const confirmedPart = encodeServerHelloConfirmedPart({
       version: HANDSHAKE_VERSION,
       mode: s.mode,

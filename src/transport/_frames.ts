@@ -22,6 +22,8 @@
  *   other types are ignored (a newer peer)
  * request = version u8 (=1) | vec8 protocol id (UTF-8) | request bytes
  * response = version u8 (=1) | response bytes
+ * lane header = version u8 (=1) | lane u8        the first frame of a lane stream: 0 consensus,
+ *                                                1 vertex, 2 other; one stream per lane
  * lane frame = message body (codec.ts; starts with its version byte 1)
  *            | 0xAC u8 | n u8 (1-3) | n × (lane u8 | count u64) | message body
  * ```
@@ -30,6 +32,10 @@
  * version takes): the same cumulative counts as ack control frames, riding on a message the
  * receiver sends back anyway. quiche puts one STREAM frame in a packet, so an ack on the
  * control stream costs a packet, a seal and an open of its own; on the answer it costs none.
+ *
+ * A lane's stream is opened when its first message is sent, so an idle connection holds only
+ * its control stream; the header names the lane, since the order the lanes open in (their
+ * stream ids) depends on the traffic.
  *
  * @module
  */
@@ -86,8 +92,10 @@ function writeLink(into: Uint8Array, at: number, link: string): void {
 const ACKS_TAG = 0xac;
 /** Bytes of one acknowledgement in a lane frame: lane u8 | count u64. */
 const LANE_ACK_BYTES = 9;
-/** Lanes a connection has; a lane frame acknowledges each at most once. */
-const MAX_LANE_ACKS = 3;
+/** Lanes a connection has: consensus, vertex, other. */
+const LANE_COUNT = 3;
+/** A lane frame acknowledges each lane at most once. */
+const MAX_LANE_ACKS = LANE_COUNT;
 /** Most bytes acknowledgements add to a lane frame. */
 export const MAX_LANE_ACKS_BYTES = 2 + MAX_LANE_ACKS * LANE_ACK_BYTES;
 
@@ -219,6 +227,28 @@ function readLaneAck(view: DataView, at: number, what: string): LaneAck {
   // A number holds 53 bits exactly; a larger count would be read as another one.
   if (high >= 2 ** 21) throw malformed(`${what}'s count is above 2^53 - 1 (high word ${high})`);
   return { lane: view.getUint8(at), count: high * 2 ** 32 + view.getUint32(at + 5) };
+}
+
+/** Encodes the header that starts the stream of lane `lane` (0 to 2). */
+export function encodeLaneHeader(lane: number): Uint8Array {
+  return new Uint8Array([VERSION, lane]);
+}
+
+/**
+ * Decodes a lane stream's header.
+ *
+ * @returns The lane, 0 to 2.
+ * @throws {NetworkError} `ERR_MALFORMED_FRAME` for another version, a wrong length or a lane
+ * that does not exist.
+ */
+export function decodeLaneHeader(body: Uint8Array): number {
+  if (body.byteLength !== 2 || body[0] !== VERSION || body[1] >= LANE_COUNT) {
+    throw malformed(
+      `A lane stream must start with a 2-byte header (version ${VERSION}, lane below ` +
+        `${LANE_COUNT}): got ${body.byteLength} bytes [${body.subarray(0, 4).join(", ")}]`,
+    );
+  }
+  return body[1];
 }
 
 /**

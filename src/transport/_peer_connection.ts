@@ -1,8 +1,9 @@
 /**
  * One authenticated connection to a peer, after the handshake: the control stream (acks,
  * pings), three outgoing message lanes (one ordered QUIC stream per traffic class, so a
- * consensus message never waits behind a large vertex), the peer's lanes, and request
- * streams. The transport owns the map from peer id to these.
+ * consensus message never waits behind a large vertex, opened by its first message so that an
+ * idle peer costs one stream), the peer's lanes, and request streams. The transport owns the
+ * map from peer id to these.
  *
  * Migration: a connection replaced by a new one to the same peer is retired. It keeps working
  * until its own messages are acknowledged and its own requests answered, then says `drained`;
@@ -38,10 +39,12 @@ import {
   type ControlFrame,
   decodeControl,
   decodeLaneFrame,
+  decodeLaneHeader,
   decodeRequest,
   decodeResponse,
   encodeAckedMessage,
   encodeControl,
+  encodeLaneHeader,
   encodeRequest,
   encodeResponse,
   type LaneAck,
@@ -73,7 +76,7 @@ import { type TrafficSample, TrafficWatchdog } from "./traffic_watchdog.ts";
 
 const log = getLogger(["cretoai", "transport"]);
 
-/** Lanes by traffic class; lane `i` is the peer's `i`-th unidirectional stream. */
+/** Lanes by traffic class; a lane stream's header (`_frames.ts`) names its index here. */
 const LANES: readonly TrafficClass[] = ["consensus", "vertex", "other"];
 /** Traffic counters a successor connection adds up with its predecessor's. */
 const COUNTED = ["messagesSent", "messagesReceived", "bytesSent", "bytesReceived"] as const;
@@ -122,7 +125,9 @@ interface PendingSend {
 }
 
 interface Lane {
-  writer: FrameWriter;
+  /** The lane's stream, once its first message opened it. */
+  writer: FrameWriter | undefined;
+  /** Settles when the lane's sends queued so far are written: each send waits for the last. */
   tail: Promise<void>;
   written: number;
   acked: number;
@@ -146,8 +151,15 @@ export class PeerConnection {
   readonly #controlReader: FrameReader;
   readonly #controlWriter: FrameWriter;
   #controlBacklog = 0;
-  #lanes: Lane[] = [];
-  #lanesReady: Promise<void>;
+  #lanes: Lane[] = LANES.map(() => ({
+    writer: undefined,
+    tail: Promise.resolve(),
+    written: 0,
+    acked: 0,
+    pending: [],
+  }));
+  /** Per lane: whether the peer opened its stream (a second one is a protocol violation). */
+  #peerLaneOpened = LANES.map(() => false);
   #pings = new Map<
     number,
     { start: number; resolve: (ms: number) => void; reject: (e: Error) => void }
@@ -163,7 +175,7 @@ export class PeerConnection {
   #buffered = 0;
   #budget: ByteBudget;
   #openStreams = 0;
-  /** Sends not yet written, by lane (counted before the lanes exist, so a drain sees them). */
+  /** Sends not yet written, by lane (counted before they are queued, so a drain sees them). */
   #unwritten = LANES.map(() => 0);
   #laneIdleWaiters: (() => void)[][] = LANES.map(() => []);
   /** Per lane: whether the peer's messages were read here but are not all queued yet. */
@@ -209,8 +221,6 @@ export class PeerConnection {
       frameBudgetBytes(host.limits.limits.bufferedBytesPerPeer, host.maxMessageBytes) +
         FRAME_SLACK_BYTES,
     );
-    this.#lanesReady = this.#openLanes();
-    this.#lanesReady.catch(() => {});
   }
 
   /** Starts the readers; called once the transport registered the peer. */
@@ -276,10 +286,9 @@ export class PeerConnection {
    */
   follow(predecessor: PeerConnection): Promise<boolean> {
     this.#predecessor = predecessor;
-    this.#lanesReady = this.#lanesReady.then(() => {
-      this.#lanes.forEach((lane, i) => lane.tail = predecessor.#laneIdle(i));
-    });
-    this.#lanesReady.catch(() => {});
+    for (const [i, lane] of this.#lanes.entries()) {
+      lane.tail = lane.tail.then(() => predecessor.#laneIdle(i));
+    }
     predecessor.conn.closed.then(() => {
       if (this.#predecessor !== predecessor) return;
       const old = predecessor.stats();
@@ -329,9 +338,8 @@ export class PeerConnection {
       };
       const onAbort = () => finish(aborted(signal!));
       signal?.addEventListener("abort", onAbort, { once: true });
+      const lane = this.#lanes[laneIndex];
       const job = async () => {
-        await this.#lanesReady;
-        const lane = this.#lanes[laneIndex];
         const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
         const { limiter, metrics } = this.#host;
         // What acquire() grants at once, tryAcquire() grants too, without a waiter and a
@@ -349,6 +357,8 @@ export class PeerConnection {
         }
         // An aborted send that was not written yet is dropped without taking a sequence number.
         if (settled) return;
+        const writer = lane.writer ?? await this.#openLane(laneIndex);
+        if (settled) return;
         const seq = ++lane.written;
         lane.pending.push({ seq, resolve: () => finish(), reject: finish });
         this.#stats.bytesSent += wire;
@@ -357,15 +367,11 @@ export class PeerConnection {
         this.#host.sendMeter.record(wire);
         this.#host.touch(this);
         const acks = this.#takeAcks();
-        await lane.writer.write(acks.length === 0 ? body : encodeAckedMessage(acks, body));
+        await writer.write(acks.length === 0 ? body : encodeAckedMessage(acks, body));
       };
       this.#unwritten[laneIndex]++;
-      const run = this.#lanesReady.then(() => {
-        const lane = this.#lanes[laneIndex];
-        const next = lane.tail.then(job);
-        lane.tail = next.catch(() => {});
-        return next;
-      });
+      const run = lane.tail.then(job);
+      lane.tail = run.catch(() => {});
       run.catch((e) => finish(this.#closedError ?? e)).finally(() => {
         this.#unwritten[laneIndex]--;
         this.#laneChanged(laneIndex);
@@ -546,17 +552,17 @@ export class PeerConnection {
     this.#host.closed(this, error);
   }
 
-  async #openLanes(): Promise<void> {
-    for (let i = 0; i < LANES.length; i++) {
-      const stream = await this.conn.openUni();
-      this.#lanes.push({
-        writer: new FrameWriter(stream, this.#cipher?.forStream(stream.id)),
-        tail: Promise.resolve(),
-        written: 0,
-        acked: 0,
-        pending: [],
-      });
-    }
+  /**
+   * Opens lane `i`'s stream and queues its header; called by the lane's first send, which the
+   * lane's tail makes the only one running.
+   */
+  async #openLane(i: number): Promise<FrameWriter> {
+    const stream = await this.conn.openUni();
+    const writer = new FrameWriter(stream, this.#cipher?.forStream(stream.id));
+    // The first message's write follows in order and fails too if this one does.
+    writer.write(encodeLaneHeader(i)).catch(() => {});
+    this.#lanes[i].writer = writer;
+    return writer;
   }
 
   #writeControl(frame: ControlFrame): Promise<void> {
@@ -753,18 +759,14 @@ export class PeerConnection {
   async #acceptLanes(): Promise<void> {
     for (let i = 0; i < LANES.length; i++) {
       const stream = await this.conn.acceptUni();
-      const lane = stream.id >> 2;
-      if (lane >= LANES.length) {
-        throw protocol(`The peer opened a fourth unidirectional stream (${stream.id})`);
-      }
-      this.#readLane(stream, lane).catch((e) => this.fail(e));
+      this.#readLane(stream).catch((e) => this.fail(e));
     }
     // Lanes are all the peer may open; a further unidirectional stream is a violation.
     const extra = await this.conn.acceptUni();
-    throw protocol(`The peer opened an unexpected unidirectional stream (${extra.id})`);
+    throw protocol(`The peer opened a fourth unidirectional stream (${extra.id})`);
   }
 
-  async #readLane(stream: QuicStream, lane: number): Promise<void> {
+  async #readLane(stream: QuicStream): Promise<void> {
     const overhead = this.#cipher === undefined ? 0 : SEAL_OVERHEAD;
     const reader = new FrameReader(
       stream,
@@ -773,6 +775,13 @@ export class PeerConnection {
       undefined,
       { budget: this.#budget, mode: "fail" },
     );
+    const header = await reader.next();
+    if (header === null) throw protocol(`The peer finished lane stream ${stream.id} unnamed`);
+    const lane = decodeLaneHeader(header);
+    if (this.#peerLaneOpened[lane]) {
+      throw protocol(`The peer opened a second stream (${stream.id}) for lane ${LANES[lane]}`);
+    }
+    this.#peerLaneOpened[lane] = true;
     const queue = this.#host.inbound;
     // After a migration, the peer's messages on the old connection come first.
     const predecessor = this.#predecessor;

@@ -18,7 +18,7 @@ import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { encodeMessage } from "../../src/transport/codec.ts";
 import { encodeControl, encodeRequest } from "../../src/transport/_frames.ts";
 import { FrameWriter } from "../../src/transport/_framed_stream.ts";
-import { rawPeer } from "../transport/_raw_peer.ts";
+import { openRawLane, rawPeer } from "../transport/_raw_peer.ts";
 import { addr, identity, node, within } from "../transport/_util.ts";
 import { rssBytes, stillServes } from "./_live.ts";
 import { mutate, randomInput } from "./_mutate.ts";
@@ -138,9 +138,9 @@ const postHandshake: readonly PostHandshake[] = [
   // Unsealed garbage on the control stream.
   async ({ session }, rng) => await session.control.write(randomInput(rng, 2048)),
   // Sealed, mutated messages on a lane.
-  async ({ session, conn }, rng) => {
-    const stream = await conn.openUni();
-    const writer = new FrameWriter(stream, session.cipher?.forStream(stream.id));
+  async (peer, rng) => {
+    const { stream, cipher } = await openRawLane(peer, rng.int(0, 2));
+    const writer = new FrameWriter(stream, cipher);
     for (let k = 0; k < 4; k++) {
       await writer.write(mutate(rng, rng.pick(messageSeeds), messageSeeds, 256));
     }

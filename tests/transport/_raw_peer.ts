@@ -7,8 +7,10 @@
 
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
+import type { QuicStream } from "../../src/quic/stream.ts";
+import type { FrameCipher } from "../../src/handshake/frame_cipher.ts";
 import type { Identity } from "../../src/identity/identity.ts";
-import { decodeControl, encodeControl } from "../../src/transport/_frames.ts";
+import { decodeControl, encodeControl, encodeLaneHeader } from "../../src/transport/_frames.ts";
 import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
 import { dialSession, type SecureSession } from "../../src/transport/_secure_session.ts";
 import { NodeCredentials, PeerCertificateCache } from "../../src/handshake/node_credentials.ts";
@@ -61,4 +63,22 @@ export async function writeRawFrame(
   new DataView(frame.buffer).setUint32(0, body.byteLength);
   frame.set(body, 4);
   await stream.write(frame);
+}
+
+/**
+ * Opens a lane stream as a transport does: a new unidirectional stream whose first frame is
+ * the header naming `lane` (0 consensus, 1 vertex, 2 other), sealed when the session is.
+ *
+ * @returns The stream and its cipher, to seal the frames that follow (its counter is past the
+ * header's).
+ */
+export async function openRawLane(
+  raw: Pick<RawPeer, "conn" | "session">,
+  lane: number,
+): Promise<{ stream: QuicStream; cipher: FrameCipher | undefined }> {
+  const stream = await raw.conn.openUni();
+  const cipher = raw.session.cipher?.forStream(stream.id);
+  const header = encodeLaneHeader(lane);
+  await writeRawFrame(stream, cipher === undefined ? header : await cipher.seal(header));
+  return { stream, cipher };
 }

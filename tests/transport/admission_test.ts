@@ -8,7 +8,7 @@ import { APP_ERROR_BANNED, APP_ERROR_NOT_ALLOWED } from "../../src/pool/limits.t
 import type { PeerBannedDetail } from "../../src/transport/events.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, identity, nextEvent, node } from "./_util.ts";
-import { rawPeer, writeRawFrame } from "./_raw_peer.ts";
+import { openRawLane, rawPeer, writeRawFrame } from "./_raw_peer.ts";
 
 async function gated(
   i: number,
@@ -103,7 +103,7 @@ Deno.test("admission: malformed frames earn an automatic ban on the third connec
   for (let round = 1; round <= 3; round++) {
     await using raw = await rawPeer(b, identity(3), false);
     const dropped = nextEvent(b, "peer:disconnected");
-    await writeRawFrame(await raw.conn.openUni(), new Uint8Array([9, 1, 0]));
+    await writeRawFrame((await openRawLane(raw, 0)).stream, new Uint8Array([9, 1, 0]));
     await dropped;
     assertEquals(banned === undefined, round < 3, `round ${round}`);
   }

@@ -8,7 +8,7 @@ import { ConnectionClosedError } from "../../src/errors.ts";
 import { APP_ERROR_BUFFER_FULL } from "../../src/pool/limits.ts";
 import { FRAME_SLACK_BYTES } from "../../src/transport/_peer_connection.ts";
 import { addr, identity, nextEvent, node, within } from "./_util.ts";
-import { rawPeer } from "./_raw_peer.ts";
+import { openRawLane, rawPeer } from "./_raw_peer.ts";
 
 const MAX_MESSAGE = 256 * 1024;
 const BUDGET = 1024 * 1024;
@@ -90,7 +90,7 @@ Deno.test("budget: stalled maximum-size frames on the lanes beyond the budget cl
   const dropped = nextEvent(victim, "peer:disconnected");
   const largest = MAX_MESSAGE + 2; // message header and payload
   for (let lane = 0; lane < 3; lane++) {
-    await (await raw.conn.openUni()).write(stalledFrame(largest, 1024));
+    await (await openRawLane(raw, lane)).stream.write(stalledFrame(largest, 1024));
   }
   const closed = await within(raw.conn.closed, 10_000, "the attacker is closed");
   assert(closed instanceof ConnectionClosedError);

@@ -4,13 +4,33 @@ import { decodeMessage, encodeMessage } from "../../src/transport/codec.ts";
 import {
   decodeControl,
   decodeLaneFrame,
+  decodeLaneHeader,
   encodeAckedMessage,
   encodeControl,
+  encodeLaneHeader,
   hashId,
   MAX_LANE_ACKS_BYTES,
 } from "../../src/transport/_frames.ts";
 
 const message = encodeMessage({ type: "consensus", data: new Uint8Array([1, 2, 3]) });
+
+Deno.test("frames: a lane header names lanes 0 to 2 and refuses anything else", () => {
+  for (const lane of [0, 1, 2]) assert.equal(decodeLaneHeader(encodeLaneHeader(lane)), lane);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["lane 3", Uint8Array.of(1, 3), /2-byte header .*got 2 bytes \[1, 3\]/],
+    ["version 2", Uint8Array.of(2, 0), /got 2 bytes \[2, 0\]/],
+    ["empty", new Uint8Array(0), /got 0 bytes \[\]/],
+    ["a message instead", message, /got 5 bytes \[1, 2, 1, 2\]/],
+  ];
+  for (const [name, body, pattern] of cases) {
+    assert.throws(() => decodeLaneHeader(body), (e) => {
+      assert.ok(e instanceof NetworkError, name);
+      assert.equal(e.code, "ERR_MALFORMED_FRAME", name);
+      assert.match(e.message, pattern, name);
+      return true;
+    });
+  }
+});
 
 Deno.test("frames: a lane frame without acknowledgements is the message body itself", () => {
   const frame = decodeLaneFrame(message);

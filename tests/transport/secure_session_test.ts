@@ -22,7 +22,7 @@ import {
   APP_ERROR_HANDSHAKE_TIMEOUT,
 } from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, within } from "./_util.ts";
-import { rawPeer, writeRawFrame } from "./_raw_peer.ts";
+import { openRawLane, rawPeer, writeRawFrame } from "./_raw_peer.ts";
 
 for (const pqEncryption of [true, false]) {
   Deno.test(`session: happy path over QUIC, pqEncryption ${pqEncryption}`, async () => {
@@ -136,9 +136,10 @@ Deno.test("session: tampered and replayed sealed frames close the connection wit
   for (const attack of ["tamper", "replay"] as const) {
     await using raw = await rawPeer(b, identity(3), true);
     const disconnected = nextEvent(b, "peer:disconnected");
-    const lane = await raw.conn.openUni(); // lane 0, consensus
-    const cipher = raw.session.cipher!.forStream(lane.id);
-    const sealed = await cipher.seal(encodeMessage({ type: "consensus", data: new Uint8Array(8) }));
+    const { stream: lane, cipher } = await openRawLane(raw, 0); // consensus
+    const sealed = await cipher!.seal(
+      encodeMessage({ type: "consensus", data: new Uint8Array(8) }),
+    );
     if (attack === "tamper") {
       sealed[3] ^= 0x40;
       await writeRawFrame(lane, sealed);

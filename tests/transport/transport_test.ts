@@ -10,11 +10,13 @@ import {
 } from "../../src/errors.ts";
 import { Identity } from "../../src/identity/identity.ts";
 import { APP_ERROR_EVICTED, APP_ERROR_MESSAGE_TOO_LARGE } from "../../src/pool/limits.ts";
-import type { NetworkMessage } from "../../src/transport/codec.ts";
+import { decodeMessage, encodeMessage, type NetworkMessage } from "../../src/transport/codec.ts";
+import { decodeLaneFrame, decodeLaneHeader, encodeControl } from "../../src/transport/_frames.ts";
+import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { APP_ERROR_PROTOCOL } from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, stillPending, within } from "./_util.ts";
-import { rawPeer, writeRawFrame } from "./_raw_peer.ts";
+import { openRawLane, type RawPeer, rawPeer, writeRawFrame } from "./_raw_peer.ts";
 
 Deno.test("transport: creation, peer id, localAddr only after bind", async () => {
   await using t = new QuicTransport({ identity: identity(0) });
@@ -262,13 +264,47 @@ Deno.test("transport: oversized messages fail with a typed error; the connection
   assertEquals(b.stats().limitViolations.messageBytes, 0);
 });
 
+Deno.test("transport: a lane's stream opens with its first message, named by its header, once", async () => {
+  await using b = await node(1, { pqEncryption: false });
+  await using raw = await rawPeer(b, identity(3), false);
+  const peer = identity(3).peerId;
+  const sends = [
+    b.send(peer, { type: "vertex", data: new Uint8Array([1]) }),
+    b.send(peer, { type: "consensus", data: new Uint8Array([2]) }),
+    b.send(peer, { type: "vertex", data: new Uint8Array([3]) }),
+  ];
+  for (const send of sends) send.catch(() => {});
+  const lanes = new Map<number, NetworkMessage[]>();
+  for (let i = 0; i < 2; i++) {
+    const stream = await within(raw.conn.acceptUni(), 5000, "a lane stream");
+    const reader = new FrameReader(stream, undefined, 1024);
+    const lane = decodeLaneHeader((await reader.next())!);
+    const messages = [];
+    while (messages.length < (lane === 1 ? 2 : 1)) {
+      messages.push(decodeMessage(decodeLaneFrame((await reader.next())!).message));
+    }
+    lanes.set(lane, messages);
+  }
+  assertEquals(lanes.get(0), [{ type: "consensus", data: new Uint8Array([2]) }]);
+  assertEquals(lanes.get(1), [
+    { type: "vertex", data: new Uint8Array([1]) },
+    { type: "vertex", data: new Uint8Array([3]) },
+  ]);
+  const control = new FrameWriter(raw.session.control, undefined);
+  await control.write(encodeControl({ type: "ack", lane: 1, count: 2 }));
+  await control.write(encodeControl({ type: "ack", lane: 0, count: 1 }));
+  await within(Promise.all(sends), 5000, "the sends are acknowledged");
+  // The second vertex took the lane's stream: two lanes used, two streams.
+  assertEquals(raw.conn.remoteStreamsOpened, 2);
+});
+
 Deno.test("transport: malformed frames from a raw peer close that connection only", async () => {
   await using b = await node(1, { pqEncryption: false });
   await using c = await node(2, { pqEncryption: false });
   const good = await c.connectPeer(addr(b));
   await using raw = await rawPeer(b, identity(3), false);
   const dropped = nextEvent(b, "peer:disconnected");
-  const lane = await raw.conn.openUni();
+  const { stream: lane } = await openRawLane(raw, 0);
   await writeRawFrame(lane, new Uint8Array([9, 1, 0])); // message version 9
   const event = await dropped;
   assert(event.detail.peerId.equals(identity(3).peerId));
@@ -281,17 +317,29 @@ Deno.test("transport: malformed frames from a raw peer close that connection onl
   assertEquals(b.peers().map((p) => p.peerId.toString()), [c.peerId.toString()]);
 });
 
-Deno.test("transport: a malformed control frame or an extra stream also closes with a code", async () => {
+Deno.test("transport: a malformed control frame, lane header or an extra stream closes with a code", async () => {
   await using b = await node(1, { pqEncryption: false });
-  for (const attack of ["control", "extra stream"] as const) {
-    await using raw = await rawPeer(b, identity(3), false);
+  const attacks = {
+    "control": (raw: RawPeer) => writeRawFrame(raw.session.control, new Uint8Array([1, 2, 0])), // ack of 3 bytes
+    "fourth stream": async (raw: RawPeer) => {
+      for (let lane = 0; lane < 3; lane++) await openRawLane(raw, lane);
+      await writeRawFrame(await raw.conn.openUni(), new Uint8Array([1, 0]));
+    },
+    "second stream for a lane": async (raw: RawPeer) => {
+      await openRawLane(raw, 1);
+      await openRawLane(raw, 1);
+    },
+    "unknown lane": (raw: RawPeer) => openRawLane(raw, 3),
+    "no lane header": async (raw: RawPeer) =>
+      await writeRawFrame(await raw.conn.openUni(), encodeMessage({ type: "ping", timestamp: 1 })),
+  };
+  // A peer id each: three malformed frames would ban one.
+  for (const [i, [attack, move]] of Object.entries(attacks).entries()) {
+    await using raw = await rawPeer(b, identity(3 + i), false);
     const dropped = nextEvent(b, "peer:disconnected");
-    if (attack === "control") {
-      await writeRawFrame(raw.session.control, new Uint8Array([1, 2, 0])); // ack of 3 bytes
-    } else {
-      for (let i = 0; i < 4; i++) await writeRawFrame(await raw.conn.openUni(), new Uint8Array());
-    }
-    await dropped;
+    await move(raw);
+    const event = await dropped;
+    assertEquals((event.detail.error as NetworkError).code, "ERR_MALFORMED_FRAME", attack);
     const closed = await within(raw.conn.closed, 5000, attack);
     assertEquals(closed.errorCode, APP_ERROR_PROTOCOL, attack);
   }
