@@ -217,6 +217,44 @@ Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refus
   assertEquals(b.peers().length, 1);
 });
 
+Deno.test("session: a resumed TLS session (no CertificateVerify) still needs the bound ML-KEM key", async () => {
+  await using b = await node(1);
+  const credentials = await NodeCredentials.create(identity(4));
+  await using raw = await QuicEndpoint.bind({
+    hostname: "127.0.0.1",
+    certificate: credentials.certificate,
+  });
+  const target = { hostname: "127.0.0.1", port: b.localAddr.port };
+  const first = await raw.connect(target);
+  const connected = nextEvent(b, "peer:connected");
+  await handRolledHandshake(first, credentials);
+  await connected;
+  const gone = nextEvent(b, "peer:disconnected");
+  await first.close(); // the endpoint keeps the TLS session of a connection it removed
+  await gone;
+  const second = await raw.connect(target);
+  assert(second.isResumed, "the second connection resumed the first one's TLS session");
+  // Holds the resumed session and the certificate, with another ML-KEM secret than the bound one:
+  // what a thief of the TLS session state alone would have.
+  const other = await NodeCredentials.create(identity(4));
+  const thief = Object.create(NodeCredentials.prototype, {
+    identity: { value: credentials.identity },
+    certificate: { value: credentials.certificate },
+    certificateHash: { value: credentials.certificateHash },
+    kemPublicKey: { value: credentials.kemPublicKey },
+    decapsulate: { value: (cipherText: Uint8Array) => other.decapsulate(cipherText) },
+  }) as NodeCredentials;
+  const refused = nextEvent(b, "connection:failed");
+  await assertRejects(
+    () => handRolledHandshake(second, thief),
+    NetworkError,
+    "Invalid listener key confirmation",
+  );
+  await second.close({ code: APP_ERROR_HANDSHAKE_FAILED, reason: "test" });
+  assertEquals(((await refused).detail.error as NetworkError).code, "ERR_HANDSHAKE_FAILED");
+  assertEquals(b.peers().length, 0);
+});
+
 Deno.test("session: a peer that never speaks is dropped after handshakeTimeoutMs", async () => {
   await using b = await node(1, { handshakeTimeoutMs: 300 });
   // A certificate with a valid binding: one without is refused at once, not timed out.
