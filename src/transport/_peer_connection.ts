@@ -205,8 +205,9 @@ export class PeerConnection {
     this.#controlReader = control.reader;
     this.#controlWriter = control.writer;
     this.#stats.lastSeen = this.connectedAt;
+    const { bufferedBytesPerPeer, streamsPerPeer } = host.limits.limits;
     this.#budget = new ByteBudget(
-      frameBudgetBytes(host.limits.limits.bufferedBytesPerPeer, host.maxMessageBytes) +
+      frameBudgetBytes(bufferedBytesPerPeer, host.maxMessageBytes, streamsPerPeer) +
         FRAME_SLACK_BYTES,
     );
     this.#lanesReady = this.#openLanes();
