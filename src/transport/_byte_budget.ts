@@ -26,12 +26,13 @@ export function receiveWindowBytes(bufferedBytesPerPeer: number): number {
 
 /**
  * What one request stream a peer holds open costs this node besides its frame: quiche's
- * stream state and ours (the stream, its reader, the serving task and its timer). Measured
- * with `bench/abuse/stalled_streams.ts --message-bytes 1024` (258 streams stalled on 1 KiB
- * frames): +2.2 to +2.3 MiB of RSS with V8's young generation held at 1 MiB, about 8 KiB a
- * stream.
+ * stream state and ours (the stream, its reader, the serving task and its timer), and the
+ * growth of V8's young generation that keeping them alive brings. Measured with
+ * `bench/abuse/stalled_streams.ts --message-bytes 1024` (streams stalled on 1 KiB frames, RSS
+ * growth, medians of three): 64 streams +1.0 MiB, 128 +2.0 MiB, 258 +3.5 MiB; about 8 KiB a
+ * stream of it with V8's young generation held at 1 MiB (`--max-semi-space-size=1`).
  */
-export const STREAM_STATE_BYTES = 8 * 1024;
+export const STREAM_STATE_BYTES = 16 * 1024;
 
 /**
  * What a peer's frames (queued messages, partial frames, requests being served) may hold: the

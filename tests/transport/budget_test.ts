@@ -22,10 +22,10 @@ const MiB = 1024 * 1024;
 Deno.test("budget: frames get the budget less quiche's window and the state of every stream", () => {
   // The abuse bench's victim: 16 MiB budget, 1 MiB messages, 256 request streams.
   assertEquals(receiveWindowBytes(16 * MiB), 2 * MiB);
-  assertEquals(STREAM_STATE_BYTES, 8 * 1024);
-  assertEquals(frameBudgetBytes(16 * MiB, MiB, 256), 16 * MiB - 2 * MiB - 256 * 8 * 1024);
+  assertEquals(STREAM_STATE_BYTES, 16 * 1024);
+  assertEquals(frameBudgetBytes(16 * MiB, MiB, 256), 16 * MiB - 2 * MiB - 256 * 16 * 1024);
   // Fewer streams leave more for frames.
-  assertEquals(frameBudgetBytes(16 * MiB, MiB, 64), 16 * MiB - 2 * MiB - 64 * 8 * 1024);
+  assertEquals(frameBudgetBytes(16 * MiB, MiB, 64), 16 * MiB - 2 * MiB - 64 * 16 * 1024);
 });
 
 Deno.test("budget: frames get the whole budget when the rest would not hold one largest message", () => {
@@ -33,14 +33,14 @@ Deno.test("budget: frames get the whole budget when the rest would not hold one 
   assertEquals(frameBudgetBytes(16 * MiB, 16 * MiB, 256), 16 * MiB);
   // 1 MiB of window leaves nothing of a 1 MiB budget.
   assertEquals(frameBudgetBytes(BUDGET, MAX_MESSAGE, 256), BUDGET);
-  // 13 MiB less 1.625 MiB of window and 2 MiB of streams is 9.375 MiB, below 10 MiB...
+  // 13 MiB less 1.625 MiB of window and 4 MiB of streams is 7.375 MiB, below 10 MiB...
   assertEquals(frameBudgetBytes(13 * MiB, 10 * MiB, 256), 13 * MiB);
-  // ...and with 64 streams (0.5 MiB) 10.875 MiB: the rest holds one message.
-  assertEquals(frameBudgetBytes(13 * MiB, 10 * MiB, 64), 13 * MiB - 13 * MiB / 8 - 64 * 8 * 1024);
+  // ...and with 64 streams (1 MiB) 10.375 MiB: the rest holds one message.
+  assertEquals(frameBudgetBytes(13 * MiB, 10 * MiB, 64), 13 * MiB - 13 * MiB / 8 - 64 * 16 * 1024);
 });
 
 Deno.test("budget: unlimited streams count as the QUIC limit, an unlimited budget stays unlimited", () => {
-  assertEquals(frameBudgetBytes(64 * MiB, MiB, Infinity), 64 * MiB - 8 * MiB - 1024 * 8 * 1024);
+  assertEquals(frameBudgetBytes(64 * MiB, MiB, Infinity), 64 * MiB - 8 * MiB - 1024 * 16 * 1024);
   assertEquals(frameBudgetBytes(Infinity, MiB, 256), Infinity);
   assertEquals(frameBudgetBytes(Infinity, MiB, Infinity), Infinity);
 });
