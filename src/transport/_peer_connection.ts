@@ -859,6 +859,8 @@ export class PeerConnection {
     });
     const timeoutMs = this.#host.requestTimeoutMs;
     const cancel = () => {
+      // Closed first: the chunk its pending read holds is freed when the read fails.
+      reader.close();
       stream.reset(STREAM_CANCELLED);
       stream.stopSending(STREAM_CANCELLED);
     };
