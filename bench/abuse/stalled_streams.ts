@@ -2,8 +2,8 @@
  * Issue 17 item 9 (b): an authenticated peer opens every stream it may (three message lanes
  * and request streams up to `maxStreamsPerPeer`) and on each writes all but the last byte of
  * a maximum-size frame, then stalls. Goal: the victim's memory (RSS of its process) rises by
- * at most its configured per-peer budget (`maxBufferedBytesPerPeer` until a budget that
- * covers streams and requests exists).
+ * at most its configured per-peer budget (`maxBufferedBytesPerPeer`, which covers quiche's
+ * receive window, the state of every request stream the peer may open, and its frames).
  *
  * Run: `deno run -A bench/abuse/stalled_streams.ts [--message-bytes 1048576] [--streams 255]`
  *

@@ -15,6 +15,9 @@ export type CongestionControl = "reno" | "cubic" | "bbr";
 /** The ALPN every cretoai endpoint speaks. */
 export const CRETOAI_ALPN = "cretoai/1";
 
+/** Bidirectional streams a peer may have open at once unless `maxStreamsBidi` says otherwise. */
+export const DEFAULT_MAX_STREAMS_BIDI = 1024;
+
 /**
  * Options of {@linkcode QuicEndpoint.bind}.
  *
@@ -197,7 +200,7 @@ export function resolveEndpointOptions(options: QuicEndpointOptions): ResolvedEn
     initialMaxStreamData = 4 * 1024 * 1024,
     maxConnectionWindow = Math.max(24 * 1024 * 1024, initialMaxData),
     maxStreamWindow = Math.max(16 * 1024 * 1024, initialMaxStreamData),
-    maxStreamsBidi = 1024,
+    maxStreamsBidi = DEFAULT_MAX_STREAMS_BIDI,
     maxStreamsUni = 128,
     idleTimeoutMs = 30_000,
     keepAliveIntervalMs = 10_000,

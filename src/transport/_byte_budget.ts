@@ -6,6 +6,8 @@
  * @module
  */
 
+import { DEFAULT_MAX_STREAMS_BIDI } from "../quic/options.ts";
+
 /** Smallest and largest QUIC receive window a connection's unread data may grow to. */
 const MIN_RECEIVE_WINDOW_BYTES = 1024 * 1024;
 const MAX_RECEIVE_WINDOW_BYTES = 24 * 1024 * 1024;
@@ -23,13 +25,33 @@ export function receiveWindowBytes(bufferedBytesPerPeer: number): number {
 }
 
 /**
- * What a peer's frames (queued messages, partial frames, requests being served) may hold: the
- * per-peer budget less quiche's receive window, so that both together stay within the budget,
- * when what is left still holds one largest message; otherwise the whole budget (the window
- * then comes on top, for example with the defaults, where the budget is one 16 MiB message).
+ * What one request stream a peer holds open costs this node besides its frame: quiche's
+ * stream state and ours (the stream, its reader, the serving task and its timer), and the
+ * growth of V8's young generation that keeping them alive brings. Measured with
+ * `bench/abuse/stalled_streams.ts --message-bytes 1024` (streams stalled on 1 KiB frames, RSS
+ * growth, medians of three): 64 streams +1.0 MiB, 128 +2.0 MiB, 258 +3.5 MiB; about 8 KiB a
+ * stream of it with V8's young generation held at 1 MiB (`--max-semi-space-size=1`), of which
+ * a heap snapshot finds 6 KB in JavaScript (per stream 19 closures, 10 promises, 3 suspended
+ * async functions, the stream, its reader and its timer).
  */
-export function frameBudgetBytes(bufferedBytesPerPeer: number, maxMessageBytes: number): number {
-  const rest = bufferedBytesPerPeer - receiveWindowBytes(bufferedBytesPerPeer);
+export const STREAM_STATE_BYTES = 16 * 1024;
+
+/**
+ * What a peer's frames (queued messages, partial frames, requests being served) may hold: the
+ * per-peer budget less quiche's receive window and the state of every request stream the peer
+ * may hold open (`streamsPerPeer`, at most the QUIC limit on bidirectional streams), so that
+ * all of them together stay within the budget, when what is left still holds one largest
+ * message; otherwise the whole budget (the window and the streams then come on top, for
+ * example with the defaults, where the budget is one 16 MiB message).
+ */
+export function frameBudgetBytes(
+  bufferedBytesPerPeer: number,
+  maxMessageBytes: number,
+  streamsPerPeer: number,
+): number {
+  const streams = Math.min(streamsPerPeer, DEFAULT_MAX_STREAMS_BIDI);
+  const rest = bufferedBytesPerPeer - receiveWindowBytes(bufferedBytesPerPeer) -
+    streams * STREAM_STATE_BYTES;
   return rest >= maxMessageBytes ? rest : bufferedBytesPerPeer;
 }
 

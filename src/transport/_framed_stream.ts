@@ -176,11 +176,18 @@ export class FrameReader {
       } else {
         into = decoder.room; // a large frame's body is read straight into its buffer
       }
-      const chunk = await this.stream.read(into);
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.stream.read(into);
+      } finally {
+        // The chunk a read was pending on when the reader closed is no longer the stream's:
+        // freed now, like the others, not at the next garbage collection.
+        if (this.#closed && into === this.#chunk) this.#chunk.buffer.transfer(0);
+      }
+      if (this.#closed) return null;
       if (into === this.#chunk && chunk !== null) {
         this.#chunk = this.#chunk.subarray(chunk.byteLength);
       }
-      if (this.#closed) return null;
       if (chunk === null) {
         this.#decoder.end();
         this.#release();
@@ -253,7 +260,7 @@ export class FrameReader {
     this.#ready = [];
     this.#opening = undefined;
     // A stalled frame's chunks are freed now, not at the next garbage collection (the one a
-    // pending read may still fill is left to the collector).
+    // pending read may still fill is freed once that read settles, in `next`).
     for (const buffer of this.#owned) {
       if (buffer !== this.#chunk.buffer) buffer.transfer(0);
     }

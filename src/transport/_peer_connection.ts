@@ -217,8 +217,9 @@ export class PeerConnection {
     this.#controlReader = control.reader;
     this.#controlWriter = control.writer;
     this.#stats.lastSeen = this.connectedAt;
+    const { bufferedBytesPerPeer, streamsPerPeer } = host.limits.limits;
     this.#budget = new ByteBudget(
-      frameBudgetBytes(host.limits.limits.bufferedBytesPerPeer, host.maxMessageBytes) +
+      frameBudgetBytes(bufferedBytesPerPeer, host.maxMessageBytes, streamsPerPeer) +
         FRAME_SLACK_BYTES,
     );
   }
@@ -867,6 +868,8 @@ export class PeerConnection {
     });
     const timeoutMs = this.#host.requestTimeoutMs;
     const cancel = () => {
+      // Closed first: the chunk its pending read holds is freed when the read fails.
+      reader.close();
       stream.reset(STREAM_CANCELLED);
       stream.stopSending(STREAM_CANCELLED);
     };

@@ -129,7 +129,9 @@ export interface NetworkConfig {
   /**
    * Request streams one peer may hold open at once on this node (from the stream's arrival to
    * the response; the control stream and the three message lanes are not counted); one more
-   * closes the connection with `APP_ERROR_TOO_MANY_STREAMS` (0x13). `Infinity` disables.
+   * closes the connection with `APP_ERROR_TOO_MANY_STREAMS` (0x13). `Infinity` disables
+   * (QUIC then allows 1024). Each stream the peer may open counts 16 KiB of state against
+   * `maxBufferedBytesPerPeer`.
    * @default {256}
    */
   maxStreamsPerPeer?: number;
@@ -137,6 +139,10 @@ export interface NetworkConfig {
    * Bytes of one peer's messages held in the `messages()` queue, not yet taken by the
    * application; a message taking the peer above it closes the connection with
    * `APP_ERROR_BUFFER_FULL` (0x15). At least `maxMessageBytes`, or `Infinity` to disable.
+   * The same budget bounds everything else the peer makes this node hold: quiche's receive
+   * window (an eighth of it, 1 to 24 MiB), 16 KiB of state per request stream it may open
+   * (`maxStreamsPerPeer`), and in the rest its partial frames and the requests being served;
+   * when the rest would not hold one `maxMessageBytes` message, frames get the whole budget.
    * @default {the larger of 16777216 (16 MiB) and maxMessageBytes}
    */
   maxBufferedBytesPerPeer?: number;

@@ -7,11 +7,43 @@ import { assert, assertEquals } from "../_assert.ts";
 import { ConnectionClosedError } from "../../src/errors.ts";
 import { APP_ERROR_BUFFER_FULL } from "../../src/pool/limits.ts";
 import { FRAME_SLACK_BYTES } from "../../src/transport/_peer_connection.ts";
+import {
+  frameBudgetBytes,
+  receiveWindowBytes,
+  STREAM_STATE_BYTES,
+} from "../../src/transport/_byte_budget.ts";
 import { addr, identity, nextEvent, node, within } from "./_util.ts";
 import { openRawLane, rawPeer } from "./_raw_peer.ts";
 
 const MAX_MESSAGE = 256 * 1024;
 const BUDGET = 1024 * 1024;
+const MiB = 1024 * 1024;
+
+Deno.test("budget: frames get the budget less quiche's window and the state of every stream", () => {
+  // The abuse bench's victim: 16 MiB budget, 1 MiB messages, 256 request streams.
+  assertEquals(receiveWindowBytes(16 * MiB), 2 * MiB);
+  assertEquals(STREAM_STATE_BYTES, 16 * 1024);
+  assertEquals(frameBudgetBytes(16 * MiB, MiB, 256), 16 * MiB - 2 * MiB - 256 * 16 * 1024);
+  // Fewer streams leave more for frames.
+  assertEquals(frameBudgetBytes(16 * MiB, MiB, 64), 16 * MiB - 2 * MiB - 64 * 16 * 1024);
+});
+
+Deno.test("budget: frames get the whole budget when the rest would not hold one largest message", () => {
+  // The defaults: the budget is one 16 MiB message.
+  assertEquals(frameBudgetBytes(16 * MiB, 16 * MiB, 256), 16 * MiB);
+  // 1 MiB of window leaves nothing of a 1 MiB budget.
+  assertEquals(frameBudgetBytes(BUDGET, MAX_MESSAGE, 256), BUDGET);
+  // 13 MiB less 1.625 MiB of window and 4 MiB of streams is 7.375 MiB, below 10 MiB...
+  assertEquals(frameBudgetBytes(13 * MiB, 10 * MiB, 256), 13 * MiB);
+  // ...and with 64 streams (1 MiB) 10.375 MiB: the rest holds one message.
+  assertEquals(frameBudgetBytes(13 * MiB, 10 * MiB, 64), 13 * MiB - 13 * MiB / 8 - 64 * 16 * 1024);
+});
+
+Deno.test("budget: unlimited streams count as the QUIC limit, an unlimited budget stays unlimited", () => {
+  assertEquals(frameBudgetBytes(64 * MiB, MiB, Infinity), 64 * MiB - 8 * MiB - 1024 * 16 * 1024);
+  assertEquals(frameBudgetBytes(Infinity, MiB, 256), Infinity);
+  assertEquals(frameBudgetBytes(Infinity, MiB, Infinity), Infinity);
+});
 
 /** A frame header announcing `length` bytes, and the first `sent` of them. */
 function stalledFrame(length: number, sent: number): Uint8Array {
@@ -32,6 +64,8 @@ Deno.test("budget: every request stream stalled with a maximum-size frame holds 
   const attacker = identity(3).peerId;
   const streams = victim.config.maxStreamsPerPeer;
   const largest = MAX_MESSAGE + 257; // protocol id and payload, as the request reader allows
+  // What is left of the budget for frames after quiche's window and the streams' state.
+  const limit = frameBudgetBytes(BUDGET, MAX_MESSAGE, streams) + FRAME_SLACK_BYTES;
   let maxHeld = 0;
   const sample = setInterval(() => {
     maxHeld = Math.max(maxHeld, victim.getStats(attacker).heldBytes);
@@ -56,9 +90,9 @@ Deno.test("budget: every request stream stalled with a maximum-size frame holds 
     maxHeld = Math.max(maxHeld, held);
     console.log(
       `${streams} stalled streams of ${largest}-byte frames: held ${held} bytes, ` +
-        `peak ${maxHeld}, budget ${BUDGET + FRAME_SLACK_BYTES} (without it: ${streams * largest})`,
+        `peak ${maxHeld}, frame budget ${limit} (without it: ${streams * largest})`,
     );
-    assert(maxHeld <= BUDGET + FRAME_SLACK_BYTES, `held ${maxHeld}`);
+    assert(maxHeld <= limit, `held ${maxHeld}`);
     assert(held >= largest, "the first frames got their reservation");
     // Another peer is served meanwhile: the budget is per peer.
     await using honest = await node(2, { pqEncryption: false });

@@ -116,3 +116,40 @@ Deno.test("a large frame that fails authentication is refused with ERR_DECRYPT, 
     for (const write of writes) write.catch(() => {});
   });
 });
+
+Deno.test("a waiting reader closed on a stalled frame frees its chunks, also the one a read is pending on", async () => {
+  await uniStream(async (out, accepted) => {
+    // A header announcing 200,000 bytes and 100,000 of them, then silence: the reader fills
+    // one 64 KiB chunk and waits in a second one.
+    const stalled = new Uint8Array(4 + 100_000);
+    new DataView(stalled.buffer).setUint32(0, 200_000);
+    await out.write(stalled);
+    const stream = await accepted();
+    const buffers: ArrayBuffer[] = [];
+    let arrived = 0;
+    const waiting = Promise.withResolvers<void>();
+    const read = stream.read.bind(stream);
+    stream.read = (into) => {
+      buffers.push(into!.buffer as ArrayBuffer);
+      if (arrived === stalled.byteLength) waiting.resolve(); // a read on the stalled rest
+      return read(into).then((chunk) => {
+        arrived += chunk?.byteLength ?? 0;
+        return chunk;
+      });
+    };
+    const budget = new ByteBudget(1 << 20);
+    const reader = new FrameReader(stream, undefined, MAX_BODY_BYTES, undefined, {
+      budget,
+      mode: "wait",
+    });
+    const next = reader.next();
+    await within(waiting.promise, 10_000, "everything sent arrived");
+    // As the serving side cancels a stalled request: the reader closes, then the stream stops.
+    reader.close();
+    stream.stopSending(0);
+    await assertRejects(() => next, NetworkError, "stopped locally");
+    assertEquals(budget.used, 0);
+    assertEquals(new Set(buffers).size, 3, "the header's chunk and two of the body");
+    for (const buffer of buffers) assertEquals(buffer.detached, true);
+  });
+});
