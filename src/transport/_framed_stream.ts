@@ -26,6 +26,26 @@ export const SEAL_OVERHEAD = 16;
 /** The u32 length before every frame body. */
 const FRAME_HEADER_BYTES = 4;
 
+/**
+ * Buffers that sealed pieces are written from, each reused once the stream took its bytes (a
+ * write resolves when quiche has copied them): sealing into a fresh buffer per piece cost as
+ * much CPU as the cipher (docs/performance.md, "Throughput"). One per large frame being
+ * written; at most this many are kept for reuse.
+ */
+const SEAL_BUFFERS_KEPT = 16;
+const sealBuffers: Uint8Array[] = [];
+
+/** A whole small frame: its length, then the body sealed straight into place. */
+function sealedFrame(cipher: FrameCipher, body: Uint8Array): Uint8Array {
+  const length = body.byteLength;
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + length + SEAL_OVERHEAD);
+  new DataView(frame.buffer).setUint32(0, length + SEAL_OVERHEAD);
+  const sealer = cipher.sealer(length);
+  sealer.update(body, frame.subarray(FRAME_HEADER_BYTES));
+  sealer.final(frame.subarray(FRAME_HEADER_BYTES + length));
+  return frame;
+}
+
 /** Writes frames in call order; each resolves once the stream has taken the frame. */
 export class FrameWriter {
   readonly stream: QuicStream;
@@ -39,29 +59,25 @@ export class FrameWriter {
 
   /** Seals (the nonce counter is taken now, so call order is wire order) and writes. */
   write(body: Uint8Array, fin = false): Promise<void> {
-    if (this.#cipher !== undefined && body.byteLength > SMALL_FRAME_BYTES) {
+    const cipher = this.#cipher;
+    if (body.byteLength > SMALL_FRAME_BYTES) {
+      if (cipher === undefined) return this.#queue(() => this.#writeWhole(body, fin));
       let sealer: FrameSealer;
       try {
-        sealer = this.#cipher.sealer(body.byteLength);
+        sealer = cipher.sealer(body.byteLength);
       } catch (e) {
         return Promise.reject(e);
       }
       return this.#queue(() => this.#writeInPieces(body, sealer, fin));
     }
-    const sealing = this.#cipher === undefined ? body : this.#cipher.seal(body);
-    if (sealing instanceof Promise) sealing.catch(() => {});
-    return this.#queue(async () => {
-      const sealed = await sealing;
-      if (sealed.byteLength <= SMALL_FRAME_BYTES) {
-        // One write: half the stream operations for the common small message.
-        return await this.stream.write(encodeFrame(sealed), fin);
-      }
-      const header = new Uint8Array(FRAME_HEADER_BYTES);
-      new DataView(header.buffer).setUint32(0, sealed.byteLength);
-      // Two writes instead of one concatenation: a 16 MiB frame is not copied again.
-      await this.stream.write(header);
-      await this.stream.write(sealed, fin);
-    });
+    // One write: half the stream operations for the common small message.
+    let frame: Uint8Array;
+    try {
+      frame = cipher === undefined ? encodeFrame(body) : sealedFrame(cipher, body);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#queue(() => this.stream.write(frame, fin));
   }
 
   /** Runs `write` after the writes queued before it. */
@@ -72,19 +88,33 @@ export class FrameWriter {
     return written;
   }
 
+  /** Two writes instead of one concatenation: a 16 MiB frame is not copied again. */
+  async #writeWhole(body: Uint8Array, fin: boolean): Promise<void> {
+    const header = new Uint8Array(FRAME_HEADER_BYTES);
+    new DataView(header.buffer).setUint32(0, body.byteLength);
+    await this.stream.write(header);
+    await this.stream.write(body, fin);
+  }
+
   /**
-   * Writes a large frame's header, its ciphertext piece by piece as each piece is sealed (the
-   * stream takes a piece before the next is sealed: flow control paces the sealing), then the
-   * tag.
+   * Writes a large frame's header, its ciphertext piece by piece as each piece is sealed into
+   * a reused buffer (the stream takes a piece before the next is sealed: flow control paces the
+   * sealing), then the tag.
    */
   async #writeInPieces(body: Uint8Array, sealer: FrameSealer, fin: boolean): Promise<void> {
-    const header = new Uint8Array(FRAME_HEADER_BYTES);
-    new DataView(header.buffer).setUint32(0, body.byteLength + SEAL_OVERHEAD);
-    await this.stream.write(header);
-    for (let at = 0; at < body.byteLength; at += SEAL_PIECE_BYTES) {
-      await this.stream.write(sealer.update(body.subarray(at, at + SEAL_PIECE_BYTES)));
+    const piece = sealBuffers.pop() ?? new Uint8Array(SEAL_PIECE_BYTES);
+    try {
+      const header = new Uint8Array(FRAME_HEADER_BYTES);
+      new DataView(header.buffer).setUint32(0, body.byteLength + SEAL_OVERHEAD);
+      await this.stream.write(header);
+      for (let at = 0; at < body.byteLength; at += SEAL_PIECE_BYTES) {
+        await this.stream.write(sealer.update(body.subarray(at, at + SEAL_PIECE_BYTES), piece));
+      }
+      await this.stream.write(sealer.final(), fin);
+    } finally {
+      // Settled writes hold no reference to it: the stream copied what it took.
+      if (sealBuffers.length < SEAL_BUFFERS_KEPT) sealBuffers.push(piece);
     }
-    await this.stream.write(sealer.final(), fin);
   }
 }
 
