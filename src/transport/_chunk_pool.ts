@@ -9,8 +9,12 @@
 
 /** Bytes of every chunk. */
 export const CHUNK_BYTES = 65536;
-/** Free chunks kept for reuse: 4 MiB per process at most. Beyond it they are garbage. */
-const CHUNKS_KEPT = 64;
+/**
+ * Free chunks kept for reuse: 16 MiB per process at most, the sixteen 1 MiB vertices the
+ * throughput benchmark keeps in flight (64 chunks, 4 MiB, cost 0.5-1.5 ms of CPU per MiB more
+ * there). Only large sends fill it; chunks beyond it are garbage.
+ */
+const CHUNKS_KEPT = 256;
 const free: ArrayBuffer[] = [];
 
 /** A chunk of {@linkcode CHUNK_BYTES}; its bytes are whatever the last user left in it. */
