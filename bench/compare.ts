@@ -8,7 +8,7 @@
  * are set up, and the latency samples are taken interleaved: blocks of samples, the order of the
  * implementations rotating from block to block, so that a change of load on the machine (its
  * cores are shared) hits both alike instead of whichever ran at the time. Throughput runs one
- * implementation after the other.
+ * implementation after the other (ours PQ on and PQ off, in an order that alternates by round).
  * - message RTT: 256 bytes there and back, `--requests` times (default 1000) after 50 warm-up,
  *   in blocks of 100. Ours: `send` to the peer, which sends the message back (the send's
  *   acknowledgement and the answer both awaited). Raw QUIC: a request on a fresh bidirectional
@@ -293,7 +293,7 @@ async function runRound(index: number): Promise<Record<string, Round>> {
     const round = rounds[impl.key];
     round.rtts = rtts[impl.key];
     round.broadcasts = broadcasts[impl.key];
-    await throughput(impl, contender, round);
+    await throughput(impl, contender, round, index);
   }
   // Last: a connection left idle through the long set-up of a hundred peers times out.
   const wide = WIDE_PEERS > 0 ? await wideBroadcasts(index, rounds) : {};
@@ -324,8 +324,21 @@ async function wideBroadcasts(
   return samples;
 }
 
-/** The throughput workloads of one contender, then its close. */
-async function throughput(impl: Implementation, contender: Contender, round: Round) {
+/** Quiet time before each throughput measurement (see `throughput`). */
+const SETTLE_MS = 200;
+
+/**
+ * The throughput workloads of one contender, then its close. Ours runs PQ on and PQ off one after
+ * the other, PQ on first in even rounds and second in odd ones, and every measurement starts
+ * `SETTLE_MS` after its warm-up: Deno's native QUIC goes on working after a workload resolved, and
+ * the pair measured right after it took 0.5-3 ms of CPU per MiB more (`throughput_rounds.ts`).
+ */
+async function throughput(
+  impl: Implementation,
+  contender: Contender,
+  round: Round,
+  index: number,
+) {
   const phase = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await bounded(`${impl.key} ${name}`, work);
@@ -334,21 +347,22 @@ async function throughput(impl: Implementation, contender: Contender, round: Rou
       return undefined;
     }
   };
-  round.mibPerSec = await phase("throughput", async () => {
-    await contender.bulk(1024 * 1024); // warm-up
+  const measure = (bulk: (bytes: number) => Promise<void>) => async () => {
+    await bulk(1024 * 1024); // warm-up
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
     const start = performance.now();
-    await contender.bulk(MIB * 1024 * 1024);
+    await bulk(MIB * 1024 * 1024);
     return MIB / ((performance.now() - start) / 1000);
-  });
+  };
+  const pqOn = async () => {
+    round.mibPerSec = await phase("throughput", measure(contender.bulk));
+  };
   const bulkPqOff = contender.bulkPqOff;
-  if (bulkPqOff !== undefined) {
-    round.mibPerSecPqOff = await phase("throughput, pq off", async () => {
-      await bulkPqOff(1024 * 1024); // warm-up
-      const start = performance.now();
-      await bulkPqOff(MIB * 1024 * 1024);
-      return MIB / ((performance.now() - start) / 1000);
-    });
-  }
+  const pqOff = async () => {
+    if (bulkPqOff === undefined) return;
+    round.mibPerSecPqOff = await phase("throughput, pq off", measure(bulkPqOff));
+  };
+  for (const run of rotated([pqOn, pqOff], index)) await run();
   const closed = await phase("close", () => contender.close());
   if (closed === undefined && round.errors.some((e) => e.includes("close"))) {
     round.errors.push("(left running: close did not finish)");

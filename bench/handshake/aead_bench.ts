@@ -2,8 +2,10 @@
  * The AEADs Deno offers natively, for 256-byte frames (latency per operation), 64 KiB frames
  * (the piece the transport seals at a time) and 1 MiB frames (a vertex): ChaCha20-Poly1305
  * and AES-256-GCM through `node:crypto` (synchronous), AES-256-GCM through WebCrypto
- * (asynchronous), and `FrameCipher` (ChaCha20-Poly1305, counter and limit bookkeeping
- * included). These numbers chose `FrameCipher`'s AEAD (docs/handshake.md).
+ * (asynchronous), ChaCha20-Poly1305 through the system's OpenSSL with FFI (into a given buffer,
+ * when `libcrypto.so.3` loads), and `FrameCipher` (counter and limit bookkeeping included, on
+ * whichever of the two ChaCha20-Poly1305 backends it picked). These numbers chose
+ * `FrameCipher`'s AEAD (docs/handshake.md).
  *
  * Run: `deno bench bench/handshake/aead_bench.ts`
  *
@@ -12,11 +14,13 @@
 
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { FrameCipher } from "../../src/handshake/mod.ts";
+import { libcryptoAead } from "../../src/handshake/_aead.ts";
 
 const key = new Uint8Array(32).fill(7);
 const nonce = new Uint8Array(12);
 const webKey = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["encrypt", "decrypt"]);
 const sender = await FrameCipher.create({ send: key, recv: new Uint8Array(32) });
+const libcrypto = libcryptoAead();
 
 type NodeAead = "chacha20-poly1305" | "aes-256-gcm";
 
@@ -58,6 +62,18 @@ for (const [label, size] of sizes) {
   Deno.bench(`FrameCipher.seal ${label}`, { group: seal, n }, async () => {
     await sender.seal(plaintext);
   });
+  const out = new Uint8Array(size + 16);
+  if (libcrypto !== undefined) {
+    Deno.bench(
+      `libcrypto chacha20-poly1305 seal ${label}, into a buffer`,
+      { group: seal, n },
+      () => {
+        const frame = libcrypto.start(key, nonce, true);
+        frame.update(plaintext, out);
+        frame.seal(out.subarray(size));
+      },
+    );
+  }
 
   const open = `open ${label}`;
   for (const algorithm of ["chacha20-poly1305", "aes-256-gcm"] as const) {
@@ -71,6 +87,18 @@ for (const [label, size] of sizes) {
   Deno.bench(`webcrypto aes-256-gcm open ${label}`, { group: open, n }, async () => {
     await crypto.subtle.decrypt({ name: "AES-GCM", iv: nonce }, webKey, web);
   });
+  if (libcrypto !== undefined) {
+    const { ciphertext, tag } = sealed["chacha20-poly1305"];
+    Deno.bench(
+      `libcrypto chacha20-poly1305 open ${label}, into a buffer`,
+      { group: open, n },
+      () => {
+        const frame = libcrypto.start(key, nonce, false);
+        frame.update(ciphertext, out);
+        if (!frame.open(tag)) throw new Error("libcrypto refused a frame node:crypto sealed");
+      },
+    );
+  }
 }
 
 function sealWithTag(algorithm: NodeAead, plaintext: Uint8Array) {

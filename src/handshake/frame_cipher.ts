@@ -1,31 +1,25 @@
 /**
  * AEAD sealing of application frames with the handshake's session keys.
  *
- * ChaCha20-Poly1305 (RFC 8439) through `node:crypto`: native and synchronous, for every frame
- * size. Measured in Deno 2.9.6 on this project's machines (docs/handshake.md, "Why
- * ChaCha20-Poly1305"): 0.8-1.0 ms of CPU per MiB, against 5.3 ms for AES-256-GCM, whose AES
- * runs without AES-NI in both `node:crypto` and WebCrypto there; the AES cost made PQ encryption
- * halve the transport's bulk throughput. Large frames can be sealed and opened piece by piece
- * ({@linkcode FrameCipher.sealer}, {@linkcode FrameCipher.opener}), so a 16 MiB frame never
- * needs a second 16 MiB buffer and never blocks the event loop for long.
+ * ChaCha20-Poly1305 (RFC 8439), native and synchronous, for every frame size: through the
+ * system's OpenSSL with Deno FFI where that is allowed, else through `node:crypto` (same bytes;
+ * see `_aead.ts`). Measured in Deno 2.9.6 on this project's machines (docs/handshake.md, "Why
+ * ChaCha20-Poly1305"): 0.8-1.0 ms of CPU per MiB through `node:crypto`, against 5.3 ms for
+ * AES-256-GCM, whose AES runs without AES-NI in both `node:crypto` and WebCrypto there; the AES
+ * cost made PQ encryption halve the transport's bulk throughput. Large frames can be sealed and
+ * opened piece by piece ({@linkcode FrameCipher.sealer}, {@linkcode FrameCipher.opener}), so a
+ * 16 MiB frame never needs a second 16 MiB buffer and never blocks the event loop for long.
  *
  * @module
  */
 
-import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { SessionKeys } from "./handshake.ts";
+import { type AeadFrame, defaultAead, TAG_BYTES } from "./_aead.ts";
 
-const ALGORITHM = "chacha20-poly1305";
 /** Poly1305 tag length in bytes; a sealed frame is ciphertext || tag. */
-const TAG_LENGTH = 16;
+const TAG_LENGTH = TAG_BYTES;
 const KEY_LENGTH = 32;
-/**
- * Most bytes given to `node:crypto` in one call. Each call returns a fresh buffer of its input's
- * size: 64 KiB ones come from the allocator's reused memory, a 1 MiB one from fresh pages, which
- * cost more here than the cipher (1-2 ms of page faults per MiB under load).
- */
-const PIECE_BYTES = 65536;
 /**
  * Bytes one key may process before it must be retired, counted in 16-byte blocks: 2^34 blocks
  * (256 GiB). This is the AES-GCM confidentiality bound TLS 1.3 uses (RFC 8446 section 5.5),
@@ -69,11 +63,6 @@ function blocks(length: number): number {
   return Math.ceil(length / 16) + 1;
 }
 
-/** A view with the plain `Uint8Array` prototype of what `node:crypto` returned (a Buffer). */
-function plain(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 function checkKey(which: string, key: Uint8Array): void {
   if (!(key instanceof Uint8Array) || key.byteLength !== KEY_LENGTH) {
     throw new NetworkError(
@@ -113,11 +102,27 @@ export interface FrameSealer {
    * console.assert(sealer.update(new Uint8Array(5)).byteLength === 5);
    * ```
    *
-   * @param piece The next plaintext bytes; a piece of at most 64 KiB makes no large buffer.
-   * @returns Their ciphertext, a new buffer of the same length.
-   * @throws {RangeError} when the pieces add up to more than the announced length.
+   * @example Sealing into a reused buffer
+   * ```ts
+   * import { FrameCipher } from "@cretoai/network/handshake";
+   *
+   * const cipher = await FrameCipher.create({
+   *   send: new Uint8Array(32).fill(1),
+   *   recv: new Uint8Array(32).fill(2),
+   * });
+   * const out = new Uint8Array(8);
+   * const sealer = cipher.sealer(5);
+   * console.assert(sealer.update(new Uint8Array(5), out).buffer === out.buffer);
+   * ```
+   *
+   * @param piece The next plaintext bytes.
+   * @param into Where to write their ciphertext: at least `piece.byteLength` bytes, `piece`
+   *   itself or a buffer that does not overlap it. Without it, a new buffer is made.
+   * @returns Their ciphertext: the first `piece.byteLength` bytes of `into`, or a new buffer.
+   * @throws {RangeError} when the pieces add up to more than the announced length, or `into`
+   *   is too short.
    */
-  update(piece: Uint8Array): Uint8Array;
+  update(piece: Uint8Array, into?: Uint8Array): Uint8Array;
   /**
    * Ends the frame.
    *
@@ -133,10 +138,11 @@ export interface FrameSealer {
    * console.assert(sealer.final().byteLength === 16);
    * ```
    *
+   * @param into Where to write the tag (at least 16 bytes). Without it, a new buffer is made.
    * @returns The 16-byte tag, sent after the ciphertext.
    * @throws {RangeError} when fewer bytes than announced were sealed, or the frame already ended.
    */
-  final(): Uint8Array;
+  final(into?: Uint8Array): Uint8Array;
 }
 
 /**
@@ -345,10 +351,8 @@ export class FrameCipher {
       const length = plaintext.byteLength;
       const sealer = this.sealer(length, aad);
       const sealed = new Uint8Array(length + TAG_LENGTH);
-      for (let at = 0; at < length; at += PIECE_BYTES) {
-        sealed.set(sealer.update(plaintext.subarray(at, at + PIECE_BYTES)), at);
-      }
-      sealed.set(sealer.final(), length);
+      sealer.update(plaintext, sealed);
+      sealer.final(sealed.subarray(length));
       return Promise.resolve(sealed);
     } catch (e) {
       return Promise.reject(e);
@@ -391,25 +395,31 @@ export class FrameCipher {
     }
     this.#usage.send = used;
     const counter = this.#sendCounter++;
-    const cipher = createCipheriv(ALGORITHM, this.#sendKey, nonce(this.streamId, counter), {
-      authTagLength: TAG_LENGTH,
-    });
-    if (aad !== undefined) cipher.setAAD(aad, { plaintextLength: plaintextBytes });
+    const frame = defaultAead().start(this.#sendKey, nonce(this.streamId, counter), true);
+    if (aad !== undefined) frame.aad(aad, plaintextBytes);
     let left = plaintextBytes;
     let ended = false;
     return {
-      update(piece: Uint8Array): Uint8Array {
-        if (ended || piece.byteLength > left) {
+      update(piece: Uint8Array, into?: Uint8Array): Uint8Array {
+        const length = piece.byteLength;
+        if (ended || length > left) {
           throw new RangeError(
-            `Cannot seal ${piece.byteLength} more bytes of frame ${counter}: ${
+            `Cannot seal ${length} more bytes of frame ${counter}: ${
               ended ? "it ended" : `${left} of its ${plaintextBytes} bytes are left`
             }`,
           );
         }
-        left -= piece.byteLength;
-        return plain(cipher.update(piece));
+        if (into !== undefined && into.byteLength < length) {
+          throw new RangeError(
+            `Cannot seal ${length} bytes of frame ${counter} into ${into.byteLength} bytes`,
+          );
+        }
+        left -= length;
+        const out = into === undefined ? new Uint8Array(length) : into.subarray(0, length);
+        frame.update(piece, out);
+        return out;
       },
-      final(): Uint8Array {
+      final(into?: Uint8Array): Uint8Array {
         if (ended || left > 0) {
           throw new RangeError(
             `Cannot end frame ${counter}: ${
@@ -417,9 +427,15 @@ export class FrameCipher {
             }`,
           );
         }
+        if (into !== undefined && into.byteLength < TAG_LENGTH) {
+          throw new RangeError(
+            `Cannot write the tag of frame ${counter} into ${into.byteLength} bytes`,
+          );
+        }
         ended = true;
-        cipher.final();
-        return plain(cipher.getAuthTag());
+        const tag = into === undefined ? new Uint8Array(TAG_LENGTH) : into.subarray(0, TAG_LENGTH);
+        frame.seal(tag);
+        return tag;
       },
     };
   }
@@ -465,9 +481,7 @@ export class FrameCipher {
       const opener = this.opener(frame.byteLength, aad);
       const length = frame.byteLength - TAG_LENGTH;
       const plaintext = frame.slice(0, length);
-      for (let at = 0; at < length; at += PIECE_BYTES) {
-        opener.update(plaintext.subarray(at, at + PIECE_BYTES));
-      }
+      opener.update(plaintext);
       opener.final(frame.subarray(length));
       return Promise.resolve(plaintext);
     } catch (e) {
@@ -523,10 +537,12 @@ export class FrameCipher {
     }
     this.#usage.recv = used;
     this.#recvCounter++;
-    const decipher = createDecipheriv(ALGORITHM, this.#recvKey, nonce(this.streamId, counter), {
-      authTagLength: TAG_LENGTH,
-    });
-    if (aad !== undefined) decipher.setAAD(aad, { plaintextLength: length });
+    const frame: AeadFrame = defaultAead().start(
+      this.#recvKey,
+      nonce(this.streamId, counter),
+      false,
+    );
+    if (aad !== undefined) frame.aad(aad, length);
     let left = length;
     let ended = false;
     const poison = (message: string) => this.#poison(message);
@@ -540,10 +556,7 @@ export class FrameCipher {
           );
         }
         left -= piece.byteLength;
-        for (let at = 0; at < piece.byteLength; at += PIECE_BYTES) {
-          const part = piece.subarray(at, at + PIECE_BYTES);
-          part.set(decipher.update(part));
-        }
+        frame.update(piece, piece);
         return piece;
       },
       final(tag: Uint8Array): void {
@@ -555,11 +568,8 @@ export class FrameCipher {
           );
         }
         ended = true;
-        try {
-          if (tag.byteLength !== TAG_LENGTH) throw new Error("tag length");
-          decipher.setAuthTag(tag);
-          decipher.final(); // throws when authentication fails
-        } catch {
+        // Always called: it ends the frame's cipher state, whatever the tag's length.
+        if (!frame.open(tag)) {
           throw poison(
             `Cannot open frame ${counter} (${sealedBytes} bytes): authentication failed; ` +
               `it was tampered with, replayed, reordered, truncated or sealed with another key`,

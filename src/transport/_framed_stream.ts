@@ -10,21 +10,39 @@ import type { FrameCipher, FrameOpener, FrameSealer } from "../handshake/frame_c
 import type { QuicStream } from "../quic/stream.ts";
 import { NetworkError } from "../errors.ts";
 import type { ByteBudget } from "./_byte_budget.ts";
-import { encodeFrame, FrameDecoder } from "./codec.ts";
+import { FrameDecoder } from "./codec.ts";
+import { CHUNK_BYTES, returnChunks, takeChunk } from "./_chunk_pool.ts";
 
 /** Frames up to this size are written with their length prefix in one stream write. */
 const SMALL_FRAME_BYTES = 16384;
-/**
- * A larger sealed frame is sealed and written in pieces of this size: no buffer of the frame's
- * size is made, sealing alternates with sending, and the event loop is never held for long.
- */
-const SEAL_PIECE_BYTES = 65536;
 
 /** Tag bytes a sealed body carries. */
 export const SEAL_OVERHEAD = 16;
 
 /** The u32 length before every frame body. */
 const FRAME_HEADER_BYTES = 4;
+
+/** A whole small frame: its length, then its parts, sealed straight into place. */
+function smallFrame(cipher: FrameCipher | undefined, parts: readonly Uint8Array[], length: number) {
+  const sealed = cipher === undefined ? length : length + SEAL_OVERHEAD;
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + sealed);
+  new DataView(frame.buffer).setUint32(0, sealed);
+  const sealer = cipher?.sealer(length);
+  let at = FRAME_HEADER_BYTES;
+  for (const part of parts) {
+    if (sealer === undefined) frame.set(part, at);
+    else sealer.update(part, frame.subarray(at));
+    at += part.byteLength;
+  }
+  sealer?.final(frame.subarray(at));
+  return frame;
+}
+
+function byteLengthOf(parts: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const part of parts) length += part.byteLength;
+  return length;
+}
 
 /** Writes frames in call order; each resolves once the stream has taken the frame. */
 export class FrameWriter {
@@ -37,31 +55,33 @@ export class FrameWriter {
     this.#cipher = cipher;
   }
 
-  /** Seals (the nonce counter is taken now, so call order is wire order) and writes. */
-  write(body: Uint8Array, fin = false): Promise<void> {
-    if (this.#cipher !== undefined && body.byteLength > SMALL_FRAME_BYTES) {
+  /**
+   * Seals (the nonce counter is taken now, so call order is wire order) and writes a frame
+   * whose body is `body`, or its parts read in order. The body's bytes are read until the
+   * returned promise settles, never changed.
+   */
+  write(body: Uint8Array | readonly Uint8Array[], fin = false): Promise<void> {
+    const cipher = this.#cipher;
+    const parts = body instanceof Uint8Array ? [body] : body;
+    const length = byteLengthOf(parts);
+    if (length > SMALL_FRAME_BYTES) {
+      if (cipher === undefined) return this.#queue(() => this.#writeWhole(parts, length, fin));
       let sealer: FrameSealer;
       try {
-        sealer = this.#cipher.sealer(body.byteLength);
+        sealer = cipher.sealer(length);
       } catch (e) {
         return Promise.reject(e);
       }
-      return this.#queue(() => this.#writeInPieces(body, sealer, fin));
+      return this.#queue(() => this.#writeInPieces(parts, length, sealer, fin));
     }
-    const sealing = this.#cipher === undefined ? body : this.#cipher.seal(body);
-    if (sealing instanceof Promise) sealing.catch(() => {});
-    return this.#queue(async () => {
-      const sealed = await sealing;
-      if (sealed.byteLength <= SMALL_FRAME_BYTES) {
-        // One write: half the stream operations for the common small message.
-        return await this.stream.write(encodeFrame(sealed), fin);
-      }
-      const header = new Uint8Array(FRAME_HEADER_BYTES);
-      new DataView(header.buffer).setUint32(0, sealed.byteLength);
-      // Two writes instead of one concatenation: a 16 MiB frame is not copied again.
-      await this.stream.write(header);
-      await this.stream.write(sealed, fin);
-    });
+    // One write: half the stream operations for the common small message.
+    let frame: Uint8Array;
+    try {
+      frame = smallFrame(cipher, parts, length);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#queue(() => this.stream.write(frame, fin));
   }
 
   /** Runs `write` after the writes queued before it. */
@@ -72,19 +92,42 @@ export class FrameWriter {
     return written;
   }
 
-  /**
-   * Writes a large frame's header, its ciphertext piece by piece as each piece is sealed (the
-   * stream takes a piece before the next is sealed: flow control paces the sealing), then the
-   * tag.
-   */
-  async #writeInPieces(body: Uint8Array, sealer: FrameSealer, fin: boolean): Promise<void> {
+  /** The header, then the parts as they are: a 16 MiB frame is not copied again. */
+  async #writeWhole(parts: readonly Uint8Array[], length: number, fin: boolean): Promise<void> {
     const header = new Uint8Array(FRAME_HEADER_BYTES);
-    new DataView(header.buffer).setUint32(0, body.byteLength + SEAL_OVERHEAD);
+    new DataView(header.buffer).setUint32(0, length);
     await this.stream.write(header);
-    for (let at = 0; at < body.byteLength; at += SEAL_PIECE_BYTES) {
-      await this.stream.write(sealer.update(body.subarray(at, at + SEAL_PIECE_BYTES)));
+    for (let i = 0; i < parts.length; i++) {
+      await this.stream.write(parts[i], fin && i === parts.length - 1);
     }
-    await this.stream.write(sealer.final(), fin);
+  }
+
+  /**
+   * Writes a large frame's header, its ciphertext piece by piece as each piece is sealed into
+   * a reused chunk (the stream takes a piece before the next is sealed: flow control paces the
+   * sealing), then the tag.
+   */
+  async #writeInPieces(
+    parts: readonly Uint8Array[],
+    length: number,
+    sealer: FrameSealer,
+    fin: boolean,
+  ): Promise<void> {
+    const piece = takeChunk();
+    try {
+      const header = new Uint8Array(FRAME_HEADER_BYTES);
+      new DataView(header.buffer).setUint32(0, length + SEAL_OVERHEAD);
+      await this.stream.write(header);
+      for (const part of parts) {
+        for (let at = 0; at < part.byteLength; at += CHUNK_BYTES) {
+          await this.stream.write(sealer.update(part.subarray(at, at + CHUNK_BYTES), piece));
+        }
+      }
+      await this.stream.write(sealer.final(), fin);
+    } finally {
+      // A settled write holds no reference to it: the stream copied what it took.
+      returnChunks([piece]);
+    }
   }
 }
 

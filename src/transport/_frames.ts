@@ -252,18 +252,29 @@ export function decodeLaneHeader(body: Uint8Array): number {
 }
 
 /**
+ * The start of a lane frame that carries acknowledgements: the message body follows it.
+ *
+ * @param acks One to three acknowledgements, of different lanes.
+ */
+export function encodeLaneAcks(acks: readonly LaneAck[]): Uint8Array {
+  const prefix = new Uint8Array(2 + acks.length * LANE_ACK_BYTES);
+  prefix[0] = ACKS_TAG;
+  prefix[1] = acks.length;
+  acks.forEach((ack, i) => writeLaneAck(prefix, 2 + i * LANE_ACK_BYTES, ack));
+  return prefix;
+}
+
+/**
  * Puts acknowledgements ahead of a message body in one lane frame.
  *
  * @param acks One to three acknowledgements, of different lanes.
  * @param message A message body (`encodeMessage`).
  */
 export function encodeAckedMessage(acks: readonly LaneAck[], message: Uint8Array): Uint8Array {
-  const start = 2 + acks.length * LANE_ACK_BYTES;
-  const body = new Uint8Array(start + message.byteLength);
-  body[0] = ACKS_TAG;
-  body[1] = acks.length;
-  acks.forEach((ack, i) => writeLaneAck(body, 2 + i * LANE_ACK_BYTES, ack));
-  body.set(message, start);
+  const prefix = encodeLaneAcks(acks);
+  const body = new Uint8Array(prefix.byteLength + message.byteLength);
+  body.set(prefix);
+  body.set(message, prefix.byteLength);
   return body;
 }
 

@@ -32,6 +32,7 @@ import { RateMeter } from "../pool/rate_meter.ts";
 import {
   decodeMessage,
   encodeMessage,
+  encodeMessageParts,
   MESSAGE_HEADER_BYTES,
   type NetworkMessage,
 } from "./codec.ts";
@@ -42,8 +43,8 @@ import {
   decodeLaneHeader,
   decodeRequest,
   decodeResponse,
-  encodeAckedMessage,
   encodeControl,
+  encodeLaneAcks,
   encodeLaneHeader,
   encodeRequest,
   encodeResponse,
@@ -51,6 +52,7 @@ import {
   MAX_LANE_ACKS_BYTES,
 } from "./_frames.ts";
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
+import { CHUNK_BYTES, returnChunks, takeChunk } from "./_chunk_pool.ts";
 import { ByteBudget, frameBudgetBytes } from "./_byte_budget.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
 import type { SecureSession } from "./_secure_session.ts";
@@ -301,20 +303,28 @@ export class PeerConnection {
 
   /** Sends a message and resolves once the peer acknowledged it. */
   send(message: NetworkMessage, signal?: AbortSignal): Promise<void> {
-    const body = encodeMessage(message);
+    // Copied now: the caller may change its bytes once send() returned. A large payload is
+    // copied into reused chunks, which go back once its frame was written (see `run` below).
+    const { type, data } = (message ?? {}) as { type?: unknown; data?: unknown };
+    const large = (type === "vertex" || type === "consensus") && data instanceof Uint8Array &&
+      data.byteLength > CHUNK_BYTES;
+    const body = large ? undefined : encodeMessage(message);
+    const payloadBytes = body === undefined
+      ? (data as Uint8Array).byteLength
+      : body.byteLength - MESSAGE_HEADER_BYTES;
     const max = this.#host.maxMessageBytes;
-    if (body.byteLength - MESSAGE_HEADER_BYTES > max) {
+    if (payloadBytes > max) {
       return Promise.reject(
         new NetworkError(
           "ERR_MESSAGE_TOO_LARGE",
-          `Cannot send a ${message.type} message of ${
-            body.byteLength - MESSAGE_HEADER_BYTES
-          } bytes: maxMessageBytes is ${max}`,
+          `Cannot send a ${message.type} message of ${payloadBytes} bytes: maxMessageBytes is ${max}`,
         ),
       );
     }
     if (this.#closedError !== undefined) return Promise.reject(this.#closedError);
     if (signal?.aborted) return Promise.reject(aborted(signal));
+    const parts = body === undefined ? encodeMessageParts(message, takeChunk) : [body];
+    const bodyBytes = payloadBytes + MESSAGE_HEADER_BYTES;
     const laneIndex = message.type === "consensus" ? 0 : message.type === "vertex" ? 1 : 2;
     if (this.#receivedInTurn) this.#answers = true;
     const sendStartedAt = this.#host.metrics && performance.now();
@@ -341,7 +351,7 @@ export class PeerConnection {
       signal?.addEventListener("abort", onAbort, { once: true });
       const lane = this.#lanes[laneIndex];
       const job = async () => {
-        const wire = body.byteLength + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
+        const wire = bodyBytes + 4 + (this.#cipher === undefined ? 0 : SEAL_OVERHEAD);
         const { limiter, metrics } = this.#host;
         // What acquire() grants at once, tryAcquire() grants too, without a waiter and a
         // promise: only a real wait takes acquire().
@@ -368,12 +378,14 @@ export class PeerConnection {
         this.#host.sendMeter.record(wire);
         this.#host.touch(this);
         const acks = this.#takeAcks();
-        await writer.write(acks.length === 0 ? body : encodeAckedMessage(acks, body));
+        await writer.write(acks.length === 0 ? parts : [encodeLaneAcks(acks), ...parts]);
       };
       this.#unwritten[laneIndex]++;
       const run = lane.tail.then(job);
       lane.tail = run.catch(() => {});
       run.catch((e) => finish(this.#closedError ?? e)).finally(() => {
+        // The job is over: its frame was written, failed or never started.
+        if (large) returnChunks(parts);
         this.#unwritten[laneIndex]--;
         this.#laneChanged(laneIndex);
       });

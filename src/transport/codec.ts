@@ -138,6 +138,43 @@ export function encodeMessage(message: NetworkMessage): Uint8Array {
 }
 
 /**
+ * Encodes a vertex or consensus message like {@linkcode encodeMessage}, into buffers from
+ * `take` (each filled to its length, the last one as far as needed) instead of one buffer of
+ * the body's size. Other messages are encoded by {@linkcode encodeMessage}, in one part.
+ *
+ * @param message The message.
+ * @param take Makes the next buffer to fill.
+ * @returns The body, in parts to be read in order (views of the buffers from `take`).
+ * @throws {TypeError} when the message does not have the shape of its type.
+ * @internal
+ */
+export function encodeMessageParts(
+  message: NetworkMessage,
+  take: () => Uint8Array,
+): Uint8Array[] {
+  const type = (message as { type?: unknown } | null)?.type;
+  if (type !== "vertex" && type !== "consensus") return [encodeMessage(message)];
+  const payload = dataOf(message);
+  const parts: Uint8Array[] = [];
+  let at = -MESSAGE_HEADER_BYTES;
+  while (at < payload.byteLength) {
+    const part = take();
+    let filled = 0;
+    if (at < 0) {
+      part[0] = MESSAGE_VERSION;
+      part[1] = TYPE_CODES[type];
+      filled = MESSAGE_HEADER_BYTES;
+      at = 0;
+    }
+    const piece = payload.subarray(at, at + part.byteLength - filled);
+    part.set(piece, filled);
+    at += piece.byteLength;
+    parts.push(part.subarray(0, filled + piece.byteLength));
+  }
+  return parts;
+}
+
+/**
  * Decodes a message body made by {@linkcode encodeMessage}. Unknown type codes become
  * `{ type: "unknown", code, data }`.
  *

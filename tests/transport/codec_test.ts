@@ -4,9 +4,11 @@ import {
   decodeMessage,
   encodeFrame,
   encodeMessage,
+  encodeMessageParts,
   FrameDecoder,
   type NetworkMessage,
 } from "../../src/transport/codec.ts";
+import { concatBytes } from "../../src/_bytes.ts";
 
 Deno.test("codec: every message type round-trips, with the documented bytes", () => {
   const messages: NetworkMessage[] = [
@@ -149,4 +151,25 @@ Deno.test("codec: a frame pushed in consecutive views of one buffer is one view,
   const [body] = decoder.push(chunk.subarray(50_000));
   assertEquals(body.buffer, chunk.buffer);
   assertEquals([body.byteOffset, body.byteLength], [4, 100_000]);
+});
+
+Deno.test("codec: encodeMessageParts is encodeMessage's body, in the buffers `take` makes", () => {
+  const take = () => new Uint8Array(16);
+  for (const size of [0, 1, 13, 14, 15, 30, 31, 100]) {
+    const message: NetworkMessage = {
+      type: size % 2 === 0 ? "vertex" : "consensus",
+      data: new Uint8Array(size).map((_, i) => i + 1),
+    };
+    const parts = encodeMessageParts(message, take);
+    assertEquals(concatBytes(parts), encodeMessage(message), `${size} bytes`);
+    assert(parts.every((part) => part.buffer.byteLength === 16 && part.byteLength > 0));
+    assertEquals(parts.length, Math.max(1, Math.ceil((size + 2) / 16)));
+  }
+  const ping: NetworkMessage = { type: "ping", timestamp: 5 };
+  assertEquals(encodeMessageParts(ping, take), [encodeMessage(ping)]);
+  assertThrows(
+    () => encodeMessageParts({ type: "vertex", data: "x" } as unknown as NetworkMessage, take),
+    TypeError,
+    "'data' must be a Uint8Array",
+  );
 });

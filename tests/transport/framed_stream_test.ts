@@ -153,3 +153,30 @@ Deno.test("a waiting reader closed on a stalled frame frees its chunks, also the
     for (const buffer of buffers) assertEquals(buffer.detached, true);
   });
 });
+
+Deno.test("a frame written as parts arrives as their concatenation, sealed or not, parts unchanged", async () => {
+  for (const sealed of [true, false]) {
+    await uniStream(async (out, accepted) => {
+      const sender = sealed ? await FrameCipher.create({ send: K1, recv: K2 }) : undefined;
+      const writer = new FrameWriter(out, sender);
+      // Empty parts, parts that straddle the 16 KiB one-write limit and the 64 KiB pieces.
+      const shapes = [[0], [3, 0, 4], [16_000, 384], [16_000, 385], [65_535, 2, 70_000], [
+        1 << 20,
+        1,
+      ]];
+      const sent = shapes.map((sizes) => sizes.map((size) => randomBytes(size)));
+      const kept = sent.map((parts) => parts.map((part) => part.slice()));
+      const writes = sent.map((parts, i) => writer.write(parts, i === sent.length - 1));
+      const receiver = sealed ? await FrameCipher.create({ send: K2, recv: K1 }) : undefined;
+      const reader = new FrameReader(await accepted(), receiver, MAX_BODY_BYTES);
+      for (const [i, parts] of kept.entries()) {
+        const whole = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+        parts.reduce((at, p) => (whole.set(p, at), at + p.byteLength), 0);
+        assertEquals(await within(reader.next(), 10_000, `frame ${i}`), whole, `frame ${i}`);
+      }
+      assertEquals(await reader.next(), null);
+      await Promise.all(writes);
+      assertEquals(sent, kept, "the writer changed a part");
+    });
+  }
+});

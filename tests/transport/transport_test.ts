@@ -98,6 +98,37 @@ Deno.test("transport: every message type is sent and received, in order per clas
   }
 });
 
+Deno.test("transport: large messages are copied when send() returns; the caller may reuse its bytes", async () => {
+  for (const pqEncryption of [true, false]) {
+    await using a = await node(0, { pqEncryption });
+    await using b = await node(1, { pqEncryption });
+    const remote = await a.connectPeer(addr(b));
+    // Sizes around the 64 KiB chunks the copy is made of; both sides send, so that
+    // acknowledgements ride ahead of some of the messages.
+    const sizes = [65_535, 65_536, 65_537, 131_070, 200_003, (1 << 20) + 5];
+    const pattern = (n: number, seed: number) =>
+      new Uint8Array(n).map((_, i) => (i * 31 + seed * 7 + (i >> 16)) & 255);
+    const buffers = sizes.map((n, i) => pattern(n, i));
+    const expected = buffers.map((buffer) => buffer.slice());
+    const sends = buffers.map((data) => {
+      const sent = a.send(remote, { type: "vertex", data });
+      data.fill(0xee); // the caller's bytes change at once
+      return sent;
+    });
+    const answers = [1, 2, 3].map((n) =>
+      b.send(a.peerId, { type: "consensus", data: pattern(n, n) })
+    );
+    const got: Uint8Array[] = [];
+    for await (const { message } of b.messages()) {
+      if (message.type === "vertex") got.push(message.data);
+      if (got.length === sizes.length) break;
+    }
+    await Promise.all([...sends, ...answers]);
+    assertEquals(got.map((d) => d.byteLength), sizes, `pqEncryption ${pqEncryption}`);
+    got.forEach((data, i) => assertEquals(data, expected[i], `message ${i}, pq ${pqEncryption}`));
+  }
+});
+
 Deno.test("transport: acknowledgements ride on answers, and come alone when the answers stop", async () => {
   await using a = await node(0);
   await using b = await node(1);
