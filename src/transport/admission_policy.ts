@@ -176,6 +176,12 @@ export type AdmissionDecision<C> =
     previous: C | undefined;
     /** The dialer moves the peer to this connection from `previous`. */
     migrate: boolean;
+    /**
+     * The peer starts over on this connection, replacing `previous`: a later process of it (a
+     * higher incarnation), or a redial after it lost `previous` (its `lastHeld`). Its side forgot
+     * what went over `previous`, so this side reports a disconnect and a connect.
+     */
+    restart: boolean;
     /** Peers evicted to make room; close their connections with `APP_ERROR_EVICTED`. */
     evict: PeerConnectionRef<C>[];
   }
@@ -409,11 +415,11 @@ export class AdmissionPolicy<C> {
         if (direction === "inbound" && !replace && this.#winningDial(peer, address)) {
           return { admitted: false, reason: "duplicate" };
         }
-        return this.#replace(peer, existing, held, false);
+        return this.#replace(peer, existing, held, false, true);
       }
       if (direction === "outbound") {
         // Our dial got ready: its listener took it (moved to it), so we follow.
-        return this.#replace(peer, existing, held, replace);
+        return this.#replace(peer, existing, held, replace, false);
       }
       if (replace) {
         // The listener decides; the dialer follows its ready frame. A move must replace the
@@ -428,7 +434,7 @@ export class AdmissionPolicy<C> {
         ) {
           return { admitted: false, reason: "duplicate-migration" };
         }
-        return this.#replace(peer, existing, held, true);
+        return this.#replace(peer, existing, held, true, false);
       }
       // A first connection opened while the dialer held none: it replaces ours only when the
       // dialer lost ours (a close we have not seen yet); otherwise the dialer opened it
@@ -436,7 +442,7 @@ export class AdmissionPolicy<C> {
       if (existing.lineage === undefined || candidate.lastHeld !== existing.lineage) {
         return { admitted: false, reason: "duplicate" };
       }
-      return this.#replace(peer, existing, held, false);
+      return this.#replace(peer, existing, held, false, true);
     }
     if (direction === "inbound" && this.#dials.has(address)) {
       // Our own dial to this address is in flight. A move from a connection we do not hold
@@ -460,7 +466,7 @@ export class AdmissionPolicy<C> {
     }
     this.#connected.set(peer, held);
     this.#lastHeld.delete(peer);
-    return { admitted: true, previous: undefined, migrate: false, evict };
+    return { admitted: true, previous: undefined, migrate: false, restart: false, evict };
   }
 
   /** Whether our own first connection to `address` opened and wins over the peer's dial. */
@@ -468,10 +474,16 @@ export class AdmissionPolicy<C> {
     return this.#dials.has(address) && keepOutbound(this.#local, peer);
   }
 
-  #replace(peer: string, existing: Held<C>, held: Held<C>, migrate: boolean): AdmissionDecision<C> {
+  #replace(
+    peer: string,
+    existing: Held<C>,
+    held: Held<C>,
+    migrate: boolean,
+    restart: boolean,
+  ): AdmissionDecision<C> {
     this.#connected.set(peer, held);
     this.pool.touch(peer, this.#clock.now());
-    return { admitted: true, previous: existing.connection, migrate, evict: [] };
+    return { admitted: true, previous: existing.connection, migrate, restart, evict: [] };
   }
 
   /** Keeps the lineage of a peer's connection that is gone, for the next dial's `lastHeld`. */

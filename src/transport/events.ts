@@ -21,7 +21,12 @@ export interface PeerConnectedDetail {
   direction: ConnectionDirection;
 }
 
-/** Detail of `peer:disconnected`. */
+/**
+ * Detail of `peer:disconnected`. Also reported, followed at once by `peer:connected`, when a
+ * peer starts over on a new connection that replaces the one it had (it restarted, or it lost
+ * the old one before this node noticed): what went over the old connection is forgotten on the
+ * peer's side.
+ */
 export interface PeerDisconnectedDetail {
   /** The peer. */
   peerId: PeerId;

@@ -10,7 +10,12 @@
 import { getLogger } from "@logtape/logtape";
 import { networkMetrics } from "../metrics/_network_metrics.ts";
 import { observeTransport } from "../metrics/_transport_metrics.ts";
-import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
+import {
+  ConnectionClosedError,
+  InvalidAddressError,
+  InvalidConfigError,
+  NetworkError,
+} from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
 import { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
@@ -1360,7 +1365,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         return s.peerId;
       }
       const peer = new PeerConnection(this.#host, s, direction, control);
-      if (!this.#admit(peer, opened, s)) return s.peerId;
+      const admitted = this.#admit(peer, opened, s);
+      if (admitted === undefined) return s.peerId;
       if (direction === "inbound") {
         const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
         await control.writer.write(ready).catch((e) => {
@@ -1372,7 +1378,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           throw e;
         });
       }
-      this.#register(peer, opened.replace);
+      this.#register(peer, opened.replace, admitted.restart);
       metrics?.connectionSetupDuration.record(performance.now() - startedAt!, {
         direction,
         outcome: "ready",
@@ -1409,9 +1415,14 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
 
   /**
    * Applies the admission rules (duplicates, migrations, the pool) and closes what they say;
-   * returns false when `peer` is closed instead of registered.
+   * returns undefined when `peer` is closed instead of registered, else whether the peer
+   * starts over on it (see `AdmissionDecision.restart`).
    */
-  #admit(peer: PeerConnection, signal: OpenSignal, session: SecureSession): boolean {
+  #admit(
+    peer: PeerConnection,
+    signal: OpenSignal,
+    session: SecureSession,
+  ): { restart: boolean } | undefined {
     const decision = this.#admission.admit({
       peer: peer.key,
       address: formatAddress(peer.address),
@@ -1440,11 +1451,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         // Its dialer fails at once (not a duplicate: it has no other connection to wait for).
         peer.close(APP_ERROR_STALE_INCARNATION, "the peer's later process is connected")
           .catch(() => {});
-        return false;
+        return undefined;
       }
       const why = decision.reason === "duplicate" ? "duplicate connection" : "duplicate migration";
       peer.close(APP_ERROR_DUPLICATE_CONNECTION, why).catch(() => {});
-      return false;
+      return undefined;
     }
     if (decision.previous !== undefined && !decision.migrate) {
       decision.previous.close(APP_ERROR_DUPLICATE_CONNECTION, "duplicate connection")
@@ -1456,7 +1467,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       connection.close(APP_ERROR_EVICTED, "evicted: pool full").catch(() => {});
     }
     this.#armIdleTimer();
-    return true;
+    return { restart: decision.restart };
   }
 
   /**
@@ -1505,14 +1516,30 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     }, Math.max(0, at - this.#clock.now()));
   }
 
-  #register(peer: PeerConnection, replace: boolean): void {
+  #register(peer: PeerConnection, replace: boolean, restart: boolean): void {
     const replaced = this.#peers.get(peer.key);
     this.#peers.set(peer.key, peer);
     const retired = replace && replaced !== undefined ? peer.follow(replaced) : undefined;
     peer.start();
     // A first sample right away, so latency statistics exist before the first keep-alive.
     if (this.config.keepAliveIntervalSecs > 0) peer.ping().catch(() => {});
-    if (replaced !== undefined) {
+    if (replaced !== undefined && restart) {
+      // The peer forgot the old connection (it restarted, or it lost it): services on this
+      // side must start over with it too, so the replacement is a disconnect, then a connect.
+      log.info("Peer {peer} started over on a new connection", { peer: peer.key });
+      this.dispatchEvent(
+        new CustomEvent("peer:disconnected", {
+          detail: {
+            peerId: replaced.peerId,
+            address: replaced.address,
+            direction: replaced.direction,
+            error: new ConnectionClosedError(
+              "replaced by the peer's new connection (it restarted or lost this one)",
+            ),
+          },
+        }),
+      );
+    } else if (replaced !== undefined) {
       // The peer stays connected, on its new connection.
       if (retired === undefined) return;
       log.info("Peer {peer} moved from {from} to {to}", {

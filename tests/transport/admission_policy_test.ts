@@ -554,7 +554,13 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
     { ...inbound, address: "a:2", link: "second", lastHeld: "first" },
     "second",
   );
-  assertEquals(again, { admitted: true, previous: "first", migrate: false, evict: [] });
+  assertEquals(again, {
+    admitted: true,
+    previous: "first",
+    migrate: false,
+    restart: true, // the dialer lost "first": this side reports a disconnect and a connect
+    evict: [],
+  });
   // The old connection's close no longer concerns the peer.
   assert(!policy.closed("A", "first"));
   assertEquals(policy.connection("A"), "second");
@@ -587,6 +593,7 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
     admitted: true,
     previous: "c1",
     migrate: false,
+    restart: false,
     evict: [],
   });
   assert(!policy.closed("C", "c1"));
@@ -618,6 +625,7 @@ Deno.test("admission: a move must come from the connection the listener holds; g
     admitted: true,
     previous: "c0",
     migrate: true,
+    restart: false,
     evict: [],
   });
   assertEquals(policy.admit({ ...move, generation: 2 ** 32 - 1 }, "bad").admitted, false);
@@ -660,4 +668,19 @@ Deno.test("admission: the pool evicts and idles on the injected clock; a replace
     connection: "a2",
   }]);
   assertEquals(policy.connection("a"), undefined);
+});
+
+Deno.test("admission: a later incarnation's connection replaces the old one as a restart, a lower one is refused", () => {
+  const policy = new AdmissionPolicy<string>({ localPeerId: "B" });
+  const inbound = { peer: "A", address: "a:1", direction: "inbound", replace: false } as const;
+  assert(policy.admit({ ...inbound, link: "old", incarnation: 5n }, "old").admitted);
+  assertEquals(
+    policy.admit({ ...inbound, address: "a:2", link: "new", incarnation: 7n }, "new"),
+    { admitted: true, previous: "old", migrate: false, restart: true, evict: [] },
+  );
+  assertEquals(
+    policy.admit({ ...inbound, address: "a:3", link: "stale", incarnation: 6n }, "stale"),
+    { admitted: false, reason: "stale-incarnation" },
+  );
+  assertEquals(policy.connection("A"), "new");
 });

@@ -306,8 +306,9 @@ Deno.test("restart: a second transport with the same identity, dialing while the
   assertEquals(b.peers(), []);
   assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]]);
   assertEquals(restarted.peers().map((p) => p.peerId.toString()), [a.peerId.toString()]);
-  // A kept the peer throughout: the restarted process's connection replaced the old one.
-  assertEquals(events, []);
+  // A kept the peer throughout, and its services learned that the peer started over: the
+  // restarted process's connection replaced the old one as a disconnect, then a connect.
+  assertEquals(events, ["a peer:disconnected", "a peer:connected"]);
   await a.send(b.peerId, numbered("consensus", 1));
   await restarted.send(a.peerId, numbered("consensus", 2));
   assertEquals((await receive(restarted, 1)).get("consensus"), [1]);
@@ -320,10 +321,10 @@ Deno.test("restart: a second transport with the same identity, dialing while the
   );
   assertEquals(refused.errorCode, APP_ERROR_STALE_INCARNATION);
   assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]]);
-  assertEquals(events, []);
+  assertEquals(events, ["a peer:disconnected", "a peer:connected"]);
 });
 
-Deno.test("restart: a peer whose old process went silent reconnects at once from its new process, whichever side dials; the peer is never lost", async () => {
+Deno.test("restart: a peer whose old process went silent reconnects at once from its new process, whichever side dials; the peer is never missing from peers()", async () => {
   // A dialed the old connection and has the smaller id: by the tie-break alone it would keep
   // its own connection and refuse the restarted process's dial, and it would drop its own dial
   // to the restarted process as redundant, until the old connection timed out.
@@ -346,7 +347,8 @@ Deno.test("restart: a peer whose old process went silent reconnects at once from
     await within(dial, 10_000, `${dialer}'s dial`);
     assertEquals(a.peers().map((p) => p.addresses), [[addr(restarted)]], dialer);
     assertEquals(restarted.peers().map((p) => p.peerId.toString()), [a.peerId.toString()]);
-    assertEquals(events, [], dialer);
+    // Never without the peer: the restart is reported as a disconnect and a connect in one go.
+    assertEquals(events, ["peer:disconnected", "peer:connected"], dialer);
     await a.send(b.peerId, numbered("consensus", 1));
     assertEquals((await receive(restarted, 1)).get("consensus"), [1], dialer);
   }
