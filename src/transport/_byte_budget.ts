@@ -26,13 +26,14 @@ export function receiveWindowBytes(bufferedBytesPerPeer: number): number {
 
 /**
  * What one request stream a peer holds open costs this node besides its frame: quiche's
- * stream state and ours (the stream, its reader, the serving task and its timer), and the
- * growth of V8's young generation that keeping them alive brings. Measured with
- * `bench/abuse/stalled_streams.ts --message-bytes 1024` (streams stalled on 1 KiB frames, RSS
- * growth, medians of three): 64 streams +1.0 MiB, 128 +2.0 MiB, 258 +3.5 MiB; about 8 KiB a
- * stream of it with V8's young generation held at 1 MiB (`--max-semi-space-size=1`), of which
- * a heap snapshot finds 6 KB in JavaScript (per stream 19 closures, 10 promises, 3 suspended
- * async functions, the stream, its reader and its timer).
+ * stream state and ours (the stream, its reader and the serving task, whose deadline is an
+ * entry in the connection's `DeadlineSweep`), and the growth of V8's young generation that
+ * keeping them alive brings. Measured with `bench/abuse/stalled_streams.ts --message-bytes
+ * 1024 --streams 258` (streams stalled on 1 KiB frames, RSS growth, medians of three): +3.7
+ * MiB, about 15 KiB a stream (+4.6 MiB in the same sitting with a timer and a promise race per
+ * stream). V8's heap grows by 3.4 KB a stream, 1.3 KB of it the stalled frame's bytes (it was
+ * 5.9 KB: 27 closures, 10 promises, 3 suspended async functions and a timer a stream, now 10,
+ * 3, 2 and none).
  */
 export const STREAM_STATE_BYTES = 16 * 1024;
 

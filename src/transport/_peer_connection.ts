@@ -54,6 +54,8 @@ import {
 import { FrameReader, FrameWriter, SEAL_OVERHEAD } from "./_framed_stream.ts";
 import { CHUNK_BYTES, returnChunks, takeChunk } from "./_chunk_pool.ts";
 import { ByteBudget, frameBudgetBytes } from "./_byte_budget.ts";
+import { DeadlineSweep } from "./_deadline_sweep.ts";
+import { systemClock } from "../clock.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
 import type { SecureSession } from "./_secure_session.ts";
 import {
@@ -177,6 +179,8 @@ export class PeerConnection {
   #buffered = 0;
   #budget: ByteBudget;
   #openStreams = 0;
+  /** The reading and the answering of each request stream, `requestTimeoutMs` each. */
+  #requestDeadlines: DeadlineSweep;
   /** Sends not yet written, by lane (counted before they are queued, so a drain sees them). */
   #unwritten = LANES.map(() => 0);
   #laneIdleWaiters: (() => void)[][] = LANES.map(() => []);
@@ -219,6 +223,7 @@ export class PeerConnection {
     this.#controlReader = control.reader;
     this.#controlWriter = control.writer;
     this.#stats.lastSeen = this.connectedAt;
+    this.#requestDeadlines = new DeadlineSweep(systemClock, host.requestTimeoutMs);
     const { bufferedBytesPerPeer, streamsPerPeer } = host.limits.limits;
     this.#budget = new ByteBudget(
       frameBudgetBytes(bufferedBytesPerPeer, host.maxMessageBytes, streamsPerPeer) +
@@ -861,16 +866,17 @@ export class PeerConnection {
       if (violation !== undefined) return this.exceeded(violation);
       this.#openStreams++;
       this.#host.touch(this);
-      this.#serveRequest(stream)
-        .catch((e) => this.fail(e))
-        .finally(() => this.#openStreams--);
+      this.#serveRequest(stream);
     }
   }
 
   /**
    * Serves one request stream: its frame draws on the peer's budget while it is read and
    * until the response is written, and reading and writing each have `requestTimeoutMs`
-   * (a stalled requester is reset, not waited for).
+   * (a stalled requester is reset, not waited for). A peer may hold hundreds of these open,
+   * so each keeps little JavaScript alive: one closure its deadline calls, no timer or promise
+   * race of its own (README, "What the figures say"). Never rejects: a malformed request
+   * fails the connection.
    */
   async #serveRequest(stream: QuicStream): Promise<void> {
     const cipher = this.#cipher?.forStream(stream.id);
@@ -878,35 +884,46 @@ export class PeerConnection {
       budget: this.#budget,
       mode: "wait",
     });
-    const timeoutMs = this.#host.requestTimeoutMs;
-    const cancel = () => {
+    const deadlines = this.#requestDeadlines;
+    let expired = false;
+    const expire = () => {
+      expired = true;
+      // The stream's slot is free now, as its pending read may wait for the budget a while.
+      this.#openStreams--;
       // Closed first: the chunk its pending read holds is freed when the read fails.
       reader.close();
       stream.reset(STREAM_CANCELLED);
       stream.stopSending(STREAM_CANCELLED);
     };
-    const read = async () => {
-      const body = await reader.next();
-      if (body === null || await reader.next() !== null) {
+    try {
+      deadlines.arm(expire);
+      let body: Uint8Array | null;
+      try {
+        body = await reader.next();
+        if (body !== null && await reader.next() !== null) body = null;
+      } catch (e) {
+        // A requester that stalls only loses its request; malformed ones close the connection.
+        if (expired) return;
+        throw e;
+      } finally {
+        deadlines.disarm(expire);
+      }
+      if (expired) return;
+      if (body === null) {
         throw protocol(`Request stream ${stream.id} did not carry exactly one frame`);
       }
-      return body;
-    };
-    let body: Uint8Array;
-    try {
-      body = await withDeadline(read(), undefined, timeoutMs, `read request ${stream.id}`, cancel);
+      this.#usefulBytes += body.byteLength + 4;
+      this.#budget.charge(body.byteLength);
+      try {
+        await this.#answer(stream, cipher, body, expire);
+      } finally {
+        this.#budget.release(body.byteLength);
+      }
     } catch (e) {
       reader.close();
-      // A requester that stalls only loses its request; malformed ones close the connection.
-      if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") return;
-      throw e;
-    }
-    this.#usefulBytes += body.byteLength + 4;
-    this.#budget.charge(body.byteLength);
-    try {
-      await this.#answer(stream, cipher, body, timeoutMs, cancel);
+      this.fail(e);
     } finally {
-      this.#budget.release(body.byteLength);
+      if (!expired) this.#openStreams--;
     }
   }
 
@@ -914,8 +931,7 @@ export class PeerConnection {
     stream: QuicStream,
     cipher: FrameCipher | undefined,
     body: Uint8Array,
-    timeoutMs: number,
-    cancel: () => void,
+    expire: () => void,
   ): Promise<void> {
     this.#seen(0);
     const { protocolId, request } = decodeRequest(body);
@@ -945,9 +961,15 @@ export class PeerConnection {
       return;
     }
     const responseBody = encodeResponse(response);
-    const write = new FrameWriter(stream, cipher).write(responseBody, true);
-    await withDeadline(write, undefined, timeoutMs, `answer request ${stream.id}`, cancel)
-      .catch(() => {});
+    const deadlines = this.#requestDeadlines;
+    deadlines.arm(expire);
+    try {
+      await new FrameWriter(stream, cipher).write(responseBody, true);
+    } catch {
+      // A requester that stopped reading, or one reset at its deadline, only loses its answer.
+    } finally {
+      deadlines.disarm(expire);
+    }
     this.#host.metrics?.requestSent("response", protocolId, this.#wireBytes(responseBody));
   }
 
