@@ -10,6 +10,7 @@ import { HandshakeDialer } from "../../src/handshake/handshake.ts";
 import { NodeCredentials } from "../../src/handshake/node_credentials.ts";
 import { encodeRecord, RecordDecoder } from "../../src/handshake/record.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { QuicTransport } from "../../src/transport/transport.ts";
 import type { QuicConnection } from "../../src/quic/connection.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
 import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
@@ -195,18 +196,33 @@ async function handRolledHandshake(
   return { clientHello, clientFinish: clientFinish! };
 }
 
-Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refused", async () => {
-  await using b = await node(1);
+/**
+ * A bare endpoint of identity 4 whose first connection to `b` completed a genuine handshake
+ * (accepted by `b`), with what that handshake sent.
+ */
+async function genuineRawDialer(b: QuicTransport) {
   const credentials = await NodeCredentials.create(identity(4));
-  await using raw = await QuicEndpoint.bind({
+  const raw = await QuicEndpoint.bind({
     hostname: "127.0.0.1",
     certificate: credentials.certificate,
   });
-  const target = { hostname: "127.0.0.1", port: b.localAddr.port };
-  const first = await raw.connect(target);
-  const connected = nextEvent(b, "peer:connected");
-  const recorded = await handRolledHandshake(first, credentials);
-  await connected; // the genuine handshake was accepted
+  try {
+    const target = { hostname: "127.0.0.1", port: b.localAddr.port };
+    const first = await raw.connect(target);
+    const connected = nextEvent(b, "peer:connected");
+    const recorded = await handRolledHandshake(first, credentials);
+    await connected;
+    return { credentials, raw, target, first, recorded };
+  } catch (e) {
+    await raw.close();
+    throw e;
+  }
+}
+
+Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refused", async () => {
+  await using b = await node(1);
+  const { credentials, raw: endpoint, target, recorded } = await genuineRawDialer(b);
+  await using raw = endpoint;
   const second = await raw.connect(target); // same endpoint: the same TLS certificates
   const refused = nextEvent(b, "connection:failed");
   await handRolledHandshake(second, credentials, recorded).catch(() => {});
@@ -219,16 +235,8 @@ Deno.test("session: a replayed handshake (ClientHello and ClientFinish) is refus
 
 Deno.test("session: a resumed TLS session (no CertificateVerify) still needs the bound ML-KEM key", async () => {
   await using b = await node(1);
-  const credentials = await NodeCredentials.create(identity(4));
-  await using raw = await QuicEndpoint.bind({
-    hostname: "127.0.0.1",
-    certificate: credentials.certificate,
-  });
-  const target = { hostname: "127.0.0.1", port: b.localAddr.port };
-  const first = await raw.connect(target);
-  const connected = nextEvent(b, "peer:connected");
-  await handRolledHandshake(first, credentials);
-  await connected;
+  const { credentials, raw: endpoint, target, first } = await genuineRawDialer(b);
+  await using raw = endpoint;
   const gone = nextEvent(b, "peer:disconnected");
   await first.close(); // the endpoint keeps the TLS session of a connection it removed
   await gone;
