@@ -7,7 +7,9 @@
  *
  * @module
  */
-import { createCipheriv, createHmac } from "node:crypto";
+import { createCipheriv } from "node:crypto";
+import { expand, extract } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 
 // RFC 9001 5.2: the QUIC v1 initial salt.
 const INITIAL_SALT = Uint8Array.of(
@@ -107,8 +109,7 @@ export function writeInitialClose(options: InitialCloseOptions, out: Uint8Array)
 }
 
 function serverInitialKeys(clientDcid: Uint8Array) {
-  const initial = hmac(INITIAL_SALT, clientDcid);
-  const secret = expandLabel(initial, "server in", 32);
+  const secret = expandLabel(extract(sha256, clientDcid, INITIAL_SALT), "server in", 32);
   return {
     key: expandLabel(secret, "quic key", 16),
     iv: expandLabel(secret, "quic iv", 12),
@@ -116,15 +117,11 @@ function serverInitialKeys(clientDcid: Uint8Array) {
   };
 }
 
-/** HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1), for lengths of at most one hash. */
+/** HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1) with an empty context. */
 function expandLabel(secret: Uint8Array, label: string, length: number): Uint8Array {
   const full = new TextEncoder().encode(`tls13 ${label}`);
-  const info = Uint8Array.from([length >> 8, length & 0xff, full.byteLength, ...full, 0, 1]);
-  return hmac(secret, info).subarray(0, length);
-}
-
-function hmac(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac("sha256", key).update(data).digest());
+  const info = Uint8Array.from([length >> 8, length & 0xff, full.byteLength, ...full, 0]);
+  return expand(sha256, secret, info, length);
 }
 
 function varint(value: number): number[] {
