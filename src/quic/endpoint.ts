@@ -36,6 +36,7 @@ import { isLoopback } from "../_address_prefix.ts";
 import { describeTransportError, transportErrorKey } from "./_error_codes.ts";
 import { networkMetrics } from "../metrics/_network_metrics.ts";
 import { PeerRateLimiter } from "../_peer_rate_limiter.ts";
+import { TokenBucket } from "../pool/token_bucket.ts";
 import { systemClock } from "../clock.ts";
 import { writeInitialClose } from "./_initial_close.ts";
 
@@ -186,7 +187,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     REFUSAL_SOURCES,
     systemClock,
   );
-  #refusals = new PeerRateLimiter(REFUSALS_PER_SECOND, REFUSALS_PER_SECOND, 1, systemClock);
+  #refusals = new TokenBucket({ rate: REFUSALS_PER_SECOND, burst: REFUSALS_PER_SECOND });
 
   private constructor(
     options: ResolvedEndpointOptions,
@@ -606,7 +607,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       : this.#options.admit?.(from) ?? true;
     if (verdict !== true) {
       this.#stats.connectionsRefused++;
-      if (typeof verdict === "string") this.#refuseStatelessly(long, from, verdict);
+      if (typeof verdict === "string") this.#refuseStatelessly(long, from, scid, verdict);
       return true;
     }
     this.#inboundPerIp.set(from.hostname, fromIp + 1);
@@ -649,17 +650,22 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
    * Initial packet, keeping no state (its address is proven: a Retry token or a handshake
    * lately). Rate-limited per address and in all; beyond, the Initial is dropped unanswered.
    */
-  #refuseStatelessly(client: LongHeader, from: UdpAddress, reason: string): void {
+  #refuseStatelessly(
+    client: LongHeader,
+    from: UdpAddress,
+    serverScid: Uint8Array,
+    reason: string,
+  ): void {
     // The Initial keys' salt is version 1's: a client of another version could not read it.
     if (client.version !== QUIC_V1) return;
-    if (!this.#refusalsPerIp.take(from.hostname) || !this.#refusals.take("")) return;
+    if (!this.#refusalsPerIp.take(from.hostname) || !this.#refusals.tryTake(1)) return;
     const out = this.socket.nextSendBuffer();
     if (out === null) return;
     const length = writeInitialClose({
       version: client.version,
       clientDcid: client.dcid,
       clientScid: client.scid,
-      serverScid: this.#newConnectionId(),
+      serverScid,
       errorCode: CONNECTION_REFUSED,
       reason,
     }, out);
