@@ -16,10 +16,12 @@ import {
 import {
   decodeControl,
   decodeLaneFrame,
+  decodeLaneHeader,
   decodeRequest,
   decodeResponse,
   encodeAckedMessage,
   encodeControl,
+  encodeLaneHeader,
   encodeRequest,
   encodeResponse,
 } from "../../src/transport/_frames.ts";
@@ -246,6 +248,15 @@ export const coreTargets: FuzzTarget[] = [
         check(encodeAckedMessage(acks, message).join() === input.join(), "round trip differs");
       }
       decodeMessage(message);
+    },
+  },
+  {
+    name: "transport/lane-header",
+    maxInputBytes: 8,
+    seeds: () => [0, 1, 2].map(encodeLaneHeader),
+    run(input) {
+      const lane = decodeLaneHeader(input);
+      check(encodeLaneHeader(lane).join() === input.join(), "lane header round trip differs");
     },
   },
   {
