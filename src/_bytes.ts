@@ -17,6 +17,13 @@ export type ByteErrorKind = "malformed" | "too-large";
 export type ByteErrorFactory = (message: string, kind: ByteErrorKind) => Error;
 
 /** UTF-8 length of a string in bytes. */
+/** Lowercase hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
 /** The bytes of several arrays, one after another, in a new array. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));

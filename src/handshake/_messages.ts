@@ -1,5 +1,5 @@
 /**
- * Binary codec of the four handshake messages. Layouts are in docs/handshake.md; every length
+ * Binary codec of the five handshake messages. Layouts are in docs/handshake.md; every length
  * is checked against the exact size the version and mode require, so that a parsed message has
  * no slack for an attacker to fill.
  *
@@ -10,15 +10,19 @@ import { ByteReader, ByteWriter } from "../_bytes.ts";
 import { NetworkError } from "../errors.ts";
 
 /** Protocol version spoken by this code. */
-export const HANDSHAKE_VERSION = 2;
+export const HANDSHAKE_VERSION = 3;
 
-/** Largest handshake message accepted; the biggest real one (ServerHello) is 1157 bytes. */
+/** Largest handshake message accepted; the biggest real one (a resuming ClientHello) is 1460. */
 export const MAX_HANDSHAKE_MESSAGE = 16384;
 
 export const NONCE_LENGTH = 32;
 export const ML_KEM768_CIPHERTEXT_LENGTH = 1088;
-/** Length of a key confirmation (HMAC-SHA-256). */
+/** Length of a key confirmation (HMAC-SHA-256), and of a resumption binder. */
 export const CONFIRMATION_LENGTH = 32;
+/** Length of a resumption ticket's id. */
+export const TICKET_ID_LENGTH = 16;
+/** Most bytes of sealed early data a resuming ClientHello carries (payload and 16-byte tag). */
+export const MAX_EARLY_DATA = 272;
 const MAX_ALERT_REASON = 512;
 
 export const MessageType = {
@@ -26,6 +30,7 @@ export const MessageType = {
   ServerHello: 2,
   ClientFinish: 3,
   Alert: 4,
+  ResumedServerHello: 5,
 } as const;
 
 const TYPE_NAMES: Record<number, string> = {
@@ -33,6 +38,7 @@ const TYPE_NAMES: Record<number, string> = {
   2: "ServerHello",
   3: "ClientFinish",
   4: "Alert",
+  5: "ResumedServerHello",
 };
 
 /** Mode byte: 0 = authenticate only, 1 = authenticate and seal frames with ML-KEM keys. */
@@ -45,6 +51,18 @@ export interface Hello {
   nonce: Uint8Array;
   /** ML-KEM-768 ciphertext to the peer's binding key. */
   cipherText: Uint8Array;
+}
+
+/**
+ * A ClientHello: a {@linkcode Hello}, and when the dialer resumes, the ticket it names, its
+ * sealed early data and the binder that proves it holds the ticket's secret.
+ */
+export interface ClientHello extends Hello {
+  resumption?: {
+    ticketId: Uint8Array;
+    earlyData: Uint8Array;
+    binder: Uint8Array;
+  };
 }
 
 export interface ServerHello extends Hello {
@@ -67,8 +85,25 @@ function writeHello(type: number, hello: Hello): ByteWriter {
     .vec16(hello.cipherText);
 }
 
-export function encodeClientHello(hello: Hello): Uint8Array {
-  return writeHello(MessageType.ClientHello, hello).finish();
+/** A ClientHello up to, not including, its binder (all of it when it does not resume). */
+export function encodeClientHelloBoundPart(
+  hello: Hello & { resumption?: { ticketId: Uint8Array; earlyData: Uint8Array } },
+): Uint8Array {
+  const w = writeHello(MessageType.ClientHello, hello);
+  const resumption = hello.resumption;
+  if (resumption === undefined) return w.u8(0).finish();
+  return w.u8(TICKET_ID_LENGTH).bytes(resumption.ticketId).vec16(resumption.earlyData).finish();
+}
+
+export function encodeClientHello(hello: ClientHello): Uint8Array {
+  const bound = encodeClientHelloBoundPart(hello);
+  if (hello.resumption === undefined) return bound;
+  return new ByteWriter().bytes(bound).bytes(hello.resumption.binder).finish();
+}
+
+/** The part of a ResumedServerHello its confirmation covers. */
+export function encodeResumedServerHelloConfirmedPart(version: number, mode: number): Uint8Array {
+  return new ByteWriter().u8(MessageType.ResumedServerHello).u8(version).u8(mode).finish();
 }
 
 /** Encodes the part of a ServerHello that the transcript covers (no confirmation yet). */
@@ -137,11 +172,56 @@ function readHello(r: ByteReader): Hello {
   return { version, mode, nonce, cipherText };
 }
 
-export function decodeClientHello(msg: Uint8Array): Hello {
+/** A decoded ClientHello, with the bytes its binder covers when it resumes. */
+export interface DecodedClientHello extends ClientHello {
+  /** The message up to its binder: what a resumption's transcript covers. */
+  boundPart: Uint8Array;
+}
+
+export function decodeClientHello(msg: Uint8Array): DecodedClientHello {
   const r = reader(msg, MessageType.ClientHello);
   const hello = readHello(r);
+  const ticketLength = r.u8("ticket id length");
+  if (ticketLength === 0) {
+    r.end();
+    return { ...hello, boundPart: msg };
+  }
+  if (ticketLength !== TICKET_ID_LENGTH) {
+    r.fail(`'ticket id length' must be 0 or ${TICKET_ID_LENGTH}: current value is ${ticketLength}`);
+  }
+  const ticketId = r.bytes(TICKET_ID_LENGTH, "ticket id");
+  const earlyData = r.vec16("early data", MAX_EARLY_DATA);
+  if (earlyData.byteLength < 16) {
+    r.fail(
+      `'early data' must hold at least its 16-byte tag: current size is ${earlyData.byteLength} bytes`,
+    );
+  }
+  const boundPart = msg.subarray(0, r.offset);
+  const binder = r.bytes(CONFIRMATION_LENGTH, "binder");
   r.end();
-  return hello;
+  return { ...hello, resumption: { ticketId, earlyData, binder }, boundPart };
+}
+
+/** A ResumedServerHello: version, mode and the listener's confirmation. */
+export interface ResumedServerHello {
+  version: number;
+  mode: number;
+  confirmedPart: Uint8Array;
+  confirmation: Uint8Array;
+}
+
+export function decodeResumedServerHello(msg: Uint8Array): ResumedServerHello {
+  const r = reader(msg, MessageType.ResumedServerHello);
+  const version = r.u8("version");
+  if (version !== HANDSHAKE_VERSION) {
+    r.fail(`unsupported version ${version}, this side speaks version ${HANDSHAKE_VERSION}`);
+  }
+  const mode = r.u8("mode");
+  if (mode !== Mode.AuthOnly && mode !== Mode.PqEncryption) r.fail(`unknown mode ${mode}`);
+  const confirmedPart = msg.slice(0, r.offset);
+  const confirmation = r.bytes(CONFIRMATION_LENGTH, "confirmation");
+  r.end();
+  return { version, mode, confirmedPart, confirmation };
 }
 
 export function decodeServerHello(msg: Uint8Array): ServerHello {

@@ -8,7 +8,8 @@
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { expand, extract } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
-import { ByteWriter } from "../_bytes.ts";
+import { createCipheriv, createDecipheriv } from "node:crypto";
+import { ByteWriter, concatBytes } from "../_bytes.ts";
 import { sha256 } from "../_sha256.ts";
 
 const encoder = new TextEncoder();
@@ -66,6 +67,8 @@ export interface Schedule {
   listenerConfirmation: Uint8Array;
   /** The dialer's key confirmation. */
   dialerConfirmation: Uint8Array;
+  /** The resumption tickets this session leaves. */
+  tickets: { dialer: TicketSecret; listener: TicketSecret };
 }
 
 /**
@@ -90,11 +93,161 @@ export function keySchedule(
     listenerToDialer: key(KEY_INFO_LISTENER_TO_DIALER),
     listenerConfirmation: hmac(nobleSha256, listenerFinished, transcript),
     dialerConfirmation: hmac(nobleSha256, dialerFinished, transcript),
+    tickets: sessionTickets(prk),
   };
   prk.fill(0);
   listenerFinished.fill(0);
   dialerFinished.fill(0);
   return schedule;
+}
+
+/** Labels of the resumption schedule: nothing of it can equal a value of the full one. */
+export const RESUMPTION_LABEL = encoder.encode("cretoai-network/resumption/v3\0");
+const RESUMPTION_INFO_BINDER = encoder.encode("cretoai-network/resumption/v3 binder");
+const RESUMPTION_INFO_EARLY = encoder.encode("cretoai-network/resumption/v3 early data");
+const RESUMPTION_INFO = {
+  dialerToListener: encoder.encode("cretoai-network/resumption/v3 key dialer->listener"),
+  listenerToDialer: encoder.encode("cretoai-network/resumption/v3 key listener->dialer"),
+  listenerFinished: encoder.encode("cretoai-network/resumption/v3 finished listener"),
+};
+const TICKET_INFO = {
+  dialerId: encoder.encode("cretoai-network/ticket/v3 id dialer->listener"),
+  dialerSecret: encoder.encode("cretoai-network/ticket/v3 secret dialer->listener"),
+  listenerId: encoder.encode("cretoai-network/ticket/v3 id listener->dialer"),
+  listenerSecret: encoder.encode("cretoai-network/ticket/v3 secret listener->dialer"),
+};
+
+/** What a resumption's transcript covers besides the ClientHello: the same as a full one's. */
+export type ResumptionInput = Omit<TranscriptInput, "clientHello" | "serverHelloConfirmedPart"> & {
+  /** The ClientHello up to its binder. */
+  clientHelloBoundPart: Uint8Array;
+};
+
+/** SHA-256 over the resumption's fields up to the binder (layout in docs/handshake.md). */
+export function resumptionTranscriptHash(t: ResumptionInput): Uint8Array {
+  return sha256(
+    new ByteWriter()
+      .bytes(RESUMPTION_LABEL)
+      .u8(t.version)
+      .u8(t.mode)
+      .vec16(encoder.encode(t.alpn))
+      .bytes(t.dialerCertHash)
+      .bytes(t.listenerCertHash)
+      .vec32(t.clientHelloBoundPart)
+      .finish(),
+  );
+}
+
+/** The binder of a resuming ClientHello: proof that the dialer holds the ticket's secret. */
+export function resumptionBinder(
+  ticketSecret: Uint8Array,
+  boundTranscript: Uint8Array,
+): Uint8Array {
+  const prk = extract(nobleSha256, ticketSecret, boundTranscript);
+  const binderKey = expand(nobleSha256, prk, RESUMPTION_INFO_BINDER, 32);
+  const binder = hmac(nobleSha256, binderKey, boundTranscript);
+  prk.fill(0);
+  binderKey.fill(0);
+  return binder;
+}
+
+/**
+ * The key of a resuming ClientHello's early data: from the ticket's secret (used once) and the
+ * dialer's nonce, since the transcript the binder covers includes the sealed bytes.
+ */
+function earlyDataKey(ticketSecret: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const prk = extract(nobleSha256, ticketSecret, nonce);
+  const key = expand(nobleSha256, prk, RESUMPTION_INFO_EARLY, 32);
+  prk.fill(0);
+  return key;
+}
+
+const EARLY_NONCE = new Uint8Array(12);
+
+/** Seals early data with ChaCha20-Poly1305: ciphertext, then the 16-byte tag. */
+export function sealEarlyData(
+  ticketSecret: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+): Uint8Array {
+  const key = earlyDataKey(ticketSecret, nonce);
+  const cipher = createCipheriv("chacha20-poly1305", key, EARLY_NONCE, { authTagLength: 16 });
+  key.fill(0);
+  const sealed = concatBytes([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  return sealed;
+}
+
+/** Opens early data; `undefined` when its tag does not check out. */
+export function openEarlyData(
+  ticketSecret: Uint8Array,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+): Uint8Array | undefined {
+  const key = earlyDataKey(ticketSecret, nonce);
+  const decipher = createDecipheriv("chacha20-poly1305", key, EARLY_NONCE, {
+    authTagLength: 16,
+  });
+  key.fill(0);
+  decipher.setAuthTag(sealed.subarray(sealed.byteLength - 16));
+  const plaintext = decipher.update(sealed.subarray(0, sealed.byteLength - 16));
+  try {
+    decipher.final();
+  } catch {
+    return undefined;
+  }
+  return new Uint8Array(plaintext);
+}
+
+/**
+ * The transcript hash of a resumed session: the bound transcript, the binder (so the session
+ * covers the whole ClientHello) and the ResumedServerHello's confirmed part.
+ */
+export function resumedSessionHash(
+  boundTranscript: Uint8Array,
+  binder: Uint8Array,
+  serverHelloConfirmedPart: Uint8Array,
+): Uint8Array {
+  return sha256(
+    new ByteWriter().bytes(boundTranscript).bytes(binder).vec32(serverHelloConfirmedPart)
+      .finish(),
+  );
+}
+
+/** The resumed session's keys and the listener's confirmation, from the ticket's secret. */
+export function resumedSchedule(
+  ticketSecret: Uint8Array,
+  sessionHash: Uint8Array,
+): Omit<Schedule, "dialerConfirmation"> {
+  const prk = extract(nobleSha256, ticketSecret, sessionHash);
+  const key = (info: Uint8Array) => expand(nobleSha256, prk, info, 32);
+  const listenerFinished = key(RESUMPTION_INFO.listenerFinished);
+  const schedule = {
+    dialerToListener: key(RESUMPTION_INFO.dialerToListener),
+    listenerToDialer: key(RESUMPTION_INFO.listenerToDialer),
+    listenerConfirmation: hmac(nobleSha256, listenerFinished, sessionHash),
+    tickets: sessionTickets(prk),
+  };
+  prk.fill(0);
+  listenerFinished.fill(0);
+  return schedule;
+}
+
+/** A resumption ticket: its public id and the secret only both ends of a session know. */
+export interface TicketSecret {
+  id: Uint8Array;
+  secret: Uint8Array;
+}
+
+/**
+ * The two tickets a session leaves, one per direction of the next dial: `dialer` for this
+ * connection's dialer dialing the listener again, `listener` for the other way round.
+ */
+export function sessionTickets(prk: Uint8Array): { dialer: TicketSecret; listener: TicketSecret } {
+  const key = (info: Uint8Array, n: number) => expand(nobleSha256, prk, info, n);
+  return {
+    dialer: { id: key(TICKET_INFO.dialerId, 16), secret: key(TICKET_INFO.dialerSecret, 32) },
+    listener: { id: key(TICKET_INFO.listenerId, 16), secret: key(TICKET_INFO.listenerSecret, 32) },
+  };
 }
 
 /** Compares two byte strings in time that depends on their length only. */

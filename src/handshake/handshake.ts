@@ -12,25 +12,45 @@ import { describe, InvalidConfigError, NetworkError, type NetworkErrorCode } fro
 import { PeerId } from "../identity/peer_id.ts";
 import type { PublicIdentity } from "../identity/public_identity.ts";
 import {
+  type ClientHello,
   decodeAlert,
   decodeClientFinish,
   decodeClientHello,
+  type DecodedClientHello,
+  decodeResumedServerHello,
   decodeServerHello,
   encodeAlert,
   encodeClientFinish,
   encodeClientHello,
+  encodeClientHelloBoundPart,
+  encodeResumedServerHelloConfirmedPart,
   encodeServerHello,
   encodeServerHelloConfirmedPart,
   HANDSHAKE_VERSION,
+  MAX_EARLY_DATA,
   MessageType,
   Mode,
   NONCE_LENGTH,
   peekType,
   typeName,
 } from "./_messages.ts";
-import { equalConstantTime, keySchedule, transcriptHash } from "./_transcript.ts";
+import {
+  equalConstantTime,
+  keySchedule,
+  openEarlyData,
+  resumedSchedule,
+  resumedSessionHash,
+  resumptionBinder,
+  type ResumptionInput,
+  resumptionTranscriptHash,
+  sealEarlyData,
+  type TicketSecret,
+  transcriptHash,
+} from "./_transcript.ts";
 import { NodeCredentials, PeerCertificateCache, type VerifiedPeer } from "./node_credentials.ts";
 import { encapsulate } from "./_pq_crypto.ts";
+import { SessionTicketStore } from "./session_tickets.ts";
+import { toHex } from "../_bytes.ts";
 
 /** TLS caps an ALPN protocol name at 255 bytes. */
 const MAX_ALPN_LENGTH = 255;
@@ -61,6 +81,14 @@ export interface HandshakeOptions {
    * @default {true}
    */
   pqEncryption?: boolean;
+  /**
+   * Resumption tickets to keep and to use; share one per node. With it, a dialer that met the
+   * listener's run before resumes (one round trip, no ML-KEM operation, docs/handshake.md
+   * "Resumption"), and every completed handshake leaves the next tickets.
+   *
+   * @default {undefined} (every handshake is a full one)
+   */
+  tickets?: SessionTicketStore;
   /**
    * Source of randomness for the nonce (the ML-KEM encapsulation draws its own inside
    * WebCrypto). Replace it only in tests.
@@ -102,6 +130,13 @@ export interface HandshakeResult {
   keys?: SessionKeys;
   /** SHA-256 transcript hash both sides confirmed; unique per connection. */
   transcriptHash: Uint8Array;
+  /** Whether the session was resumed from a ticket (no ML-KEM operation on this connection). */
+  resumed: boolean;
+  /**
+   * The listener's side of a resumed session: the early data the dialer sealed into its
+   * ClientHello (see {@linkcode HandshakeDialer.start}), authenticated and decrypted.
+   */
+  earlyData?: Uint8Array;
 }
 
 /** What the caller must do after feeding a message to the state machine. */
@@ -170,6 +205,7 @@ interface Settings {
   alpn: string;
   peerCertificate: Uint8Array;
   cache: PeerCertificateCache;
+  tickets: SessionTicketStore | undefined;
   mode: number;
   randomBytes: (length: number) => Uint8Array;
 }
@@ -180,6 +216,7 @@ function settings(options: HandshakeOptions): Settings {
     alpn,
     peerCertificate,
     certificateCache,
+    tickets,
     pqEncryption = true,
     randomBytes = (n: number) => crypto.getRandomValues(new Uint8Array(n)),
   } = options ?? {};
@@ -195,6 +232,9 @@ function settings(options: HandshakeOptions): Settings {
   if (certificateCache !== undefined && !(certificateCache instanceof PeerCertificateCache)) {
     throw new InvalidConfigError("certificateCache", "a PeerCertificateCache", certificateCache);
   }
+  if (tickets !== undefined && !(tickets instanceof SessionTicketStore)) {
+    throw new InvalidConfigError("tickets", "a SessionTicketStore", tickets);
+  }
   if (typeof pqEncryption !== "boolean") {
     throw new InvalidConfigError("pqEncryption", "a boolean", pqEncryption);
   }
@@ -206,6 +246,7 @@ function settings(options: HandshakeOptions): Settings {
     alpn,
     peerCertificate,
     cache: certificateCache ?? new PeerCertificateCache({ maxEntries: 0 }),
+    tickets,
     mode: pqEncryption ? Mode.PqEncryption : Mode.AuthOnly,
     randomBytes,
   };
@@ -240,12 +281,48 @@ function checkMode(local: number, peer: number, peerRole: string): void {
   }
 }
 
-function result(peer: VerifiedPeer, keys: SessionKeys | undefined, transcript: Uint8Array) {
+function result(
+  peer: VerifiedPeer,
+  keys: SessionKeys | undefined,
+  transcript: Uint8Array,
+  resumed = false,
+): HandshakeResult {
   return {
     peerId: peer.peerId,
     peerPublicKeys: peer.publicIdentity,
     keys,
     transcriptHash: transcript,
+    resumed,
+  };
+}
+
+/** Keeps the tickets a completed session left, each for the direction of its next dial. */
+function saveTickets(
+  s: Settings,
+  peer: VerifiedPeer,
+  tickets: { dialer: TicketSecret; listener: TicketSecret },
+  role: "dialer" | "listener",
+): void {
+  const [dialing, listening] = role === "dialer"
+    ? [tickets.dialer, tickets.listener]
+    : [tickets.listener, tickets.dialer];
+  s.tickets?.save(toHex(peer.certificateHash), s.mode, dialing, listening);
+}
+
+/** What both sides put in a resumption's transcript besides the ClientHello. */
+function resumptionInput(
+  s: Settings,
+  dialerCertHash: Uint8Array,
+  listenerCertHash: Uint8Array,
+  clientHelloBoundPart: Uint8Array,
+): ResumptionInput {
+  return {
+    version: HANDSHAKE_VERSION,
+    mode: s.mode,
+    alpn: s.alpn,
+    dialerCertHash,
+    listenerCertHash,
+    clientHelloBoundPart,
   };
 }
 
@@ -323,6 +400,8 @@ export class HandshakeDialer {
   #clientHello: Uint8Array | undefined;
   #peer: VerifiedPeer | undefined;
   #toListener: Uint8Array | undefined;
+  /** The ticket offered, with the bound transcript and binder of the ClientHello. */
+  #offered: { secret: Uint8Array; boundTranscript: Uint8Array; binder: Uint8Array } | undefined;
 
   /**
    * Prepares the dialer side.
@@ -359,12 +438,20 @@ export class HandshakeDialer {
    * console.assert(clientHello[0] === 1);
    * ```
    *
+   * @param earlyData With {@linkcode HandshakeOptions.tickets} and a ticket for the listener's
+   * run: called with the verified listener, it returns bytes (at most 256) to seal into the
+   * ClientHello, which the listener gets with its result if it resumes the session
+   * ({@linkcode HandshakeResult.earlyData}; it is lost if the listener does the full handshake
+   * instead: `result.resumed` is then false on both sides). Returning `undefined` offers no
+   * ticket. Not called without a ticket.
    * @returns The message to send, as one record.
    * @throws {HandshakeError} `ERR_PEER_ID_MISMATCH` when `expectedPeerId` is set and the
    * certificate is another peer's; `ERR_HANDSHAKE_FAILED` when the certificate carries no valid
    * identity binding, or when called twice. Send `error.alert`, if set, before closing.
    */
-  async start(): Promise<Uint8Array> {
+  async start(
+    earlyData?: (listener: VerifiedPeer) => Uint8Array | undefined,
+  ): Promise<Uint8Array> {
     try {
       if (this.#state !== "initial") {
         fail(`HandshakeDialer.start() may be called once: the handshake is ${this.#state}`);
@@ -379,13 +466,10 @@ export class HandshakeDialer {
         );
       }
       const nonce = random(s, NONCE_LENGTH);
+      // Also when resuming: a listener that lost the ticket answers with the full handshake.
       const { cipherText, secret } = await encapsulate(peer.kemKey);
-      this.#clientHello = encodeClientHello({
-        version: HANDSHAKE_VERSION,
-        mode: s.mode,
-        nonce,
-        cipherText,
-      });
+      const hello = { version: HANDSHAKE_VERSION, mode: s.mode, nonce, cipherText };
+      this.#clientHello = this.#resume(peer, hello, earlyData) ?? encodeClientHello(hello);
       this.#peer = peer;
       this.#toListener = secret;
       this.#state = "awaiting ServerHello";
@@ -394,6 +478,44 @@ export class HandshakeDialer {
       this.#state = "failed";
       throw toHandshakeError(e);
     }
+  }
+
+  /** A ClientHello that offers the ticket held for the listener's run, if there is one. */
+  #resume(
+    peer: VerifiedPeer,
+    hello: Omit<ClientHello, "resumption">,
+    earlyData: ((listener: VerifiedPeer) => Uint8Array | undefined) | undefined,
+  ): Uint8Array | undefined {
+    const s = this.#s;
+    if (earlyData === undefined || s.tickets === undefined) return undefined;
+    const peerKey = toHex(peer.certificateHash);
+    if (!s.tickets.has(peerKey, s.mode)) return undefined;
+    const early = earlyData(peer);
+    if (early === undefined) return undefined;
+    if (!(early instanceof Uint8Array) || early.byteLength > MAX_EARLY_DATA - 16) {
+      fail(
+        `Early data must be at most ${MAX_EARLY_DATA - 16} bytes: current value is ${
+          describe(early)
+        }`,
+      );
+    }
+    const ticket = s.tickets.takeForDialing(peerKey, s.mode)!;
+    const unbound = {
+      ...hello,
+      resumption: {
+        ticketId: ticket.id,
+        earlyData: sealEarlyData(ticket.secret, hello.nonce, early),
+      },
+    };
+    const boundTranscript = resumptionTranscriptHash(resumptionInput(
+      s,
+      s.credentials.certificateHash,
+      peer.certificateHash,
+      encodeClientHelloBoundPart(unbound),
+    ));
+    const binder = resumptionBinder(ticket.secret, boundTranscript);
+    this.#offered = { secret: ticket.secret, boundTranscript, binder };
+    return encodeClientHello({ ...unbound, resumption: { ...unbound.resumption, binder } });
   }
 
   /**
@@ -418,11 +540,13 @@ export class HandshakeDialer {
         fail(`HandshakeDialer.receive() called while the handshake is ${this.#state}`);
       }
       throwIfAlert(msg, "listener");
-      if (peekType(msg) !== MessageType.ServerHello) {
+      const type = peekType(msg);
+      const resumed = type === MessageType.ResumedServerHello && this.#offered !== undefined;
+      if (type !== MessageType.ServerHello && !resumed) {
         unexpected(msg, "ServerHello", this.#state);
       }
       this.#state = "checking the ServerHello";
-      const result = await this.#onServerHello(msg);
+      const result = resumed ? this.#onResumedServerHello(msg) : await this.#onServerHello(msg);
       this.#state = "done";
       return result;
     } catch (e) {
@@ -431,7 +555,35 @@ export class HandshakeDialer {
     } finally {
       this.#toListener?.fill(0);
       this.#toListener = undefined;
+      this.#offered?.secret.fill(0);
+      this.#offered = undefined;
     }
+  }
+
+  #onResumedServerHello(msg: Uint8Array): HandshakeStep {
+    const s = this.#s;
+    const peer = this.#peer!;
+    const offered = this.#offered!;
+    const hello = decodeResumedServerHello(msg);
+    checkMode(s.mode, hello.mode, "listener");
+    const session = resumedSessionHash(
+      offered.boundTranscript,
+      offered.binder,
+      hello.confirmedPart,
+    );
+    const k = resumedSchedule(offered.secret, session);
+    if (!equalConstantTime(k.listenerConfirmation, hello.confirmation)) {
+      fail(
+        `Invalid listener confirmation of a resumed session from ${peer.peerId}: the ` +
+          `transcript differs (another connection, a relay, a tampered field) or the listener ` +
+          `lacks the ticket's secret`,
+      );
+    }
+    saveTickets(s, peer, k.tickets, "dialer");
+    const keys = s.mode === Mode.PqEncryption
+      ? { send: k.dialerToListener, recv: k.listenerToDialer }
+      : undefined;
+    return { done: result(peer, keys, session, true) };
   }
 
   async #onServerHello(msg: Uint8Array): Promise<HandshakeStep> {
@@ -457,6 +609,7 @@ export class HandshakeDialer {
           `connection, a relay, a tampered field) or the listener lacks the key its identity bound`,
       );
     }
+    saveTickets(s, peer, k.tickets, "dialer");
     const keys = s.mode === Mode.PqEncryption
       ? { send: k.dialerToListener, recv: k.listenerToDialer }
       : undefined;
@@ -505,6 +658,7 @@ export class HandshakeListener {
   #transcript: Uint8Array | undefined;
   #keys: SessionKeys | undefined;
   #dialerConfirmation: Uint8Array | undefined;
+  #tickets: { dialer: TicketSecret; listener: TicketSecret } | undefined;
 
   /**
    * Prepares the listener side.
@@ -543,7 +697,7 @@ export class HandshakeListener {
         }
         this.#state = "checking the ClientHello";
         const step = await this.#onClientHello(msg);
-        this.#state = "awaiting ClientFinish";
+        this.#state = step.done === undefined ? "awaiting ClientFinish" : "done";
         return step;
       }
       if (this.#state === "awaiting ClientFinish") {
@@ -569,6 +723,8 @@ export class HandshakeListener {
     const hello = decodeClientHello(msg);
     checkMode(s.mode, hello.mode, "dialer");
     const peer = await s.cache.verify(s.peerCertificate);
+    const resumed = this.#resume(peer, hello);
+    if (resumed !== undefined) return resumed;
     // Independent native operations, each on another thread: waited for together, not one
     // after the other (each wait is an event-loop round of its own on the critical path).
     const [toListener, { cipherText, secret: toDialer }] = await Promise.all([
@@ -599,7 +755,56 @@ export class HandshakeListener {
     this.#peer = peer;
     this.#transcript = transcript;
     this.#dialerConfirmation = k.dialerConfirmation;
+    this.#tickets = k.tickets;
     return { send: encodeServerHello(confirmedPart, k.listenerConfirmation) };
+  }
+
+  /**
+   * Resumes the session a ticket names, or returns `undefined` for the full handshake: the
+   * ticket is unknown (used already, forgotten, issued by another run of this node) or was
+   * issued to another run of the dialer or in another mode.
+   */
+  #resume(peer: VerifiedPeer, hello: DecodedClientHello): HandshakeStep | undefined {
+    const s = this.#s;
+    const offer = hello.resumption;
+    if (offer === undefined || s.tickets === undefined) return undefined;
+    const ticket = s.tickets.takeForListening(toHex(offer.ticketId));
+    if (
+      ticket === undefined || ticket.mode !== s.mode ||
+      ticket.peer !== toHex(peer.certificateHash)
+    ) {
+      return undefined;
+    }
+    try {
+      const boundTranscript = resumptionTranscriptHash(resumptionInput(
+        s,
+        peer.certificateHash,
+        s.credentials.certificateHash,
+        hello.boundPart,
+      ));
+      const binder = resumptionBinder(ticket.secret, boundTranscript);
+      // A wrong binder for a ticket this node issued to this very run is no accident: refuse.
+      if (!equalConstantTime(binder, offer.binder)) {
+        fail(`Invalid resumption binder from ${peer.peerId}: it lacks the ticket's secret`);
+      }
+      const earlyData = openEarlyData(ticket.secret, hello.nonce, offer.earlyData);
+      if (earlyData === undefined) {
+        fail(`The early data of ${peer.peerId}'s resuming ClientHello failed its tag`);
+      }
+      const confirmedPart = encodeResumedServerHelloConfirmedPart(HANDSHAKE_VERSION, s.mode);
+      const session = resumedSessionHash(boundTranscript, binder, confirmedPart);
+      const k = resumedSchedule(ticket.secret, session);
+      saveTickets(s, peer, k.tickets, "listener");
+      const keys = s.mode === Mode.PqEncryption
+        ? { send: k.listenerToDialer, recv: k.dialerToListener }
+        : undefined;
+      return {
+        send: encodeServerHello(confirmedPart, k.listenerConfirmation),
+        done: { ...result(peer, keys, session, true), earlyData },
+      };
+    } finally {
+      ticket.secret.fill(0);
+    }
   }
 
   #onClientFinish(msg: Uint8Array): HandshakeStep {
@@ -611,6 +816,7 @@ export class HandshakeListener {
           `connection, a relay, a tampered field) or the dialer lacks the key its identity bound`,
       );
     }
+    saveTickets(this.#s, peer, this.#tickets!, "listener");
     return { done: result(peer, this.#keys, this.#transcript!) };
   }
 }

@@ -10,7 +10,7 @@
  */
 
 import { sha256 } from "../_sha256.ts";
-import { ByteReader, ByteWriter } from "../_bytes.ts";
+import { ByteReader, ByteWriter, toHex } from "../_bytes.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
@@ -214,12 +214,6 @@ function refuse(message: string): never {
   throw new NetworkError("ERR_HANDSHAKE_FAILED", message);
 }
 
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
-
 /**
  * Checks peers' certificates for a valid identity binding and remembers the ones that passed,
  * keyed by the SHA-256 of the certificate, so that reconnecting to a peer (or a peer
@@ -287,7 +281,7 @@ export class PeerCertificateCache {
     // Natively: a listener hashes every dialer's certificate (about 7 KiB with the binding)
     // before the dialer proved anything; in JavaScript that took 0.14 ms of its event loop.
     const certificateHash = sha256(der);
-    const key = hex(certificateHash);
+    const key = toHex(certificateHash);
     const hit = this.#entries.get(key);
     if (hit !== undefined) {
       this.#entries.delete(key);

@@ -13,7 +13,12 @@ import {
   HandshakeListener,
   type HandshakeResult,
 } from "../handshake/handshake.ts";
-import type { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
+import type {
+  NodeCredentials,
+  PeerCertificateCache,
+  VerifiedPeer,
+} from "../handshake/node_credentials.ts";
+import type { SessionTicketStore } from "../handshake/session_tickets.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
 import type { PeerId } from "../identity/peer_id.ts";
@@ -46,6 +51,10 @@ export interface SecureSession {
   link: string;
   /** The peer's run id, from its certificate: another process of the peer has another. */
   peerRun: string;
+  /** Resumed from a ticket: the dialer's early data (its open frame) came with its hello. */
+  resumed: boolean;
+  /** The listener's side of a resumed session: the early data the dialer sealed. */
+  earlyData?: Uint8Array;
 }
 
 /** Options of both sides. */
@@ -53,7 +62,10 @@ export interface SessionOptions {
   credentials: NodeCredentials;
   certificateCache: PeerCertificateCache;
   pqEncryption: boolean;
+  tickets?: SessionTicketStore;
   expectedPeerId?: PeerId;
+  /** The dialer's early data for a resumed session (see `HandshakeDialer.start`). */
+  earlyData?: (listener: VerifiedPeer) => Uint8Array | undefined;
 }
 
 /** The dialer side: opens the stream and sends the ClientHello. */
@@ -67,14 +79,15 @@ export async function dialSession(
   });
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.
-  const clientHello = await hs.start();
+  const clientHello = await hs.start(options.earlyData);
   const stream = await conn.openBidi();
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
     await stream.write(encodeRecord(clientHello));
     const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
-    await stream.write(encodeRecord(send!));
+    // A resumed session has no ClientFinish: the binder proved the dialer already.
+    if (send !== undefined) await stream.write(encodeRecord(send));
     return await finish(conn, stream, done!, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
@@ -103,7 +116,7 @@ export async function acceptSession(
   try {
     const hello = await hs.receive(await nextRecord(stream, decoder, pending));
     await stream.write(encodeRecord(hello.send!));
-    const { done } = await hs.receive(await nextRecord(stream, decoder, pending));
+    const done = hello.done ?? (await hs.receive(await nextRecord(stream, decoder, pending))).done;
     return await finish(conn, stream, done!, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
@@ -142,6 +155,7 @@ function common(conn: QuicConnection, options: SessionOptions) {
     alpn: conn.alpn,
     peerCertificate,
     pqEncryption: options.pqEncryption,
+    tickets: options.tickets,
   };
 }
 
@@ -167,7 +181,7 @@ async function nextRecord(
 async function finish(
   conn: QuicConnection,
   stream: QuicStream,
-  { peerId, keys, transcriptHash }: HandshakeResult,
+  { peerId, keys, transcriptHash, resumed, earlyData }: HandshakeResult,
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
@@ -183,6 +197,8 @@ async function finish(
     leftover,
     link: hashId(transcriptHash),
     peerRun: hashId(sha256(conn.peerCertificates()[0])),
+    resumed,
+    earlyData,
   };
 }
 

@@ -18,7 +18,12 @@ import {
 } from "../errors.ts";
 import { MAX_TIMER_DELAY_MS } from "../_timer.ts";
 import { Identity } from "../identity/identity.ts";
-import { NodeCredentials, PeerCertificateCache } from "../handshake/node_credentials.ts";
+import {
+  NodeCredentials,
+  PeerCertificateCache,
+  type VerifiedPeer,
+} from "../handshake/node_credentials.ts";
+import { SessionTicketStore } from "../handshake/session_tickets.ts";
 import { PeerId } from "../identity/peer_id.ts";
 import { checkAddress, formatAddress, parseAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
@@ -50,7 +55,7 @@ import type { NetworkMessage } from "./codec.ts";
 import { type NetworkConfig, type ResolvedNetworkConfig, resolveNetworkConfig } from "./config.ts";
 import type { ConnectionDirection, TransportEventMap } from "./events.ts";
 import { TypedEventTarget } from "./events.ts";
-import { checkProtocolId, decodeControl, encodeControl } from "./_frames.ts";
+import { checkProtocolId, decodeControl, encodeControl, hashId } from "./_frames.ts";
 import { newIncarnation } from "./_incarnation.ts";
 import { FrameReader, FrameWriter } from "./_framed_stream.ts";
 import { InboundQueue } from "./_inbound_queue.ts";
@@ -246,6 +251,11 @@ export interface TransportStats {
   handshakesRateLimited: number;
   /** Inbound connections closed for staying silent after the QUIC handshake. */
   silentHandshakesClosed: number;
+  /**
+   * Identity handshakes, in either direction, that resumed a session from a ticket (one round
+   * trip, no ML-KEM operation: docs/handshake.md, "Resumption").
+   */
+  handshakesResumed: number;
   /** Connections the traffic watchdog closed (packets without useful traffic). */
   watchdogClosed: number;
   /** Node-wide send rate over the last second, in bytes per second (frames as written). */
@@ -310,6 +320,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #credentials: NodeCredentials | undefined;
   /** Peers' certificates whose identity binding verified, so reconnects verify nothing. */
   readonly #certificateCache = new PeerCertificateCache();
+  /** Resumption tickets: a reconnect to a peer's run skips ML-KEM and a round trip. */
+  readonly #tickets = new SessionTicketStore();
   #endpoint: QuicEndpoint | undefined;
   #socket: DatagramSocket | undefined;
   #binding: Promise<UdpAddress> | undefined;
@@ -333,6 +345,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   #handshakeRates: HandshakeRateLimiter;
   #handshakesRateLimited = 0;
   #silentClosed = 0;
+  #handshakesResumed = 0;
   #watchdogClosed = 0;
   #cancelWatchdog: (() => void) | undefined;
   /** Inbound connections in their identity handshake; `release` frees the slot once. */
@@ -802,6 +815,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       evicted: this.#evicted,
       handshakesRateLimited: this.#handshakesRateLimited,
       silentHandshakesClosed: this.#silentClosed,
+      handshakesResumed: this.#handshakesResumed,
       watchdogClosed: this.#watchdogClosed,
       sendBytesPerSecond: this.#sendMeter.bytesPerSecond(),
       receiveBytesPerSecond: this.#receiveMeter.bytesPerSecond(),
@@ -1296,15 +1310,32 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     dialed = "",
   ): Promise<PeerId> {
     let session: SecureSession | undefined;
+    /** The dialer's open frame, and for whom: asked for once the listener's id is known. */
+    let opening: { peer: string; opened: OpenSignal | undefined } | undefined;
     const metrics = this.#host.metrics;
     const startedAt = metrics && performance.now();
     try {
+      // The dialer's open frame: with a ticket for the listener's run, it rides in the
+      // ClientHello as early data (decided before the handshake), else it follows it.
+      const open = (peer: string, run: string) => {
+        opening = {
+          peer,
+          opened: this.#admission.opening({ peer, address: dialed, migrate: replace, run }),
+        };
+        return opening.opened;
+      };
       const setUp = async () => {
         const options = {
           credentials: this.#credentials!,
           certificateCache: this.#certificateCache,
+          tickets: this.#tickets,
           pqEncryption: this.config.pqEncryption,
           expectedPeerId: expected,
+          earlyData: (listener: VerifiedPeer) => {
+            if (listener.peerId.equals(this.peerId)) return undefined;
+            const opened = open(listener.peerId.toString(), hashId(listener.certificateHash));
+            return opened && encodeControl({ type: "open", ...opened });
+          },
         };
         session = direction === "outbound"
           ? await dialSession(conn, options)
@@ -1312,20 +1343,19 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         if (session.peerId.equals(this.peerId)) {
           throw new NetworkError("ERR_HANDSHAKE_FAILED", "The peer is this node itself");
         }
+        if (session.resumed) this.#handshakesResumed++;
         const control = {
           reader: new FrameReader(session.control, session.cipher, 64, session.leftover),
           writer: new FrameWriter(session.control, session.cipher),
         };
         if (direction === "outbound") {
-          const opened = this.#admission.opening({
-            peer: session.peerId.toString(),
-            address: dialed,
-            migrate: replace,
-            run: session.peerRun,
-          });
+          const opened = (opening ?? { opened: open(session.peerId.toString(), session.peerRun) })
+            .opened;
           // Already connected: this dial is redundant, and the listener never sees it.
           if (opened === undefined) return { session, control, opened };
-          await control.writer.write(encodeControl({ type: "open", ...opened }));
+          if (!session.resumed) {
+            await control.writer.write(encodeControl({ type: "open", ...opened }));
+          }
           const body = await control.reader.next();
           const ready = body === null ? undefined : decodeControl(body);
           if (ready?.type !== "ready") {
@@ -1334,8 +1364,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           // What the dialer admits: what it announced, with the listener's incarnation.
           return { session, control, opened: { ...opened, incarnation: ready.incarnation } };
         }
-        const open = await control.reader.next();
-        const frame = open === null ? undefined : decodeControl(open);
+        const body = session.earlyData ?? await control.reader.next();
+        const frame = body === null ? undefined : decodeControl(body);
         if (frame?.type !== "open") {
           throw new NetworkError("ERR_MALFORMED_FRAME", "Expected an open frame from the dialer");
         }
@@ -1390,10 +1420,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         outcome: "failed",
       });
       // The dialer of a losing simultaneous connection is told so by the close code; it then
-      // uses the connection the other dial set up.
-      const duplicate = session !== undefined && isDuplicateClose(e);
-      if (duplicate) {
-        const existing = await this.#whenConnected(session!.peerId.toString());
+      // uses the connection the other dial set up. A resuming dialer may hear it before its
+      // session completes: the listener decides on the ClientHello.
+      const peer = session?.peerId.toString() ?? opening?.peer;
+      if (peer !== undefined && isDuplicateClose(e)) {
+        const existing = await this.#whenConnected(peer);
         if (existing !== undefined) return existing;
       }
       const code = e instanceof NetworkError && e.code === "ERR_HANDSHAKE_TIMEOUT"
