@@ -37,6 +37,14 @@ const log = getLogger(["cretoai", "quic"]);
  */
 const IDLE_BEFORE_SKIP_MS = 0.1;
 
+/**
+ * A datagram at least this long is drained behind even after the socket sat idle: full-size
+ * datagrams come in flights (a ClientHello that carries a session ticket is seven Initial
+ * packets), and taking them one event-loop turn at a time made quiche answer each with a
+ * padded acknowledgement of its own.
+ */
+const FLIGHT_DATAGRAM_BYTES = 1200;
+
 /** Options of {@linkcode LinuxHybridSocket.bind}: those of both libc-backed sockets. */
 export type LinuxHybridSocketOptions = LinuxUdpSocketOptions;
 
@@ -222,7 +230,10 @@ export class LinuxHybridSocket implements DatagramSocket {
       const idle = performance.now() - this.#batchEndAt;
       try {
         receiver(data, from as Deno.NetAddr);
-        if (!this.#drainFoundNothing || idle < IDLE_BEFORE_SKIP_MS) {
+        if (
+          !this.#drainFoundNothing || idle < IDLE_BEFORE_SKIP_MS ||
+          data.byteLength >= FLIGHT_DATAGRAM_BYTES
+        ) {
           this.#drainFoundNothing = this.#drain(receiver);
         }
       } finally {
