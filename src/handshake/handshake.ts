@@ -130,6 +130,8 @@ export interface HandshakeResult {
   keys?: SessionKeys;
   /** SHA-256 transcript hash both sides confirmed; unique per connection. */
   transcriptHash: Uint8Array;
+  /** SHA-256 of the peer's certificate: another run of the peer has another. */
+  peerCertificateHash: Uint8Array;
   /** Whether the session was resumed from a ticket (no ML-KEM operation on this connection). */
   resumed: boolean;
   /**
@@ -292,6 +294,7 @@ function result(
     peerPublicKeys: peer.publicIdentity,
     keys,
     transcriptHash: transcript,
+    peerCertificateHash: peer.certificateHash,
     resumed,
   };
 }

@@ -32,7 +32,6 @@ import {
   APP_ERROR_PROTOCOL,
 } from "./close_codes.ts";
 import { concatBytes } from "../_bytes.ts";
-import { sha256 } from "../_sha256.ts";
 import { hashId } from "./_frames.ts";
 
 /** The outcome of a handshake on one connection. */
@@ -181,7 +180,7 @@ async function nextRecord(
 async function finish(
   conn: QuicConnection,
   stream: QuicStream,
-  { peerId, keys, transcriptHash, resumed, earlyData }: HandshakeResult,
+  { peerId, keys, transcriptHash, peerCertificateHash, resumed, earlyData }: HandshakeResult,
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
@@ -196,7 +195,7 @@ async function finish(
     cipher,
     leftover,
     link: hashId(transcriptHash),
-    peerRun: hashId(sha256(conn.peerCertificates()[0])),
+    peerRun: hashId(peerCertificateHash),
     resumed,
     earlyData,
   };
