@@ -84,3 +84,27 @@ Deno.test("resumption: a restarted listener (same identity) is met with the full
   assertEquals(resumedCount(a, again), [1, 1]);
   await exchange(a, again, 3);
 });
+
+Deno.test("resumption: simultaneous resuming dials end with one working connection on both sides", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  await a.connectPeer(addr(b));
+  for (let round = 0; round < 3; round++) {
+    await disconnect(a, b);
+    const [toB, toA] = await within(
+      Promise.all([a.connectPeer(addr(b)), b.connectPeer(addr(a))]),
+      10_000,
+      `round ${round}: both dials`,
+    );
+    assert(toB.equals(b.peerId) && toA.equals(a.peerId));
+    assertEquals([a.peers().length, b.peers().length], [1, 1], `round ${round}`);
+    assertEquals(a.peers()[0].direction === "outbound", b.peers()[0].direction === "inbound");
+    await exchange(a, b, round);
+    // Which dials resume depends on the interleaving (a resumed session replaces both ends'
+    // tickets), but the first ClientHello a listener reads in round 0 finds its ticket.
+    if (round === 0) {
+      const [onA, onB] = resumedCount(a, b);
+      assert(onA + onB >= 1, `a resumption in round 0: ${onA} + ${onB}`);
+    }
+  }
+});
