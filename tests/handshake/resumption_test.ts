@@ -433,6 +433,8 @@ Deno.test("resumption: early data callback: undefined keeps the ticket, too much
   const c = await connect(a, b, { early: most });
   assertAgree(c, true);
   assertEquals(c.listener.earlyData, most);
+  // The largest resuming ClientHello: the plain one, a ticket id, 256 + 16 bytes sealed, a binder.
+  assertEquals(c.messages[0].byteLength, PLAIN_CLIENT_HELLO_LENGTH + 16 + 2 + 256 + 16 + 32);
   // Empty early data is allowed and delivered as empty.
   const empty = await connect(a, b, { early: new Uint8Array(0) });
   assertAgree(empty, true);
