@@ -31,13 +31,16 @@ import {
   decodeAlert,
   decodeClientFinish,
   decodeClientHello,
+  decodeResumedServerHello,
   decodeServerHello,
   encodeAlert,
   encodeClientFinish,
   encodeClientHello,
+  encodeResumedServerHelloConfirmedPart,
   encodeServerHello,
   encodeServerHelloConfirmedPart,
   HANDSHAKE_VERSION,
+  MessageType,
   ML_KEM768_CIPHERTEXT_LENGTH,
   Mode,
   NONCE_LENGTH,
@@ -45,6 +48,9 @@ import {
 import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
 import { HandshakeDialer, HandshakeListener } from "../../src/handshake/handshake.ts";
 import { PeerCertificateCache } from "../../src/handshake/node_credentials.ts";
+import { SessionTicketStore } from "../../src/handshake/session_tickets.ts";
+import { sealEarlyData, type TicketSecret } from "../../src/handshake/_transcript.ts";
+import { toHex } from "../../src/_bytes.ts";
 import { NetworkError } from "../../src/errors.ts";
 import { PublicIdentity } from "../../src/identity/public_identity.ts";
 import { PeerId } from "../../src/identity/peer_id.ts";
@@ -54,6 +60,7 @@ import {
   dialerIdentity,
   dialerNode,
   listenerIdentity,
+  listenerNode,
   pairOptions,
   seededRandom,
 } from "../handshake/_util.ts";
@@ -147,10 +154,51 @@ function serverHelloSeed(pq: boolean): Uint8Array {
 
 const CLIENT_FINISH_SEED = encodeClientFinish(SEED_CONFIRMATION);
 
+/**
+ * Resumption: a fixed pair of tickets stands in for the pair a full handshake leaves, so that
+ * an input costs no full handshake and the seeds carry the real ticket id and sealed early data
+ * (the binder, over this run's certificates, is fixed bytes in a seed like the ciphertext).
+ */
+const resumptionBytes = seededRandom("fuzz/resumption");
+const RESUMPTION_TICKETS = {
+  /** Presented by the dialer: the listener holds it for the dialer's run. */
+  toListener: { id: resumptionBytes(16), secret: resumptionBytes(32) },
+  /** The other direction's, held by both as a session leaves it. */
+  toDialer: { id: resumptionBytes(16), secret: resumptionBytes(32) },
+};
+const EARLY_DATA = text.encode("the dialer's open frame");
+/** The options of the resuming pair: its dialer's first random bytes are its nonce. */
+const resumingOptions = (pq: boolean) => pairOptions(pq, "fuzz/resumption");
+
+function resumingClientHelloSeed(pq: boolean): Uint8Array {
+  const nonce = resumingOptions(pq).dialer.randomBytes(NONCE_LENGTH);
+  const { id, secret } = RESUMPTION_TICKETS.toListener;
+  return encodeClientHello({
+    ...SEED_CLIENT_HELLO_FIELDS,
+    mode: modeOf(pq),
+    nonce,
+    resumption: {
+      ticketId: id,
+      earlyData: sealEarlyData(secret, nonce, EARLY_DATA),
+      binder: SEED_CONFIRMATION,
+    },
+  });
+}
+
+function resumedServerHelloSeed(pq: boolean): Uint8Array {
+  const confirmedPart = encodeResumedServerHelloConfirmedPart(HANDSHAKE_VERSION, modeOf(pq));
+  return encodeServerHello(confirmedPart, SEED_CONFIRMATION);
+}
+
 /** Seeds of every handshake message target: all messages of both modes and an alert. */
 const handshakeSeeds = () => [
   encodeAlert("refused: mode mismatch"),
-  ...[false, true].flatMap((pq) => [clientHelloSeed(pq), serverHelloSeed(pq)]),
+  ...[false, true].flatMap((pq) => [
+    clientHelloSeed(pq),
+    serverHelloSeed(pq),
+    resumingClientHelloSeed(pq),
+    resumedServerHelloSeed(pq),
+  ]),
   CLIENT_FINISH_SEED,
 ];
 
@@ -172,6 +220,25 @@ function handshakePair(pq: boolean) {
   return {
     dialer: new HandshakeDialer({ ...o.dialer, certificateCache }),
     listener: new HandshakeListener({ ...o.listener, certificateCache }),
+  };
+}
+
+/**
+ * A dialer and a listener whose stores hold {@linkcode RESUMPTION_TICKETS} (copies: a used
+ * ticket's secret is zeroed), so the dialer resumes.
+ */
+function resumingPair(pq: boolean) {
+  const copy = (t: TicketSecret) => ({ id: t.id.slice(), secret: t.secret.slice() });
+  const { toListener, toDialer } = RESUMPTION_TICKETS;
+  const mode = modeOf(pq);
+  const dialerTickets = new SessionTicketStore({ maxPeers: 1 });
+  dialerTickets.save(toHex(listenerNode.certificateHash), mode, copy(toListener), copy(toDialer));
+  const listenerTickets = new SessionTicketStore({ maxPeers: 1 });
+  listenerTickets.save(toHex(dialerNode.certificateHash), mode, copy(toDialer), copy(toListener));
+  const o = resumingOptions(pq);
+  return {
+    dialer: new HandshakeDialer({ ...o.dialer, certificateCache, tickets: dialerTickets }),
+    listener: new HandshakeListener({ ...o.listener, certificateCache, tickets: listenerTickets }),
   };
 }
 
@@ -324,7 +391,13 @@ export const coreTargets: FuzzTarget[] = [
     run(input) {
       // Every decoder sees every input: a type byte must not be trusted to pick one.
       for (
-        const decode of [decodeClientHello, decodeServerHello, decodeClientFinish, decodeAlert]
+        const decode of [
+          decodeClientHello,
+          decodeServerHello,
+          decodeResumedServerHello,
+          decodeClientFinish,
+          decodeAlert,
+        ]
       ) {
         try {
           decode(input);
@@ -391,6 +464,82 @@ export const coreTargets: FuzzTarget[] = [
       check(
         done !== undefined && done.peerId.equals(dialerNode.identity.peerId),
         "the listener finished without the dialer's peer id",
+      );
+    },
+  },
+  {
+    name: "handshake/resumed-hello",
+    maxInputBytes: 128,
+    seeds: () => [false, true].map(resumedServerHelloSeed),
+    run(input) {
+      const hello = decodeResumedServerHello(input);
+      const again = encodeServerHello(
+        encodeResumedServerHelloConfirmedPart(hello.version, hello.mode),
+        hello.confirmation,
+      );
+      check(again.join() === input.join(), "ResumedServerHello round trip differs");
+      check(hello.confirmedPart.join() === input.subarray(0, 3).join(), "confirmed part differs");
+    },
+  },
+  {
+    name: "handshake/listener-resume",
+    maxInputBytes: RECORD_MAX,
+    quickInputs: 200,
+    seeds: () => [false, true].map(resumingClientHelloSeed),
+    async run(input) {
+      // A listener that holds the ticket gets a resuming ClientHello: the input rebased on this
+      // run's real one, so mutations reach the binder and early data checks (and an unknown
+      // ticket or a plain hello the full handshake).
+      const pq = asksForPq(input);
+      const { dialer, listener } = resumingPair(pq);
+      const live = await dialer.start(() => EARLY_DATA);
+      const hello = rebase(input, resumingClientHelloSeed(pq), live);
+      const step = await listener.receive(hello);
+      if (step.done === undefined) {
+        check(
+          step.send?.[0] === MessageType.ServerHello &&
+            decodeServerHello(step.send).mode === hello[2],
+          "the listener answered a ClientHello with neither resumption nor a ServerHello of its mode",
+        );
+        return;
+      }
+      check(
+        hello.join() === live.join(),
+        "the listener resumed a ClientHello the dialer never sent",
+      );
+      check(
+        step.done.resumed && step.done.earlyData?.join() === EARLY_DATA.join(),
+        "the resumed listener returned other early data than the dialer sealed",
+      );
+      try {
+        const { done } = await dialer.receive(step.send!);
+        check(
+          done!.transcriptHash.join() === step.done.transcriptHash.join(),
+          "the dialer and the listener resumed with different transcripts",
+        );
+      } catch (e) {
+        if (e instanceof InvariantError) throw e;
+        throw new InvariantError(`the listener resumed a session the dialer refuses: ${e}`);
+      }
+    },
+  },
+  {
+    name: "handshake/dialer-resume",
+    maxInputBytes: RECORD_MAX,
+    quickInputs: 200,
+    seeds: () => [false, true].map(resumedServerHelloSeed),
+    async run(input) {
+      // A dialer that offered a ticket gets the listener's reply: the input rebased on this
+      // run's real ResumedServerHello, so mutations reach the mode and confirmation checks.
+      const pq = asksForPq(input);
+      const { dialer, listener } = resumingPair(pq);
+      const live = await listener.receive(await dialer.start(() => EARLY_DATA));
+      const reply = rebase(input, resumedServerHelloSeed(pq), live.send!);
+      const { done } = await dialer.receive(reply);
+      check(
+        reply.join() === live.send!.join() && done!.resumed &&
+          done!.transcriptHash.join() === live.done!.transcriptHash.join(),
+        "the dialer accepted a ResumedServerHello the listener did not send",
       );
     },
   },
