@@ -16,7 +16,6 @@ export type ByteErrorKind = "malformed" | "too-large";
 /** Makes the error a {@linkcode ByteReader} throws, from its message and kind. */
 export type ByteErrorFactory = (message: string, kind: ByteErrorKind) => Error;
 
-/** UTF-8 length of a string in bytes. */
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = "";
@@ -35,6 +34,7 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffe
   return out;
 }
 
+/** UTF-8 length of a string in bytes. */
 export function utf8Length(s: string): number {
   return encoder.encode(s).byteLength;
 }

@@ -12,7 +12,7 @@ import { NetworkError } from "../errors.ts";
 /** Protocol version spoken by this code. */
 export const HANDSHAKE_VERSION = 3;
 
-/** Largest handshake message accepted; the biggest real one (a resuming ClientHello) is 1460. */
+/** Largest handshake message accepted; the biggest real one (a resuming ClientHello) is 1448. */
 export const MAX_HANDSHAKE_MESSAGE = 16384;
 
 export const NONCE_LENGTH = 32;

@@ -11,6 +11,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ByteWriter, concatBytes } from "../_bytes.ts";
 import { sha256 } from "../_sha256.ts";
+import type { TicketSecret } from "./session_tickets.ts";
 
 const encoder = new TextEncoder();
 
@@ -230,12 +231,6 @@ export function resumedSchedule(
   prk.fill(0);
   listenerFinished.fill(0);
   return schedule;
-}
-
-/** A resumption ticket: its public id and the secret only both ends of a session know. */
-export interface TicketSecret {
-  id: Uint8Array;
-  secret: Uint8Array;
 }
 
 /**

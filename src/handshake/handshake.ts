@@ -44,12 +44,11 @@ import {
   type ResumptionInput,
   resumptionTranscriptHash,
   sealEarlyData,
-  type TicketSecret,
   transcriptHash,
 } from "./_transcript.ts";
 import { NodeCredentials, PeerCertificateCache, type VerifiedPeer } from "./node_credentials.ts";
 import { encapsulate } from "./_pq_crypto.ts";
-import { SessionTicketStore } from "./session_tickets.ts";
+import { SessionTicketStore, type TicketSecret } from "./session_tickets.ts";
 import { toHex } from "../_bytes.ts";
 
 /** TLS caps an ALPN protocol name at 255 bytes. */

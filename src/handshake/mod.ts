@@ -25,6 +25,11 @@ export {
   type PeerCertificateCacheOptions,
   type VerifiedPeer,
 } from "./node_credentials.ts";
-export { SessionTicketStore, type SessionTicketStoreOptions } from "./session_tickets.ts";
+export {
+  type AcceptedTicket,
+  SessionTicketStore,
+  type SessionTicketStoreOptions,
+  type TicketSecret,
+} from "./session_tickets.ts";
 export { encodeRecord, MAX_HANDSHAKE_RECORD, RecordDecoder, type RecordOptions } from "./record.ts";
 export { FrameCipher, type FrameOpener, type FrameSealer } from "./frame_cipher.ts";

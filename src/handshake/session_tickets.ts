@@ -10,7 +10,6 @@
 
 import { toHex } from "../_bytes.ts";
 import { InvalidConfigError } from "../errors.ts";
-import type { TicketSecret } from "./_transcript.ts";
 
 /** Options of {@linkcode SessionTicketStore}. */
 export interface SessionTicketStoreOptions {
@@ -24,21 +23,38 @@ export interface SessionTicketStoreOptions {
   maxPeers?: number;
 }
 
+/**
+ * One resumption ticket: its id, sent in the clear in a resuming ClientHello, and its secret,
+ * which only the two ends of the session that made it know.
+ */
+export interface TicketSecret {
+  /** 16 bytes. */
+  id: Uint8Array;
+  /** 32 bytes. */
+  secret: Uint8Array;
+}
+
 /** What is kept for one peer's run: either half may have been used already. */
 interface Held {
   /** The ticket to present when dialing this peer's run. */
   dialing?: TicketSecret;
-  /** The id (hex) of the ticket this peer's run may present when it dials us. */
-  listeningId?: string;
+  /**
+   * The ids (hex) of the tickets this peer's run may present when it dials us: the latest
+   * session's and the one before, oldest first. Two dials crossing (each side dials the other
+   * at once) leave two sessions, and each side may keep its dialing ticket from either.
+   */
+  listeningIds: string[];
   /** The handshake mode of the session that issued both. */
   mode: number;
 }
 
 /** A ticket a dialer presented, as the listener issued it. */
 export interface AcceptedTicket {
+  /** The ticket's secret. */
   secret: Uint8Array;
   /** Hex SHA-256 of the certificate of the run it was issued to. */
   peer: string;
+  /** The handshake mode (0 authenticate only, 1 pqEncryption) of the session that issued it. */
   mode: number;
 }
 
@@ -104,7 +120,7 @@ export class SessionTicketStore {
     if (held?.dialing === undefined || held.mode !== mode) return undefined;
     const { dialing } = held;
     held.dialing = undefined;
-    if (held.listeningId === undefined) this.#byPeer.delete(peer);
+    if (held.listeningIds.length === 0) this.#byPeer.delete(peer);
     return dialing;
   }
 
@@ -114,21 +130,27 @@ export class SessionTicketStore {
     if (found === undefined) return undefined;
     this.#byId.delete(id);
     const held = this.#byPeer.get(found.peer)!;
-    held.listeningId = undefined;
-    if (held.dialing === undefined) this.#byPeer.delete(found.peer);
+    held.listeningIds = held.listeningIds.filter((kept) => kept !== id);
+    if (held.dialing === undefined && held.listeningIds.length === 0) {
+      this.#byPeer.delete(found.peer);
+    }
     return { secret: found.secret, peer: found.peer, mode: held.mode };
   }
 
   /**
    * Keeps the tickets a session with `peer` left: `dialing` for this node's next dial,
-   * `listening` for the peer's. Replaces what was kept for that peer.
+   * `listening` for the peer's. Replaces the dialing ticket; of the listening ones, the
+   * previous session's stays beside the new one (in the same mode), older ones go.
    */
   save(peer: string, mode: number, dialing: TicketSecret, listening: TicketSecret): void {
     if (this.#max === 0) return;
-    this.#forget(peer);
+    const before = this.#byPeer.get(peer);
+    const kept = before?.mode === mode ? before.listeningIds.slice(-1) : [];
+    for (const id of before?.listeningIds ?? []) if (!kept.includes(id)) this.#byId.delete(id);
+    this.#byPeer.delete(peer);
     if (this.#byPeer.size >= this.#max) this.#forget(this.#byPeer.keys().next().value!);
     const listeningId = toHex(listening.id);
-    this.#byPeer.set(peer, { dialing, listeningId, mode });
+    this.#byPeer.set(peer, { dialing, listeningIds: [...kept, listeningId], mode });
     this.#byId.set(listeningId, { secret: listening.secret, peer });
   }
 
@@ -136,6 +158,6 @@ export class SessionTicketStore {
     const held = this.#byPeer.get(peer);
     if (held === undefined) return;
     this.#byPeer.delete(peer);
-    if (held.listeningId !== undefined) this.#byId.delete(held.listeningId);
+    for (const id of held.listeningIds) this.#byId.delete(id);
   }
 }

@@ -3,7 +3,7 @@
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { InvalidConfigError } from "../../src/errors.ts";
 import { SessionTicketStore } from "../../src/handshake/mod.ts";
-import type { TicketSecret } from "../../src/handshake/_transcript.ts";
+import type { TicketSecret } from "../../src/handshake/session_tickets.ts";
 import { toHex } from "../../src/_bytes.ts";
 
 const PQ = 1;
@@ -54,13 +54,17 @@ Deno.test("session tickets: the least recently saved peer goes first, both halve
   assertEquals(store.takeForListening(ids[2])?.peer, "p3");
 });
 
-Deno.test("session tickets: saving again replaces a peer's tickets, and makes it the newest", () => {
+Deno.test("session tickets: saving again replaces a peer's dialing ticket, keeps one listening ticket before the new one, and makes the peer the newest", () => {
   const store = new SessionTicketStore({ maxPeers: 2 });
-  const oldId = savePair(store, "p1", 1);
+  const oldestId = savePair(store, "p1", 1);
   savePair(store, "p2", 2);
+  const previousId = savePair(store, "p1", 5);
   const newId = savePair(store, "p1", 3);
   assertEquals(store.size, 2);
-  assertEquals(store.takeForListening(oldId), undefined, "the old listening id is forgotten");
+  assertEquals(store.takeForListening(oldestId), undefined, "two sessions back is forgotten");
+  // Crossing dials leave two sessions: the peer may hold its dialing ticket from either.
+  assertEquals(store.takeForListening(previousId)?.secret, ticket(105).secret);
+  assertEquals(store.takeForListening(previousId), undefined, "still one use each");
   savePair(store, "p3", 4); // p2 is now the least recently saved
   assert(!store.has("p2", PQ));
   assertEquals(store.takeForDialing("p1", PQ), ticket(3));
