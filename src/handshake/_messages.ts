@@ -12,8 +12,13 @@ import { NetworkError } from "../errors.ts";
 /** Protocol version spoken by this code. */
 export const HANDSHAKE_VERSION = 3;
 
-/** Largest handshake message accepted; the biggest real one (a resuming ClientHello) is 1448. */
+/**
+ * Largest handshake message accepted; the biggest real one is a resuming ClientHello with the
+ * dialer's certificate, about 8.4 KB.
+ */
 export const MAX_HANDSHAKE_MESSAGE = 16384;
+/** Largest certificate a ClientHello carries. */
+export const MAX_CERTIFICATE = 12288;
 
 export const NONCE_LENGTH = 32;
 export const ML_KEM768_CIPHERTEXT_LENGTH = 1088;
@@ -58,6 +63,11 @@ export interface Hello {
  * sealed early data and the binder that proves it holds the ticket's secret.
  */
 export interface ClientHello extends Hello {
+  /**
+   * The dialer's certificate (the identity binding), when TLS received only its client
+   * certificate, which names it by hash; at most {@linkcode MAX_CERTIFICATE}.
+   */
+  certificate?: Uint8Array;
   resumption?: {
     ticketId: Uint8Array;
     earlyData: Uint8Array;
@@ -76,6 +86,8 @@ export interface Alert {
   reason: string;
 }
 
+const EMPTY = new Uint8Array(0);
+
 function writeHello(type: number, hello: Hello): ByteWriter {
   return new ByteWriter()
     .u8(type)
@@ -87,9 +99,11 @@ function writeHello(type: number, hello: Hello): ByteWriter {
 
 /** A ClientHello up to, not including, its binder (all of it when it does not resume). */
 export function encodeClientHelloBoundPart(
-  hello: Hello & { resumption?: { ticketId: Uint8Array; earlyData: Uint8Array } },
+  hello: Omit<ClientHello, "resumption"> & {
+    resumption?: { ticketId: Uint8Array; earlyData: Uint8Array };
+  },
 ): Uint8Array {
-  const w = writeHello(MessageType.ClientHello, hello);
+  const w = writeHello(MessageType.ClientHello, hello).vec16(hello.certificate ?? EMPTY);
   const resumption = hello.resumption;
   if (resumption === undefined) return w.u8(0).finish();
   return w.u8(TICKET_ID_LENGTH).bytes(resumption.ticketId).vec16(resumption.earlyData).finish();
@@ -180,7 +194,9 @@ export interface DecodedClientHello extends ClientHello {
 
 export function decodeClientHello(msg: Uint8Array): DecodedClientHello {
   const r = reader(msg, MessageType.ClientHello);
-  const hello = readHello(r);
+  const hello: ClientHello = readHello(r);
+  const certificate = r.vec16("certificate", MAX_CERTIFICATE);
+  if (certificate.byteLength > 0) hello.certificate = certificate;
   const ticketLength = r.u8("ticket id length");
   if (ticketLength === 0) {
     r.end();

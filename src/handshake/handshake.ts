@@ -46,7 +46,12 @@ import {
   sealEarlyData,
   transcriptHash,
 } from "./_transcript.ts";
-import { NodeCredentials, PeerCertificateCache, type VerifiedPeer } from "./node_credentials.ts";
+import {
+  dialerCertificate,
+  NodeCredentials,
+  PeerCertificateCache,
+  type VerifiedPeer,
+} from "./node_credentials.ts";
 import { encapsulate } from "./_pq_crypto.ts";
 import { SessionTicketStore, type TicketSecret } from "./session_tickets.ts";
 import { toHex } from "../_bytes.ts";
@@ -106,6 +111,14 @@ export interface HandshakeDialerOptions extends HandshakeOptions {
    * @default {undefined} (any peer is accepted; check `result.peerId` yourself)
    */
   expectedPeerId?: PeerId;
+  /**
+   * Send this node's certificate (`credentials.certificate`, the identity binding) in the
+   * ClientHello: for a dialer whose TLS client certificate is `credentials.clientCertificate`,
+   * which names it by hash (docs/handshake.md, "Client certificate").
+   *
+   * @default {false}
+   */
+  certificateInHello?: boolean;
 }
 
 /** Options of {@linkcode HandshakeListener}. */
@@ -404,6 +417,8 @@ export class HandshakeDialer {
   #toListener: Uint8Array | undefined;
   /** The ticket offered, with the bound transcript and binder of the ClientHello. */
   #offered: { secret: Uint8Array; boundTranscript: Uint8Array; binder: Uint8Array } | undefined;
+  /** This node's certificate, when the ClientHello carries it. */
+  readonly #certificate: Uint8Array | undefined;
 
   /**
    * Prepares the dialer side.
@@ -418,6 +433,11 @@ export class HandshakeDialer {
       throw new InvalidConfigError("expectedPeerId", "a PeerId or undefined", expectedPeerId);
     }
     this.#expected = expectedPeerId;
+    const { certificateInHello = false } = options;
+    if (typeof certificateInHello !== "boolean") {
+      throw new InvalidConfigError("certificateInHello", "a boolean", certificateInHello);
+    }
+    this.#certificate = certificateInHello ? this.#s.credentials.certificate.der : undefined;
   }
 
   /**
@@ -470,7 +490,13 @@ export class HandshakeDialer {
       const nonce = random(s, NONCE_LENGTH);
       // Also when resuming: a listener that lost the ticket answers with the full handshake.
       const { cipherText, secret } = await encapsulate(peer.kemKey);
-      const hello = { version: HANDSHAKE_VERSION, mode: s.mode, nonce, cipherText };
+      const hello = {
+        version: HANDSHAKE_VERSION,
+        mode: s.mode,
+        nonce,
+        cipherText,
+        certificate: this.#certificate,
+      };
       this.#clientHello = this.#resume(peer, hello, earlyData) ?? encodeClientHello(hello);
       this.#peer = peer;
       this.#toListener = secret;
@@ -724,7 +750,7 @@ export class HandshakeListener {
     const s = this.#s;
     const hello = decodeClientHello(msg);
     checkMode(s.mode, hello.mode, "dialer");
-    const peer = await s.cache.verify(s.peerCertificate);
+    const peer = await s.cache.verify(dialerCertificate(s.peerCertificate, hello.certificate));
     const resumed = this.#resume(peer, hello);
     if (resumed !== undefined) return resumed;
     // Independent native operations, each on another thread: waited for together, not one

@@ -56,6 +56,13 @@ export const IDENTITY_BINDING_OID: Uint8Array = Uint8Array.of(
 /** Length of an ML-KEM-768 encapsulation key. */
 const KEM_PUBLIC_KEY_LENGTH = 1184;
 
+/**
+ * OID 2.25.57492006390580924705514465954089883310.1 of the extension of a node's client
+ * certificate: `version u8 (=1) | SHA-256 of the node's full certificate`.
+ */
+const CERTIFICATE_REFERENCE_OID = Uint8Array.of(...IDENTITY_BINDING_OID, 0x01);
+const REFERENCE_VERSION = 1;
+
 /** What the identity signs: label, SHA-256 of the TLS key (SPKI DER), the ML-KEM key. */
 function bindingMessage(spki: Uint8Array, kemPublicKey: Uint8Array): Uint8Array {
   return new ByteWriter().bytes(BINDING_LABEL).bytes(sha256(spki)).u8(BINDING_VERSION)
@@ -95,6 +102,15 @@ export class NodeCredentials {
   readonly identity: Identity;
   /** The certificate to present in TLS, carrying the binding. */
   readonly certificate: TlsCertificate;
+  /**
+   * The certificate to present as a TLS client: the same key, and instead of the binding the
+   * SHA-256 of {@linkcode NodeCredentials.certificate}, which the dialer then sends in its
+   * ClientHello (`HandshakeOptions.certificateInHello`). A listener's TLS session tickets carry
+   * the client certificate, and every resumed TLS handshake carries the ticket: 6.9 KB of
+   * binding there made a resuming ClientHello seven Initial packets and the listener's tickets
+   * 13.5 KB (docs/handshake.md, "Client certificate").
+   */
+  readonly clientCertificate: TlsCertificate;
   /** SHA-256 of the certificate's DER. */
   readonly certificateHash: Uint8Array;
   /** The ML-KEM-768 encapsulation key in the binding. */
@@ -104,11 +120,13 @@ export class NodeCredentials {
   private constructor(
     identity: Identity,
     certificate: TlsCertificate,
+    clientCertificate: TlsCertificate,
     kemPublicKey: Uint8Array,
     kemSecretKey: CryptoKey,
   ) {
     this.identity = identity;
     this.certificate = certificate;
+    this.clientCertificate = clientCertificate;
     this.certificateHash = sha256(certificate.der);
     this.kemPublicKey = kemPublicKey;
     this.#kemSecretKey = kemSecretKey;
@@ -159,7 +177,20 @@ export class NodeCredentials {
       keys,
       extensions: [{ oid: IDENTITY_BINDING_OID, value }],
     });
-    return new NodeCredentials(identity, certificate, kem.publicKey, kem.privateKey);
+    const reference = new ByteWriter().u8(REFERENCE_VERSION).bytes(sha256(certificate.der))
+      .finish();
+    const clientCertificate = await generateCertificate({
+      validityDays,
+      keys,
+      extensions: [{ oid: CERTIFICATE_REFERENCE_OID, value: reference }],
+    });
+    return new NodeCredentials(
+      identity,
+      certificate,
+      clientCertificate,
+      kem.publicKey,
+      kem.privateKey,
+    );
   }
 
   /**
@@ -212,6 +243,70 @@ export interface PeerCertificateCacheOptions {
 
 function refuse(message: string): never {
   throw new NetworkError("ERR_HANDSHAKE_FAILED", message);
+}
+
+/**
+ * The SHA-256 a node's client certificate names its full certificate by, or `undefined` for a
+ * certificate without that extension (a full certificate, or none of ours).
+ *
+ * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` for a malformed certificate or reference.
+ */
+export function certificateReference(der: Uint8Array): Uint8Array | undefined {
+  const { extension } = readCertificate(der, CERTIFICATE_REFERENCE_OID);
+  if (extension === undefined) return undefined;
+  if (extension.byteLength !== 33 || extension[0] !== REFERENCE_VERSION) {
+    refuse(
+      `Malformed certificate reference: expected version ${REFERENCE_VERSION} and 32 bytes, got ` +
+        `${extension.byteLength} bytes of version ${extension[0]}`,
+    );
+  }
+  return extension.subarray(1);
+}
+
+/**
+ * The dialer's full certificate, from the certificate TLS received and the one its ClientHello
+ * carried. TLS proved that the dialer holds the key of the first; a reference there is honoured
+ * only for a certificate of that same key with that SHA-256.
+ *
+ * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` when the two do not fit together.
+ */
+export function dialerCertificate(
+  inTls: Uint8Array,
+  inHello: Uint8Array | undefined,
+): Uint8Array {
+  const reference = certificateReference(inTls);
+  if (reference === undefined) {
+    if (inHello !== undefined && !equalBytes(inHello, inTls)) {
+      refuse("The dialer's ClientHello carries another certificate than the one TLS received");
+    }
+    return inTls;
+  }
+  if (inHello === undefined) {
+    refuse(
+      "The dialer's TLS certificate names its certificate by hash, but its ClientHello carries " +
+        "none",
+    );
+  }
+  if (!equalBytes(sha256(inHello), reference)) {
+    refuse("The certificate in the dialer's ClientHello is not the one its TLS certificate names");
+  }
+  if (
+    !equalBytes(
+      readCertificate(inHello, IDENTITY_BINDING_OID).spki,
+      readCertificate(inTls, CERTIFICATE_REFERENCE_OID).spki,
+    )
+  ) {
+    refuse(
+      "The certificate in the dialer's ClientHello has another key than its TLS certificate",
+    );
+  }
+  return inHello;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

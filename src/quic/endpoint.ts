@@ -137,6 +137,8 @@ export interface QuicEndpointStats {
 export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   /** The certificate this endpoint presents in TLS. */
   readonly certificate: TlsCertificate;
+  /** The certificate this endpoint presents when it dials (`clientCertificate`). */
+  readonly clientCertificate: TlsCertificate;
   /** @internal */
   readonly socket: DatagramSocket;
   /** @internal */
@@ -200,7 +202,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     this.localHost = { host: socket.localAddr.hostname, port: socket.localAddr.port };
     this.keepAliveIntervalMs = options.keepAliveIntervalMs;
     this.#sessions = new SessionCache(options.sessionCacheSize);
-    this.#clientConfig = buildConfig(options, certificate);
+    this.clientCertificate = options.clientCertificate ?? certificate;
+    this.#clientConfig = buildConfig(options, this.clientCertificate);
     this.#serverConfig = buildConfig(options, certificate);
     socket.start((data, from) => {
       this.#inBatch = this.#batchEnds;
@@ -310,7 +313,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       quiche,
       remote,
       "outbound",
-      this.certificate.der,
+      this.clientCertificate.der,
       this.#scratch,
     );
     this.#sessionKeys.set(conn, where);

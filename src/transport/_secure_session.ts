@@ -13,10 +13,11 @@ import {
   HandshakeListener,
   type HandshakeResult,
 } from "../handshake/handshake.ts";
-import type {
-  NodeCredentials,
-  PeerCertificateCache,
-  VerifiedPeer,
+import {
+  certificateReference,
+  type NodeCredentials,
+  type PeerCertificateCache,
+  type VerifiedPeer,
 } from "../handshake/node_credentials.ts";
 import type { SessionTicketStore } from "../handshake/session_tickets.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
@@ -63,6 +64,8 @@ export interface SessionOptions {
   pqEncryption: boolean;
   tickets?: SessionTicketStore;
   expectedPeerId?: PeerId;
+  /** The dialer's TLS certificate names its certificate, which its ClientHello carries. */
+  certificateInHello?: boolean;
   /** The dialer's early data for a resumed session (see `HandshakeDialer.start`). */
   earlyData?: (listener: VerifiedPeer) => Uint8Array | undefined;
 }
@@ -75,6 +78,7 @@ export async function dialSession(
   const hs = new HandshakeDialer({
     ...common(conn, options),
     expectedPeerId: options.expectedPeerId,
+    certificateInHello: options.certificateInHello,
   });
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.
@@ -99,9 +103,13 @@ export async function acceptSession(
   options: SessionOptions,
 ): Promise<SecureSession> {
   // A certificate without a valid identity binding can never pass: refuse it before waiting
-  // for the dialer's first stream (a relay terminating TLS may have nothing to forward).
+  // for the dialer's first stream (a relay terminating TLS may have nothing to forward). One
+  // that names the dialer's certificate by hash is checked with that certificate, which the
+  // ClientHello carries.
   const settings = common(conn, options);
-  await options.certificateCache.verify(settings.peerCertificate);
+  if (certificateReference(settings.peerCertificate) === undefined) {
+    await options.certificateCache.verify(settings.peerCertificate);
+  }
   const stream = await conn.acceptBidi();
   if (stream.id !== 0) {
     throw new NetworkError(

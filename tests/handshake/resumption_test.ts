@@ -27,7 +27,8 @@ import { ALPN, dialerIdentity, dialerNode, listenerIdentity, listenerNode } from
 // Offsets in a resuming ClientHello (docs/handshake.md): type, version, mode, nonce (32),
 // ML-KEM ciphertext (2 + 1088), ticket id length, ticket id (16), early data (2 + n + 16), binder.
 const NONCE_AT = 3;
-const TICKET_LENGTH_AT = NONCE_AT + 32 + 2 + 1088;
+// nonce, ML-KEM ciphertext (vec16), an empty certificate (vec16): the in-memory dialers send none.
+const TICKET_LENGTH_AT = NONCE_AT + 32 + 2 + 1088 + 2;
 const TICKET_ID_AT = TICKET_LENGTH_AT + 1;
 const EARLY_DATA_AT = TICKET_ID_AT + 16 + 2;
 /** A ClientHello that offers no ticket: everything up to and including a zero ticket length. */
