@@ -36,6 +36,7 @@ export const MessageType = {
   ClientFinish: 3,
   Alert: 4,
   ResumedServerHello: 5,
+  HelloRetry: 6,
 } as const;
 
 const TYPE_NAMES: Record<number, string> = {
@@ -44,6 +45,7 @@ const TYPE_NAMES: Record<number, string> = {
   3: "ClientFinish",
   4: "Alert",
   5: "ResumedServerHello",
+  6: "HelloRetry",
 };
 
 /** Mode byte: 0 = authenticate only, 1 = authenticate and seal frames with ML-KEM keys. */
@@ -216,6 +218,23 @@ export function decodeClientHello(msg: Uint8Array): DecodedClientHello {
   const binder = r.bytes(CONFIRMATION_LENGTH, "binder");
   r.end();
   return { ...hello, resumption: { ticketId, earlyData, binder }, boundPart };
+}
+
+/**
+ * A HelloRetry: the listener could not resolve the certificate a resuming ClientHello left
+ * out (it no longer holds it), and asks for a ClientHello that carries it.
+ */
+export function encodeHelloRetry(): Uint8Array {
+  return Uint8Array.of(MessageType.HelloRetry, HANDSHAKE_VERSION);
+}
+
+export function decodeHelloRetry(msg: Uint8Array): void {
+  const r = reader(msg, MessageType.HelloRetry);
+  const version = r.u8("version");
+  if (version !== HANDSHAKE_VERSION) {
+    r.fail(`unsupported version ${version}, this side speaks version ${HANDSHAKE_VERSION}`);
+  }
+  r.end();
 }
 
 /** A ResumedServerHello: version, mode and the listener's confirmation. */

@@ -17,12 +17,14 @@ import {
   decodeClientFinish,
   decodeClientHello,
   type DecodedClientHello,
+  decodeHelloRetry,
   decodeResumedServerHello,
   decodeServerHello,
   encodeAlert,
   encodeClientFinish,
   encodeClientHello,
   encodeClientHelloBoundPart,
+  encodeHelloRetry,
   encodeResumedServerHelloConfirmedPart,
   encodeServerHello,
   encodeServerHelloConfirmedPart,
@@ -47,6 +49,7 @@ import {
   transcriptHash,
 } from "./_transcript.ts";
 import {
+  certificateReference,
   dialerCertificate,
   NodeCredentials,
   PeerCertificateCache,
@@ -419,6 +422,8 @@ export class HandshakeDialer {
   #offered: { secret: Uint8Array; boundTranscript: Uint8Array; binder: Uint8Array } | undefined;
   /** This node's certificate, when the ClientHello carries it. */
   readonly #certificate: Uint8Array | undefined;
+  /** The ClientHello's fields, for the one sent again after a HelloRetry. */
+  #hello: Omit<ClientHello, "certificate" | "resumption"> | undefined;
 
   /**
    * Prepares the dialer side.
@@ -490,14 +495,11 @@ export class HandshakeDialer {
       const nonce = random(s, NONCE_LENGTH);
       // Also when resuming: a listener that lost the ticket answers with the full handshake.
       const { cipherText, secret } = await encapsulate(peer.kemKey);
-      const hello = {
-        version: HANDSHAKE_VERSION,
-        mode: s.mode,
-        nonce,
-        cipherText,
-        certificate: this.#certificate,
-      };
-      this.#clientHello = this.#resume(peer, hello, earlyData) ?? encodeClientHello(hello);
+      this.#hello = { version: HANDSHAKE_VERSION, mode: s.mode, nonce, cipherText };
+      // A resuming ClientHello leaves this node's certificate out: the listener verified it
+      // in the session that left the ticket (and answers HelloRetry if it lost it).
+      this.#clientHello = this.#resume(peer, this.#hello, earlyData) ??
+        encodeClientHello({ ...this.#hello, certificate: this.#certificate });
       this.#peer = peer;
       this.#toListener = secret;
       this.#state = "awaiting ServerHello";
@@ -569,6 +571,9 @@ export class HandshakeDialer {
       }
       throwIfAlert(msg, "listener");
       const type = peekType(msg);
+      if (type === MessageType.HelloRetry && this.#offered !== undefined && this.#certificate) {
+        return this.#retry(msg);
+      }
       const resumed = type === MessageType.ResumedServerHello && this.#offered !== undefined;
       if (type !== MessageType.ServerHello && !resumed) {
         unexpected(msg, "ServerHello", this.#state);
@@ -581,11 +586,26 @@ export class HandshakeDialer {
       if (this.#state !== "done") this.#state = "failed";
       throw toHandshakeError(e);
     } finally {
-      this.#toListener?.fill(0);
-      this.#toListener = undefined;
-      this.#offered?.secret.fill(0);
-      this.#offered = undefined;
+      // After a HelloRetry the ServerHello is still to come, and needs the secret.
+      if (this.#state !== "awaiting ServerHello") {
+        this.#toListener?.fill(0);
+        this.#toListener = undefined;
+        this.#offered?.secret.fill(0);
+        this.#offered = undefined;
+      }
     }
+  }
+
+  /**
+   * The listener asks for the certificate a resuming ClientHello left out: the same
+   * ClientHello, with it and without the ticket (used up), starts a full handshake.
+   */
+  #retry(msg: Uint8Array): HandshakeStep {
+    decodeHelloRetry(msg);
+    this.#offered!.secret.fill(0);
+    this.#offered = undefined;
+    this.#clientHello = encodeClientHello({ ...this.#hello!, certificate: this.#certificate });
+    return { send: this.#clientHello.slice() };
   }
 
   #onResumedServerHello(msg: Uint8Array): HandshakeStep {
@@ -687,6 +707,8 @@ export class HandshakeListener {
   #keys: SessionKeys | undefined;
   #dialerConfirmation: Uint8Array | undefined;
   #tickets: { dialer: TicketSecret; listener: TicketSecret } | undefined;
+  /** A HelloRetry was sent: the next ClientHello must carry the dialer's certificate. */
+  #retried = false;
 
   /**
    * Prepares the listener side.
@@ -725,7 +747,11 @@ export class HandshakeListener {
         }
         this.#state = "checking the ClientHello";
         const step = await this.#onClientHello(msg);
-        this.#state = step.done === undefined ? "awaiting ClientFinish" : "done";
+        this.#state = step.done !== undefined
+          ? "done"
+          : this.#peer === undefined
+          ? "awaiting ClientHello"
+          : "awaiting ClientFinish";
         return step;
       }
       if (this.#state === "awaiting ClientFinish") {
@@ -750,9 +776,16 @@ export class HandshakeListener {
     const s = this.#s;
     const hello = decodeClientHello(msg);
     checkMode(s.mode, hello.mode, "dialer");
-    const peer = await s.cache.verify(dialerCertificate(s.peerCertificate, hello.certificate));
+    const peer = await this.#dialer(hello);
+    if (peer === undefined) {
+      // Its ticket, if any, is spent: the retried ClientHello carries none.
+      if (hello.resumption) s.tickets?.takeForListening(toHex(hello.resumption.ticketId));
+      this.#retried = true;
+      return { send: encodeHelloRetry() };
+    }
     const resumed = this.#resume(peer, hello);
     if (resumed !== undefined) return resumed;
+
     // Independent native operations, each on another thread: waited for together, not one
     // after the other (each wait is an event-loop round of its own on the critical path).
     const [toListener, { cipherText, secret: toDialer }] = await Promise.all([
@@ -785,6 +818,24 @@ export class HandshakeListener {
     this.#dialerConfirmation = k.dialerConfirmation;
     this.#tickets = k.tickets;
     return { send: encodeServerHello(confirmedPart, k.listenerConfirmation) };
+  }
+
+  /**
+   * The dialer's verified certificate: the one TLS received, or the one the ClientHello carries
+   * in its place, or, when a resuming ClientHello carries none, the one this node verified
+   * under the SHA-256 the TLS certificate names; `undefined` when that is no longer held (the
+   * first time only: a HelloRetry asks for it).
+   */
+  async #dialer(hello: DecodedClientHello): Promise<VerifiedPeer | undefined> {
+    const s = this.#s;
+    const named = hello.certificate === undefined && hello.resumption !== undefined
+      ? certificateReference(s.peerCertificate)
+      : undefined;
+    if (named !== undefined) {
+      const held = s.cache.lookup(named);
+      if (held !== undefined || !this.#retried) return held;
+    }
+    return await s.cache.verify(dialerCertificate(s.peerCertificate, hello.certificate));
   }
 
   /**

@@ -350,6 +350,35 @@ export class PeerCertificateCache {
   }
 
   /**
+   * The peer of a certificate that passed {@linkcode PeerCertificateCache.verify} and is still
+   * remembered, by the SHA-256 of its DER; `undefined` otherwise. Counts as a use.
+   *
+   * @example
+   * ```ts
+   * import { Identity } from "@cretoai/network";
+   * import { NodeCredentials, PeerCertificateCache } from "@cretoai/network/handshake";
+   *
+   * const node = await NodeCredentials.create(Identity.generate());
+   * const cache = new PeerCertificateCache();
+   * console.assert(cache.lookup(node.certificateHash) === undefined);
+   * await cache.verify(node.certificate.der);
+   * console.assert(cache.lookup(node.certificateHash)?.peerId.equals(node.identity.peerId));
+   * ```
+   *
+   * @param certificateHash SHA-256 of the certificate's DER.
+   * @returns The verified peer, or `undefined`.
+   */
+  lookup(certificateHash: Uint8Array): VerifiedPeer | undefined {
+    const key = toHex(certificateHash);
+    const hit = this.#entries.get(key);
+    if (hit !== undefined) {
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+    }
+    return hit;
+  }
+
+  /**
    * Returns the peer a certificate's identity binding names, verifying the binding's hybrid
    * signature unless this certificate passed before.
    *

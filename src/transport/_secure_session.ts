@@ -88,10 +88,15 @@ export async function dialSession(
   const pending: Uint8Array[] = [];
   try {
     await stream.write(encodeRecord(clientHello));
-    const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
-    // A resumed session has no ClientFinish: the binder proved the dialer already.
-    if (send !== undefined) await stream.write(encodeRecord(send));
-    return await finish(conn, stream, done!, decoder, pending);
+    // ServerHello (then the ClientFinish goes out), ResumedServerHello (nothing to send: the
+    // binder proved the dialer) or HelloRetry (the ClientHello again, with the certificate).
+    return await finish(
+      conn,
+      stream,
+      await converse(hs, stream, decoder, pending),
+      decoder,
+      pending,
+    );
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -121,10 +126,13 @@ export async function acceptSession(
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    const hello = await hs.receive(await nextRecord(stream, decoder, pending));
-    await stream.write(encodeRecord(hello.send!));
-    const done = hello.done ?? (await hs.receive(await nextRecord(stream, decoder, pending))).done;
-    return await finish(conn, stream, done!, decoder, pending);
+    return await finish(
+      conn,
+      stream,
+      await converse(hs, stream, decoder, pending),
+      decoder,
+      pending,
+    );
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -164,6 +172,23 @@ function common(conn: QuicConnection, options: SessionOptions) {
     pqEncryption: options.pqEncryption,
     tickets: options.tickets,
   };
+}
+
+/**
+ * Feeds the peer's messages to the state machine and sends its answers until it is done; the
+ * state machines bound the exchange (at most one HelloRetry).
+ */
+async function converse(
+  hs: HandshakeDialer | HandshakeListener,
+  stream: QuicStream,
+  decoder: RecordDecoder,
+  pending: Uint8Array[],
+): Promise<HandshakeResult> {
+  for (;;) {
+    const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
+    if (send !== undefined) await stream.write(encodeRecord(send));
+    if (done !== undefined) return done;
+  }
 }
 
 async function nextRecord(

@@ -31,11 +31,13 @@ import {
   decodeAlert,
   decodeClientFinish,
   decodeClientHello,
+  decodeHelloRetry,
   decodeResumedServerHello,
   decodeServerHello,
   encodeAlert,
   encodeClientFinish,
   encodeClientHello,
+  encodeHelloRetry,
   encodeResumedServerHelloConfirmedPart,
   encodeServerHello,
   encodeServerHelloConfirmedPart,
@@ -201,6 +203,15 @@ const handshakeSeeds = () => [
     resumedServerHelloSeed(pq),
   ]),
   CLIENT_FINISH_SEED,
+  encodeHelloRetry(),
+  // A ClientHello with the dialer's certificate, as a transport's dialer sends it.
+  encodeClientHello({
+    version: HANDSHAKE_VERSION,
+    mode: Mode.PqEncryption,
+    nonce: new Uint8Array(32),
+    cipherText: new Uint8Array(1088),
+    certificate: dialerNode.certificate.der,
+  }),
 ];
 
 /** Whether a mutated hello asks for pqEncryption: the side under test then agrees with it. */
@@ -396,6 +407,7 @@ export const coreTargets: FuzzTarget[] = [
           decodeClientHello,
           decodeServerHello,
           decodeResumedServerHello,
+          decodeHelloRetry,
           decodeClientFinish,
           decodeAlert,
         ]

@@ -9,7 +9,10 @@ import {
   HandshakeListener,
   IDENTITY_BINDING_OID,
   NodeCredentials,
+  PeerCertificateCache,
+  SessionTicketStore,
 } from "../../src/handshake/mod.ts";
+import { decodeClientHello } from "../../src/handshake/_messages.ts";
 import { certificateReference } from "../../src/handshake/node_credentials.ts";
 import { generateCertificate } from "../../src/quic/mod.ts";
 import { Identity } from "../../src/identity/mod.ts";
@@ -102,4 +105,114 @@ Deno.test("client certificate: a malformed reference is a typed refusal", async 
     const bad = await generateCertificate({ extensions: [{ oid: REFERENCE_OID, value }] });
     await refused(bad.der, "Malformed certificate reference");
   }
+});
+
+/** Dialers and listeners that keep tickets and see each other as a transport's nodes do. */
+function resumingPair(listenerCache = new PeerCertificateCache()) {
+  const tickets = { dialer: new SessionTicketStore(), listener: new SessionTicketStore() };
+  const caches = { dialer: new PeerCertificateCache(), listener: listenerCache };
+  return {
+    tickets,
+    caches,
+    dialer: () =>
+      new HandshakeDialer({
+        credentials: dialerNode,
+        alpn: ALPN,
+        peerCertificate: listenerNode.certificate.der,
+        certificateInHello: true,
+        tickets: tickets.dialer,
+        certificateCache: caches.dialer,
+      }),
+    listener: () =>
+      new HandshakeListener({
+        credentials: listenerNode,
+        alpn: ALPN,
+        peerCertificate: dialerNode.clientCertificate.der,
+        tickets: tickets.listener,
+        certificateCache: caches.listener,
+      }),
+  };
+}
+
+const EARLY = new TextEncoder().encode("open");
+
+Deno.test("client certificate: a resuming ClientHello leaves the certificate out; the listener has it", async () => {
+  const p = resumingPair();
+  // One full handshake (its ClientHello carries the certificate) leaves tickets on both sides.
+  const d0 = p.dialer(), l0 = p.listener();
+  const first = await d0.start(() => EARLY);
+  assertEquals(decodeClientHello(first).certificate, dialerNode.certificate.der);
+  const sh = await l0.receive(first);
+  await l0.receive((await d0.receive(sh.send!)).send!);
+  const listener = p.listener();
+  const dialer = p.dialer();
+  const hello = await dialer.start(() => EARLY);
+  const decoded = decodeClientHello(hello);
+  assertEquals(decoded.certificate, undefined);
+  assert(decoded.resumption !== undefined, "it resumes");
+  assert(hello.byteLength < 1500, `${hello.byteLength} bytes`);
+  const answer = await listener.receive(hello);
+  assertEquals(answer.done?.resumed, true);
+  assertEquals(answer.done?.earlyData, EARLY);
+  assertEquals(answer.done?.peerCertificateHash, dialerNode.certificateHash);
+  assertEquals((await dialer.receive(answer.send!)).done?.resumed, true);
+});
+
+Deno.test("client certificate: a listener that lost the certificate asks for it (HelloRetry); the full handshake follows", async () => {
+  const p = resumingPair();
+  const d0 = p.dialer(), l0 = p.listener();
+  const sh = await l0.receive(await d0.start(() => EARLY));
+  await l0.receive((await d0.receive(sh.send!)).send!);
+  // The same tickets, a listener that no longer remembers the dialer's certificate.
+  const listener = new HandshakeListener({
+    credentials: listenerNode,
+    alpn: ALPN,
+    peerCertificate: dialerNode.clientCertificate.der,
+    tickets: p.tickets.listener,
+    certificateCache: new PeerCertificateCache(),
+  });
+  const dialer = p.dialer();
+  const hello = await dialer.start(() => EARLY);
+  const retry = await listener.receive(hello);
+  assertEquals([retry.send?.[0], retry.done], [6, undefined], "a HelloRetry");
+  // The dialer sends the ClientHello again, with its certificate and without the spent ticket.
+  const again = (await dialer.receive(retry.send!)).send!;
+  const decoded = decodeClientHello(again);
+  assertEquals(decoded.certificate, dialerNode.certificate.der);
+  assertEquals(decoded.resumption, undefined);
+  const serverHello = await listener.receive(again);
+  assertEquals(serverHello.send?.[0], 2, "a full ServerHello");
+  const finish = await dialer.receive(serverHello.send!);
+  assertEquals(finish.done?.resumed, false);
+  const done = (await listener.receive(finish.send!)).done!;
+  assertEquals(done.resumed, false);
+  assertEquals(done.earlyData, undefined, "the early data of the first ClientHello is dropped");
+  assertEquals(done.keys!.recv, finish.done!.keys!.send);
+});
+
+Deno.test("client certificate: one HelloRetry at most, and only to a dialer that left its certificate out", async () => {
+  const p = resumingPair();
+  const d0 = p.dialer(), l0 = p.listener();
+  const sh = await l0.receive(await d0.start(() => EARLY));
+  await l0.receive((await d0.receive(sh.send!)).send!);
+  const listener = new HandshakeListener({
+    credentials: listenerNode,
+    alpn: ALPN,
+    peerCertificate: dialerNode.clientCertificate.der,
+    tickets: p.tickets.listener,
+    certificateCache: new PeerCertificateCache(),
+  });
+  const hello = await p.dialer().start(() => EARLY);
+  assertEquals((await listener.receive(hello)).send?.[0], 6);
+  // The same certificate-less ClientHello again is refused, not retried.
+  const e = await assertRejects(() => listener.receive(hello), HandshakeError);
+  assert(e.message.includes("its ClientHello carries none"), e.message);
+  // A dialer that sent its certificate refuses a HelloRetry.
+  const plain = p.dialer();
+  await plain.start(); // no early data: no ticket offered, the certificate is sent
+  const refused = await assertRejects(
+    () => plain.receive(Uint8Array.of(6, 3)),
+    HandshakeError,
+  );
+  assert(refused.message.includes("HelloRetry"), refused.message);
 });
