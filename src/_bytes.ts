@@ -39,10 +39,18 @@ export function utf8Length(s: string): number {
   return encoder.encode(s).byteLength;
 }
 
-/** Builds a byte string from fields; grows as needed. */
+/**
+ * Builds a byte string from fields; grows as needed. Each array it allocates costs more than
+ * copying a few KiB: give the size when it is known, and `finish` returns the buffer itself
+ * when it is exactly full.
+ */
 export class ByteWriter {
-  #buf = new Uint8Array(256);
+  #buf: Uint8Array<ArrayBuffer>;
   #len = 0;
+
+  constructor(capacity = 256) {
+    this.#buf = new Uint8Array(capacity);
+  }
 
   #reserve(n: number): number {
     const at = this.#len;
@@ -104,7 +112,7 @@ export class ByteWriter {
   }
 
   finish(): Uint8Array {
-    return this.#buf.slice(0, this.#len);
+    return this.#len === this.#buf.byteLength ? this.#buf : this.#buf.slice(0, this.#len);
   }
 }
 

@@ -90,8 +90,8 @@ export interface Alert {
 
 const EMPTY = new Uint8Array(0);
 
-function writeHello(type: number, hello: Hello): ByteWriter {
-  return new ByteWriter()
+function writeHello(type: number, hello: Hello, extra = 0): ByteWriter {
+  return new ByteWriter(37 + hello.cipherText.byteLength + extra)
     .u8(type)
     .u8(hello.version)
     .u8(hello.mode)
@@ -105,8 +105,12 @@ export function encodeClientHelloBoundPart(
     resumption?: { ticketId: Uint8Array; earlyData: Uint8Array };
   },
 ): Uint8Array {
-  const w = writeHello(MessageType.ClientHello, hello).vec16(hello.certificate ?? EMPTY);
+  const certificate = hello.certificate ?? EMPTY;
   const resumption = hello.resumption;
+  const size = 3 + certificate.byteLength +
+    (resumption === undefined ? 0 : 18 + resumption.ticketId.byteLength +
+      resumption.earlyData.byteLength);
+  const w = writeHello(MessageType.ClientHello, hello, size).vec16(certificate);
   if (resumption === undefined) return w.u8(0).finish();
   return w.u8(TICKET_ID_LENGTH).bytes(resumption.ticketId).vec16(resumption.earlyData).finish();
 }
@@ -114,7 +118,8 @@ export function encodeClientHelloBoundPart(
 export function encodeClientHello(hello: ClientHello): Uint8Array {
   const bound = encodeClientHelloBoundPart(hello);
   if (hello.resumption === undefined) return bound;
-  return new ByteWriter().bytes(bound).bytes(hello.resumption.binder).finish();
+  return new ByteWriter(bound.byteLength + hello.resumption.binder.byteLength).bytes(bound)
+    .bytes(hello.resumption.binder).finish();
 }
 
 /** The part of a ResumedServerHello its confirmation covers. */
@@ -128,7 +133,8 @@ export function encodeServerHelloConfirmedPart(hello: Hello): Uint8Array {
 }
 
 export function encodeServerHello(confirmedPart: Uint8Array, confirmation: Uint8Array): Uint8Array {
-  return new ByteWriter().bytes(confirmedPart).bytes(confirmation).finish();
+  return new ByteWriter(confirmedPart.byteLength + confirmation.byteLength).bytes(confirmedPart)
+    .bytes(confirmation).finish();
 }
 
 export function encodeClientFinish(confirmation: Uint8Array): Uint8Array {

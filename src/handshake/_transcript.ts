@@ -5,9 +5,7 @@
  * @module
  */
 
-import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
-import { expand, extract } from "@noble/hashes/hkdf.js";
-import { hmac } from "@noble/hashes/hmac.js";
+import { hkdfExpand, hkdfExtract, type HmacKey, hmacKey, hmacSha256 } from "../_hmac_sha256.ts";
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import { ByteWriter, concatBytes } from "../_bytes.ts";
 import { sha256 } from "../_sha256.ts";
@@ -46,12 +44,16 @@ export interface TranscriptInput {
 
 /** SHA-256 over the length-delimited transcript fields (layout in docs/handshake.md). */
 export function transcriptHash(t: TranscriptInput): Uint8Array {
+  const alpn = encoder.encode(t.alpn);
   return sha256(
-    new ByteWriter()
+    new ByteWriter(
+      TRANSCRIPT_LABEL.byteLength + 78 + alpn.byteLength + t.clientHello.byteLength +
+        t.serverHelloConfirmedPart.byteLength,
+    )
       .bytes(TRANSCRIPT_LABEL)
       .u8(t.version)
       .u8(t.mode)
-      .vec16(encoder.encode(t.alpn))
+      .vec16(alpn)
       .bytes(t.dialerCertHash)
       .bytes(t.listenerCertHash)
       .vec32(t.clientHello)
@@ -81,22 +83,25 @@ export function keySchedule(
   toDialer: Uint8Array,
   transcript: Uint8Array,
 ): Schedule {
-  const ikm = new ByteWriter().bytes(toListener).bytes(toDialer).finish();
-  // @noble/hashes, not node:crypto: on inputs this small its HMAC takes about half the time
-  // of Deno's createHmac (whose per-call overhead dominates).
-  const prk = extract(nobleSha256, ikm, transcript);
+  const ikm = new ByteWriter(toListener.byteLength + toDialer.byteLength).bytes(toListener)
+    .bytes(toDialer).finish();
+  // Neither node:crypto nor @noble/hashes: on inputs this small their per-call costs dominate
+  // (src/_hmac_sha256.ts).
+  const prk = hkdfExtract(transcript, ikm);
   ikm.fill(0);
-  const key = (info: Uint8Array) => expand(nobleSha256, prk, info, 32);
+  const prkKey = hmacKey(prk);
+  const key = (info: Uint8Array) => hkdfExpand(prkKey, info, 32);
   const listenerFinished = key(KEY_INFO_LISTENER_FINISHED);
   const dialerFinished = key(KEY_INFO_DIALER_FINISHED);
   const schedule = {
     dialerToListener: key(KEY_INFO_DIALER_TO_LISTENER),
     listenerToDialer: key(KEY_INFO_LISTENER_TO_DIALER),
-    listenerConfirmation: hmac(nobleSha256, listenerFinished, transcript),
-    dialerConfirmation: hmac(nobleSha256, dialerFinished, transcript),
-    tickets: sessionTickets(prk),
+    listenerConfirmation: hmacSha256(listenerFinished, transcript),
+    dialerConfirmation: hmacSha256(dialerFinished, transcript),
+    tickets: sessionTickets(prkKey),
   };
   prk.fill(0);
+  forget(prkKey);
   listenerFinished.fill(0);
   dialerFinished.fill(0);
   return schedule;
@@ -126,12 +131,15 @@ export type ResumptionInput = Omit<TranscriptInput, "clientHello" | "serverHello
 
 /** SHA-256 over the resumption's fields up to the binder (layout in docs/handshake.md). */
 export function resumptionTranscriptHash(t: ResumptionInput): Uint8Array {
+  const alpn = encoder.encode(t.alpn);
   return sha256(
-    new ByteWriter()
+    new ByteWriter(
+      RESUMPTION_LABEL.byteLength + 74 + alpn.byteLength + t.clientHelloBoundPart.byteLength,
+    )
       .bytes(RESUMPTION_LABEL)
       .u8(t.version)
       .u8(t.mode)
-      .vec16(encoder.encode(t.alpn))
+      .vec16(alpn)
       .bytes(t.dialerCertHash)
       .bytes(t.listenerCertHash)
       .vec32(t.clientHelloBoundPart)
@@ -144,9 +152,9 @@ export function resumptionBinder(
   ticketSecret: Uint8Array,
   boundTranscript: Uint8Array,
 ): Uint8Array {
-  const prk = extract(nobleSha256, ticketSecret, boundTranscript);
-  const binderKey = expand(nobleSha256, prk, RESUMPTION_INFO_BINDER, 32);
-  const binder = hmac(nobleSha256, binderKey, boundTranscript);
+  const prk = hkdfExtract(boundTranscript, ticketSecret);
+  const binderKey = hkdfExpand(prk, RESUMPTION_INFO_BINDER, 32);
+  const binder = hmacSha256(binderKey, boundTranscript);
   prk.fill(0);
   binderKey.fill(0);
   return binder;
@@ -157,8 +165,8 @@ export function resumptionBinder(
  * dialer's nonce, since the transcript the binder covers includes the sealed bytes.
  */
 function earlyDataKey(ticketSecret: Uint8Array, nonce: Uint8Array): Uint8Array {
-  const prk = extract(nobleSha256, ticketSecret, nonce);
-  const key = expand(nobleSha256, prk, RESUMPTION_INFO_EARLY, 32);
+  const prk = hkdfExtract(nonce, ticketSecret);
+  const key = hkdfExpand(prk, RESUMPTION_INFO_EARLY, 32);
   prk.fill(0);
   return key;
 }
@@ -219,16 +227,18 @@ export function resumedSchedule(
   ticketSecret: Uint8Array,
   sessionHash: Uint8Array,
 ): Omit<Schedule, "dialerConfirmation"> {
-  const prk = extract(nobleSha256, ticketSecret, sessionHash);
-  const key = (info: Uint8Array) => expand(nobleSha256, prk, info, 32);
+  const prk = hkdfExtract(sessionHash, ticketSecret);
+  const prkKey = hmacKey(prk);
+  const key = (info: Uint8Array) => hkdfExpand(prkKey, info, 32);
   const listenerFinished = key(RESUMPTION_INFO.listenerFinished);
   const schedule = {
     dialerToListener: key(RESUMPTION_INFO.dialerToListener),
     listenerToDialer: key(RESUMPTION_INFO.listenerToDialer),
-    listenerConfirmation: hmac(nobleSha256, listenerFinished, sessionHash),
-    tickets: sessionTickets(prk),
+    listenerConfirmation: hmacSha256(listenerFinished, sessionHash),
+    tickets: sessionTickets(prkKey),
   };
   prk.fill(0);
+  forget(prkKey);
   listenerFinished.fill(0);
   return schedule;
 }
@@ -237,12 +247,21 @@ export function resumedSchedule(
  * The two tickets a session leaves, one per direction of the next dial: `dialer` for this
  * connection's dialer dialing the listener again, `listener` for the other way round.
  */
-export function sessionTickets(prk: Uint8Array): { dialer: TicketSecret; listener: TicketSecret } {
-  const key = (info: Uint8Array, n: number) => expand(nobleSha256, prk, info, n);
+export function sessionTickets(
+  prk: Uint8Array | HmacKey,
+): { dialer: TicketSecret; listener: TicketSecret } {
+  const prkKey = prk instanceof Uint8Array ? hmacKey(prk) : prk;
+  const key = (info: Uint8Array, n: number) => hkdfExpand(prkKey, info, n);
   return {
     dialer: { id: key(TICKET_INFO.dialerId, 16), secret: key(TICKET_INFO.dialerSecret, 32) },
     listener: { id: key(TICKET_INFO.listenerId, 16), secret: key(TICKET_INFO.listenerSecret, 32) },
   };
+}
+
+/** Zeroes a prepared key's states (derived from a secret). */
+function forget(key: HmacKey): void {
+  key.inner.fill(0);
+  key.outer.fill(0);
 }
 
 /** Compares two byte strings in time that depends on their length only. */
