@@ -16,6 +16,13 @@ export type ByteErrorKind = "malformed" | "too-large";
 /** Makes the error a {@linkcode ByteReader} throws, from its message and kind. */
 export type ByteErrorFactory = (message: string, kind: ByteErrorKind) => Error;
 
+/** Whether two byte strings are equal (not in constant time: for public values). */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = "";

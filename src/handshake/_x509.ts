@@ -7,6 +7,7 @@
  * @module
  */
 
+import { equalBytes } from "../_bytes.ts";
 import { NetworkError } from "../errors.ts";
 
 interface Tlv {
@@ -56,12 +57,6 @@ function expect(tlv: Tlv, tag: number, what: string): Tlv {
     malformed(`${what} must have tag 0x${tag.toString(16)}, got 0x${tlv.tag.toString(16)}`);
   }
   return tlv;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

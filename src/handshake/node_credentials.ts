@@ -10,7 +10,7 @@
  */
 
 import { sha256 } from "../_sha256.ts";
-import { ByteReader, ByteWriter, toHex } from "../_bytes.ts";
+import { ByteReader, ByteWriter, equalBytes, toHex } from "../_bytes.ts";
 import { InvalidConfigError, NetworkError } from "../errors.ts";
 import { Identity } from "../identity/identity.ts";
 import type { PeerId } from "../identity/peer_id.ts";
@@ -303,12 +303,6 @@ export function dialerCertificate(
   return inHello;
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 /**
  * Checks peers' certificates for a valid identity binding and remembers the ones that passed,
  * keyed by the SHA-256 of the certificate, so that reconnecting to a peer (or a peer
@@ -405,19 +399,14 @@ export class PeerCertificateCache {
     // Natively: a listener hashes every dialer's certificate (about 7 KiB with the binding)
     // before the dialer proved anything; in JavaScript that took 0.14 ms of its event loop.
     const certificateHash = sha256(der);
-    const key = toHex(certificateHash);
-    const hit = this.#entries.get(key);
-    if (hit !== undefined) {
-      this.#entries.delete(key);
-      this.#entries.set(key, hit);
-      return hit;
-    }
+    const hit = this.lookup(certificateHash);
+    if (hit !== undefined) return hit;
     const peer = await verifyBinding(der, certificateHash);
     if (this.#max > 0) {
       if (this.#entries.size >= this.#max) {
         this.#entries.delete(this.#entries.keys().next().value!);
       }
-      this.#entries.set(key, peer);
+      this.#entries.set(toHex(certificateHash), peer);
     }
     return peer;
   }

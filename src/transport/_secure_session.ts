@@ -90,13 +90,7 @@ export async function dialSession(
     await stream.write(encodeRecord(clientHello));
     // ServerHello (then the ClientFinish goes out), ResumedServerHello (nothing to send: the
     // binder proved the dialer) or HelloRetry (the ClientHello again, with the certificate).
-    return await finish(
-      conn,
-      stream,
-      await converse(hs, stream, decoder, pending),
-      decoder,
-      pending,
-    );
+    return await finish(conn, stream, hs, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -126,13 +120,7 @@ export async function acceptSession(
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
-    return await finish(
-      conn,
-      stream,
-      await converse(hs, stream, decoder, pending),
-      decoder,
-      pending,
-    );
+    return await finish(conn, stream, hs, decoder, pending);
   } catch (e) {
     throw await alerted(stream, e);
   }
@@ -210,13 +198,20 @@ async function nextRecord(
   return pending.shift()!;
 }
 
+/** Runs the exchange to its end and makes the session of its result. */
 async function finish(
   conn: QuicConnection,
   stream: QuicStream,
-  { peerId, keys, transcriptHash, peerCertificateHash, resumed, earlyData }: HandshakeResult,
+  hs: HandshakeDialer | HandshakeListener,
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
+  const { peerId, keys, transcriptHash, peerCertificateHash, resumed, earlyData } = await converse(
+    hs,
+    stream,
+    decoder,
+    pending,
+  );
   const cipher = keys === undefined ? undefined : await FrameCipher.create(keys);
   // The dialer's first control frame can arrive in the same read as its Finish. Frames use
   // the records' u32 length prefix, so what the record decoder split off is given back whole.

@@ -136,6 +136,25 @@ function resumingPair(listenerCache = new PeerCertificateCache()) {
 
 const EARLY = new TextEncoder().encode("open");
 
+/**
+ * A pair after one full handshake (tickets on both sides), and a listener with the same tickets
+ * that no longer remembers the dialer's certificate.
+ */
+async function afterOneSessionCacheLost() {
+  const p = resumingPair();
+  const d0 = p.dialer(), l0 = p.listener();
+  const sh = await l0.receive(await d0.start(() => EARLY));
+  await l0.receive((await d0.receive(sh.send!)).send!);
+  const listener = new HandshakeListener({
+    credentials: listenerNode,
+    alpn: ALPN,
+    peerCertificate: dialerNode.clientCertificate.der,
+    tickets: p.tickets.listener,
+    certificateCache: new PeerCertificateCache(),
+  });
+  return { p, listener };
+}
+
 Deno.test("client certificate: a resuming ClientHello leaves the certificate out; the listener has it", async () => {
   const p = resumingPair();
   // One full handshake (its ClientHello carries the certificate) leaves tickets on both sides.
@@ -159,18 +178,7 @@ Deno.test("client certificate: a resuming ClientHello leaves the certificate out
 });
 
 Deno.test("client certificate: a listener that lost the certificate asks for it (HelloRetry); the full handshake follows", async () => {
-  const p = resumingPair();
-  const d0 = p.dialer(), l0 = p.listener();
-  const sh = await l0.receive(await d0.start(() => EARLY));
-  await l0.receive((await d0.receive(sh.send!)).send!);
-  // The same tickets, a listener that no longer remembers the dialer's certificate.
-  const listener = new HandshakeListener({
-    credentials: listenerNode,
-    alpn: ALPN,
-    peerCertificate: dialerNode.clientCertificate.der,
-    tickets: p.tickets.listener,
-    certificateCache: new PeerCertificateCache(),
-  });
+  const { p, listener } = await afterOneSessionCacheLost();
   const dialer = p.dialer();
   const hello = await dialer.start(() => EARLY);
   const retry = await listener.receive(hello);
@@ -191,17 +199,7 @@ Deno.test("client certificate: a listener that lost the certificate asks for it 
 });
 
 Deno.test("client certificate: one HelloRetry at most, and only to a dialer that left its certificate out", async () => {
-  const p = resumingPair();
-  const d0 = p.dialer(), l0 = p.listener();
-  const sh = await l0.receive(await d0.start(() => EARLY));
-  await l0.receive((await d0.receive(sh.send!)).send!);
-  const listener = new HandshakeListener({
-    credentials: listenerNode,
-    alpn: ALPN,
-    peerCertificate: dialerNode.clientCertificate.der,
-    tickets: p.tickets.listener,
-    certificateCache: new PeerCertificateCache(),
-  });
+  const { p, listener } = await afterOneSessionCacheLost();
   const hello = await p.dialer().start(() => EARLY);
   assertEquals((await listener.receive(hello)).send?.[0], 6);
   // The same certificate-less ClientHello again is refused, not retried.

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { equalBytes } from "../../_bytes.ts";
 import { type Clock, wallClock } from "../../clock.ts";
 import { type DhtKey, keyToHex } from "./key.ts";
 import type { ProviderRecord, SignedPeerRecord } from "./records.ts";
@@ -444,10 +445,4 @@ function takeOrPrune(quota: SourceQuota, source: RecordSource, what: string, pru
     prune();
     quota.take(source, what);
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
