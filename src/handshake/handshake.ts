@@ -50,6 +50,7 @@ import {
 } from "./_transcript.ts";
 import {
   certificateReference,
+  checkReferencedKey,
   dialerCertificate,
   NodeCredentials,
   PeerCertificateCache,
@@ -833,7 +834,11 @@ export class HandshakeListener {
       : undefined;
     if (named !== undefined) {
       const held = s.cache.lookup(named);
-      if (held !== undefined || !this.#retried) return held;
+      if (held !== undefined) {
+        checkReferencedKey(s.peerCertificate, held);
+        return held;
+      }
+      if (!this.#retried) return undefined;
     }
     return await s.cache.verify(dialerCertificate(s.peerCertificate, hello.certificate));
   }

@@ -229,6 +229,8 @@ export interface VerifiedPeer {
   readonly kemKey: CryptoKey;
   /** SHA-256 of the certificate's DER. */
   readonly certificateHash: Uint8Array;
+  /** The certificate's SubjectPublicKeyInfo (DER): the TLS key the binding signs. */
+  readonly subjectPublicKeyInfo: Uint8Array;
 }
 
 /** Options of {@linkcode PeerCertificateCache}. */
@@ -261,6 +263,19 @@ export function certificateReference(der: Uint8Array): Uint8Array | undefined {
     );
   }
   return extension.subarray(1);
+}
+
+/**
+ * Refuses a peer remembered under the hash a TLS certificate names unless that certificate has
+ * the peer's key: the key TLS proved the dialer holds must be the one the binding signs.
+ *
+ * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` when the keys differ.
+ */
+export function checkReferencedKey(inTls: Uint8Array, peer: VerifiedPeer): void {
+  const { spki } = readCertificate(inTls, CERTIFICATE_REFERENCE_OID);
+  if (!equalBytes(spki, peer.subjectPublicKeyInfo)) {
+    refuse(`The dialer's TLS certificate names the certificate of ${peer.peerId} with another key`);
+  }
 }
 
 /**
@@ -467,5 +482,6 @@ async function verifyBinding(
     kemPublicKey,
     kemKey,
     certificateHash,
+    subjectPublicKeyInfo: spki.slice(),
   };
 }

@@ -214,3 +214,26 @@ Deno.test("client certificate: one HelloRetry at most, and only to a dialer that
   );
   assert(refused.message.includes("HelloRetry"), refused.message);
 });
+
+Deno.test("client certificate: a resuming ClientHello under a reference made with another key is refused", async () => {
+  // The certificate is left out, so the listener takes it from its cache by the hash the TLS
+  // certificate names: it must still have the key TLS proved.
+  const p = resumingPair();
+  const d0 = p.dialer(), l0 = p.listener();
+  const sh = await l0.receive(await d0.start(() => EARLY));
+  await l0.receive((await d0.receive(sh.send!)).send!);
+  const forged = await generateCertificate({
+    extensions: [{ oid: REFERENCE_OID, value: Uint8Array.of(1, ...dialerNode.certificateHash) }],
+  });
+  const listener = new HandshakeListener({
+    credentials: listenerNode,
+    alpn: ALPN,
+    peerCertificate: forged.der,
+    tickets: p.tickets.listener,
+    certificateCache: p.caches.listener,
+  });
+  const hello = await p.dialer().start(() => EARLY);
+  assertEquals(decodeClientHello(hello).certificate, undefined);
+  const e = await assertRejects(() => listener.receive(hello), HandshakeError);
+  assert(e.message.includes("with another key"), e.message);
+});
