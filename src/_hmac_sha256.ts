@@ -1,6 +1,6 @@
 /**
- * HMAC-SHA-256 (RFC 2104) and HKDF-SHA-256 (RFC 5869) for the handshake's key schedules, without
- * allocations beyond the outputs: a resumed handshake computes about 28 HMACs of 32-byte keys
+ * HMAC-SHA-256 (RFC 2104) and HKDF-SHA-256 (RFC 5869) for the handshake's key schedules (and the
+ * stateless Initial close's keys), without allocations beyond the outputs: a resumed handshake computes about 28 HMACs of 32-byte keys
  * over inputs of a few dozen bytes, and `@noble/hashes` spends most of its 4 µs per HMAC making
  * hash objects, views and buffers (profile of an in-memory resumed handshake); `node:crypto`'s
  * per-call cost is higher still. A key's inner and outer states are computed once per HMAC key,

@@ -247,11 +247,8 @@ export function resumedSchedule(
  * The two tickets a session leaves, one per direction of the next dial: `dialer` for this
  * connection's dialer dialing the listener again, `listener` for the other way round.
  */
-export function sessionTickets(
-  prk: Uint8Array | HmacKey,
-): { dialer: TicketSecret; listener: TicketSecret } {
-  const prkKey = prk instanceof Uint8Array ? hmacKey(prk) : prk;
-  const key = (info: Uint8Array, n: number) => hkdfExpand(prkKey, info, n);
+export function sessionTickets(prk: HmacKey): { dialer: TicketSecret; listener: TicketSecret } {
+  const key = (info: Uint8Array, n: number) => hkdfExpand(prk, info, n);
   return {
     dialer: { id: key(TICKET_INFO.dialerId, 16), secret: key(TICKET_INFO.dialerSecret, 32) },
     listener: { id: key(TICKET_INFO.listenerId, 16), secret: key(TICKET_INFO.listenerSecret, 32) },

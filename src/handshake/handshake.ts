@@ -833,9 +833,9 @@ export class HandshakeListener {
       ? certificateReference(s.peerCertificate)
       : undefined;
     if (named !== undefined) {
-      const held = s.cache.lookup(named);
+      const held = s.cache.lookup(named.hash);
       if (held !== undefined) {
-        checkReferencedKey(s.peerCertificate, held);
+        checkReferencedKey(named, held);
         return held;
       }
       if (!this.#retried) return undefined;

@@ -247,14 +247,22 @@ function refuse(message: string): never {
   throw new NetworkError("ERR_HANDSHAKE_FAILED", message);
 }
 
+/** What a node's client certificate says: the SHA-256 of its full certificate, and its key. */
+export interface CertificateReference {
+  /** SHA-256 of the full certificate it names. */
+  hash: Uint8Array;
+  /** Its SubjectPublicKeyInfo (DER), the key TLS proved. */
+  spki: Uint8Array;
+}
+
 /**
- * The SHA-256 a node's client certificate names its full certificate by, or `undefined` for a
- * certificate without that extension (a full certificate, or none of ours).
+ * The reference of a node's client certificate, or `undefined` for a certificate without that
+ * extension (a full certificate, or none of ours).
  *
  * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` for a malformed certificate or reference.
  */
-export function certificateReference(der: Uint8Array): Uint8Array | undefined {
-  const { extension } = readCertificate(der, CERTIFICATE_REFERENCE_OID);
+export function certificateReference(der: Uint8Array): CertificateReference | undefined {
+  const { spki, extension } = readCertificate(der, CERTIFICATE_REFERENCE_OID);
   if (extension === undefined) return undefined;
   if (extension.byteLength !== 33 || extension[0] !== REFERENCE_VERSION) {
     refuse(
@@ -262,7 +270,7 @@ export function certificateReference(der: Uint8Array): Uint8Array | undefined {
         `${extension.byteLength} bytes of version ${extension[0]}`,
     );
   }
-  return extension.subarray(1);
+  return { hash: extension.subarray(1), spki };
 }
 
 /**
@@ -271,9 +279,8 @@ export function certificateReference(der: Uint8Array): Uint8Array | undefined {
  *
  * @throws {NetworkError} `ERR_HANDSHAKE_FAILED` when the keys differ.
  */
-export function checkReferencedKey(inTls: Uint8Array, peer: VerifiedPeer): void {
-  const { spki } = readCertificate(inTls, CERTIFICATE_REFERENCE_OID);
-  if (!equalBytes(spki, peer.subjectPublicKeyInfo)) {
+export function checkReferencedKey(reference: CertificateReference, peer: VerifiedPeer): void {
+  if (!equalBytes(reference.spki, peer.subjectPublicKeyInfo)) {
     refuse(`The dialer's TLS certificate names the certificate of ${peer.peerId} with another key`);
   }
 }
@@ -302,15 +309,10 @@ export function dialerCertificate(
         "none",
     );
   }
-  if (!equalBytes(sha256(inHello), reference)) {
+  if (!equalBytes(sha256(inHello), reference.hash)) {
     refuse("The certificate in the dialer's ClientHello is not the one its TLS certificate names");
   }
-  if (
-    !equalBytes(
-      readCertificate(inHello, IDENTITY_BINDING_OID).spki,
-      readCertificate(inTls, CERTIFICATE_REFERENCE_OID).spki,
-    )
-  ) {
+  if (!equalBytes(readCertificate(inHello, IDENTITY_BINDING_OID).spki, reference.spki)) {
     refuse(
       "The certificate in the dialer's ClientHello has another key than its TLS certificate",
     );

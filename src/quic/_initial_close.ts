@@ -8,8 +8,7 @@
  * @module
  */
 import { createCipheriv } from "node:crypto";
-import { expand, extract } from "@noble/hashes/hkdf.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+import { hkdfExpand, hkdfExtract } from "../_hmac_sha256.ts";
 
 // RFC 9001 5.2: the QUIC v1 initial salt.
 const INITIAL_SALT = Uint8Array.of(
@@ -109,7 +108,7 @@ export function writeInitialClose(options: InitialCloseOptions, out: Uint8Array)
 }
 
 function serverInitialKeys(clientDcid: Uint8Array) {
-  const secret = expandLabel(extract(sha256, clientDcid, INITIAL_SALT), "server in", 32);
+  const secret = expandLabel(hkdfExtract(INITIAL_SALT, clientDcid), "server in", 32);
   return {
     key: expandLabel(secret, "quic key", 16),
     iv: expandLabel(secret, "quic iv", 12),
@@ -121,7 +120,7 @@ function serverInitialKeys(clientDcid: Uint8Array) {
 function expandLabel(secret: Uint8Array, label: string, length: number): Uint8Array {
   const full = new TextEncoder().encode(`tls13 ${label}`);
   const info = Uint8Array.from([length >> 8, length & 0xff, full.byteLength, ...full, 0]);
-  return expand(sha256, secret, info, length);
+  return hkdfExpand(secret, info, length);
 }
 
 function varint(value: number): number[] {

@@ -40,6 +40,7 @@
  * @module
  */
 
+import { toHex } from "../_bytes.ts";
 import { describe, NetworkError } from "../errors.ts";
 
 const VERSION = 1;
@@ -77,8 +78,7 @@ const LINK_BYTES = 8;
  * a peer's run id that of its certificate (made anew by each process).
  */
 export function hashId(hash: Uint8Array): string {
-  return Array.from(hash.subarray(0, LINK_BYTES), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return toHex(hash.subarray(0, LINK_BYTES));
 }
 
 function writeLink(into: Uint8Array, at: number, link: string): void {
