@@ -40,6 +40,7 @@ interface NodeReport {
   summary?: Record<string, number | null>;
   restored: number;
   refused: number;
+  deferred: number;
   errors: string[];
 }
 
@@ -49,6 +50,7 @@ const reports: NodeReport[] = Array.from({ length: nodes }, () => ({
   digests: new Map(),
   restored: 0,
   refused: 0,
+  deferred: 0,
   errors: [],
 }));
 
@@ -91,6 +93,7 @@ function record(i: number, event: DagEvent): void {
   if (event.event === "summary") r.summary = event as Record<string, number | null>;
   if (event.event === "listening") r.restored = event.restored as number;
   if (event.event === "refused") r.refused++;
+  if (event.event === "deferred") r.deferred++;
   if (event.event === "error") r.errors.push(String(event.message));
 }
 
@@ -137,6 +140,7 @@ const summary = {
   allEqual: equal,
   exitCodes: codes,
   refused: reports.reduce((n, r) => n + r.refused, 0),
+  deferred: reports.reduce((n, r) => n + r.deferred, 0),
   propagationP50Ms: median(reports.flatMap((r) => r.summary?.propagationP50Ms ?? [])),
   propagationP99Ms: median(reports.flatMap((r) => r.summary?.propagationP99Ms ?? [])),
   verticesPerSecond: median(reports.flatMap((r) => r.summary?.verticesPerSecond ?? [])),

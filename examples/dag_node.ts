@@ -6,7 +6,10 @@
  * signs it with its identity and gossips it; a received vertex is checked (known author,
  * signature, round rules, one vertex per author and round, parents known, fetched from the
  * sender when missing) and written to KV before it is accepted: nothing is acknowledged or
- * forwarded before it is stored, and a crash loses nothing a peer cannot send again.
+ * forwarded before it is stored, and a crash loses nothing a peer cannot send again. A
+ * sender is penalized only for what it is to blame for: a vertex with missing parents that
+ * could not be fetched because the sender died, restarted or did not answer is ignored, and
+ * fetched again later from another peer's store.
  *
  * A node creates rounds 1 to `--rounds`, waits until it holds every author's vertex of each
  * of those rounds, and exits; with `--json` it prints `{"event":"dag","round":R,"digest":D}`
@@ -160,30 +163,76 @@ let stored = 0;
 const checking = new Map<string, Promise<ValidationResult>>();
 
 /**
- * Checks a vertex and stores it; resolves "accept" only once it is in KV. Parents not known
- * are fetched from `from` (and checked the same way); a vertex whose parents do not come is
- * rejected.
+ * A vertex whose parents could not be fetched because its sender could not be asked (it
+ * died, restarted or did not answer in time): not the sender's fault, so the vertex is
+ * ignored, not rejected (no penalty), and the background repair fetches it later.
  */
-function ingest(bytes: Uint8Array, from: PeerId, viaGossip = false): Promise<ValidationResult> {
+class Unavailable extends Error {}
+
+/** Times a check of one vertex is started for one caller (see `ingest`). */
+const MAX_CHECKS = 3;
+/** Times a peer is asked again for vertices it left out of a full response. */
+const MAX_FETCHES = 4;
+
+/**
+ * Checks a vertex and stores it; resolves "accept" only once it is in KV. Parents not known
+ * are fetched from `from` (and checked the same way); a vertex whose parents `from` does not
+ * have is rejected, one whose parents could not be fetched is ignored. A check of the same
+ * vertex under way is shared; one that ended ignored is tried again with this sender.
+ */
+async function ingest(
+  bytes: Uint8Array,
+  from: PeerId,
+  viaGossip = false,
+): Promise<ValidationResult> {
   let decoded: ReturnType<typeof decodeVertex>;
   try {
     decoded = decodeVertex(bytes);
   } catch (e) {
     emit({ event: "refused", reason: (e as Error).message, from: from.toString() });
-    return Promise.resolve("reject");
+    return "reject";
   }
   const { id } = decoded.vertex;
-  if (byId.has(id)) return Promise.resolve("accept");
-  let check = checking.get(id);
-  if (check === undefined) {
-    check = checkAndStore(decoded, from, viaGossip).catch((e) => {
+  let result: ValidationResult = "ignore";
+  for (let checks = 0; checks < MAX_CHECKS && !byId.has(id); checks++) {
+    const earlier = checking.get(id);
+    if (earlier !== undefined) {
+      result = await earlier;
+      if (result === "ignore") continue;
+      break;
+    }
+    const check = checkAndStore(decoded, from, viaGossip).catch((e) => {
+      const reason = (e as Error).message;
+      if (e instanceof Unavailable) {
+        emit({ event: "deferred", id, reason, from: from.toString() });
+        return "ignore" as const;
+      }
       if (!(e instanceof Refused)) throw e;
-      emit({ event: "refused", id, reason: e.message, from: from.toString() });
+      emit({ event: "refused", id, reason, from: from.toString() });
       return "reject" as const;
     }).finally(() => checking.delete(id));
     checking.set(id, check);
+    return await check;
   }
-  return check;
+  return byId.has(id) ? "accept" : result;
+}
+
+/**
+ * Fetches vertices from a peer, asking again for what it left out of a full response.
+ * Throws {@linkcode Unavailable} when the peer cannot be asked.
+ */
+async function fetchFrom(peer: PeerId, ids: string[]): Promise<Map<string, Uint8Array>> {
+  const found = new Map<string, Uint8Array>();
+  let wanted = ids;
+  for (let fetches = 0; fetches < MAX_FETCHES && wanted.length > 0; fetches++) {
+    const fetched = await catchUp.fetch(peer, wanted, { timeoutMs: 10_000 }).catch((e) => {
+      throw new Unavailable(`cannot fetch ${wanted.length} parents: ${(e as Error).message}`);
+    });
+    if (fetched.size === 0) break;
+    for (const [id, data] of fetched) found.set(id, data);
+    wanted = wanted.filter((id) => !found.has(id));
+  }
+  return found;
 }
 
 async function checkAndStore(
@@ -205,10 +254,15 @@ async function checkAndStore(
   }
   const missing = parents.filter((p) => !byId.has(p));
   if (missing.length > 0) {
-    const fetched = await catchUp.fetch(from, missing, { timeoutMs: 10_000 }).catch(() => null);
-    for (const data of fetched?.values() ?? []) await ingest(data, from);
-    const still = parents.filter((p) => !byId.has(p));
-    if (still.length > 0) throw new Refused(`${still.length} parents never arrived`);
+    const results = [];
+    for (const data of (await fetchFrom(from, missing)).values()) {
+      results.push(await ingest(data, from));
+    }
+    const still = parents.filter((p) => !byId.has(p)).length;
+    if (still > 0 && results.includes("ignore")) {
+      throw new Unavailable(`${still} parents could not be checked yet`);
+    }
+    if (still > 0) throw new Refused(`${still} parents never arrived`);
   }
   const parentAuthors = new Set<number>();
   for (const p of parents) {

@@ -32,5 +32,8 @@ Deno.test("dag_node: 10 processes, 20 rounds, one killed and restarted: every no
   assert(summary.restoredAfterRestart > 0, "the restarted node continued from its store");
   assertEquals(summary.verticesPerNode, Array(10).fill(200));
   assert(summary.allEqual, "every node reports the same per-round digests");
+  // Honest nodes refuse nothing: a vertex whose parents could not be fetched (its sender was
+  // killed or restarted) is deferred, not refused, so nobody is penalized or banned for it.
+  assertEquals(summary.refused, 0);
   assertEquals(output.code, 0);
 });
