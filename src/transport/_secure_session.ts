@@ -64,6 +64,8 @@ export interface SessionOptions {
   pqEncryption: boolean;
   tickets?: SessionTicketStore;
   expectedPeerId?: PeerId;
+  /** The dialer's TLS certificate names its certificate, which its ClientHello carries. */
+  certificateInHello?: boolean;
   /** The dialer's early data for a resumed session (see `HandshakeDialer.start`). */
   earlyData?: (listener: VerifiedPeer) => Uint8Array | undefined;
 }
@@ -76,6 +78,7 @@ export async function dialSession(
   const hs = new HandshakeDialer({
     ...common(conn, options),
     expectedPeerId: options.expectedPeerId,
+    certificateInHello: options.certificateInHello,
   });
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.

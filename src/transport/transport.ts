@@ -1151,6 +1151,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.#credentials = await NodeCredentials.create(this.#identity);
     const endpoint = await QuicEndpoint.bind({
       certificate: this.#credentials.certificate,
+      clientCertificate: this.#credentials.clientCertificate,
       hostname: c.listenAddr,
       port: c.quicPort,
       idleTimeoutMs: c.idleTimeoutMs,
@@ -1329,6 +1330,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           credentials: this.#credentials!,
           certificateCache: this.#certificateCache,
           tickets: this.#tickets,
+          certificateInHello: true,
           pqEncryption: this.config.pqEncryption,
           expectedPeerId: expected,
           earlyData: (listener: VerifiedPeer) => {
