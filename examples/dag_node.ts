@@ -48,6 +48,7 @@ import {
   CatchUpService,
   createNode,
   Identity,
+  NetworkError,
   type PeerId,
   type ValidationResult,
 } from "../mod.ts";
@@ -164,10 +165,19 @@ const checking = new Map<string, Promise<ValidationResult>>();
 
 /**
  * A vertex whose parents could not be fetched because its sender could not be asked (it
- * died, restarted or did not answer in time): not the sender's fault, so the vertex is
- * ignored, not rejected (no penalty), and the background repair fetches it later.
+ * died, restarted, did not answer in time or was over its quota): not the sender's fault, so
+ * the vertex is ignored, not rejected (no penalty), and the background repair fetches it
+ * later. A sender that answers without the parents (or cannot serve them at all) is to blame.
  */
 class Unavailable extends Error {}
+
+/** Fetch failures that say nothing about the sender's honesty (see `Unavailable`). */
+const UNREACHABLE = new Set([
+  "ERR_CONNECTION_CLOSED",
+  "ERR_TIMEOUT",
+  "ERR_UNKNOWN_PEER",
+  "ERR_LIMIT_EXCEEDED",
+]);
 
 /** Times a check of one vertex is started for one caller (see `ingest`). */
 const MAX_CHECKS = 3;
@@ -219,14 +229,16 @@ async function ingest(
 
 /**
  * Fetches vertices from a peer, asking again for what it left out of a full response.
- * Throws {@linkcode Unavailable} when the peer cannot be asked.
+ * Throws {@linkcode Unavailable} when the peer cannot be asked; any other failure (say, a
+ * peer without the catch-up protocol) counts as the peer not having them.
  */
 async function fetchFrom(peer: PeerId, ids: string[]): Promise<Map<string, Uint8Array>> {
   const found = new Map<string, Uint8Array>();
   let wanted = ids;
   for (let fetches = 0; fetches < MAX_FETCHES && wanted.length > 0; fetches++) {
     const fetched = await catchUp.fetch(peer, wanted, { timeoutMs: 10_000 }).catch((e) => {
-      throw new Unavailable(`cannot fetch ${wanted.length} parents: ${(e as Error).message}`);
+      if (!(e instanceof NetworkError) || !UNREACHABLE.has(e.code)) return new Map();
+      throw new Unavailable(`cannot fetch ${wanted.length} parents: ${e.message}`);
     });
     if (fetched.size === 0) break;
     for (const [id, data] of fetched) found.set(id, data);
