@@ -10,7 +10,7 @@ import { ByteReader, ByteWriter } from "../_bytes.ts";
 import { NetworkError } from "../errors.ts";
 
 /** Protocol version spoken by this code. */
-export const HANDSHAKE_VERSION = 3;
+export const HANDSHAKE_VERSION = 4;
 
 /**
  * Largest handshake message accepted; the biggest real one is a resuming ClientHello with the
@@ -177,7 +177,8 @@ function reader(msg: Uint8Array, type: number): ByteReader {
   return r;
 }
 
-function readHello(r: ByteReader): Hello {
+/** `mayOmitCipherText`: a resuming ClientHello may leave the ciphertext out (checked later). */
+function readHello(r: ByteReader, mayOmitCipherText = false): Hello {
   const version = r.u8("version");
   if (version !== HANDSHAKE_VERSION) {
     r.fail(`unsupported version ${version}, this side speaks version ${HANDSHAKE_VERSION}`);
@@ -186,7 +187,8 @@ function readHello(r: ByteReader): Hello {
   if (mode !== Mode.AuthOnly && mode !== Mode.PqEncryption) r.fail(`unknown mode ${mode}`);
   const nonce = r.bytes(NONCE_LENGTH, "nonce");
   const cipherText = r.vec16("ML-KEM ciphertext");
-  if (cipherText.byteLength !== ML_KEM768_CIPHERTEXT_LENGTH) {
+  const omitted = mayOmitCipherText && cipherText.byteLength === 0;
+  if (!omitted && cipherText.byteLength !== ML_KEM768_CIPHERTEXT_LENGTH) {
     r.fail(
       `'ML-KEM ciphertext' must be ${ML_KEM768_CIPHERTEXT_LENGTH} bytes: current size is ${cipherText.byteLength} bytes`,
     );
@@ -202,11 +204,14 @@ export interface DecodedClientHello extends ClientHello {
 
 export function decodeClientHello(msg: Uint8Array): DecodedClientHello {
   const r = reader(msg, MessageType.ClientHello);
-  const hello: ClientHello = readHello(r);
+  const hello: ClientHello = readHello(r, true);
   const certificate = r.vec16("certificate", MAX_CERTIFICATE);
   if (certificate.byteLength > 0) hello.certificate = certificate;
   const ticketLength = r.u8("ticket id length");
   if (ticketLength === 0) {
+    if (hello.cipherText.byteLength === 0) {
+      r.fail("a ClientHello without an ML-KEM ciphertext must offer a ticket");
+    }
     r.end();
     return { ...hello, boundPart: msg };
   }
@@ -227,8 +232,9 @@ export function decodeClientHello(msg: Uint8Array): DecodedClientHello {
 }
 
 /**
- * A HelloRetry: the listener could not resolve the certificate a resuming ClientHello left
- * out (it no longer holds it), and asks for a ClientHello that carries it.
+ * A HelloRetry: the listener cannot resume a ClientHello that left out what the full handshake
+ * needs (it no longer holds the certificate left out, or not the ticket, and the ML-KEM
+ * ciphertext is left out), and asks for a ClientHello that carries both.
  */
 export function encodeHelloRetry(): Uint8Array {
   return Uint8Array.of(MessageType.HelloRetry, HANDSHAKE_VERSION);

@@ -370,6 +370,9 @@ function toHandshakeError(e: unknown): HandshakeError {
   return new HandshakeError("ERR_HANDSHAKE_FAILED", message, encodeAlert(message), { cause: e });
 }
 
+/** The ciphertext a resuming ClientHello leaves out. */
+const EMPTY = new Uint8Array(0);
+
 function unexpected(msg: Uint8Array, expected: string, state: string): never {
   return fail(
     `Unexpected handshake message: expected ${expected} (${state}), got ${typeName(msg[0])}`,
@@ -449,7 +452,8 @@ export class HandshakeDialer {
   /**
    * Checks the listener's certificate and makes the ClientHello, the first message of the
    * handshake: it carries an ML-KEM ciphertext to the key the listener's identity bound to its
-   * certificate, so only that listener can answer.
+   * certificate, so only that listener can answer (or, resuming, a ticket only that listener
+   * holds, and no ciphertext: a listener that cannot resume asks for it with a HelloRetry).
    *
    * @example
    * ```ts
@@ -494,15 +498,12 @@ export class HandshakeDialer {
         );
       }
       const nonce = random(s, NONCE_LENGTH);
-      // Also when resuming: a listener that lost the ticket answers with the full handshake.
-      const { cipherText, secret } = await encapsulate(peer.kemKey);
-      this.#hello = { version: HANDSHAKE_VERSION, mode: s.mode, nonce, cipherText };
-      // A resuming ClientHello leaves this node's certificate out: the listener verified it
-      // in the session that left the ticket (and answers HelloRetry if it lost it).
-      this.#clientHello = this.#resume(peer, this.#hello, earlyData) ??
-        encodeClientHello({ ...this.#hello, certificate: this.#certificate });
       this.#peer = peer;
-      this.#toListener = secret;
+      // A resuming ClientHello leaves out this node's certificate (the listener verified it in
+      // the session that left the ticket) and the ML-KEM ciphertext: a listener that cannot
+      // resume answers HelloRetry, and the full ClientHello follows.
+      this.#hello = { version: HANDSHAKE_VERSION, mode: s.mode, nonce, cipherText: EMPTY };
+      this.#clientHello = this.#resume(peer, this.#hello, earlyData) ?? await this.#fullHello();
       this.#state = "awaiting ServerHello";
       return this.#clientHello.slice();
     } catch (e) {
@@ -550,7 +551,8 @@ export class HandshakeDialer {
   }
 
   /**
-   * Feeds the listener's reply (a ServerHello, or an Alert) to the dialer.
+   * Feeds the listener's reply (a ServerHello, a ResumedServerHello, a HelloRetry to a resuming
+   * dialer, or an Alert) to the dialer.
    *
    * @example
    * ```ts ignore
@@ -560,7 +562,9 @@ export class HandshakeDialer {
    * ```
    *
    * @param msg One whole handshake message (the payload of one record).
-   * @returns The ClientFinish to send and the result: the handshake is complete on this side.
+   * @returns After a ServerHello, the ClientFinish to send and the result; after a
+   * ResumedServerHello, the result alone; after a HelloRetry, the full ClientHello to send
+   * (then call this again with the listener's next reply).
    * @throws {HandshakeError} `ERR_HANDSHAKE_FAILED` for a malformed message, a version or mode
    * mismatch, a wrong key confirmation, an Alert from the listener or a call in the wrong
    * state. Send `error.alert`, if set, before closing.
@@ -572,13 +576,13 @@ export class HandshakeDialer {
       }
       throwIfAlert(msg, "listener");
       const type = peekType(msg);
-      if (type === MessageType.HelloRetry && this.#offered !== undefined && this.#certificate) {
-        return this.#retry(msg);
+      if (type === MessageType.HelloRetry && this.#offered !== undefined) {
+        return await this.#retry(msg);
       }
       const resumed = type === MessageType.ResumedServerHello && this.#offered !== undefined;
-      if (type !== MessageType.ServerHello && !resumed) {
-        unexpected(msg, "ServerHello", this.#state);
-      }
+      // A full ServerHello needs the ciphertext a resuming ClientHello left out.
+      const full = type === MessageType.ServerHello && this.#toListener !== undefined;
+      if (!full && !resumed) unexpected(msg, "ServerHello", this.#state);
       this.#state = "checking the ServerHello";
       const result = resumed ? this.#onResumedServerHello(msg) : await this.#onServerHello(msg);
       this.#state = "done";
@@ -597,15 +601,24 @@ export class HandshakeDialer {
     }
   }
 
+  /** The full handshake's ClientHello: an ML-KEM ciphertext, and the certificate if asked. */
+  async #fullHello(): Promise<Uint8Array> {
+    const { cipherText, secret } = await encapsulate(this.#peer!.kemKey);
+    this.#hello!.cipherText = cipherText;
+    this.#toListener = secret;
+    return encodeClientHello({ ...this.#hello!, certificate: this.#certificate });
+  }
+
   /**
-   * The listener asks for the certificate a resuming ClientHello left out: the same
-   * ClientHello, with it and without the ticket (used up), starts a full handshake.
+   * The listener cannot resume and asks for what a resuming ClientHello left out: the same
+   * ClientHello, with the ciphertext and the certificate and without the ticket (used up),
+   * starts a full handshake.
    */
-  #retry(msg: Uint8Array): HandshakeStep {
+  async #retry(msg: Uint8Array): Promise<HandshakeStep> {
     decodeHelloRetry(msg);
     this.#offered!.secret.fill(0);
     this.#offered = undefined;
-    this.#clientHello = encodeClientHello({ ...this.#hello!, certificate: this.#certificate });
+    this.#clientHello = await this.#fullHello();
     return { send: this.#clientHello.slice() };
   }
 
@@ -708,7 +721,10 @@ export class HandshakeListener {
   #keys: SessionKeys | undefined;
   #dialerConfirmation: Uint8Array | undefined;
   #tickets: { dialer: TicketSecret; listener: TicketSecret } | undefined;
-  /** A HelloRetry was sent: the next ClientHello must carry the dialer's certificate. */
+  /**
+   * A HelloRetry was sent: the next ClientHello must carry the dialer's certificate (if TLS
+   * received only the small one) and the ML-KEM ciphertext.
+   */
   #retried = false;
 
   /**
@@ -786,6 +802,12 @@ export class HandshakeListener {
     }
     const resumed = this.#resume(peer, hello);
     if (resumed !== undefined) return resumed;
+    if (hello.cipherText.byteLength === 0) {
+      // A resuming ClientHello whose ticket this node cannot take: ask for the full one, once.
+      if (this.#retried) fail("A second ClientHello without an ML-KEM ciphertext");
+      this.#retried = true;
+      return { send: encodeHelloRetry() };
+    }
 
     // Independent native operations, each on another thread: waited for together, not one
     // after the other (each wait is an event-loop round of its own on the critical path).

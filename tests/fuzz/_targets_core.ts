@@ -180,6 +180,7 @@ function resumingClientHelloSeed(pq: boolean): Uint8Array {
     ...SEED_CLIENT_HELLO_FIELDS,
     mode: modeOf(pq),
     nonce,
+    cipherText: new Uint8Array(0), // left out when resuming
     resumption: {
       ticketId: id,
       earlyData: sealEarlyData(secret, nonce, EARLY_DATA),
@@ -502,17 +503,24 @@ export const coreTargets: FuzzTarget[] = [
     async run(input) {
       // A listener that holds the ticket gets a resuming ClientHello: the input rebased on this
       // run's real one, so mutations reach the binder and early data checks (and an unknown
-      // ticket or a plain hello the full handshake).
+      // ticket a HelloRetry, a plain hello the full handshake).
       const pq = asksForPq(input);
       const { dialer, listener } = resumingPair(pq);
       const live = await dialer.start(() => EARLY_DATA);
       const hello = rebase(input, resumingClientHelloSeed(pq), live);
       const step = await listener.receive(hello);
       if (step.done === undefined) {
+        if (step.send?.[0] === MessageType.HelloRetry) {
+          check(
+            decodeClientHello(hello).cipherText.byteLength === 0,
+            "the listener asked for a full ClientHello it already had",
+          );
+          return;
+        }
         check(
           step.send?.[0] === MessageType.ServerHello &&
             decodeServerHello(step.send).mode === hello[2],
-          "the listener answered a ClientHello with neither resumption nor a ServerHello of its mode",
+          "the listener answered a ClientHello with neither resumption, a HelloRetry nor a ServerHello of its mode",
         );
         return;
       }

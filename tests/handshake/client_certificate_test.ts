@@ -198,7 +198,7 @@ Deno.test("client certificate: a listener that lost the certificate asks for it 
   assertEquals(done.keys!.recv, finish.done!.keys!.send);
 });
 
-Deno.test("client certificate: one HelloRetry at most, and only to a dialer that left its certificate out", async () => {
+Deno.test("client certificate: one HelloRetry at most, and only to a dialer that offered a ticket", async () => {
   const { p, listener } = await afterOneSessionCacheLost();
   const hello = await p.dialer().start(() => EARLY);
   assertEquals((await listener.receive(hello)).send?.[0], 6);
@@ -209,7 +209,7 @@ Deno.test("client certificate: one HelloRetry at most, and only to a dialer that
   const plain = p.dialer();
   await plain.start(); // no early data: no ticket offered, the certificate is sent
   const refused = await assertRejects(
-    () => plain.receive(Uint8Array.of(6, 3)),
+    () => plain.receive(Uint8Array.of(6, 4)),
     HandshakeError,
   );
   assert(refused.message.includes("HelloRetry"), refused.message);

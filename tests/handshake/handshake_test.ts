@@ -212,7 +212,7 @@ Deno.test("tampered ServerHello fields are refused by the dialer", async () => {
     ["nonce", NONCE_AT + 5, "Invalid listener key confirmation"],
     ["ML-KEM ciphertext", KEM_AT + 500, "Invalid listener key confirmation"],
     ["confirmation", CONFIRMATION_AT + 10, "Invalid listener key confirmation"],
-    ["version", 1, "unsupported version 2"],
+    ["version", 1, "unsupported version 5"],
     ["mode", 2, "mode"],
     ["a length field", KEM_AT - 2, "truncated in 'ML-KEM ciphertext'"],
   ];
@@ -396,7 +396,7 @@ Deno.test("garbage, oversized and misplaced messages are refused with a typed er
     [Uint8Array.of(2, ...hello.subarray(1)), "expected ClientHello"],
     [Uint8Array.of(3, 0, 0), "expected ClientHello"],
     [Uint8Array.of(1, 1, ...hello.subarray(2)), "unsupported version 1"],
-    [Uint8Array.of(1, 3, 7, ...hello.subarray(3)), "unknown mode 7"],
+    [Uint8Array.of(1, 4, 7, ...hello.subarray(3)), "unknown mode 7"],
     [Uint8Array.of(...hello, 0), "1 unexpected trailing bytes"],
   ];
   for (const [msg, why] of cases) {

@@ -24,15 +24,15 @@ import { toHex } from "../../src/_bytes.ts";
 import { Identity } from "../../src/identity/mod.ts";
 import { ALPN, dialerIdentity, dialerNode, listenerIdentity, listenerNode } from "./_util.ts";
 
-// Offsets in a resuming ClientHello (docs/handshake.md): type, version, mode, nonce (32),
-// ML-KEM ciphertext (2 + 1088), ticket id length, ticket id (16), early data (2 + n + 16), binder.
+// Offsets in a resuming ClientHello (docs/handshake.md): type, version, mode, nonce (32), an
+// empty ML-KEM ciphertext (2), an empty certificate (2: the in-memory dialers send none), ticket
+// id length, ticket id (16), early data (2 + n + 16), binder.
 const NONCE_AT = 3;
-// nonce, ML-KEM ciphertext (vec16), an empty certificate (vec16): the in-memory dialers send none.
-const TICKET_LENGTH_AT = NONCE_AT + 32 + 2 + 1088 + 2;
+const TICKET_LENGTH_AT = NONCE_AT + 32 + 2 + 2;
 const TICKET_ID_AT = TICKET_LENGTH_AT + 1;
 const EARLY_DATA_AT = TICKET_ID_AT + 16 + 2;
-/** A ClientHello that offers no ticket: everything up to and including a zero ticket length. */
-const PLAIN_CLIENT_HELLO_LENGTH = TICKET_LENGTH_AT + 1;
+/** A ClientHello that offers no ticket: with the ciphertext, up to a zero ticket length. */
+const PLAIN_CLIENT_HELLO_LENGTH = NONCE_AT + 32 + 2 + 1088 + 2 + 1;
 /** A ResumedServerHello: type, version, mode, confirmation (32). */
 const RESUMED_SERVER_HELLO_LENGTH = 3 + 32;
 
@@ -76,6 +76,7 @@ function listenerOf(at: Side, from: Side, pqEncryption = true): HandshakeListene
 
 /** What one connection exchanged, whichever handshake it was. */
 interface Connection {
+  /** Every message in order, a HelloRetry and the ClientHello sent again included. */
   messages: Uint8Array[];
   dialer: HandshakeResult;
   listener: HandshakeResult;
@@ -87,18 +88,29 @@ async function finish(
   listener: HandshakeListener,
   clientHello: Uint8Array,
 ): Promise<Connection> {
-  const s1 = await listener.receive(clientHello);
+  const messages = [clientHello];
+  let s1 = await listener.receive(clientHello);
   assert(s1.send !== undefined, "the listener answers a ClientHello");
+  if (s1.send[0] === MessageType.HelloRetry) {
+    assertEquals(s1.done, undefined);
+    const again = await dialer.receive(s1.send);
+    assert(again.send !== undefined && again.done === undefined, "the full ClientHello follows");
+    messages.push(s1.send, again.send);
+    s1 = await listener.receive(again.send);
+    assert(s1.send !== undefined, "the listener answers the full ClientHello");
+  }
+  messages.push(s1.send);
   const s2 = await dialer.receive(s1.send);
   assert(s2.done !== undefined, "the dialer is done after the listener's hello");
   if (s1.done !== undefined) {
     assertEquals(s2.send, undefined, "a resumed session has no third message");
-    return { messages: [clientHello, s1.send], dialer: s2.done, listener: s1.done };
+    return { messages, dialer: s2.done, listener: s1.done };
   }
   assert(s2.send !== undefined, "a full handshake ends with a ClientFinish");
+  messages.push(s2.send);
   const s3 = await listener.receive(s2.send);
   assert(s3.done !== undefined && s3.send === undefined, "the listener is done");
-  return { messages: [clientHello, s1.send, s2.send], dialer: s2.done, listener: s3.done };
+  return { messages, dialer: s2.done, listener: s3.done };
 }
 
 /** Dials `to` from `from` in memory, offering `early` as early data when a ticket is held. */
@@ -191,7 +203,7 @@ Deno.test("resumption: full, then resumed, then resumed again; keys agree and di
   assert(ids[0] !== ids[1], "each resumption presents a new ticket");
 });
 
-Deno.test("resumption: a ticket is single use; a replayed resuming ClientHello gets the full handshake", async () => {
+Deno.test("resumption: a ticket is single use; a replayed resuming ClientHello gets a HelloRetry, no ML-KEM work", async () => {
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
   const dialer = new HandshakeDialer(dialerOf(a, b));
@@ -203,14 +215,16 @@ Deno.test("resumption: a ticket is single use; a replayed resuming ClientHello g
   // The same ClientHello again, on another connection, to the same store: the id is unknown now.
   const replayListener = new HandshakeListener(listenerOf(b, a));
   const [replay, decaps] = await countDecapsulations(() => replayListener.receive(hello));
-  assertEquals(replay.send?.[0], MessageType.ServerHello, "a full ServerHello, not resumed");
+  assertEquals(replay.send, Uint8Array.of(MessageType.HelloRetry, 4), "a HelloRetry, not resumed");
   assertEquals(replay.done, undefined, "nothing is admitted and no early data is returned");
-  assertEquals(decaps, 1, "the listener did the full handshake's ML-KEM work");
-  // The replayer cannot finish it: the dialer that made the hello is done and holds no secret,
-  // and a ClientFinish made without the dialer's ML-KEM secret fails.
+  assertEquals(decaps, 0, "the listener did no ML-KEM work for it");
+  // The replayer cannot go on: the dialer that made the hello is done, and the same hello
+  // again is refused (only a full ClientHello, whose ML-KEM secret it lacks, would be taken).
   await assertFails(() => dialer.receive(replay.send!), "while the handshake is done");
-  const forged = Uint8Array.of(MessageType.ClientFinish, ...new Uint8Array(32));
-  await assertFails(() => replayListener.receive(forged), "Invalid dialer key confirmation");
+  await assertFails(
+    () => replayListener.receive(hello),
+    "A second ClientHello without an ML-KEM ciphertext",
+  );
   // The genuine pair still resumes with the tickets the resumed session left.
   assertAgree(await connect(a, b), true);
 });
@@ -235,8 +249,11 @@ Deno.test("resumption: a flipped bit in the binder, early data or nonce fails wi
     assert(decodeAlert(err.alert).reason.includes("binder"), what);
     // The dialer that hears the alert fails with the reason.
     await assertFails(() => dialer.receive(err.alert!), "binder");
-    // The ticket was used: the untampered hello is now met with the full handshake.
-    assertEquals((await new HandshakeListener(listenerOf(b, a)).receive(hello)).send?.[0], 2);
+    // The ticket was used: the untampered hello is now met with a HelloRetry.
+    assertEquals(
+      (await new HandshakeListener(listenerOf(b, a)).receive(hello)).send?.[0],
+      MessageType.HelloRetry,
+    );
   }
 });
 
@@ -250,7 +267,7 @@ Deno.test("resumption: early data under a valid binder that fails its tag is ref
     version: template[1],
     mode: template[2],
     nonce: template.slice(NONCE_AT, NONCE_AT + 32),
-    cipherText: template.slice(NONCE_AT + 34, NONCE_AT + 34 + 1088),
+    cipherText: new Uint8Array(0),
   };
   const wrongNonce = new Uint8Array(32).fill(9); // sealed under another nonce's key
   const unbound = {
@@ -278,17 +295,31 @@ Deno.test("resumption: early data under a valid binder that fails its tag is ref
   assert(err.alert !== undefined);
 });
 
-Deno.test("resumption: a flipped ticket id is an unknown ticket: full ServerHello, which the dialer refuses", async () => {
+Deno.test("resumption: a flipped ticket id is an unknown ticket: a HelloRetry, then the full handshake", async () => {
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
   const dialer = new HandshakeDialer(dialerOf(a, b));
   const hello = await dialer.start(() => EARLY);
   const listener = new HandshakeListener(listenerOf(b, a));
-  const answer = await listener.receive(flip(hello, TICKET_ID_AT + 5));
-  assertEquals(answer.send?.[0], MessageType.ServerHello);
-  assertEquals(answer.done, undefined);
-  // The ServerHello confirms the tampered ClientHello's transcript, not the dialer's.
-  await assertFails(() => dialer.receive(answer.send!), "Invalid listener key confirmation");
+  const c = await finish(dialer, listener, flip(hello, TICKET_ID_AT + 5));
+  assertEquals(c.messages.map((m) => m[0]), [
+    MessageType.ClientHello,
+    MessageType.HelloRetry,
+    MessageType.ClientHello,
+    MessageType.ServerHello,
+    MessageType.ClientFinish,
+  ]);
+  assertAgree(c, false);
+  assertEquals(c.listener.earlyData, undefined, "the early data of a ticket not taken is lost");
+  // The ClientHello sent again carries the ciphertext and no ticket.
+  assertEquals(c.messages[2].byteLength, PLAIN_CLIENT_HELLO_LENGTH);
+  // A full ServerHello to a ClientHello without the ciphertext is refused by the dialer.
+  await connect(a, b);
+  const resuming = new HandshakeDialer(dialerOf(a, b));
+  await resuming.start(() => EARLY);
+  const fresh = new HandshakeDialer(dialerOf(a, b));
+  const other = await new HandshakeListener(listenerOf(b, a)).receive(await fresh.start());
+  await assertFails(() => resuming.receive(other.send!), "expected ServerHello");
 });
 
 Deno.test("resumption: a tampered ResumedServerHello fails the dialer", async () => {
@@ -298,7 +329,7 @@ Deno.test("resumption: a tampered ResumedServerHello fails the dialer", async ()
     const [what, at, why] of [
       ["confirmation", 3 + 17, "Invalid listener confirmation of a resumed session"],
       ["mode", 2, "mode mismatch"],
-      ["version", 1, "unsupported version 2"],
+      ["version", 1, "unsupported version 5"],
     ] as const
   ) {
     const dialer = new HandshakeDialer(dialerOf(a, b));
@@ -345,6 +376,7 @@ Deno.test("resumption: a listener with a fresh store answers with the full hands
   const restarted = side(listenerNode); // same credentials, tickets lost
   const c = await connect(a, restarted);
   assertEquals(c.messages[0][TICKET_LENGTH_AT], 16, "the dialer offered its ticket");
+  assertEquals(c.messages[1][0], MessageType.HelloRetry, "the listener asked for the full hello");
   assertAgree(c, false);
   assertEquals(c.listener.earlyData, undefined);
   assertAgree(await connect(a, restarted), true);
@@ -366,7 +398,7 @@ Deno.test("resumption: tickets are per mode; pqEncryption off resumes too, witho
   assertEquals(resumed.listener.earlyData, EARLY);
   // A mode-0 ticket is not offered by a dialer with pqEncryption on either.
   const on = await connect(a, b);
-  assertEquals(on.messages[0][TICKET_LENGTH_AT], 0);
+  assertEquals(on.messages[0].byteLength, PLAIN_CLIENT_HELLO_LENGTH, "no ticket offered");
   assertAgree(on, false);
 });
 
@@ -441,10 +473,27 @@ Deno.test("resumption: early data callback: undefined keeps the ticket, too much
   const c = await connect(a, b, { early: most });
   assertAgree(c, true);
   assertEquals(c.listener.earlyData, most);
-  // The largest resuming ClientHello: the plain one, a ticket id, 256 + 16 bytes sealed, a binder.
-  assertEquals(c.messages[0].byteLength, PLAIN_CLIENT_HELLO_LENGTH + 16 + 2 + 256 + 16 + 32);
+  // The largest resuming ClientHello: without the ciphertext, a ticket id, 256 + 16 bytes sealed,
+  // a binder.
+  assertEquals(c.messages[0].byteLength, TICKET_LENGTH_AT + 1 + 16 + 2 + 256 + 16 + 32);
   // Empty early data is allowed and delivered as empty.
   const empty = await connect(a, b, { early: new Uint8Array(0) });
   assertAgree(empty, true);
   assertEquals(empty.listener.earlyData, new Uint8Array(0));
+});
+
+Deno.test("resumption: a ClientHello with neither an ML-KEM ciphertext nor a ticket is malformed", async () => {
+  const hello = encodeClientHello({
+    version: 4,
+    mode: 1,
+    nonce: new Uint8Array(32),
+    cipherText: new Uint8Array(0),
+  });
+  const [_, decaps] = await countDecapsulations(() =>
+    assertFails(
+      () => new HandshakeListener(listenerOf(side(listenerNode), side(dialerNode))).receive(hello),
+      "a ClientHello without an ML-KEM ciphertext must offer a ticket",
+    )
+  );
+  assertEquals(decaps, 0);
 });
