@@ -7,6 +7,8 @@
 import { assert, assertEquals } from "../_assert.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import type { PeerId } from "../../src/identity/peer_id.ts";
+import { QuicConnection } from "../../src/quic/connection.ts";
+import type { QuicStream } from "../../src/quic/stream.ts";
 import { addr, nextEvent, node, within } from "./_util.ts";
 
 /** Sends one vertex each way and checks that each arrives from the right peer, intact. */
@@ -37,6 +39,23 @@ async function disconnect(a: QuicTransport, b: QuicTransport): Promise<void> {
 
 const resumedCount = (...ts: QuicTransport[]) => ts.map((t) => t.stats().handshakesResumed);
 
+/** Runs `fn`, recording for each stream a listener accepts whether it began as 0-RTT data. */
+async function recordEarlyStreams(fn: () => Promise<unknown>): Promise<boolean[]> {
+  const original = QuicConnection.prototype.acceptBidi;
+  const early: boolean[] = [];
+  QuicConnection.prototype.acceptBidi = async function (this: QuicConnection) {
+    const stream: QuicStream = await original.call(this);
+    early.push(stream.early);
+    return stream;
+  };
+  try {
+    await fn();
+  } finally {
+    QuicConnection.prototype.acceptBidi = original;
+  }
+  return early;
+}
+
 Deno.test("resumption: a reconnect to the same run resumes on both ends and carries messages", async () => {
   await using a = await node(0);
   await using b = await node(1);
@@ -57,6 +76,19 @@ Deno.test("resumption: a reconnect to the same run resumes on both ends and carr
   assert((await b.connectPeer(addr(a))).equals(a.peerId));
   assertEquals(resumedCount(a, b), [2, 2], "the reverse dial resumed on both ends");
   await exchange(a, b, 3);
+});
+
+Deno.test("resumption: a reconnect sends its resuming ClientHello as 0-RTT data; a first dial does not", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  const first = await recordEarlyStreams(() => a.connectPeer(addr(b)));
+  assertEquals(first, [false], "no TLS session yet: the ClientHello waits for the handshake");
+  await exchange(a, b, 1);
+  await disconnect(a, b);
+  const again = await recordEarlyStreams(() => a.connectPeer(addr(b)));
+  assertEquals(again, [true], "the handshake stream began in 0-RTT");
+  assertEquals(resumedCount(a, b), [1, 1]);
+  await exchange(a, b, 2);
 });
 
 Deno.test("resumption: a restarted listener (same identity) is met with the full handshake", async () => {
