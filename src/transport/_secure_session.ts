@@ -24,6 +24,7 @@ import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
 import { MessageType } from "../handshake/_messages.ts";
 import type { PeerId } from "../identity/peer_id.ts";
+import { formatAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
 import type { QuicStream } from "../quic/stream.ts";
 import {
@@ -87,20 +88,36 @@ export async function dialSession(
   // at once: only the run the ticket names can resume it, and another answers HelloRetry
   // (below). Any other ClientHello waits for TLS to say which certificate the listener has.
   const early = conn.isInEarlyData ? conn.peerCertificates()[0] : undefined;
+  /** The listener the early data was made for (its `open` frame names that peer). */
+  let addressed: PeerId | undefined;
   let offered = false;
   const earlyData = options.earlyData && ((listener: VerifiedPeer) => {
+    addressed = listener.peerId;
     const data = options.earlyData!(listener);
     offered = data !== undefined;
     return data;
   });
   let hs = dialer();
+  /** A dialer for the certificate TLS has verified, when it is not the cached session's. */
+  const restart = async (): Promise<boolean> => {
+    await conn.established;
+    const now = conn.peerCertificates()[0];
+    if (now !== undefined && equalBytes(now, early!)) return false;
+    hs = dialer();
+    const peer = now && await options.certificateCache.verify(now);
+    if (addressed !== undefined && peer !== undefined && !peer.peerId.equals(addressed)) {
+      throw new NetworkError(
+        "ERR_HANDSHAKE_FAILED",
+        `Another node (${peer.peerId}) than the one of the resumed TLS session (${addressed}) ` +
+          `answers at ${formatAddress(conn.remoteAddr)}: dial it again`,
+      );
+    }
+    return true;
+  };
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.
   let clientHello = await hs.start(earlyData);
-  if (early !== undefined && !offered && await listenerChanged(conn, early)) {
-    hs = dialer();
-    clientHello = await hs.start(earlyData);
-  }
+  if (early !== undefined && !offered && await restart()) clientHello = await hs.start(earlyData);
   const stream = await conn.openBidi();
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
@@ -108,10 +125,9 @@ export async function dialSession(
     await stream.write(encodeRecord(clientHello));
     if (early !== undefined && offered) {
       const answer = await nextRecord(stream, decoder, pending);
-      if (answer[0] === MessageType.HelloRetry && await listenerChanged(conn, early)) {
+      if (answer[0] === MessageType.HelloRetry && await restart()) {
         // Another run of the listener: it asks for the full ClientHello, made for the
         // certificate TLS has now verified (the early data is dropped, as on any HelloRetry).
-        hs = dialer();
         await stream.write(encodeRecord(await hs.start()));
       } else {
         pending.unshift(answer);
@@ -123,13 +139,6 @@ export async function dialSession(
   } catch (e) {
     throw await alerted(stream, e);
   }
-}
-
-/** Waits for TLS, then tells whether the listener's certificate is not `early` any more. */
-async function listenerChanged(conn: QuicConnection, early: Uint8Array): Promise<boolean> {
-  await conn.established;
-  const now = conn.peerCertificates()[0];
-  return now === undefined || !equalBytes(now, early);
 }
 
 /** The listener side: waits for the dialer's stream and answers it. */

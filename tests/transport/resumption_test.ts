@@ -4,7 +4,8 @@
  * met with the full handshake.
  */
 
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { NetworkError } from "../../src/errors.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import type { PeerId } from "../../src/identity/peer_id.ts";
 import { QuicConnection } from "../../src/quic/connection.ts";
@@ -115,6 +116,28 @@ Deno.test("resumption: a restarted listener (same identity) is met with the full
   await a.connectPeer(addr(again));
   assertEquals(resumedCount(a, again), [1, 1]);
   await exchange(a, again, 3);
+});
+
+Deno.test("resumption: another node at the address of a resumed TLS session: the early dial fails with a typed error, the next one connects", async () => {
+  await using a = await node(0);
+  const b = await node(1);
+  const port = b.localAddr.port;
+  try {
+    await a.connectPeer(addr(b));
+    await exchange(a, b, 1);
+  } finally {
+    const gone = nextEvent(a, "peer:disconnected", (e) => e.detail.peerId.equals(b.peerId));
+    await b.close();
+    await gone;
+  }
+  // a holds b's TLS session and a ticket for b's run: its resuming ClientHello goes out in
+  // 0-RTT, addressed to b; c, another node on b's port, answers HelloRetry and TLS shows c.
+  await using c = await node(2, { quicPort: port });
+  const e = await assertRejects(() => a.connectPeer(addr(c)), NetworkError, "Another node");
+  assertEquals(e.code, "ERR_HANDSHAKE_FAILED");
+  assert(e.message.includes(c.peerId.toString()) && e.message.includes(b.peerId.toString()));
+  assert((await a.connectPeer(addr(c))).equals(c.peerId), "the next dial meets c");
+  await exchange(a, c, 2);
 });
 
 Deno.test("resumption: simultaneous resuming dials end with one working connection on both sides", async () => {
