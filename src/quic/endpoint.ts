@@ -268,7 +268,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
   /**
    * Dials a peer. Resolves once the TLS handshake completed (or, with `earlyData` and a
-   * cached session, at once).
+   * cached session, at once: the timeout and the signal then still close the connection while
+   * its handshake is not done, and `established` rejects).
    *
    * @param address `HOST:PORT` or an address object.
    * @param options Timeout, abort signal, early data.
@@ -324,8 +325,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     this.#addRoute(conn, scid);
     this.#connections.add(conn);
     conn.flush();
-    if (earlyData && conn.isInEarlyData) return conn;
 
+    // Also when the connection is handed over in 0-RTT: a handshake that never completes
+    // closes the connection after `timeoutMs`, not only after the idle timeout.
     const timer = setTimeout(() => {
       conn.abort(
         new NetworkError(
@@ -336,12 +338,15 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     }, timeoutMs);
     const onAbort = () => conn.abort(aborted(where, signal?.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      await conn.established;
-    } finally {
+    const settled = conn.established.finally(() => {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
+    });
+    if (earlyData && conn.isInEarlyData) {
+      settled.catch(() => {}); // the connection's own promises report the failure
+      return conn;
     }
+    await settled;
     return conn;
   }
 

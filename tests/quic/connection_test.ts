@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConnectionClosedError } from "../../src/errors.ts";
+import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
 import {
@@ -126,6 +126,26 @@ Deno.test("connection: a resumed connection delivers 0-RTT early data", async ()
   // both sides until the 30 s idle timeout.
   await within(conn.close(), 5000, "close of the resumed connection");
   assert.equal((await within(peer.closed, 5000, "peer hears the close")).errorCode, 0);
+});
+
+Deno.test("connection: a connect handed over in 0-RTT still times out when the handshake never completes", async () => {
+  await using p = await pair();
+  const first = await connect(p);
+  const serving = serveEcho(first.peer);
+  await roundTrip(first.conn); // the session ticket arrives
+  await first.conn.close();
+  await serving;
+  // The server goes away: the client's cached session makes it try 0-RTT, unanswered.
+  const gone = p.server.localAddr;
+  await p.server.close();
+  const started = performance.now();
+  const conn = await p.client.connect(gone, { earlyData: true, timeoutMs: 300 });
+  assert.equal(conn.isInEarlyData, true, "connect resolved in 0-RTT");
+  const err = await within(conn.established.catch((e) => e), 5000, "the connect timeout");
+  assert.ok(err instanceof NetworkError, String(err));
+  assert.equal(err.code, "ERR_CONNECT_TIMEOUT");
+  assert.ok(performance.now() - started < 3000, "closed by the connect timeout, not the idle one");
+  await within(conn.closed, 5000, "the connection closes");
 });
 
 Deno.test("connection: earlyData without a cached session waits for the handshake", async () => {
