@@ -11,6 +11,7 @@
  * @module
  */
 
+import { toHex } from "../_bytes.ts";
 import type { Clock } from "../clock.ts";
 import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
 import type { HolePunchPlan } from "./hole_punch.ts";
@@ -46,7 +47,7 @@ export function decodePunch(
 
 /** Hex form of a session id, the key sessions are found by. */
 export function sessionKey(session: Uint8Array): string {
-  return Array.from(session, (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(session);
 }
 
 /** What a punch session did, for reports and errors. */

@@ -12,6 +12,7 @@
 import { stun } from "./_stun_package.ts";
 import { Buffer } from "node:buffer";
 import type { UdpAddress } from "../quic/datagram_port.ts";
+import { toHex } from "../_bytes.ts";
 
 /** The magic cookie every RFC 5389/8489 message carries in bytes 4..8. */
 export const MAGIC_COOKIE = 0x2112a442;
@@ -85,9 +86,7 @@ export function looksLikeStun(data: Uint8Array): boolean {
 
 /** Lowercase hex of a transaction id, the key transactions are matched by. */
 export function transactionKey(id: Uint8Array): string {
-  let out = "";
-  for (const b of id) out += b.toString(16).padStart(2, "0");
-  return out;
+  return toHex(id);
 }
 
 /**

@@ -29,11 +29,6 @@ export const dialerNode: NodeCredentials = await NodeCredentials.create(dialerId
 export const listenerNode: NodeCredentials = await NodeCredentials.create(listenerIdentity);
 export const ALPN = "cretoai/1";
 
-/** Lowercase hex of `bytes`, for comparing with published test vectors. */
-export function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** A reproducible stand-in for the system's random source: SHA-256 in counter mode. */
 export function seededRandom(seed: string): (n: number) => Uint8Array {
   let counter = 0;

@@ -22,7 +22,7 @@
 
 import { assertEquals } from "../_assert.ts";
 import { keySchedule, transcriptHash } from "../../src/handshake/_transcript.ts";
-import { hex } from "./_util.ts";
+import { toHex } from "../../src/_bytes.ts";
 
 Deno.test("key schedule: known answer", () => {
   const toListener = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -30,19 +30,19 @@ Deno.test("key schedule: known answer", () => {
   const transcript = Uint8Array.from({ length: 32 }, (_, i) => 0x80 + i);
   const k = keySchedule(toListener, toDialer, transcript);
   assertEquals(
-    hex(k.dialerToListener),
+    toHex(k.dialerToListener),
     "a808b54477f5102392ae2820885d2714f05f1607d6f12165e85b7bc25dccd395",
   );
   assertEquals(
-    hex(k.listenerToDialer),
+    toHex(k.listenerToDialer),
     "a5fdfe618be747c8fec9c8e2f6a99b7cf5e64dd89f19d9d7cedef5261cbedcb9",
   );
   assertEquals(
-    hex(k.listenerConfirmation),
+    toHex(k.listenerConfirmation),
     "d5e164169ad3540b36e83c2bf35fcb5d1f1de84ab8191969cf7e43af26bacc32",
   );
   assertEquals(
-    hex(k.dialerConfirmation),
+    toHex(k.dialerConfirmation),
     "8791e2555f829090e0855b9eb5da5c36957d8a8c687a85c2bf3940cb202e99cb",
   );
 });
@@ -57,5 +57,5 @@ Deno.test("transcript hash: known answer for the documented layout", () => {
     clientHello: Uint8Array.of(1, 2, 3),
     serverHelloConfirmedPart: Uint8Array.of(4, 5),
   });
-  assertEquals(hex(th), "75e3064c21854fbbe26e5a9e4175bf5eaf0da25bbc180b0a48467621c119e1b0");
+  assertEquals(toHex(th), "75e3064c21854fbbe26e5a9e4175bf5eaf0da25bbc180b0a48467621c119e1b0");
 });
