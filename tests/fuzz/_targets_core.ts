@@ -48,7 +48,11 @@ import {
   NONCE_LENGTH,
 } from "../../src/handshake/_messages.ts";
 import { FrameCipher } from "../../src/handshake/frame_cipher.ts";
-import { HandshakeDialer, HandshakeListener } from "../../src/handshake/handshake.ts";
+import {
+  HandshakeDialer,
+  HandshakeListener,
+  type HandshakeResult,
+} from "../../src/handshake/handshake.ts";
 import { PeerCertificateCache } from "../../src/handshake/node_credentials.ts";
 import { SessionTicketStore } from "../../src/handshake/session_tickets.ts";
 import { sealEarlyData } from "../../src/handshake/_transcript.ts";
@@ -88,6 +92,24 @@ function chunks(input: Uint8Array, rng: Prng): Uint8Array[] {
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new InvariantError(what);
+}
+
+/**
+ * The other side takes the message one side accepted (`finish`) and must end with the same
+ * transcript as `accepted`: its refusal is a finding (`refused`), not an expected error.
+ */
+async function otherSideAgrees(
+  finish: () => Promise<HandshakeResult | undefined>,
+  accepted: HandshakeResult,
+  why: { refused: string; differs: string },
+): Promise<void> {
+  let done: HandshakeResult | undefined;
+  try {
+    done = await finish();
+  } catch (e) {
+    throw new InvariantError(`${why.refused}: ${e}`);
+  }
+  check(done?.transcriptHash.join() === accepted.transcriptHash.join(), why.differs);
 }
 
 const messageSeeds = () => [
@@ -451,16 +473,10 @@ export const coreTargets: FuzzTarget[] = [
       const live = await listener.receive(await dialer.start());
       const step = await dialer.receive(rebase(input, serverHelloSeed(pq), live.send!));
       // What the dialer accepted must be what the listener sent: the listener agrees.
-      try {
-        const done = (await listener.receive(step.send!)).done!;
-        check(
-          done.transcriptHash.join() === step.done!.transcriptHash.join(),
-          "the dialer and the listener finished with different transcripts",
-        );
-      } catch (e) {
-        if (e instanceof InvariantError) throw e;
-        throw new InvariantError(`the dialer accepted a ServerHello the listener refuses: ${e}`);
-      }
+      await otherSideAgrees(async () => (await listener.receive(step.send!)).done, step.done!, {
+        refused: "the dialer accepted a ServerHello the listener refuses",
+        differs: "the dialer and the listener finished with different transcripts",
+      });
     },
   },
   {
@@ -532,16 +548,10 @@ export const coreTargets: FuzzTarget[] = [
         step.done.resumed && step.done.earlyData?.join() === EARLY_DATA.join(),
         "the resumed listener returned other early data than the dialer sealed",
       );
-      try {
-        const { done } = await dialer.receive(step.send!);
-        check(
-          done!.transcriptHash.join() === step.done.transcriptHash.join(),
-          "the dialer and the listener resumed with different transcripts",
-        );
-      } catch (e) {
-        if (e instanceof InvariantError) throw e;
-        throw new InvariantError(`the listener resumed a session the dialer refuses: ${e}`);
-      }
+      await otherSideAgrees(async () => (await dialer.receive(step.send!)).done, step.done, {
+        refused: "the listener resumed a session the dialer refuses",
+        differs: "the dialer and the listener resumed with different transcripts",
+      });
     },
   },
   {

@@ -6,10 +6,9 @@
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import {
   HandshakeDialer,
-  type HandshakeDialerOptions,
   HandshakeError,
   HandshakeListener,
-  type HandshakeListenerOptions,
+  type HandshakeOptions,
   type HandshakeResult,
   NodeCredentials,
   SessionTicketStore,
@@ -54,22 +53,13 @@ function side(credentials: NodeCredentials, tickets = new SessionTicketStore()):
   return { credentials, tickets };
 }
 
-function dialerOf(from: Side, to: Side, pqEncryption = true): HandshakeDialerOptions {
+/** The handshake options of `own`'s side of a connection with `peer`, either direction. */
+function optionsOf(own: Side, peer: Side, pqEncryption = true): HandshakeOptions {
   return {
-    credentials: from.credentials,
-    tickets: from.tickets,
+    credentials: own.credentials,
+    tickets: own.tickets,
     alpn: ALPN,
-    peerCertificate: to.credentials.certificate.der,
-    pqEncryption,
-  };
-}
-
-function listenerOf(at: Side, from: Side, pqEncryption = true): HandshakeListenerOptions {
-  return {
-    credentials: at.credentials,
-    tickets: at.tickets,
-    alpn: ALPN,
-    peerCertificate: from.credentials.certificate.der,
+    peerCertificate: peer.credentials.certificate.der,
     pqEncryption,
   };
 }
@@ -119,8 +109,8 @@ async function connect(
   to: Side,
   { early = EARLY, pqEncryption = true }: { early?: Uint8Array; pqEncryption?: boolean } = {},
 ): Promise<Connection> {
-  const dialer = new HandshakeDialer(dialerOf(from, to, pqEncryption));
-  const listener = new HandshakeListener(listenerOf(to, from, pqEncryption));
+  const dialer = new HandshakeDialer(optionsOf(from, to, pqEncryption));
+  const listener = new HandshakeListener(optionsOf(to, from, pqEncryption));
   return await finish(dialer, listener, await dialer.start(() => early));
 }
 
@@ -206,14 +196,14 @@ Deno.test("resumption: full, then resumed, then resumed again; keys agree and di
 Deno.test("resumption: a ticket is single use; a replayed resuming ClientHello gets a HelloRetry, no ML-KEM work", async () => {
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
-  const dialer = new HandshakeDialer(dialerOf(a, b));
+  const dialer = new HandshakeDialer(optionsOf(a, b));
   const hello = await dialer.start(() => EARLY);
-  const resumed = await finish(dialer, new HandshakeListener(listenerOf(b, a)), hello);
+  const resumed = await finish(dialer, new HandshakeListener(optionsOf(b, a)), hello);
   assertAgree(resumed, true);
   assert(a.tickets!.has(listenerKey, 1), "the resumed session left the dialer a new ticket");
 
   // The same ClientHello again, on another connection, to the same store: the id is unknown now.
-  const replayListener = new HandshakeListener(listenerOf(b, a));
+  const replayListener = new HandshakeListener(optionsOf(b, a));
   const [replay, decaps] = await countDecapsulations(() => replayListener.receive(hello));
   assertEquals(replay.send, Uint8Array.of(MessageType.HelloRetry, 4), "a HelloRetry, not resumed");
   assertEquals(replay.done, undefined, "nothing is admitted and no early data is returned");
@@ -240,10 +230,10 @@ Deno.test("resumption: a flipped bit in the binder, early data or nonce fails wi
     ] as const
   ) {
     await connect(a, b); // full or resumed: either leaves a fresh ticket
-    const dialer = new HandshakeDialer(dialerOf(a, b));
+    const dialer = new HandshakeDialer(optionsOf(a, b));
     const hello = await dialer.start(() => EARLY);
     const tampered = flip(hello, at < 0 ? hello.byteLength + at : at);
-    const listener = new HandshakeListener(listenerOf(b, a));
+    const listener = new HandshakeListener(optionsOf(b, a));
     const err = await assertFails(() => listener.receive(tampered), "Invalid resumption binder");
     assert(err.alert !== undefined, `${what}: an alert for the dialer`);
     assert(decodeAlert(err.alert).reason.includes("binder"), what);
@@ -251,7 +241,7 @@ Deno.test("resumption: a flipped bit in the binder, early data or nonce fails wi
     await assertFails(() => dialer.receive(err.alert!), "binder");
     // The ticket was used: the untampered hello is now met with a HelloRetry.
     assertEquals(
-      (await new HandshakeListener(listenerOf(b, a)).receive(hello)).send?.[0],
+      (await new HandshakeListener(optionsOf(b, a)).receive(hello)).send?.[0],
       MessageType.HelloRetry,
     );
   }
@@ -262,7 +252,7 @@ Deno.test("resumption: early data under a valid binder that fails its tag is ref
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
   const ticket = a.tickets!.takeForDialing(listenerKey, 1)!;
-  const template = await new HandshakeDialer(dialerOf(side(dialerNode), b)).start();
+  const template = await new HandshakeDialer(optionsOf(side(dialerNode), b)).start();
   const base = {
     version: template[1],
     mode: template[2],
@@ -290,7 +280,7 @@ Deno.test("resumption: early data under a valid binder that fails its tag is ref
     }),
   );
   const hello = encodeClientHello({ ...unbound, resumption: { ...unbound.resumption, binder } });
-  const listener = new HandshakeListener(listenerOf(b, a));
+  const listener = new HandshakeListener(optionsOf(b, a));
   const err = await assertFails(() => listener.receive(hello), "failed its tag");
   assert(err.alert !== undefined);
 });
@@ -298,9 +288,9 @@ Deno.test("resumption: early data under a valid binder that fails its tag is ref
 Deno.test("resumption: a flipped ticket id is an unknown ticket: a HelloRetry, then the full handshake", async () => {
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
-  const dialer = new HandshakeDialer(dialerOf(a, b));
+  const dialer = new HandshakeDialer(optionsOf(a, b));
   const hello = await dialer.start(() => EARLY);
-  const listener = new HandshakeListener(listenerOf(b, a));
+  const listener = new HandshakeListener(optionsOf(b, a));
   const c = await finish(dialer, listener, flip(hello, TICKET_ID_AT + 5));
   assertEquals(c.messages.map((m) => m[0]), [
     MessageType.ClientHello,
@@ -315,10 +305,10 @@ Deno.test("resumption: a flipped ticket id is an unknown ticket: a HelloRetry, t
   assertEquals(c.messages[2].byteLength, PLAIN_CLIENT_HELLO_LENGTH);
   // A full ServerHello to a ClientHello without the ciphertext is refused by the dialer.
   await connect(a, b);
-  const resuming = new HandshakeDialer(dialerOf(a, b));
+  const resuming = new HandshakeDialer(optionsOf(a, b));
   await resuming.start(() => EARLY);
-  const fresh = new HandshakeDialer(dialerOf(a, b));
-  const other = await new HandshakeListener(listenerOf(b, a)).receive(await fresh.start());
+  const fresh = new HandshakeDialer(optionsOf(a, b));
+  const other = await new HandshakeListener(optionsOf(b, a)).receive(await fresh.start());
   await assertFails(() => resuming.receive(other.send!), "expected ServerHello");
 });
 
@@ -332,8 +322,8 @@ Deno.test("resumption: a tampered ResumedServerHello fails the dialer", async ()
       ["version", 1, "unsupported version 5"],
     ] as const
   ) {
-    const dialer = new HandshakeDialer(dialerOf(a, b));
-    const step = await new HandshakeListener(listenerOf(b, a)).receive(
+    const dialer = new HandshakeDialer(optionsOf(a, b));
+    const step = await new HandshakeListener(optionsOf(b, a)).receive(
       await dialer.start(() => EARLY),
     );
     assert(step.done?.resumed, what);
@@ -342,10 +332,10 @@ Deno.test("resumption: a tampered ResumedServerHello fails the dialer", async ()
     await connect(a, b); // a full handshake leaves the next pair
   }
   // A ResumedServerHello to a dialer that offered no ticket is unexpected.
-  const plain = new HandshakeDialer(dialerOf(side(dialerNode), b));
+  const plain = new HandshakeDialer(optionsOf(side(dialerNode), b));
   await plain.start();
-  const step = await new HandshakeListener(listenerOf(b, a)).receive(
-    await new HandshakeDialer(dialerOf(a, b)).start(() => EARLY),
+  const step = await new HandshakeListener(optionsOf(b, a)).receive(
+    await new HandshakeDialer(optionsOf(a, b)).start(() => EARLY),
   );
   await assertFails(() => plain.receive(step.send!), "expected ServerHello");
 });
@@ -357,10 +347,10 @@ Deno.test("resumption: a ticket presented under another certificate gets the ful
     // Another run (same identity or not) that holds a's store: its certificate is not the one
     // the ticket was issued to.
     const other = side(await NodeCredentials.create(identity), a.tickets);
-    const dialer = new HandshakeDialer(dialerOf(other, b));
+    const dialer = new HandshakeDialer(optionsOf(other, b));
     const hello = await dialer.start(() => EARLY);
     assertEquals(hello[TICKET_LENGTH_AT], 16, "the ticket in the shared store is offered");
-    const c = await finish(dialer, new HandshakeListener(listenerOf(b, other)), hello);
+    const c = await finish(dialer, new HandshakeListener(optionsOf(b, other)), hello);
     assertAgree(c, false);
     assertEquals(c.listener.earlyData, undefined);
     assert(c.listener.peerId.equals(identity.peerId));
@@ -415,12 +405,12 @@ Deno.test("resumption: both directions hold their own ticket; B dialing A and A 
 Deno.test("resumption: dials in opposite directions at the same time both resume", async () => {
   const a = side(dialerNode), b = side(listenerNode);
   await connect(a, b);
-  const aDials = new HandshakeDialer(dialerOf(a, b));
-  const bDials = new HandshakeDialer(dialerOf(b, a));
+  const aDials = new HandshakeDialer(optionsOf(a, b));
+  const bDials = new HandshakeDialer(optionsOf(b, a));
   const aHello = await aDials.start(() => EARLY);
   const bHello = await bDials.start(() => EARLY);
-  const bAnswers = await new HandshakeListener(listenerOf(b, a)).receive(aHello);
-  const aAnswers = await new HandshakeListener(listenerOf(a, b)).receive(bHello);
+  const bAnswers = await new HandshakeListener(optionsOf(b, a)).receive(aHello);
+  const aAnswers = await new HandshakeListener(optionsOf(a, b)).receive(bHello);
   const aDone = await aDials.receive(bAnswers.send!);
   const bDone = await bDials.receive(aAnswers.send!);
   for (const [dialer, listener] of [[aDone, bAnswers], [bDone, aAnswers]] as const) {
@@ -443,27 +433,27 @@ Deno.test("resumption: early data callback: undefined keeps the ticket, too much
     return undefined;
   };
   // No ticket yet: the callback is not asked.
-  const first = new HandshakeDialer(dialerOf(a, b));
-  await finish(first, new HandshakeListener(listenerOf(b, a)), await first.start(noData));
+  const first = new HandshakeDialer(optionsOf(a, b));
+  await finish(first, new HandshakeListener(optionsOf(b, a)), await first.start(noData));
   assertEquals(calls, 0, "no ticket, no call");
   // With a ticket, undefined means: do not resume (and keep the ticket).
-  const declined = new HandshakeDialer(dialerOf(a, b));
+  const declined = new HandshakeDialer(optionsOf(a, b));
   const hello = await declined.start(noData);
   assertEquals(calls, 1);
   assertEquals(hello.byteLength, PLAIN_CLIENT_HELLO_LENGTH, "no ticket offered");
   assert(a.tickets!.has(listenerKey, 1), "the ticket is kept for the next dial");
   // No callback at all: no resumption either.
-  const withoutCallback = new HandshakeDialer(dialerOf(a, b));
+  const withoutCallback = new HandshakeDialer(optionsOf(a, b));
   assertEquals((await withoutCallback.start()).byteLength, PLAIN_CLIENT_HELLO_LENGTH);
   assert(a.tickets!.has(listenerKey, 1));
   // 257 bytes is refused with a typed error before the ticket is taken; 256 bytes resumes.
-  const tooMuch = new HandshakeDialer(dialerOf(a, b));
+  const tooMuch = new HandshakeDialer(optionsOf(a, b));
   const err = await assertFails(
     () => tooMuch.start(() => new Uint8Array(257)),
     "at most 256 bytes",
   );
   assert(err.message.includes("257"), err.message);
-  const notBytes = new HandshakeDialer(dialerOf(a, b));
+  const notBytes = new HandshakeDialer(optionsOf(a, b));
   await assertFails(
     () => notBytes.start(() => "text" as unknown as Uint8Array),
     "at most 256 bytes",
@@ -491,7 +481,7 @@ Deno.test("resumption: a ClientHello with neither an ML-KEM ciphertext nor a tic
   });
   const [_, decaps] = await countDecapsulations(() =>
     assertFails(
-      () => new HandshakeListener(listenerOf(side(listenerNode), side(dialerNode))).receive(hello),
+      () => new HandshakeListener(optionsOf(side(listenerNode), side(dialerNode))).receive(hello),
       "a ClientHello without an ML-KEM ciphertext must offer a ticket",
     )
   );
