@@ -88,11 +88,17 @@ const IV = Int32Array.from([
 ]);
 const BLOCK = 64;
 
-// Scratch space: the functions below never yield, so one set serves every call.
+// Scratch space: the functions below never yield, so one set serves every call. A typed array
+// costs about 1 µs to allocate in Deno 2.9 (against 0.3 µs for a whole SHA-256 compression), so
+// nothing here allocates but the outputs.
 const W = new Int32Array(64);
 const state = new Int32Array(8);
 const block = new Uint8Array(BLOCK);
-const inner = new Uint8Array(32);
+const digest = new Uint8Array(32);
+const chained = new Uint8Array(32);
+const counter = new Uint8Array(1);
+const padded = new Uint8Array(BLOCK);
+const oneShotKey: HmacKey = { states: new Int32Array(16) };
 
 function compress(h: Int32Array, data: Uint8Array, at: number): void {
   for (let i = 0; i < 16; i++, at += 4) {
@@ -137,20 +143,22 @@ function finish(h: Int32Array, done: number, parts: readonly Uint8Array[], out: 
   let fill = 0;
   let total = done;
   for (const part of parts) {
+    const length = part.byteLength;
+    total += length;
     let at = 0;
-    total += part.byteLength;
-    if (fill > 0) {
-      const take = Math.min(BLOCK - fill, part.byteLength);
-      block.set(part.subarray(0, take), fill);
-      fill += take;
-      at = take;
-      if (fill < BLOCK) continue;
-      compress(h, block, 0);
-      fill = 0;
+    while (at < length) {
+      if (fill === 0 && at + BLOCK <= length) {
+        compress(h, part, at);
+        at += BLOCK;
+        continue;
+      }
+      // Byte by byte: a subarray to copy from would cost more than these few bytes.
+      while (fill < BLOCK && at < length) block[fill++] = part[at++];
+      if (fill === BLOCK) {
+        compress(h, block, 0);
+        fill = 0;
+      }
     }
-    for (; at + BLOCK <= part.byteLength; at += BLOCK) compress(h, part, at);
-    block.set(part.subarray(at), 0);
-    fill = part.byteLength - at;
   }
   block[fill++] = 0x80;
   if (fill > BLOCK - 8) {
@@ -178,51 +186,69 @@ function finish(h: Int32Array, done: number, parts: readonly Uint8Array[], out: 
   }
 }
 
-/** An HMAC-SHA-256 key: the hash states after its inner and outer padded blocks. */
+/**
+ * An HMAC-SHA-256 key made ready for {@linkcode hmacWith}: the hash states after its inner
+ * (`states[0..8]`) and outer (`states[8..16]`) padded blocks.
+ */
 export interface HmacKey {
-  readonly inner: Int32Array;
-  readonly outer: Int32Array;
+  readonly states: Int32Array;
 }
 
 /** Prepares `key` for {@linkcode hmacWith}. */
 export function hmacKey(key: Uint8Array): HmacKey {
-  const padded = new Uint8Array(BLOCK);
+  return prepareInto({ states: new Int32Array(16) }, key);
+}
+
+function prepareInto(prepared: HmacKey, key: Uint8Array): HmacKey {
   if (key.byteLength > BLOCK) {
     state.set(IV);
     finish(state, 0, [key], padded);
     padded.fill(0, 32);
   } else {
     padded.set(key);
+    padded.fill(0, key.byteLength);
   }
-  const keyed = (pad: number) => {
-    const h = Int32Array.from(IV);
+  for (let half = 0; half < 2; half++) {
+    const pad = half === 0 ? 0x36 : 0x5c;
     for (let i = 0; i < BLOCK; i++) block[i] = padded[i] ^ pad;
-    compress(h, block, 0);
-    return h;
-  };
-  const prepared = { inner: keyed(0x36), outer: keyed(0x5c) };
+    state.set(IV);
+    compress(state, block, 0);
+    prepared.states.set(state, half * 8);
+  }
   padded.fill(0);
-  block.fill(0);
+  forgetScratch();
   return prepared;
+}
+
+/** Zeroes the scratch space: it held what secrets and keys are made of. */
+function forgetScratch(): void {
+  state.fill(0);
+  block.fill(0);
+  digest.fill(0);
+}
+
+/** The HMAC of `parts` under `key` into `digest`. */
+function hmacIntoDigest(key: HmacKey, parts: readonly Uint8Array[]): void {
+  const states = key.states;
+  for (let i = 0; i < 8; i++) state[i] = states[i];
+  finish(state, BLOCK, parts, digest);
+  for (let i = 0; i < 8; i++) state[i] = states[i + 8];
+  finish(state, BLOCK, [digest], digest);
 }
 
 /** HMAC-SHA-256 under a prepared key of the concatenation of `parts`. */
 export function hmacWith(key: HmacKey, ...parts: Uint8Array[]): Uint8Array {
-  state.set(key.inner);
-  finish(state, BLOCK, parts, inner);
-  const out = new Uint8Array(32);
-  state.set(key.outer);
-  finish(state, BLOCK, [inner], out);
-  // The scratch held what the output is made of: the output may be a secret key.
-  state.fill(0);
-  inner.fill(0);
-  block.fill(0);
+  hmacIntoDigest(key, parts);
+  const out = digest.slice();
+  forgetScratch();
   return out;
 }
 
 /** HMAC-SHA-256 of `message` under `key`. */
 export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
-  return hmacWith(hmacKey(key), message);
+  const out = hmacWith(prepareInto(oneShotKey, key), message);
+  oneShotKey.states.fill(0);
+  return out;
 }
 
 /** HKDF-Extract with SHA-256: the pseudo-random key of `ikm` under `salt`. */
@@ -239,14 +265,17 @@ export function hkdfExpand(
   if (!Number.isSafeInteger(length) || length < 0 || length > 255 * 32) {
     throw new RangeError(`HKDF-Expand gives 0 to 8160 bytes, not ${length}`);
   }
-  const key = prk instanceof Uint8Array ? hmacKey(prk) : prk;
+  const key = prk instanceof Uint8Array ? prepareInto(oneShotKey, prk) : prk;
   const out = new Uint8Array(length);
-  let previous: Uint8Array = new Uint8Array(0);
-  const counter = new Uint8Array(1);
   for (let at = 0, i = 1; at < length; at += 32, i++) {
     counter[0] = i;
-    previous = hmacWith(key, previous, info, counter);
-    out.set(previous.subarray(0, Math.min(32, length - at)), at);
+    hmacIntoDigest(key, i === 1 ? [info, counter] : [chained, info, counter]);
+    chained.set(digest);
+    const take = Math.min(32, length - at);
+    for (let j = 0; j < take; j++) out[at + j] = digest[j];
   }
+  chained.fill(0);
+  forgetScratch();
+  if (key === oneShotKey) oneShotKey.states.fill(0);
   return out;
 }

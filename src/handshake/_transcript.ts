@@ -6,8 +6,8 @@
  */
 
 import { hkdfExpand, hkdfExtract, type HmacKey, hmacKey, hmacSha256 } from "../_hmac_sha256.ts";
-import { createCipheriv, createDecipheriv } from "node:crypto";
-import { ByteWriter, concatBytes } from "../_bytes.ts";
+import { ByteWriter } from "../_bytes.ts";
+import { defaultAead, TAG_BYTES } from "./_aead.ts";
 import { sha256 } from "../_sha256.ts";
 import type { TicketSecret } from "./session_tickets.ts";
 
@@ -180,9 +180,11 @@ export function sealEarlyData(
   plaintext: Uint8Array,
 ): Uint8Array {
   const key = earlyDataKey(ticketSecret, nonce);
-  const cipher = createCipheriv("chacha20-poly1305", key, EARLY_NONCE, { authTagLength: 16 });
+  const frame = defaultAead().start(key, EARLY_NONCE, true);
   key.fill(0);
-  const sealed = concatBytes([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  const sealed = new Uint8Array(plaintext.byteLength + TAG_BYTES);
+  frame.update(plaintext, sealed);
+  frame.seal(sealed.subarray(plaintext.byteLength));
   return sealed;
 }
 
@@ -192,19 +194,14 @@ export function openEarlyData(
   nonce: Uint8Array,
   sealed: Uint8Array,
 ): Uint8Array | undefined {
+  if (sealed.byteLength < TAG_BYTES) return undefined;
   const key = earlyDataKey(ticketSecret, nonce);
-  const decipher = createDecipheriv("chacha20-poly1305", key, EARLY_NONCE, {
-    authTagLength: 16,
-  });
+  const frame = defaultAead().start(key, EARLY_NONCE, false);
   key.fill(0);
-  decipher.setAuthTag(sealed.subarray(sealed.byteLength - 16));
-  const plaintext = decipher.update(sealed.subarray(0, sealed.byteLength - 16));
-  try {
-    decipher.final();
-  } catch {
-    return undefined;
-  }
-  return new Uint8Array(plaintext);
+  const length = sealed.byteLength - TAG_BYTES;
+  const plaintext = new Uint8Array(length);
+  frame.update(sealed.subarray(0, length), plaintext);
+  return frame.open(sealed.subarray(length)) ? plaintext : undefined;
 }
 
 /**
@@ -257,8 +254,7 @@ export function sessionTickets(prk: HmacKey): { dialer: TicketSecret; listener: 
 
 /** Zeroes a prepared key's states (derived from a secret). */
 function forget(key: HmacKey): void {
-  key.inner.fill(0);
-  key.outer.fill(0);
+  key.states.fill(0);
 }
 
 /** Compares two byte strings in time that depends on their length only. */
