@@ -36,6 +36,15 @@ export interface AeadFrame {
   open(tag: Uint8Array): boolean;
 }
 
+/**
+ * Frames under one key and direction. A context is set up for the key once and frames reuse it
+ * one after the other; a frame started while another is still open gets its own.
+ */
+export interface AeadKey {
+  /** Starts a frame under the key with `nonce` (12 bytes, read before this returns). */
+  start(nonce: Uint8Array): AeadFrame;
+}
+
 /** Makes {@linkcode AeadFrame}s. */
 export interface Aead {
   /** Which implementation runs. */
@@ -48,6 +57,13 @@ export interface Aead {
    * @param seal True to seal, false to open.
    */
   start(key: Uint8Array, nonce: Uint8Array, seal: boolean): AeadFrame;
+  /**
+   * Frames under `key`, sealing or opening, for many frames in turn.
+   *
+   * @param key 32 bytes, read at each start (not copied).
+   * @param seal True to seal, false to open.
+   */
+  forKey(key: Uint8Array, seal: boolean): AeadKey;
 }
 
 const ALGORITHM = "chacha20-poly1305";
@@ -104,6 +120,9 @@ export const nodeAead: Aead = {
       },
     };
   },
+  forKey(key, seal) {
+    return { start: (nonce) => nodeAead.start(key, nonce, seal) };
+  },
 };
 
 const SYMBOLS = {
@@ -126,8 +145,11 @@ const EVP_CTRL_AEAD_SET_TAG = 0x11;
 const MAX_UPDATE_BYTES = 2 ** 30;
 
 /**
- * The libcrypto backend. Each frame holds an `EVP_CIPHER_CTX` from its start to its end; a
- * frame abandoned before its end (its stream failed) gives it back when collected.
+ * The libcrypto backend. Each frame holds an `EVP_CIPHER_CTX` from its start to its end: its
+ * key's context when that is free (set up for the key once, then only given the nonce, as
+ * OpenSSL's own TLS 1.3 records do), else one of its own; a frame abandoned before its end (its
+ * stream failed) gives its own context back when collected, a key's context goes when the key
+ * is collected.
  */
 class LibcryptoAead implements Aead {
   readonly name = "libcrypto";
@@ -137,34 +159,75 @@ class LibcryptoAead implements Aead {
   readonly #written = new Uint8Array(4);
   readonly #none = new Uint8Array(TAG_BYTES);
   readonly #abandoned: FinalizationRegistry<Deno.PointerObject>;
+  readonly #keysGone: FinalizationRegistry<{ ctx: Deno.PointerObject | null }>;
 
   constructor(c: Libcrypto, cipher: Deno.PointerObject) {
     this.#c = c;
     this.#cipher = cipher;
     this.#abandoned = new FinalizationRegistry((ctx) => c.EVP_CIPHER_CTX_free(ctx));
+    this.#keysGone = new FinalizationRegistry((held) => c.EVP_CIPHER_CTX_free(held.ctx));
   }
 
   start(key: Uint8Array, nonce: Uint8Array, seal: boolean): AeadFrame {
     const c = this.#c;
-    const written = this.#written;
-    const none = this.#none;
-    const abandoned = this.#abandoned;
-    let ctx = c.EVP_CIPHER_CTX_new();
+    const ctx = this.#newContext(key, nonce, seal);
+    const frame = this.#frame(ctx, () => {
+      this.#abandoned.unregister(frame);
+      c.EVP_CIPHER_CTX_free(ctx);
+    });
+    this.#abandoned.register(frame, ctx, frame);
+    return frame;
+  }
+
+  forKey(key: Uint8Array, seal: boolean): AeadKey {
+    const c = this.#c;
+    const held: { ctx: Deno.PointerObject | null } = { ctx: null };
+    let busy = false;
+    const forKey: AeadKey = {
+      start: (nonce) => {
+        if (busy) return this.start(key, nonce, seal);
+        if (held.ctx === null) {
+          held.ctx = this.#newContext(key, nonce, seal);
+          this.#keysGone.register(forKey, held);
+        } else if (c.EVP_CipherInit_ex(held.ctx, null, null, null, nonce, seal ? 1 : 0) !== 1) {
+          throw new Error("libcrypto refused the frame's nonce");
+        }
+        busy = true;
+        return this.#frame(held.ctx, () => {
+          busy = false;
+          return forKey; // holds the key, and so its context, for as long as the frame lives
+        });
+      },
+    };
+    return forKey;
+  }
+
+  #newContext(key: Uint8Array, nonce: Uint8Array, seal: boolean): Deno.PointerObject {
+    const c = this.#c;
+    const ctx = c.EVP_CIPHER_CTX_new();
     if (ctx === null) throw new Error("libcrypto could not allocate a cipher context");
     if (c.EVP_CipherInit_ex(ctx, this.#cipher, null, key, nonce, seal ? 1 : 0) !== 1) {
       c.EVP_CIPHER_CTX_free(ctx);
       throw new Error("libcrypto refused to start ChaCha20-Poly1305");
     }
+    return ctx;
+  }
+
+  /** A frame on `context`, which it hands to `ended` when it ends. */
+  #frame(context: Deno.PointerObject, ended: () => unknown): AeadFrame {
+    const c = this.#c;
+    const written = this.#written;
+    const none = this.#none;
+    let ctx: Deno.PointerObject | null = context;
     const live = (): Deno.PointerObject => {
       if (ctx === null) throw new Error("Cannot use a frame that ended");
       return ctx;
     };
     const end = (): void => {
-      abandoned.unregister(frame);
-      c.EVP_CIPHER_CTX_free(ctx);
       ctx = null;
+      ended();
     };
-    const frame: AeadFrame = {
+    return {
       aad(aad) {
         if (c.EVP_CipherUpdate(live(), null, written, aad, aad.byteLength) !== 1) {
           throw new Error("libcrypto refused the additional data");
@@ -216,21 +279,24 @@ class LibcryptoAead implements Aead {
         }
       },
     };
-    abandoned.register(frame, ctx, frame);
-    return frame;
   }
 }
 
-/** Seals and opens a few frames with `candidate` and checks the bytes against `node:crypto`. */
+/**
+ * Seals and opens a few frames with `candidate` and checks the bytes against `node:crypto`:
+ * frames in turn under one key (each with another nonce, after a failed open too) as the
+ * transport makes them, and the first frame on its own.
+ */
 function agreesWithNode(candidate: Aead): boolean {
   const key = new Uint8Array(32).map((_, i) => i * 7 + 1);
-  const nonce = new Uint8Array(12).map((_, i) => 255 - i);
   const aad = new Uint8Array([1, 2, 3]);
+  const sealing = candidate.forKey(key, true);
+  const opening = candidate.forKey(key, false);
   for (const length of [0, 1, 63, 64, 1000]) {
+    const nonce = new Uint8Array(12).map((_, i) => 255 - i - length);
     const plaintext = new Uint8Array(length).map((_, i) => (i * 31) & 255);
-    const sealed = (aead: Aead) => {
+    const sealed = (frame: AeadFrame) => {
       const out = new Uint8Array(length + TAG_BYTES);
-      const frame = aead.start(key, nonce, true);
       frame.aad(aad, length);
       const split = length >> 1;
       frame.update(plaintext.subarray(0, split), out);
@@ -238,13 +304,16 @@ function agreesWithNode(candidate: Aead): boolean {
       frame.seal(out.subarray(length));
       return out;
     };
-    const expected = sealed(nodeAead);
-    const got = sealed(candidate);
+    const expected = sealed(nodeAead.start(key, nonce, true));
+    const got = sealed(sealing.start(nonce));
     if (!got.every((b, i) => b === expected[i])) return false;
-    for (const tamper of [false, true]) {
+    if (length === 0 && !sealed(candidate.start(key, nonce, true)).every((b, i) => b === got[i])) {
+      return false;
+    }
+    for (const tamper of [true, false]) {
       const copy = got.slice();
       if (tamper) copy[length] ^= 1;
-      const frame = candidate.start(key, nonce, false);
+      const frame = opening.start(nonce);
       frame.aad(aad, length);
       frame.update(copy.subarray(0, length), copy); // in place
       const ok = frame.open(copy.subarray(length));
