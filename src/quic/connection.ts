@@ -155,6 +155,8 @@ export class QuicConnection {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #lastSendAt = performance.now();
+  #firstSendAt: number | undefined;
+  #handshakeRttMs: number | undefined;
   #flushing = false;
   // Outbound: a packet arrived after the handshake completed (see close()).
   #confirmed = false;
@@ -219,6 +221,28 @@ export class QuicConnection {
   /** Whether the TLS handshake has completed. */
   get isEstablished(): boolean {
     return this.#established;
+  }
+
+  /**
+   * Milliseconds from this side's first handshake datagram to the handshake's completion here,
+   * by `performance.now()`: one round trip, plus the peer's handshake processing and any
+   * retransmission. `undefined` before the handshake completed. Unlike the path's `rttMs`
+   * (whole milliseconds from quiche) it resolves loopback and LAN round trips.
+   *
+   * @example
+   * ```ts
+   * import { QuicEndpoint } from "@cretoai/network/quic";
+   *
+   * await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+   * await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+   * const accepted = server.accept();
+   * const conn = await client.connect(server.localAddr);
+   * console.assert(conn.handshakeRttMs! > 0);
+   * await (await accepted).close();
+   * ```
+   */
+  get handshakeRttMs(): number | undefined {
+    return this.#handshakeRttMs;
   }
 
   /** Whether this connection resumed an earlier TLS session. */
@@ -491,6 +515,10 @@ export class QuicConnection {
 
   #onEstablished(): void {
     this.#established = true;
+    this.#handshakeRttMs = performance.now() - (this.#firstSendAt ?? performance.now());
+    // A dialer's application writes first once it hears of this (the transport's ClientHello):
+    // let that ride with the TLS Finished instead of following in a datagram of its own.
+    if (!this.isServer) this.#delivered = true;
     this.#resolveEstablished();
   }
 
@@ -615,7 +643,7 @@ export class QuicConnection {
       if (closingLeft-- === 0) break;
       const buffer = socket.nextSendBuffer();
       if (buffer === null) {
-        if (sent) this.#lastSendAt = performance.now();
+        if (sent) this.#sentNow();
         return false;
       }
       let result;
@@ -640,8 +668,13 @@ export class QuicConnection {
       );
       sent = true;
     }
-    if (sent) this.#lastSendAt = performance.now();
+    if (sent) this.#sentNow();
     return true;
+  }
+
+  #sentNow(): void {
+    this.#lastSendAt = performance.now();
+    this.#firstSendAt ??= this.#lastSendAt;
   }
 
   /**

@@ -22,13 +22,22 @@ export const SEAL_OVERHEAD = 16;
 /** The u32 length before every frame body. */
 const FRAME_HEADER_BYTES = 4;
 
-/** A whole small frame: its length, then its parts, sealed straight into place. */
-function smallFrame(cipher: FrameCipher | undefined, parts: readonly Uint8Array[], length: number) {
+/**
+ * A whole small frame after `before`: its length, then its parts, sealed straight into place.
+ */
+function smallFrame(
+  cipher: FrameCipher | undefined,
+  parts: readonly Uint8Array[],
+  length: number,
+  before: Uint8Array | undefined,
+) {
   const sealed = cipher === undefined ? length : length + SEAL_OVERHEAD;
-  const frame = new Uint8Array(FRAME_HEADER_BYTES + sealed);
-  new DataView(frame.buffer).setUint32(0, sealed);
+  const start = before?.byteLength ?? 0;
+  const frame = new Uint8Array(start + FRAME_HEADER_BYTES + sealed);
+  if (before !== undefined) frame.set(before);
+  new DataView(frame.buffer).setUint32(start, sealed);
   const sealer = cipher?.sealer(length);
-  let at = FRAME_HEADER_BYTES;
+  let at = start + FRAME_HEADER_BYTES;
   for (const part of parts) {
     if (sealer === undefined) frame.set(part, at);
     else sealer.update(part, frame.subarray(at));
@@ -59,25 +68,43 @@ export class FrameWriter {
    * Seals (the nonce counter is taken now, so call order is wire order) and writes a frame
    * whose body is `body`, or its parts read in order. The body's bytes are read until the
    * returned promise settles, never changed.
+   *
+   * @param before Bytes to write ahead of the frame, in the same stream write when the frame
+   * is small: the handshake's last record leaves in one packet with the first control frame.
    */
-  write(body: Uint8Array | readonly Uint8Array[], fin = false): Promise<void> {
+  write(
+    body: Uint8Array | readonly Uint8Array[],
+    fin = false,
+    before?: Uint8Array,
+  ): Promise<void> {
     const cipher = this.#cipher;
     const parts = body instanceof Uint8Array ? [body] : body;
     const length = byteLengthOf(parts);
     if (length > SMALL_FRAME_BYTES) {
-      if (cipher === undefined) return this.#queue(() => this.#writeWhole(parts, length, fin));
+      const writeBefore = async () => {
+        if (before !== undefined) await this.stream.write(before);
+      };
+      if (cipher === undefined) {
+        return this.#queue(async () => {
+          await writeBefore();
+          await this.#writeWhole(parts, length, fin);
+        });
+      }
       let sealer: FrameSealer;
       try {
         sealer = cipher.sealer(length);
       } catch (e) {
         return Promise.reject(e);
       }
-      return this.#queue(() => this.#writeInPieces(parts, length, sealer, fin));
+      return this.#queue(async () => {
+        await writeBefore();
+        await this.#writeInPieces(parts, length, sealer, fin);
+      });
     }
     // One write: half the stream operations for the common small message.
     let frame: Uint8Array;
     try {
-      frame = smallFrame(cipher, parts, length);
+      frame = smallFrame(cipher, parts, length, before);
     } catch (e) {
       return Promise.reject(e);
     }

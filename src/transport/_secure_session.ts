@@ -55,6 +55,12 @@ export interface SecureSession {
   resumed: boolean;
   /** The listener's side of a resumed session: the early data the dialer sealed. */
   earlyData?: Uint8Array;
+  /**
+   * The handshake's last record, encoded and not yet written (the dialer's ClientFinish, the
+   * listener's ResumedServerHello): the caller writes it ahead of its first control frame, so
+   * that both leave in one packet.
+   */
+  unsent?: Uint8Array;
 }
 
 /** Options of both sides. */
@@ -163,19 +169,21 @@ function common(conn: QuicConnection, options: SessionOptions) {
 }
 
 /**
- * Feeds the peer's messages to the state machine and sends its answers until it is done; the
- * state machines bound the exchange (at most one HelloRetry).
+ * Feeds the peer's messages to the state machine and sends its answers until it is done (the
+ * last answer is returned unsent); the state machines bound the exchange (at most one
+ * HelloRetry).
  */
 async function converse(
   hs: HandshakeDialer | HandshakeListener,
   stream: QuicStream,
   decoder: RecordDecoder,
   pending: Uint8Array[],
-): Promise<HandshakeResult> {
+): Promise<{ done: HandshakeResult; unsent: Uint8Array | undefined }> {
   for (;;) {
     const { send, done } = await hs.receive(await nextRecord(stream, decoder, pending));
-    if (send !== undefined) await stream.write(encodeRecord(send));
-    if (done !== undefined) return done;
+    const record = send === undefined ? undefined : encodeRecord(send);
+    if (done !== undefined) return { done, unsent: record };
+    if (record !== undefined) await stream.write(record);
   }
 }
 
@@ -206,12 +214,8 @@ async function finish(
   decoder: RecordDecoder,
   pending: Uint8Array[],
 ): Promise<SecureSession> {
-  const { peerId, keys, transcriptHash, peerCertificateHash, resumed, earlyData } = await converse(
-    hs,
-    stream,
-    decoder,
-    pending,
-  );
+  const { done, unsent } = await converse(hs, stream, decoder, pending);
+  const { peerId, keys, transcriptHash, peerCertificateHash, resumed, earlyData } = done;
   const cipher = keys === undefined ? undefined : await FrameCipher.create(keys);
   // The dialer's first control frame can arrive in the same read as its Finish. Frames use
   // the records' u32 length prefix, so what the record decoder split off is given back whole.
@@ -226,6 +230,7 @@ async function finish(
     peerRun: hashId(peerCertificateHash),
     resumed,
     earlyData,
+    unsent,
   };
 }
 

@@ -1354,9 +1354,13 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
           const opened = (opening ?? { opened: open(session.peerId.toString(), session.peerRun) })
             .opened;
           // Already connected: this dial is redundant, and the listener never sees it.
-          if (opened === undefined) return { session, control, opened };
+          if (opened === undefined) {
+            if (session.unsent !== undefined) await session.control.write(session.unsent);
+            return { session, control, opened };
+          }
           if (!session.resumed) {
-            await control.writer.write(encodeControl({ type: "open", ...opened }));
+            const frame = encodeControl({ type: "open", ...opened });
+            await control.writer.write(frame, false, session.unsent);
           }
           const body = await control.reader.next();
           const ready = body === null ? undefined : decodeControl(body);
@@ -1401,7 +1405,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       if (admitted === undefined) return s.peerId;
       if (direction === "inbound") {
         const ready = encodeControl({ type: "ready", incarnation: this.#incarnation });
-        await control.writer.write(ready).catch((e) => {
+        await control.writer.write(ready, false, s.unsent).catch((e) => {
           this.#admission.closed(peer.key, peer);
           // A connection this one replaced that closed meanwhile (see `#onPeerClosed`) leaves
           // the peer gone; one still closing reports it when it is done.
@@ -1554,8 +1558,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     this.#peers.set(peer.key, peer);
     const retired = replace && replaced !== undefined ? peer.follow(replaced) : undefined;
     peer.start();
-    // A first sample right away, so latency statistics exist before the first keep-alive.
-    if (this.config.keepAliveIntervalSecs > 0) peer.ping().catch(() => {});
+    // The handshake's round trip is the first latency sample: statistics exist before the
+    // first keep-alive, without a ping and its pong in each direction on every connection.
+    const handshakeRttMs = peer.conn.handshakeRttMs;
+    if (handshakeRttMs !== undefined) peer.histogram.record(handshakeRttMs);
     if (replaced !== undefined && restart) {
       // The peer forgot the old connection (it restarted, or it lost it): services on this
       // side must start over with it too, so the replacement is a disconnect, then a connect.

@@ -44,6 +44,8 @@ export async function rawPeer(
     const reader = new FrameReader(session.control, session.cipher, 64, session.leftover);
     await new FrameWriter(session.control, session.cipher).write(
       encodeControl({ type: "open", replace: false, generation: 0, incarnation: 1n }),
+      false,
+      session.unsent, // the ClientFinish, which the session leaves to go with this frame
     );
     const ready = await reader.next();
     if (ready === null || decodeControl(ready)?.type !== "ready") throw new Error("no ready");
