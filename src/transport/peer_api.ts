@@ -25,11 +25,14 @@ export interface InboundMessage {
 
 /** Traffic counters and latency of one peer connection. */
 export interface PeerStats {
-  /** Mean round-trip time of pings, in milliseconds (0 before the first). */
+  /**
+   * Mean round-trip time, in milliseconds, of the connection's QUIC handshake (the first
+   * sample) and of the pings since (keep-alives and `ping()`).
+   */
   avgLatencyMs: number;
-  /** Median ping round-trip time, in milliseconds. */
+  /** Median round-trip time (handshake and pings), in milliseconds. */
   p50LatencyMs: number;
-  /** 99th percentile ping round-trip time, in milliseconds. */
+  /** 99th percentile round-trip time (handshake and pings), in milliseconds. */
   p99LatencyMs: number;
   /** Messages the peer acknowledged (sends that resolved). */
   messagesSent: number;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConnectionClosedError, NetworkError } from "../../src/errors.ts";
 import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import type { QuicStream } from "../../src/quic/stream.ts";
+import { type DatagramSocket, DenoUdpSocket } from "../../src/quic/udp_socket.ts";
 import {
   connect,
   delay,
@@ -240,6 +241,68 @@ Deno.test("connection: peers see each other's certificates and stats", async () 
   );
   await conn.close();
   await serving;
+});
+
+Deno.test("connection: both sides time the handshake's round trip", async () => {
+  await using p = await pair();
+  const { conn, peer } = await connect(p);
+  for (const side of [conn, peer]) {
+    const ms = side.handshakeRttMs;
+    assert.ok(ms !== undefined && ms > 0 && ms < 5000, `${side.isServer}: ${ms}`);
+  }
+  await conn.close();
+});
+
+/** A socket that counts the datagrams it sends. */
+function countingSocket(inner: DatagramSocket): DatagramSocket & { sent: number } {
+  return {
+    sent: 0,
+    localAddr: inner.localAddr,
+    sendBufferSize: inner.sendBufferSize,
+    start: (receiver, onBatchEnd) => inner.start(receiver, onBatchEnd),
+    nextSendBuffer: () => inner.nextSendBuffer(),
+    send(length, to) {
+      this.sent++;
+      inner.send(length, to);
+    },
+    sendCopy: (data, to) => inner.sendCopy(data, to),
+    get onWritable() {
+      return inner.onWritable;
+    },
+    set onWritable(callback) {
+      inner.onWritable = callback;
+    },
+    get sendErrors() {
+      return inner.sendErrors;
+    },
+    close: () => inner.close(),
+  };
+}
+
+Deno.test("connection: a client's first write leaves with its TLS Finished, or the Finished alone", async () => {
+  const socket = countingSocket(DenoUdpSocket.bind({ hostname: "127.0.0.1", port: 0 }));
+  await using server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  await using client = await QuicEndpoint.bind({ hostname: "127.0.0.1", socket });
+  // Without a write, the Finished leaves at the end of the turn: the server completes. This
+  // first connection also validates the client's address (no Retry later) and leaves a session.
+  const accepted = server.accept();
+  const idle = await client.connect(server.localAddr);
+  assert.ok((await within(accepted, 5000, "the first accept")).isEstablished);
+  await idle.close();
+
+  const payload = randomBytes(100);
+  const serving = server.accept().then(async (peer) => await (await peer.acceptBidi()).readAll());
+  serving.catch(() => {}); // awaited below; a failed assertion before closes the server
+  const beforeConnect = socket.sent;
+  const conn = await client.connect(server.localAddr);
+  // One Initial so far (the server's flight leaves in one sendmmsg and is read in one batch):
+  // the Finished waits for what the application writes in this turn, and leaves with it.
+  assert.equal(socket.sent - beforeConnect, 1, "datagrams sent until the handshake completed");
+  const stream = await conn.openBidi();
+  await stream.write(payload, true);
+  assert.equal(socket.sent - beforeConnect, 2, "datagrams sent once the stream data left");
+  assert.deepEqual(await within(serving, 5000, "the stream"), payload);
+  await conn.close();
 });
 
 Deno.test("connection: a full accept backlog refuses new connections", async () => {

@@ -180,3 +180,38 @@ Deno.test("a frame written as parts arrives as their concatenation, sealed or no
     });
   }
 });
+
+Deno.test("bytes written before a frame go ahead of it, in the frame's own stream write when it is small", async () => {
+  for (const sealed of [true, false]) {
+    for (const size of [5, 70_000]) {
+      await uniStream(async (out, accepted) => {
+        const cipher = () => sealed ? FrameCipher.create({ send: K1, recv: K2 }) : undefined;
+        const writes: number[] = [];
+        const counted = {
+          write(data: Uint8Array, fin?: boolean) {
+            writes.push(data.byteLength);
+            return out.write(data, fin);
+          },
+        } as unknown as QuicStream;
+        // What the frame alone is on the wire, from a writer with the same keys.
+        const alone: Uint8Array[] = [];
+        const recorder = {
+          write(data: Uint8Array) {
+            alone.push(data.slice());
+            return Promise.resolve();
+          },
+        } as unknown as QuicStream;
+        const body = randomBytes(size);
+        await new FrameWriter(recorder, await cipher()).write(body);
+        const before = randomBytes(40);
+        const written = new FrameWriter(counted, await cipher()).write(body, true, before);
+        const wire = await within((await accepted()).readAll(), 10_000, "the stream");
+        await written;
+        const frame = alone.reduce((all, part) => new Uint8Array([...all, ...part]));
+        assertEquals(wire, new Uint8Array([...before, ...frame]), `sealed ${sealed}, ${size} B`);
+        if (size === 5) assertEquals(writes, [before.byteLength + frame.byteLength]);
+        else assertEquals(writes[0], before.byteLength);
+      });
+    }
+  }
+});

@@ -200,6 +200,17 @@ Deno.test("transport: statistics count messages, bytes and ping latency", async 
   assertEquals(a.peers()[0].stats.messagesSent, 10);
 });
 
+Deno.test("transport: both peers have a latency sample once connected: the handshake's round trip", async () => {
+  await using a = await node(0);
+  await using b = await node(1);
+  const remote = await a.connectPeer(addr(b));
+  // No ping was answered yet: the samples are the QUIC handshake's round trips.
+  for (const stats of [a.getStats(remote), b.getStats(a.peerId)]) {
+    assert(stats.avgLatencyMs > 0 && stats.avgLatencyMs < 5000, JSON.stringify(stats));
+    assertEquals(stats.p50LatencyMs, stats.p99LatencyMs);
+  }
+});
+
 Deno.test("transport: disconnectPeer closes both sides; the peer becomes unknown", async () => {
   await using a = await node(0);
   await using b = await node(1);
