@@ -186,6 +186,15 @@ function finish(h: Int32Array, done: number, parts: readonly Uint8Array[], out: 
   }
 }
 
+/** SHA-256 of `data`, for inputs of up to a few KiB (larger ones go faster natively). */
+export function sha256Js(data: Uint8Array): Uint8Array<ArrayBuffer> {
+  state.set(IV);
+  const out = new Uint8Array(32);
+  finish(state, 0, [data], out);
+  forgetScratch();
+  return out;
+}
+
 /**
  * An HMAC-SHA-256 key made ready for {@linkcode hmacWith}: the hash states after its inner
  * (`states[0..8]`) and outer (`states[8..16]`) padded blocks.

@@ -4,6 +4,7 @@ import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { expand, extract } from "@noble/hashes/hkdf.js";
 import { hkdfExpand, hkdfExtract, hmacKey, hmacSha256, hmacWith } from "../src/_hmac_sha256.ts";
+import { sha256 as ourSha256 } from "../src/_sha256.ts";
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
 const text = (s: string) => new TextEncoder().encode(s);
@@ -121,4 +122,18 @@ Deno.test("HKDF-Expand refuses a length it cannot give", () => {
   for (const length of [-1, 8161, 1.5, NaN]) {
     assertThrows(() => hkdfExpand(new Uint8Array(32), new Uint8Array(0), length), RangeError);
   }
+});
+
+Deno.test("SHA-256 agrees with @noble/hashes at every padding boundary, in JavaScript and natively", () => {
+  // 55/56 and 119/120: the length fits in the last block or needs one more; 512/513: the switch
+  // from JavaScript to node:crypto.
+  const lengths = [0, 1, 55, 56, 63, 64, 65, 119, 120, 150, 511, 512, 513, 1024, 6900];
+  for (const length of lengths) {
+    const data = new Uint8Array(length).map((_, i) => (i * 131 + length) & 255);
+    assertEquals(ourSha256(data), sha256(data), `${length} bytes`);
+  }
+  assertEquals(
+    ourSha256(text("abc")),
+    hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+  );
 });
