@@ -62,6 +62,55 @@ Deno.test("libcrypto and node:crypto seal the same bytes and open each other's f
   }
 });
 
+Deno.test("frames under one key agree with node:crypto in turn, overlapping and after an abandoned one", () => {
+  for (const aead of libcrypto === undefined ? [nodeAead] : [nodeAead, libcrypto]) {
+    const sealing = aead.forKey(KEY, true);
+    const opening = aead.forKey(KEY, false);
+    const nonceOf = (n: number) => new Uint8Array(12).fill(n);
+    const expected = (n: number, data: Uint8Array) => {
+      const out = new Uint8Array(data.byteLength + 16);
+      const frame = nodeAead.start(KEY, nonceOf(n), true);
+      frame.update(data, out);
+      frame.seal(out.subarray(data.byteLength));
+      return out;
+    };
+    const data = new Uint8Array(200).map((_, i) => i);
+    // In turn, each with its nonce; a failed open leaves the next one sound.
+    for (const n of [4, 5, 6]) {
+      const out = new Uint8Array(216);
+      const frame = sealing.start(nonceOf(n));
+      frame.update(data, out);
+      frame.seal(out.subarray(200));
+      assertEquals(out, expected(n, data), `${aead.name}: frame ${n} in turn`);
+      const tampered = out.slice();
+      tampered[0] ^= 1;
+      const bad = opening.start(nonceOf(n));
+      bad.update(tampered.subarray(0, 200), tampered);
+      assert(!bad.open(tampered.subarray(200)), `${aead.name}: tampered frame ${n}`);
+      const good = opening.start(nonceOf(n));
+      good.update(out.subarray(0, 200), out);
+      assert(good.open(out.subarray(200)), `${aead.name}: frame ${n}`);
+      assertEquals(out.subarray(0, 200), data);
+    }
+    // Two frames open at once, ended in the other order.
+    const [first, second] = [sealing.start(nonceOf(2)), sealing.start(nonceOf(3))];
+    const [a, b] = [new Uint8Array(216), new Uint8Array(216)];
+    first.update(data, a);
+    second.update(data, b);
+    second.seal(b.subarray(200));
+    first.seal(a.subarray(200));
+    assertEquals(a, expected(2, data), `${aead.name}: the first of two open frames`);
+    assertEquals(b, expected(3, data), `${aead.name}: the second of two open frames`);
+    // An abandoned frame holds its context for good: later frames do without it.
+    sealing.start(nonceOf(7)).update(data, new Uint8Array(200));
+    const out = new Uint8Array(216);
+    const after = sealing.start(nonceOf(8));
+    after.update(data, out);
+    after.seal(out.subarray(200));
+    assertEquals(out, expected(8, data), `${aead.name}: a frame after an abandoned one`);
+  }
+});
+
 Deno.test("both backends refuse a tampered frame, a wrong tag length and other additional data", () => {
   for (const aead of libcrypto === undefined ? [nodeAead] : [nodeAead, libcrypto]) {
     const sealed = seal(aead, new Uint8Array(100).fill(1), 64, new Uint8Array([1]));
