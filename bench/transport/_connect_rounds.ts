@@ -1,0 +1,169 @@
+/**
+ * Connection set-up in interleaved rounds, the way issue 16's goals ask for it; used by
+ * `bench/transport/connect_rounds.ts` and `bench/compare.ts`. Every round measures QUIC alone (a
+ * client endpoint reconnecting, so it resumes its TLS session like a transport reconnect), a
+ * transport reconnect (pqEncryption on), QUIC alone from a new client endpoint (Retry, full TLS)
+ * and a transport's new peer (a fresh dialer node, so both sides verify the other's identity
+ * binding), each as a block of connects, in an order that rotates from round to round, so that a
+ * loaded machine weighs on all of them alike. The goals: a new peer at most 5x QUIC alone, a
+ * reconnect at most 2x. A new peer is also given against QUIC alone from a new endpoint, which
+ * does the same TLS work (a Retry and a full handshake; a new peer cannot resume).
+ *
+ * @module
+ */
+import { QuicEndpoint } from "../../src/quic/mod.ts";
+import type { QuicTransport } from "../../mod.ts";
+import { node } from "./_nodes.ts";
+
+/** The cases, in the order of the first round. */
+export const CONNECT_CASES = [
+  "QUIC alone",
+  "reconnect",
+  "QUIC alone, new endpoint",
+  "new peer",
+] as const;
+
+/** One of {@linkcode CONNECT_CASES}. */
+export type ConnectCase = typeof CONNECT_CASES[number];
+
+/** What the rounds gave: medians over the rounds of each round's p50 or ratio. */
+export interface ConnectFigures {
+  /** Median of the rounds' p50s, ms. */
+  p50Ms: Record<ConnectCase, number>;
+  /** Reconnect against QUIC alone (goal <= 2x). */
+  reconnectRatio: number;
+  /** New peer against QUIC alone (goal <= 5x). */
+  newPeerRatio: number;
+  /** New peer against QUIC alone from a new endpoint (the same TLS work). */
+  newPeerLikeForLike: number;
+}
+
+/** Options of {@linkcode connectRounds}. */
+export interface ConnectRoundsOptions {
+  /** Rounds. */
+  rounds: number;
+  /** Connects per round of each reconnecting case; the new-peer cases take a fifth as many. */
+  connects: number;
+  /** Gets a line per round. */
+  onRound?: (line: string) => void;
+}
+
+/** The goals of issue 16 on connection set-up. */
+export const CONNECT_GOALS = { reconnect: 2, newPeer: 5 } as const;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** Runs the rounds (see the module's documentation). */
+export async function connectRounds(options: ConnectRoundsOptions): Promise<ConnectFigures> {
+  const { rounds, connects, onRound } = options;
+  const newPerRound = Math.ceil(connects / 5);
+  const server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const accepting = (async () => {
+    for (;;) await server.accept(); // accepted connections end when the client closes them
+  })().catch(() => {});
+  const dialer = await node();
+  const listener = await node();
+  const target = await node();
+
+  /** Waits until `transport` has dropped every peer, so the next dial starts afresh. */
+  async function emptied(transport: QuicTransport): Promise<void> {
+    for (let i = 0; transport.peers().length > 0; i++) {
+      if (i > 5000) throw new Error("a peer was not dropped within 5 s of its disconnect");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  /** One connect of a case, timed; what follows it (closing) is not. */
+  const cases: Record<ConnectCase, () => Promise<number>> = {
+    "QUIC alone": async () => {
+      const start = performance.now();
+      const conn = await client.connect(server.localAddr);
+      const ms = performance.now() - start;
+      await conn.close();
+      return ms;
+    },
+    "reconnect": async () => {
+      const start = performance.now();
+      const remote = await dialer.connectPeer(listener.localAddr);
+      const ms = performance.now() - start;
+      await dialer.disconnectPeer(remote);
+      await emptied(listener);
+      return ms;
+    },
+    "QUIC alone, new endpoint": async () => {
+      const fresh = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+      try {
+        const start = performance.now();
+        const conn = await fresh.connect(server.localAddr);
+        const ms = performance.now() - start;
+        await conn.close();
+        return ms;
+      } finally {
+        await fresh.close();
+      }
+    },
+    "new peer": async () => {
+      // Made before the timing: a node's key generation and binding signature are not set-up.
+      const fresh = await node();
+      try {
+        const start = performance.now();
+        const remote = await fresh.connectPeer(target.localAddr);
+        const ms = performance.now() - start;
+        await fresh.disconnectPeer(remote);
+        return ms;
+      } finally {
+        await fresh.close();
+        await emptied(target);
+      }
+    },
+  };
+  const count = (name: ConnectCase) =>
+    name === "QUIC alone, new endpoint" || name === "new peer" ? newPerRound : connects;
+
+  const p50s = Object.fromEntries(CONNECT_CASES.map((name) => [name, [] as number[]])) as Record<
+    ConnectCase,
+    number[]
+  >;
+  const reconnect: number[] = [], newPeer: number[] = [], likeForLike: number[] = [];
+  try {
+    for (const name of CONNECT_CASES) {
+      for (let i = 0; i < 5; i++) await cases[name](); // warm-up
+    }
+    for (let round = 1; round <= rounds; round++) {
+      // Each case a block of connects, the order rotating from round to round: a connect right
+      // after another case's would pay for that case's closing work.
+      const p50 = {} as Record<ConnectCase, number>;
+      for (let k = 0; k < CONNECT_CASES.length; k++) {
+        const name = CONNECT_CASES[(k + round - 1) % CONNECT_CASES.length];
+        const times: number[] = [];
+        for (let i = 0; i < count(name); i++) times.push(await cases[name]());
+        p50[name] = median(times);
+        p50s[name].push(p50[name]);
+      }
+      reconnect.push(p50["reconnect"] / p50["QUIC alone"]);
+      newPeer.push(p50["new peer"] / p50["QUIC alone"]);
+      likeForLike.push(p50["new peer"] / p50["QUIC alone, new endpoint"]);
+      onRound?.(
+        `round ${round}: ` +
+          CONNECT_CASES.map((name) => `${name} ${p50[name].toFixed(2)} ms`).join(", ") +
+          `; reconnect ${reconnect.at(-1)!.toFixed(2)}x, new peer ${newPeer.at(-1)!.toFixed(2)}x ` +
+          `QUIC alone (${likeForLike.at(-1)!.toFixed(2)}x QUIC alone from a new endpoint)`,
+      );
+    }
+  } finally {
+    await Promise.all([dialer.close(), listener.close(), target.close()]);
+    await client.close();
+    await server.close();
+    await accepting;
+  }
+  return {
+    p50Ms: Object.fromEntries(CONNECT_CASES.map((name) => [name, median(p50s[name])])) as Record<
+      ConnectCase,
+      number
+    >,
+    reconnectRatio: median(reconnect),
+    newPeerRatio: median(newPeer),
+    newPeerLikeForLike: median(likeForLike),
+  };
+}
