@@ -81,24 +81,16 @@ export class FrameWriter {
     const parts = body instanceof Uint8Array ? [body] : body;
     const length = byteLengthOf(parts);
     if (length > SMALL_FRAME_BYTES) {
-      const writeBefore = async () => {
-        if (before !== undefined) await this.stream.write(before);
-      };
-      if (cipher === undefined) {
-        return this.#queue(async () => {
-          await writeBefore();
-          await this.#writeWhole(parts, length, fin);
-        });
-      }
-      let sealer: FrameSealer;
+      let sealer: FrameSealer | undefined;
       try {
-        sealer = cipher.sealer(length);
+        sealer = cipher?.sealer(length);
       } catch (e) {
         return Promise.reject(e);
       }
       return this.#queue(async () => {
-        await writeBefore();
-        await this.#writeInPieces(parts, length, sealer, fin);
+        if (before !== undefined) await this.stream.write(before);
+        if (sealer === undefined) await this.#writeWhole(parts, length, fin);
+        else await this.#writeInPieces(parts, length, sealer, fin);
       });
     }
     // One write: half the stream operations for the common small message.
