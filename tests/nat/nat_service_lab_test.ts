@@ -110,6 +110,16 @@ async function forgetPeerMappings(lab: NatLab): Promise<void> {
   assert.equal(left.stdout.trim(), "", "router A still maps A to B");
 }
 
+/** Both routers' UDP conntrack entries, for a failure's report. */
+async function udpFlows(lab: NatLab): Promise<string> {
+  const lines: string[] = [];
+  for (const [name, ns] of [["router A", lab.ns.rA], ["router B", lab.ns.rB]] as const) {
+    const r = await lab.run(ns, ["conntrack", "-L", "-p", "udp"]);
+    lines.push(`${name}'s UDP flows:`, ...r.stdout.split("\n").filter((l) => l.trim() !== ""));
+  }
+  return lines.join("\n");
+}
+
 /** `TRIES` fresh hole punches from A to B; returns the successes' times. */
 async function punchTries(lab: NatLab, nodes: Nodes, timeoutMs: number) {
   const { a, b, ids } = nodes;
@@ -144,6 +154,8 @@ async function punchTries(lab: NatLab, nodes: Nodes, timeoutMs: number) {
       ]);
     } else {
       failures.push(`try ${i + 1}: ${r.message}`);
+      // What the routers held then: a failure that recurs shows in the first one's flows.
+      if (failures.length === 1) failures.push(await udpFlows(lab));
       await b.request({ cmd: "events" });
     }
     await forgetPeerMappings(lab);
@@ -152,6 +164,7 @@ async function punchTries(lab: NatLab, nodes: Nodes, timeoutMs: number) {
 }
 
 function summary(ms: number[]): string {
+  if (ms.length === 0) return "no connects";
   const s = [...ms].sort((x, y) => x - y);
   const at = (p: number) => s[Math.min(s.length - 1, Math.floor(s.length * p))].toFixed(0);
   return `connect median ${at(0.5)} ms, p90 ${at(0.9)} ms, min ${s[0].toFixed(0)}, max ${
