@@ -10,6 +10,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { InvalidAddressError, InvalidConfigError, NetworkError } from "../errors.ts";
 import type { RawDatagramPort, UdpAddress } from "../quic/datagram_port.ts";
 import { formatAddress, isIpLiteral, sameAddress } from "./_address.ts";
@@ -157,6 +158,15 @@ const UNAUTHORIZED = 401;
 const STALE_NONCE = 438;
 /** New nonces accepted per request before giving up (a server that keeps calling it stale). */
 const MAX_NONCE_RETRIES = 3;
+/**
+ * The servers each port holds a live allocation on. A server knows an allocation by its
+ * 5-tuple alone, so a 437 to an Allocate from a port none of whose clients holds one there
+ * names an allocation nobody uses: one whose client crashed, or gave up on it.
+ */
+const liveAllocations = new WeakMap<RawDatagramPort, Set<string>>();
+const log = getLogger(["cretoai", "nat"]);
+/** Waits before each Allocate after releasing a stale allocation: 3.5 s in all. */
+const STALE_RELEASE_WAITS_MS = [500, 1000, 2000];
 
 /**
  * A TURN allocation on a TURN server, reached from a node's raw datagram port. Created by
@@ -225,6 +235,12 @@ export class TurnClient implements AsyncDisposable {
    * 401 with realm and nonce, then the Allocate with MESSAGE-INTEGRITY (retried with a fresh
    * nonce on 438). The client then refreshes the allocation until it is closed.
    *
+   * A server keeps one allocation per 5-tuple, so a port holds at most one live allocation per
+   * server. One the server still keeps for this port that no live client knows of (its client
+   * crashed, or expired it after unanswered refreshes, or just released it: coturn frees a
+   * released allocation up to a second later) answers the Allocate with 437 Allocation
+   * Mismatch; it is released and the Allocate retried after 0.5, 1 and 2 s.
+   *
    * @example
    * ```ts ignore
    * const turn = await TurnClient.allocate(endpoint, {
@@ -241,7 +257,8 @@ export class TurnClient implements AsyncDisposable {
    * @throws {InvalidAddressError} If the server is not an IP literal with a port 1-65535.
    * @throws {InvalidConfigError} If an option breaks its rule.
    * @throws {TurnError} `ERR_TURN_AUTH` if the server refused the credentials; `ERR_TURN` if
-   * it did not answer within the retransmission schedule or answered with another error.
+   * it did not answer within the retransmission schedule or answered with another error, or if
+   * a live client on this port already holds an allocation on this server.
    * @throws {NetworkError} `ERR_TIMEOUT`/`ERR_ABORTED` if the signal fired.
    */
   static async allocate(port: RawDatagramPort, options: TurnClientOptions): Promise<TurnClient> {
@@ -294,6 +311,15 @@ export class TurnClient implements AsyncDisposable {
         channelRefreshMs,
       );
     }
+    const serverKey = formatAddress(server);
+    if (liveAllocations.get(port)?.has(serverKey)) {
+      throw new TurnError(
+        "ERR_TURN",
+        server,
+        `this port already holds an allocation on ${serverKey}: a server has one per 5-tuple ` +
+          `(close that TurnClient first)`,
+      );
+    }
     const client = new TurnClient(port, {
       server,
       username,
@@ -307,11 +333,7 @@ export class TurnClient implements AsyncDisposable {
       rm,
     });
     try {
-      const answer = await client.#request(
-        TurnMethod.allocate,
-        { udp: true, lifetime },
-        signal,
-      );
+      const answer = await client.#allocate(lifetime, signal);
       if (answer.relayedAddress === undefined || answer.lifetime === undefined) {
         throw new TurnError(
           "ERR_TURN",
@@ -322,6 +344,9 @@ export class TurnClient implements AsyncDisposable {
       client.#relayed = answer.relayedAddress;
       client.#mapped = answer.xorMappedAddress ?? answer.mappedAddress;
       client.#granted(answer.lifetime);
+      let live = liveAllocations.get(port);
+      if (live === undefined) liveAllocations.set(port, live = new Set());
+      live.add(serverKey);
     } catch (e) {
       client.#shutDown();
       throw e;
@@ -554,7 +579,59 @@ export class TurnClient implements AsyncDisposable {
     return this.close();
   }
 
+  /**
+   * The Allocate. A 437 (Allocation Mismatch) means the server holds an allocation for this
+   * 5-tuple that no client of this port knows of (`allocate` refuses a second live one): a
+   * crashed client's, or one whose refreshes went unanswered while the server kept it. Its
+   * traffic would come to this port anyway, and a socket cannot pick another 5-tuple: the
+   * allocation is released (an authenticated Refresh of lifetime 0) and the Allocate tried
+   * again. coturn frees a released allocation on its next one-second tick, so the retries wait
+   * {@link STALE_RELEASE_WAITS_MS} first.
+   */
+  async #allocate(lifetime: number, signal?: AbortSignal): Promise<DecodedStunMessage> {
+    const fields = { udp: true, lifetime };
+    const mismatch = (e: unknown) => e instanceof TurnError && e.errorCode === ALLOCATION_MISMATCH;
+    try {
+      return await this.#request(TurnMethod.allocate, fields, signal);
+    } catch (e) {
+      if (!mismatch(e)) throw e;
+      log.warn("TURN server {server} holds a stale allocation for this port: releasing it", {
+        server: formatAddress(this.#server),
+      });
+      await this.#request(TurnMethod.refresh, { lifetime: 0 }, signal);
+      for (let i = 0;; i++) {
+        await this.#wait(STALE_RELEASE_WAITS_MS[i], signal);
+        try {
+          return await this.#request(TurnMethod.allocate, fields, signal);
+        } catch (retryError) {
+          if (!mismatch(retryError) || i + 1 === STALE_RELEASE_WAITS_MS.length) throw retryError;
+        }
+      }
+    }
+  }
+
+  /** Waits on the client's clock; rejects with the signal's reason when it fires. */
+  #wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      signal?.throwIfAborted();
+      const onAbort = () => {
+        cancel();
+        reject(signal!.reason);
+      };
+      const cancel = this.#clock.schedule(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  #forgetAllocation(): void {
+    liveAllocations.get(this.#port)?.delete(formatAddress(this.#server));
+  }
+
   #shutDown(): void {
+    this.#forgetAllocation();
     this.#closed = true;
     this.#cancelTimer();
     this.#removeHandler();
@@ -635,6 +712,7 @@ export class TurnClient implements AsyncDisposable {
       errorCode,
     );
     this.#expired = error;
+    this.#forgetAllocation();
     this.#cancelTimer();
     this.onExpired?.(error);
     return error;

@@ -437,6 +437,65 @@ Deno.test({
   },
 });
 
+/**
+ * Allocates on `port` by hand, as a client that then crashes would: the allocation stays on the
+ * server, and nobody on the port knows of it. Returns its relayed address.
+ */
+async function abandonedAllocation(port: UdpTestPort, server: UdpAddress): Promise<UdpAddress> {
+  const ask = async (auth?: Parameters<typeof encodeTurnRequest>[3]) => {
+    const id = crypto.getRandomValues(new Uint8Array(12));
+    const answer = nextDatagram(port);
+    await port.sendRaw(
+      encodeTurnRequest(TurnMethod.allocate, id, { udp: true, lifetime: 600 }, auth),
+      server,
+    );
+    return decodeStunMessage((await answer)[0])!;
+  };
+  const challenge = await ask();
+  assert.equal(challenge.error?.code, 401);
+  const realm = challenge.realm!;
+  const key = longTermKey(TURN_USER.username, realm, TURN_USER.password);
+  const granted = await ask({ ...TURN_USER, realm, nonce: challenge.nonce!.slice(), key });
+  assert.ok(granted.relayedAddress, `Allocate by hand: ${JSON.stringify(granted.error)}`);
+  return granted.relayedAddress;
+}
+
+Deno.test({
+  name: "coturn: an allocation left on the socket by a crashed client is released, then " +
+    "allocated anew (437 Allocation Mismatch)",
+  ignore: coturnIgnore,
+  fn: async () => {
+    await using server = await startTurnServer();
+    await using a = UdpTestPort.listen();
+    const stale = await abandonedAllocation(a, server.address);
+    await using turn = await TurnClient.allocate(a, { server: server.address, ...TURN_USER });
+    assert.equal(turn.relayedAddress.hostname, "127.0.0.1");
+    // The new allocation relays: a plain peer with a permission hears from it.
+    await using plain = UdpTestPort.listen();
+    await turn.createPermission(plain.localAddr);
+    const heard = nextDatagram(plain);
+    await turn.send(new Uint8Array([42]), plain.localAddr);
+    assert.deepEqual((await heard)[1], turn.relayedAddress);
+    // A second live client on the same port and server is refused before anything is sent:
+    // the server would see the same 5-tuple.
+    await assert.rejects(
+      TurnClient.allocate(a, { server: server.address, ...TURN_USER }),
+      (e: unknown) =>
+        e instanceof TurnError && e.code === "ERR_TURN" && /already holds/.test(e.message),
+    );
+    // Closed (released), the port allocates again: coturn frees the allocation on its next
+    // tick, and the Allocate that meets it before then (437) waits for that.
+    await turn.close();
+    const started = performance.now();
+    await using again = await TurnClient.allocate(a, { server: server.address, ...TURN_USER });
+    console.log(
+      `[turn] stale allocation ${stale.hostname}:${stale.port} released; new one ` +
+        `${turn.relayedAddress.hostname}:${turn.relayedAddress.port}; after a close, ` +
+        `${again.relayedAddress.port} in ${(performance.now() - started).toFixed(0)} ms`,
+    );
+  },
+});
+
 Deno.test({
   name: "coturn: wrong credentials fail with ERR_TURN_AUTH",
   ignore: coturnIgnore,
