@@ -67,7 +67,7 @@ export const OPTIONS = {
   json: { type: "boolean", default: false },
   duration: { type: "string" },
   "stats-interval": { type: "string", default: "10" },
-  keepalive: { type: "string", default: "30" },
+  keepalive: { type: "string", default: "15" },
   broadcast: { type: "string", default: "0" },
   interval: { type: "string", default: "1000" },
   size: { type: "string", default: "64" },
@@ -103,7 +103,7 @@ export const HELP: Record<keyof typeof OPTIONS, [arg: string, text: string]> = {
   ],
   keepalive: [
     "SECONDS",
-    "keep-alive ping interval; the pings measure the RTT in the statistics (default 30)",
+    "keep-alive ping interval; the pings measure the RTT in the statistics (default 15)",
   ],
   broadcast: ["COUNT", "broadcast this many consensus messages to all peers (default 0)"],
   interval: ["MS", "time between two broadcasts (default 1000)"],

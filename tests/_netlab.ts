@@ -517,6 +517,24 @@ export class NatLab implements AsyncDisposable {
   }
 
   /**
+   * Sets how long a router's conntrack keeps a UDP flow without packets, which is how long
+   * its NAT mapping lives: both the timeout of a new flow (Linux: 30 s) and that of a flow
+   * with traffic both ways for over 2 s (120 s). The setting is the router namespace's own.
+   *
+   * @param router `"A"` or `"B"`.
+   * @param seconds Timeout in whole seconds, at least 1.
+   */
+  async setUdpTimeout(router: "A" | "B", seconds: number): Promise<void> {
+    if (!(Number.isInteger(seconds) && seconds >= 1)) {
+      throw new RangeError(`UDP timeout must be a whole number of seconds >= 1: got ${seconds}`);
+    }
+    const ns = router === "A" ? this.ns.rA : this.ns.rB;
+    for (const name of ["nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"]) {
+      await this.exec(ns, ["sysctl", "-qw", `net.netfilter.${name}=${seconds}`]);
+    }
+  }
+
+  /**
    * Sets random UDP loss in a router (both directions), replacing the previous setting.
    *
    * @param router `"A"` or `"B"`.

@@ -59,7 +59,10 @@ export interface NetworkConfig {
   connectionTimeoutMs?: number;
   /**
    * Interval of the keep-alive pings that also measure latency, in seconds; 0 disables them.
-   * @default {30}
+   * They also keep NAT mappings alive: a node behind a NAT is reachable by the peers it dialed
+   * only while its mappings last, and Linux's conntrack (like many home routers) forgets a
+   * UDP flow after 30 s without packets. Keep it below the shortest mapping timeout on the way.
+   * @default {15}
    */
   keepAliveIntervalSecs?: number;
   /**
@@ -244,7 +247,7 @@ export function resolveNetworkConfig(config: NetworkConfig = {}): ResolvedNetwor
     bootstrapPeers = [],
     maxConnections = 100,
     connectionTimeoutMs = 5000,
-    keepAliveIntervalSecs = 30,
+    keepAliveIntervalSecs = 15,
     maxBandwidthBps = 100_000_000,
     maxPeerBandwidthBps = Infinity,
     maxInboundPerIp = 8,

@@ -3,13 +3,16 @@
  * lab namespace and driven over stdin/stdout, one JSON object per line each way (see
  * `_child_node.ts`). Commands:
  * - `{"cmd":"start","listen":IP,"stun":[...],"stunRetransmit":{...},"filtering":bool,
- *   "discoveryTimeoutMs":N,"connectionTimeoutMs":N,"handshakeTimeoutMs":N}`: binds; answers
- *   `{"peerId","port"}`.
+ *   "discoveryTimeoutMs":N,"connectionTimeoutMs":N,"handshakeTimeoutMs":N,
+ *   "keepAliveIntervalSecs":N,"requestTimeoutMs":N}`: binds (keep-alive and request timeout
+ *   the transport's defaults unless given); answers `{"peerId","port"}`.
  * - `{"cmd":"discover"}`: NAT discovery; answers `{"nat":{...},"event":bool,"ms"}` (`event`:
  *   whether the `nat` event carried the same result).
  * - `{"cmd":"dial","address":"IP:PORT"}`: `connectPeer`; answers `{"peerId"}`.
  * - `{"cmd":"connect","peer","via","timeoutMs"}`: `natService.connect`; answers
  *   `{"ok":true,"path","address","ms"}` or `{"ok":false,"code","attempt","message","ms"}`.
+ * - `{"cmd":"ping","peer"}`: `transport.ping`; answers `{"ok":true,"rttMs"}` or
+ *   `{"ok":false,"code","message"}`.
  * - `{"cmd":"disconnect","peer"}`, `{"cmd":"events","atLeast":N,"timeoutMs":N}` (the
  *   service's `connected` events since the last call, once there are N or the time is up),
  *   `{"cmd":"close"}`.
@@ -48,7 +51,10 @@ async function start(command: Record<string, unknown>) {
     config: {
       listenAddr: command.listen as string,
       quicPort: 0,
-      keepAliveIntervalSecs: 0,
+      // Nodes behind the lab's NATs keep their mappings alive as deployed nodes do: a
+      // rendezvous node reaches them only through mappings their own packets refresh.
+      keepAliveIntervalSecs: command.keepAliveIntervalSecs as number | undefined,
+      requestTimeoutMs: command.requestTimeoutMs as number | undefined,
       connectionTimeoutMs: (command.connectionTimeoutMs as number) ?? 5000,
       handshakeTimeoutMs: (command.handshakeTimeoutMs as number) ?? 10_000,
       // The labs dial one peer 20 times in a few seconds from one NAT address: the default
@@ -126,6 +132,13 @@ await answerCommands({
     peerId: (await transport!.connectPeer(command.address as string)).toString(),
   }),
   connect,
+  ping: async (command) => {
+    try {
+      return { ok: true, rttMs: await transport!.ping(command.peer as string) };
+    } catch (e) {
+      return { ok: false, code: (e as { code?: string }).code, message: (e as Error).message };
+    }
+  },
   disconnect: async (command) => {
     await transport!.disconnectPeer(command.peer as string);
     return {};

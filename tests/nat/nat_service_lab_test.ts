@@ -12,6 +12,8 @@
  * - eim/eim with 10% random UDP loss on both routers: at least 19 of 20.
  * - sym/sym: `ERR_NAT_TRAVERSAL_FAILED` within the timeout, both when the NAT types are known
  *   (no punching: the plan says it cannot work) and unknown (punching runs and fails).
+ * - Keep-alives: a node behind a NAT that forgets idle UDP flows stays reachable by the node it
+ *   dialed only while it sends keep-alives (the loss lab's tries can outlast Linux's 30 s).
  */
 import assert from "node:assert/strict";
 import type { NatDiscoveryResult, NatTraversalAttempt } from "../../src/nat/mod.ts";
@@ -268,5 +270,50 @@ Deno.test({
     const events = await nodes.b.request({ cmd: "events" });
     assert.deepEqual(events.events, []);
     console.log(`[sym/sym] failed as expected (timeout ${timeoutMs} ms): ${tried.join("; ")}`);
+  },
+});
+
+/** Router B's conntrack lines of UDP flows from B's host with source port `port`. */
+async function flowsFrom(lab: NatLab, port: number): Promise<string[]> {
+  const r = await lab.run(lab.ns.rB, ["conntrack", "-L", "-p", "udp"]);
+  return r.stdout.split("\n").filter((l) => l.includes(` sport=${port} `));
+}
+
+Deno.test({
+  name: "NAT lab: keep-alives hold a NAT mapping that times out after 3 s idle; without them " +
+    "the dialed node loses its way back",
+  ignore,
+  fn: async () => {
+    await using lab = await NatLab.create({ modeA: "eim", modeB: "eim" });
+    await lab.setUdpTimeout("B", 3);
+    await using r = new ChildNode(lab.ns.pub, CHILD);
+    await using kept = new ChildNode(lab.ns.hB, CHILD);
+    await using lost = new ChildNode(lab.ns.hB, CHILD);
+    const start = { cmd: "start", listen: "0.0.0.0", stun: [], requestTimeoutMs: 2000 };
+    const rr = await r.request({ ...start, keepAliveIntervalSecs: 0 });
+    const [rk, rl] = await Promise.all([
+      kept.request({ ...start, keepAliveIntervalSecs: 1 }),
+      lost.request({ ...start, keepAliveIntervalSecs: 0 }),
+    ]);
+    const rAddress = `${LAB.server1}:${rr.port}`;
+    await kept.request({ cmd: "dial", address: rAddress });
+    await lost.request({ cmd: "dial", address: rAddress });
+    // Router B forgets the silent node's flow after its 3 s: waited for, not guessed.
+    const startedAt = performance.now();
+    while ((await flowsFrom(lab, rl.port as number)).length > 0) {
+      assert.ok(performance.now() - startedAt < 15_000, "router B kept an idle flow for 15 s");
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const forgotMs = performance.now() - startedAt;
+    assert.equal((await flowsFrom(lab, rk.port as number)).length, 1, "the kept flow is there");
+    const toKept = await r.request({ cmd: "ping", peer: rk.peerId });
+    const toLost = await r.request({ cmd: "ping", peer: rl.peerId });
+    assert.equal(toKept.ok, true, `ping through the kept mapping: ${JSON.stringify(toKept)}`);
+    assert.equal(toLost.ok, false, "a ping through a forgotten mapping got through");
+    assert.equal(toLost.code, "ERR_TIMEOUT", JSON.stringify(toLost));
+    console.log(
+      `[keep-alive] router B forgot the silent node's flow ${forgotMs.toFixed(0)} ms after ` +
+        `its dial; through the kept one a ping took ${(toKept.rttMs as number).toFixed(2)} ms`,
+    );
   },
 });
