@@ -167,7 +167,10 @@ export class QuicConnection {
   #released = false;
   #delivered = false;
   #drainDeferred = false;
-  #lastScanAt = -Infinity;
+  // As if scanned at creation: a new connection's first streams are found by their ids (see
+  // #serviceStreams), and an early full scan would only cost its tens of microseconds in the
+  // handshake's critical path; one due is made SCAN_INTERVAL_MS after creation.
+  #lastScanAt = performance.now();
   #scanPending = false;
   #onTimer = () => this.#timerFired();
 

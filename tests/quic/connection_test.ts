@@ -43,6 +43,27 @@ Deno.test("connection: 1,000 concurrent bidi streams all open at once, each echo
   await peer.closed;
 });
 
+Deno.test("connection: a peer's stream that comes before the lower ids is accepted all the same", async () => {
+  await using p = await pair();
+  const { conn, peer } = await connect(p);
+  const text = new TextDecoder();
+  // Ids go up by open order, but only the second stream carries anything: the receiver finds
+  // it with a scan of quiche's readable streams (its next expected id has nothing yet).
+  const first = await conn.openBidi();
+  const second = await conn.openBidi();
+  assert.ok(second.id > first.id);
+  await second.write(new TextEncoder().encode("second"), true);
+  const early = await within(peer.acceptBidi(), 2000, "the stream that came first");
+  assert.equal(early.id, second.id);
+  assert.equal(text.decode(await early.readAll()), "second");
+  await first.write(new TextEncoder().encode("first"), true);
+  const late = await within(peer.acceptBidi(), 2000, "the stream with the lower id");
+  assert.equal(late.id, first.id);
+  assert.equal(text.decode(await late.readAll()), "first");
+  await conn.close();
+  await peer.closed;
+});
+
 Deno.test("connection: opening more streams than the peer allows waits for credit", async () => {
   const limit = 4;
   await using p = await pair({ maxStreamsBidi: limit });
