@@ -338,6 +338,9 @@ const MAX_WATCHERS = 64;
  *
  * The transport must be bound (`bindAndListen`) before {@linkcode NatService.discover} or
  * {@linkcode NatService.connect}; {@linkcode NatService.start} registers the rendezvous handler.
+ * A node behind a NAT stays reachable by its rendezvous node only while its NAT keeps the
+ * mapping: leave the transport's keep-alives on (`keepAliveIntervalSecs`, 15 s by default)
+ * and below the NAT's UDP timeout (30 s for Linux's conntrack).
  *
  * @example Three nodes: B reaches C through R (on loopback, so no NAT is in the way)
  * ```ts
