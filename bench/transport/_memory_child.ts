@@ -10,7 +10,8 @@ let next = 0;
 const worker = async () => {
   while (next < count) {
     next++;
-    const leaf = await node({ idleTimeoutMs: 0 }); // idle peers stay, however long it takes
+    // Idle peers stay, however long it takes; keep-alives are the hub's to send (memory.ts).
+    const leaf = await node({ idleTimeoutMs: 0, keepAliveIntervalSecs: 0 });
     leaves.push(leaf);
     // A loaded hub may refuse a dial (pending handshakes) or time it out: try again.
     for (let attempt = 1;; attempt++) {

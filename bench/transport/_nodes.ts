@@ -17,17 +17,21 @@ export interface NodeOptions {
    * (90 s): the memory benchmark keeps idle peers longer than that on a loaded machine.
    */
   idleTimeoutMs?: number;
+  /** Keep-alive ping interval in seconds, 0 for none. Default the transport's (15 s). */
+  keepAliveIntervalSecs?: number;
 }
 
 /** A bound transport on 127.0.0.1 with a free port. */
 export async function node(options: NodeOptions = {}): Promise<QuicTransport> {
-  const { pqEncryption = true, maxBandwidthBps = Infinity, idleTimeoutMs } = options;
+  const { pqEncryption = true, maxBandwidthBps = Infinity, idleTimeoutMs, keepAliveIntervalSecs } =
+    options;
   const config: NetworkConfig = {
     listenAddr: "127.0.0.1",
     quicPort: 0,
     pqEncryption,
     maxBandwidthBps,
     idleTimeoutMs,
+    keepAliveIntervalSecs,
     // Every benchmark peer dials from 127.0.0.1; the default (8 per IP) would refuse a star,
     // the default pool (100) the memory benchmark's 1000 peers.
     maxInboundPerIp: 2048,

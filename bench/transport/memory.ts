@@ -17,6 +17,10 @@
  * Deno's ops, ArrayBuffers) is split into bytes in use and bytes free in malloc's arenas
  * (glibc's `mallinfo2`, Linux only).
  *
+ * Keep-alives are off while the peers connect (a keep-alive interval ending during the waves
+ * would catch some connections after a ping and others before); one round of pings to every
+ * peer, what each interval of a live node does, is measured last, on its own.
+ *
  * Run: `deno run -A --v8-flags=--expose-gc bench/transport/memory.ts [--peers 1000]
  * [--children 5]`
  *
@@ -119,7 +123,10 @@ async function wave(hubPort: number, count: number): Promise<Deno.ChildProcess[]
 }
 
 // Idle peers must stay connected however long the waves take on a loaded machine.
-const hub = await node({ idleTimeoutMs: 0 });
+// Keep-alives off while the peers connect: an interval that happens to end during the waves
+// would measure some connections after a ping and others before. One round of pings to every
+// peer (what each keep-alive interval does) is measured at the end, on its own.
+const hub = await node({ idleTimeoutMs: 0, keepAliveIntervalSecs: 0 });
 await new Promise((r) => setTimeout(r, 500));
 const samples = [measure(0)];
 const procs: Deno.ChildProcess[] = [];
@@ -149,8 +156,8 @@ try {
     ((to[key] - from[key]) / (to.peers - from.peers) / 1024).toFixed(1);
   const row = (label: string, key: keyof Sample, goal = "") =>
     console.log(`| ${label} | ${perPeer(key, none, all)} | ${perPeer(key, half, all)} | ${goal}`);
-  const goal = (key: keyof Sample) => {
-    const kib = Number(perPeer(key, none, all));
+  const goal = (key: keyof Sample, to = all) => {
+    const kib = Number(perPeer(key, none, to));
     return `<= ${GOAL_KIB} KiB: ${kib <= GOAL_KIB ? "met" : "not met"} |`;
   };
   console.log("| hub memory per connection end, KiB | all peers | second half | goal |");
@@ -163,6 +170,21 @@ try {
   row("external (ArrayBuffers; part of the native heap)", "external", "|");
   row("native heap in use (malloc)", "nativeInUse", "|");
   row("native heap free in malloc's arenas", "nativeFree", "|");
+
+  // One keep-alive round: a ping to every peer at once, as the transport's timer sends them.
+  await Promise.all(hub.peers().map((p) => hub.ping(p.peerId)));
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const pinged = measure(all.peers);
+  const roundPerPeer = (key: keyof Sample) =>
+    ((pinged[key] - all[key]) / all.peers / 1024).toFixed(1);
+  console.log(
+    `\nafter one keep-alive round (a ping to every peer), per connection end, KiB: RSS after ` +
+      `gc() ${perPeer("rss", none, pinged)} (${goal("rss", pinged).slice(0, -2)}), after a ` +
+      `memory-reducing GC ${
+        perPeer("rssReduced", none, pinged)
+      }; what the round left per peer: V8 ` +
+      `heap used ${roundPerPeer("heapUsed")}, native heap in use ${roundPerPeer("nativeInUse")}`,
+  );
 } finally {
   for (const p of procs) await p.stdin.close().catch(() => {});
   await Promise.all(procs.map((p) => p.status));
