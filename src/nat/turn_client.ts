@@ -159,11 +159,12 @@ const STALE_NONCE = 438;
 /** New nonces accepted per request before giving up (a server that keeps calling it stale). */
 const MAX_NONCE_RETRIES = 3;
 /**
- * The servers each port holds a live allocation on. A server knows an allocation by its
- * 5-tuple alone, so a 437 to an Allocate from a port none of whose clients holds one there
- * names an allocation nobody uses: one whose client crashed, or gave up on it.
+ * The client holding (or asking for) the allocation of each port on each server. A server
+ * knows an allocation by its 5-tuple alone, so a 437 to an Allocate from a port none of whose
+ * clients holds one there names an allocation nobody uses: one whose client crashed, or gave
+ * up on it.
  */
-const liveAllocations = new WeakMap<RawDatagramPort, Set<string>>();
+const liveAllocations = new WeakMap<RawDatagramPort, Map<string, TurnClient>>();
 const log = getLogger(["cretoai", "nat"]);
 /** Waits before each Allocate after releasing a stale allocation: 3.5 s in all. */
 const STALE_RELEASE_WAITS_MS = [500, 1000, 2000];
@@ -311,12 +312,15 @@ export class TurnClient implements AsyncDisposable {
         channelRefreshMs,
       );
     }
-    const serverKey = formatAddress(server);
-    if (liveAllocations.get(port)?.has(serverKey)) {
+    let held = liveAllocations.get(port);
+    if (held === undefined) liveAllocations.set(port, held = new Map());
+    if (held.has(formatAddress(server))) {
       throw new TurnError(
         "ERR_TURN",
         server,
-        `this port already holds an allocation on ${serverKey}: a server has one per 5-tuple ` +
+        `this port already holds an allocation on ${
+          formatAddress(server)
+        }: a server has one per 5-tuple ` +
           `(close that TurnClient first)`,
       );
     }
@@ -332,6 +336,9 @@ export class TurnClient implements AsyncDisposable {
       rc,
       rm,
     });
+    // Held from the first request: a second allocate on this port and server meanwhile is
+    // refused, not answered 437 and taken for a stale allocation.
+    held.set(formatAddress(server), client);
     try {
       const answer = await client.#allocate(lifetime, signal);
       if (answer.relayedAddress === undefined || answer.lifetime === undefined) {
@@ -344,9 +351,6 @@ export class TurnClient implements AsyncDisposable {
       client.#relayed = answer.relayedAddress;
       client.#mapped = answer.xorMappedAddress ?? answer.mappedAddress;
       client.#granted(answer.lifetime);
-      let live = liveAllocations.get(port);
-      if (live === undefined) liveAllocations.set(port, live = new Set());
-      live.add(serverKey);
     } catch (e) {
       client.#shutDown();
       throw e;
@@ -598,7 +602,16 @@ export class TurnClient implements AsyncDisposable {
       log.warn("TURN server {server} holds a stale allocation for this port: releasing it", {
         server: formatAddress(this.#server),
       });
-      await this.#request(TurnMethod.refresh, { lifetime: 0 }, signal);
+      await this.#request(TurnMethod.refresh, { lifetime: 0 }, signal).catch((releaseError) => {
+        throw new TurnError(
+          "ERR_TURN",
+          this.#server,
+          `Allocate failed with 437 (a stale allocation on this port) and releasing it failed: ` +
+            (releaseError as Error).message,
+          ALLOCATION_MISMATCH,
+          { cause: releaseError },
+        );
+      });
       for (let i = 0;; i++) {
         await this.#wait(STALE_RELEASE_WAITS_MS[i], signal);
         try {
@@ -627,7 +640,9 @@ export class TurnClient implements AsyncDisposable {
   }
 
   #forgetAllocation(): void {
-    liveAllocations.get(this.#port)?.delete(formatAddress(this.#server));
+    const held = liveAllocations.get(this.#port);
+    const key = formatAddress(this.#server);
+    if (held?.get(key) === this) held.delete(key);
   }
 
   #shutDown(): void {

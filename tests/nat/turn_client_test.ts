@@ -309,7 +309,16 @@ Deno.test("virtual clock: unanswered refreshes end in ERR_TURN_ALLOCATION_EXPIRE
   // Refresh retries: 7.5 s, then halfway to expiry after each failure (rto 100, rc 3, rm 4).
   const refreshes = server.seen.filter((s) => s.method === 4).map((s) => s.at);
   assert.ok(refreshes.length >= 3 && refreshes[0] === 7_500, `refreshes at ${refreshes}`);
+  // Expired, it no longer holds the port: a new client allocates there, and closing the old
+  // one leaves the new one's hold (a third is refused up front).
+  server.answerRefresh = true;
+  const again = await TurnClient.allocate(port, options);
   await turn.close();
+  await assert.rejects(
+    TurnClient.allocate(port, options),
+    (e: unknown) => e instanceof TurnError && /already holds/.test(e.message),
+  );
+  await again.close();
   assert.equal(clock.timers, 0);
 });
 
@@ -483,6 +492,19 @@ Deno.test({
       (e: unknown) =>
         e instanceof TurnError && e.code === "ERR_TURN" && /already holds/.test(e.message),
     );
+    // Two at once on another port: the first holds the port from its first request, so the
+    // second is refused, not answered 437 and mistaken for a stale allocation to release.
+    await using b = UdpTestPort.listen();
+    const both = await Promise.allSettled([
+      TurnClient.allocate(b, { server: server.address, ...TURN_USER }),
+      TurnClient.allocate(b, { server: server.address, ...TURN_USER }),
+    ]);
+    assert.equal(both[0].status, "fulfilled");
+    assert.ok(
+      both[1].status === "rejected" && /already holds/.test(String(both[1].reason)),
+      `the second allocate: ${both[1].status}`,
+    );
+    await (both[0] as PromiseFulfilledResult<TurnClient>).value.close();
     // Closed (released), the port allocates again: coturn frees the allocation on its next
     // tick, and the Allocate that meets it before then (437) waits for that.
     await turn.close();
