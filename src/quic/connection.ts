@@ -117,6 +117,9 @@ export class QuicConnection {
    * the peer's CONNECTION_CLOSE arrives, after the draining period for a local close.
    */
   readonly closed: Promise<ConnectionClosedError>;
+  // Resolves when the endpoint has forgotten the connection: it answers nothing after that.
+  readonly #releasedPromise: Promise<void>;
+  #resolveReleased!: () => void;
   #native: QuicheConnection;
   /** @internal */
   readonly isServer: boolean;
@@ -214,6 +217,7 @@ export class QuicConnection {
     });
     this.established.catch(() => {}); // observed through `closed` too; never unhandled
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#releasedPromise = new Promise((resolve) => this.#resolveReleased = resolve);
   }
 
   /** The peer's address (the latest one it sent from). */
@@ -339,7 +343,10 @@ export class QuicConnection {
       // Bounds the wait for quiche's draining period whatever happens.
       this.#closeTimer = setTimeout(() => this.#finalize(), MAX_CLOSE_MS);
     }
-    return this.closed.then(() => {});
+    // Not `closed`: that settles as the peer's CONNECTION_CLOSE arrives, which can come before
+    // ours went out (a client's close waits for its handshake's confirmation), and the
+    // connection then still answers the peer's packets until its closing period ends.
+    return this.#releasedPromise;
   }
 
   /**
@@ -741,6 +748,7 @@ export class QuicConnection {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#settle(error);
     this.#host.release(this);
+    this.#resolveReleased();
   }
 
   /**

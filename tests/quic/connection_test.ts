@@ -244,6 +244,20 @@ Deno.test("connection: graceful close delivers code and reason to the peer", asy
   assert.equal((await conn.closed).errorCode, 42);
 });
 
+Deno.test("connection: close() resolves once the endpoint forgot the connection, even when both sides close at once", async () => {
+  await using p = await pair();
+  for (let i = 0; i < 10; i++) {
+    const { conn, peer } = await connect(p);
+    // At once, before the client's handshake is confirmed: its close waits for the server's
+    // next packet, which can be the server's CONNECTION_CLOSE. That settles `closed` at once,
+    // but the client's own close still goes out and answers the server's packets until its
+    // closing period ends.
+    await Promise.all([conn.close({ code: 1 }), peer.close({ code: 2 })]);
+    assert.equal(p.client.stats().openConnections, 0, `try ${i + 1}: the client still routes it`);
+    assert.equal(p.server.stats().openConnections, 0, `try ${i + 1}: the server still routes it`);
+  }
+});
+
 Deno.test("connection: peers see each other's certificates and stats", async () => {
   await using p = await pair();
   const { conn, peer } = await connect(p);
