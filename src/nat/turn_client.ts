@@ -312,16 +312,15 @@ export class TurnClient implements AsyncDisposable {
         channelRefreshMs,
       );
     }
+    const serverKey = formatAddress(server);
     let held = liveAllocations.get(port);
     if (held === undefined) liveAllocations.set(port, held = new Map());
-    if (held.has(formatAddress(server))) {
+    if (held.has(serverKey)) {
       throw new TurnError(
         "ERR_TURN",
         server,
-        `this port already holds an allocation on ${
-          formatAddress(server)
-        }: a server has one per 5-tuple ` +
-          `(close that TurnClient first)`,
+        "this port already holds an allocation on this server, which keeps one per 5-tuple " +
+          "(close that TurnClient first)",
       );
     }
     const client = new TurnClient(port, {
@@ -338,7 +337,7 @@ export class TurnClient implements AsyncDisposable {
     });
     // Held from the first request: a second allocate on this port and server meanwhile is
     // refused, not answered 437 and taken for a stale allocation.
-    held.set(formatAddress(server), client);
+    held.set(serverKey, client);
     try {
       const answer = await client.#allocate(lifetime, signal);
       if (answer.relayedAddress === undefined || answer.lifetime === undefined) {

@@ -116,10 +116,15 @@ async function forgetPeerMappings(lab: NatLab): Promise<void> {
 async function udpFlows(lab: NatLab): Promise<string> {
   const lines: string[] = [];
   for (const [name, ns] of [["router A", lab.ns.rA], ["router B", lab.ns.rB]] as const) {
-    const r = await lab.run(ns, ["conntrack", "-L", "-p", "udp"]);
-    lines.push(`${name}'s UDP flows:`, ...r.stdout.split("\n").filter((l) => l.trim() !== ""));
+    lines.push(`${name}'s UDP flows:`, ...await udpFlowLines(lab, ns));
   }
   return lines.join("\n");
+}
+
+/** A router's UDP conntrack entries, as `conntrack -L` prints them, one per line. */
+async function udpFlowLines(lab: NatLab, router: string): Promise<string[]> {
+  const r = await lab.run(router, ["conntrack", "-L", "-p", "udp"]);
+  return r.stdout.split("\n").filter((l) => l.trim() !== "");
 }
 
 /** `TRIES` fresh hole punches from A to B; returns the successes' times. */
@@ -275,8 +280,7 @@ Deno.test({
 
 /** Router B's conntrack lines of UDP flows from B's host with source port `port`. */
 async function flowsFrom(lab: NatLab, port: number): Promise<string[]> {
-  const r = await lab.run(lab.ns.rB, ["conntrack", "-L", "-p", "udp"]);
-  return r.stdout.split("\n").filter((l) => l.includes(` sport=${port} `));
+  return (await udpFlowLines(lab, lab.ns.rB)).filter((l) => l.includes(` sport=${port} `));
 }
 
 Deno.test({
