@@ -12,8 +12,11 @@
  *                  [lineage 8 bytes     replaces the one already open between the two (a
  *                   generation u32]     migration) of that lineage, and has that generation
  *                  [lastHeld 8 bytes]   (the replaced one's + 1). Flag bit 1 (only without
- *                                       bit 0): the lineage the dialer held last with the
- *                                       listener. Other bits must be 0
+ *                  [dial u64]           bit 0): the lineage the dialer held last with the
+ *                                       listener. Flag bit 2: the dialer's number for this
+ *                                       dial (< 2^53) follows. Flag bit 3 (only with bit 2,
+ *                                       without bit 0): no other dial of the dialer to the
+ *                                       listener is in flight. Other bits must be 0
  *   drained type 6                      on a replaced connection: the sender has no message
  *                                       or request left on it; closed once both sent one
  *   ack    type 2  lane u8 | count u64  messages of that lane now held by the receiver (< 2^53)
@@ -59,6 +62,10 @@ export type ControlFrame =
     lineage?: string;
     /** A first connection's last lineage held, same form. */
     lastHeld?: string;
+    /** The dialer's number for this dial (absent from a peer of an earlier version). */
+    dial?: number;
+    /** A first connection: the dialer has no other dial to the listener in flight. */
+    alone?: true;
   }
   | { type: "drained" }
   | { type: "ack"; lane: number; count: number }
@@ -69,6 +76,8 @@ const CODES = { ready: 1, ack: 2, ping: 3, pong: 4, open: 5, drained: 6 } as con
 /** Open frame flags. */
 const OPEN_REPLACE = 1;
 const OPEN_LAST_HELD = 2;
+const OPEN_DIAL = 4;
+const OPEN_ALONE = 8;
 /** Bytes of a link id (a connection's, or a lineage's: its first connection's). */
 const LINK_BYTES = 8;
 
@@ -122,13 +131,15 @@ export function encodeControl(frame: ControlFrame): Uint8Array {
       return body;
     }
     case "open": {
-      const { replace, lineage, lastHeld } = frame;
+      const { replace, lineage, lastHeld, dial } = frame;
+      const alone = !replace && frame.alone === true && dial !== undefined;
       const extra = replace ? LINK_BYTES + 4 : lastHeld === undefined ? 0 : LINK_BYTES;
-      const body = new Uint8Array(11 + extra);
+      const body = new Uint8Array(11 + extra + (dial === undefined ? 0 : 8));
       const view = new DataView(body.buffer);
       body[0] = VERSION;
       body[1] = CODES.open;
-      body[2] = replace ? OPEN_REPLACE : lastHeld === undefined ? 0 : OPEN_LAST_HELD;
+      body[2] = (replace ? OPEN_REPLACE : lastHeld === undefined ? 0 : OPEN_LAST_HELD) |
+        (dial === undefined ? 0 : OPEN_DIAL) | (alone ? OPEN_ALONE : 0);
       view.setBigUint64(3, frame.incarnation);
       if (replace) {
         writeLink(body, 11, lineage ?? "");
@@ -136,6 +147,7 @@ export function encodeControl(frame: ControlFrame): Uint8Array {
       } else if (lastHeld !== undefined) {
         writeLink(body, 11, lastHeld);
       }
+      if (dial !== undefined) view.setBigUint64(11 + extra, BigInt(dial));
       return body;
     }
     case "ack": {
@@ -187,25 +199,40 @@ export function decodeControl(body: Uint8Array): ControlFrame | undefined {
       return { type: "pong", id: view.getUint32(2) };
     case CODES.open: {
       const flags = body[2];
-      if (flags !== 0 && flags !== OPEN_REPLACE && flags !== OPEN_LAST_HELD) {
+      const kind = flags & ~(OPEN_DIAL | OPEN_ALONE);
+      const alone = (flags & OPEN_ALONE) !== 0;
+      if (
+        (kind !== 0 && kind !== OPEN_REPLACE && kind !== OPEN_LAST_HELD) ||
+        (alone && ((flags & OPEN_DIAL) === 0 || kind === OPEN_REPLACE))
+      ) {
         throw malformed(`An open control frame has unknown flags ${flags}`);
       }
-      if (flags === OPEN_REPLACE) {
-        expect(11 + LINK_BYTES + 4, "replacing open");
+      const extra = kind === OPEN_REPLACE ? LINK_BYTES + 4 : kind === 0 ? 0 : LINK_BYTES;
+      const dialBytes = (flags & OPEN_DIAL) === 0 ? 0 : 8;
+      expect(11 + extra + dialBytes, kind === OPEN_REPLACE ? "replacing open" : "open");
+      const incarnation = view.getBigUint64(3);
+      const dial = dialBytes === 0 ? undefined : view.getBigUint64(11 + extra);
+      if (dial !== undefined && dial > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw malformed(`An open control frame's dial number ${dial} is not below 2^53`);
+      }
+      const numbered = {
+        ...dial !== undefined && { dial: Number(dial) },
+        ...alone && { alone },
+      } as const;
+      if (kind === OPEN_REPLACE) {
         return {
           type: "open",
           replace: true,
           generation: view.getUint32(11 + LINK_BYTES),
-          incarnation: view.getBigUint64(3),
+          incarnation,
           lineage: hashId(body.subarray(11)),
+          ...numbered,
         };
       }
-      expect(flags === 0 ? 11 : 11 + LINK_BYTES, "open");
-      const open = { type: "open", replace: false, generation: 0 } as const;
-      const incarnation = view.getBigUint64(3);
-      return flags === 0
-        ? { ...open, incarnation }
-        : { ...open, incarnation, lastHeld: hashId(body.subarray(11)) };
+      const open = { type: "open", replace: false, generation: 0, incarnation } as const;
+      return kind === 0
+        ? { ...open, ...numbered }
+        : { ...open, lastHeld: hashId(body.subarray(11, 11 + LINK_BYTES)), ...numbered };
     }
     case CODES.drained:
       expect(2, "drained");

@@ -99,6 +99,10 @@ export interface AdmissionCandidate {
   lineage?: string;
   /** A first connection: the lineage the dialer held last with this node, from the open signal. */
   lastHeld?: string;
+  /** The dialer's number for this dial, from the open signal ({@linkcode OpenSignal.dial}). */
+  dial?: number;
+  /** The dialer had no other dial to this node in flight ({@linkcode OpenSignal.alone}). */
+  alone?: boolean;
   /**
    * The peer's process as this connection's handshake showed it, before any frame (the
    * transport: the hash of the peer's certificate, made anew by each run).
@@ -136,6 +140,19 @@ export interface OpenSignal {
    * connection the listener holds (refuse).
    */
   lastHeld?: string;
+  /**
+   * The dialer's number for this dial: every open signal of a policy gets a larger one, so
+   * the listener can tell which of two dials from one process opened later. Always set by
+   * {@linkcode AdmissionPolicy.opening}; absent from a peer of an earlier version.
+   */
+  dial?: number;
+  /**
+   * Present (`true`) on a first connection when the dialer had no other open signal in flight
+   * to the listener: it holds no connection to it and waits for none, so a connection it
+   * dialed earlier and the listener still holds is one it gave up on (a dial that timed out
+   * after its open went out) or lost, and this one replaces it.
+   */
+  alone?: true;
 }
 
 /** Why {@linkcode AdmissionPolicy.admit} refused a connection. */
@@ -178,8 +195,9 @@ export type AdmissionDecision<C> =
     migrate: boolean;
     /**
      * The peer starts over on this connection, replacing `previous`: a later process of it (a
-     * higher incarnation), or a redial after it lost `previous` (its `lastHeld`). Its side forgot
-     * what went over `previous`, so this side reports a disconnect and a connect.
+     * higher incarnation), or a redial after it lost `previous` (its `lastHeld`) or gave up its
+     * dial of it (`alone`). Its side forgot what went over `previous`, so this side reports a
+     * disconnect and a connect.
      */
     restart: boolean;
     /** Peers evicted to make room; close their connections with `APP_ERROR_EVICTED`. */
@@ -203,11 +221,12 @@ export type AdmissionDecision<C> =
  * open signal ({@linkcode AdmissionPolicy.opening}). A connection from a higher incarnation
  * of the peer (it restarted) replaces the old process's on both sides, one from a lower is
  * refused. Within one incarnation, a first connection replaces the one held only when the
- * dialer names that one's lineage as the one it lost (`lastHeld`); otherwise the dialer opened
- * it before it got the one held, and it is refused. A migration (`replace`) carries the
- * lineage and generation (the replaced connection's plus one) it moves: a listener takes it
- * only from the connection it holds, and when both sides move from the same connection at
- * once, the tie-break picks one move. Every order of these events ends with both sides on
+ * dialer names that one's lineage as the one it lost (`lastHeld`), or when the one held is an
+ * earlier dial of the dialer's and the new one is `alone` (the dialer gave that one up);
+ * otherwise the dialer opened it before it got the one held, and it is refused. A migration
+ * (`replace`) carries the lineage and generation (the replaced connection's plus one) it
+ * moves: a listener takes it only from the connection it holds, and when both sides move from
+ * the same connection at once, the tie-break picks one move. Every order of these events ends with both sides on
  * one connection. New peers go through the {@linkcode PoolPolicy}.
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed
@@ -242,6 +261,10 @@ export class AdmissionPolicy<C> {
   /** The lineage last held with each peer not connected now, oldest first; bounded. */
   #lastHeld = new Map<string, string>();
   #dials = new Map<string, number>();
+  /** Own open signals in flight, by peer, until {@linkcode AdmissionPolicy.openEnded}. */
+  #opens = new Map<string, number>();
+  /** The number of the last own open signal ({@linkcode OpenSignal.dial}). */
+  #lastDial = 0;
   #migrations = new Map<string, number>();
   /** The address of each own migration that opened as a first connection (see `opening`). */
   #migrationDials = new Map<string, string>();
@@ -318,6 +341,17 @@ export class AdmissionPolicy<C> {
   }
 
   /**
+   * Notes that a dial whose open signal {@linkcode AdmissionPolicy.opening} returned ended:
+   * admitted, refused or given up. Until then, this node's next first connection to the peer
+   * is not {@linkcode OpenSignal.alone}.
+   *
+   * @param peer The peer id given to {@linkcode AdmissionPolicy.opening}.
+   */
+  openEnded(peer: string): void {
+    decrement(this.#opens, peer);
+  }
+
+  /**
    * Notes that this node started moving `peer` to a new connection.
    *
    * @param peer The peer id.
@@ -364,7 +398,8 @@ export class AdmissionPolicy<C> {
       const generation = nextGeneration(existing.generation);
       if (this.#migrations.has(peer)) this.#announced.set(peer, generation);
       const { lineage } = existing;
-      return { replace: true, generation, incarnation, ...lineage && { lineage } };
+      const number = this.#opened(peer);
+      return { replace: true, generation, incarnation, ...lineage && { lineage }, dial: number };
     }
     if (existing !== undefined) {
       // A dial to another process of the peer (it restarted, or this is its old one) is not
@@ -378,7 +413,23 @@ export class AdmissionPolicy<C> {
     this.#dials.set(address, (this.#dials.get(address) ?? 0) + 1);
     // Only a peer not connected has one (admitting it forgets it).
     const lastHeld = this.#lastHeld.get(peer);
-    return { replace: false, generation: 0, incarnation, ...lastHeld && { lastHeld } };
+    // Another dial of ours in flight to the peer may be one the listener admits.
+    const alone = existing === undefined && !this.#opens.has(peer);
+    const number = this.#opened(peer);
+    return {
+      replace: false,
+      generation: 0,
+      incarnation,
+      ...lastHeld && { lastHeld },
+      dial: number,
+      ...alone && { alone },
+    };
+  }
+
+  /** Counts an open signal to `peer` as in flight; returns its number. */
+  #opened(peer: string): number {
+    this.#opens.set(peer, (this.#opens.get(peer) ?? 0) + 1);
+    return ++this.#lastDial;
   }
 
   /**
@@ -403,6 +454,7 @@ export class AdmissionPolicy<C> {
       incarnation,
       lineage: replace ? candidate.lineage ?? candidate.link : candidate.link,
       run: candidate.run,
+      dial: direction === "inbound" ? candidate.dial : undefined,
     };
     if (existing !== undefined) {
       if (incarnation < existing.incarnation) {
@@ -437,11 +489,13 @@ export class AdmissionPolicy<C> {
         return this.#replace(peer, existing, held, true, false);
       }
       // A first connection opened while the dialer held none: it replaces ours only when the
-      // dialer lost ours (a close we have not seen yet); otherwise the dialer opened it
+      // dialer lost ours (a close we have not seen yet), or gave up its dial of ours (it has
+      // no other in flight, and this one opened later); otherwise the dialer opened it
       // before it got ours, and follows ours.
-      if (existing.lineage === undefined || candidate.lastHeld !== existing.lineage) {
-        return { admitted: false, reason: "duplicate" };
-      }
+      const lost = existing.lineage !== undefined && candidate.lastHeld === existing.lineage;
+      const givenUp = candidate.alone === true && existing.dial !== undefined &&
+        candidate.dial !== undefined && candidate.dial > existing.dial;
+      if (!lost && !givenUp) return { admitted: false, reason: "duplicate" };
       return this.#replace(peer, existing, held, false, true);
     }
     if (direction === "inbound" && this.#dials.has(address)) {
@@ -568,6 +622,8 @@ interface Held<C> {
   lineage: string | undefined;
   /** The peer's run ({@linkcode AdmissionCandidate.run}). */
   run: string | undefined;
+  /** The peer's number for its dial, when it dialed ({@linkcode OpenSignal.dial}). */
+  dial: number | undefined;
 }
 
 /** Generations count modulo 2^32, the width of the open signal's field. */

@@ -1315,6 +1315,11 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     let opening: { peer: string; opened: OpenSignal | undefined } | undefined;
     const metrics = this.#host.metrics;
     const startedAt = metrics && performance.now();
+    /** Ends the open signal sent, once: the dial was admitted, refused or given up. */
+    const endOpen = () => {
+      if (opening?.opened !== undefined) this.#admission.openEnded(opening.peer);
+      opening = undefined;
+    };
     try {
       // The dialer's open frame: with a ticket for the listener's run, it rides in the
       // ClientHello as early data (decided before the handshake), else it follows it.
@@ -1429,6 +1434,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       // uses the connection the other dial set up. A resuming dialer may hear it before its
       // session completes: the listener decides on the ClientHello.
       const peer = session?.peerId.toString() ?? opening?.peer;
+      endOpen();
       if (peer !== undefined && isDuplicateClose(e)) {
         const existing = await this.#whenConnected(peer);
         if (existing !== undefined) return existing;
@@ -1447,6 +1453,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         }),
       );
       throw e;
+    } finally {
+      endOpen();
     }
   }
 

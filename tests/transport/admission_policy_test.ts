@@ -34,6 +34,10 @@ interface Dial {
   from: Proc;
   to?: Proc;
   migrate: boolean;
+  /** The dialer gives up after its open signal (a timeout before `ready`) and closes it. */
+  abandon?: boolean;
+  /** The dial starts after this one's last step (one chain of steps with it). */
+  after?: string;
 }
 
 /**
@@ -92,6 +96,7 @@ class Net {
       migrate: false,
       run: listener,
     })!;
+    this.nodes[dialer].openEnded(peerOf(listener));
     this.nodes[dialer].dialEnded("-");
     this.admit(listener, connection, "inbound", signal);
     this.admit(dialer, connection, "outbound", signal);
@@ -136,7 +141,7 @@ class Net {
   ): boolean {
     const from = this.other(at, connection);
     const peer = peerOf(from);
-    const { replace, generation, lineage, lastHeld } = signal;
+    const { replace, generation, lineage, lastHeld, dial, alone } = signal;
     // Inbound: the dialer's incarnation from its open; outbound: the listener's from `ready`.
     const incarnation = direction === "inbound" ? signal.incarnation : Net.incarnations[from];
     const decision = this.nodes[at].admit(
@@ -150,6 +155,8 @@ class Net {
         link: connection,
         lineage,
         lastHeld,
+        dial,
+        alone,
         // The process at the other end, as its certificate shows it.
         run: from,
       },
@@ -171,7 +178,7 @@ class Net {
    * peer), the open signal after the handshake, the listener's decision, the dialer's after
    * `ready`.
    */
-  dial({ name, from, to = from === "A" ? "B" : "A", migrate }: Dial): (() => void)[] {
+  dial({ name, from, to = from === "A" ? "B" : "A", migrate, abandon }: Dial): (() => void)[] {
     this.ends.set(name, [from, to]);
     const peer = peerOf(to);
     const address = `${to.toLowerCase()}:1`;
@@ -199,7 +206,10 @@ class Net {
       },
       () => {
         if (!started) return;
-        if (signal !== undefined && !this.refused.has(name) && !this.dropped.has(name)) {
+        if (signal !== undefined) this.nodes[from].openEnded(peer);
+        if (abandon) {
+          if (signal !== undefined) this.close(from, name);
+        } else if (signal !== undefined && !this.refused.has(name) && !this.dropped.has(name)) {
           this.admit(from, name, "outbound", signal);
           // The listener's ready frame comes before its close: a close the dialer already
           // had (not one still in flight) reaches it now that the connection is its own.
@@ -256,7 +266,14 @@ function race(
   check: (o: Outcome) => void,
 ): number {
   let runs = 0;
-  const chains = dials.map(({ name }) => [0, 1, 2, 3].map((i) => `${name}${i}`));
+  const chains: string[][] = [];
+  const chainOf = new Map<string, string[]>();
+  for (const { name, after } of dials) {
+    const chain = after === undefined ? [] : chainOf.get(after)!;
+    if (after === undefined) chains.push(chain);
+    chain.push(...[0, 1, 2, 3].map((i) => `${name}${i}`));
+    chainOf.set(name, chain);
+  }
   for (const name of Object.keys(extra)) chains.push([name]);
   for (const order of interleavings(chains)) {
     for (const deferCloses of [false, true]) {
@@ -348,12 +365,14 @@ Deno.test("admission: the worst order: B's move completes at A, A moves on from 
     generation: 1,
     incarnation: 7n,
     lineage: "OLD",
+    dial: 1,
   });
   assertEquals(net.signals.get("M"), {
     replace: true,
     generation: 2,
     incarnation: 5n,
     lineage: "OLD",
+    dial: 2,
   });
   assert(net.refused.has("M"), "B refuses a move from a connection it does not hold yet");
   assertEquals(net.settle(), "N");
@@ -414,7 +433,14 @@ Deno.test("admission: a first dial opened before its dialer was connected, arriv
     net.dial(dial).forEach((step, i) => steps.set(`${dial.name}${i}`, step));
   }
   for (const name of "Y0 Y1 X0 X1 X2 X3 M0 M1 M2 M3 Y2 Y3".split(" ")) steps.get(name)!();
-  assertEquals(net.signals.get("Y"), { replace: false, generation: 0, incarnation: 7n });
+  // Y was B's only dial when it opened, but B's move M opened later: A holds M.
+  assertEquals(net.signals.get("Y"), {
+    replace: false,
+    generation: 0,
+    incarnation: 7n,
+    dial: 1,
+    alone: true,
+  });
   assert(net.refused.has("Y"), "A refuses a dial that names no lineage B lost");
   assertEquals(net.settle(), "M");
   assertEquals(net.losses, []);
@@ -571,12 +597,16 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
     generation: 0,
     incarnation: 0n,
     lastHeld: "second",
+    dial: 1,
+    alone: true,
   });
   const outbound = { peer: "C", address: "c:1", direction: "outbound", replace: false } as const;
   assertEquals(policy.opening({ peer: "C", address: "c:1", migrate: false }), {
     replace: false,
     generation: 0,
     incarnation: 0n,
+    dial: 2,
+    alone: true,
   });
   assert(policy.admit({ ...outbound, link: "c1" }, "c1").admitted);
   // Connected: a second plain dial is redundant, a migration replaces the connection.
@@ -586,6 +616,7 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
     generation: 1,
     incarnation: 0n,
     lineage: "c1",
+    dial: 3,
   });
   // A plain dial that opened before c1 was admitted: its listener took it, so the dialer
   // follows.
@@ -598,6 +629,59 @@ Deno.test("admission: a redial after a loss the listener has not seen replaces t
   });
   assert(!policy.closed("C", "c1"));
   assertEquals(policy.connection("C"), "c2");
+});
+
+Deno.test("admission: a redial after a dial given up past its open signal agrees in all 495 orders with the other side's dial", () => {
+  // The listener took X, but its dialer gave X up (a timeout before `ready`) and its close
+  // may still be on the way: the dialer's next dial Z, its only one, replaces X. Before
+  // `alone`, the listener refused Z as a duplicate, and with the close delayed both ends held
+  // nothing once it arrived.
+  for (const dialer of ["A", "B"] as const) {
+    const other = dialer === "A" ? "B" : "A";
+    const runs = race(
+      {
+        dials: [
+          { name: "X", from: dialer, migrate: false, abandon: true },
+          { name: "Z", from: dialer, migrate: false, after: "X" },
+          { name: "Y", from: other, migrate: false },
+        ],
+      },
+      ({ order, net, kept }) => {
+        assertEquals(net.signals.get("Z")?.alone ?? true, true, order.join(" "));
+        if (!net.signals.has("Y") || net.refused.has("Y")) {
+          assertEquals(kept, "Z", order.join(" "));
+        }
+      },
+    );
+    assertEquals(runs, 495 * 2);
+  }
+});
+
+Deno.test("admission: a dial alone with a higher number replaces the dialer's earlier dial held here; otherwise it is refused", () => {
+  const policy = new AdmissionPolicy<string>({ localPeerId: "B" });
+  const inbound = { peer: "A", address: "a:1", direction: "inbound", replace: false } as const;
+  assert(policy.admit({ ...inbound, link: "given-up", dial: 5, alone: true }, "given-up").admitted);
+  const refused = { admitted: false, reason: "duplicate" } as const;
+  // Another dial of A's was in flight: it may be the one held here.
+  assertEquals(policy.admit({ ...inbound, link: "busy", dial: 6 }, "busy"), refused);
+  // An earlier dial of A's, arriving late.
+  assertEquals(policy.admit({ ...inbound, link: "late", dial: 4, alone: true }, "late"), refused);
+  // From a peer that does not number its dials.
+  assertEquals(policy.admit({ ...inbound, link: "old", alone: true }, "old"), refused);
+  assertEquals(policy.admit({ ...inbound, link: "next", dial: 7, alone: true }, "next"), {
+    admitted: true,
+    previous: "given-up",
+    migrate: false,
+    restart: true,
+    evict: [],
+  });
+  // A connection this side dialed has no number of A's: only `lastHeld` replaces it.
+  const outbound = { peer: "C", address: "c:1", direction: "outbound", replace: false } as const;
+  const signal = policy.opening({ peer: "C", address: "c:1", migrate: false })!;
+  assert(policy.admit({ ...outbound, ...signal, link: "c1" }, "c1").admitted);
+  policy.openEnded("C");
+  const fromC = { ...inbound, peer: "C", link: "c2", dial: signal.dial! + 1, alone: true } as const;
+  assertEquals(policy.admit(fromC, "c2"), refused);
 });
 
 Deno.test("admission: a move must come from the connection the listener holds; generations wrap at 2^32", () => {
@@ -636,6 +720,7 @@ Deno.test("admission: a move must come from the connection the listener holds; g
     generation: 0,
     incarnation: 0n,
     lineage: "x",
+    dial: 1,
   });
 });
 

@@ -9,6 +9,7 @@ import type { PeerBannedDetail } from "../../src/transport/events.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { addr, identity, nextEvent, node } from "./_util.ts";
 import { openRawLane, rawPeer, writeRawFrame } from "./_raw_peer.ts";
+import { startUdpRelay } from "./_udp_relay.ts";
 
 async function gated(
   i: number,
@@ -111,4 +112,43 @@ Deno.test("admission: malformed frames earn an automatic ban on the third connec
   assertEquals(b.bans().map((e) => e.peerId), [identity(3).peerId.toString()]);
   const refused = await assertRejects(() => rawPeer(b, identity(3), false), ConnectionClosedError);
   assertEquals(refused.errorCode, APP_ERROR_BANNED);
+});
+
+Deno.test("admission: a dial given up after its open frame went out does not block the next one", async () => {
+  // A gives up its dial (here by abort) just as B admits it, and the path dies, so B never
+  // hears A's close: B holds a connection A has forgotten. A's next dial, its only one,
+  // replaces it; before, B refused it as a duplicate until that connection's idle timeout.
+  const giveUp = new AbortController();
+  let cut: PromiseLike<void> | undefined;
+  await using b = await gated(1, {
+    gate: ({ direction }) => {
+      if (direction === "inbound" && cut === undefined) {
+        cut = relay[Symbol.asyncDispose]();
+        giveUp.abort(new Error("given up in the test"));
+      }
+      return true;
+    },
+  });
+  await using relay = startUdpRelay(b.localAddr);
+  await using a = await node(0, { handshakeTimeoutMs: 5000 });
+  const atB: string[] = [];
+  b.addEventListener("peer:connected", (e) => atB.push(`connected ${e.detail.address.port}`));
+  b.addEventListener("peer:disconnected", (e) => atB.push(`lost ${e.detail.address.port}`));
+  await assertRejects(
+    () => a.connectPeer(`127.0.0.1:${relay.port}`, { signal: giveUp.signal }),
+    Error,
+    "aborted",
+  );
+  await cut;
+  assertEquals(a.peers(), []);
+  assertEquals(b.peers().map((p) => p.addresses), [[`127.0.0.1:${relay.targetSidePort}`]]);
+  assert((await a.connectPeer(addr(b))).equals(b.peerId));
+  const port = a.localAddr.port;
+  assertEquals(b.peers().map((p) => p.addresses), [[`127.0.0.1:${port}`]]);
+  assertEquals(atB, [
+    `connected ${relay.targetSidePort}`,
+    `lost ${relay.targetSidePort}`,
+    `connected ${port}`,
+  ]);
+  assert(await a.ping(b.peerId) >= 0);
 });

@@ -79,7 +79,7 @@ Deno.test("frames: a lane frame with a bad acknowledgement block is ERR_MALFORME
   }
 });
 
-Deno.test("frames: open and ready carry incarnations, a move's lineage and generation, a first dial's last lineage", () => {
+Deno.test("frames: open and ready carry incarnations, a move's lineage and generation, a first dial's last lineage, a dial's number", () => {
   const frames = [
     { type: "ready", incarnation: 2n ** 64n - 1n },
     { type: "open", replace: false, generation: 0, incarnation: 0n },
@@ -97,8 +97,26 @@ Deno.test("frames: open and ready carry incarnations, a move's lineage and gener
       incarnation: 5n,
       lineage: "0123456789abcdef",
     },
+    // This version numbers its dials; an earlier one's frames (above) still decode.
+    { type: "open", replace: false, generation: 0, incarnation: 1n, dial: 7, alone: true },
+    {
+      type: "open",
+      replace: false,
+      generation: 0,
+      incarnation: 1n,
+      lastHeld: "00ff00ff00ff00ff",
+      dial: Number.MAX_SAFE_INTEGER,
+    },
+    {
+      type: "open",
+      replace: true,
+      generation: 1,
+      incarnation: 5n,
+      lineage: "0123456789abcdef",
+      dial: 1,
+    },
   ] as const;
-  const sizes = [10, 11, 19, 23];
+  const sizes = [10, 11, 19, 23, 19, 27, 31];
   frames.forEach((frame, i) => {
     const body = encodeControl(frame);
     assert.equal(body.byteLength, sizes[i], frame.type);
@@ -129,7 +147,27 @@ Deno.test("frames: open and ready of another length or with unknown flags are ER
       Uint8Array.of(...open.subarray(0, 2), 3, ...open.subarray(3)),
       /unknown flags 3/,
     ],
-    ["flag 4", Uint8Array.of(...open.subarray(0, 2), 4, ...open.subarray(3)), /unknown flags 4/],
+    ["flag 16", Uint8Array.of(...open.subarray(0, 2), 16, ...open.subarray(3)), /unknown flags 16/],
+    [
+      "alone without a dial number",
+      Uint8Array.of(...open.subarray(0, 2), 8, ...open.subarray(3)),
+      /unknown flags 8/,
+    ],
+    [
+      "a move alone",
+      Uint8Array.of(...open.subarray(0, 2), 13, ...open.subarray(3), ...new Uint8Array(20)),
+      /unknown flags 13/,
+    ],
+    [
+      "dial number cut",
+      Uint8Array.of(...open.subarray(0, 2), 4, ...open.subarray(3)),
+      /open control frame must be 19 bytes: it has 11/,
+    ],
+    [
+      "dial number of 2^53",
+      Uint8Array.of(...open.subarray(0, 2), 4, ...open.subarray(3), 0, 0x20, 0, 0, 0, 0, 0, 0),
+      /dial number 9007199254740992 is not below 2\^53/,
+    ],
     [
       "last held cut",
       Uint8Array.of(...open.subarray(0, 2), 2, ...open.subarray(3)),
