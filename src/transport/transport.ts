@@ -864,8 +864,10 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
   }
 
   /**
-   * Closes the connection to a peer (application code 0). Resolves once it is closed; a peer
-   * not connected is ignored.
+   * Closes the connection to a peer (application code 0); a peer not connected is ignored.
+   * The peer is gone at once (`peer:disconnected`); the promise resolves once the connection
+   * has sent its close and QUIC's draining period is over (three probe timeouts, 2 s at most),
+   * so that nothing more goes to the peer on it (a NAT's mapping to the peer can then lapse).
    *
    * @example
    * ```ts ignore
@@ -885,8 +887,8 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
       };
       this.addEventListener("peer:disconnected", onDisconnected);
     });
-    connection.close(0, "disconnect").catch(() => {});
-    await closed;
+    const released = connection.close(0, "disconnect").catch(() => {});
+    await Promise.all([closed, released]);
   }
 
   /**

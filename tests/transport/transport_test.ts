@@ -13,6 +13,7 @@ import { APP_ERROR_EVICTED, APP_ERROR_MESSAGE_TOO_LARGE } from "../../src/pool/l
 import { decodeMessage, encodeMessage, type NetworkMessage } from "../../src/transport/codec.ts";
 import { decodeLaneFrame, decodeLaneHeader, encodeControl } from "../../src/transport/_frames.ts";
 import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
+import { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { APP_ERROR_PROTOCOL } from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, stillPending, within } from "./_util.ts";
@@ -217,6 +218,9 @@ Deno.test("transport: disconnectPeer closes both sides; the peer becomes unknown
   const remote = await a.connectPeer(addr(b));
   const onB = nextEvent(b, "peer:disconnected");
   await a.disconnectPeer(remote);
+  // Resolved once the QUIC connection drained: it sends nothing more (a NAT lab's flush of
+  // the mappings relies on that).
+  assertEquals((a.datagramPort as QuicEndpoint).stats().openConnections, 0);
   const event = await onB;
   assert(event.detail.peerId.equals(a.peerId));
   assertEquals((event.detail.error as ConnectionClosedError).errorCode, 0);
