@@ -154,6 +154,8 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
   #inboundPerIp = new Map<string, number>();
   #connections = new Set<QuicConnection>();
   #sessionKeys = new WeakMap<QuicConnection, string>();
+  /** The latest outbound connection to each address, until it is released. */
+  #latestTo = new Map<string, QuicConnection>();
   // Addresses that completed a handshake here, oldest first, with when that stops counting.
   #validated = new Map<string, number>();
   #dirty = new Set<QuicConnection>();
@@ -301,6 +303,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       { host: remote.hostname, port: remote.port },
       this.#clientConfig,
     );
+    this.#keepSession(where);
     const session = this.#options.earlyData ? this.#sessions.get(where) : undefined;
     if (session !== undefined) {
       try {
@@ -318,6 +321,7 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       this.#scratch,
     );
     this.#sessionKeys.set(conn, where);
+    this.#latestTo.set(where, conn);
     this.#addRoute(conn, scid);
     this.#connections.add(conn);
     conn.flush();
@@ -485,10 +489,23 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
       this.#rememberValidated(connection.remoteAddr);
     }
     const sessionKey = this.#sessionKeys.get(connection);
-    if (sessionKey !== undefined) {
-      const session = quicheOf(connection).session();
-      if (session !== null && connection.isEstablished) this.#sessions.set(sessionKey, session);
+    if (sessionKey !== undefined && this.#latestTo.get(sessionKey) === connection) {
+      this.#keepSession(sessionKey);
+      this.#latestTo.delete(sessionKey);
     }
+  }
+
+  /**
+   * Caches the TLS session of the latest connection to `where`, closing or not: a reconnect
+   * right after a close (whose connection is released only after quiche's draining period)
+   * resumes the session its peer issued last, not one of an earlier connection, which a
+   * listener restarted at that address since would not know.
+   */
+  #keepSession(where: string): void {
+    const latest = this.#latestTo.get(where);
+    if (latest === undefined || !latest.isEstablished) return;
+    const session = quicheOf(latest).session();
+    if (session !== null) this.#sessions.set(where, session);
   }
 
   /** @internal */

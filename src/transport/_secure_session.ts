@@ -22,7 +22,9 @@ import {
 import type { SessionTicketStore } from "../handshake/session_tickets.ts";
 import { FrameCipher } from "../handshake/frame_cipher.ts";
 import { encodeRecord, RecordDecoder } from "../handshake/record.ts";
+import { MessageType } from "../handshake/_messages.ts";
 import type { PeerId } from "../identity/peer_id.ts";
+import { formatAddress } from "../quic/address.ts";
 import type { QuicConnection } from "../quic/connection.ts";
 import type { QuicStream } from "../quic/stream.ts";
 import {
@@ -32,7 +34,7 @@ import {
   APP_ERROR_PEER_ID_MISMATCH,
   APP_ERROR_PROTOCOL,
 } from "./close_codes.ts";
-import { concatBytes } from "../_bytes.ts";
+import { concatBytes, equalBytes } from "../_bytes.ts";
 import { hashId } from "./_frames.ts";
 
 /** The outcome of a handshake on one connection. */
@@ -81,19 +83,62 @@ export async function dialSession(
   conn: QuicConnection,
   options: SessionOptions,
 ): Promise<SecureSession> {
-  const hs = new HandshakeDialer({
-    ...common(conn, options),
-    expectedPeerId: options.expectedPeerId,
-    certificateInHello: options.certificateInHello,
+  const dialer = () =>
+    new HandshakeDialer({
+      ...common(conn, options),
+      expectedPeerId: options.expectedPeerId,
+      certificateInHello: options.certificateInHello,
+    });
+  // In 0-RTT the listener's certificate is the one of the cached TLS session, which a listener
+  // restarted at the same address no longer has. A ClientHello that offers a ticket goes out
+  // at once: only the run the ticket names can resume it, and another answers HelloRetry
+  // (below). Any other ClientHello waits for TLS to say which certificate the listener has.
+  const early = conn.isInEarlyData ? conn.peerCertificates()[0] : undefined;
+  /** The listener the early data was made for (its `open` frame names that peer). */
+  let addressed: PeerId | undefined;
+  let offered = false;
+  const earlyData = options.earlyData && ((listener: VerifiedPeer) => {
+    addressed = listener.peerId;
+    const data = options.earlyData!(listener);
+    offered = data !== undefined;
+    return data;
   });
+  let hs = dialer();
+  /** A dialer for the certificate TLS has verified, when it is not the cached session's. */
+  const restart = async (): Promise<boolean> => {
+    await conn.established;
+    const now = conn.peerCertificates()[0];
+    if (now !== undefined && equalBytes(now, early!)) return false;
+    hs = dialer();
+    const peer = now && await options.certificateCache.verify(now);
+    if (addressed !== undefined && peer !== undefined && !peer.peerId.equals(addressed)) {
+      throw new NetworkError(
+        "ERR_HANDSHAKE_FAILED",
+        `Another node (${peer.peerId}) than the one of the resumed TLS session (${addressed}) ` +
+          `answers at ${formatAddress(conn.remoteAddr)}: dial it again`,
+      );
+    }
+    return true;
+  };
   // The listener's certificate is checked before any stream exists: a refusal here reaches
   // the listener as the connection's close code and reason, not as an alert.
-  const clientHello = await hs.start(options.earlyData);
+  let clientHello = await hs.start(earlyData);
+  if (early !== undefined && !offered && await restart()) clientHello = await hs.start(earlyData);
   const stream = await conn.openBidi();
   const decoder = new RecordDecoder();
   const pending: Uint8Array[] = [];
   try {
     await stream.write(encodeRecord(clientHello));
+    if (early !== undefined && offered) {
+      const answer = await nextRecord(stream, decoder, pending);
+      if (answer[0] === MessageType.HelloRetry && await restart()) {
+        // Another run of the listener: it asks for the full ClientHello, made for the
+        // certificate TLS has now verified (the early data is dropped, as on any HelloRetry).
+        await stream.write(encodeRecord(await hs.start()));
+      } else {
+        pending.unshift(answer);
+      }
+    }
     // ServerHello (then the ClientFinish goes out), ResumedServerHello (nothing to send: the
     // binder proved the dialer) or HelloRetry (the ClientHello again, with the certificate).
     return await finish(conn, stream, hs, decoder, pending);

@@ -1292,9 +1292,12 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     signal: AbortSignal | undefined,
     replace: boolean,
   ): Promise<PeerId> {
+    // With a TLS session for the address, the connection is handed over in 0-RTT, so that a
+    // resuming ClientHello travels with the TLS one (see dialSession).
     const conn = await endpoint.connect(remote, {
       timeoutMs: this.config.connectionTimeoutMs,
       signal,
+      earlyData: true,
     });
     return await this.#setUp(conn, "outbound", expected, signal, replace, formatAddress(remote));
   }

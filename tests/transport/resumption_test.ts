@@ -4,9 +4,12 @@
  * met with the full handshake.
  */
 
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { NetworkError } from "../../src/errors.ts";
 import type { QuicTransport } from "../../src/transport/transport.ts";
 import type { PeerId } from "../../src/identity/peer_id.ts";
+import { QuicConnection } from "../../src/quic/connection.ts";
+import type { QuicStream } from "../../src/quic/stream.ts";
 import { addr, nextEvent, node, within } from "./_util.ts";
 
 /** Sends one vertex each way and checks that each arrives from the right peer, intact. */
@@ -37,6 +40,23 @@ async function disconnect(a: QuicTransport, b: QuicTransport): Promise<void> {
 
 const resumedCount = (...ts: QuicTransport[]) => ts.map((t) => t.stats().handshakesResumed);
 
+/** Runs `fn`, recording for each stream a listener accepts whether it began as 0-RTT data. */
+async function recordEarlyStreams(fn: () => Promise<unknown>): Promise<boolean[]> {
+  const original = QuicConnection.prototype.acceptBidi;
+  const early: boolean[] = [];
+  QuicConnection.prototype.acceptBidi = async function (this: QuicConnection) {
+    const stream: QuicStream = await original.call(this);
+    early.push(stream.early);
+    return stream;
+  };
+  try {
+    await fn();
+  } finally {
+    QuicConnection.prototype.acceptBidi = original;
+  }
+  return early;
+}
+
 Deno.test("resumption: a reconnect to the same run resumes on both ends and carries messages", async () => {
   await using a = await node(0);
   await using b = await node(1);
@@ -59,10 +79,26 @@ Deno.test("resumption: a reconnect to the same run resumes on both ends and carr
   await exchange(a, b, 3);
 });
 
-Deno.test("resumption: a restarted listener (same identity) is met with the full handshake", async () => {
+Deno.test("resumption: a reconnect sends its resuming ClientHello as 0-RTT data; a first dial does not", async () => {
   await using a = await node(0);
+  await using b = await node(1);
+  const first = await recordEarlyStreams(() => a.connectPeer(addr(b)));
+  assertEquals(first, [false], "no TLS session yet: the ClientHello waits for the handshake");
+  await exchange(a, b, 1);
+  await disconnect(a, b);
+  const again = await recordEarlyStreams(() => a.connectPeer(addr(b)));
+  assertEquals(again, [true], "the handshake stream began in 0-RTT");
+  assertEquals(resumedCount(a, b), [1, 1]);
+  await exchange(a, b, 2);
+});
+
+/**
+ * Node 1 meets `a` (which keeps its TLS session and tickets) and closes; returns its port and
+ * id once `a` has seen it go.
+ */
+async function metAndGone(a: QuicTransport): Promise<{ port: number; peerId: PeerId }> {
   const b = await node(1);
-  const port = b.localAddr.port;
+  const met = { port: b.localAddr.port, peerId: b.peerId };
   try {
     await a.connectPeer(addr(b));
     await exchange(a, b, 1);
@@ -71,6 +107,12 @@ Deno.test("resumption: a restarted listener (same identity) is met with the full
     await b.close();
     await gone;
   }
+  return met;
+}
+
+Deno.test("resumption: a restarted listener (same identity) is met with the full handshake", async () => {
+  await using a = await node(0);
+  const { port } = await metAndGone(a);
   // The ticket a holds names b's old certificate; the new run on the same port has another
   // certificate and no tickets.
   await using again = await node(1, { quicPort: port });
@@ -83,6 +125,19 @@ Deno.test("resumption: a restarted listener (same identity) is met with the full
   await a.connectPeer(addr(again));
   assertEquals(resumedCount(a, again), [1, 1]);
   await exchange(a, again, 3);
+});
+
+Deno.test("resumption: another node at the address of a resumed TLS session: the early dial fails with a typed error, the next one connects", async () => {
+  await using a = await node(0);
+  const { port, peerId: b } = await metAndGone(a);
+  // a holds b's TLS session and a ticket for b's run: its resuming ClientHello goes out in
+  // 0-RTT, addressed to b; c, another node on b's port, answers HelloRetry and TLS shows c.
+  await using c = await node(2, { quicPort: port });
+  const e = await assertRejects(() => a.connectPeer(addr(c)), NetworkError, "Another node");
+  assertEquals(e.code, "ERR_HANDSHAKE_FAILED");
+  assert(e.message.includes(c.peerId.toString()) && e.message.includes(b.toString()));
+  assert((await a.connectPeer(addr(c))).equals(c.peerId), "the next dial meets c");
+  await exchange(a, c, 2);
 });
 
 Deno.test("resumption: simultaneous resuming dials end with one working connection on both sides", async () => {
