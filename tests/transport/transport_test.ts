@@ -13,7 +13,7 @@ import { APP_ERROR_EVICTED, APP_ERROR_MESSAGE_TOO_LARGE } from "../../src/pool/l
 import { decodeMessage, encodeMessage, type NetworkMessage } from "../../src/transport/codec.ts";
 import { decodeLaneFrame, decodeLaneHeader, encodeControl } from "../../src/transport/_frames.ts";
 import { FrameReader, FrameWriter } from "../../src/transport/_framed_stream.ts";
-import { QuicEndpoint } from "../../src/quic/endpoint.ts";
+import type { QuicEndpoint } from "../../src/quic/endpoint.ts";
 import { QuicTransport } from "../../src/transport/transport.ts";
 import { APP_ERROR_PROTOCOL } from "../../src/transport/close_codes.ts";
 import { addr, identity, nextEvent, node, stillPending, within } from "./_util.ts";
