@@ -83,9 +83,9 @@ export async function dialSession(
   conn: QuicConnection,
   options: SessionOptions,
 ): Promise<SecureSession> {
-  const dialer = () =>
+  const dialer = (peerCertificate?: Uint8Array) =>
     new HandshakeDialer({
-      ...common(conn, options),
+      ...common(conn, options, peerCertificate),
       expectedPeerId: options.expectedPeerId,
       certificateInHello: options.certificateInHello,
     });
@@ -103,13 +103,13 @@ export async function dialSession(
     offered = data !== undefined;
     return data;
   });
-  let hs = dialer();
+  let hs = dialer(early);
   /** A dialer for the certificate TLS has verified, when it is not the cached session's. */
   const restart = async (): Promise<boolean> => {
     await conn.established;
     const now = conn.peerCertificates()[0];
     if (now !== undefined && equalBytes(now, early!)) return false;
-    hs = dialer();
+    hs = dialer(now);
     const peer = now && await options.certificateCache.verify(now);
     if (addressed !== undefined && peer !== undefined && !peer.peerId.equals(addressed)) {
       throw new NetworkError(
@@ -195,8 +195,12 @@ export function closeCodeOf(error: unknown): number {
   }
 }
 
-function common(conn: QuicConnection, options: SessionOptions) {
-  const peerCertificate = conn.peerCertificates()[0];
+/** The handshake's settings; `peerCertificate` when the caller read it from `conn` already. */
+function common(
+  conn: QuicConnection,
+  options: SessionOptions,
+  peerCertificate: Uint8Array | undefined = conn.peerCertificates()[0],
+) {
   if (peerCertificate === undefined) {
     throw new NetworkError(
       "ERR_HANDSHAKE_FAILED",

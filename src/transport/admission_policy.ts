@@ -226,8 +226,8 @@ export type AdmissionDecision<C> =
  * otherwise the dialer opened it before it got the one held, and it is refused. A migration
  * (`replace`) carries the lineage and generation (the replaced connection's plus one) it
  * moves: a listener takes it only from the connection it holds, and when both sides move from
- * the same connection at once, the tie-break picks one move. Every order of these events ends with both sides on
- * one connection. New peers go through the {@linkcode PoolPolicy}.
+ * the same connection at once, the tie-break picks one move. Every order of these events ends
+ * with both sides on one connection. New peers go through the {@linkcode PoolPolicy}.
  *
  * @example Simultaneous dials: both sides keep the connection the smaller id dialed
  * ```ts
