@@ -339,6 +339,12 @@ export function dialerCertificate(
 export class PeerCertificateCache {
   readonly #max: number;
   readonly #entries = new Map<string, VerifiedPeer>();
+  /**
+   * The certificates verified last, whole, by {@linkcode certificateTail}: a reconnect finds its
+   * peer's certificate by comparing bytes, not by hashing them (a 7 KB certificate's SHA-256 took
+   * 56 µs of a reconnect, the comparison 6). Bounded by {@linkcode RECENT_CERTIFICATES}.
+   */
+  readonly #recent = new Map<string, { der: Uint8Array; key: string; peer: VerifiedPeer }>();
 
   /**
    * Creates an empty cache.
@@ -415,18 +421,43 @@ export class PeerCertificateCache {
   async verify(der: Uint8Array): Promise<VerifiedPeer> {
     // Natively: a listener hashes every dialer's certificate (about 7 KiB with the binding)
     // before the dialer proved anything; in JavaScript that took 0.14 ms of its event loop.
+    const tail = certificateTail(der);
+    const recent = this.#recent.get(tail);
+    if (
+      recent !== undefined && this.#entries.get(recent.key) === recent.peer &&
+      equalBytes(recent.der, der)
+    ) {
+      this.#entries.delete(recent.key); // a use, as in lookup
+      this.#entries.set(recent.key, recent.peer);
+      return recent.peer;
+    }
     const certificateHash = sha256(der);
-    const hit = this.lookup(certificateHash);
-    if (hit !== undefined) return hit;
-    const peer = await verifyBinding(der, certificateHash);
+    const key = toHex(certificateHash);
+    const peer = this.lookup(certificateHash) ?? await verifyBinding(der, certificateHash);
     if (this.#max > 0) {
-      if (this.#entries.size >= this.#max) {
+      if (!this.#entries.has(key) && this.#entries.size >= this.#max) {
         this.#entries.delete(this.#entries.keys().next().value!);
       }
-      this.#entries.set(toHex(certificateHash), peer);
+      this.#entries.set(key, peer);
+      this.#recent.delete(tail);
+      if (this.#recent.size >= RECENT_CERTIFICATES) {
+        this.#recent.delete(this.#recent.keys().next().value!);
+      }
+      this.#recent.set(tail, { der: der.slice(), key, peer });
     }
     return peer;
   }
+}
+
+/** Certificates {@linkcode PeerCertificateCache} keeps whole for reconnects (7 KB each). */
+const RECENT_CERTIFICATES = 16;
+
+/**
+ * A certificate's length and last 16 bytes (its signature's): a key to find it among the recent
+ * ones, which only the comparison of all its bytes confirms.
+ */
+function certificateTail(der: Uint8Array): string {
+  return `${der.byteLength}:${String.fromCharCode(...der.subarray(der.byteLength - 16))}`;
 }
 
 async function verifyBinding(

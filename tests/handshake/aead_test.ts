@@ -111,6 +111,36 @@ Deno.test("frames under one key agree with node:crypto in turn, overlapping and 
   }
 });
 
+Deno.test("one-off frames under other keys agree with node:crypto on reused contexts", () => {
+  if (libcrypto === undefined) return;
+  // Each ended one-off frame leaves its context for the next, which takes only a key and a
+  // nonce: the key, direction and tag must all be the new frame's, also after a failed open.
+  const plaintext = new Uint8Array(200).map((_, i) => i);
+  for (let round = 0; round < 24; round++) {
+    const key = new Uint8Array(32).fill(round);
+    const nonce = new Uint8Array(12).fill(round + 100);
+    const sealWith = (aead: Aead) => {
+      const out = new Uint8Array(plaintext.byteLength + 16);
+      const frame = aead.start(key, nonce, true);
+      frame.update(plaintext, out);
+      frame.seal(out.subarray(plaintext.byteLength));
+      return out;
+    };
+    const expected = sealWith(nodeAead);
+    assertEquals(sealWith(libcrypto), expected, `round ${round}`);
+    const openWith = (sealed: Uint8Array, tamper: boolean) => {
+      const copy = sealed.slice();
+      if (tamper) copy[round % copy.byteLength] ^= 1;
+      const frame = libcrypto.start(key, nonce, false);
+      const body = copy.subarray(0, plaintext.byteLength);
+      frame.update(body, body);
+      return frame.open(copy.subarray(plaintext.byteLength)) ? body : undefined;
+    };
+    assertEquals(openWith(expected, true), undefined, `round ${round}: tampered`);
+    assertEquals(openWith(expected, false), plaintext, `round ${round}`);
+  }
+});
+
 Deno.test("both backends refuse a tampered frame, a wrong tag length and other additional data", () => {
   for (const aead of libcrypto === undefined ? [nodeAead] : [nodeAead, libcrypto]) {
     const sealed = seal(aead, new Uint8Array(100).fill(1), 64, new Uint8Array([1]));

@@ -51,3 +51,26 @@ Deno.test("credentials: the certificate names the identity and its ML-KEM key", 
     "'identity'",
   );
 });
+
+Deno.test("certificate cache: a reconnect's certificate is found by its bytes, and only by all of them", async () => {
+  const cache = new PeerCertificateCache({ maxEntries: 1 });
+  const der = dialerNode.certificate.der;
+  const first = await cache.verify(der);
+  // Found again from a copy (TLS hands over new bytes on every connection).
+  assertEquals(await cache.verify(der.slice()), first);
+  // Same length and last bytes (the key of the recent certificates), one byte changed in the
+  // binding's signature: not the certificate that passed, so it is checked, and refused.
+  const forged = der.slice();
+  forged[der.byteLength - 200] ^= 1;
+  await assertRejects(() => cache.verify(forged), Error);
+  // Evicted from the cache (maxEntries 1) by another certificate: verified anew, and cached.
+  const other = await NodeCredentials.create(Identity.generate());
+  await cache.verify(other.certificate.der);
+  assertEquals(cache.lookup(dialerNode.certificateHash), undefined);
+  const again = await cache.verify(der.slice());
+  assert(again !== first && again.peerId.equals(first.peerId));
+  assertEquals(cache.lookup(dialerNode.certificateHash), again);
+  // With no entries allowed, nothing is remembered, whole or by hash.
+  const none = new PeerCertificateCache({ maxEntries: 0 });
+  assert(await none.verify(der) !== await none.verify(der));
+});
