@@ -1001,13 +1001,25 @@ function closedTransport(): NetworkError {
   return new NetworkError("ERR_ENDPOINT_CLOSED", "The transport closed");
 }
 
-/** Races `work` against an abort signal and a timeout; `cancel` cleans up on either. */
+/** Arms a timer: `onExpire` after `delayMs`; returns a function that cancels it. */
+export type ArmTimer = (delayMs: number, onExpire: () => void) => () => void;
+
+const armTimeout: ArmTimer = (delayMs, onExpire) => {
+  const timer = setTimeout(onExpire, delayMs);
+  return () => clearTimeout(timer);
+};
+
+/**
+ * Races `work` against an abort signal and a timeout; `cancel` cleans up on either. The
+ * timeout is a timer of its own unless `arm` puts it elsewhere (a connection's deadline).
+ */
 export function withDeadline<T>(
   work: Promise<T>,
   signal: AbortSignal | undefined,
   timeoutMs: number,
   what: string,
   cancel: () => void,
+  arm: ArmTimer = armTimeout,
 ): Promise<T> {
   work.catch(() => {});
   if (signal?.aborted) {
@@ -1016,18 +1028,18 @@ export function withDeadline<T>(
   }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
-      clearTimeout(timer);
+      cancelTimer();
       cancel();
       reject(aborted(signal!));
     };
-    const timer = setTimeout(() => {
+    const cancelTimer = arm(timeoutMs, () => {
       signal?.removeEventListener("abort", onAbort);
       cancel();
       reject(new NetworkError("ERR_TIMEOUT", `Cannot ${what}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
     work.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
+      cancelTimer();
       signal?.removeEventListener("abort", onAbort);
     });
   });

@@ -1394,6 +1394,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         this.config.handshakeTimeoutMs,
         `finish the handshake with ${formatAddress(conn.remoteAddr)}`,
         () => {},
+        (delayMs, onExpire) => conn.deadline(delayMs, onExpire),
       ).catch((e) => {
         if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") {
           throw new NetworkError(

@@ -353,6 +353,22 @@ Deno.test("endpoint: the endpoint's connectionTimeoutMs is the default connect t
   assert.ok(elapsed >= 199 && elapsed < 1200, `rejected after ${elapsed} ms`);
 });
 
+Deno.test("endpoint: an inbound handshake that does not complete is closed after connectionTimeoutMs", async () => {
+  await using server = await QuicEndpoint.bind({ ...LOOPBACK, connectionTimeoutMs: 300 });
+  await using relay = new Relay(server.localAddr);
+  // The server hears the client's Initial, then nothing: its handshake never completes.
+  relay.onClientDatagram = (data) => server.stats().openConnections > 0 ? null : data;
+  await using client = await QuicEndpoint.bind(LOOPBACK);
+  const dial = client.connect(relay.addr, { timeoutMs: 5000 }).catch((e) => e);
+  await waitFor(() => server.stats().openConnections === 1, 5000, "the server's connection");
+  const opened = performance.now();
+  await waitFor(() => server.stats().openConnections === 0, 5000, "the server's close");
+  const lived = performance.now() - opened;
+  assert.ok(lived >= 200, `closed ${lived} ms after it was seen`);
+  assert.equal(server.stats().handshakesFailed, 1);
+  await dial;
+});
+
 Deno.test("endpoint: connect is aborted by its signal", async () => {
   await using client = await QuicEndpoint.bind(LOOPBACK);
   const nobody = { hostname: "127.0.0.1", port: freePort() };
