@@ -484,6 +484,9 @@ function goalLines(
       `${connects.newPeerRatio <= CONNECT_GOALS.newPeer ? "met" : "NOT met"}; ` +
       `${connects.newPeerLikeForLike.toFixed(2)}x QUIC alone from a new endpoint ` +
       `(${connects.p50Ms["QUIC alone, new endpoint"].toFixed(2)} ms, the same TLS work)`,
+      `- the same one by one, each next to a QUIC alone (bench/transport/_connect_rounds.ts): ` +
+      `reconnect ${connects.reconnectRatioOneByOne.toFixed(2)}x, new peer ` +
+      `${connects.newPeerRatioOneByOne.toFixed(2)}x`,
     ]),
     "- memory <= 128 KiB per connection end: `deno run -A --v8-flags=--expose-gc " +
     "bench/transport/memory.ts --peers 1000`",

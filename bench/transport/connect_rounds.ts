@@ -52,3 +52,10 @@ console.log(
   `\nnew peer against QUIC alone from a new endpoint (the same TLS work): ` +
     `${figures.newPeerLikeForLike.toFixed(2)}x`,
 );
+console.log(
+  `one by one, each after or before QUIC alone (see bench/transport/_connect_rounds.ts): ` +
+    `reconnect ${figures.reconnectRatioOneByOne.toFixed(2)}x ` +
+    `(${verdict(figures.reconnectRatioOneByOne, CONNECT_GOALS.reconnect)}), new peer ` +
+    `${figures.newPeerRatioOneByOne.toFixed(2)}x ` +
+    `(${verdict(figures.newPeerRatioOneByOne, CONNECT_GOALS.newPeer)})`,
+);
