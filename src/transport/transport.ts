@@ -97,8 +97,9 @@ export interface QuicTransportOptions {
    */
   socket?: DatagramSocket;
   /**
-   * Source of time of the admission rules, the pool's idle collection, bans and rates; a
-   * test passes a virtual clock.
+   * Source of time of the admission rules (a dial refused as a duplicate waits on it for the
+   * connection that won), the pool's idle collection, bans and rates; a test passes a virtual
+   * clock.
    * @default {systemClock}
    */
   clock?: Clock;
@@ -1641,14 +1642,17 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
     if (existing !== undefined) return Promise.resolve(existing.peerId);
     return new Promise((resolve) => {
       const done = (id: PeerId | undefined) => {
-        clearTimeout(timer);
+        cancelTimer();
         this.removeEventListener("peer:connected", onConnected);
         resolve(id);
       };
       const onConnected = (e: TransportEventMap["peer:connected"]) => {
         if (e.detail.peerId.toString() === key) done(e.detail.peerId);
       };
-      const timer = setTimeout(() => done(undefined), this.config.handshakeTimeoutMs);
+      const cancelTimer = this.#clock.schedule(
+        () => done(undefined),
+        this.config.handshakeTimeoutMs,
+      );
       this.addEventListener("peer:connected", onConnected);
     });
   }
