@@ -390,7 +390,7 @@ export class QuicConnection {
    *
    * @returns A function that cancels the deadline (nothing once it ran).
    */
-  deadline(delayMs: number, onExpire: () => void): () => void {
+  deadline(onExpire: () => void, delayMs: number): () => void {
     const entry = { at: performance.now() + delayMs, onExpire };
     this.#deadlines.push(entry);
     // During a flush, or before the first one (a new inbound connection), the flush arms it.

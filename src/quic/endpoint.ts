@@ -328,14 +328,14 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
 
     // Also when the connection is handed over in 0-RTT: a handshake that never completes
     // closes the connection after `timeoutMs`, not only after the idle timeout.
-    const cancel = conn.deadline(timeoutMs, () => {
+    const cancel = conn.deadline(() => {
       conn.abort(
         new NetworkError(
           "ERR_CONNECT_TIMEOUT",
           `Cannot connect to ${where}: no handshake within ${timeoutMs} ms`,
         ),
       );
-    });
+    }, timeoutMs);
     const onAbort = () => conn.abort(aborted(where, signal?.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
     const settled = conn.established.finally(() => {
@@ -660,9 +660,9 @@ export class QuicEndpoint implements RawDatagramPort, AsyncDisposable {
     // An inbound handshake gets as long as a dial does. quiche 0.18 buffers a peer's CRYPTO
     // data without a bound while the handshake lasts (CVE-2024-1765), and a peer that keeps
     // sending is never idle.
-    const cancel = conn.deadline(this.#options.connectionTimeoutMs, () => {
+    const cancel = conn.deadline(() => {
       conn.close({ code: CONNECTION_REFUSED, reason: "handshake timeout" }).catch(() => {});
-    });
+    }, this.#options.connectionTimeoutMs);
     conn.established.then(cancel, () => {});
     conn.receive(data, from);
     return true;

@@ -56,6 +56,7 @@ import { CHUNK_BYTES, returnChunks, takeChunk } from "./_chunk_pool.ts";
 import { ByteBudget, frameBudgetBytes } from "./_byte_budget.ts";
 import { DeadlineSweep } from "./_deadline_sweep.ts";
 import { systemClock } from "../clock.ts";
+import { scheduleTimeout } from "../_timer.ts";
 import type { InboundQueue } from "./_inbound_queue.ts";
 import type { SecureSession } from "./_secure_session.ts";
 import {
@@ -1001,13 +1002,8 @@ function closedTransport(): NetworkError {
   return new NetworkError("ERR_ENDPOINT_CLOSED", "The transport closed");
 }
 
-/** Arms a timer: `onExpire` after `delayMs`; returns a function that cancels it. */
-export type ArmTimer = (delayMs: number, onExpire: () => void) => () => void;
-
-const armTimeout: ArmTimer = (delayMs, onExpire) => {
-  const timer = setTimeout(onExpire, delayMs);
-  return () => clearTimeout(timer);
-};
+/** Arms a timer: `callback` after `delayMs`; returns a function that cancels it. */
+export type ArmTimer = (callback: () => void, delayMs: number) => () => void;
 
 /**
  * Races `work` against an abort signal and a timeout; `cancel` cleans up on either. The
@@ -1019,7 +1015,7 @@ export function withDeadline<T>(
   timeoutMs: number,
   what: string,
   cancel: () => void,
-  arm: ArmTimer = armTimeout,
+  arm: ArmTimer = scheduleTimeout,
 ): Promise<T> {
   work.catch(() => {});
   if (signal?.aborted) {
@@ -1032,11 +1028,11 @@ export function withDeadline<T>(
       cancel();
       reject(aborted(signal!));
     };
-    const cancelTimer = arm(timeoutMs, () => {
+    const cancelTimer = arm(() => {
       signal?.removeEventListener("abort", onAbort);
       cancel();
       reject(new NetworkError("ERR_TIMEOUT", `Cannot ${what}: no answer within ${timeoutMs} ms`));
-    });
+    }, timeoutMs);
     signal?.addEventListener("abort", onAbort, { once: true });
     work.then(resolve, reject).finally(() => {
       cancelTimer();

@@ -1395,7 +1395,7 @@ export class QuicTransport extends TypedEventTarget<TransportEventMap> implement
         this.config.handshakeTimeoutMs,
         `finish the handshake with ${formatAddress(conn.remoteAddr)}`,
         () => {},
-        (delayMs, onExpire) => conn.deadline(delayMs, onExpire),
+        (onExpire, delayMs) => conn.deadline(onExpire, delayMs),
       ).catch((e) => {
         if (e instanceof NetworkError && e.code === "ERR_TIMEOUT") {
           throw new NetworkError(
