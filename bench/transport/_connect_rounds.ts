@@ -23,7 +23,7 @@
  * @module
  */
 import { QuicEndpoint } from "../../src/quic/mod.ts";
-import type { QuicTransport } from "../../mod.ts";
+import type { QuicTransport, UdpAddress } from "../../mod.ts";
 import { node } from "./_nodes.ts";
 
 /** The cases, in the order of the first round. */
@@ -61,6 +61,53 @@ export interface ConnectRoundsOptions {
   connects: number;
   /** Gets a line per round. */
   onRound?: (line: string) => void;
+  /**
+   * The accepting side: a bare QUIC server, a listener for reconnects and a target for new
+   * peers. Default {@linkcode localAcceptors}: in this process, on this event loop.
+   */
+  acceptors?: Acceptors;
+}
+
+/** The side the rounds dial: where it runs is the caller's choice. */
+export interface Acceptors {
+  /** A bare QUIC endpoint accepting every connection (QUIC alone's server). */
+  server: UdpAddress;
+  /** The transport the reconnects dial. */
+  listener: UdpAddress;
+  /** The transport the new peers dial. */
+  target: UdpAddress;
+  /** Waits until `which` has dropped every peer, so the next dial starts afresh. */
+  emptied(which: "listener" | "target"): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Waits until `transport` has dropped every peer (polled each millisecond, 5 s at most). */
+export async function emptied(transport: QuicTransport): Promise<void> {
+  for (let i = 0; transport.peers().length > 0; i++) {
+    if (i > 5000) throw new Error("a peer was not dropped within 5 s of its disconnect");
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
+/** The accepting side in this process: a QUIC server and two transports on 127.0.0.1. */
+export async function localAcceptors(): Promise<Acceptors> {
+  const server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const accepting = (async () => {
+    for (;;) await server.accept(); // accepted connections end when the client closes them
+  })().catch(() => {});
+  const listener = await node();
+  const target = await node();
+  return {
+    server: server.localAddr,
+    listener: listener.localAddr,
+    target: target.localAddr,
+    emptied: (which) => emptied(which === "listener" ? listener : target),
+    close: async () => {
+      await Promise.all([listener.close(), target.close()]);
+      await server.close();
+      await accepting;
+    },
+  };
 }
 
 /** The goals of issue 16 on connection set-up. */
@@ -74,45 +121,32 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 export async function connectRounds(options: ConnectRoundsOptions): Promise<ConnectFigures> {
   const { rounds, connects, onRound } = options;
   const newPerRound = Math.ceil(connects / 5);
-  const server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
+  const far = options.acceptors ?? await localAcceptors();
   const client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
-  const accepting = (async () => {
-    for (;;) await server.accept(); // accepted connections end when the client closes them
-  })().catch(() => {});
   const dialer = await node();
-  const listener = await node();
-  const target = await node();
-
-  /** Waits until `transport` has dropped every peer, so the next dial starts afresh. */
-  async function emptied(transport: QuicTransport): Promise<void> {
-    for (let i = 0; transport.peers().length > 0; i++) {
-      if (i > 5000) throw new Error("a peer was not dropped within 5 s of its disconnect");
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-  }
 
   /** One connect of a case, timed; what follows it (closing) is not. */
   const cases: Record<ConnectCase, () => Promise<number>> = {
     "QUIC alone": async () => {
       const start = performance.now();
-      const conn = await client.connect(server.localAddr);
+      const conn = await client.connect(far.server);
       const ms = performance.now() - start;
       await conn.close();
       return ms;
     },
     "reconnect": async () => {
       const start = performance.now();
-      const remote = await dialer.connectPeer(listener.localAddr);
+      const remote = await dialer.connectPeer(far.listener);
       const ms = performance.now() - start;
       await dialer.disconnectPeer(remote);
-      await emptied(listener);
+      await far.emptied("listener");
       return ms;
     },
     "QUIC alone, new endpoint": async () => {
       const fresh = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
       try {
         const start = performance.now();
-        const conn = await fresh.connect(server.localAddr);
+        const conn = await fresh.connect(far.server);
         const ms = performance.now() - start;
         await conn.close();
         return ms;
@@ -125,13 +159,13 @@ export async function connectRounds(options: ConnectRoundsOptions): Promise<Conn
       const fresh = await node();
       try {
         const start = performance.now();
-        const remote = await fresh.connectPeer(target.localAddr);
+        const remote = await fresh.connectPeer(far.target);
         const ms = performance.now() - start;
         await fresh.disconnectPeer(remote);
         return ms;
       } finally {
         await fresh.close();
-        await emptied(target);
+        await far.emptied("target");
       }
     },
   };
@@ -195,10 +229,10 @@ export async function connectRounds(options: ConnectRoundsOptions): Promise<Conn
       );
     }
   } finally {
-    await Promise.all([dialer.close(), listener.close(), target.close()]);
+    await dialer.close();
     await client.close();
-    await server.close();
-    await accepting;
+    // Acceptors given by the caller are the caller's to close.
+    if (options.acceptors === undefined) await far.close();
   }
   return {
     p50Ms: Object.fromEntries(CONNECT_CASES.map((name) => [name, median(p50s[name])])) as Record<
