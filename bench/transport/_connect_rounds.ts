@@ -78,7 +78,6 @@ export interface Acceptors {
   target: UdpAddress;
   /** Waits until `which` has dropped every peer, so the next dial starts afresh. */
   emptied(which: "listener" | "target"): Promise<void>;
-  close(): Promise<void>;
 }
 
 /** Waits until `transport` has dropped every peer (polled each millisecond, 5 s at most). */
@@ -89,8 +88,11 @@ export async function emptied(transport: QuicTransport): Promise<void> {
   }
 }
 
-/** The accepting side in this process: a QUIC server and two transports on 127.0.0.1. */
-export async function localAcceptors(): Promise<Acceptors> {
+/**
+ * The accepting side in this process: a QUIC server and two transports on 127.0.0.1, and the
+ * function that closes them.
+ */
+export async function localAcceptors(): Promise<Acceptors & { close(): Promise<void> }> {
   const server = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
   const accepting = (async () => {
     for (;;) await server.accept(); // accepted connections end when the client closes them
@@ -121,7 +123,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 export async function connectRounds(options: ConnectRoundsOptions): Promise<ConnectFigures> {
   const { rounds, connects, onRound } = options;
   const newPerRound = Math.ceil(connects / 5);
-  const far = options.acceptors ?? await localAcceptors();
+  // Acceptors the caller gives are the caller's to close; these rounds close those they make.
+  const own = options.acceptors === undefined ? await localAcceptors() : undefined;
+  const far = options.acceptors ?? own!;
   const client = await QuicEndpoint.bind({ hostname: "127.0.0.1" });
   const dialer = await node();
 
@@ -231,8 +235,7 @@ export async function connectRounds(options: ConnectRoundsOptions): Promise<Conn
   } finally {
     await dialer.close();
     await client.close();
-    // Acceptors given by the caller are the caller's to close.
-    if (options.acceptors === undefined) await far.close();
+    await own?.close();
   }
   return {
     p50Ms: Object.fromEntries(CONNECT_CASES.map((name) => [name, median(p50s[name])])) as Record<

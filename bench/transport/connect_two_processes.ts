@@ -99,7 +99,6 @@ async function measure(): Promise<void> {
         const reply = await next();
         if (reply !== "emptied") throw new Error(`Unexpected reply: ${reply}`);
       },
-      close: () => Promise.resolve(),
     };
     const figures = await connectRounds({
       rounds,
