@@ -112,6 +112,29 @@ export async function localAcceptors(): Promise<Acceptors & { close(): Promise<v
   };
 }
 
+/**
+ * The `--rounds` and `--connects` of the scripts that run these rounds, as numbers.
+ *
+ * @throws {RangeError} when rounds is not a positive integer or connects an integer of at
+ *   least 5.
+ */
+export function roundsArgs(values: { rounds?: string; connects?: string }): {
+  rounds: number;
+  connects: number;
+} {
+  const rounds = Number(values.rounds);
+  const connects = Number(values.connects);
+  if (!Number.isInteger(rounds) || rounds < 1) {
+    throw new RangeError(`Invalid '--rounds': must be a positive integer: got ${values.rounds}`);
+  }
+  if (!Number.isInteger(connects) || connects < 5) {
+    throw new RangeError(
+      `Invalid '--connects': must be an integer of at least 5: got ${values.connects}`,
+    );
+  }
+  return { rounds, connects };
+}
+
 /** The goals of issue 16 on connection set-up. */
 export const CONNECT_GOALS = { reconnect: 2, newPeer: 5 } as const;
 /** Turns each case takes per round (blocks of a tenth of its connects). */

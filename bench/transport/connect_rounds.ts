@@ -10,7 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { CONNECT_CASES, CONNECT_GOALS, connectRounds } from "./_connect_rounds.ts";
+import { CONNECT_CASES, CONNECT_GOALS, connectRounds, roundsArgs } from "./_connect_rounds.ts";
 
 const { values } = parseArgs({
   options: {
@@ -18,16 +18,7 @@ const { values } = parseArgs({
     connects: { type: "string", default: "100" },
   },
 });
-const rounds = Number(values.rounds);
-const connects = Number(values.connects);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  throw new RangeError(`Invalid '--rounds': must be a positive integer: got ${values.rounds}`);
-}
-if (!Number.isInteger(connects) || connects < 5) {
-  throw new RangeError(
-    `Invalid '--connects': must be an integer of at least 5: got ${values.connects}`,
-  );
-}
+const { rounds, connects } = roundsArgs(values);
 
 const figures = await connectRounds({ rounds, connects, onRound: (line) => console.log(line) });
 console.log(

@@ -20,6 +20,7 @@ import {
   CONNECT_GOALS,
   connectRounds,
   emptied,
+  roundsArgs,
 } from "./_connect_rounds.ts";
 
 const { values } = parseArgs({
@@ -66,16 +67,7 @@ async function serveAcceptors(): Promise<void> {
 
 /** The parent: starts the child, runs the rounds against it, prints the figures. */
 async function measure(): Promise<void> {
-  const rounds = Number(values.rounds);
-  const connects = Number(values.connects);
-  if (!Number.isInteger(rounds) || rounds < 1) {
-    throw new RangeError(`Invalid '--rounds': must be a positive integer: got ${values.rounds}`);
-  }
-  if (!Number.isInteger(connects) || connects < 5) {
-    throw new RangeError(
-      `Invalid '--connects': must be an integer of at least 5: got ${values.connects}`,
-    );
-  }
+  const { rounds, connects } = roundsArgs(values);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(import.meta.url).pathname, "--acceptors"],
     stdin: "piped",
