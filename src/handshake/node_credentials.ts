@@ -387,7 +387,11 @@ export class PeerCertificateCache {
    * @returns The verified peer, or `undefined`.
    */
   lookup(certificateHash: Uint8Array): VerifiedPeer | undefined {
-    const key = toHex(certificateHash);
+    return this.#use(toHex(certificateHash));
+  }
+
+  /** The entry under `key`, made the most recently used. */
+  #use(key: string): VerifiedPeer | undefined {
     const hit = this.#entries.get(key);
     if (hit !== undefined) {
       this.#entries.delete(key);
@@ -424,12 +428,11 @@ export class PeerCertificateCache {
     // before the dialer proved anything; in JavaScript that took 0.14 ms of its event loop.
     const tail = certificateTail(der);
     const recent = this.#recent.get(tail);
+    // Counts only while its verified entry is still held (not evicted, not replaced).
     if (
-      recent !== undefined && this.#entries.get(recent.key) === recent.peer &&
-      equalBytes(recent.der, der)
+      recent !== undefined && equalBytes(recent.der, der) &&
+      this.#use(recent.key) === recent.peer
     ) {
-      this.#entries.delete(recent.key); // a use, as in lookup
-      this.#entries.set(recent.key, recent.peer);
       return recent.peer;
     }
     const certificateHash = sha256(der);
